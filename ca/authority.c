@@ -1,0 +1,301 @@
+/* The authority glues ca/ (X.509) to db/ (rows): it never formats SQL itself. Keys are
+ * unsealed once at load and live only in mbedtls_pk contexts, wiped on free. */
+#include "ca/authority.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/error.h>
+
+#include "ca/crl.h"
+#include "ca/pem.h"
+#include "ca/pkcs7.h"
+#include "ca/seal.h"
+#include "db/db.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/secure.h"
+
+#define YEAR (365L * 24 * 3600)
+#define CLOCK_SKEW 300 /* not_before is backdated this many seconds */
+
+static const char *const role_names[] = {"root", "issuing"};
+static const char *const role_subjects[] = {"iothub Root CA", "iothub Issuing CA"};
+static const char *const seal_labels[] = {"iothub ca:root", "iothub ca:issuing"};
+
+/* Creates one CA: a new key, a certificate (self-signed for the root), sealed and stored. */
+static int create_ca(PGconn *c, const char *pass, enum hub_key_type t, enum hub_ca_role role,
+                     const mbedtls_x509_crt *issuer, mbedtls_pk_context *issuer_key)
+{
+    mbedtls_pk_context key;
+    hub_buf_t der = HUB_BUF_INIT, plain = HUB_BUF_INIT, sealed = HUB_BUF_INIT;
+    uint8_t serial[HUB_SERIAL_LEN];
+    char serial_hex[HUB_SERIAL_HEX], subject[128];
+    time_t now = time(NULL);
+    mbedtls_pk_init(&key);
+
+    int rc = hub_key_generate(t, &key);
+    if (rc != 0)
+        goto out;
+    struct hub_cert_request req = {
+        .kind = role == HUB_CA_ROOT ? HUB_CERT_ROOT_CA : HUB_CERT_ISSUING_CA,
+        .cn = role_subjects[role],
+        .o = "iothub",
+        .subject_key = &key,
+        .issuer = issuer,
+        .issuer_key = issuer_key ? issuer_key : &key,
+        .not_before = now - CLOCK_SKEW,
+        .not_after = now + (role == HUB_CA_ROOT ? 20 : 10) * YEAR,
+    };
+    rc = hub_cert_issue(&req, serial, &der);
+    if (rc == 0)
+        rc = hub_key_write_der(&key, &plain);
+    if (rc == 0)
+        rc = hub_seal(pass, HUB_SEAL_ITERATIONS, seal_labels[role], plain.data, plain.len,
+                      &sealed);
+    if (rc != 0)
+        goto out;
+    hub_hex_upper(serial, sizeof serial, serial_hex);
+    snprintf(subject, sizeof subject, "CN=%s, O=iothub", role_subjects[role]);
+    int id;
+    rc = hub_db_ca_insert(c, role_names[role], subject, hub_key_type_name(t), serial_hex, &der,
+                          &sealed, req.not_before, req.not_after, &id);
+    if (rc == 0)
+        hub_info("created %s CA %s (%s, serial %s)", role_names[role], subject,
+                 hub_key_type_name(t), serial_hex);
+out:
+    mbedtls_pk_free(&key);
+    hub_buf_free(&der);
+    hub_buf_free(&plain);
+    hub_buf_free(&sealed);
+    return rc;
+}
+
+/* Loads one CA row: parses the certificate and unseals the key. */
+static int load_ca(PGconn *c, const char *pass, enum hub_ca_role role, struct hub_authority *a)
+{
+    struct hub_db_ca row;
+    hub_buf_t plain = HUB_BUF_INIT;
+    int rc = hub_db_ca_get(c, role_names[role], &row);
+    if (rc != 0)
+        return rc;
+    a->id[role] = row.id;
+    int mrc = mbedtls_x509_crt_parse_der(&a->cert[role], row.cert_der.data, row.cert_der.len);
+    if (mrc != 0) {
+        char msg[128];
+        mbedtls_strerror(mrc, msg, sizeof msg);
+        hub_error("stored %s CA certificate does not parse: mbedtls_x509_crt_parse_der: %s",
+                  role_names[role], msg);
+        rc = HUB_ECRYPTO;
+        goto out;
+    }
+    rc = hub_buf_append(&a->der[role], row.cert_der.data, row.cert_der.len);
+    if (rc == 0)
+        rc = hub_unseal(pass, seal_labels[role], row.key_sealed.data, row.key_sealed.len,
+                        &plain);
+    if (rc == 0)
+        rc = hub_key_parse_der(plain.data, plain.len, &a->key[role]);
+out:
+    hub_buf_free(&plain);
+    hub_db_ca_free(&row);
+    return rc;
+}
+
+int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, int *created)
+{
+    struct hub_authority a;
+    *created = 0;
+    memset(&a, 0, sizeof a);
+    for (int r = 0; r < 2; r++) {
+        mbedtls_x509_crt_init(&a.cert[r]);
+        mbedtls_pk_init(&a.key[r]);
+    }
+    int rc = load_ca(c, pass, HUB_CA_ROOT, &a);
+    if (rc == HUB_ENOTFOUND) {
+        rc = create_ca(c, pass, t, HUB_CA_ROOT, NULL, NULL);
+        if (rc == 0) {
+            (*created)++;
+            rc = load_ca(c, pass, HUB_CA_ROOT, &a);
+        }
+    }
+    if (rc == 0) {
+        struct hub_db_ca row;
+        rc = hub_db_ca_get(c, "issuing", &row);
+        if (rc == 0)
+            hub_db_ca_free(&row);
+        else if (rc == HUB_ENOTFOUND) {
+            rc = create_ca(c, pass, t, HUB_CA_ISSUING, &a.cert[HUB_CA_ROOT],
+                           &a.key[HUB_CA_ROOT]);
+            *created += rc == 0;
+        }
+    }
+    hub_authority_free(&a);
+    return rc;
+}
+
+int hub_authority_load(PGconn *c, const char *pass, struct hub_authority *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int r = 0; r < 2; r++) {
+        mbedtls_x509_crt_init(&a->cert[r]);
+        mbedtls_pk_init(&a->key[r]);
+    }
+    a->crl_validity_hours = 24;
+    int rc = load_ca(c, pass, HUB_CA_ISSUING, a);
+    if (rc == 0)
+        rc = load_ca(c, pass, HUB_CA_ROOT, a);
+    return rc;
+}
+
+void hub_authority_free(struct hub_authority *a)
+{
+    for (int r = 0; r < 2; r++) {
+        mbedtls_x509_crt_free(&a->cert[r]);
+        mbedtls_pk_free(&a->key[r]);
+        hub_buf_free(&a->der[r]);
+    }
+}
+
+int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_issue *req,
+                        char serial[HUB_SERIAL_HEX], hub_buf_t *der)
+{
+    time_t now = time(NULL);
+    size_t start = der->len;
+    uint8_t raw[HUB_SERIAL_LEN];
+    struct hub_cert_request cr = {
+        .kind = req->kind,
+        .cn = req->cn,
+        .o = req->o,
+        .subject_key = req->key,
+        .issuer = &a->cert[HUB_CA_ISSUING],
+        .issuer_key = &a->key[HUB_CA_ISSUING],
+        .not_before = now - CLOCK_SKEW,
+        .not_after = now + (time_t)req->days * 24 * 3600,
+        .alt_names = req->alt_names,
+        .crl_url = req->kind == HUB_CERT_CLIENT && a->crl_url[0] ? a->crl_url : NULL,
+    };
+    /* A certificate may not outlive its issuer. */
+    const mbedtls_x509_time *t = &a->cert[HUB_CA_ISSUING].valid_to;
+    struct tm tm = {.tm_year = t->year - 1900, .tm_mon = t->mon - 1, .tm_mday = t->day,
+                    .tm_hour = t->hour, .tm_min = t->min, .tm_sec = t->sec};
+    time_t issuer_end = timegm(&tm);
+    if (cr.not_after > issuer_end)
+        cr.not_after = issuer_end;
+
+    int rc = hub_cert_issue(&cr, raw, der);
+    if (rc != 0)
+        return rc;
+    hub_hex_upper(raw, sizeof raw, serial);
+    char subject[400];
+    if (req->o != NULL)
+        snprintf(subject, sizeof subject, "CN=%s, O=%s", req->cn, req->o);
+    else
+        snprintf(subject, sizeof subject, "CN=%s", req->cn);
+    struct hub_db_cert row = {
+        .serial = serial,
+        .ca_id = a->id[HUB_CA_ISSUING],
+        .kind = req->kind == HUB_CERT_SERVER ? "server"
+                : req->service_id            ? "service"
+                                             : "device",
+        .device_id = req->device_id,
+        .service_id = req->service_id,
+        .subject = subject,
+        .der = der->data + start,
+        .der_len = der->len - start,
+        .key_sealed = req->key_sealed ? req->key_sealed->data : NULL,
+        .key_sealed_len = req->key_sealed ? req->key_sealed->len : 0,
+        .not_before = cr.not_before,
+        .not_after = cr.not_after,
+    };
+    rc = hub_db_cert_insert(c, &row);
+    if (rc != 0)
+        der->len = start;
+    return rc;
+}
+
+int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_role role)
+{
+    struct hub_db_revoked *rows = NULL;
+    struct hub_crl_entry *entries = NULL;
+    hub_buf_t der = HUB_BUF_INIT;
+    size_t n = 0;
+    uint64_t number;
+    /* Lock the CA row first: concurrent publishers then see each other's revocations. */
+    int rc = hub_db_crl_next_number(c, a->id[role], &number);
+    if (rc == 0)
+        rc = hub_db_revoked_list(c, a->id[role], &rows, &n);
+    if (rc != 0)
+        goto out;
+    if (n > 0 && (entries = calloc(n, sizeof *entries)) == NULL) {
+        rc = HUB_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int len = hub_hex_decode(rows[i].serial, entries[i].serial, sizeof entries[i].serial);
+        if (len <= 0) {
+            hub_error("certificate serial \"%s\" in the database is not hex", rows[i].serial);
+            rc = HUB_EINVAL;
+            goto out;
+        }
+        entries[i].serial_len = (size_t)len;
+        entries[i].revoked_at = rows[i].revoked_at;
+        entries[i].reason = rows[i].reason;
+    }
+    time_t now = time(NULL);
+    time_t next = now + (time_t)a->crl_validity_hours * 3600;
+    rc = hub_crl_build(&a->cert[role], &a->key[role], number, now, next, entries, n, &der);
+    if (rc == 0)
+        rc = hub_db_crl_insert(c, a->id[role], number, now, next, n, &der);
+    if (rc == 0)
+        hub_info("published %s CA CRL #%llu with %zu entries", role_names[role],
+                 (unsigned long long)number, n);
+out:
+    free(rows);
+    free(entries);
+    hub_buf_free(&der);
+    return rc;
+}
+
+int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_missing,
+                               int *published)
+{
+    *published = 0;
+    for (int role = HUB_CA_ROOT; role <= HUB_CA_ISSUING; role++) {
+        uint64_t number;
+        time_t this_update, next_update;
+        int rc = hub_db_crl_latest(c, a->id[role], NULL, &number, &this_update, &next_update);
+        if (rc != 0 && rc != HUB_ENOTFOUND)
+            return rc;
+        if (rc == 0 && (only_missing || time(NULL) < this_update + (next_update - this_update) / 2))
+            continue;
+        rc = hub_db_begin(c);
+        if (rc == 0)
+            rc = hub_authority_publish_crl(a, c, (enum hub_ca_role)role);
+        if (rc == 0)
+            rc = hub_db_commit(c);
+        if (rc != 0) {
+            hub_db_rollback(c);
+            return rc;
+        }
+        (*published)++;
+    }
+    return 0;
+}
+
+int hub_authority_chain_pem(const struct hub_authority *a, hub_buf_t *out)
+{
+    int rc = hub_pem_encode("CERTIFICATE", a->der[HUB_CA_ISSUING].data,
+                            a->der[HUB_CA_ISSUING].len, out);
+    if (rc == 0)
+        rc = hub_pem_encode("CERTIFICATE", a->der[HUB_CA_ROOT].data, a->der[HUB_CA_ROOT].len,
+                            out);
+    return rc;
+}
+
+int hub_authority_chain_p7b(const struct hub_authority *a, hub_buf_t *out)
+{
+    const uint8_t *ders[] = {a->der[HUB_CA_ISSUING].data, a->der[HUB_CA_ROOT].data};
+    const size_t lens[] = {a->der[HUB_CA_ISSUING].len, a->der[HUB_CA_ROOT].len};
+    return hub_pkcs7_certs_only(ders, lens, 2, out);
+}

@@ -1,0 +1,66 @@
+/* The embedded certificate authority as the daemon runs it: the root and issuing CA loaded
+ * from PostgreSQL with their keys unsealed, and the operations that sign and record
+ * (issue, publish a CRL). Every call takes a blocking connection and is made from a
+ * command or a worker thread, never from an event loop. */
+#ifndef HUB_CA_AUTHORITY_H
+#define HUB_CA_AUTHORITY_H
+
+#include <time.h>
+
+#include <libpq-fe.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
+
+#include "ca/cert.h"
+#include "ca/key.h"
+#include "db/ca_store.h"
+#include "util/buf.h"
+
+enum hub_ca_role { HUB_CA_ROOT, HUB_CA_ISSUING };
+
+struct hub_authority {
+    int id[2];                 /* cas.id by enum hub_ca_role */
+    mbedtls_x509_crt cert[2];  /* parsed certificates */
+    mbedtls_pk_context key[2]; /* unsealed private keys */
+    hub_buf_t der[2];          /* certificate DER */
+    int crl_validity_hours;
+    char crl_url[320];         /* cRLDistributionPoint put in client certificates */
+};
+
+/* A certificate to issue from the issuing CA. */
+struct hub_issue {
+    enum hub_cert_kind kind;        /* HUB_CERT_SERVER or HUB_CERT_CLIENT */
+    const char *cn;
+    const char *o;                  /* or NULL */
+    mbedtls_pk_context *key;        /* subject public key */
+    int days;                       /* validity from now */
+    const char *const *alt_names;   /* servers only */
+    const char *device_id;          /* recorded owner (or NULL) */
+    const char *service_id;
+    const hub_buf_t *key_sealed;    /* servers: their sealed private key */
+};
+
+/* Creates the root and issuing CA in PostgreSQL when absent, with keys of type t sealed
+ * under pass. *created counts what was made (0 when both existed). Run in a transaction. */
+int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, int *created);
+/* Loads both CAs and unseals their keys. Returns 0, HUB_ENOTFOUND (run `iothubd init`),
+ * HUB_EBADPASS or another HUB_E* code. Free with hub_authority_free in every case. */
+int hub_authority_load(PGconn *c, const char *pass, struct hub_authority *a);
+void hub_authority_free(struct hub_authority *a);
+/* Signs a certificate with the issuing CA and records it in the caller's transaction;
+ * fills serial (upper-case hex) and appends the DER to der. */
+int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_issue *req,
+                        char serial[HUB_SERIAL_HEX], hub_buf_t *der);
+/* Builds the next CRL of a CA from the revoked certificates and records it, in the caller's
+ * transaction (the cRLNumber row stays locked until it ends). */
+int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_role role);
+/* Publishes, each in its own transaction, the CRLs that are missing, or (unless only_missing)
+ * past half of their validity. *published counts them. */
+int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_missing,
+                               int *published);
+/* Appends the issuing CA then the root as PEM. */
+int hub_authority_chain_pem(const struct hub_authority *a, hub_buf_t *out);
+/* Appends the issuing CA and the root as a PKCS#7 certs-only bundle (DER). */
+int hub_authority_chain_p7b(const struct hub_authority *a, hub_buf_t *out);
+
+#endif

@@ -1,0 +1,43 @@
+/* CRL v2 writer (RFC 5280 §5): AKI, cRLNumber, nextUpdate, reasonCode per entry, strict DER. */
+#ifndef HUB_CA_CRL_H
+#define HUB_CA_CRL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
+
+#include "util/buf.h"
+
+/* RFC 5280 CRLReason codes. */
+enum hub_crl_reason {
+    HUB_REASON_UNSPECIFIED = 0,
+    HUB_REASON_KEY_COMPROMISE = 1,
+    HUB_REASON_CA_COMPROMISE = 2,
+    HUB_REASON_AFFILIATION_CHANGED = 3,
+    HUB_REASON_SUPERSEDED = 4,
+    HUB_REASON_CESSATION_OF_OPERATION = 5,
+    HUB_REASON_CERTIFICATE_HOLD = 6,
+    HUB_REASON_PRIVILEGE_WITHDRAWN = 9,
+    HUB_REASON_AA_COMPROMISE = 10,
+};
+
+struct hub_crl_entry {
+    uint8_t serial[20];  /* big-endian serial number, as in the certificate */
+    size_t serial_len;
+    time_t revoked_at;
+    int reason;          /* enum hub_crl_reason; UNSPECIFIED omits the extension */
+};
+
+/* Parses an RFC 5280 reason name ("keyCompromise", ...). Returns 0 or HUB_EINVAL. */
+int hub_crl_reason_parse(const char *name, int *reason);
+/* The RFC 5280 name of a reason code, or NULL if unknown. */
+const char *hub_crl_reason_name(int reason);
+/* Builds and signs a CRL by issuer/issuer_key; appends DER to out. */
+int hub_crl_build(const mbedtls_x509_crt *issuer, mbedtls_pk_context *issuer_key,
+                  uint64_t crl_number, time_t this_update, time_t next_update,
+                  const struct hub_crl_entry *entries, size_t n, hub_buf_t *out);
+
+#endif

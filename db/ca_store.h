@@ -1,0 +1,80 @@
+/* Persistence of the certificate authority: CA rows, issued certificates, revocations and
+ * published CRLs. Blocking calls on a connection owned by the caller. */
+#ifndef HUB_DB_CA_STORE_H
+#define HUB_DB_CA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "util/buf.h"
+
+#define HUB_SERIAL_HEX 41 /* up to 20 bytes as hex, NUL */
+
+/* A CA row. The buffers are owned by the struct: release with hub_db_ca_free. */
+struct hub_db_ca {
+    int id;
+    char serial[HUB_SERIAL_HEX];
+    char key_type[16];
+    hub_buf_t cert_der;
+    hub_buf_t key_sealed;
+};
+
+/* A certificate to record. All pointers are borrowed; device_id/service_id/key_sealed may be
+ * NULL. */
+struct hub_db_cert {
+    const char *serial;
+    int ca_id;
+    const char *kind; /* "device", "service", "server" */
+    const char *device_id;
+    const char *service_id;
+    const char *subject;
+    const uint8_t *der;
+    size_t der_len;
+    const uint8_t *key_sealed;
+    size_t key_sealed_len;
+    time_t not_before;
+    time_t not_after;
+};
+
+/* One entry of a CRL as stored. */
+struct hub_db_revoked {
+    char serial[HUB_SERIAL_HEX];
+    time_t revoked_at;
+    int reason;
+};
+
+/* Loads the active CA with role "root" or "issuing". Returns 0 or HUB_ENOTFOUND/HUB_EDB. */
+int hub_db_ca_get(PGconn *c, const char *role, struct hub_db_ca *out);
+void hub_db_ca_free(struct hub_db_ca *ca);
+/* Records a new active CA; *id_out gets its id. */
+int hub_db_ca_insert(PGconn *c, const char *role, const char *subject, const char *key_type,
+                     const char *serial, const hub_buf_t *der, const hub_buf_t *key_sealed,
+                     time_t not_before, time_t not_after, int *id_out);
+
+/* Records an issued certificate (status valid). HUB_EEXIST on a duplicate serial or a second
+ * valid certificate for one device. */
+int hub_db_cert_insert(PGconn *c, const struct hub_db_cert *cert);
+/* Loads the newest valid server certificate that expires after min_not_after; HUB_ENOTFOUND
+ * when there is none. */
+int hub_db_server_cert_get(PGconn *c, time_t min_not_after, char serial[HUB_SERIAL_HEX],
+                           hub_buf_t *der, hub_buf_t *key_sealed);
+/* Marks a valid certificate revoked now with reason. HUB_ENOTFOUND if no such serial,
+ * HUB_EEXIST if it was already revoked. */
+int hub_db_cert_revoke(PGconn *c, const char *serial, int reason);
+/* Lists revoked certificates of a CA that have not expired (an expired one leaves the CRL,
+ * RFC 5280 §3.3). *out is malloc'ed (caller frees); *n its length. */
+int hub_db_revoked_list(PGconn *c, int ca_id, struct hub_db_revoked **out, size_t *n);
+
+/* Takes the next cRLNumber of a CA (row-locked until the transaction ends). */
+int hub_db_crl_next_number(PGconn *c, int ca_id, uint64_t *number);
+/* Records a published CRL. */
+int hub_db_crl_insert(PGconn *c, int ca_id, uint64_t number, time_t this_update,
+                      time_t next_update, size_t entries, const hub_buf_t *der);
+/* Loads the newest CRL of a CA (der may be NULL to skip it). HUB_ENOTFOUND if none. */
+int hub_db_crl_latest(PGconn *c, int ca_id, hub_buf_t *der, uint64_t *number,
+                      time_t *this_update, time_t *next_update);
+
+#endif

@@ -1,0 +1,51 @@
+/* Daemon configuration: `key = value` file plus IOTHUB_<KEY> environment overrides
+ * (SPEC §2). Every error names the key and where it came from (file:line or variable). */
+#ifndef HUB_SERVER_CONFIG_H
+#define HUB_SERVER_CONFIG_H
+
+#include <stddef.h>
+
+#include "ca/key.h"
+#include "util/log.h"
+
+struct hub_listen {
+    char host[256]; /* "0.0.0.0", "::", "127.0.0.1", a name... (no brackets) */
+    int port;
+};
+
+struct hub_config {
+    char *db_url;
+    struct hub_listen api_listen;
+    struct hub_listen mqtt_mtls_listen; /* port 0 = off */
+    struct hub_listen mqtt_tls_listen;
+    struct hub_listen mqtt_plain_listen;
+    char *hostname;        /* comma-separated, validated */
+    char *master_key_file; /* NULL: take IOTHUB_MASTER_KEY */
+    enum hub_key_type ca_key_type;
+    int device_cert_days;
+    int crl_validity_hours;
+    char *tls_ciphers;     /* NULL: the strong default list */
+    int workers;
+    enum hub_log_level log_level;
+    enum hub_log_format log_format;
+    char *path;            /* the file read, or NULL */
+};
+
+/* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.
+ * On error writes "where: message" into err and returns HUB_ECONFIG. The caller frees cfg
+ * with hub_config_free in both cases. */
+int hub_config_load(struct hub_config *cfg, const char *path, char *err, size_t errlen);
+/* Parses text as a configuration file named name (for tests and the loader). */
+int hub_config_parse_text(struct hub_config *cfg, const char *name, const char *text, char *err,
+                          size_t errlen);
+/* Frees the strings a configuration holds. */
+void hub_config_free(struct hub_config *cfg);
+/* Parses "host:port", "[v6]:port" or "off"/"" (port 0). Returns 0 or HUB_EINVAL. */
+int hub_listen_parse(const char *s, struct hub_listen *out);
+/* Reads the master passphrase from master_key_file, else IOTHUB_MASTER_KEY. Returns a
+ * malloc'ed string the caller wipes and frees, or NULL with the reason in err. */
+char *hub_config_master_key(const struct hub_config *cfg, char *err, size_t errlen);
+/* Splits cfg->hostname into a NULL-terminated array (one allocation; free() it). */
+char **hub_config_hostnames(const struct hub_config *cfg);
+
+#endif

@@ -1,0 +1,209 @@
+/* Init runs in one transaction under an advisory lock, so two concurrent `iothubd init`
+ * cannot create two CAs; the token file is written to a temporary name and renamed only
+ * after the commit, so a file on disk always holds a token the database knows. */
+#include "server/init.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/token.h"
+#include "ca/seal.h"
+#include "db/db.h"
+#include "db/migrate.h"
+#include "db/tokens.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/secure.h"
+
+#define INIT_LOCK "7234002"
+#define SERVER_CERT_DAYS 365
+#define SERVER_RENEW_DAYS 30
+
+void hub_init_authority_settings(const struct hub_config *cfg, struct hub_authority *a)
+{
+    char **names = hub_config_hostnames(cfg);
+    const char *host = names && names[0] ? names[0] : "localhost";
+    int v6 = strchr(host, ':') != NULL;
+    snprintf(a->crl_url, sizeof a->crl_url, "https://%s%s%s:%d/v1/crl", v6 ? "[" : "", host,
+             v6 ? "]" : "", cfg->api_listen.port);
+    a->crl_validity_hours = cfg->crl_validity_hours;
+    free(names);
+}
+
+/* Issues the HTTPS/MQTT server certificate unless a valid one lasts 30 more days. */
+static int ensure_server_cert(const struct hub_config *cfg, struct hub_authority *a,
+                              PGconn *c, const char *pass, int *created)
+{
+    char serial[HUB_SERIAL_HEX];
+    hub_buf_t der = HUB_BUF_INIT, sealed = HUB_BUF_INIT, plain = HUB_BUF_INIT;
+    mbedtls_pk_context key;
+    char **names = NULL;
+    mbedtls_pk_init(&key);
+    int rc = hub_db_server_cert_get(c, time(NULL) + SERVER_RENEW_DAYS * 24 * 3600, serial,
+                                    &der, &sealed);
+    if (rc != HUB_ENOTFOUND)
+        goto out;
+    names = hub_config_hostnames(cfg);
+    if (names == NULL) {
+        rc = HUB_ENOMEM;
+        goto out;
+    }
+    rc = hub_key_generate(cfg->ca_key_type, &key);
+    if (rc == 0)
+        rc = hub_key_write_der(&key, &plain);
+    if (rc == 0)
+        rc = hub_seal(pass, HUB_SEAL_ITERATIONS, "iothub server-key", plain.data, plain.len,
+                      &sealed);
+    if (rc != 0)
+        goto out;
+    struct hub_issue req = {
+        .kind = HUB_CERT_SERVER,
+        .cn = names[0],
+        .o = "iothub",
+        .key = &key,
+        .days = SERVER_CERT_DAYS,
+        .alt_names = (const char *const *)names,
+        .key_sealed = &sealed,
+    };
+    rc = hub_authority_issue(a, c, &req, serial, &der);
+    if (rc == 0) {
+        hub_info("issued server certificate %s for %s", serial, cfg->hostname);
+        (*created)++;
+    }
+out:
+    mbedtls_pk_free(&key);
+    free(names);
+    hub_buf_free(&der);
+    hub_buf_free(&sealed);
+    hub_buf_free(&plain);
+    return rc;
+}
+
+/* Opens PATH.tmp for the token with mode 0600 and writes it. */
+static int write_token_tmp(const char *tmp, const char *token)
+{
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        hub_error("cannot create token file %s: %s", tmp, strerror(errno));
+        return HUB_EIO;
+    }
+    size_t len = strlen(token);
+    int ok = write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    int err = errno;
+    close(fd);
+    if (!ok) {
+        hub_error("cannot write token file %s: %s", tmp, strerror(err));
+        unlink(tmp);
+        return HUB_EIO;
+    }
+    return 0;
+}
+
+/* Creates the bootstrap admin token when no admin token exists; *tmp_written is set when
+ * the token went to tmp (to be renamed after commit). */
+static int ensure_admin_token(PGconn *c, const char *tmp, int *tmp_written)
+{
+    int count;
+    *tmp_written = 0;
+    int rc = hub_db_token_count(c, "admin", &count);
+    if (rc != 0 || count > 0)
+        return rc;
+    char token[HUB_TOKEN_LEN + 1], name[64];
+    snprintf(name, sizeof name, "bootstrap-admin");
+    rc = hub_token_create(c, name, "admin", token, sizeof token);
+    if (rc == HUB_EEXIST) { /* an earlier bootstrap token was revoked: keep names unique */
+        snprintf(name, sizeof name, "bootstrap-admin-%lld", (long long)time(NULL));
+        rc = hub_token_create(c, name, "admin", token, sizeof token);
+    }
+    if (rc == 0)
+        rc = write_token_tmp(tmp, token);
+    hub_wipe(token, sizeof token);
+    *tmp_written = rc == 0;
+    return rc;
+}
+
+int hub_init_run(const struct hub_config *cfg, const char *token_path)
+{
+    char err[512], tmp[4096];
+    PGconn *c = NULL;
+    struct hub_authority a;
+    int created = 0, token_written = 0, migrations = 0, crls = 0, rc;
+    memset(&a, 0, sizeof a);
+
+    char *pass = hub_config_master_key(cfg, err, sizeof err);
+    if (pass == NULL) {
+        hub_error("%s", err);
+        return HUB_ECONFIG;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", token_path);
+    rc = hub_db_connect(cfg->db_url, &c);
+    if (rc == 0)
+        rc = hub_db_migrate(c, &migrations);
+    if (rc == 0)
+        rc = hub_db_begin(c);
+    if (rc == 0)
+        rc = hub_db_exec(c, NULL, "SELECT pg_advisory_xact_lock(" INIT_LOCK ")", 0, NULL);
+    if (rc == 0)
+        rc = hub_authority_bootstrap(c, pass, cfg->ca_key_type, &created);
+    if (rc == 0) {
+        rc = hub_authority_load(c, pass, &a);
+        hub_init_authority_settings(cfg, &a);
+    }
+    if (rc == 0)
+        rc = ensure_server_cert(cfg, &a, c, pass, &created);
+    if (rc == 0)
+        rc = ensure_admin_token(c, tmp, &token_written);
+    if (rc == 0 && (created > 0 || token_written))
+        rc = hub_db_audit(c, "iothubd init", "system", "init", NULL, "local",
+                          "ok", NULL);
+    if (rc == 0)
+        rc = hub_db_commit(c);
+    if (rc != 0) {
+        if (c != NULL)
+            hub_db_rollback(c);
+        if (token_written)
+            unlink(tmp);
+        goto out;
+    }
+    if (token_written && rename(tmp, token_path) != 0) {
+        hub_error("cannot rename %s to %s: %s (the token in %s is valid)", tmp, token_path,
+                  strerror(errno), tmp);
+        rc = HUB_EIO;
+        goto out;
+    }
+    rc = hub_authority_refresh_crls(&a, c, 1, &crls);
+    if (rc != 0)
+        goto out;
+
+    if (created == 0 && !token_written && migrations == 0 && crls == 0) {
+        printf("iothub is already initialised: nothing changed");
+        if (access(token_path, F_OK) == 0)
+            printf(" (admin token file %s kept)", token_path);
+        printf("\n");
+    } else {
+        printf("iothub initialised: %d migration(s) applied, %d CA/server certificate(s) "
+               "created, %d CRL(s) published\n",
+               migrations, created, crls);
+        if (token_written)
+            printf("bootstrap admin token written to %s (mode 0600)\n", token_path);
+        else
+            printf("an admin token already exists: no new token written\n");
+    }
+out:
+    if (rc == HUB_EBADPASS)
+        hub_error("the master passphrase does not open the stored CA keys: check "
+                  "master_key_file / IOTHUB_MASTER_KEY");
+    else if (rc != 0)
+        hub_error("init failed: %s", hub_strerror(rc));
+    hub_authority_free(&a);
+    PQfinish(c);
+    hub_wipe(pass, strlen(pass));
+    free(pass);
+    return rc;
+}

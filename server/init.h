@@ -1,0 +1,15 @@
+/* `iothubd init`: migrations, CAs, server certificate, first CRLs, bootstrap admin token. */
+#ifndef HUB_SERVER_INIT_H
+#define HUB_SERVER_INIT_H
+
+#include "ca/authority.h"
+#include "server/config.h"
+
+/* Brings the database to a ready state, creating only what is absent, and writes a new
+ * bootstrap admin token to token_path (mode 0600) if no admin token exists. Prints what it
+ * did on stdout. Returns 0 or a HUB_E* code (already logged). */
+int hub_init_run(const struct hub_config *cfg, const char *token_path);
+/* Sets the CRL distribution point and validity of a loaded authority from cfg. */
+void hub_init_authority_settings(const struct hub_config *cfg, struct hub_authority *a);
+
+#endif

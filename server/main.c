@@ -1,0 +1,336 @@
+/* iothubd: command dispatch and the serve loop. The main libuv loop owns signals and the
+ * periodic CA maintenance; blocking database work runs on libuv's thread pool with a
+ * connection used only by that work (one job at a time). */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "ca/authority.h"
+#include "ca/pem.h"
+#include "ca/pkcs7.h"
+#include <config.h>
+#include "db/ca_store.h"
+#include "db/db.h"
+#include "db/migrate.h"
+#include "server/config.h"
+#include "server/init.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/secure.h"
+
+#define MAINTENANCE_INTERVAL_MS 60000
+
+static const char usage[] =
+    "Usage: iothubd [-c FILE] [COMMAND]\n"
+    "\n"
+    "Commands:\n"
+    "  serve                          run the gateway (default)\n"
+    "  init [--token-file PATH]       migrate, create the CAs, the server certificate and a\n"
+    "                                 bootstrap admin token (default ./admin.token); idempotent\n"
+    "  migrate                        apply pending database migrations\n"
+    "  ca chain [--format pem|p7b]    print the issuing CA and the root\n"
+    "  ca crl [--format der|pem]      print the current CRL of the issuing CA\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE              configuration file (default " HUB_SYSCONFDIR
+    "/iothub/iothub.conf if present)\n"
+    "  -h, --help                     this text\n"
+    "  -V, --version                  print the version\n"
+    "\n"
+    "Every configuration key can be set with IOTHUB_<KEY>; see docs/configuration.md.\n";
+
+/* State of `serve`, owned by main(). */
+struct serve {
+    uv_loop_t *loop;
+    struct hub_config cfg;
+    PGconn *db;              /* used only by maintenance_work, on the pool */
+    struct hub_authority authority;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t maintenance;
+    uv_work_t work;
+    int work_busy;
+    int stopping;
+};
+
+static void maintenance_work(uv_work_t *req)
+{
+    struct serve *s = req->data;
+    if (PQstatus(s->db) != CONNECTION_OK) {
+        PQreset(s->db);
+        if (PQstatus(s->db) != CONNECTION_OK) {
+            hub_warn("database still unreachable; CRL maintenance retries in %d s",
+                     MAINTENANCE_INTERVAL_MS / 1000);
+            return;
+        }
+        hub_info("database connection re-established");
+        PQclear(PQexec(s->db, "SET TIME ZONE 'UTC'"));
+    }
+    int published;
+    int rc = hub_authority_refresh_crls(&s->authority, s->db, 0, &published);
+    if (rc != 0)
+        hub_warn("CRL refresh failed (%s); retrying in %d s", hub_strerror(rc),
+                 MAINTENANCE_INTERVAL_MS / 1000);
+}
+
+static void maintenance_done(uv_work_t *req, int status)
+{
+    struct serve *s = req->data;
+    s->work_busy = 0;
+}
+
+static void maintenance_cb(uv_timer_t *t)
+{
+    struct serve *s = t->data;
+    if (s->work_busy || s->stopping)
+        return;
+    s->work_busy = 1;
+    s->work.data = s;
+    uv_queue_work(s->loop, &s->work, maintenance_work, maintenance_done);
+}
+
+static void stop_cb(uv_signal_t *h, int signum)
+{
+    struct serve *s = h->data;
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    hub_info("received %s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    uv_timer_stop(&s->maintenance);
+    uv_close((uv_handle_t *)&s->maintenance, NULL);
+    uv_close((uv_handle_t *)&s->sig_term, NULL);
+    uv_close((uv_handle_t *)&s->sig_int, NULL);
+    uv_close((uv_handle_t *)&s->sig_hup, NULL);
+    /* uv_run returns once the in-flight maintenance job (if any) has finished. */
+}
+
+static void reload_cb(uv_signal_t *h, int signum)
+{
+    struct serve *s = h->data;
+    struct hub_config fresh;
+    char err[512];
+    if (hub_config_load(&fresh, s->cfg.path, err, sizeof err) != 0) {
+        hub_error("SIGHUP: configuration not reloaded: %s", err);
+        hub_config_free(&fresh);
+        return;
+    }
+    hub_log_setup(fresh.log_level, fresh.log_format);
+    s->cfg.log_level = fresh.log_level;
+    s->cfg.log_format = fresh.log_format;
+    hub_config_free(&fresh);
+    hub_info("SIGHUP: configuration reloaded (log level and format applied)");
+}
+
+static int serve(struct hub_config *cfg)
+{
+    struct serve s;
+    char err[512];
+    memset(&s, 0, sizeof s);
+    s.cfg = *cfg;
+    int missing, rc;
+
+    char *pass = hub_config_master_key(cfg, err, sizeof err);
+    if (pass == NULL) {
+        hub_error("%s", err);
+        return 1;
+    }
+    rc = hub_db_connect(cfg->db_url, &s.db);
+    if (rc == 0 && (rc = hub_db_schema_check(s.db, &missing)) == HUB_ENOTFOUND)
+        hub_error("the database lacks %d migration(s): run `iothubd migrate` (or `iothubd "
+                  "init` on a new installation)",
+                  missing);
+    if (rc == 0) {
+        rc = hub_authority_load(s.db, pass, &s.authority);
+        if (rc == HUB_ENOTFOUND)
+            hub_error("no certificate authority in the database: run `iothubd init` first");
+        else if (rc == HUB_EBADPASS)
+            hub_error("the master passphrase does not open the stored CA keys: check "
+                      "master_key_file / IOTHUB_MASTER_KEY");
+    }
+    hub_wipe(pass, strlen(pass));
+    free(pass);
+    if (rc != 0)
+        goto out;
+    hub_init_authority_settings(cfg, &s.authority);
+
+    s.loop = uv_default_loop();
+    uv_signal_init(s.loop, &s.sig_term);
+    uv_signal_init(s.loop, &s.sig_int);
+    uv_signal_init(s.loop, &s.sig_hup);
+    s.sig_term.data = s.sig_int.data = s.sig_hup.data = &s;
+    uv_signal_start(&s.sig_term, stop_cb, SIGTERM);
+    uv_signal_start(&s.sig_int, stop_cb, SIGINT);
+    uv_signal_start(&s.sig_hup, reload_cb, SIGHUP);
+    uv_timer_init(s.loop, &s.maintenance);
+    s.maintenance.data = &s;
+    /* First run at once: publishes any CRL that is missing or past half its validity. */
+    uv_timer_start(&s.maintenance, maintenance_cb, 0, MAINTENANCE_INTERVAL_MS);
+
+    hub_info("iothubd %s serving (database %s, CA loaded)", PACKAGE_VERSION,
+             PQdb(s.db));
+    uv_run(s.loop, UV_RUN_DEFAULT);
+    uv_loop_close(s.loop);
+    hub_info("iothubd stopped");
+out:
+    hub_authority_free(&s.authority);
+    PQfinish(s.db);
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_migrate(const struct hub_config *cfg)
+{
+    PGconn *c;
+    int applied;
+    if (hub_db_connect(cfg->db_url, &c) != 0)
+        return 1;
+    int rc = hub_db_migrate(c, &applied);
+    PQfinish(c);
+    if (rc != 0)
+        return 1;
+    printf(applied ? "%d migration(s) applied\n" : "database schema is up to date\n", applied);
+    return 0;
+}
+
+/* Writes the buffer to stdout; refuses binary output to a terminal. */
+static int emit(const hub_buf_t *b, int binary)
+{
+    if (binary && isatty(STDOUT_FILENO)) {
+        hub_error("refusing to write binary DER to a terminal: redirect it or use --format pem");
+        return 1;
+    }
+    return fwrite(b->data, 1, b->len, stdout) == b->len && fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int cmd_ca(const struct hub_config *cfg, int argc, char **argv)
+{
+    const char *what = argc > 0 ? argv[0] : "";
+    const char *format = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
+            format = argv[++i];
+        else if (strncmp(argv[i], "--format=", 9) == 0)
+            format = argv[i] + 9;
+        else {
+            fprintf(stderr, "iothubd ca: unexpected argument \"%s\"\n%s", argv[i], usage);
+            return 2;
+        }
+    }
+    int chain = strcmp(what, "chain") == 0, crl = strcmp(what, "crl") == 0;
+    if (!chain && !crl) {
+        fprintf(stderr, "iothubd ca: expected \"chain\" or \"crl\"\n%s", usage);
+        return 2;
+    }
+    if (format == NULL)
+        format = chain ? "pem" : "der";
+    if ((chain && strcmp(format, "pem") && strcmp(format, "p7b")) ||
+        (crl && strcmp(format, "pem") && strcmp(format, "der"))) {
+        fprintf(stderr, "iothubd ca %s: unknown --format \"%s\" (expected %s)\n", what, format,
+                chain ? "pem or p7b" : "der or pem");
+        return 2;
+    }
+
+    PGconn *c;
+    struct hub_db_ca ca[2];
+    hub_buf_t out = HUB_BUF_INIT, der = HUB_BUF_INIT;
+    memset(ca, 0, sizeof ca);
+    if (hub_db_connect(cfg->db_url, &c) != 0)
+        return 1;
+    int rc = hub_db_ca_get(c, "issuing", &ca[0]);
+    if (rc == 0 && chain)
+        rc = hub_db_ca_get(c, "root", &ca[1]);
+    if (rc == 0 && chain && strcmp(format, "pem") == 0) {
+        rc = hub_pem_encode("CERTIFICATE", ca[0].cert_der.data, ca[0].cert_der.len, &out);
+        if (rc == 0)
+            rc = hub_pem_encode("CERTIFICATE", ca[1].cert_der.data, ca[1].cert_der.len, &out);
+    } else if (rc == 0 && chain) {
+        const uint8_t *ders[] = {ca[0].cert_der.data, ca[1].cert_der.data};
+        const size_t lens[] = {ca[0].cert_der.len, ca[1].cert_der.len};
+        rc = hub_pkcs7_certs_only(ders, lens, 2, &out);
+    } else if (rc == 0) {
+        uint64_t number;
+        time_t tu, nu;
+        rc = hub_db_crl_latest(c, ca[0].id, &der, &number, &tu, &nu);
+        if (rc == 0 && strcmp(format, "pem") == 0)
+            rc = hub_pem_encode("X509 CRL", der.data, der.len, &out);
+        else if (rc == 0)
+            rc = hub_buf_append(&out, der.data, der.len);
+    }
+    if (rc == HUB_ENOTFOUND)
+        hub_error("no %s in the database: run `iothubd init` first",
+                  chain ? "certificate authority" : "CRL");
+    int status = rc == 0 ? emit(&out, strcmp(format, "pem") != 0) : 1;
+    hub_db_ca_free(&ca[0]);
+    hub_db_ca_free(&ca[1]);
+    hub_buf_free(&out);
+    hub_buf_free(&der);
+    PQfinish(c);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    int opt;
+    /* "+": stop at the first command so its own options are not taken as ours. */
+    while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        case 'V': printf("iothubd %s\n", PACKAGE_VERSION); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    const char *cmd = optind < argc ? argv[optind++] : "serve";
+    if (config_path == NULL && getenv("IOTHUB_CONFIG") != NULL)
+        config_path = getenv("IOTHUB_CONFIG");
+    if (config_path == NULL && access(HUB_SYSCONFDIR "/iothub/iothub.conf", R_OK) == 0)
+        config_path = HUB_SYSCONFDIR "/iothub/iothub.conf";
+
+    struct hub_config cfg;
+    char err[512];
+    if (hub_config_load(&cfg, config_path, err, sizeof err) != 0) {
+        fprintf(stderr, "iothubd: configuration error: %s\n", err);
+        hub_config_free(&cfg);
+        return 1;
+    }
+    hub_log_setup(cfg.log_level, cfg.log_format);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status;
+    if (strcmp(cmd, "serve") == 0 && optind == argc) {
+        status = serve(&cfg);
+    } else if (strcmp(cmd, "init") == 0) {
+        const char *token_file = "admin.token";
+        for (int i = optind; i < argc; i++) {
+            if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc)
+                token_file = argv[++i];
+            else if (strncmp(argv[i], "--token-file=", 13) == 0)
+                token_file = argv[i] + 13;
+            else {
+                fprintf(stderr, "iothubd init: unexpected argument \"%s\"\n%s", argv[i], usage);
+                hub_config_free(&cfg);
+                return 2;
+            }
+        }
+        status = hub_init_run(&cfg, token_file) == 0 ? 0 : 1;
+    } else if (strcmp(cmd, "migrate") == 0 && optind == argc) {
+        status = cmd_migrate(&cfg);
+    } else if (strcmp(cmd, "ca") == 0) {
+        status = cmd_ca(&cfg, argc - optind, argv + optind);
+    } else {
+        fprintf(stderr, "iothubd: unknown command or argument \"%s\"\n%s", cmd, usage);
+        status = 2;
+    }
+    hub_config_free(&cfg);
+    return status;
+}
