@@ -283,6 +283,41 @@ int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_miss
     return 0;
 }
 
+int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char *pass,
+                                  hub_buf_t *cert_pem, hub_buf_t *key_pem)
+{
+    char serial[HUB_SERIAL_HEX];
+    hub_buf_t der = HUB_BUF_INIT, sealed = HUB_BUF_INIT, plain = HUB_BUF_INIT;
+    mbedtls_pk_context key;
+    mbedtls_pk_init(&key);
+    int rc = hub_db_server_cert_get(c, time(NULL), serial, &der, &sealed);
+    if (rc == 0)
+        rc = hub_unseal(pass, HUB_SEAL_LABEL_SERVER, sealed.data, sealed.len, &plain);
+    if (rc == 0)
+        rc = hub_key_parse_der(plain.data, plain.len, &key);
+    if (rc == 0)
+        rc = hub_pem_encode("CERTIFICATE", der.data, der.len, cert_pem);
+    if (rc == 0)
+        rc = hub_pem_encode("CERTIFICATE", a->der[HUB_CA_ISSUING].data,
+                            a->der[HUB_CA_ISSUING].len, cert_pem);
+    if (rc == 0) {
+        /* mbedtls_pk_write_key_pem needs the whole output buffer up front. */
+        rc = hub_buf_reserve(key_pem, 16384);
+        if (rc == 0 && mbedtls_pk_write_key_pem(&key, key_pem->data + key_pem->len,
+                                                16384) != 0) {
+            hub_error("server key: mbedtls_pk_write_key_pem failed");
+            rc = HUB_ECRYPTO;
+        }
+        if (rc == 0)
+            key_pem->len += strlen((char *)key_pem->data + key_pem->len);
+    }
+    mbedtls_pk_free(&key);
+    hub_buf_free(&der);
+    hub_buf_free(&sealed);
+    hub_buf_free(&plain);
+    return rc;
+}
+
 int hub_authority_chain_pem(const struct hub_authority *a, hub_buf_t *out)
 {
     int rc = hub_pem_encode("CERTIFICATE", a->der[HUB_CA_ISSUING].data,

@@ -18,6 +18,10 @@
 
 enum hub_ca_role { HUB_CA_ROOT, HUB_CA_ISSUING };
 
+/* AAD label binding a sealed server key to its use. */
+#define HUB_SEAL_LABEL_SERVER "iothub server-key"
+
+
 struct hub_authority {
     int id[2];                 /* cas.id by enum hub_ca_role */
     mbedtls_x509_crt cert[2];  /* parsed certificates */
@@ -58,6 +62,11 @@ int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_ro
  * past half of their validity. *published counts them. */
 int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_missing,
                                int *published);
+/* Loads the newest valid server certificate: appends it and the issuing CA as PEM to
+ * cert_pem, and its unsealed private key as PEM to key_pem (the caller wipes it).
+ * HUB_ENOTFOUND when none is valid (run `iothubd init`). */
+int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char *pass,
+                                  hub_buf_t *cert_pem, hub_buf_t *key_pem);
 /* Appends the issuing CA then the root as PEM. */
 int hub_authority_chain_pem(const struct hub_authority *a, hub_buf_t *out);
 /* Appends the issuing CA and the root as a PKCS#7 certs-only bundle (DER). */

@@ -16,7 +16,10 @@ static void notice_cb(void *arg, const char *message)
 
 int hub_db_connect(const char *url, PGconn **out)
 {
-    PGconn *c = PQconnectdb(url);
+    /* A default connect timeout; one given in url wins (it is expanded after). */
+    const char *keys[] = {"connect_timeout", "dbname", NULL};
+    const char *vals[] = {"5", url, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
         const char *msg = c ? PQerrorMessage(c) : "out of memory";
         char line[512];

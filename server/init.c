@@ -57,7 +57,7 @@ static int ensure_server_cert(const struct hub_config *cfg, struct hub_authority
     if (rc == 0)
         rc = hub_key_write_der(&key, &plain);
     if (rc == 0)
-        rc = hub_seal(pass, HUB_SEAL_ITERATIONS, "iothub server-key", plain.data, plain.len,
+        rc = hub_seal(pass, HUB_SEAL_ITERATIONS, HUB_SEAL_LABEL_SERVER, plain.data, plain.len,
                       &sealed);
     if (rc != 0)
         goto out;

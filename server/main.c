@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include "api/api.h"
 #include "ca/authority.h"
 #include "ca/pem.h"
 #include "ca/pkcs7.h"
@@ -24,6 +25,11 @@
 #include "util/secure.h"
 
 #define MAINTENANCE_INTERVAL_MS 60000
+#define API_DB_CONNECTIONS 8
+#define API_BODY_LIMIT (64 * 1024)
+#define API_MAX_CONNECTIONS 512
+#define API_MAX_PER_IP 64
+#define API_TIMEOUT_S 30
 
 static const char usage[] =
     "Usage: iothubd [-c FILE] [COMMAND]\n"
@@ -50,6 +56,8 @@ struct serve {
     struct hub_config cfg;
     PGconn *db;              /* used only by maintenance_work, on the pool */
     struct hub_authority authority;
+    hub_db_pool_t *pool;     /* REST API connections */
+    struct hub_api *api;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t maintenance;
     uv_work_t work;
@@ -151,11 +159,37 @@ static int serve(struct hub_config *cfg)
             hub_error("the master passphrase does not open the stored CA keys: check "
                       "master_key_file / IOTHUB_MASTER_KEY");
     }
+    hub_buf_t cert_pem = HUB_BUF_INIT, key_pem = HUB_BUF_INIT;
+    if (rc == 0) {
+        hub_init_authority_settings(cfg, &s.authority);
+        rc = hub_authority_server_identity(&s.authority, s.db, pass, &cert_pem, &key_pem);
+        if (rc == HUB_ENOTFOUND)
+            hub_error("no valid server certificate in the database: run `iothubd init`");
+    }
     hub_wipe(pass, strlen(pass));
     free(pass);
+    if (rc == 0 && (s.pool = hub_db_pool_new(cfg->db_url, API_DB_CONNECTIONS)) == NULL)
+        rc = HUB_ENOMEM;
+    if (rc == 0) {
+        struct hub_api_options o = {
+            .host = cfg->api_listen.host,
+            .port = cfg->api_listen.port,
+            .cert_pem = (char *)cert_pem.data,
+            .key_pem = (char *)key_pem.data,
+            .authority = &s.authority,
+            .pool = s.pool,
+            .device_cert_days = cfg->device_cert_days,
+            .body_limit = API_BODY_LIMIT,
+            .max_connections = API_MAX_CONNECTIONS,
+            .max_per_ip = API_MAX_PER_IP,
+            .timeout_s = API_TIMEOUT_S,
+        };
+        rc = hub_api_start(&o, &s.api);
+    }
+    hub_buf_free(&cert_pem);
+    hub_buf_free(&key_pem); /* wipes */
     if (rc != 0)
         goto out;
-    hub_init_authority_settings(cfg, &s.authority);
 
     s.loop = uv_default_loop();
     uv_signal_init(s.loop, &s.sig_term);
@@ -174,8 +208,12 @@ static int serve(struct hub_config *cfg)
              PQdb(s.db));
     uv_run(s.loop, UV_RUN_DEFAULT);
     uv_loop_close(s.loop);
+    hub_api_stop(s.api); /* waits for requests in progress */
+    s.api = NULL;
     hub_info("iothubd stopped");
 out:
+    hub_api_stop(s.api);
+    hub_db_pool_free(s.pool);
     hub_authority_free(&s.authority);
     PQfinish(s.db);
     return rc == 0 ? 0 : 1;

@@ -40,15 +40,47 @@ sql() {
     psql "$1" -X -q -A -t -v ON_ERROR_STOP=1 -c "$2"
 }
 
-# write_conf FILE URL [extra lines...]
+# free_port: prints a TCP port nothing listens on (loopback).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+API_PORT=$(free_port)
+MQTT_PORT=$(free_port)
+
+# write_conf FILE URL [extra lines...]: API on 127.0.0.1:$API_PORT.
 write_conf() {
     local file=$1 url=$2; shift 2
     {
         echo "db_url = $url"
         echo "hostname = localhost,127.0.0.1"
-        echo "api_listen = 127.0.0.1:8443"
+        echo "api_listen = 127.0.0.1:$API_PORT"
+        echo "mqtt_mtls_listen = 127.0.0.1:$MQTT_PORT"
         for l in "$@"; do echo "$l"; done
     } >"$file"
 }
+
+# start_server CONF LOG: starts `iothubd serve` in the background, waits until /healthz
+# answers; sets SERVER_PID. Returns non-zero if it did not come up within 15 s.
+start_server() {
+    "$IOTHUBD" -c "$1" serve >"$2" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 150); do
+        curl -sk -o /dev/null "https://127.0.0.1:$API_PORT/healthz" && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# stop_server: SIGTERM and wait; returns the exit status.
+stop_server() {
+    [ -n "${SERVER_PID:-}" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID"
+    local rc=$?
+    SERVER_PID=
+    return $rc
+}
+trap 'stop_server >/dev/null 2>&1' EXIT
 
 finish() { exit $((FAILED > 0)); }

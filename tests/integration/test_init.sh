@@ -90,7 +90,7 @@ expect "master_key_file opens the keys" $?
 write_conf bad.conf "$URL" "workers = many"
 "$IOTHUBD" -c bad.conf migrate >bad.out 2>&1
 rc=$?
-[ $rc = 1 ] && grep -q "bad.conf:4: bad value for workers" bad.out
+[ $rc = 1 ] && grep -q "bad.conf:5: bad value for workers" bad.out
 expect "a bad value stops the daemon naming file, line and key" $?
 IOTHUB_LOG_FORMAT=yaml "$IOTHUBD" -c iothub.conf migrate >bad2.out 2>&1
 rc=$?
@@ -103,17 +103,15 @@ expect "an unknown command is refused with usage" $?
 expect "--version prints the version" $?
 
 # serve: starts, reloads on SIGHUP, stops on SIGTERM.
-IOTHUB_LOG_FORMAT=json "$IOTHUBD" -c iothub.conf serve >serve.log 2>&1 &
-pid=$!
-for _ in $(seq 50); do grep -q '"msg":"iothubd .* serving' serve.log && break; sleep 0.1; done
-grep -q 'serving' serve.log
-expect "serve starts and logs JSON lines" $?
+IOTHUB_LOG_FORMAT=json start_server iothub.conf serve.log
+pid=$SERVER_PID
+grep -q '"msg":"iothubd .* serving' serve.log
+expect "serve starts, answers /healthz and logs JSON lines" $?
 kill -HUP $pid
 for _ in $(seq 30); do grep -q 'SIGHUP: configuration reloaded' serve.log && break; sleep 0.1; done
 grep -q 'SIGHUP: configuration reloaded' serve.log && kill -0 $pid
 expect "SIGHUP reloads without stopping" $?
-kill -TERM $pid
-wait $pid
+stop_server
 rc=$?
 [ $rc = 0 ] && grep -q 'iothubd stopped' serve.log
 expect "SIGTERM stops serve gracefully with status 0" $?

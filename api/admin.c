@@ -1,0 +1,107 @@
+/* Tokens, audit log, health and metrics. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/metrics.h"
+#include "api/routes.h"
+#include "api/token.h"
+#include "db/db.h"
+#include "db/fleet.h"
+#include "util/error.h"
+#include "util/secure.h"
+
+void hub_api_tokens_create(struct hub_req *r)
+{
+    json_t *body = hub_req_json(r);
+    if (body == NULL)
+        return;
+    const char *name = hub_json_string(r, body, "name", 1, 100);
+    const char *role = name ? hub_json_string(r, body, "role", 1, 16) : NULL;
+    if (role == NULL)
+        goto out;
+    if (!hub_token_role_valid(role)) {
+        hub_reply_error(r, 400, "invalid_field",
+                        "role must be admin, operator, provisioner or auditor");
+        goto out;
+    }
+    PGconn *c = hub_req_db(r);
+    if (c == NULL)
+        goto out;
+    char token[HUB_TOKEN_LEN + 1];
+    int rc = hub_db_begin(c);
+    if (rc == 0)
+        rc = hub_token_create(c, name, role, token, sizeof token);
+    if (rc == HUB_EEXIST) {
+        hub_db_rollback(c);
+        hub_reply_error(r, 409, "conflict", "a token named \"%s\" already exists", name);
+        goto out;
+    }
+    json_t *details = json_pack("{s:s}", "role", role);
+    char *details_text = json_dumps(details, JSON_COMPACT);
+    json_decref(details);
+    if (rc == 0)
+        rc = hub_req_audit(r, name, details_text);
+    free(details_text);
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "token creation");
+        goto out;
+    }
+    if (hub_req_commit(r) == 0)
+        hub_reply_json(r, 201, json_pack("{s:s,s:s,s:s}", "token", token, "name", name, "role",
+                                         role));
+    hub_wipe(token, sizeof token);
+out:
+    json_decref(body);
+}
+
+void hub_api_audit_list(struct hub_req *r)
+{
+    int limit = hub_req_limit(r, 100, 1000);
+    if (limit < 0)
+        return;
+    long long before = 0;
+    const char *b = hub_req_query(r, "before");
+    if (b != NULL) {
+        char *end;
+        before = strtoll(b, &end, 10);
+        if (*b == 0 || *end != 0 || before < 1) {
+            hub_reply_error(r, 400, "invalid_parameter", "before must be a positive audit id");
+            return;
+        }
+    }
+    PGconn *c = hub_req_db(r);
+    json_t *list;
+    if (c == NULL)
+        return;
+    int rc = hub_db_audit_list(c, before, limit, &list);
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "audit listing");
+        return;
+    }
+    size_t n = json_array_size(list);
+    json_t *next = n == (size_t)limit
+                       ? json_object_get(json_array_get(list, n - 1), "id")
+                       : NULL;
+    hub_reply_json(r, 200, json_pack("{s:o,s:O?}", "entries", list, "next_before", next));
+}
+
+void hub_api_healthz(struct hub_req *r)
+{
+    int db_up = hub_db_pool_ping(r->api->pool);
+    hub_reply_json(r, db_up ? 200 : 503,
+                   json_pack("{s:s,s:s,s:s}", "status", db_up ? "ok" : "unavailable",
+                             "database", db_up ? "up" : "down", "api", "up"));
+}
+
+void hub_api_metrics(struct hub_req *r)
+{
+    hub_buf_t out = HUB_BUF_INIT;
+    if (hub_metrics_render(&out) != 0) {
+        hub_buf_free(&out);
+        hub_reply_internal(r, HUB_ENOMEM, "metrics");
+        return;
+    }
+    hub_reply_raw(r, 200, "text/plain; version=0.0.4", out.data, out.len);
+    hub_buf_free(&out);
+}

@@ -1,0 +1,32 @@
+/* The REST API server: libmicrohttpd over HTTPS (GnuTLS) with a thread per connection,
+ * so SQL, password hashing and CA signing in handlers never touch the MQTT event loops. */
+#ifndef HUB_API_API_H
+#define HUB_API_API_H
+
+#include <stddef.h>
+
+#include "ca/authority.h"
+#include "db/pool.h"
+
+struct hub_api;
+
+struct hub_api_options {
+    const char *host;             /* listen address ("0.0.0.0", "::", "127.0.0.1", ...) */
+    int port;
+    const char *cert_pem;         /* server certificate followed by the issuing CA */
+    const char *key_pem;          /* server private key (PEM); copied by MHD */
+    struct hub_authority *authority; /* borrowed; outlives the API */
+    hub_db_pool_t *pool;          /* borrowed */
+    int device_cert_days;
+    size_t body_limit;            /* largest accepted request body */
+    unsigned max_connections;     /* total concurrent connections */
+    unsigned max_per_ip;          /* concurrent connections from one address */
+    unsigned timeout_s;           /* idle connection timeout */
+};
+
+/* Starts listening. Returns 0 or a HUB_E* code (the reason is logged). */
+int hub_api_start(const struct hub_api_options *o, struct hub_api **out);
+/* Stops accepting, waits for requests in progress, frees the server. NULL is ignored. */
+void hub_api_stop(struct hub_api *api);
+
+#endif

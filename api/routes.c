@@ -1,0 +1,101 @@
+/* The REST API's route table (SPEC §4) and helpers the resource handlers share. */
+#include "api/routes.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/metrics.h"
+#include "db/ca_store.h"
+#include "db/fleet.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#define ROLE(min) HUB_AUTH_ROLE, HUB_ROLE_##min
+
+const struct hub_route hub_routes[] = {
+    {"POST", "/v1/tokens", ROLE(ADMIN), "token.create", hub_api_tokens_create},
+    {"POST", "/v1/products", ROLE(ADMIN), "product.create", hub_api_products_create},
+    {"GET", "/v1/products", ROLE(AUDITOR), NULL, hub_api_products_list},
+    {"POST", "/v1/devices", HUB_AUTH_PROVISION, HUB_ROLE_PROVISIONER, "device.provision",
+     hub_api_devices_create},
+    {"GET", "/v1/devices", ROLE(AUDITOR), NULL, hub_api_devices_list},
+    {"GET", "/v1/devices/{}", ROLE(AUDITOR), NULL, hub_api_devices_show},
+    {"POST", "/v1/devices/{}/activate", HUB_AUTH_DEVICE, HUB_ROLE_NONE, "device.activate",
+     hub_api_devices_activate},
+    {"POST", "/v1/devices/{}/revoke", ROLE(OPERATOR), "device.revoke", hub_api_devices_revoke},
+    {"POST", "/v1/devices/{}/reset", ROLE(OPERATOR), "device.reset", hub_api_devices_reset},
+    {"POST", "/v1/certificates/{}/revoke", ROLE(OPERATOR), "certificate.revoke",
+     hub_api_certs_revoke},
+    {"GET", "/v1/certificates", ROLE(AUDITOR), NULL, hub_api_certs_list},
+    {"GET", "/v1/certificates/{}", ROLE(AUDITOR), NULL, hub_api_certs_show},
+    {"GET", "/v1/crl", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_crl},
+    {"GET", "/v1/ca", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_ca},
+    {"POST", "/v1/services", ROLE(ADMIN), "service.create", hub_api_services_create},
+    {"POST", "/v1/services/{}/activate", HUB_AUTH_SERVICE, HUB_ROLE_NONE, "service.activate",
+     hub_api_services_activate},
+    {"GET", "/v1/audit", ROLE(AUDITOR), NULL, hub_api_audit_list},
+    {"GET", "/healthz", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_healthz},
+    {"GET", "/metrics", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_metrics},
+    {NULL, NULL, HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, NULL},
+};
+
+int hub_uuid_valid(const char *s)
+{
+    static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    if (strlen(s) != 36)
+        return 0;
+    for (size_t i = 0; i < 36; i++) {
+        if (shape[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+int hub_req_limit(struct hub_req *r, int def, int max)
+{
+    const char *s = hub_req_query(r, "limit");
+    if (s == NULL)
+        return def;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == 0 || *end != 0 || v < 1 || v > max) {
+        hub_reply_error(r, 400, "invalid_parameter", "limit must be an integer from 1 to %d",
+                        max);
+        return -1;
+    }
+    return (int)v;
+}
+
+int hub_api_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX], size_t n,
+                           int reason)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = hub_db_cert_revoke(r->db, serials[i], reason);
+        if (rc == HUB_ENOTFOUND) {
+            hub_reply_error(r, 404, "not_found", "no certificate %s", serials[i]);
+            return rc;
+        }
+        if (rc == HUB_EEXIST) {
+            hub_reply_error(r, 409, "already_revoked", "certificate %s is already revoked",
+                            serials[i]);
+            return rc;
+        }
+        if (rc == 0)
+            rc = hub_db_notify(r->db, "iothub_revocation", serials[i]);
+        if (rc != 0) {
+            hub_reply_internal(r, rc, "revocation");
+            return rc;
+        }
+    }
+    int rc = hub_authority_publish_crl(r->api->authority, r->db, HUB_CA_ISSUING);
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "CRL publication");
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++)
+        hub_metrics_inc(HUB_M_REVOCATIONS);
+    hub_metrics_inc(HUB_M_CRLS);
+    return 0;
+}

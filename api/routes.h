@@ -1,0 +1,64 @@
+/* The route table and the handlers it names (one file per resource). */
+#ifndef HUB_API_ROUTES_H
+#define HUB_API_ROUTES_H
+
+#include "api/http.h"
+
+enum hub_auth {
+    HUB_AUTH_NONE,      /* anyone */
+    HUB_AUTH_ROLE,      /* bearer token with at least min_role */
+    HUB_AUTH_PROVISION, /* bearer provisioner+ or Basic product_key:product_secret */
+    HUB_AUTH_DEVICE,    /* Basic device_id:device_secret, the id in the path */
+    HUB_AUTH_SERVICE,   /* Basic service_id:service_secret, the id in the path */
+};
+
+struct hub_route {
+    const char *method;
+    const char *pattern; /* "/v1/devices/{}/activate": {} matches one segment */
+    enum hub_auth auth;
+    enum hub_role min_role;
+    const char *action;  /* audit action; NULL for reads */
+    void (*handler)(struct hub_req *r);
+};
+
+extern const struct hub_route hub_routes[];
+
+void hub_api_products_create(struct hub_req *r);
+void hub_api_products_list(struct hub_req *r);
+void hub_api_devices_create(struct hub_req *r);
+void hub_api_devices_list(struct hub_req *r);
+void hub_api_devices_show(struct hub_req *r);
+void hub_api_devices_activate(struct hub_req *r);
+void hub_api_devices_revoke(struct hub_req *r);
+void hub_api_devices_reset(struct hub_req *r);
+void hub_api_certs_revoke(struct hub_req *r);
+void hub_api_certs_list(struct hub_req *r);
+void hub_api_certs_show(struct hub_req *r);
+void hub_api_crl(struct hub_req *r);
+void hub_api_ca(struct hub_req *r);
+void hub_api_services_create(struct hub_req *r);
+void hub_api_services_activate(struct hub_req *r);
+void hub_api_tokens_create(struct hub_req *r);
+void hub_api_audit_list(struct hub_req *r);
+void hub_api_healthz(struct hub_req *r);
+void hub_api_metrics(struct hub_req *r);
+
+/* Shared by handlers. */
+/* Returns 1 if s is a canonical lower/upper-case UUID. */
+int hub_uuid_valid(const char *s);
+/* Parses ?limit= (default def, 1..max); replies 400 and returns -1 when invalid. */
+int hub_req_limit(struct hub_req *r, int def, int max);
+/* Revokes serials (reason code) in the current transaction, publishes the next CRL and
+ * queues a NOTIFY per serial. Replies on failure (404 unknown serial, 409 already revoked,
+ * 503/500) and returns non-zero. */
+int hub_api_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX], size_t n,
+                           int reason);
+/* Activation shared by devices and services: checks the CSR, locks the principal, revokes
+ * its valid certificates as superseded, issues and records a new one, replies 201. */
+void hub_api_activate(struct hub_req *r, int service);
+/* Parses an optional {"reason": name} body; replies 400 and returns -1 when invalid. */
+int hub_req_reason(struct hub_req *r, int def);
+/* Commits the request's transaction; replies 503/500 on failure and returns non-zero. */
+int hub_req_commit(struct hub_req *r);
+
+#endif
