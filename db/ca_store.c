@@ -166,7 +166,7 @@ int hub_db_revoked_list(PGconn *c, int ca_id, struct hub_db_revoked **out, size_
     const char *p[] = {ca};
     PGresult *r;
     int rc = hub_db_exec(c, &r,
-                         "SELECT serial, extract(epoch FROM revoked_at)::bigint,"
+                         "SELECT serial, floor(extract(epoch FROM revoked_at))::bigint,"
                          " coalesce(revocation_reason, 0) FROM certificates"
                          " WHERE ca_id = $1 AND status = 'revoked' AND not_after > now()"
                          " ORDER BY revoked_at, serial",

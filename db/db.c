@@ -14,6 +14,12 @@ static void notice_cb(void *arg, const char *message)
     hub_debug("database notice: %s", line);
 }
 
+/* Keeps every timestamp we read in UTC and fails fast rather than wait on locks forever. */
+static void session_setup(PGconn *c)
+{
+    PQclear(PQexec(c, "SET TIME ZONE 'UTC'; SET lock_timeout = '10s'"));
+}
+
 int hub_db_connect(const char *url, PGconn **out)
 {
     /* A default connect timeout; one given in url wins (it is expanded after). */
@@ -31,11 +37,27 @@ int hub_db_connect(const char *url, PGconn **out)
         return HUB_EDBDOWN;
     }
     PQsetNoticeProcessor(c, notice_cb, NULL);
-    /* Keep every timestamp we read in UTC and fail fast rather than wait forever. */
-    PGresult *r = PQexec(c, "SET TIME ZONE 'UTC'; SET lock_timeout = '10s'");
-    PQclear(r);
+    session_setup(c);
     *out = c;
     return 0;
+}
+
+int hub_db_reset(PGconn *c)
+{
+    PQreset(c);
+    if (PQstatus(c) != CONNECTION_OK)
+        return HUB_EDBDOWN;
+    session_setup(c);
+    hub_info("database connection re-established");
+    return 0;
+}
+
+int hub_db_xact_lock(PGconn *c, long long key)
+{
+    char k[24];
+    snprintf(k, sizeof k, "%lld", key);
+    const char *p[] = {k};
+    return hub_db_exec(c, NULL, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p);
 }
 
 /* Logs a failed query with the start of its text and the server's message. */

@@ -22,6 +22,10 @@ int hub_db_exec_bin(PGconn *c, PGresult **res, const char *sql, int n,
                     int result_format);
 /* Runs a script of several statements (simple query protocol, no parameters). */
 int hub_db_exec_script(PGconn *c, const char *sql);
+/* Re-establishes a broken connection and its session settings. Returns 0 or HUB_EDBDOWN. */
+int hub_db_reset(PGconn *c);
+/* Takes a transaction-scoped advisory lock (released at COMMIT/ROLLBACK). */
+int hub_db_xact_lock(PGconn *c, long long key);
 /* BEGIN / COMMIT / ROLLBACK. Rollback never fails loudly (it is the cleanup path). */
 int hub_db_begin(PGconn *c);
 int hub_db_commit(PGconn *c);

@@ -57,12 +57,8 @@ static int revive(hub_db_pool_t *p, PGconn **c)
     if (*c != NULL && PQstatus(*c) == CONNECTION_OK)
         return 0;
     if (*c != NULL) {
-        PQreset(*c);
-        if (PQstatus(*c) == CONNECTION_OK) {
-            hub_info("database connection re-established");
-            PQclear(PQexec(*c, "SET TIME ZONE 'UTC'; SET lock_timeout = '10s'"));
+        if (hub_db_reset(*c) == 0)
             return 0;
-        }
         PQfinish(*c);
         *c = NULL;
     }

@@ -24,7 +24,7 @@ struct hub_config {
     enum hub_key_type ca_key_type;
     int device_cert_days;
     int crl_validity_hours;
-    char *tls_ciphers;     /* NULL: the strong default list */
+    char *tls_ciphers;     /* MQTT listeners; NULL: ECDHE AEAD suites only */
     int workers;
     enum hub_log_level log_level;
     enum hub_log_format log_format;

@@ -20,7 +20,7 @@
 #include "util/log.h"
 #include "util/secure.h"
 
-#define INIT_LOCK "7234002"
+#define INIT_LOCK 7234002 /* advisory lock key of init */
 #define SERVER_CERT_DAYS 365
 #define SERVER_RENEW_DAYS 30
 
@@ -148,7 +148,7 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
     if (rc == 0)
         rc = hub_db_begin(c);
     if (rc == 0)
-        rc = hub_db_exec(c, NULL, "SELECT pg_advisory_xact_lock(" INIT_LOCK ")", 0, NULL);
+        rc = hub_db_xact_lock(c, INIT_LOCK);
     if (rc == 0)
         rc = hub_authority_bootstrap(c, pass, cfg->ca_key_type, &created);
     if (rc == 0) {

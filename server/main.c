@@ -68,15 +68,10 @@ struct serve {
 static void maintenance_work(uv_work_t *req)
 {
     struct serve *s = req->data;
-    if (PQstatus(s->db) != CONNECTION_OK) {
-        PQreset(s->db);
-        if (PQstatus(s->db) != CONNECTION_OK) {
-            hub_warn("database still unreachable; CRL maintenance retries in %d s",
-                     MAINTENANCE_INTERVAL_MS / 1000);
-            return;
-        }
-        hub_info("database connection re-established");
-        PQclear(PQexec(s->db, "SET TIME ZONE 'UTC'"));
+    if (PQstatus(s->db) != CONNECTION_OK && hub_db_reset(s->db) != 0) {
+        hub_warn("database still unreachable; CRL maintenance retries in %d s",
+                 MAINTENANCE_INTERVAL_MS / 1000);
+        return;
     }
     int published;
     int rc = hub_authority_refresh_crls(&s->authority, s->db, 0, &published);
@@ -365,8 +360,12 @@ int main(int argc, char **argv)
         status = cmd_migrate(&cfg);
     } else if (strcmp(cmd, "ca") == 0) {
         status = cmd_ca(&cfg, argc - optind, argv + optind);
+    } else if (optind < argc) {
+        fprintf(stderr, "iothubd %s: unexpected argument \"%s\"\n%s", cmd, argv[optind],
+                usage);
+        status = 2;
     } else {
-        fprintf(stderr, "iothubd: unknown command or argument \"%s\"\n%s", cmd, usage);
+        fprintf(stderr, "iothubd: unknown command \"%s\"\n%s", cmd, usage);
         status = 2;
     }
     hub_config_free(&cfg);

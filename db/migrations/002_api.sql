@@ -1,5 +1,10 @@
 -- REST API support: RFC 3339 rendering, lookups the API makes on every call.
 
+-- Only reasons a CRL may carry: 7 is unused in RFC 5280, removeFromCRL (8) is for delta CRLs.
+ALTER TABLE certificates DROP CONSTRAINT certificates_revocation_reason_check;
+ALTER TABLE certificates ADD CONSTRAINT certificates_revocation_reason_check
+    CHECK (revocation_reason IN (0, 1, 2, 3, 4, 5, 6, 9, 10));
+
 -- Times in API answers: RFC 3339, UTC, whole seconds.
 CREATE FUNCTION rfc3339(t timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE

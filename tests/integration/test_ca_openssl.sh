@@ -64,7 +64,7 @@ for ca_type in ec-p256 ec-p384 rsa-2048; do
             grep -A1 'Extended Key Usage' dev.txt | grep -q '^ *TLS Web Client Authentication$' &&
             grep -q 'X509v3 Subject Key Identifier' dev.txt &&
             grep -q 'X509v3 Authority Key Identifier' dev.txt &&
-            grep -q 'URI:https://localhost:$API_PORT/v1/crl' dev.txt
+            grep -q "URI:https://localhost:$API_PORT/v1/crl" dev.txt
         expect "[$ca_type/$key] profile: keyUsage, clientAuth, SKI, AKI, CRL distribution point" $?
         serial=$(openssl x509 -in dev.pem -noout -serial | cut -d= -f2)
         [[ $serial =~ ^[0-7][0-9A-F]{31}$ ]] &&
