@@ -12,7 +12,7 @@ BUILD="$ROOT/build"
 DEV="$ROOT/.dev"
 PACKAGES=(build-essential autoconf automake libtool pkg-config libuv1-dev libmbedtls-dev
           libmicrohttpd-dev libpq-dev libmosquitto-dev libjansson-dev libcurl4-openssl-dev
-          postgresql mosquitto-clients openssl curl python3)
+          postgresql mosquitto-clients openssl curl python3 jq)
 
 log() { printf '[dev] %s\n' "$*" >&2; }
 die() { printf '[dev] error: %s\n' "$*" >&2; exit 1; }
@@ -109,7 +109,6 @@ CONF
 
   iothub is running (Ctrl-C stops it and the private PostgreSQL)
     API:          https://127.0.0.1:8443/v1   (CA chain: $iothubd -c $DEV/iothub.conf ca chain)
-    MQTT (mTLS):  mqtts://127.0.0.1:8883
     admin token:  $DEV/admin.token
     database:     $url
     config:       $DEV/iothub.conf
