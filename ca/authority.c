@@ -137,6 +137,7 @@ int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, in
 int hub_authority_load(PGconn *c, const char *pass, struct hub_authority *a)
 {
     memset(a, 0, sizeof *a);
+    pthread_mutex_init(&a->sign_lock, NULL);
     for (int r = 0; r < 2; r++) {
         mbedtls_x509_crt_init(&a->cert[r]);
         mbedtls_pk_init(&a->key[r]);
@@ -183,7 +184,9 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
     if (cr.not_after > issuer_end)
         cr.not_after = issuer_end;
 
+    pthread_mutex_lock(&a->sign_lock);
     int rc = hub_cert_issue(&cr, raw, der);
+    pthread_mutex_unlock(&a->sign_lock);
     if (rc != 0)
         return rc;
     hub_hex_upper(raw, sizeof raw, serial);
@@ -244,7 +247,9 @@ int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_ro
     }
     time_t now = time(NULL);
     time_t next = now + (time_t)a->crl_validity_hours * 3600;
+    pthread_mutex_lock(&a->sign_lock);
     rc = hub_crl_build(&a->cert[role], &a->key[role], number, now, next, entries, n, &der);
+    pthread_mutex_unlock(&a->sign_lock);
     if (rc == 0)
         rc = hub_db_crl_insert(c, a->id[role], number, now, next, n, &der);
     if (rc == 0)

@@ -5,6 +5,7 @@
 #ifndef HUB_CA_AUTHORITY_H
 #define HUB_CA_AUTHORITY_H
 
+#include <pthread.h>
 #include <time.h>
 
 #include <libpq-fe.h>
@@ -29,6 +30,9 @@ struct hub_authority {
     hub_buf_t der[2];          /* certificate DER */
     int crl_validity_hours;
     char crl_url[320];         /* cRLDistributionPoint put in client certificates */
+    /* Serialises signing: mbedTLS 2.28 caches the EC comb table in the key's group on first
+     * use without a lock, so concurrent first signatures race. */
+    pthread_mutex_t sign_lock;
 };
 
 /* A certificate to issue from the issuing CA. */
