@@ -263,3 +263,31 @@ int hub_db_crl_latest(PGconn *c, int ca_id, hub_buf_t *der, uint64_t *number,
     PQclear(r);
     return rc;
 }
+
+int hub_db_revoked_serials(PGconn *c, char (**out)[HUB_SERIAL_HEX], size_t *n)
+{
+    PGresult *r;
+    *out = NULL;
+    *n = 0;
+    int rc = hub_db_exec(c, &r,
+                         "SELECT serial FROM certificates WHERE status = 'revoked'"
+                         " AND not_after > now()",
+                         0, NULL);
+    if (rc != 0)
+        return rc;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > 0 && (*out = calloc(rows, HUB_SERIAL_HEX)) == NULL) {
+        PQclear(r);
+        return HUB_ENOMEM;
+    }
+    for (size_t i = 0; i < rows; i++)
+        copy_text((*out)[i], HUB_SERIAL_HEX, PQgetvalue(r, (int)i, 0));
+    *n = rows;
+    PQclear(r);
+    return 0;
+}
+
+int hub_db_listen_revocations(PGconn *c)
+{
+    return hub_db_exec(c, NULL, "LISTEN iothub_revocation", 0, NULL);
+}

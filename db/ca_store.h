@@ -68,6 +68,12 @@ int hub_db_cert_revoke(PGconn *c, const char *serial, int reason);
  * RFC 5280 §3.3). *out is malloc'ed (caller frees); *n its length. */
 int hub_db_revoked_list(PGconn *c, int ca_id, struct hub_db_revoked **out, size_t *n);
 
+/* Serials of every revoked certificate that has not expired, of any CA (the set MQTT
+ * listeners refuse). *out is malloc'ed (caller frees); *n its length. */
+int hub_db_revoked_serials(PGconn *c, char (**out)[HUB_SERIAL_HEX], size_t *n);
+/* Starts listening for revocations (channel iothub_revocation, payload = serial). */
+int hub_db_listen_revocations(PGconn *c);
+
 /* Takes the next cRLNumber of a CA (row-locked until the transaction ends). */
 int hub_db_crl_next_number(PGconn *c, int ca_id, uint64_t *number);
 /* Records a published CRL. */

@@ -305,3 +305,12 @@ int hub_db_notify(PGconn *c, const char *channel, const char *payload)
     const char *p[] = {channel, payload};
     return hub_db_exec(c, NULL, "SELECT pg_notify($1, $2)", 2, p);
 }
+
+int hub_db_devices_seen(PGconn *c, const char *ids_json)
+{
+    const char *p[] = {ids_json};
+    return hub_db_exec(c, NULL,
+                       "UPDATE devices SET last_seen = now() WHERE id IN"
+                       " (SELECT jsonb_array_elements_text($1::jsonb)::uuid)",
+                       1, p);
+}

@@ -49,6 +49,9 @@ int hub_db_device_set_secret(PGconn *c, const char *device_id, const char *secre
 /* Locks the device row for the transaction (activation, revocation). */
 int hub_db_device_lock(PGconn *c, const char *device_id, char status[16]);
 
+/* Sets last_seen = now() for the devices in ids_json (a JSON array of UUID strings). */
+int hub_db_devices_seen(PGconn *c, const char *ids_json);
+
 /* Creates a service with topic patterns (JSON arrays of strings). */
 int hub_db_service_insert(PGconn *c, const char *name, const char *publish_json,
                           const char *subscribe_json, const char *secret_hash,

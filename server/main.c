@@ -20,6 +20,7 @@
 #include "db/migrate.h"
 #include "server/config.h"
 #include "server/init.h"
+#include "server/mqtt_server.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
@@ -58,6 +59,7 @@ struct serve {
     struct hub_authority authority;
     hub_db_pool_t *pool;     /* REST API connections */
     struct hub_api *api;
+    struct hub_mqtt_server *mqtt;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t maintenance;
     uv_work_t work;
@@ -103,6 +105,11 @@ static void stop_cb(uv_signal_t *h, int signum)
         return;
     s->stopping = 1;
     hub_info("received %s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* The API first: its threads may be waiting on the MQTT loop for a command. */
+    hub_api_stop(s->api);
+    s->api = NULL;
+    hub_mqtt_server_stop(s->mqtt); /* closes sessions; the loop runs its close callbacks */
+    s->mqtt = NULL;
     uv_timer_stop(&s->maintenance);
     uv_close((uv_handle_t *)&s->maintenance, NULL);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
@@ -181,12 +188,26 @@ static int serve(struct hub_config *cfg)
         };
         rc = hub_api_start(&o, &s.api);
     }
+    s.loop = uv_default_loop();
+    hub_buf_t ca_pem = HUB_BUF_INIT;
+    if (rc == 0)
+        rc = hub_authority_chain_pem(&s.authority, &ca_pem);
+    if (rc == 0) {
+        struct hub_mqtt_server_options mo = {
+            .loop = s.loop,
+            .cfg = cfg,
+            .cert_chain_pem = (char *)cert_pem.data,
+            .key_pem = (char *)key_pem.data,
+            .ca_pem = (char *)ca_pem.data,
+        };
+        rc = hub_mqtt_server_start(&mo, &s.mqtt);
+    }
+    hub_buf_free(&ca_pem);
     hub_buf_free(&cert_pem);
     hub_buf_free(&key_pem); /* wipes */
     if (rc != 0)
         goto out;
 
-    s.loop = uv_default_loop();
     uv_signal_init(s.loop, &s.sig_term);
     uv_signal_init(s.loop, &s.sig_int);
     uv_signal_init(s.loop, &s.sig_hup);
@@ -203,8 +224,6 @@ static int serve(struct hub_config *cfg)
              PQdb(s.db));
     uv_run(s.loop, UV_RUN_DEFAULT);
     uv_loop_close(s.loop);
-    hub_api_stop(s.api); /* waits for requests in progress */
-    s.api = NULL;
     hub_info("iothubd stopped");
 out:
     hub_api_stop(s.api);

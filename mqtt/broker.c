@@ -1,0 +1,674 @@
+/* Broker core. Sessions live in a hash table keyed by "d:<device id>" (a device has one
+ * session whatever its client id) or "s:<service id>/<client id>". Subscriptions are in a
+ * topic trie whose subscriber pointers are sessions. Each session keeps one FIFO of QoS 1/2
+ * deliveries (queued, then in flight up to max_inflight); QoS 0 goes straight to the wire
+ * and is not kept for offline sessions. Routing stamps each session with the message number
+ * so a session matched by several filters gets one copy at its highest granted QoS. */
+#include "mqtt/broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mqtt/codec.h"
+#include "mqtt/msg.h"
+#include "mqtt/session.h"
+#include "mqtt/subtree.h"
+#include "mqtt/topic.h"
+#include "util/buf.h"
+#include "util/error.h"
+#include "util/log.h"
+
+struct hub_mqtt_conn {
+    struct hub_broker *b;
+    const struct hub_mqtt_transport *t;
+    void *tconn;
+    struct hub_mqtt_identity who;
+    char **pub_patterns, **sub_patterns; /* services: owned copies */
+    hub_buf_t in;
+    size_t in_off;         /* consumed bytes at the front of in */
+    int connected;         /* CONNECT accepted */
+    int closing;           /* close requested: ignore further input */
+    int keep_will;         /* publish the will when the transport closes */
+    uint8_t level;
+    uint16_t keepalive;
+    uint64_t last_rx_ms, opened_ms;
+    struct hub_msg *will;
+    struct hub_session *s;
+    struct hub_mqtt_conn *prev, *next; /* all connections */
+};
+
+struct hub_broker {
+    struct hub_broker_options o;
+    struct hub_session_table sessions;
+    hub_subtree_t *subs;
+    struct hub_retained retained;
+    struct hub_mqtt_conn *conns;
+    size_t nconns;
+    uint64_t stamp;                /* routing stamp */
+    struct hub_session **targets;  /* reused by route() */
+    size_t ntargets, targets_cap;
+    hub_buf_t out;                 /* reused for encoded packets */
+    struct hub_broker_stats st;
+};
+
+/* ---- writing --------------------------------------------------------------------------- */
+
+static void conn_close(struct hub_mqtt_conn *c, int keep_will, const char *why)
+{
+    if (c->closing)
+        return;
+    if (why != NULL)
+        hub_info("mqtt: closing %s %s: %s", c->who.kind == HUB_MQTT_DEVICE ? "device" : "service",
+                 c->who.id, why);
+    c->keep_will = keep_will;
+    c->closing = 1;
+    c->t->close(c->tconn);
+}
+
+static void conn_write(struct hub_mqtt_conn *c, const void *p, size_t n)
+{
+    if (!c->closing && c->t->write(c->tconn, p, n) != 0)
+        conn_close(c, 1, "write failed");
+}
+
+/* Sends a PUBLISH of m at qos with packet id pid. */
+static void send_publish(struct hub_mqtt_conn *c, const struct hub_msg *m, int qos, int dup,
+                         uint16_t pid, int retain)
+{
+    uint8_t header[HUB_MQTT_PUBLISH_HEADER_MAX];
+    size_t n = hub_mqtt_publish_header(header, m->topic, m->topic_len, qos, retain, dup, pid,
+                                       m->payload_len);
+    conn_write(c, header, n);
+    if (m->payload_len > 0)
+        conn_write(c, m->payload, m->payload_len);
+    c->b->st.msgs_out++;
+}
+
+static void send_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
+{
+    uint8_t buf[4];
+    conn_write(c, buf, hub_mqtt_ack(buf, type, pid));
+}
+
+/* Sends queued deliveries of the session while the in-flight window allows. */
+static void pump(struct hub_session *s)
+{
+    struct hub_mqtt_conn *c = s->conn;
+    if (c == NULL || !c->connected)
+        return;
+    struct hub_delivery *d;
+    while (s->inflight < c->b->o.max_inflight && (d = hub_session_next_unsent(s)) != NULL) {
+        d->pid = hub_session_next_pid(s);
+        d->state = HUB_DELIVERY_SENT;
+        s->inflight++;
+        send_publish(c, d->msg, d->qos, 0, d->pid, d->retain);
+    }
+}
+
+/* ---- routing --------------------------------------------------------------------------- */
+
+static void match_cb(void *subscriber, uint8_t qos, void *ctx)
+{
+    struct hub_broker *b = ctx;
+    struct hub_session *s = subscriber;
+    if (s->stamp == b->stamp) {
+        if (qos > s->stamp_qos)
+            s->stamp_qos = qos;
+        return;
+    }
+    s->stamp = b->stamp;
+    s->stamp_qos = qos;
+    if (b->ntargets == b->targets_cap) {
+        size_t cap = b->targets_cap ? b->targets_cap * 2 : 64;
+        struct hub_session **t = realloc(b->targets, cap * sizeof *t);
+        if (t == NULL)
+            return; /* this subscriber misses the message; logged by the caller's count */
+        b->targets = t;
+        b->targets_cap = cap;
+    }
+    b->targets[b->ntargets++] = s;
+}
+
+/* Delivers m to one session at qos. */
+static void deliver(struct hub_broker *b, struct hub_session *s, struct hub_msg *m, int qos)
+{
+    if (qos == 0) {
+        if (s->conn != NULL && s->conn->connected)
+            send_publish(s->conn, m, 0, 0, 0, 0);
+        return;
+    }
+    if (hub_session_queued(s) >= b->o.max_queued) {
+        b->st.dropped_queue++;
+        if (b->st.dropped_queue % 1000 == 1)
+            hub_warn("mqtt: session %s holds %zu messages: dropping new ones (%llu so far)",
+                     s->key, b->o.max_queued, b->st.dropped_queue);
+        return;
+    }
+    if (hub_session_enqueue(s, m, (uint8_t)qos) != 0)
+        return;
+    pump(s);
+}
+
+/* Routes m to every matching subscription; returns how many sessions got it, and sets
+ * *to_device when the connected session of device key got it. */
+static size_t route(struct hub_broker *b, struct hub_msg *m, const struct hub_session *device,
+                    int *to_device)
+{
+    if (m->retain)
+        hub_retained_set(&b->retained, m);
+    b->stamp++;
+    b->ntargets = 0;
+    hub_subtree_match(b->subs, m->topic, m->topic_len, match_cb, b);
+    for (size_t i = 0; i < b->ntargets; i++) {
+        struct hub_session *s = b->targets[i];
+        int qos = s->stamp_qos < m->qos ? s->stamp_qos : m->qos;
+        deliver(b, s, m, qos);
+        if (to_device != NULL && s == device && s->conn != NULL)
+            *to_device = 1;
+    }
+    return b->ntargets;
+}
+
+/* ---- packets --------------------------------------------------------------------------- */
+
+static size_t count_patterns(const char *const *p)
+{
+    size_t n = 0;
+    while (p != NULL && p[n] != NULL)
+        n++;
+    return n;
+}
+
+static int may_publish(struct hub_mqtt_conn *c, const char *topic, size_t len)
+{
+    if (c->who.kind == HUB_MQTT_DEVICE)
+        return hub_acl_device(c->who.id, topic, len, 0);
+    return hub_acl_allows((const char *const *)c->pub_patterns, count_patterns(
+                              (const char *const *)c->pub_patterns), topic, len, 0);
+}
+
+static int may_subscribe(struct hub_mqtt_conn *c, const char *filter, size_t len)
+{
+    if (c->who.kind == HUB_MQTT_DEVICE)
+        return hub_acl_device(c->who.id, filter, len, 1);
+    return hub_acl_allows((const char *const *)c->sub_patterns, count_patterns(
+                              (const char *const *)c->sub_patterns), filter, len, 1);
+}
+
+static void on_connect(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uint64_t now_ms)
+{
+    struct hub_broker *b = c->b;
+    uint8_t ack[4];
+    c->level = p->level;
+    if (p->refuse) {
+        conn_write(c, ack, hub_mqtt_connack(ack, 0, p->refuse));
+        conn_close(c, 0, p->refuse == 1 ? "unacceptable protocol version"
+                                         : "client identifier rejected");
+        return;
+    }
+    if (!p->clean && p->client_id.len == 0) {
+        conn_write(c, ack, hub_mqtt_connack(ack, 0, HUB_MQTT_CONNACK_BAD_CLIENT_ID));
+        conn_close(c, 0, "empty client id with a persistent session");
+        return;
+    }
+    if (p->will && !may_publish(c, p->will_topic.ptr, p->will_topic.len)) {
+        conn_write(c, ack, hub_mqtt_connack(ack, 0, HUB_MQTT_CONNACK_NOT_AUTHORIZED));
+        conn_close(c, 0, "will topic not allowed");
+        return;
+    }
+    char key[sizeof c->who.id + 80];
+    if (c->who.kind == HUB_MQTT_DEVICE)
+        snprintf(key, sizeof key, "d:%s", c->who.id);
+    else
+        snprintf(key, sizeof key, "s:%s/%.*s", c->who.id, (int)(p->client_id.len > 64 ? 64 :
+                 p->client_id.len), p->client_id.ptr);
+
+    struct hub_session *s = hub_session_find(&b->sessions, key);
+    if (s != NULL && s->conn != NULL) { /* takeover: the older connection goes */
+        struct hub_mqtt_conn *old = s->conn;
+        s->conn = NULL;
+        old->s = NULL;
+        conn_close(old, 0, "session taken over by a new connection");
+    }
+    if (s != NULL && p->clean) {
+        hub_subtree_remove_all(b->subs, s, (const char *const *)s->filters, s->nsubs);
+        hub_session_destroy(&b->sessions, s);
+        s = NULL;
+    }
+    int present = s != NULL;
+    if (s == NULL && (s = hub_session_create(&b->sessions, key)) == NULL) {
+        conn_write(c, ack, hub_mqtt_connack(ack, 0, HUB_MQTT_CONNACK_UNAVAILABLE));
+        conn_close(c, 0, "out of memory");
+        return;
+    }
+    s->clean = p->clean;
+    s->conn = c;
+    c->s = s;
+    c->keepalive = p->keepalive;
+    c->last_rx_ms = now_ms;
+    if (p->will) {
+        c->will = hub_msg_new(p->will_topic.ptr, p->will_topic.len, p->will_payload.ptr,
+                              p->will_payload.len, p->will_qos, p->will_retain);
+    }
+    c->connected = 1;
+    conn_write(c, ack, hub_mqtt_connack(ack, c->level == HUB_MQTT_V311 && present, 0));
+    if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
+        b->o.presence(c->who.id, 1, b->o.ctx);
+    /* Resume: in-flight deliveries again with DUP, then whatever waited. */
+    s->inflight = 0;
+    for (struct hub_delivery *d = s->head; d != NULL; d = d->next) {
+        if (d->state == HUB_DELIVERY_SENT) {
+            send_publish(c, d->msg, d->qos, 1, d->pid, d->retain);
+            s->inflight++;
+        } else if (d->state == HUB_DELIVERY_RELEASED) {
+            send_ack(c, HUB_MQTT_PUBREL, d->pid);
+            s->inflight++;
+        }
+    }
+    pump(s);
+}
+
+static void on_publish(struct hub_mqtt_conn *c, const hub_mqtt_publish_t *p)
+{
+    struct hub_broker *b = c->b;
+    struct hub_session *s = c->s;
+    b->st.msgs_in++;
+    if (p->qos == 2 && hub_session_has_incoming(s, p->packet_id)) {
+        send_ack(c, HUB_MQTT_PUBREC, p->packet_id); /* duplicate: already routed */
+        return;
+    }
+    if (!may_publish(c, p->topic.ptr, p->topic.len)) {
+        b->st.dropped_acl++;
+        hub_warn("mqtt: %s %s may not publish to \"%.*s\": dropped",
+                 c->who.kind == HUB_MQTT_DEVICE ? "device" : "service", c->who.id,
+                 (int)(p->topic.len > 200 ? 200 : p->topic.len), p->topic.ptr);
+    } else {
+        struct hub_msg *m = hub_msg_new(p->topic.ptr, p->topic.len, p->payload, p->payload_len,
+                                        p->qos, p->retain);
+        if (m != NULL) {
+            route(b, m, NULL, NULL);
+            hub_msg_unref(m);
+        }
+    }
+    if (p->qos == 1)
+        send_ack(c, HUB_MQTT_PUBACK, p->packet_id);
+    else if (p->qos == 2) {
+        hub_session_add_incoming(s, p->packet_id);
+        send_ack(c, HUB_MQTT_PUBREC, p->packet_id);
+    }
+}
+
+static void on_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
+{
+    struct hub_session *s = c->s;
+    if (type == HUB_MQTT_PUBREL) {
+        hub_session_remove_incoming(s, pid);
+        send_ack(c, HUB_MQTT_PUBCOMP, pid);
+        return;
+    }
+    struct hub_delivery *d = hub_session_find_pid(s, pid);
+    if (d == NULL)
+        return; /* unknown or stale id: ignored, as the spec allows */
+    if (type == HUB_MQTT_PUBREC && d->qos == 2 && d->state == HUB_DELIVERY_SENT) {
+        d->state = HUB_DELIVERY_RELEASED;
+        send_ack(c, HUB_MQTT_PUBREL, pid);
+        return;
+    }
+    if ((type == HUB_MQTT_PUBACK && d->qos == 1) || (type == HUB_MQTT_PUBCOMP && d->qos == 2)) {
+        hub_session_remove(s, d);
+        if (s->inflight > 0)
+            s->inflight--;
+        pump(s);
+    }
+}
+
+static void send_retained_cb(const struct hub_msg *m, void *ctx)
+{
+    void **a = ctx;
+    struct hub_mqtt_conn *c = a[0];
+    const hub_mqtt_str_t *f = a[1];
+    int granted = *(int *)a[2];
+    if (!hub_topic_match(f->ptr, f->len, m->topic, m->topic_len))
+        return;
+    int qos = m->qos < granted ? m->qos : granted;
+    if (qos == 0) {
+        send_publish(c, m, 0, 0, 0, 1);
+        return;
+    }
+    /* QoS 1/2 retained copies go through the session queue with the retain flag kept. */
+    if (hub_session_enqueue_retained(c->s, (struct hub_msg *)m, (uint8_t)qos) == 0)
+        pump(c->s);
+}
+
+static void on_subscribe(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p)
+{
+    struct hub_broker *b = c->b;
+    uint8_t codes[256];
+    size_t off = 0, n = 0;
+    if (p->count > sizeof codes) {
+        conn_close(c, 1, "more than 256 filters in one SUBSCRIBE");
+        return;
+    }
+    hub_mqtt_str_t f;
+    uint8_t qos;
+    hub_buf_t *out = &b->out;
+    /* First the SUBACK, then retained messages (they must follow it). */
+    size_t first = 0;
+    while (n < sizeof codes && hub_mqtt_sub_next(p, &off, &f, &qos) == 1) {
+        if (!may_subscribe(c, f.ptr, f.len)) {
+            codes[n++] = HUB_MQTT_SUBACK_FAILURE;
+            hub_warn("mqtt: %s %s may not subscribe to \"%.*s\": refused",
+                     c->who.kind == HUB_MQTT_DEVICE ? "device" : "service", c->who.id,
+                     (int)(f.len > 200 ? 200 : f.len), f.ptr);
+            continue;
+        }
+        int rc = hub_subtree_insert(b->subs, f.ptr, f.len, c->s, qos);
+        if (rc == 0 && hub_session_add_filter(c->s, f.ptr, f.len) != 0) {
+            hub_subtree_remove(b->subs, f.ptr, f.len, c->s);
+            rc = HUB_ENOMEM;
+        }
+        codes[n++] = rc < 0 ? HUB_MQTT_SUBACK_FAILURE : qos;
+    }
+    out->len = 0;
+    if (hub_mqtt_suback(out, p->packet_id, codes, n) == 0)
+        conn_write(c, out->data, out->len);
+    off = 0;
+    while (first < n && hub_mqtt_sub_next(p, &off, &f, &qos) == 1) {
+        int granted = codes[first++];
+        if (granted == HUB_MQTT_SUBACK_FAILURE)
+            continue;
+        void *ctx[3] = {c, &f, &granted};
+        hub_retained_each(&b->retained, send_retained_cb, ctx);
+    }
+}
+
+static void on_unsubscribe(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p)
+{
+    size_t off = 0;
+    hub_mqtt_str_t f;
+    uint8_t qos;
+    while (hub_mqtt_sub_next(p, &off, &f, &qos) == 1) {
+        if (hub_subtree_remove(c->b->subs, f.ptr, f.len, c->s) == 0)
+            hub_session_remove_filter(c->s, f.ptr, f.len);
+    }
+    send_ack(c, HUB_MQTT_UNSUBACK, p->packet_id);
+}
+
+/* Handles one complete packet; returns 0, or -1 after closing the connection. */
+static int handle(struct hub_mqtt_conn *c, const uint8_t *pkt, size_t len, uint64_t now_ms)
+{
+    hub_mqtt_packet_t p;
+    const char *why = NULL;
+    memset(&p, 0, sizeof p);
+    int rc = hub_mqtt_decode(pkt, len, c->connected ? c->level : 0, &p, &why);
+    if (rc != 0) {
+        if (!c->connected && (pkt[0] >> 4) == HUB_MQTT_CONNECT && p.u.connect.refuse) {
+            on_connect(c, &p.u.connect, now_ms); /* answers CONNACK with the code, closes */
+            return -1;
+        }
+        hub_info("mqtt: malformed %s from %s: %s", hub_mqtt_type_name(pkt[0] >> 4), c->who.id,
+                 why ? why : "?");
+        conn_close(c, 1, why ? why : "malformed packet");
+        return -1;
+    }
+    if (!c->connected && p.type != HUB_MQTT_CONNECT) {
+        conn_close(c, 0, "first packet is not CONNECT");
+        return -1;
+    }
+    c->last_rx_ms = now_ms;
+    switch (p.type) {
+    case HUB_MQTT_CONNECT:
+        if (c->connected) {
+            conn_close(c, 1, "second CONNECT");
+            return -1;
+        }
+        on_connect(c, &p.u.connect, now_ms);
+        break;
+    case HUB_MQTT_PUBLISH: on_publish(c, &p.u.publish); break;
+    case HUB_MQTT_PUBACK:
+    case HUB_MQTT_PUBREC:
+    case HUB_MQTT_PUBREL:
+    case HUB_MQTT_PUBCOMP: on_ack(c, p.type, p.u.packet_id); break;
+    case HUB_MQTT_SUBSCRIBE: on_subscribe(c, &p.u.subscribe); break;
+    case HUB_MQTT_UNSUBSCRIBE: on_unsubscribe(c, &p.u.subscribe); break;
+    case HUB_MQTT_PINGREQ: {
+        uint8_t buf[2];
+        conn_write(c, buf, hub_mqtt_pingresp(buf));
+        break;
+    }
+    case HUB_MQTT_DISCONNECT: conn_close(c, 0, NULL); return -1;
+    default: conn_close(c, 1, "unexpected packet type"); return -1;
+    }
+    return c->closing ? -1 : 0;
+}
+
+/* ---- connections ----------------------------------------------------------------------- */
+
+static char **copy_patterns(const char *const *in)
+{
+    size_t n = count_patterns(in);
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        if ((out[i] = strdup(in[i])) == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(out[j]);
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static void free_patterns(char **p)
+{
+    for (size_t i = 0; p != NULL && p[i] != NULL; i++)
+        free(p[i]);
+    free(p);
+}
+
+struct hub_mqtt_conn *hub_mqtt_conn_open(struct hub_broker *b,
+                                         const struct hub_mqtt_transport *t, void *tconn,
+                                         const struct hub_mqtt_identity *who, uint64_t now_ms)
+{
+    struct hub_mqtt_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->b = b;
+    c->t = t;
+    c->tconn = tconn;
+    c->who = *who;
+    c->who.publish = c->who.subscribe = NULL;
+    if (who->kind == HUB_MQTT_SERVICE) {
+        static const char *const none[] = {NULL};
+        c->pub_patterns = copy_patterns(who->publish ? who->publish : none);
+        c->sub_patterns = copy_patterns(who->subscribe ? who->subscribe : none);
+        if (c->pub_patterns == NULL || c->sub_patterns == NULL) {
+            free_patterns(c->pub_patterns);
+            free_patterns(c->sub_patterns);
+            free(c);
+            return NULL;
+        }
+    }
+    c->opened_ms = c->last_rx_ms = now_ms;
+    c->next = b->conns;
+    if (b->conns != NULL)
+        b->conns->prev = c;
+    b->conns = c;
+    b->nconns++;
+    return c;
+}
+
+void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len,
+                        uint64_t now_ms)
+{
+    if (c->closing)
+        return;
+    hub_buf_t *in = &c->in;
+    if (hub_buf_append(in, data, len) != 0) {
+        conn_close(c, 1, "out of memory");
+        return;
+    }
+    for (;;) {
+        size_t plen;
+        int rc = hub_mqtt_frame(in->data + c->in_off, in->len - c->in_off, c->b->o.max_packet,
+                                &plen);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            conn_close(c, 1, rc == HUB_ERANGE ? "packet larger than the maximum"
+                                              : "malformed remaining length");
+            return;
+        }
+        const uint8_t *pkt = in->data + c->in_off;
+        c->in_off += plen;
+        if (handle(c, pkt, plen, now_ms) != 0)
+            return;
+    }
+    /* Compact: keep only the partial packet at the front. */
+    if (c->in_off == in->len) {
+        in->len = c->in_off = 0;
+    } else if (c->in_off > 0) {
+        memmove(in->data, in->data + c->in_off, in->len - c->in_off);
+        in->len -= c->in_off;
+        c->in_off = 0;
+    }
+}
+
+void hub_mqtt_conn_closed(struct hub_mqtt_conn *c)
+{
+    struct hub_broker *b = c->b;
+    struct hub_session *s = c->s;
+    /* The will goes out when the peer vanished or broke the protocol, not after a
+     * DISCONNECT, a takeover or a revocation. */
+    if (c->connected && c->will != NULL && (!c->closing || c->keep_will)) {
+        hub_info("mqtt: publishing the will of %s", c->who.id);
+        route(b, c->will, NULL, NULL);
+    }
+    if (s != NULL && s->conn == c) {
+        s->conn = NULL;
+        if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
+            b->o.presence(c->who.id, 0, b->o.ctx);
+        if (s->clean) {
+            hub_subtree_remove_all(b->subs, s, (const char *const *)s->filters, s->nsubs);
+            hub_session_destroy(&b->sessions, s);
+        }
+    }
+    if (c->will != NULL)
+        hub_msg_unref(c->will);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        b->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    b->nconns--;
+    free_patterns(c->pub_patterns);
+    free_patterns(c->sub_patterns);
+    hub_buf_free(&c->in);
+    free(c);
+}
+
+/* ---- broker ---------------------------------------------------------------------------- */
+
+struct hub_broker *hub_broker_new(const struct hub_broker_options *o)
+{
+    struct hub_broker *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return NULL;
+    b->o = *o;
+    b->subs = hub_subtree_new();
+    if (b->subs == NULL || hub_session_table_init(&b->sessions) != 0) {
+        hub_subtree_free(b->subs);
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void hub_broker_free(struct hub_broker *b)
+{
+    if (b == NULL)
+        return;
+    hub_session_table_free(&b->sessions);
+    hub_retained_free(&b->retained);
+    hub_subtree_free(b->subs);
+    hub_buf_free(&b->out);
+    free(b->targets);
+    free(b);
+}
+
+void hub_broker_tick(struct hub_broker *b, uint64_t now_ms)
+{
+    for (struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next) {
+        if (c->closing)
+            continue;
+        if (!c->connected && now_ms - c->opened_ms > (uint64_t)b->o.connect_timeout * 1000)
+            conn_close(c, 0, "no CONNECT in time");
+        else if (c->connected && c->keepalive > 0 &&
+                 now_ms - c->last_rx_ms > (uint64_t)c->keepalive * 1500)
+            conn_close(c, 1, "keepalive expired");
+    }
+}
+
+size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
+                              int (*is_revoked)(const char *serial_hex, void *ctx), void *ctx)
+{
+    size_t n = 0;
+    for (struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next) {
+        if (c->closing || c->who.serial[0] == 0)
+            continue;
+        int hit = serial_hex != NULL ? strcasecmp(c->who.serial, serial_hex) == 0
+                                     : is_revoked(c->who.serial, ctx);
+        if (hit) {
+            conn_close(c, 0, "certificate revoked");
+            n++;
+        }
+    }
+    return n;
+}
+
+int hub_broker_publish(struct hub_broker *b, const char *topic, const uint8_t *payload,
+                       size_t len, int qos, int retain, const char *device_id)
+{
+    if (!hub_topic_name_valid(topic, strlen(topic)) || qos < 0 || qos > 2)
+        return HUB_EINVAL;
+    struct hub_msg *m = hub_msg_new(topic, strlen(topic), payload, len, (uint8_t)qos,
+                                    (uint8_t)retain);
+    if (m == NULL)
+        return HUB_ENOMEM;
+    const struct hub_session *device = NULL;
+    if (device_id != NULL) {
+        char key[64];
+        snprintf(key, sizeof key, "d:%s", device_id);
+        device = hub_session_find(&b->sessions, key);
+    }
+    int delivered = 0;
+    route(b, m, device, &delivered);
+    hub_msg_unref(m);
+    return delivered;
+}
+
+int hub_broker_connected(struct hub_broker *b, const char *device_id)
+{
+    char key[64];
+    snprintf(key, sizeof key, "d:%s", device_id);
+    const struct hub_session *s = hub_session_find(&b->sessions, key);
+    return s != NULL && s->conn != NULL;
+}
+
+void hub_broker_close_all(struct hub_broker *b)
+{
+    for (struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next)
+        if (!c->closing)
+            conn_close(c, 0, NULL);
+}
+
+void hub_broker_stats(const struct hub_broker *b, struct hub_broker_stats *out)
+{
+    *out = b->st;
+    out->connections = b->nconns;
+    out->sessions = b->sessions.count;
+    out->subscriptions = hub_subtree_count(b->subs);
+    out->retained = b->retained.count;
+}

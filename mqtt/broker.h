@@ -1,0 +1,88 @@
+/* The MQTT broker core: sessions, subscriptions, QoS 1/2 state, retained messages, wills,
+ * keepalive, ACLs, routing. It knows MQTT but neither sockets nor TLS: a transport (TLS or
+ * TCP, in server/) feeds it bytes and gives it a way to write and close. All calls for one
+ * broker happen on one loop thread; cross-thread work (commands from the REST API,
+ * revocations) is queued to that thread by the caller.
+ *
+ * Memory: a published message is one refcounted block (topic + payload) shared by every
+ * session it is queued on; a connection is owned by the broker from hub_mqtt_conn_open to
+ * hub_mqtt_conn_closed; sessions by the broker. */
+#ifndef HUB_MQTT_BROKER_H
+#define HUB_MQTT_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hub_broker;
+struct hub_mqtt_conn;
+
+/* How the broker reaches a connection's transport. */
+struct hub_mqtt_transport {
+    /* Queues bytes for the peer; returns 0 or a negative code (the connection is closing). */
+    int (*write)(void *tconn, const void *data, size_t len);
+    /* Starts closing; the transport later calls hub_mqtt_conn_closed. */
+    void (*close)(void *tconn);
+};
+
+enum hub_mqtt_principal { HUB_MQTT_DEVICE, HUB_MQTT_SERVICE };
+
+/* Who is on a connection, established by the transport (certificate or password). */
+struct hub_mqtt_identity {
+    enum hub_mqtt_principal kind;
+    char id[40];        /* device or service id (UUID) */
+    char serial[41];    /* certificate serial (hex) for mTLS, "" otherwise */
+    /* Services: topic patterns ('!' denies), NULL-terminated arrays owned by the identity
+     * holder for the connection's lifetime (copied by hub_mqtt_conn_open). */
+    const char *const *publish;
+    const char *const *subscribe;
+};
+
+struct hub_broker_options {
+    size_t max_packet;        /* largest accepted packet, bytes */
+    size_t max_queued;        /* QoS 1/2 messages kept per session (offline or in flight) */
+    unsigned max_inflight;    /* unacknowledged QoS 1/2 PUBLISHes per connection */
+    unsigned connect_timeout; /* seconds a connection may take to send CONNECT */
+    /* Presence of devices (connected or not) for last_seen; may be NULL. */
+    void (*presence)(const char *device_id, int connected, void *ctx);
+    void *ctx;
+};
+
+struct hub_broker_stats {
+    size_t connections, sessions, subscriptions, retained;
+    unsigned long long msgs_in, msgs_out, dropped_acl, dropped_queue;
+};
+
+/* Creates a broker. NULL on ENOMEM. */
+struct hub_broker *hub_broker_new(const struct hub_broker_options *o);
+/* Frees sessions and messages; every connection must have been closed first. */
+void hub_broker_free(struct hub_broker *b);
+
+/* A transport connection is established (handshake done). Returns the broker's handle. */
+struct hub_mqtt_conn *hub_mqtt_conn_open(struct hub_broker *b,
+                                         const struct hub_mqtt_transport *t, void *tconn,
+                                         const struct hub_mqtt_identity *who, uint64_t now_ms);
+/* Bytes arrived from the peer. */
+void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len,
+                        uint64_t now_ms);
+/* The transport is closed (peer gone, error, or our close); frees c. A will is published
+ * unless the client sent DISCONNECT or the connection was kicked. */
+void hub_mqtt_conn_closed(struct hub_mqtt_conn *c);
+
+/* Once a second: keepalive (1.5 x the client's value) and CONNECT timeouts. */
+void hub_broker_tick(struct hub_broker *b, uint64_t now_ms);
+/* Closes, without publishing wills, every connection whose certificate serial is serial_hex
+ * (or, with serial_hex NULL, whose serial is_revoked() says is revoked). Returns how many. */
+size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
+                              int (*is_revoked)(const char *serial_hex, void *ctx), void *ctx);
+/* Publishes as the server (commands): routed like a client PUBLISH, no ACL. Returns 1 if a
+ * connected session of device_id (may be NULL) subscribed to it received it, else 0;
+ * negative on error. */
+int hub_broker_publish(struct hub_broker *b, const char *topic, const uint8_t *payload,
+                       size_t len, int qos, int retain, const char *device_id);
+/* Returns 1 when device_id has a live connection. */
+int hub_broker_connected(struct hub_broker *b, const char *device_id);
+/* Closes every connection (shutdown); wills are not published. */
+void hub_broker_close_all(struct hub_broker *b);
+void hub_broker_stats(const struct hub_broker *b, struct hub_broker_stats *out);
+
+#endif

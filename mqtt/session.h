@@ -1,0 +1,79 @@
+/* MQTT sessions: the subscriptions, the FIFO of QoS 1/2 deliveries and the QoS 2 packet ids
+ * received but not yet released, kept across connections for persistent sessions. */
+#ifndef HUB_MQTT_SESSION_H
+#define HUB_MQTT_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqtt/msg.h"
+
+struct hub_mqtt_conn;
+
+enum hub_delivery_state {
+    HUB_DELIVERY_QUEUED,   /* not sent yet */
+    HUB_DELIVERY_SENT,     /* PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2) */
+    HUB_DELIVERY_RELEASED, /* QoS 2: PUBREL sent, awaiting PUBCOMP */
+};
+
+struct hub_delivery {
+    struct hub_msg *msg; /* one reference held */
+    uint8_t qos;
+    uint8_t retain;      /* a retained copy sent for a new subscription */
+    uint8_t state;
+    uint16_t pid;
+    struct hub_delivery *next;
+};
+
+struct hub_session {
+    char *key;
+    int clean;
+    struct hub_mqtt_conn *conn; /* NULL while offline */
+    char **filters;             /* subscriptions (the trie holds their QoS) */
+    size_t nsubs, subs_cap;
+    struct hub_delivery *head, *tail, *unsent; /* unsent: first QUEUED delivery */
+    size_t queued;               /* deliveries in the FIFO */
+    unsigned inflight;
+    uint16_t last_pid;
+    uint16_t *incoming;          /* QoS 2 ids awaiting PUBREL */
+    size_t nincoming, incoming_cap;
+    uint64_t stamp;              /* routing de-duplication */
+    uint8_t stamp_qos;
+    struct hub_session *hnext;   /* hash chain */
+};
+
+struct hub_session_table {
+    struct hub_session **buckets;
+    size_t nbuckets, count;
+};
+
+int hub_session_table_init(struct hub_session_table *t);
+/* Frees every session and its deliveries. */
+void hub_session_table_free(struct hub_session_table *t);
+struct hub_session *hub_session_find(const struct hub_session_table *t, const char *key);
+/* Creates an empty session under key. NULL on ENOMEM. */
+struct hub_session *hub_session_create(struct hub_session_table *t, const char *key);
+/* Removes and frees a session (its trie entries must be removed by the caller first). */
+void hub_session_destroy(struct hub_session_table *t, struct hub_session *s);
+
+/* Appends a delivery of m (a reference is taken). 0 or HUB_ENOMEM. */
+int hub_session_enqueue(struct hub_session *s, struct hub_msg *m, uint8_t qos);
+/* Same, for a retained copy (sent with RETAIN set). */
+int hub_session_enqueue_retained(struct hub_session *s, struct hub_msg *m, uint8_t qos);
+size_t hub_session_queued(const struct hub_session *s);
+/* The first delivery not sent yet (advances past it), or NULL. */
+struct hub_delivery *hub_session_next_unsent(struct hub_session *s);
+/* A packet id not used by any delivery of the session. */
+uint16_t hub_session_next_pid(struct hub_session *s);
+struct hub_delivery *hub_session_find_pid(struct hub_session *s, uint16_t pid);
+/* Unlinks and frees a delivery. */
+void hub_session_remove(struct hub_session *s, struct hub_delivery *d);
+
+int hub_session_add_filter(struct hub_session *s, const char *f, size_t len);
+void hub_session_remove_filter(struct hub_session *s, const char *f, size_t len);
+
+int hub_session_has_incoming(const struct hub_session *s, uint16_t pid);
+void hub_session_add_incoming(struct hub_session *s, uint16_t pid);
+void hub_session_remove_incoming(struct hub_session *s, uint16_t pid);
+
+#endif

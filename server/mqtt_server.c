@@ -1,0 +1,311 @@
+/* Glue between the TLS listener (server/tls), the broker (mqtt/broker) and PostgreSQL
+ * (revocation feed, presence). Commands from the REST API threads are queued under a mutex
+ * and run on the loop through a uv_async_t; the caller waits on a condition variable. */
+#include "server/mqtt_server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mqtt/broker.h"
+#include "mqtt/topic.h"
+#include "server/presence.h"
+#include "server/revfeed.h"
+#include "server/revset.h"
+#include "server/tls.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#define MAX_PACKET (256 * 1024)
+#define MAX_QUEUED 1000
+#define MAX_INFLIGHT 32
+#define CONNECT_TIMEOUT_S 10
+#define COMMAND_WAIT_S 5
+
+struct command {
+    char topic[160];
+    char device_id[40];
+    void *payload;
+    size_t len;
+    int done, delivered, refs;
+    struct command *next;
+};
+
+struct hub_mqtt_server {
+    uv_loop_t *loop;
+    struct hub_broker *broker;
+    hub_tls_ctx_t *ctx;
+    hub_tls_listener_t *mtls;
+    hub_revset_t *revset;
+    struct hub_revfeed *feed;
+    struct hub_presence *presence;
+    uv_timer_t tick;
+    uv_async_t wakeup;
+    pthread_mutex_t lock; /* commands queue */
+    pthread_cond_t done;
+    struct command *queue;
+    int stopping;
+    int handles_open;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- transport --------------------------------------------------------------------------- */
+
+static int transport_write(void *tconn, const void *data, size_t len)
+{
+    return hub_tls_write(tconn, data, len);
+}
+
+static void transport_close(void *tconn)
+{
+    hub_tls_close(tconn);
+}
+
+static const struct hub_mqtt_transport tls_transport = {transport_write, transport_close};
+
+static void *on_open(hub_tls_conn_t *conn, const struct hub_tls_identity *id, void *user)
+{
+    struct hub_mqtt_server *m = user;
+    struct hub_mqtt_identity who;
+    memset(&who, 0, sizeof who);
+    if (id == NULL || id->cn == NULL || strlen(id->cn) >= sizeof who.id) {
+        hub_tls_close(conn);
+        return NULL;
+    }
+    who.kind = HUB_MQTT_DEVICE;
+    snprintf(who.id, sizeof who.id, "%s", id->cn);
+    snprintf(who.serial, sizeof who.serial, "%s", id->serial_hex);
+    struct hub_mqtt_conn *c = hub_mqtt_conn_open(m->broker, &tls_transport, conn, &who,
+                                                 now_ms());
+    if (c == NULL)
+        hub_tls_close(conn);
+    return c;
+}
+
+static void on_data(hub_tls_conn_t *conn, const uint8_t *plain, size_t len)
+{
+    struct hub_mqtt_conn *c = hub_tls_conn_user(conn);
+    if (c != NULL)
+        hub_mqtt_conn_data(c, plain, len, now_ms());
+}
+
+static void on_close(hub_tls_conn_t *conn, enum hub_tls_close_reason reason)
+{
+    struct hub_mqtt_conn *c = hub_tls_conn_user(conn);
+    if (c != NULL)
+        hub_mqtt_conn_closed(c);
+}
+
+static const struct hub_tls_callbacks tls_callbacks = {on_open, on_data, on_close};
+
+/* ---- loop-side work ---------------------------------------------------------------------- */
+
+static void presence_cb(const char *device_id, int connected, void *ctx)
+{
+    struct hub_mqtt_server *m = ctx;
+    hub_presence_set(m->presence, device_id, connected);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    struct hub_mqtt_server *m = t->data;
+    hub_broker_tick(m->broker, now_ms());
+}
+
+static void revoked_cb(const char *serial_hex, void *ctx)
+{
+    struct hub_mqtt_server *m = ctx;
+    /* NULL: the set was reloaded after a reconnect; re-check every live connection. */
+    int n = m->mtls ? hub_tls_listener_recheck(m->mtls) : 0;
+    if (n > 0)
+        hub_info("mqtt: closed %d connection(s) of revoked certificate(s)", n);
+    (void)serial_hex;
+}
+
+static void release(struct hub_mqtt_server *m, struct command *c)
+{
+    if (--c->refs == 0) {
+        free(c->payload);
+        free(c);
+    }
+}
+
+static void wakeup_cb(uv_async_t *a)
+{
+    struct hub_mqtt_server *m = a->data;
+    pthread_mutex_lock(&m->lock);
+    struct command *list = m->queue;
+    m->queue = NULL;
+    pthread_mutex_unlock(&m->lock);
+    while (list != NULL) {
+        struct command *c = list;
+        list = c->next;
+        int rc = hub_broker_publish(m->broker, c->topic, c->payload, c->len, 1, 0,
+                                    c->device_id);
+        pthread_mutex_lock(&m->lock);
+        c->delivered = rc > 0;
+        c->done = 1;
+        release(m, c);
+        pthread_cond_broadcast(&m->done);
+        pthread_mutex_unlock(&m->lock);
+    }
+}
+
+int hub_mqtt_server_command(struct hub_mqtt_server *m, const char *device_id,
+                            const char *name, const void *payload, size_t len,
+                            int *delivered)
+{
+    struct command *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return HUB_ENOMEM;
+    int n = snprintf(c->topic, sizeof c->topic, "devices/%s/commands/%s", device_id, name);
+    if (n < 0 || (size_t)n >= sizeof c->topic || strpbrk(name, "/+#") != NULL ||
+        !hub_topic_name_valid(c->topic, (size_t)n)) {
+        free(c);
+        return HUB_EINVAL;
+    }
+    snprintf(c->device_id, sizeof c->device_id, "%s", device_id);
+    if (len > 0 && (c->payload = malloc(len)) == NULL) {
+        free(c);
+        return HUB_ENOMEM;
+    }
+    if (len > 0)
+        memcpy(c->payload, payload, len);
+    c->len = len;
+    c->refs = 2; /* the loop and this caller */
+
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += COMMAND_WAIT_S;
+    pthread_mutex_lock(&m->lock);
+    c->next = m->queue;
+    m->queue = c;
+    uv_async_send(&m->wakeup);
+    int rc = 0;
+    while (!c->done && rc == 0)
+        rc = pthread_cond_timedwait(&m->done, &m->lock, &until);
+    int ok = c->done;
+    *delivered = c->delivered;
+    release(m, c);
+    pthread_mutex_unlock(&m->lock);
+    return ok ? 0 : HUB_ERANGE;
+}
+
+int hub_mqtt_server_connected(struct hub_mqtt_server *m, const char *device_id)
+{
+    return hub_presence_connected(m->presence, device_id);
+}
+
+/* ---- start / stop ------------------------------------------------------------------------ */
+
+int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mqtt_server **out)
+{
+    const struct hub_config *cfg = o->cfg;
+    struct hub_mqtt_server *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return HUB_ENOMEM;
+    m->loop = o->loop;
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->done, NULL);
+    struct hub_broker_options bo = {
+        .max_packet = MAX_PACKET,
+        .max_queued = MAX_QUEUED,
+        .max_inflight = MAX_INFLIGHT,
+        .connect_timeout = CONNECT_TIMEOUT_S,
+        .presence = presence_cb,
+        .ctx = m,
+    };
+    int rc = HUB_ENOMEM;
+    m->broker = hub_broker_new(&bo);
+    m->revset = hub_revset_new();
+    m->presence = hub_presence_new(cfg->db_url);
+    if (m->broker == NULL || m->revset == NULL || m->presence == NULL)
+        goto fail;
+    struct hub_tls_ctx_options to = {
+        .cert_chain_pem = o->cert_chain_pem,
+        .key_pem = o->key_pem,
+        .ca_pem = o->ca_pem,
+        .client_auth = HUB_TLS_CLIENT_REQUIRED,
+        .ciphers = cfg->tls_ciphers,
+        .revset = m->revset,
+    };
+    if ((rc = hub_tls_ctx_new(&to, &m->ctx)) != 0)
+        goto fail;
+    if ((rc = hub_revfeed_start(m->loop, cfg->db_url, m->revset, revoked_cb, m, &m->feed)) != 0)
+        goto fail;
+    uv_timer_init(m->loop, &m->tick);
+    m->tick.data = m;
+    uv_timer_start(&m->tick, tick_cb, 1000, 1000);
+    uv_async_init(m->loop, &m->wakeup, wakeup_cb);
+    m->wakeup.data = m;
+    m->handles_open = 2;
+    if (cfg->mqtt_mtls_listen.port != 0) {
+        rc = hub_tls_listen(m->loop, cfg->mqtt_mtls_listen.host, cfg->mqtt_mtls_listen.port,
+                            m->ctx, &tls_callbacks, m, NULL, &m->mtls);
+        if (rc != 0) {
+            hub_error("cannot listen for MQTT on %s:%d", cfg->mqtt_mtls_listen.host,
+                      cfg->mqtt_mtls_listen.port);
+            hub_mqtt_server_stop(m);
+            return rc;
+        }
+        hub_info("MQTT (mutual TLS) listening on %s:%d", cfg->mqtt_mtls_listen.host,
+                 cfg->mqtt_mtls_listen.port);
+    }
+    *out = m;
+    return 0;
+fail:
+    hub_tls_ctx_free(m->ctx);
+    hub_presence_free(m->presence);
+    hub_revset_free(m->revset);
+    hub_broker_free(m->broker);
+    free(m);
+    return rc;
+}
+
+static void finish(struct hub_mqtt_server *m)
+{
+    if (--m->handles_open > 0)
+        return;
+    hub_broker_free(m->broker);
+    hub_tls_ctx_free(m->ctx);
+    hub_presence_free(m->presence);
+    hub_revset_free(m->revset);
+    pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->done);
+    free(m);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    finish(h->data);
+}
+
+static void listener_closed(void *arg)
+{
+    finish(arg);
+}
+
+void hub_mqtt_server_stop(struct hub_mqtt_server *m)
+{
+    if (m == NULL || m->stopping)
+        return;
+    m->stopping = 1;
+    /* Commands still queued are answered "not delivered" by their waiters' timeouts. */
+    if (m->mtls != NULL) {
+        m->handles_open++;
+        hub_tls_listener_close(m->mtls, listener_closed, m);
+        m->mtls = NULL;
+    }
+    hub_revfeed_stop(m->feed);
+    uv_timer_stop(&m->tick);
+    uv_close((uv_handle_t *)&m->tick, handle_closed);
+    uv_close((uv_handle_t *)&m->wakeup, handle_closed);
+}

@@ -1,0 +1,28 @@
+/* The revocation feed: keeps a revocation set in step with PostgreSQL. A thread-pool job
+ * connects, LISTENs on iothub_revocation and then loads every revoked serial (in that
+ * order, so nothing revoked in between is missed); the loop then polls the connection's
+ * socket and applies each NOTIFY at once. When the connection drops the set is kept, and
+ * the job runs again after a back-off. Everything but the job runs on the loop thread. */
+#ifndef HUB_SERVER_REVFEED_H
+#define HUB_SERVER_REVFEED_H
+
+#include <uv.h>
+
+#include "server/revset.h"
+
+struct hub_revfeed;
+
+/* Called on the loop for each serial (upper-case hex) revoked while the feed runs. */
+typedef void (*hub_revfeed_cb)(const char *serial_hex, void *ctx);
+
+/* Starts the feed on loop. set is borrowed and must outlive the feed. Returns 0 or
+ * HUB_ENOMEM; connection failures are retried, not returned. */
+int hub_revfeed_start(uv_loop_t *loop, const char *db_url, hub_revset_t *set,
+                      hub_revfeed_cb on_revoked, void *ctx, struct hub_revfeed **out);
+/* Stops the feed; its memory is released once pending work and handles have closed (the
+ * loop must keep running until then). */
+void hub_revfeed_stop(struct hub_revfeed *f);
+/* 1 once the set has been loaded from the database at least once. */
+int hub_revfeed_ready(const struct hub_revfeed *f);
+
+#endif

@@ -1,0 +1,117 @@
+/* Server-side TLS 1.2 (mbedTLS) over libuv TCP, with mutual-TLS client checks against an
+ * in-memory revocation set, and the same listener API for plain TCP (ctx == NULL). Every
+ * listener and its connections live on one loop thread; nothing here blocks that loop. */
+#ifndef HUB_SERVER_TLS_H
+#define HUB_SERVER_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mbedtls/pk.h>
+#include <uv.h>
+
+#include "server/revset.h"
+
+typedef struct hub_tls_ctx hub_tls_ctx_t;
+typedef struct hub_tls_listener hub_tls_listener_t;
+typedef struct hub_tls_conn hub_tls_conn_t;
+
+enum hub_tls_client_auth {
+    HUB_TLS_CLIENT_NONE,     /* no client certificate asked for (username/password TLS) */
+    HUB_TLS_CLIENT_REQUIRED, /* mTLS: a valid, unrevoked clientAuth certificate required */
+};
+
+struct hub_tls_ctx_options {
+    const char *cert_chain_pem; /* server certificate, then intermediates (NUL-terminated) */
+    const char *key_pem;        /* server private key as PEM, or NULL to use key */
+    mbedtls_pk_context *key;    /* or the parsed key (copied; the caller keeps its own) */
+    const char *ca_pem;         /* CAs client certificates must chain to (issuing + root) */
+    enum hub_tls_client_auth client_auth;
+    const char *ciphers;        /* comma-separated IANA or mbedTLS names; NULL: ECDHE AEAD */
+    uint32_t ticket_lifetime_s; /* session tickets lifetime; 0: 86400 */
+    hub_revset_t *revset;       /* borrowed, must outlive the context; NULL: no revocation */
+};
+
+/* Builds a server TLS configuration (TLS 1.2 only). The context may be shared by listeners
+ * on several loops, must outlive them, and is freed with hub_tls_ctx_free. Each context has
+ * its own session-ticket keys. Returns 0 or HUB_EINVAL/HUB_ENOMEM/HUB_ECRYPTO (logged). */
+int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out);
+void hub_tls_ctx_free(hub_tls_ctx_t *ctx);
+
+/* The peer as verified by the handshake: valid during on_open only (copies stay available
+ * through hub_tls_conn_cn/serial_hex). */
+struct hub_tls_identity {
+    const char *cn;         /* subject commonName (1..64 bytes, no control characters) */
+    const char *serial_hex; /* upper-case hex, leading zero bytes removed */
+    const uint8_t *serial;  /* the same as bytes */
+    size_t serial_len;
+    int resumed; /* 1 when the session was resumed from a ticket */
+};
+
+enum hub_tls_close_reason {
+    HUB_TLS_CLOSE_LOCAL,    /* hub_tls_close was called */
+    HUB_TLS_CLOSE_PEER,     /* the peer closed (EOF or close_notify) */
+    HUB_TLS_CLOSE_ERROR,    /* socket or TLS error */
+    HUB_TLS_CLOSE_REVOKED,  /* hub_tls_listener_recheck found the certificate revoked */
+    HUB_TLS_CLOSE_SHUTDOWN, /* hub_tls_listener_close */
+};
+
+/* Callbacks to the layer above, all on the listener's loop. on_open runs after a successful
+ * handshake (identity NULL without a client certificate or in plain mode) and returns the
+ * upper layer's per-connection pointer; it may call hub_tls_close to refuse. on_data gets
+ * plaintext valid during the call only. on_close runs once, for opened connections only,
+ * right before the connection is freed; no hub_tls_* call on conn is allowed after it. */
+struct hub_tls_callbacks {
+    void *(*on_open)(hub_tls_conn_t *conn, const struct hub_tls_identity *id, void *user);
+    void (*on_data)(hub_tls_conn_t *conn, const uint8_t *plain, size_t len);
+    void (*on_close)(hub_tls_conn_t *conn, enum hub_tls_close_reason reason);
+};
+
+struct hub_tls_limits {
+    unsigned handshake_timeout_ms; /* accept to handshake done; 0: 10000 */
+    unsigned max_handshakes;       /* concurrent handshakes; excess closed at once; 0: 512 */
+    unsigned max_connections;      /* 0: unlimited */
+    unsigned close_timeout_ms;     /* graceful close waits this long for the peer; 0: 5000 */
+    size_t max_pending;            /* queued output beyond which a connection is closed;
+                                      0: 16 MiB (reading pauses from 256 KiB on) */
+    int backlog;                   /* listen(2) backlog; 0: 511 */
+    int reuseport;                 /* SO_REUSEPORT: one listener per loop on the same port */
+};
+
+/* Listens on host:port (a numeric address, or a name resolved once, blocking: call at
+ * startup) with ctx (NULL: plain TCP). cb is copied; user goes to on_open; limits may be NULL.
+ * The listener belongs to its loop until hub_tls_listener_close. Returns 0 or HUB_EIO (bind
+ * errors logged; a half-made listener is freed by the loop's next run) / HUB_EINVAL. */
+int hub_tls_listen(uv_loop_t *loop, const char *host, int port, hub_tls_ctx_t *ctx,
+                   const struct hub_tls_callbacks *cb, void *user,
+                   const struct hub_tls_limits *limits, hub_tls_listener_t **out);
+/* The port actually bound (useful with port 0). */
+int hub_tls_listener_port(const hub_tls_listener_t *l);
+/* Closes (on the loop thread) every connection of the listener (on_close: SHUTDOWN), then
+ * the listener; done(arg) runs once everything is freed. */
+void hub_tls_listener_close(hub_tls_listener_t *l, void (*done)(void *arg), void *arg);
+/* Re-checks every open connection's certificate against the revset and closes the revoked
+ * ones (on_close: REVOKED). Call on the loop thread after revocations. Returns how many. */
+int hub_tls_listener_recheck(hub_tls_listener_t *l);
+
+/* Queues plaintext: encrypted at once into the connection's output buffer and flushed with
+ * one uv_write at a time. Callable from any callback. Returns 0, HUB_EIO (closing),
+ * HUB_ENOMEM, or HUB_ERANGE (max_pending exceeded: the connection is being closed). */
+int hub_tls_write(hub_tls_conn_t *conn, const void *data, size_t len);
+/* Graceful close: stops reading, sends pending data then close_notify, then closes (forced
+ * after close_timeout_ms). on_close follows later, from the loop. Idempotent. */
+void hub_tls_close(hub_tls_conn_t *conn);
+/* The per-connection pointer: set from on_open's return value, changeable afterwards. */
+void *hub_tls_conn_user(const hub_tls_conn_t *conn);
+void hub_tls_conn_set_user(hub_tls_conn_t *conn, void *user);
+/* Peer certificate CN and serial (upper-case hex), or "" without a client certificate. */
+const char *hub_tls_conn_cn(const hub_tls_conn_t *conn);
+const char *hub_tls_conn_serial_hex(const hub_tls_conn_t *conn);
+/* The peer address as "ip:port" (for logs). */
+const char *hub_tls_conn_peer(const hub_tls_conn_t *conn);
+/* Bytes accepted by hub_tls_write and not yet written to the socket (backpressure). */
+size_t hub_tls_conn_pending(const hub_tls_conn_t *conn);
+/* The loop the connection runs on. */
+uv_loop_t *hub_tls_conn_loop(const hub_tls_conn_t *conn);
+
+#endif
