@@ -22,6 +22,7 @@ struct hub_api_options {
     unsigned max_connections;     /* total concurrent connections */
     unsigned max_per_ip;          /* concurrent connections from one address */
     unsigned timeout_s;           /* idle connection timeout */
+    const struct hub_api_mqtt *mqtt; /* the MQTT side (commands, presence), or NULL */
 };
 
 /* Starts listening. Returns 0 or a HUB_E* code (the reason is logged). */

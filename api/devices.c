@@ -125,6 +125,7 @@ void hub_api_devices_list(struct hub_req *r)
         hub_reply_internal(r, rc, "device listing");
         return;
     }
+    hub_api_mark_connected(r, list);
     size_t n = json_array_size(list);
     json_t *next = n == (size_t)limit
                        ? json_object_get(json_array_get(list, n - 1), "device_id")
@@ -148,8 +149,10 @@ void hub_api_devices_show(struct hub_req *r)
         hub_reply_error(r, 404, "not_found", "no device %s", id);
     else if (rc != 0)
         hub_reply_internal(r, rc, "device lookup");
-    else
+    else {
+        hub_api_mark_connected(r, d);
         hub_reply_json(r, 200, d);
+    }
 }
 
 /* Locks the device of the path in a new transaction; replies and returns NULL on failure. */

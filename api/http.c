@@ -5,6 +5,7 @@
 #include "api/api.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -32,6 +33,10 @@
     "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:" \
     "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
 #define DB_WAIT_MS 5000
+#define AUDIT_WAIT_MS 1000
+/* Over-long bodies of up to this size are read and dropped before the 413 answer: closing
+ * a connection with unread data resets it, and the client may never see the answer. */
+#define DRAIN_LIMIT (1024 * 1024)
 
 struct hub_api {
     struct MHD_Daemon *mhd;
@@ -143,6 +148,11 @@ json_t *hub_req_json(struct hub_req *r)
         (ct[16] != 0 && ct[16] != ';' && ct[16] != ' ')) {
         hub_reply_error(r, 415, "unsupported_media_type",
                         "the request body must be application/json");
+        return NULL;
+    }
+    if (r->body.len == 0) {
+        hub_reply_error(r, 400, "invalid_json", "the request body is empty; a JSON object "
+                        "is expected");
         return NULL;
     }
     json_error_t e;
@@ -306,6 +316,12 @@ static int auth_basic(struct hub_req *r, enum hub_auth kind, const char *user,
     return 0;
 }
 
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
 static int authenticate(struct hub_req *r, const struct hub_route *route)
 {
     if (route->auth == HUB_AUTH_NONE)
@@ -330,6 +346,8 @@ static int authenticate(struct hub_req *r, const struct hub_route *route)
         char *pass = NULL;
         char *user = MHD_basic_auth_get_username_password(r->conn, &pass);
         int rc = -1;
+        if (user != NULL && hub_uuid_valid(user))
+            lower(user);
         if (user == NULL || pass == NULL)
             unauthorized(r, "Basic realm=\"iothub\"", "malformed Basic credentials");
         else if ((route->auth == HUB_AUTH_DEVICE || route->auth == HUB_AUTH_SERVICE) &&
@@ -389,29 +407,45 @@ static void free_params(struct hub_req *r)
     }
 }
 
+/* Whether route rt answers method (HEAD is served by GET routes; MHD drops the body). */
+static int method_matches(const struct hub_route *rt, const char *method)
+{
+    return strcmp(rt->method, method) == 0 ||
+           (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0);
+}
+
 static void dispatch(struct hub_req *r)
 {
     const struct hub_route *found = NULL;
-    int path_known = 0;
+    char allow[64] = "";
     for (const struct hub_route *rt = hub_routes; rt->pattern; rt++) {
         free_params(r);
         if (!match(r, rt->pattern))
             continue;
-        path_known = 1;
-        if (strcmp(rt->method, r->method) == 0) {
+        if (method_matches(rt, r->method)) {
             found = rt;
             break;
         }
+        size_t used = strlen(allow);
+        snprintf(allow + used, sizeof allow - used, "%s%s%s", used ? ", " : "", rt->method,
+                 strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
     }
     if (found == NULL) {
         free_params(r);
-        if (path_known)
+        if (allow[0]) {
             hub_reply_error(r, 405, "method_not_allowed", "%s is not allowed on %s", r->method,
                             r->path);
-        else
+            hub_reply_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+        } else {
             hub_reply_error(r, 404, "not_found", "no such endpoint: %s", r->path);
+        }
         return;
     }
+    /* Ids are stored, audited and put in certificate subjects in their canonical
+     * lower-case form, whatever case the client used. */
+    for (int i = 0; i < 3 && r->params[i] != NULL; i++)
+        if (hub_uuid_valid(r->params[i]))
+            lower(r->params[i]);
     r->action = found->action;
     r->mutating = found->action != NULL;
     if (r->body_too_large) {
@@ -429,8 +463,16 @@ static void dispatch(struct hub_req *r)
 /* Failed state-changing calls are audited too (outside the failed transaction). */
 static void audit_failure(struct hub_req *r)
 {
-    if (!r->mutating || r->audited || r->status < 400 || r->status == 503 || r->db == NULL)
+    if (!r->mutating || r->audited || r->status < 400 || r->status == 503)
         return;
+    /* Refusals decided before any database work (missing or malformed credentials,
+     * credentials of another device) are audited too. */
+    if (r->db == NULL && hub_db_pool_acquire(r->api->pool, AUDIT_WAIT_MS, &r->db) != 0) {
+        r->db = NULL;
+        hub_warn("%s %s %u from %s: not audited (no database connection)", r->method, r->path,
+                 r->status, r->source);
+        return;
+    }
     if (PQtransactionStatus(r->db) != PQTRANS_IDLE)
         hub_db_rollback(r->db);
     char target[200];
@@ -476,7 +518,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                           sizeof r->source);
         }
         const char *cl = hub_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL && strtoull(cl, NULL, 10) > api->shared.body_limit) {
+        unsigned long long declared = cl != NULL ? strtoull(cl, NULL, 10) : 0;
+        if (declared > api->shared.body_limit) {
+            /* A client waiting for "100 Continue" gets the answer before sending its body;
+             * other clients' bodies are dropped as they arrive (up to DRAIN_LIMIT). */
+            r->body_too_large = 1;
+            if (hub_req_header(r, MHD_HTTP_HEADER_EXPECT) == NULL && declared <= DRAIN_LIMIT)
+                return MHD_YES;
             hub_reply_error(r, 413, "payload_too_large", "the request body exceeds %zu bytes",
                             api->shared.body_limit);
             return queue(r);
@@ -534,6 +582,7 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
     api->shared.pool = o->pool;
     api->shared.device_cert_days = o->device_cert_days;
     api->shared.body_limit = o->body_limit;
+    api->shared.mqtt = o->mqtt;
     api->cert_pem = strdup(o->cert_pem);
     api->key_pem = strdup(o->key_pem);
     if (api->cert_pem == NULL || api->key_pem == NULL) {

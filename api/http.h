@@ -29,7 +29,20 @@ struct hub_principal {
     char product_key[64];  /* devices: their product */
 };
 
+/* What the REST API needs from the MQTT side, implemented by server/ (which owns both).
+ * Both calls may block briefly and are made from API threads. */
+struct hub_api_mqtt {
+    /* Publishes a command; *delivered = 1 when the device is connected and subscribed.
+     * Returns 0, HUB_EINVAL (bad name) or another HUB_E* code. */
+    int (*command)(void *ctx, const char *device_id, const char *name, const void *payload,
+                   size_t len, int *delivered);
+    /* 1 when the device has a live MQTT session. */
+    int (*connected)(void *ctx, const char *device_id);
+    void *ctx;
+};
+
 struct hub_api_shared {
+    const struct hub_api_mqtt *mqtt; /* NULL: no MQTT (commands answer 503) */
     struct hub_authority *authority;
     hub_db_pool_t *pool;
     int device_cert_days;

@@ -26,6 +26,8 @@ const struct hub_route hub_routes[] = {
      hub_api_devices_activate},
     {"POST", "/v1/devices/{}/revoke", ROLE(OPERATOR), "device.revoke", hub_api_devices_revoke},
     {"POST", "/v1/devices/{}/reset", ROLE(OPERATOR), "device.reset", hub_api_devices_reset},
+    {"POST", "/v1/devices/{}/commands", ROLE(OPERATOR), "device.command",
+     hub_api_devices_command},
     {"POST", "/v1/certificates/{}/revoke", ROLE(OPERATOR), "certificate.revoke",
      hub_api_certs_revoke},
     {"GET", "/v1/certificates", ROLE(AUDITOR), NULL, hub_api_certs_list},

@@ -31,6 +31,7 @@ void hub_api_devices_show(struct hub_req *r);
 void hub_api_devices_activate(struct hub_req *r);
 void hub_api_devices_revoke(struct hub_req *r);
 void hub_api_devices_reset(struct hub_req *r);
+void hub_api_devices_command(struct hub_req *r);
 void hub_api_certs_revoke(struct hub_req *r);
 void hub_api_certs_list(struct hub_req *r);
 void hub_api_certs_show(struct hub_req *r);
@@ -58,6 +59,8 @@ int hub_api_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX], s
 void hub_api_activate(struct hub_req *r, int service);
 /* Parses an optional {"reason": name} body; replies 400 and returns -1 when invalid. */
 int hub_req_reason(struct hub_req *r, int def);
+/* Sets "connected" in a device object (or each of an array) from the MQTT side. */
+void hub_api_mark_connected(struct hub_req *r, json_t *devices);
 /* Commits the request's transaction; replies 503/500 on failure and returns non-zero. */
 int hub_req_commit(struct hub_req *r);
 

@@ -314,3 +314,12 @@ int hub_db_devices_seen(PGconn *c, const char *ids_json)
                        " (SELECT jsonb_array_elements_text($1::jsonb)::uuid)",
                        1, p);
 }
+
+int hub_db_service_acl(PGconn *c, const char *service_id, json_t **out)
+{
+    const char *p[] = {service_id};
+    return query_json(c,
+                      "SELECT json_build_object('status', status, 'publish', publish,"
+                      " 'subscribe', subscribe) FROM services WHERE id = $1::uuid",
+                      1, p, out);
+}

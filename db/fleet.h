@@ -56,6 +56,9 @@ int hub_db_devices_seen(PGconn *c, const char *ids_json);
 int hub_db_service_insert(PGconn *c, const char *name, const char *publish_json,
                           const char *subscribe_json, const char *secret_hash,
                           char service_id[37]);
+/* A service's status and topic patterns: {"status", "publish": [...], "subscribe": [...]}.
+ * HUB_ENOTFOUND. */
+int hub_db_service_acl(PGconn *c, const char *service_id, json_t **out);
 int hub_db_service_set_status(PGconn *c, const char *service_id, const char *status);
 
 /* Valid certificate serials of a device or service (owner_column "device_id" or

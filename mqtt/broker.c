@@ -95,10 +95,11 @@ static void send_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
 static void pump(struct hub_session *s)
 {
     struct hub_mqtt_conn *c = s->conn;
-    if (c == NULL || !c->connected)
-        return;
+    if (c == NULL || !c->connected || c->closing)
+        return; /* kept queued: sent, DUP 0, on the next connection of a persistent session */
     struct hub_delivery *d;
-    while (s->inflight < c->b->o.max_inflight && (d = hub_session_next_unsent(s)) != NULL) {
+    while (!c->closing && s->inflight < c->b->o.max_inflight &&
+           (d = hub_session_next_unsent(s)) != NULL) {
         d->pid = hub_session_next_pid(s);
         d->state = HUB_DELIVERY_SENT;
         s->inflight++;
@@ -228,7 +229,9 @@ static void on_connect(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uin
     if (s != NULL && s->conn != NULL) { /* takeover: the older connection goes */
         struct hub_mqtt_conn *old = s->conn;
         s->conn = NULL;
-        old->s = NULL;
+        old->s = NULL; /* detached: its close will not report presence, so do it here */
+        if (old->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
+            b->o.presence(old->who.id, 0, b->o.ctx);
         conn_close(old, 0, "session taken over by a new connection");
     }
     if (s != NULL && p->clean) {
@@ -539,20 +542,24 @@ void hub_mqtt_conn_closed(struct hub_mqtt_conn *c)
 {
     struct hub_broker *b = c->b;
     struct hub_session *s = c->s;
+    /* Detach the session first, so that what is routed to it from now on (the will
+     * included) waits in its queue rather than being "sent" on this dead connection. */
+    if (s != NULL && s->conn == c) {
+        s->conn = NULL;
+        if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
+            b->o.presence(c->who.id, 0, b->o.ctx);
+    } else {
+        s = NULL;
+    }
     /* The will goes out when the peer vanished or broke the protocol, not after a
      * DISCONNECT, a takeover or a revocation. */
     if (c->connected && c->will != NULL && (!c->closing || c->keep_will)) {
         hub_info("mqtt: publishing the will of %s", c->who.id);
         route(b, c->will, NULL, NULL);
     }
-    if (s != NULL && s->conn == c) {
-        s->conn = NULL;
-        if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
-            b->o.presence(c->who.id, 0, b->o.ctx);
-        if (s->clean) {
-            hub_subtree_remove_all(b->subs, s, (const char *const *)s->filters, s->nsubs);
-            hub_session_destroy(&b->sessions, s);
-        }
+    if (s != NULL && s->clean) {
+        hub_subtree_remove_all(b->subs, s, (const char *const *)s->filters, s->nsubs);
+        hub_session_destroy(&b->sessions, s);
     }
     if (c->will != NULL)
         hub_msg_unref(c->will);

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/http.h"
 #include "ca/authority.h"
 #include "ca/pem.h"
 #include "ca/pkcs7.h"
@@ -60,6 +61,7 @@ struct serve {
     hub_db_pool_t *pool;     /* REST API connections */
     struct hub_api *api;
     struct hub_mqtt_server *mqtt;
+    struct hub_api_mqtt api_mqtt;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t maintenance;
     uv_work_t work;
@@ -135,14 +137,39 @@ static void reload_cb(uv_signal_t *h, int signum)
     hub_info("SIGHUP: configuration reloaded (log level and format applied)");
 }
 
+/* The REST API's view of the MQTT side (set once MQTT runs; API threads read it). */
+static int api_command(void *ctx, const char *device_id, const char *name, const void *payload,
+                       size_t len, int *delivered)
+{
+    struct serve *s = ctx;
+    struct hub_mqtt_server *m = __atomic_load_n(&s->mqtt, __ATOMIC_ACQUIRE);
+    if (m == NULL)
+        return HUB_ERANGE;
+    return hub_mqtt_server_command(m, device_id, name, payload, len, delivered);
+}
+
+static int api_connected(void *ctx, const char *device_id)
+{
+    struct serve *s = ctx;
+    struct hub_mqtt_server *m = __atomic_load_n(&s->mqtt, __ATOMIC_ACQUIRE);
+    return m != NULL && hub_mqtt_server_connected(m, device_id);
+}
+
 static int serve(struct hub_config *cfg)
 {
     struct serve s;
     char err[512];
     memset(&s, 0, sizeof s);
     s.cfg = *cfg;
+    s.api_mqtt = (struct hub_api_mqtt){api_command, api_connected, &s};
     int missing, rc;
 
+    if (cfg->mqtt_tls_listen.port != 0 || cfg->mqtt_plain_listen.port != 0) {
+        hub_error("%s: password-authenticated MQTT listeners are not implemented yet; set it "
+                  "to off (only mqtt_mtls_listen is served)",
+                  cfg->mqtt_tls_listen.port != 0 ? "mqtt_tls_listen" : "mqtt_plain_listen");
+        return 1;
+    }
     char *pass = hub_config_master_key(cfg, err, sizeof err);
     if (pass == NULL) {
         hub_error("%s", err);
@@ -185,6 +212,7 @@ static int serve(struct hub_config *cfg)
             .max_connections = API_MAX_CONNECTIONS,
             .max_per_ip = API_MAX_PER_IP,
             .timeout_s = API_TIMEOUT_S,
+            .mqtt = &s.api_mqtt,
         };
         rc = hub_api_start(&o, &s.api);
     }
@@ -200,7 +228,10 @@ static int serve(struct hub_config *cfg)
             .key_pem = (char *)key_pem.data,
             .ca_pem = (char *)ca_pem.data,
         };
-        rc = hub_mqtt_server_start(&mo, &s.mqtt);
+        struct hub_mqtt_server *m;
+        rc = hub_mqtt_server_start(&mo, &m);
+        if (rc == 0)
+            __atomic_store_n(&s.mqtt, m, __ATOMIC_RELEASE);
     }
     hub_buf_free(&ca_pem);
     hub_buf_free(&cert_pem);

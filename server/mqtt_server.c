@@ -9,6 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
+#include "db/db.h"
+#include "db/fleet.h"
 #include "mqtt/broker.h"
 #include "mqtt/topic.h"
 #include "server/presence.h"
@@ -23,6 +27,8 @@
 #define MAX_INFLIGHT 32
 #define CONNECT_TIMEOUT_S 10
 #define COMMAND_WAIT_S 5
+#define EARLY_MAX (64 * 1024) /* bytes a service may send while its ACL loads */
+#define SERVICES_O "services" /* organizationName of service certificates */
 
 struct command {
     char topic[160];
@@ -46,8 +52,24 @@ struct hub_mqtt_server {
     pthread_mutex_t lock; /* commands queue */
     pthread_cond_t done;
     struct command *queue;
+    pthread_mutex_t lookup_lock; /* lookup_db, used by thread-pool jobs one at a time */
+    PGconn *lookup_db;
+    char *db_url;
     int stopping;
     int handles_open;
+};
+
+/* Per TLS connection: the broker's connection, or a service waiting for its topic patterns
+ * (loaded from PostgreSQL on the thread pool, so the loop never waits). */
+struct link {
+    struct hub_mqtt_server *m;
+    hub_tls_conn_t *conn;
+    struct hub_mqtt_conn *c;
+    struct hub_mqtt_identity who;
+    hub_buf_t early;
+    int loading, closed;
+    json_t *acl;
+    uv_work_t work;
 };
 
 static uint64_t now_ms(void)
@@ -71,37 +93,148 @@ static void transport_close(void *tconn)
 
 static const struct hub_mqtt_transport tls_transport = {transport_write, transport_close};
 
+static int uuid_like(const char *s)
+{
+    return strlen(s) == 36 && strspn(s, "0123456789abcdefABCDEF-") == 36;
+}
+
+static void open_broker_conn(struct link *k)
+{
+    k->c = hub_mqtt_conn_open(k->m->broker, &tls_transport, k->conn, &k->who, now_ms());
+    if (k->c == NULL)
+        hub_tls_close(k->conn);
+}
+
+static void acl_work(uv_work_t *w)
+{
+    struct link *k = w->data;
+    struct hub_mqtt_server *m = k->m;
+    pthread_mutex_lock(&m->lookup_lock);
+    if (m->lookup_db != NULL && PQstatus(m->lookup_db) != CONNECTION_OK &&
+        hub_db_reset(m->lookup_db) != 0) {
+        PQfinish(m->lookup_db);
+        m->lookup_db = NULL;
+    }
+    if (m->lookup_db == NULL)
+        hub_db_connect(m->db_url, &m->lookup_db);
+    if (m->lookup_db != NULL && hub_db_service_acl(m->lookup_db, k->who.id, &k->acl) != 0)
+        k->acl = NULL;
+    pthread_mutex_unlock(&m->lookup_lock);
+}
+
+/* Copies a JSON array of strings into a NULL-terminated array (one block). */
+static const char **patterns(json_t *a)
+{
+    size_t n = json_array_size(a), bytes = (n + 1) * sizeof(char *);
+    for (size_t i = 0; i < n; i++)
+        bytes += json_string_length(json_array_get(a, i)) + 1;
+    const char **out = malloc(bytes);
+    char *p = out ? (char *)(out + n + 1) : NULL;
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        const char *v = json_string_value(json_array_get(a, i));
+        if (v == NULL)
+            v = "";
+        out[i] = strcpy(p, v);
+        p += strlen(v) + 1;
+    }
+    if (out != NULL)
+        out[n] = NULL;
+    return out;
+}
+
+static void finish(struct hub_mqtt_server *m);
+
+static void acl_done(uv_work_t *w, int status)
+{
+    struct link *k = w->data;
+    struct hub_mqtt_server *m = k->m;
+    k->loading = 0;
+    const char *st = json_string_value(json_object_get(k->acl, "status"));
+    const char **pub = NULL, **sub = NULL;
+    if (k->closed) {
+        /* the transport went away meanwhile */
+    } else if (k->acl == NULL || st == NULL) {
+        hub_warn("mqtt: service %s unknown or the database is unreachable: refused", k->who.id);
+        hub_tls_close(k->conn);
+    } else if (strcmp(st, "revoked") == 0) {
+        hub_warn("mqtt: service %s is revoked: refused", k->who.id);
+        hub_tls_close(k->conn);
+    } else if ((pub = patterns(json_object_get(k->acl, "publish"))) == NULL ||
+               (sub = patterns(json_object_get(k->acl, "subscribe"))) == NULL) {
+        hub_tls_close(k->conn);
+    } else {
+        k->who.publish = pub;
+        k->who.subscribe = sub;
+        open_broker_conn(k); /* copies the patterns */
+        if (k->c != NULL && k->early.len > 0)
+            hub_mqtt_conn_data(k->c, k->early.data, k->early.len, now_ms());
+    }
+    free(pub);
+    free(sub);
+    json_decref(k->acl);
+    k->acl = NULL;
+    hub_buf_free(&k->early);
+    if (k->closed)
+        free(k);
+    finish(m); /* the job held a reference */
+}
+
 static void *on_open(hub_tls_conn_t *conn, const struct hub_tls_identity *id, void *user)
 {
     struct hub_mqtt_server *m = user;
-    struct hub_mqtt_identity who;
-    memset(&who, 0, sizeof who);
-    if (id == NULL || id->cn == NULL || strlen(id->cn) >= sizeof who.id) {
+    struct link *k = calloc(1, sizeof *k);
+    /* Identities are UUIDs: they become topic levels, so nothing else gets through. */
+    if (k == NULL || id == NULL || id->cn == NULL || !uuid_like(id->cn)) {
+        if (id != NULL && id->cn != NULL)
+            hub_warn("mqtt: certificate CN \"%s\" is not a device or service id: refused",
+                     id->cn);
+        free(k);
         hub_tls_close(conn);
         return NULL;
     }
-    who.kind = HUB_MQTT_DEVICE;
-    snprintf(who.id, sizeof who.id, "%s", id->cn);
-    snprintf(who.serial, sizeof who.serial, "%s", id->serial_hex);
-    struct hub_mqtt_conn *c = hub_mqtt_conn_open(m->broker, &tls_transport, conn, &who,
-                                                 now_ms());
-    if (c == NULL)
-        hub_tls_close(conn);
-    return c;
+    k->m = m;
+    k->conn = conn;
+    int service = id->o != NULL && strcmp(id->o, SERVICES_O) == 0;
+    k->who.kind = service ? HUB_MQTT_SERVICE : HUB_MQTT_DEVICE;
+    for (size_t i = 0; i < 36; i++) /* canonical lower case, as the database prints ids */
+        k->who.id[i] = (char)(id->cn[i] >= 'A' && id->cn[i] <= 'F' ? id->cn[i] + 32 : id->cn[i]);
+    snprintf(k->who.serial, sizeof k->who.serial, "%s", id->serial_hex);
+    if (!service) {
+        open_broker_conn(k);
+        return k;
+    }
+    k->loading = 1;
+    k->work.data = k;
+    m->handles_open++;
+    uv_queue_work(m->loop, &k->work, acl_work, acl_done);
+    return k;
 }
 
 static void on_data(hub_tls_conn_t *conn, const uint8_t *plain, size_t len)
 {
-    struct hub_mqtt_conn *c = hub_tls_conn_user(conn);
-    if (c != NULL)
-        hub_mqtt_conn_data(c, plain, len, now_ms());
+    struct link *k = hub_tls_conn_user(conn);
+    if (k == NULL)
+        return;
+    if (k->c != NULL)
+        hub_mqtt_conn_data(k->c, plain, len, now_ms());
+    else if (k->loading && (k->early.len + len > EARLY_MAX ||
+                            hub_buf_append(&k->early, plain, len) != 0))
+        hub_tls_close(conn);
 }
 
 static void on_close(hub_tls_conn_t *conn, enum hub_tls_close_reason reason)
 {
-    struct hub_mqtt_conn *c = hub_tls_conn_user(conn);
-    if (c != NULL)
-        hub_mqtt_conn_closed(c);
+    struct link *k = hub_tls_conn_user(conn);
+    if (k == NULL)
+        return;
+    if (k->c != NULL)
+        hub_mqtt_conn_closed(k->c);
+    if (k->loading) {
+        k->closed = 1; /* acl_done frees it */
+        return;
+    }
+    hub_buf_free(&k->early);
+    free(k);
 }
 
 static const struct hub_tls_callbacks tls_callbacks = {on_open, on_data, on_close};
@@ -214,6 +347,11 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         return HUB_ENOMEM;
     m->loop = o->loop;
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->lookup_lock, NULL);
+    if ((m->db_url = strdup(cfg->db_url)) == NULL) {
+        free(m);
+        return HUB_ENOMEM;
+    }
     pthread_cond_init(&m->done, NULL);
     struct hub_broker_options bo = {
         .max_packet = MAX_PACKET,
@@ -266,6 +404,7 @@ fail:
     hub_presence_free(m->presence);
     hub_revset_free(m->revset);
     hub_broker_free(m->broker);
+    free(m->db_url);
     free(m);
     return rc;
 }
@@ -279,7 +418,10 @@ static void finish(struct hub_mqtt_server *m)
     hub_presence_free(m->presence);
     hub_revset_free(m->revset);
     pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->lookup_lock);
     pthread_cond_destroy(&m->done);
+    PQfinish(m->lookup_db);
+    free(m->db_url);
     free(m);
 }
 

@@ -607,13 +607,15 @@ static void conn_refuse(hub_tls_conn_t *c, unsigned char alert, const char *why)
     conn_close(c, HUB_TLS_CLOSE_ERROR, CLOSE_FLUSH);
 }
 
-/* Extracts the single subject CN; 0 or -1 (absent, repeated, too long, control chars). */
-static int extract_cn(const mbedtls_x509_crt *crt, char out[CN_MAX + 1])
+/* Extracts the single subject attribute oid (CN, O); 0 or -1 (absent, repeated, too long,
+ * control characters). */
+static int extract_attr(const mbedtls_x509_crt *crt, const char *oid, size_t oid_len,
+                        char out[CN_MAX + 1])
 {
     const mbedtls_x509_buf *v = NULL;
     int count = 0;
     for (const mbedtls_x509_name *n = &crt->subject; n != NULL; n = n->next) {
-        if (n->oid.p != NULL && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0) {
+        if (n->oid.p != NULL && n->oid.len == oid_len && memcmp(n->oid.p, oid, oid_len) == 0) {
             v = &n->val;
             count++;
         }
@@ -637,6 +639,7 @@ static void handshake_done(hub_tls_conn_t *c)
     l->nhandshakes--;
     c->state = ST_OPEN;
     struct hub_tls_identity id = {.resumed = c->resumed}, *idp = NULL;
+    char org[CN_MAX + 1];
     if (ctx->auth == HUB_TLS_CLIENT_REQUIRED) {
         const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&c->ssl);
         const uint8_t *s;
@@ -659,11 +662,15 @@ static void handshake_done(hub_tls_conn_t *c)
             conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED, "certificate expired");
             return;
         }
-        if (extract_cn(crt, c->cn) != 0) {
+        if (extract_attr(crt, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), c->cn) !=
+            0) {
             conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_BAD_CERT, "subject CN missing or invalid");
             return;
         }
         id.cn = c->cn;
+        if (extract_attr(crt, MBEDTLS_OID_AT_ORGANIZATION,
+                         MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORGANIZATION), org) == 0)
+            id.o = org;
         id.serial_hex = c->serial_hex;
         id.serial = c->serial;
         id.serial_len = c->serial_len;

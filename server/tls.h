@@ -42,6 +42,7 @@ void hub_tls_ctx_free(hub_tls_ctx_t *ctx);
  * through hub_tls_conn_cn/serial_hex). */
 struct hub_tls_identity {
     const char *cn;         /* subject commonName (1..64 bytes, no control characters) */
+    const char *o;          /* subject organizationName (same rules), or NULL */
     const char *serial_hex; /* upper-case hex, leading zero bytes removed */
     const uint8_t *serial;  /* the same as bytes */
     size_t serial_len;

@@ -1,0 +1,134 @@
+/* POST /v1/devices/{id}/commands: cloud-to-device commands, published by the MQTT side on
+ * devices/<id>/commands/<name> at QoS 1; and the "connected" flag of device answers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/routes.h"
+#include "db/db.h"
+#include "db/fleet.h"
+#include "util/error.h"
+
+#define PAYLOAD_MAX (64 * 1024)
+
+static void mark_one(const struct hub_api_mqtt *mq, json_t *d)
+{
+    const char *id = json_string_value(json_object_get(d, "device_id"));
+    if (id != NULL)
+        json_object_set_new(d, "connected", json_boolean(mq->connected(mq->ctx, id)));
+}
+
+void hub_api_mark_connected(struct hub_req *r, json_t *devices)
+{
+    const struct hub_api_mqtt *mq = r->api->mqtt;
+    if (mq == NULL)
+        return;
+    if (json_is_array(devices)) {
+        size_t i;
+        json_t *d;
+        json_array_foreach(devices, i, d)
+        {
+            mark_one(mq, d);
+        }
+    } else {
+        mark_one(mq, devices);
+    }
+}
+
+/* Command names are one topic level: letters, digits, '-', '_', '.'. */
+static int name_valid(const char *s)
+{
+    for (; *s; s++) {
+        char ch = *s;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+void hub_api_devices_command(struct hub_req *r)
+{
+    const char *id = r->params[0];
+    char status[16];
+    json_t *body = NULL;
+    char *payload_text = NULL;
+    if (!hub_uuid_valid(id)) {
+        hub_reply_error(r, 404, "not_found", "no device %s", id);
+        return;
+    }
+    if ((body = hub_req_json(r)) == NULL)
+        return;
+    const char *name = hub_json_string(r, body, "name", 1, 64);
+    if (name == NULL)
+        goto out;
+    if (!name_valid(name)) {
+        hub_reply_error(r, 400, "invalid_field",
+                        "name may only contain letters, digits, '-', '_' and '.'");
+        goto out;
+    }
+    /* The payload is sent as is when a string, as JSON text otherwise (objects, numbers). */
+    json_t *pv = json_object_get(body, "payload");
+    const char *payload = "";
+    if (json_is_string(pv)) {
+        payload = json_string_value(pv);
+    } else if (pv != NULL && !json_is_null(pv)) {
+        payload = payload_text = json_dumps(pv, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (payload_text == NULL) {
+            hub_reply_internal(r, HUB_ENOMEM, "command encoding");
+            goto out;
+        }
+    }
+    size_t len = json_is_string(pv) ? json_string_length(pv) : strlen(payload);
+    if (len > PAYLOAD_MAX) {
+        hub_reply_error(r, 400, "invalid_field", "payload exceeds %d bytes", PAYLOAD_MAX);
+        goto out;
+    }
+    PGconn *c = hub_req_db(r);
+    if (c == NULL)
+        goto out;
+    int rc = hub_db_begin(c);
+    if (rc == 0)
+        rc = hub_db_device_lock(c, id, status);
+    if (rc == HUB_ENOTFOUND) {
+        hub_reply_error(r, 404, "not_found", "no device %s", id);
+        goto out;
+    }
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "device lookup");
+        goto out;
+    }
+    if (strcmp(status, "revoked") == 0) {
+        hub_reply_error(r, 409, "device_revoked", "device %s is revoked", id);
+        goto out;
+    }
+    const struct hub_api_mqtt *mq = r->api->mqtt;
+    if (mq == NULL) {
+        hub_reply_error(r, 503, "mqtt_unavailable", "the MQTT listener is not running");
+        goto out;
+    }
+    int delivered = 0;
+    rc = mq->command(mq->ctx, id, name, payload, len, &delivered);
+    if (rc != 0) {
+        hub_reply_error(r, 503, "mqtt_unavailable", "the MQTT loop did not take the command");
+        goto out;
+    }
+    json_t *d = json_pack("{s:s,s:I,s:b}", "name", name, "bytes", (json_int_t)len, "delivered",
+                          delivered);
+    char *text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    rc = hub_req_audit(r, id, text);
+    free(text);
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "audit");
+        goto out;
+    }
+    char topic[160];
+    snprintf(topic, sizeof topic, "devices/%s/commands/%s", id, name);
+    if (hub_req_commit(r) == 0)
+        hub_reply_json(r, 202, json_pack("{s:s,s:s,s:s,s:b}", "device_id", id, "topic", topic,
+                                         "name", name, "delivered", delivered));
+out:
+    free(payload_text);
+    json_decref(body);
+}
