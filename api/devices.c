@@ -1,5 +1,6 @@
 /* /v1/devices: provisioning (admin token or product claim), listing, revocation, reset.
  * Activation lives in certs.c with the rest of certificate issuance. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,16 @@ static PGconn *begin_on_device(struct hub_req *r, char status[16])
     return c;
 }
 
+/* Tells every node that the device of the path lost its credentials (at commit). */
+static int notify_device(struct hub_req *r)
+{
+    char payload[64];
+    snprintf(payload, sizeof payload, "device:%s", r->params[0]);
+    for (char *p = payload + 7; *p; p++) /* ids are compared in canonical lower case */
+        *p = (char)tolower((unsigned char)*p);
+    return hub_db_notify(r->db, "iothub_revocation", payload);
+}
+
 /* Revokes every valid certificate of the device; fills the JSON array of serials. */
 static int revoke_all(struct hub_req *r, int reason, json_t *serials_out)
 {
@@ -215,6 +226,8 @@ void hub_api_devices_revoke(struct hub_req *r)
     int rc = revoke_all(r, reason, revoked);
     if (rc == 0 && (rc = hub_db_device_set_status(c, r->params[0], "revoked")) != 0)
         hub_reply_internal(r, rc, "device update");
+    if (rc == 0 && (rc = notify_device(r)) != 0)
+        hub_reply_internal(r, rc, "notification");
     if (rc == 0) {
         json_t *d = json_pack("{s:s,s:O}", "reason", hub_crl_reason_name(reason), "serials",
                               revoked);
@@ -246,6 +259,8 @@ void hub_api_devices_reset(struct hub_req *r)
             rc = hub_passhash_make(secret, hash);
         if (rc == 0)
             rc = hub_db_device_set_secret(c, r->params[0], hash);
+        if (rc == 0)
+            rc = notify_device(r);
         if (rc == 0) {
             json_t *d = json_pack("{s:s,s:O}", "previous_status", status, "serials", revoked);
             char *text = json_dumps(d, JSON_COMPACT);

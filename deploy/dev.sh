@@ -134,20 +134,22 @@ cmd_test() {
     for t in "$BUILD"/tests/unit/test_*; do
         [ -x "$t" ] || continue
         name=$(basename "$t")
-        log "unit: $name"
         set +e
+        start=$SECONDS
         (cd "$tmp" && "$t") >"$tmp/$name.out" 2>"$tmp/$name.err"
         rc=$?
         set -e
+        log "unit: $name ($((SECONDS - start)) s)"
         collect "$name" "$rc"
     done
     for t in "$ROOT"/tests/integration/test_*.sh; do
         name=$(basename "$t" .sh)
-        log "integration: $name"
         set +e
+        start=$SECONDS
         bash "$t" >"$tmp/$name.out" 2>"$tmp/$name.err"
         rc=$?
         set -e
+        log "integration: $name ($((SECONDS - start)) s)"
         collect "$name" "$rc"
     done
 

@@ -635,6 +635,18 @@ size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
     return n;
 }
 
+size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const char *why)
+{
+    size_t n = 0;
+    for (struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next) {
+        if (!c->closing && strcmp(c->who.id, id) == 0) {
+            conn_close(c, 0, why);
+            n++;
+        }
+    }
+    return n;
+}
+
 int hub_broker_publish(struct hub_broker *b, const char *topic, const uint8_t *payload,
                        size_t len, int qos, int retain, const char *device_id)
 {

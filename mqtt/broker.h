@@ -74,6 +74,9 @@ void hub_broker_tick(struct hub_broker *b, uint64_t now_ms);
  * (or, with serial_hex NULL, whose serial is_revoked() says is revoked). Returns how many. */
 size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
                               int (*is_revoked)(const char *serial_hex, void *ctx), void *ctx);
+/* Closes, without publishing wills, every connection of the device or service id.
+ * Returns how many. */
+size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const char *why);
 /* Publishes as the server (commands): routed like a client PUBLISH, no ACL. Returns 1 if a
  * connected session of device_id (may be NULL) subscribed to it received it, else 0;
  * negative on error. */

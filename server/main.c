@@ -164,12 +164,6 @@ static int serve(struct hub_config *cfg)
     s.api_mqtt = (struct hub_api_mqtt){api_command, api_connected, &s};
     int missing, rc;
 
-    if (cfg->mqtt_tls_listen.port != 0 || cfg->mqtt_plain_listen.port != 0) {
-        hub_error("%s: password-authenticated MQTT listeners are not implemented yet; set it "
-                  "to off (only mqtt_mtls_listen is served)",
-                  cfg->mqtt_tls_listen.port != 0 ? "mqtt_tls_listen" : "mqtt_plain_listen");
-        return 1;
-    }
     char *pass = hub_config_master_key(cfg, err, sizeof err);
     if (pass == NULL) {
         hub_error("%s", err);

@@ -14,6 +14,7 @@
 #include "db/db.h"
 #include "db/fleet.h"
 #include "mqtt/broker.h"
+#include "mqtt/codec.h"
 #include "mqtt/topic.h"
 #include "server/presence.h"
 #include "server/revfeed.h"
@@ -21,6 +22,8 @@
 #include "server/tls.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/passhash.h"
+#include "util/secure.h"
 
 #define MAX_PACKET (256 * 1024)
 #define MAX_QUEUED 1000
@@ -29,6 +32,9 @@
 #define COMMAND_WAIT_S 5
 #define EARLY_MAX (64 * 1024) /* bytes a service may send while its ACL loads */
 #define SERVICES_O "services" /* organizationName of service certificates */
+/* Verified against when the id is unknown, so timing does not tell which ids exist. */
+#define DUMMY_HASH                                                                        \
+    "pbkdf2-sha256$10000$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 struct command {
     char topic[160];
@@ -44,6 +50,8 @@ struct hub_mqtt_server {
     struct hub_broker *broker;
     hub_tls_ctx_t *ctx;
     hub_tls_listener_t *mtls;
+    hub_tls_ctx_t *pw_ctx;     /* TLS without client certificates */
+    hub_tls_listener_t *tls_pw, *plain;
     hub_revset_t *revset;
     struct hub_revfeed *feed;
     struct hub_presence *presence;
@@ -68,6 +76,9 @@ struct link {
     struct hub_mqtt_identity who;
     hub_buf_t early;
     int loading, closed;
+    int password;          /* password listener: CONNECT carries id + secret */
+    int authed;            /* the secret matched */
+    char user[64], pass[160];
     json_t *acl;
     uv_work_t work;
 };
@@ -105,10 +116,13 @@ static void open_broker_conn(struct link *k)
         hub_tls_close(k->conn);
 }
 
+/* Thread pool: checks a password CONNECT's secret (device first, then service) and loads a
+ * service's topic patterns. Uses the one lookup connection, reset when broken. */
 static void acl_work(uv_work_t *w)
 {
     struct link *k = w->data;
     struct hub_mqtt_server *m = k->m;
+    struct hub_db_secret sec;
     pthread_mutex_lock(&m->lookup_lock);
     if (m->lookup_db != NULL && PQstatus(m->lookup_db) != CONNECTION_OK &&
         hub_db_reset(m->lookup_db) != 0) {
@@ -117,7 +131,21 @@ static void acl_work(uv_work_t *w)
     }
     if (m->lookup_db == NULL)
         hub_db_connect(m->db_url, &m->lookup_db);
-    if (m->lookup_db != NULL && hub_db_service_acl(m->lookup_db, k->who.id, &k->acl) != 0)
+    PGconn *c = m->lookup_db;
+    if (c != NULL && k->password) {
+        if (hub_db_device_secret(c, k->user, &sec) == 0) {
+            k->who.kind = HUB_MQTT_DEVICE;
+            k->authed = hub_passhash_verify(k->pass, sec.hash) && strcmp(sec.status, "revoked");
+        } else if (hub_db_service_secret(c, k->user, &sec) == 0) {
+            k->who.kind = HUB_MQTT_SERVICE;
+            k->authed = hub_passhash_verify(k->pass, sec.hash) && strcmp(sec.status, "revoked");
+        } else {
+            hub_passhash_verify(k->pass, DUMMY_HASH); /* same time for unknown ids */
+        }
+        hub_wipe(k->pass, sizeof k->pass);
+    }
+    if (c != NULL && k->who.kind == HUB_MQTT_SERVICE && (k->authed || !k->password) &&
+        hub_db_service_acl(c, k->who.id, &k->acl) != 0)
         k->acl = NULL;
     pthread_mutex_unlock(&m->lookup_lock);
 }
@@ -144,6 +172,14 @@ static const char **patterns(json_t *a)
 
 static void finish(struct hub_mqtt_server *m);
 
+/* Answers a CONNECT with a refusal code and closes. */
+static void refuse(struct link *k, uint8_t code)
+{
+    uint8_t ack[4];
+    hub_tls_write(k->conn, ack, hub_mqtt_connack(ack, 0, code));
+    hub_tls_close(k->conn);
+}
+
 static void acl_done(uv_work_t *w, int status)
 {
     struct link *k = w->data;
@@ -153,6 +189,13 @@ static void acl_done(uv_work_t *w, int status)
     const char **pub = NULL, **sub = NULL;
     if (k->closed) {
         /* the transport went away meanwhile */
+    } else if (k->password && !k->authed) {
+        hub_warn("mqtt: %s: wrong id or secret, or revoked", hub_tls_conn_peer(k->conn));
+        refuse(k, HUB_MQTT_CONNACK_BAD_CREDENTIALS);
+    } else if (k->who.kind == HUB_MQTT_DEVICE) {
+        open_broker_conn(k);
+        if (k->c != NULL)
+            hub_mqtt_conn_data(k->c, k->early.data, k->early.len, now_ms());
     } else if (k->acl == NULL || st == NULL) {
         hub_warn("mqtt: service %s unknown or the database is unreachable: refused", k->who.id);
         hub_tls_close(k->conn);
@@ -183,6 +226,12 @@ static void *on_open(hub_tls_conn_t *conn, const struct hub_tls_identity *id, vo
 {
     struct hub_mqtt_server *m = user;
     struct link *k = calloc(1, sizeof *k);
+    if (k != NULL && id == NULL) { /* password listener: identity comes with CONNECT */
+        k->m = m;
+        k->conn = conn;
+        k->password = 1;
+        return k;
+    }
     /* Identities are UUIDs: they become topic levels, so nothing else gets through. */
     if (k == NULL || id == NULL || id->cn == NULL || !uuid_like(id->cn)) {
         if (id != NULL && id->cn != NULL)
@@ -210,16 +259,73 @@ static void *on_open(hub_tls_conn_t *conn, const struct hub_tls_identity *id, vo
     return k;
 }
 
+/* Password listeners: once the CONNECT is complete, checks its id and secret off the loop;
+ * the buffered bytes (CONNECT included) go to the broker when they match. */
+static void password_connect(struct link *k)
+{
+    size_t plen;
+    hub_mqtt_packet_t p;
+    const char *why = NULL;
+    int rc = hub_mqtt_frame(k->early.data, k->early.len, MAX_PACKET, &plen);
+    if (rc == 0)
+        return;
+    memset(&p, 0, sizeof p);
+    if (rc < 0 || hub_mqtt_decode(k->early.data, plen, 0, &p, &why) != 0) {
+        if (rc > 0 && (k->early.data[0] >> 4) == HUB_MQTT_CONNECT && p.u.connect.refuse)
+            refuse(k, p.u.connect.refuse);
+        else
+            hub_tls_close(k->conn);
+        k->password = 0;
+        return;
+    }
+    const hub_mqtt_connect_t *cp = &p.u.connect;
+    if (p.type != HUB_MQTT_CONNECT) {
+        hub_tls_close(k->conn);
+        k->password = 0;
+        return;
+    }
+    if (!cp->has_username || !cp->has_password || cp->username.len != 36 ||
+        cp->password.len >= sizeof k->pass) {
+        refuse(k, HUB_MQTT_CONNACK_BAD_CREDENTIALS);
+        k->password = 0;
+        return;
+    }
+    for (size_t i = 0; i < 36; i++) {
+        char ch = cp->username.ptr[i];
+        k->user[i] = (char)(ch >= 'A' && ch <= 'F' ? ch + 32 : ch);
+    }
+    k->user[36] = 0;
+    if (!uuid_like(k->user)) {
+        refuse(k, HUB_MQTT_CONNACK_BAD_CREDENTIALS);
+        k->password = 0;
+        return;
+    }
+    memcpy(k->pass, cp->password.ptr, cp->password.len);
+    k->pass[cp->password.len] = 0;
+    snprintf(k->who.id, sizeof k->who.id, "%s", k->user);
+    k->loading = 1;
+    k->work.data = k;
+    k->m->handles_open++;
+    uv_queue_work(k->m->loop, &k->work, acl_work, acl_done);
+}
+
 static void on_data(hub_tls_conn_t *conn, const uint8_t *plain, size_t len)
 {
     struct link *k = hub_tls_conn_user(conn);
     if (k == NULL)
         return;
-    if (k->c != NULL)
+    if (k->c != NULL) {
         hub_mqtt_conn_data(k->c, plain, len, now_ms());
-    else if (k->loading && (k->early.len + len > EARLY_MAX ||
-                            hub_buf_append(&k->early, plain, len) != 0))
+        return;
+    }
+    if (!k->loading && !k->password)
+        return; /* being refused */
+    if (k->early.len + len > EARLY_MAX || hub_buf_append(&k->early, plain, len) != 0) {
         hub_tls_close(conn);
+        return;
+    }
+    if (k->password && !k->loading)
+        password_connect(k);
 }
 
 static void on_close(hub_tls_conn_t *conn, enum hub_tls_close_reason reason)
@@ -256,6 +362,12 @@ static void tick_cb(uv_timer_t *t)
 static void revoked_cb(const char *serial_hex, void *ctx)
 {
     struct hub_mqtt_server *m = ctx;
+    if (serial_hex != NULL && strncmp(serial_hex, "device:", 7) == 0) {
+        size_t n = hub_broker_kick_principal(m->broker, serial_hex + 7, "device revoked or reset");
+        if (n > 0)
+            hub_info("mqtt: closed %zu session(s) of %s", n, serial_hex);
+        return;
+    }
     /* NULL: the set was reloaded after a reconnect; re-check every live connection. */
     int n = m->mtls ? hub_tls_listener_recheck(m->mtls) : 0;
     if (n > 0)
@@ -397,6 +509,35 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         hub_info("MQTT (mutual TLS) listening on %s:%d", cfg->mqtt_mtls_listen.host,
                  cfg->mqtt_mtls_listen.port);
     }
+    if (cfg->mqtt_tls_listen.port != 0) {
+        struct hub_tls_ctx_options po = to;
+        po.client_auth = HUB_TLS_CLIENT_NONE;
+        po.revset = NULL;
+        rc = hub_tls_ctx_new(&po, &m->pw_ctx);
+        if (rc == 0)
+            rc = hub_tls_listen(m->loop, cfg->mqtt_tls_listen.host, cfg->mqtt_tls_listen.port,
+                                m->pw_ctx, &tls_callbacks, m, NULL, &m->tls_pw);
+        if (rc != 0) {
+            hub_error("cannot listen for MQTT on %s:%d", cfg->mqtt_tls_listen.host,
+                      cfg->mqtt_tls_listen.port);
+            hub_mqtt_server_stop(m);
+            return rc;
+        }
+        hub_info("MQTT (TLS, device id + secret) listening on %s:%d",
+                 cfg->mqtt_tls_listen.host, cfg->mqtt_tls_listen.port);
+    }
+    if (cfg->mqtt_plain_listen.port != 0) {
+        rc = hub_tls_listen(m->loop, cfg->mqtt_plain_listen.host, cfg->mqtt_plain_listen.port,
+                            NULL, &tls_callbacks, m, NULL, &m->plain);
+        if (rc != 0) {
+            hub_error("cannot listen for MQTT on %s:%d", cfg->mqtt_plain_listen.host,
+                      cfg->mqtt_plain_listen.port);
+            hub_mqtt_server_stop(m);
+            return rc;
+        }
+        hub_warn("MQTT over plain TCP (no encryption, labs only) listening on %s:%d",
+                 cfg->mqtt_plain_listen.host, cfg->mqtt_plain_listen.port);
+    }
     *out = m;
     return 0;
 fail:
@@ -415,6 +556,7 @@ static void finish(struct hub_mqtt_server *m)
         return;
     hub_broker_free(m->broker);
     hub_tls_ctx_free(m->ctx);
+    hub_tls_ctx_free(m->pw_ctx);
     hub_presence_free(m->presence);
     hub_revset_free(m->revset);
     pthread_mutex_destroy(&m->lock);
@@ -441,10 +583,13 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
         return;
     m->stopping = 1;
     /* Commands still queued are answered "not delivered" by their waiters' timeouts. */
-    if (m->mtls != NULL) {
-        m->handles_open++;
-        hub_tls_listener_close(m->mtls, listener_closed, m);
-        m->mtls = NULL;
+    hub_tls_listener_t **ls[] = {&m->mtls, &m->tls_pw, &m->plain};
+    for (size_t i = 0; i < 3; i++) {
+        if (*ls[i] != NULL) {
+            m->handles_open++;
+            hub_tls_listener_close(*ls[i], listener_closed, m);
+            *ls[i] = NULL;
+        }
     }
     hub_revfeed_stop(m->feed);
     uv_timer_stop(&m->tick);

@@ -106,7 +106,11 @@ static void poll_cb(uv_poll_t *p, int status, int events)
     }
     PGnotify *n;
     while ((n = PQnotifies(f->db)) != NULL) {
-        if (hub_revset_add_hex(f->set, n->extra) == 0) {
+        if (strncmp(n->extra, "device:", 7) == 0) {
+            /* A device revoked or reset: its password sessions go too. */
+            if (f->on_revoked != NULL)
+                f->on_revoked(n->extra, f->ctx);
+        } else if (hub_revset_add_hex(f->set, n->extra) == 0) {
             hub_info("revocation of %s received", n->extra);
             if (f->on_revoked != NULL)
                 f->on_revoked(n->extra, f->ctx);

@@ -12,7 +12,9 @@
 
 struct hub_revfeed;
 
-/* Called on the loop for each serial (upper-case hex) revoked while the feed runs. */
+/* Called on the loop for each serial (upper-case hex) revoked while the feed runs, with
+ * "device:<id>" when a device is revoked or reset, and with NULL after a reconnect reloaded
+ * the set (re-check every live connection). */
 typedef void (*hub_revfeed_cb)(const char *serial_hex, void *ctx);
 
 /* Starts the feed on loop. set is borrowed and must outlive the feed. Returns 0 or

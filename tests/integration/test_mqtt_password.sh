@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# MQTT with device id + device secret as username/password: on TLS without client
+# certificates (mqtt_tls_listen) and on plain TCP (mqtt_plain_listen), with mosquitto clients.
+. "$(dirname "$0")/api_lib.sh"
+
+TLS_PORT=$(free_port)
+PLAIN_PORT=$(free_port)
+URL=$(new_db pw)
+write_conf iothub.conf "$URL" "mqtt_tls_listen = 127.0.0.1:$TLS_PORT" \
+    "mqtt_plain_listen = 127.0.0.1:$PLAIN_PORT"
+"$IOTHUBD" -c iothub.conf init --token-file admin.token >init.out 2>&1
+ADMIN=$(cat admin.token)
+"$IOTHUBD" -c iothub.conf ca chain >trust.pem 2>/dev/null
+start_server iothub.conf serve.log
+expect "serve starts with the password listeners" $?
+grep -q "MQTT (TLS, device id + secret) listening on 127.0.0.1:$TLS_PORT" serve.log &&
+    grep -q "plain TCP (no encryption, labs only) listening on 127.0.0.1:$PLAIN_PORT" serve.log
+expect "both listeners are announced, the plain one with a warning" $?
+
+bearer "$ADMIN" POST /v1/products '{"name": "pw"}'
+PK=$(jf product_key)
+bearer "$ADMIN" POST /v1/devices "{\"product_key\": \"$PK\", \"serial_number\": \"PW-1\"}"
+ID=$(jf device_id)
+SECRET=$(jf device_secret)
+TLS=(-h 127.0.0.1 -p "$TLS_PORT" --cafile trust.pem)
+PLAIN=(-h 127.0.0.1 -p "$PLAIN_PORT")
+
+# A command reaches a device on the TLS password listener.
+timeout 10 mosquitto_sub "${TLS[@]}" -u "$ID" -P "$SECRET" -q 1 -C 1 \
+    -t "devices/$ID/commands/#" >cmd.out 2>cmd.err &
+sub=$!
+for _ in $(seq 50); do
+    bearer "$ADMIN" GET "/v1/devices/$ID"
+    [ "$(jf connected)" = true ] && break
+    sleep 0.1
+done
+[ "$(jf connected)" = true ]
+expect "a device connected with id + secret shows connected" $?
+bearer "$ADMIN" POST "/v1/devices/$ID/commands" '{"name": "blink", "payload": "3"}'
+[ "$STATUS" = 202 ] && [ "$(jf delivered)" = true ]
+expect "a command to it answers 202 delivered" $?
+wait $sub
+rc=$?
+[ $rc = 0 ] && [ "$(cat cmd.out)" = 3 ]
+expect "the device receives the command payload" $?
+
+# Plain TCP: the right secret publishes, a wrong one gets CONNACK 4.
+timeout 10 mosquitto_pub "${PLAIN[@]}" -u "$ID" -P "$SECRET" -q 1 -t "devices/$ID/telemetry" -m 1 \
+    >plain.out 2>&1
+expect "plain TCP with the device secret publishes at QoS 1" $?
+timeout 10 mosquitto_pub "${PLAIN[@]}" -u "$ID" -P "not-the-secret" -t "devices/$ID/telemetry" -m 1 \
+    >wrong.out 2>&1
+rc=$?
+[ $rc != 0 ] && grep -q "bad user name or password" wrong.out
+expect "a wrong secret is refused with CONNACK 4" $?
+timeout 10 mosquitto_pub "${PLAIN[@]}" -u "00000000-0000-0000-0000-000000000000" -P x -t a -m 1 \
+    >unknown.out 2>&1
+rc=$?
+[ $rc != 0 ] && grep -q "bad user name or password" unknown.out
+expect "an unknown device id is refused with CONNACK 4" $?
+timeout 10 mosquitto_pub "${PLAIN[@]}" -t "devices/$ID/telemetry" -m 1 >anon.out 2>&1
+rc=$?
+[ $rc != 0 ] && grep -q "bad user name or password" anon.out
+expect "no credentials at all is refused with CONNACK 4" $?
+timeout 10 mosquitto_pub "${TLS[@]}" -u "$ID" -P "$SECRET" -t "devices/other/telemetry" -m 1 -q 1 \
+    >acl.out 2>&1
+grep -q "may not publish to \"devices/other/telemetry\"" serve.log
+expect "the device ACL applies to password sessions too" $?
+
+# Revocation and reset close password sessions at once and refuse new CONNECTs.
+timeout 10 mosquitto_sub "${PLAIN[@]}" -u "$ID" -P "$SECRET" -t "devices/$ID/#" >live.out 2>&1 &
+sub=$!
+sleep 1
+start=$(date +%s%N)
+bearer "$ADMIN" POST "/v1/devices/$ID/reset"
+NEW_SECRET=$(jf device_secret)
+for _ in $(seq 40); do grep -q "revoked or reset" serve.log && break; sleep 0.05; done
+ms=$((($(date +%s%N) - start) / 1000000))
+grep -q "closing device $ID: device revoked or reset" serve.log && [ "$ms" -lt 1000 ]
+expect "a reset closes the live password session within 1 s (${ms} ms)" $?
+kill $sub 2>/dev/null
+wait $sub 2>/dev/null
+timeout 10 mosquitto_pub "${PLAIN[@]}" -u "$ID" -P "$SECRET" -t "devices/$ID/t" -m 1 >old.out 2>&1
+rc=$?
+[ $rc != 0 ] && grep -q "bad user name or password" old.out
+expect "the secret from before the reset is refused" $?
+timeout 10 mosquitto_pub "${PLAIN[@]}" -u "$ID" -P "$NEW_SECRET" -t "devices/$ID/t" -m 1 >new.out 2>&1
+expect "the new secret connects" $?
+bearer "$ADMIN" POST "/v1/devices/$ID/revoke" '{"reason": "keyCompromise"}'
+timeout 10 mosquitto_pub "${PLAIN[@]}" -u "$ID" -P "$NEW_SECRET" -t "devices/$ID/t" -m 1 >rev.out 2>&1
+rc=$?
+[ $rc != 0 ] && grep -q "bad user name or password" rev.out
+expect "a revoked device is refused" $?
+
+stop_server
+expect "serve stops cleanly" $?
+finish
