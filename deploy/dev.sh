@@ -109,6 +109,7 @@ CONF
 
   iothub is running (Ctrl-C stops it and the private PostgreSQL)
     API:          https://127.0.0.1:8443/v1   (CA chain: $iothubd -c $DEV/iothub.conf ca chain)
+    MQTT (mTLS):  mqtts://127.0.0.1:8883      (device certificates from POST /v1/devices/{id}/activate)
     admin token:  $DEV/admin.token
     database:     $url
     config:       $DEV/iothub.conf

@@ -538,7 +538,7 @@ void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len
     }
 }
 
-void hub_mqtt_conn_closed(struct hub_mqtt_conn *c)
+void hub_mqtt_conn_closed(struct hub_mqtt_conn *c, int revoked)
 {
     struct hub_broker *b = c->b;
     struct hub_session *s = c->s;
@@ -553,7 +553,7 @@ void hub_mqtt_conn_closed(struct hub_mqtt_conn *c)
     }
     /* The will goes out when the peer vanished or broke the protocol, not after a
      * DISCONNECT, a takeover or a revocation. */
-    if (c->connected && c->will != NULL && (!c->closing || c->keep_will)) {
+    if (c->connected && c->will != NULL && !revoked && (!c->closing || c->keep_will)) {
         hub_info("mqtt: publishing the will of %s", c->who.id);
         route(b, c->will, NULL, NULL);
     }

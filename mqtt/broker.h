@@ -65,8 +65,9 @@ struct hub_mqtt_conn *hub_mqtt_conn_open(struct hub_broker *b,
 void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len,
                         uint64_t now_ms);
 /* The transport is closed (peer gone, error, or our close); frees c. A will is published
- * unless the client sent DISCONNECT or the connection was kicked. */
-void hub_mqtt_conn_closed(struct hub_mqtt_conn *c);
+ * unless the client sent DISCONNECT, the connection was kicked, or revoked is set (the
+ * transport closed it because its certificate was revoked). */
+void hub_mqtt_conn_closed(struct hub_mqtt_conn *c, int revoked);
 
 /* Once a second: keepalive (1.5 x the client's value) and CONNECT timeouts. */
 void hub_broker_tick(struct hub_broker *b, uint64_t now_ms);

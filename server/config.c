@@ -180,6 +180,10 @@ static int set_tls_ciphers(struct hub_config *c, const char *v, char *why, size_
         }
         p += len;
     }
+    if (p == v || strspn(v, ", ") == strlen(v)) {
+        snprintf(why, n, "expected at least one cipher suite name");
+        return HUB_EINVAL;
+    }
     return set_string(&c->tls_ciphers, v, why, n);
 }
 

@@ -52,6 +52,7 @@ struct hub_mqtt_server {
     hub_tls_listener_t *mtls;
     hub_tls_ctx_t *pw_ctx;     /* TLS without client certificates */
     hub_tls_listener_t *tls_pw, *plain;
+    struct link *waiting; /* password connections before their CONNECT is accepted */
     hub_revset_t *revset;
     struct hub_revfeed *feed;
     struct hub_presence *presence;
@@ -79,6 +80,8 @@ struct link {
     int password;          /* password listener: CONNECT carries id + secret */
     int authed;            /* the secret matched */
     char user[64], pass[160];
+    uint64_t opened_ms;
+    struct link *prev, *next; /* m->waiting */
     json_t *acl;
     uv_work_t work;
 };
@@ -104,6 +107,19 @@ static void transport_close(void *tconn)
 
 static const struct hub_mqtt_transport tls_transport = {transport_write, transport_close};
 
+/* Password connections wait in a list until their CONNECT is checked, so the tick can
+ * close the ones that never send it. */
+static void link_unlink(struct link *k)
+{
+    if (k->prev != NULL)
+        k->prev->next = k->next;
+    else if (k->m->waiting == k)
+        k->m->waiting = k->next;
+    if (k->next != NULL)
+        k->next->prev = k->prev;
+    k->prev = k->next = NULL;
+}
+
 static int uuid_like(const char *s)
 {
     return strlen(s) == 36 && strspn(s, "0123456789abcdefABCDEF-") == 36;
@@ -111,6 +127,8 @@ static int uuid_like(const char *s)
 
 static void open_broker_conn(struct link *k)
 {
+    if (k->password)
+        link_unlink(k);
     k->c = hub_mqtt_conn_open(k->m->broker, &tls_transport, k->conn, &k->who, now_ms());
     if (k->c == NULL)
         hub_tls_close(k->conn);
@@ -230,6 +248,11 @@ static void *on_open(hub_tls_conn_t *conn, const struct hub_tls_identity *id, vo
         k->m = m;
         k->conn = conn;
         k->password = 1;
+        k->opened_ms = now_ms();
+        k->next = m->waiting;
+        if (m->waiting != NULL)
+            m->waiting->prev = k;
+        m->waiting = k;
         return k;
     }
     /* Identities are UUIDs: they become topic levels, so nothing else gets through. */
@@ -334,7 +357,8 @@ static void on_close(hub_tls_conn_t *conn, enum hub_tls_close_reason reason)
     if (k == NULL)
         return;
     if (k->c != NULL)
-        hub_mqtt_conn_closed(k->c);
+        hub_mqtt_conn_closed(k->c, reason == HUB_TLS_CLOSE_REVOKED);
+    link_unlink(k); /* no-op unless it still waits for its CONNECT */
     if (k->loading) {
         k->closed = 1; /* acl_done frees it */
         return;
@@ -356,7 +380,15 @@ static void presence_cb(const char *device_id, int connected, void *ctx)
 static void tick_cb(uv_timer_t *t)
 {
     struct hub_mqtt_server *m = t->data;
-    hub_broker_tick(m->broker, now_ms());
+    uint64_t now = now_ms();
+    hub_broker_tick(m->broker, now);
+    for (struct link *k = m->waiting; k != NULL; k = k->next) {
+        if (!k->loading && now - k->opened_ms > CONNECT_TIMEOUT_S * 1000u) {
+            hub_info("mqtt: %s sent no CONNECT in time: closing", hub_tls_conn_peer(k->conn));
+            k->opened_ms = UINT64_MAX / 2; /* close once */
+            hub_tls_close(k->conn);
+        }
+    }
 }
 
 static void revoked_cb(const char *serial_hex, void *ctx)

@@ -138,13 +138,12 @@ static void connect_done(uv_work_t *req, int status)
         schedule_connect(f);
         return;
     }
-    size_t before = hub_revset_count(f->set);
     hub_revset_replace_all(f->set, f->fresh); /* frees fresh */
     f->fresh = NULL;
     f->retry_ms = 0;
     hub_info("revocation feed: listening; %zu revoked serials loaded", hub_revset_count(f->set));
     /* Revocations made while we were away: let the owner re-check live sessions. */
-    if (f->ready && f->on_revoked != NULL && hub_revset_count(f->set) != before)
+    if (f->on_revoked != NULL) /* connections accepted before this load are checked too */
         f->on_revoked(NULL, f->ctx);
     f->ready = 1;
     f->poll = malloc(sizeof *f->poll);
