@@ -105,6 +105,7 @@ static void test_errors_name_key_and_line(void)
         {"log_level = loud\n", ":1: bad value for log_level"},
         {"log_format = xml\n", ":1: bad value for log_format"},
         {"tls_ciphers = TLS_RSA_WITH_NOTHING\n", ":1: bad value for tls_ciphers: unknown TLS"},
+        {"tls_ciphers = , \n", ":1: bad value for tls_ciphers: expected at least one"},
         {"hostname = a..b\n", ":1: bad value for hostname"},
         {"hostname = ok,\n", ":1: bad value for hostname"},
         {"db_url =\n", ":1: bad value for db_url"},
