@@ -1,6 +1,7 @@
 /* Test driver for the embedded CA until the REST API exists: issues a device certificate
  * from a CSR and revokes a serial, through the same ca/ and db/ code the daemon uses.
- *   ca_tool CONF issue DEVICE_ID PRODUCT_KEY CSR_FILE   (certificate PEM on stdout)
+ *   ca_tool CONF issue DEVICE_ID PRODUCT_KEY CSR_FILE [DAYS]   (certificate PEM on stdout;
+ *                                                  DAYS 0 makes one that has just expired)
  *   ca_tool CONF revoke SERIAL REASON                    (publishes the next CRL) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,8 +110,8 @@ int main(int argc, char **argv)
     if (rc != 0)
         goto out;
     hub_init_authority_settings(&cfg, &a);
-    if (strcmp(argv[2], "issue") == 0 && argc == 6)
-        status = issue(&a, c, cfg.device_cert_days, argv + 3);
+    if (strcmp(argv[2], "issue") == 0 && (argc == 6 || argc == 7))
+        status = issue(&a, c, argc == 7 ? atoi(argv[6]) : cfg.device_cert_days, argv + 3);
     else if (strcmp(argv[2], "revoke") == 0 && argc == 5)
         status = revoke(&a, c, argv + 3);
     else
