@@ -178,7 +178,21 @@ void hub_api_certs_revoke(struct hub_req *r)
     int reason = hub_req_reason(r, HUB_REASON_UNSPECIFIED);
     if (reason < 0 || hub_req_db(r) == NULL)
         return;
-    int rc = hub_db_begin(r->db);
+    json_t *cert;
+    int rc = hub_db_cert_get(r->db, serial[0], &cert);
+    if (rc == 0) {
+        const char *kind = json_string_value(json_object_get(cert, "kind"));
+        int server = kind != NULL && strcmp(kind, "server") == 0;
+        json_decref(cert);
+        if (server) {
+            hub_reply_error(r, 409, "server_certificate",
+                            "certificate %s is the gateway's own TLS certificate; it is "
+                            "replaced by `iothubd init`, not revoked through the API",
+                            serial[0]);
+            return;
+        }
+    }
+    rc = hub_db_begin(r->db);
     if (rc != 0) {
         hub_reply_internal(r, rc, "revocation");
         return;

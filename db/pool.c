@@ -1,6 +1,7 @@
 #include "db/pool.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,8 +55,15 @@ void hub_db_pool_free(hub_db_pool_t *p)
 /* Makes c usable: opens it if NULL, resets it if broken. */
 static int revive(hub_db_pool_t *p, PGconn **c)
 {
-    if (*c != NULL && PQstatus(*c) == CONNECTION_OK)
-        return 0;
+    /* Nothing arrives on an idle connection unless the server is going away (a FATAL
+     * "terminating connection" then EOF, e.g. after a restart): such a connection is
+     * reset rather than trusted with the caller's first query. */
+    if (*c != NULL && PQstatus(*c) == CONNECTION_OK) {
+        struct pollfd pfd = {.fd = PQsocket(*c), .events = POLLIN};
+        if (poll(&pfd, 1, 0) == 0)
+            return 0;
+        hub_info("database connection closed by the server while idle: reconnecting");
+    }
     if (*c != NULL) {
         if (hub_db_reset(*c) == 0)
             return 0;

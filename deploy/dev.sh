@@ -4,6 +4,7 @@
 #                          .dev/, run `iothubd init` once, then `iothubd serve` in the foreground
 #   ./deploy/dev.sh test   install, build, run every test against a private PostgreSQL; ends
 #                          with "N passed, N failed" and exits 0 only if all passed
+#   ./deploy/dev.sh test NAME  only the tests whose name contains NAME
 #   ./deploy/dev.sh build  install and build only
 set -euo pipefail
 
@@ -119,6 +120,7 @@ MSG
 }
 
 cmd_test() {
+    only=${1:-} # run only the tests whose name contains this
     install_missing
     build
     tmp=$(mktemp -d /tmp/iothub-test.XXXXXX)
@@ -135,6 +137,7 @@ cmd_test() {
     for t in "$BUILD"/tests/unit/test_*; do
         [ -x "$t" ] || continue
         name=$(basename "$t")
+        [[ $name == *"$only"* ]] || continue
         set +e
         start=$SECONDS
         (cd "$tmp" && "$t") >"$tmp/$name.out" 2>"$tmp/$name.err"
@@ -145,6 +148,7 @@ cmd_test() {
     done
     for t in "$ROOT"/tests/integration/test_*.sh; do
         name=$(basename "$t" .sh)
+        [[ $name == *"$only"* ]] || continue
         set +e
         start=$SECONDS
         bash "$t" >"$tmp/$name.out" 2>"$tmp/$name.err"
@@ -177,7 +181,7 @@ collect() {
 
 case "${1:-}" in
     run) cmd_run ;;
-    test) cmd_test ;;
+    test) cmd_test "${2:-}" ;;
     build) install_missing; build ;;
     *) echo "usage: $0 run|test|build" >&2; exit 2 ;;
 esac

@@ -614,6 +614,8 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
     if (m == NULL || m->stopping)
         return;
     m->stopping = 1;
+    /* A shutdown is not a client vanishing: no wills. */
+    hub_broker_close_all(m->broker);
     /* Commands still queued are answered "not delivered" by their waiters' timeouts. */
     hub_tls_listener_t **ls[] = {&m->mtls, &m->tls_pw, &m->plain};
     for (size_t i = 0; i < 3; i++) {

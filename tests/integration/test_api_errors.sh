@@ -374,6 +374,23 @@ expect "GET /v1/crl -> the CRL published after the outage lists the revocation" 
   "product.create ok, device.activate ok, device.revoke ok" ]
 expect "the calls after the outage are audited" $?
 
+# A restart no request saw: every pooled connection is stale, none may answer 503.
+pids=()
+for i in $(seq 12); do
+    curl -sS --cacert trust.pem -o /dev/null -H "Authorization: Bearer $OP" "$BASE/v1/devices" &
+    pids+=($!)
+done
+wait "${pids[@]}" # not a bare wait: iothubd is a child too
+pg_down && pg_up && pg_running
+expect "PostgreSQL restarted while the API was idle" $?
+codes=""
+for i in $(seq 10); do
+    bearer "$OP" GET /v1/devices
+    codes="$codes $STATUS"
+done
+[ "$codes" = "$(printf ' 200%.0s' $(seq 10))" ]
+expect "after an idle restart every call answers 200 at once (got:$codes)" $?
+
 stop_server
 expect "iothubd stops cleanly" $?
 finish
