@@ -321,6 +321,12 @@ expect_status "a serial number of letters, digits and -_.:/ -> 201" 201
     [ "$(count "devices WHERE serial_number NOT SIMILAR TO '[A-Za-z0-9._:/-]+'")" = 0 ]
 expect "every table still exists; only valid serial numbers were stored" $?
 
+SERVER_SERIAL=$(sql "$URL" "SELECT serial FROM certificates WHERE kind = 'server'")
+bearer "$ADMIN" POST "/v1/certificates/$SERVER_SERIAL/revoke" '{"reason":"keyCompromise"}'
+expect_error "revoking the gateway's own TLS certificate -> 409 server_certificate" 409 server_certificate
+[ "$(sql "$URL" "SELECT status FROM certificates WHERE serial = '$SERVER_SERIAL'")" = valid ]
+expect "the server certificate stays valid" $?
+
 # ---- PostgreSQL stopped mid-run ---------------------------------------------------------
 SNAP=$(state) AUDIT_MAX=$(sql "$URL" "SELECT max(id) FROM audit_log")
 pg_down && ! pg_running
