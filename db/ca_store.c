@@ -18,16 +18,12 @@ int hub_db_ca_get(PGconn *c, const char *role, struct hub_db_ca *out)
     memset(out, 0, sizeof *out);
     const char *p[] = {role};
     PGresult *r;
-    int rc = hub_db_exec(c, &r,
-                         "SELECT id, serial, key_type, cert_der, key_sealed FROM cas"
-                         " WHERE role = $1 AND active",
-                         1, p);
+    int rc = hub_db_exec_row(c, &r,
+                             "SELECT id, serial, key_type, cert_der, key_sealed FROM cas"
+                             " WHERE role = $1 AND active",
+                             1, p);
     if (rc != 0)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return HUB_ENOTFOUND;
-    }
     out->id = atoi(PQgetvalue(r, 0, 0));
     copy_text(out->serial, sizeof out->serial, PQgetvalue(r, 0, 1));
     copy_text(out->key_type, sizeof out->key_type, PQgetvalue(r, 0, 2));
@@ -59,8 +55,8 @@ int hub_db_ca_insert(PGconn *c, const char *role, const char *subject, const cha
     if (rc == 0)
         rc = hub_db_bytea_param(key_sealed->data, key_sealed->len, &key_hex);
     if (rc == 0) {
-        const char *p[] = {role,  subject, key_type, serial, (char *)der_hex.data,
-                           (char *)key_hex.data, nb, na};
+        const char *p[] = {
+            role, subject, key_type, serial, (char *)der_hex.data, (char *)key_hex.data, nb, na};
         rc = hub_db_exec(c, &r,
                          "INSERT INTO cas (role, subject, key_type, serial, cert_der, key_sealed,"
                          " not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6,"
@@ -114,17 +110,14 @@ int hub_db_server_cert_get(PGconn *c, time_t min_not_after, char serial[HUB_SERI
     snprintf(t, sizeof t, "%lld", (long long)min_not_after);
     const char *p[] = {t};
     PGresult *r;
-    int rc = hub_db_exec(c, &r,
-                         "SELECT serial, der, key_sealed FROM certificates WHERE kind = 'server'"
-                         " AND status = 'valid' AND not_after > to_timestamp($1)"
-                         " ORDER BY not_after DESC LIMIT 1",
-                         1, p);
+    int rc =
+        hub_db_exec_row(c, &r,
+                        "SELECT serial, der, key_sealed FROM certificates WHERE kind = 'server'"
+                        " AND status = 'valid' AND not_after > to_timestamp($1)"
+                        " ORDER BY not_after DESC LIMIT 1",
+                        1, p);
     if (rc != 0)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return HUB_ENOTFOUND;
-    }
     copy_text(serial, HUB_SERIAL_HEX, PQgetvalue(r, 0, 0));
     rc = hub_db_get_bytea(r, 0, 1, der);
     if (rc == 0)
@@ -197,23 +190,19 @@ int hub_db_crl_next_number(PGconn *c, int ca_id, uint64_t *number)
     snprintf(ca, sizeof ca, "%d", ca_id);
     const char *p[] = {ca};
     PGresult *r;
-    int rc = hub_db_exec(c, &r,
-                         "UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1"
-                         " RETURNING crl_number",
-                         1, p);
+    int rc = hub_db_exec_row(c, &r,
+                             "UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1"
+                             " RETURNING crl_number",
+                             1, p);
     if (rc != 0)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return HUB_ENOTFOUND;
-    }
     *number = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return 0;
 }
 
-int hub_db_crl_insert(PGconn *c, int ca_id, uint64_t number, time_t this_update,
-                      time_t next_update, size_t entries, const hub_buf_t *der)
+int hub_db_crl_insert(PGconn *c, int ca_id, uint64_t number, time_t this_update, time_t next_update,
+                      size_t entries, const hub_buf_t *der)
 {
     hub_buf_t der_hex = HUB_BUF_INIT;
     char ca[16], num[24], tu[24], nu[24], cnt[24];
@@ -234,27 +223,23 @@ int hub_db_crl_insert(PGconn *c, int ca_id, uint64_t number, time_t this_update,
     return rc;
 }
 
-int hub_db_crl_latest(PGconn *c, int ca_id, hub_buf_t *der, uint64_t *number,
-                      time_t *this_update, time_t *next_update)
+int hub_db_crl_latest(PGconn *c, int ca_id, hub_buf_t *der, uint64_t *number, time_t *this_update,
+                      time_t *next_update)
 {
     char ca[16];
     snprintf(ca, sizeof ca, "%d", ca_id);
     const char *p[] = {ca};
     PGresult *r;
-    int rc = hub_db_exec(c, &r,
-                         der ? "SELECT crl_number, extract(epoch FROM this_update)::bigint,"
-                               " extract(epoch FROM next_update)::bigint, der FROM crls"
-                               " WHERE ca_id = $1 ORDER BY crl_number DESC LIMIT 1"
-                             : "SELECT crl_number, extract(epoch FROM this_update)::bigint,"
-                               " extract(epoch FROM next_update)::bigint FROM crls"
-                               " WHERE ca_id = $1 ORDER BY crl_number DESC LIMIT 1",
-                         1, p);
+    int rc = hub_db_exec_row(c, &r,
+                             der ? "SELECT crl_number, extract(epoch FROM this_update)::bigint,"
+                                   " extract(epoch FROM next_update)::bigint, der FROM crls"
+                                   " WHERE ca_id = $1 ORDER BY crl_number DESC LIMIT 1"
+                                 : "SELECT crl_number, extract(epoch FROM this_update)::bigint,"
+                                   " extract(epoch FROM next_update)::bigint FROM crls"
+                                   " WHERE ca_id = $1 ORDER BY crl_number DESC LIMIT 1",
+                             1, p);
     if (rc != 0)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return HUB_ENOTFOUND;
-    }
     *number = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     *this_update = (time_t)strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     *next_update = (time_t)strtoll(PQgetvalue(r, 0, 2), NULL, 10);
@@ -262,6 +247,23 @@ int hub_db_crl_latest(PGconn *c, int ca_id, hub_buf_t *der, uint64_t *number,
         rc = hub_db_get_bytea(r, 0, 3, der);
     PQclear(r);
     return rc;
+}
+
+/* Copies the first column of every row (serials) into a malloc'ed array; clears r. */
+static int collect_serials(PGresult *r, char (**out)[HUB_SERIAL_HEX], size_t *n)
+{
+    size_t rows = (size_t)PQntuples(r);
+    *out = NULL;
+    *n = 0;
+    if (rows > 0 && (*out = calloc(rows, HUB_SERIAL_HEX)) == NULL) {
+        PQclear(r);
+        return HUB_ENOMEM;
+    }
+    for (size_t i = 0; i < rows; i++)
+        copy_text((*out)[i], HUB_SERIAL_HEX, PQgetvalue(r, (int)i, 0));
+    *n = rows;
+    PQclear(r);
+    return 0;
 }
 
 int hub_db_revoked_serials(PGconn *c, char (**out)[HUB_SERIAL_HEX], size_t *n)
@@ -273,18 +275,24 @@ int hub_db_revoked_serials(PGconn *c, char (**out)[HUB_SERIAL_HEX], size_t *n)
                          "SELECT serial FROM certificates WHERE status = 'revoked'"
                          " AND not_after > now()",
                          0, NULL);
-    if (rc != 0)
-        return rc;
-    size_t rows = (size_t)PQntuples(r);
-    if (rows > 0 && (*out = calloc(rows, HUB_SERIAL_HEX)) == NULL) {
-        PQclear(r);
-        return HUB_ENOMEM;
-    }
-    for (size_t i = 0; i < rows; i++)
-        copy_text((*out)[i], HUB_SERIAL_HEX, PQgetvalue(r, (int)i, 0));
-    *n = rows;
-    PQclear(r);
-    return 0;
+    return rc != 0 ? rc : collect_serials(r, out, n);
+}
+
+int hub_db_valid_serials(PGconn *c, const char *owner_column, const char *owner_id,
+                         char (**serials)[HUB_SERIAL_HEX], size_t *n)
+{
+    const char *p[] = {owner_id};
+    PGresult *r;
+    *serials = NULL;
+    *n = 0;
+    int rc = hub_db_exec(c, &r,
+                         strcmp(owner_column, "service_id") == 0
+                             ? "SELECT serial FROM certificates WHERE service_id = $1::uuid"
+                               " AND status = 'valid' ORDER BY serial"
+                             : "SELECT serial FROM certificates WHERE device_id = $1::uuid"
+                               " AND status = 'valid' ORDER BY serial",
+                         1, p);
+    return rc != 0 ? rc : collect_serials(r, serials, n);
 }
 
 int hub_db_listen_revocations(PGconn *c)

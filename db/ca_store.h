@@ -71,6 +71,10 @@ int hub_db_revoked_list(PGconn *c, int ca_id, struct hub_db_revoked **out, size_
 /* Serials of every revoked certificate that has not expired, of any CA (the set MQTT
  * listeners refuse). *out is malloc'ed (caller frees); *n its length. */
 int hub_db_revoked_serials(PGconn *c, char (**out)[HUB_SERIAL_HEX], size_t *n);
+/* Valid certificate serials of a device or service (owner_column "device_id" or
+ * "service_id"), as a malloc'ed array of HUB_SERIAL_HEX strings. */
+int hub_db_valid_serials(PGconn *c, const char *owner_column, const char *owner_id,
+                         char (**serials)[HUB_SERIAL_HEX], size_t *n);
 /* Starts listening for revocations (channel iothub_revocation, payload = serial). */
 int hub_db_listen_revocations(PGconn *c);
 

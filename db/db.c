@@ -116,6 +116,18 @@ int hub_db_exec(PGconn *c, PGresult **res, const char *sql, int n, const char *c
     return hub_db_exec_bin(c, res, sql, n, params, NULL, NULL, 0);
 }
 
+int hub_db_exec_row(PGconn *c, PGresult **res, const char *sql, int n,
+                    const char *const *params)
+{
+    int rc = hub_db_exec(c, res, sql, n, params);
+    if (rc == 0 && PQntuples(*res) == 0) {
+        PQclear(*res);
+        *res = NULL;
+        return HUB_ENOTFOUND;
+    }
+    return rc;
+}
+
 int hub_db_begin(PGconn *c)
 {
     return hub_db_exec(c, NULL, "BEGIN", 0, NULL);

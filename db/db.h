@@ -15,6 +15,10 @@ int hub_db_connect(const char *url, PGconn **out);
  * logs the server message and returns HUB_EDB (HUB_EDBDOWN if the connection is gone,
  * HUB_EEXIST on a unique violation). */
 int hub_db_exec(PGconn *c, PGresult **res, const char *sql, int n, const char *const *params);
+/* Like hub_db_exec for a query that must return a row: HUB_ENOTFOUND (result cleared)
+ * when it returns none. */
+int hub_db_exec_row(PGconn *c, PGresult **res, const char *sql, int n,
+                    const char *const *params);
 /* Like hub_db_exec, with per-parameter lengths/formats (1 = binary, for bytea) and the
  * result format (1 = binary). */
 int hub_db_exec_bin(PGconn *c, PGresult **res, const char *sql, int n,

@@ -13,10 +13,10 @@ static int query_json(PGconn *c, const char *sql, int n, const char *const *p, j
 {
     PGresult *r;
     *out = NULL;
-    int rc = hub_db_exec(c, &r, sql, n, p);
+    int rc = hub_db_exec_row(c, &r, sql, n, p);
     if (rc != 0)
         return rc;
-    if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
+    if (PQgetisnull(r, 0, 0)) {
         PQclear(r);
         return HUB_ENOTFOUND;
     }
@@ -47,16 +47,12 @@ int hub_db_token_lookup(PGconn *c, const char *token_id, char role[16], char nam
 {
     const char *p[] = {token_id};
     PGresult *r;
-    int rc = hub_db_exec(c, &r,
-                         "UPDATE api_tokens SET last_used_at = now() WHERE token_id = $1"
-                         " AND revoked_at IS NULL RETURNING role, name, secret_hash",
-                         1, p);
+    int rc = hub_db_exec_row(c, &r,
+                             "UPDATE api_tokens SET last_used_at = now() WHERE token_id = $1"
+                             " AND revoked_at IS NULL RETURNING role, name, secret_hash",
+                             1, p);
     if (rc != 0)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return HUB_ENOTFOUND;
-    }
     snprintf(role, 16, "%s", PQgetvalue(r, 0, 0));
     snprintf(name, 128, "%s", PQgetvalue(r, 0, 1));
     hub_buf_t h = HUB_BUF_INIT;
@@ -76,13 +72,9 @@ static int secret_query(PGconn *c, const char *sql, const char *key, struct hub_
     const char *p[] = {key};
     PGresult *r;
     memset(out, 0, sizeof *out);
-    int rc = hub_db_exec(c, &r, sql, 1, p);
+    int rc = hub_db_exec_row(c, &r, sql, 1, p);
     if (rc != 0)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return HUB_ENOTFOUND;
-    }
     out->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     snprintf(out->hash, sizeof out->hash, "%s", PQgetvalue(r, 0, 1));
     snprintf(out->status, sizeof out->status, "%s", PQgetvalue(r, 0, 2));
@@ -93,8 +85,7 @@ static int secret_query(PGconn *c, const char *sql, const char *key, struct hub_
 
 int hub_db_product_secret(PGconn *c, const char *product_key, struct hub_db_secret *out)
 {
-    return secret_query(c,
-                        "SELECT id, secret_hash, '', '' FROM products WHERE product_key = $1",
+    return secret_query(c, "SELECT id, secret_hash, '', '' FROM products WHERE product_key = $1",
                         product_key, out);
 }
 
@@ -108,8 +99,7 @@ int hub_db_device_secret(PGconn *c, const char *device_id, struct hub_db_secret 
 
 int hub_db_service_secret(PGconn *c, const char *service_id, struct hub_db_secret *out)
 {
-    return secret_query(c,
-                        "SELECT 0, secret_hash, status, name FROM services WHERE id = $1::uuid",
+    return secret_query(c, "SELECT 0, secret_hash, status, name FROM services WHERE id = $1::uuid",
                         service_id, out);
 }
 
@@ -117,9 +107,8 @@ int hub_db_product_insert(PGconn *c, const char *product_key, const char *name,
                           const char *secret_hash)
 {
     const char *p[] = {product_key, name, secret_hash};
-    return hub_db_exec(c, NULL,
-                       "INSERT INTO products (product_key, name, secret_hash) VALUES ($1, $2, $3)",
-                       3, p);
+    return hub_db_exec(
+        c, NULL, "INSERT INTO products (product_key, name, secret_hash) VALUES ($1, $2, $3)", 3, p);
 }
 
 int hub_db_product_list(PGconn *c, json_t **out)
@@ -150,10 +139,10 @@ int hub_db_device_insert(PGconn *c, long long product_id, const char *serial,
     return 0;
 }
 
-#define DEVICE_JSON                                                                       \
-    "json_build_object('device_id', d.id, 'product_key', p.product_key,"                 \
-    " 'serial_number', d.serial_number, 'status', d.status, 'connected', false,"         \
-    " 'created_at', rfc3339(d.created_at), 'activated_at', rfc3339(d.activated_at),"     \
+#define DEVICE_JSON                                                                                \
+    "json_build_object('device_id', d.id, 'product_key', p.product_key,"                           \
+    " 'serial_number', d.serial_number, 'status', d.status, 'connected', false,"                   \
+    " 'created_at', rfc3339(d.created_at), 'activated_at', rfc3339(d.activated_at),"               \
     " 'last_seen', rfc3339(d.last_seen)"
 
 int hub_db_device_get(PGconn *c, const char *device_id, json_t **out)
@@ -173,11 +162,12 @@ int hub_db_device_list(PGconn *c, const char *after, int limit, json_t **out)
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit);
     const char *p[] = {after, lim};
-    return query_json(c,
-                      "SELECT coalesce(json_agg(j ORDER BY id), '[]') FROM (SELECT d.id, "
-                      DEVICE_JSON ") AS j FROM devices d JOIN products p ON p.id = d.product_id"
-                      " WHERE $1::uuid IS NULL OR d.id > $1::uuid ORDER BY d.id LIMIT $2) s",
-                      2, p, out);
+    return query_json(
+        c,
+        "SELECT coalesce(json_agg(j ORDER BY id), '[]') FROM (SELECT d.id, " DEVICE_JSON
+        ") AS j FROM devices d JOIN products p ON p.id = d.product_id"
+        " WHERE $1::uuid IS NULL OR d.id > $1::uuid ORDER BY d.id LIMIT $2) s",
+        2, p, out);
 }
 
 int hub_db_device_set_status(PGconn *c, const char *device_id, const char *status)
@@ -202,8 +192,7 @@ int hub_db_device_lock(PGconn *c, const char *device_id, char status[16])
 {
     const char *p[] = {device_id};
     PGresult *r;
-    int rc = hub_db_exec(c, &r, "SELECT status FROM devices WHERE id = $1::uuid FOR UPDATE", 1,
-                         p);
+    int rc = hub_db_exec(c, &r, "SELECT status FROM devices WHERE id = $1::uuid FOR UPDATE", 1, p);
     if (rc != 0)
         return rc;
     rc = PQntuples(r) > 0 ? 0 : HUB_ENOTFOUND;
@@ -214,8 +203,7 @@ int hub_db_device_lock(PGconn *c, const char *device_id, char status[16])
 }
 
 int hub_db_service_insert(PGconn *c, const char *name, const char *publish_json,
-                          const char *subscribe_json, const char *secret_hash,
-                          char service_id[37])
+                          const char *subscribe_json, const char *secret_hash, char service_id[37])
 {
     const char *p[] = {name, publish_json, subscribe_json, secret_hash};
     PGresult *r;
@@ -235,34 +223,6 @@ int hub_db_service_set_status(PGconn *c, const char *service_id, const char *sta
 {
     const char *p[] = {service_id, status};
     return exec_one(c, "UPDATE services SET status = $2 WHERE id = $1::uuid", 2, p);
-}
-
-int hub_db_valid_serials(PGconn *c, const char *owner_column, const char *owner_id,
-                         char (**serials)[HUB_SERIAL_HEX], size_t *n)
-{
-    const char *p[] = {owner_id};
-    PGresult *r;
-    *serials = NULL;
-    *n = 0;
-    int rc = hub_db_exec(c, &r,
-                         strcmp(owner_column, "service_id") == 0
-                             ? "SELECT serial FROM certificates WHERE service_id = $1::uuid"
-                               " AND status = 'valid' ORDER BY serial"
-                             : "SELECT serial FROM certificates WHERE device_id = $1::uuid"
-                               " AND status = 'valid' ORDER BY serial",
-                         1, p);
-    if (rc != 0)
-        return rc;
-    size_t rows = (size_t)PQntuples(r);
-    if (rows > 0 && (*serials = calloc(rows, HUB_SERIAL_HEX)) == NULL) {
-        PQclear(r);
-        return HUB_ENOMEM;
-    }
-    for (size_t i = 0; i < rows; i++)
-        snprintf((*serials)[i], HUB_SERIAL_HEX, "%s", PQgetvalue(r, (int)i, 0));
-    *n = rows;
-    PQclear(r);
-    return 0;
 }
 
 int hub_db_cert_get(PGconn *c, const char *serial, json_t **out)

@@ -61,10 +61,6 @@ int hub_db_service_insert(PGconn *c, const char *name, const char *publish_json,
 int hub_db_service_acl(PGconn *c, const char *service_id, json_t **out);
 int hub_db_service_set_status(PGconn *c, const char *service_id, const char *status);
 
-/* Valid certificate serials of a device or service (owner_column "device_id" or
- * "service_id"), as a malloc'ed array of HUB_SERIAL_HEX strings. */
-int hub_db_valid_serials(PGconn *c, const char *owner_column, const char *owner_id,
-                         char (**serials)[HUB_SERIAL_HEX], size_t *n);
 /* One certificate as JSON (with PEM); HUB_ENOTFOUND. */
 int hub_db_cert_get(PGconn *c, const char *serial, json_t **out);
 /* Certificates of a device (or all when device_id is NULL), newest first, at most limit. */
