@@ -84,20 +84,9 @@ void hub_api_devices_command(struct hub_req *r)
         hub_reply_error(r, 400, "invalid_field", "payload exceeds %d bytes", PAYLOAD_MAX);
         goto out;
     }
-    PGconn *c = hub_req_db(r);
-    if (c == NULL)
+    if (hub_req_lock_device(r, status) == NULL)
         goto out;
-    int rc = hub_db_begin(c);
-    if (rc == 0)
-        rc = hub_db_device_lock(c, id, status);
-    if (rc == HUB_ENOTFOUND) {
-        hub_reply_error(r, 404, "not_found", "no device %s", id);
-        goto out;
-    }
-    if (rc != 0) {
-        hub_reply_internal(r, rc, "device lookup");
-        goto out;
-    }
+    int rc;
     if (strcmp(status, "revoked") == 0) {
         hub_reply_error(r, 409, "device_revoked", "device %s is revoked", id);
         goto out;

@@ -156,30 +156,6 @@ void hub_api_devices_show(struct hub_req *r)
     }
 }
 
-/* Locks the device of the path in a new transaction; replies and returns NULL on failure. */
-static PGconn *begin_on_device(struct hub_req *r, char status[16])
-{
-    const char *id = r->params[0];
-    if (!hub_uuid_valid(id)) {
-        hub_reply_error(r, 404, "not_found", "no device %s", id);
-        return NULL;
-    }
-    PGconn *c = hub_req_db(r);
-    if (c == NULL)
-        return NULL;
-    int rc = hub_db_begin(c);
-    if (rc == 0)
-        rc = hub_db_device_lock(c, id, status);
-    if (rc == HUB_ENOTFOUND) {
-        hub_reply_error(r, 404, "not_found", "no device %s", id);
-        return NULL;
-    }
-    if (rc != 0) {
-        hub_reply_internal(r, rc, "device lookup");
-        return NULL;
-    }
-    return c;
-}
 
 /* Tells every node that the device of the path lost its credentials (at commit). */
 static int notify_device(struct hub_req *r)
@@ -214,7 +190,7 @@ void hub_api_devices_revoke(struct hub_req *r)
     int reason = hub_req_reason(r, HUB_REASON_UNSPECIFIED);
     if (reason < 0)
         return;
-    PGconn *c = begin_on_device(r, status);
+    PGconn *c = hub_req_lock_device(r, status);
     if (c == NULL)
         return;
     if (strcmp(status, "revoked") == 0) {
@@ -248,7 +224,7 @@ void hub_api_devices_revoke(struct hub_req *r)
 void hub_api_devices_reset(struct hub_req *r)
 {
     char status[16], secret[25], hash[HUB_PASSHASH_MAX];
-    PGconn *c = begin_on_device(r, status);
+    PGconn *c = hub_req_lock_device(r, status);
     if (c == NULL)
         return;
     json_t *revoked = json_array();

@@ -8,6 +8,7 @@
 
 #include "api/metrics.h"
 #include "db/ca_store.h"
+#include "db/db.h"
 #include "db/fleet.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -100,4 +101,28 @@ int hub_api_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX], s
         hub_metrics_inc(HUB_M_REVOCATIONS);
     hub_metrics_inc(HUB_M_CRLS);
     return 0;
+}
+
+PGconn *hub_req_lock_device(struct hub_req *r, char status[16])
+{
+    const char *id = r->params[0];
+    if (!hub_uuid_valid(id)) {
+        hub_reply_error(r, 404, "not_found", "no device %s", id);
+        return NULL;
+    }
+    PGconn *c = hub_req_db(r);
+    if (c == NULL)
+        return NULL;
+    int rc = hub_db_begin(c);
+    if (rc == 0)
+        rc = hub_db_device_lock(c, id, status);
+    if (rc == HUB_ENOTFOUND) {
+        hub_reply_error(r, 404, "not_found", "no device %s", id);
+        return NULL;
+    }
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "device lookup");
+        return NULL;
+    }
+    return c;
 }

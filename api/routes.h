@@ -61,6 +61,9 @@ void hub_api_activate(struct hub_req *r, int service);
 int hub_req_reason(struct hub_req *r, int def);
 /* Sets "connected" in a device object (or each of an array) from the MQTT side. */
 void hub_api_mark_connected(struct hub_req *r, json_t *devices);
+/* Begins a transaction and locks the device of the path, copying its status. Replies (404,
+ * 503, 500) and returns NULL on failure. */
+PGconn *hub_req_lock_device(struct hub_req *r, char status[16]);
 /* Commits the request's transaction; replies 503/500 on failure and returns non-zero. */
 int hub_req_commit(struct hub_req *r);
 
