@@ -79,11 +79,8 @@ void hub_api_audit_list(struct hub_req *r)
         hub_reply_internal(r, rc, "audit listing");
         return;
     }
-    size_t n = json_array_size(list);
-    json_t *next = n == (size_t)limit
-                       ? json_object_get(json_array_get(list, n - 1), "id")
-                       : NULL;
-    hub_reply_json(r, 200, json_pack("{s:o,s:O?}", "entries", list, "next_before", next));
+    json_t *next = hub_page_next(list, limit, "id");
+    hub_reply_json(r, 200, json_pack("{s:o,s:o?}", "entries", list, "next_before", next));
 }
 
 void hub_api_healthz(struct hub_req *r)

@@ -127,11 +127,8 @@ void hub_api_devices_list(struct hub_req *r)
         return;
     }
     hub_api_mark_connected(r, list);
-    size_t n = json_array_size(list);
-    json_t *next = n == (size_t)limit
-                       ? json_object_get(json_array_get(list, n - 1), "device_id")
-                       : NULL;
-    hub_reply_json(r, 200, json_pack("{s:o,s:O?}", "devices", list, "next_after", next));
+    json_t *next = hub_page_next(list, limit, "device_id");
+    hub_reply_json(r, 200, json_pack("{s:o,s:o?}", "devices", list, "next_after", next));
 }
 
 void hub_api_devices_show(struct hub_req *r)

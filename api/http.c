@@ -227,6 +227,10 @@ int hub_req_commit(struct hub_req *r)
         hub_reply_internal(r, rc, "commit");
         return rc;
     }
+    for (; r->revoked > 0; r->revoked--)
+        hub_metrics_inc(HUB_M_REVOCATIONS);
+    for (; r->crls > 0; r->crls--)
+        hub_metrics_inc(HUB_M_CRLS);
     return 0;
 }
 

@@ -63,6 +63,7 @@ struct hub_req {
     struct hub_principal who;
     PGconn *db;             /* held from hub_req_db until the request ends */
     int audited;            /* an audit row was written in the current transaction */
+    unsigned revoked, crls; /* counted into /metrics once the transaction commits */
     /* Response. */
     unsigned status;
     struct MHD_Response *response;

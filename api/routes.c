@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/metrics.h"
 #include "db/ca_store.h"
 #include "db/db.h"
 #include "db/fleet.h"
@@ -56,6 +55,14 @@ int hub_uuid_valid(const char *s)
     return 1;
 }
 
+json_t *hub_page_next(json_t *list, int limit, const char *field)
+{
+    size_t n = json_array_size(list);
+    if (n == 0 || n != (size_t)limit)
+        return NULL;
+    return json_incref(json_object_get(json_array_get(list, n - 1), field));
+}
+
 int hub_req_limit(struct hub_req *r, int def, int max)
 {
     const char *s = hub_req_query(r, "limit");
@@ -97,9 +104,8 @@ int hub_api_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX], s
         hub_reply_internal(r, rc, "CRL publication");
         return rc;
     }
-    for (size_t i = 0; i < n; i++)
-        hub_metrics_inc(HUB_M_REVOCATIONS);
-    hub_metrics_inc(HUB_M_CRLS);
+    r->revoked += (unsigned)n;
+    r->crls++;
     return 0;
 }
 

@@ -47,6 +47,9 @@ void hub_api_metrics(struct hub_req *r);
 /* Shared by handlers. */
 /* Returns 1 if s is a canonical lower/upper-case UUID. */
 int hub_uuid_valid(const char *s);
+/* The cursor of the next page: field of the last element when the page is full (a new
+ * reference), else NULL. */
+json_t *hub_page_next(json_t *list, int limit, const char *field);
 /* Parses ?limit= (default def, 1..max); replies 400 and returns -1 when invalid. */
 int hub_req_limit(struct hub_req *r, int def, int max);
 /* Revokes serials (reason code) in the current transaction, publishes the next CRL and

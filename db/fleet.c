@@ -42,6 +42,19 @@ static int exec_one(PGconn *c, const char *sql, int n, const char *const *p)
     return rc;
 }
 
+/* Runs an INSERT ... RETURNING id and copies the new UUID into id. */
+static int insert_returning_id(PGconn *c, const char *sql, int n, const char *const *p,
+                               char id[37])
+{
+    PGresult *r;
+    int rc = hub_db_exec_row(c, &r, sql, n, p);
+    if (rc != 0)
+        return rc;
+    snprintf(id, 37, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
 int hub_db_token_lookup(PGconn *c, const char *token_id, char role[16], char name[128],
                         uint8_t hash[32])
 {
@@ -127,16 +140,10 @@ int hub_db_device_insert(PGconn *c, long long product_id, const char *serial,
     char pid[24];
     snprintf(pid, sizeof pid, "%lld", product_id);
     const char *p[] = {pid, serial, secret_hash};
-    PGresult *r;
-    int rc = hub_db_exec(c, &r,
-                         "INSERT INTO devices (product_id, serial_number, secret_hash)"
-                         " VALUES ($1, $2, $3) RETURNING id",
-                         3, p);
-    if (rc != 0)
-        return rc;
-    snprintf(device_id, 37, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return 0;
+    return insert_returning_id(c,
+                               "INSERT INTO devices (product_id, serial_number, secret_hash)"
+                               " VALUES ($1, $2, $3) RETURNING id",
+                               3, p, device_id);
 }
 
 #define DEVICE_JSON                                                                                \
@@ -206,17 +213,12 @@ int hub_db_service_insert(PGconn *c, const char *name, const char *publish_json,
                           const char *subscribe_json, const char *secret_hash, char service_id[37])
 {
     const char *p[] = {name, publish_json, subscribe_json, secret_hash};
-    PGresult *r;
-    int rc = hub_db_exec(c, &r,
-                         "INSERT INTO services (name, publish, subscribe, secret_hash) VALUES"
-                         " ($1, ARRAY(SELECT jsonb_array_elements_text($2::jsonb)),"
-                         " ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4) RETURNING id",
-                         4, p);
-    if (rc != 0)
-        return rc;
-    snprintf(service_id, 37, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return 0;
+    return insert_returning_id(c,
+                               "INSERT INTO services (name, publish, subscribe, secret_hash)"
+                               " VALUES ($1, ARRAY(SELECT jsonb_array_elements_text($2::jsonb)),"
+                               " ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4)"
+                               " RETURNING id",
+                               4, p, service_id);
 }
 
 int hub_db_service_set_status(PGconn *c, const char *service_id, const char *status)

@@ -96,6 +96,14 @@ make_csr() {
         -out "$2.csr" 2>/dev/null
 }
 
+# activate_as KIND ID SECRET NAME: a new EC P-256 key (NAME.key) and CSR, POST
+# /v1/KINDs/ID/activate with Basic ID:SECRET; the certificate goes to NAME.pem.
+activate_as() {
+    make_csr ec-p256 "$4" && csr_body "$4.csr" "$4.json" || return 1
+    basic "$2:$3" "/v1/$1s/$2/activate" "@$4.json"
+    [ "$STATUS" = 201 ] && jf_file certificate "$4.pem"
+}
+
 # expect_status NAME STATUS: passes when the last answer had STATUS.
 expect_status() {
     if [ "$STATUS" = "$2" ]; then ok "$1"; else not_ok "$1 (got $STATUS: $BODY)"; fi

@@ -26,9 +26,7 @@ new_device() {
     bearer "$ADMIN" POST /v1/devices "{\"product_key\":\"$PK\",\"serial_number\":\"SN-$1\"}"
     [ "$STATUS" = 201 ] || return 1
     id=$(jf device_id) secret=$(jf device_secret)
-    make_csr ec-p256 "$1" && csr_body "$1.csr" "$1.json" || return 1
-    basic "$id:$secret" "/v1/devices/$id/activate" "@$1.json"
-    [ "$STATUS" = 201 ] && jf_file certificate "$1.pem" || return 1
+    activate_as device "$id" "$secret" "$1" || return 1
     DEV[$1]=$id
 }
 ok_devices=0

@@ -19,10 +19,7 @@ declare -A DEV SECRET
 # activate NAME: activates device NAME with a new `openssl req` CSR (NAME.key, NAME.csr)
 # into NAME.pem.
 activate() {
-    local id=${DEV[$1]}
-    make_csr ec-p256 "$1" && csr_body "$1.csr" "$1.json" || return 1
-    basic "$id:${SECRET[$1]}" "/v1/devices/$id/activate" "@$1.json"
-    [ "$STATUS" = 201 ] && jf_file certificate "$1.pem"
+    activate_as device "${DEV[$1]}" "${SECRET[$1]}" "$1"
 }
 # provision NAME: POST /v1/devices; sets DEV[NAME] and SECRET[NAME].
 provision() {
@@ -49,9 +46,7 @@ new_service() {
     bearer "$ADMIN" POST /v1/services "$2"
     [ "$STATUS" = 201 ] || return 1
     id=$(jf service_id) secret=$(jf service_secret)
-    make_csr ec-p256 "$1" && csr_body "$1.csr" "$1.json" || return 1
-    basic "$id:$secret" "/v1/services/$id/activate" "@$1.json"
-    [ "$STATUS" = 201 ] && jf_file certificate "$1.pem" && SVC[$1]=$id
+    activate_as service "$id" "$secret" "$1" && SVC[$1]=$id
 }
 new_service svc1 '{"name":"backend","publish":["devices/+/commands/#","!devices/+/commands/forbidden"],"subscribe":["devices/#","!devices/+/secret"]}'
 expect "service svc1 (devices/# but !devices/+/secret) created and activated" $?
