@@ -9,7 +9,14 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD="$ROOT/build"
+# IOTHUB_SANITIZERS=1 builds with ASan + UBSan in build-asan/ (CI runs the suite both ways);
+# IOTHUB_BUILD_DIR puts the build elsewhere (several builds of one tree side by side).
+if [ "${IOTHUB_SANITIZERS:-0}" = 1 ]; then
+    BUILD=${IOTHUB_BUILD_DIR:-$ROOT/build-asan}
+    CONFIGURE_FLAGS=${CONFIGURE_FLAGS:---enable-werror --enable-sanitizers}
+else
+    BUILD=${IOTHUB_BUILD_DIR:-$ROOT/build}
+fi
 DEV="$ROOT/.dev"
 PACKAGES=(build-essential autoconf automake libtool pkg-config libuv1-dev libmbedtls-dev
           libmicrohttpd-dev libpq-dev libmosquitto-dev libjansson-dev libcurl4-openssl-dev
@@ -35,10 +42,14 @@ install_missing() {
 
 build() {
     cd "$ROOT"
+    # One autoreconf at a time: several builds of this tree may start together.
+    exec 9>"$ROOT/.autoreconf.lock"
+    flock 9
     if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
         log "autoreconf"
         autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
     fi
+    flock -u 9
     mkdir -p "$BUILD"
     cd "$BUILD"
     if [ ! -f Makefile ] || [ "$ROOT/configure" -nt Makefile ]; then
