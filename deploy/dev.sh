@@ -117,14 +117,18 @@ CONF
     fi
     local iothubd="$BUILD/iothubd"
     (cd "$DEV" && "$iothubd" -c "$DEV/iothub.conf" init --token-file "$DEV/admin.token")
+    "$iothubd" -c "$DEV/iothub.conf" ca chain >"$DEV/ca.pem"
     cat >&2 <<MSG
 
   iothub is running (Ctrl-C stops it and the private PostgreSQL)
-    API:          https://127.0.0.1:8443/v1   (CA chain: $iothubd -c $DEV/iothub.conf ca chain)
+    API:          https://127.0.0.1:8443/v1   (trust anchor: $DEV/ca.pem, issuing CA + root)
     MQTT (mTLS):  mqtts://127.0.0.1:8883      (device certificates from POST /v1/devices/{id}/activate)
     admin token:  $DEV/admin.token
     database:     $url
     config:       $DEV/iothub.conf
+
+  For iothubctl in another terminal:
+    export IOTHUB_URL=https://127.0.0.1:8443 IOTHUB_CACERT=$DEV/ca.pem IOTHUB_TOKEN=\$(cat $DEV/admin.token)
 
 MSG
     "$iothubd" -c "$DEV/iothub.conf" serve
