@@ -8,6 +8,7 @@
 #include "api/token.h"
 #include "db/db.h"
 #include "db/fleet.h"
+#include "db/tokens.h"
 #include "util/error.h"
 #include "util/secure.h"
 
@@ -48,11 +49,69 @@ void hub_api_tokens_create(struct hub_req *r)
         goto out;
     }
     if (hub_req_commit(r) == 0)
-        hub_reply_json(r, 201, json_pack("{s:s,s:s,s:s}", "token", token, "name", name, "role",
+        hub_reply_json(r, 201, json_pack("{s:s,s:s#,s:s,s:s}", "token", token, "token_id",
+                                         token + 7, (int)HUB_TOKEN_ID_LEN, "name", name, "role",
                                          role));
     hub_wipe(token, sizeof token);
 out:
     json_decref(body);
+}
+
+void hub_api_tokens_list(struct hub_req *r)
+{
+    PGconn *c = hub_req_db(r);
+    json_t *list;
+    if (c == NULL)
+        return;
+    int rc = hub_db_token_list(c, &list);
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "token listing");
+        return;
+    }
+    hub_reply_json(r, 200, json_pack("{s:o}", "tokens", list));
+}
+
+/* 1 when s looks like a token id: HUB_TOKEN_ID_LEN lower-case hex digits. */
+static int token_id_valid(const char *s)
+{
+    size_t n = strspn(s, "0123456789abcdef");
+    return n == HUB_TOKEN_ID_LEN && s[n] == 0;
+}
+
+void hub_api_tokens_revoke(struct hub_req *r)
+{
+    const char *id = r->params[0];
+    if (!token_id_valid(id)) {
+        hub_reply_error(r, 404, "not_found", "no token with id %.40s", id);
+        return;
+    }
+    PGconn *c = hub_req_db(r);
+    if (c == NULL)
+        return;
+    char name[101], role[16];
+    int rc = hub_db_begin(c);
+    if (rc == 0)
+        rc = hub_db_token_revoke(c, id, name, role);
+    if (rc == HUB_ENOTFOUND || rc == HUB_EEXIST || rc == HUB_ERANGE) {
+        hub_db_rollback(c);
+        if (rc == HUB_ENOTFOUND)
+            hub_reply_error(r, 404, "not_found", "no token with id %s", id);
+        else if (rc == HUB_EEXIST)
+            hub_reply_error(r, 409, "already_revoked", "token %s was already revoked", id);
+        else
+            hub_reply_error(r, 409, "last_admin_token",
+                            "token %s is the last active admin token; create another first", id);
+        return;
+    }
+    if (rc == 0)
+        rc = hub_req_audit(r, name, NULL);
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "token revocation");
+        return;
+    }
+    if (hub_req_commit(r) == 0)
+        hub_reply_json(r, 200, json_pack("{s:s,s:s,s:s,s:b}", "token_id", id, "name", name,
+                                         "role", role, "revoked", 1));
 }
 
 void hub_api_audit_list(struct hub_req *r)
@@ -94,7 +153,11 @@ void hub_api_healthz(struct hub_req *r)
 void hub_api_metrics(struct hub_req *r)
 {
     hub_buf_t out = HUB_BUF_INIT;
-    if (hub_metrics_render(&out) != 0) {
+    const struct hub_api_mqtt *mq = r->api->mqtt;
+    int rc = hub_metrics_render(&out, r->api->pool);
+    if (rc == 0 && mq != NULL && mq->metrics != NULL)
+        rc = mq->metrics(mq->ctx, &out);
+    if (rc != 0) {
         hub_buf_free(&out);
         hub_reply_internal(r, HUB_ENOMEM, "metrics");
         return;

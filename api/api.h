@@ -22,7 +22,11 @@ struct hub_api_options {
     unsigned max_connections;     /* total concurrent connections */
     unsigned max_per_ip;          /* concurrent connections from one address */
     unsigned timeout_s;           /* idle connection timeout */
+    unsigned header_timeout_s;    /* a request's line and headers must arrive within this,
+                                     counted from the connection's accept or the previous
+                                     answer; 0: no limit */
     const struct hub_api_mqtt *mqtt; /* the MQTT side (commands, presence), or NULL */
+    int metrics_token;               /* GET /metrics needs a bearer token (auditor+) */
 };
 
 /* Starts listening. Returns 0 or a HUB_E* code (the reason is logged). */

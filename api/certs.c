@@ -26,20 +26,41 @@ int hub_req_reason(struct hub_req *r, int def)
     json_t *body = hub_req_json(r);
     if (body == NULL)
         return -1;
+    int reason = hub_api_reason_parse(r, body, def);
+    json_decref(body);
+    return reason;
+}
+
+int hub_api_reason_parse(struct hub_req *r, json_t *body, int def)
+{
     int reason = def;
     const char *name = hub_json_string(r, body, "reason", 0, 64);
     if (r->status != 0)
-        reason = -1;
-    else if (name != NULL && (hub_crl_reason_parse(name, &reason) != 0 ||
-                              reason == HUB_REASON_CERTIFICATE_HOLD)) {
+        return -1;
+    if (name != NULL && (hub_crl_reason_parse(name, &reason) != 0 ||
+                         reason == HUB_REASON_CERTIFICATE_HOLD)) {
         hub_reply_error(r, 400, "invalid_reason",
                         "reason must be an RFC 5280 reason name: unspecified, keyCompromise, "
                         "cACompromise, affiliationChanged, superseded, cessationOfOperation, "
                         "privilegeWithdrawn or aACompromise");
-        reason = -1;
+        return -1;
     }
-    json_decref(body);
     return reason;
+}
+
+int hub_api_activate_parse(struct hub_req *r, json_t *body, mbedtls_x509_csr *csr)
+{
+    char err[256];
+    const char *pem = hub_json_string(r, body, "csr", 1, CSR_MAX_LEN);
+    if (pem == NULL)
+        return -1;
+    int rc = hub_csr_load((const uint8_t *)pem, strlen(pem), csr, err, sizeof err);
+    if (rc != 0) {
+        hub_reply_error(r, 400, rc == HUB_EKEYPOLICY ? "key_not_accepted" : "invalid_csr", "%s",
+                        err);
+        return -1;
+    }
+    return 0;
 }
 
 /* Locks the principal row and returns its status, in a new transaction. */
@@ -56,11 +77,38 @@ static int lock_principal(struct hub_req *r, int service, char status[16])
     return rc;
 }
 
+/* A renewal's client certificate must be one of the principal's valid certificates (old);
+ * otherwise replies 403 naming why and returns -1. */
+static int check_current(struct hub_req *r, char (*old)[HUB_SERIAL_HEX], size_t nold)
+{
+    const char *serial = r->who.cert_serial;
+    for (size_t i = 0; i < nold; i++)
+        if (strcmp(old[i], serial) == 0)
+            return 0;
+    json_t *cert = NULL;
+    int rc = hub_db_cert_get(r->db, serial, &cert);
+    const char *reason = json_string_value(json_object_get(cert, "revocation_reason"));
+    if (rc != 0 && rc != HUB_ENOTFOUND)
+        hub_reply_internal(r, rc, "certificate lookup");
+    else if (reason != NULL && strcmp(reason, "superseded") == 0)
+        hub_reply_error(r, 403, "certificate_superseded",
+                        "client certificate %s was superseded by a newer one", serial);
+    else if (reason != NULL)
+        hub_reply_error(r, 403, "certificate_revoked",
+                        "client certificate %s is revoked (%s)", serial, reason);
+    else
+        hub_reply_error(r, 403, "certificate_not_current",
+                        "client certificate %s is not a current certificate of %s", serial,
+                        r->params[0]);
+    json_decref(cert);
+    return -1;
+}
+
 void hub_api_activate(struct hub_req *r, int service)
 {
     const char *id = r->params[0];
     mbedtls_x509_csr csr;
-    char err[256], status[16], serial[HUB_SERIAL_HEX];
+    char status[16], serial[HUB_SERIAL_HEX];
     char(*old)[HUB_SERIAL_HEX] = NULL;
     size_t nold = 0;
     hub_buf_t der = HUB_BUF_INIT, chain = HUB_BUF_INIT;
@@ -68,18 +116,11 @@ void hub_api_activate(struct hub_req *r, int service)
     mbedtls_x509_csr_init(&csr);
 
     json_t *body = hub_req_json(r);
-    const char *pem = body ? hub_json_string(r, body, "csr", 1, CSR_MAX_LEN) : NULL;
-    if (pem == NULL)
+    if (body == NULL || hub_api_activate_parse(r, body, &csr) != 0)
         goto out;
-    int rc = hub_csr_load((const uint8_t *)pem, strlen(pem), &csr, err, sizeof err);
-    if (rc != 0) {
-        hub_reply_error(r, 400, rc == HUB_EKEYPOLICY ? "key_not_accepted" : "invalid_csr", "%s",
-                        err);
-        goto out;
-    }
     if (hub_req_db(r) == NULL)
         goto out;
-    rc = lock_principal(r, service, status);
+    int rc = lock_principal(r, service, status);
     if (rc == 0 && strcmp(status, "revoked") == 0) {
         hub_reply_error(r, 403, service ? "service_revoked" : "device_revoked",
                         "%s %s is revoked; an operator must reset it first",
@@ -92,6 +133,8 @@ void hub_api_activate(struct hub_req *r, int service)
         hub_reply_internal(r, rc, "activation");
         goto out;
     }
+    if (r->who.cert_serial[0] != 0 && check_current(r, old, nold) != 0)
+        goto out;
     if (nold > 0 && hub_api_revoke_serials(r, old, nold, HUB_REASON_SUPERSEDED) != 0)
         goto out;
     for (size_t i = 0; i < nold; i++)
@@ -150,6 +193,16 @@ void hub_api_devices_activate(struct hub_req *r)
 }
 
 void hub_api_services_activate(struct hub_req *r)
+{
+    hub_api_activate(r, 1);
+}
+
+void hub_api_devices_renew(struct hub_req *r)
+{
+    hub_api_activate(r, 0);
+}
+
+void hub_api_services_renew(struct hub_req *r)
 {
     hub_api_activate(r, 1);
 }

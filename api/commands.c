@@ -47,43 +47,54 @@ static int name_valid(const char *s)
     return 1;
 }
 
+int hub_api_command_parse(struct hub_req *r, json_t *body, const char **name,
+                          const char **payload, size_t *len, char **payload_text)
+{
+    *payload_text = NULL;
+    *name = hub_json_string(r, body, "name", 1, 64);
+    if (*name == NULL)
+        return -1;
+    if (!name_valid(*name)) {
+        hub_reply_error(r, 400, "invalid_field",
+                        "name may only contain letters, digits, '-', '_' and '.'");
+        return -1;
+    }
+    /* The payload is sent as is when a string, as JSON text otherwise (objects, numbers). */
+    json_t *pv = json_object_get(body, "payload");
+    *payload = "";
+    if (json_is_string(pv)) {
+        *payload = json_string_value(pv);
+    } else if (pv != NULL && !json_is_null(pv)) {
+        *payload = *payload_text = json_dumps(pv, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (*payload_text == NULL) {
+            hub_reply_internal(r, HUB_ENOMEM, "command encoding");
+            return -1;
+        }
+    }
+    *len = json_is_string(pv) ? json_string_length(pv) : strlen(*payload);
+    if (*len > PAYLOAD_MAX) {
+        hub_reply_error(r, 400, "invalid_field", "payload exceeds %d bytes", PAYLOAD_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 void hub_api_devices_command(struct hub_req *r)
 {
     const char *id = r->params[0];
     char status[16];
     json_t *body = NULL;
     char *payload_text = NULL;
+    const char *name, *payload;
+    size_t len;
     if (!hub_uuid_valid(id)) {
         hub_reply_error(r, 404, "not_found", "no device %s", id);
         return;
     }
     if ((body = hub_req_json(r)) == NULL)
         return;
-    const char *name = hub_json_string(r, body, "name", 1, 64);
-    if (name == NULL)
+    if (hub_api_command_parse(r, body, &name, &payload, &len, &payload_text) != 0)
         goto out;
-    if (!name_valid(name)) {
-        hub_reply_error(r, 400, "invalid_field",
-                        "name may only contain letters, digits, '-', '_' and '.'");
-        goto out;
-    }
-    /* The payload is sent as is when a string, as JSON text otherwise (objects, numbers). */
-    json_t *pv = json_object_get(body, "payload");
-    const char *payload = "";
-    if (json_is_string(pv)) {
-        payload = json_string_value(pv);
-    } else if (pv != NULL && !json_is_null(pv)) {
-        payload = payload_text = json_dumps(pv, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (payload_text == NULL) {
-            hub_reply_internal(r, HUB_ENOMEM, "command encoding");
-            goto out;
-        }
-    }
-    size_t len = json_is_string(pv) ? json_string_length(pv) : strlen(payload);
-    if (len > PAYLOAD_MAX) {
-        hub_reply_error(r, 400, "invalid_field", "payload exceeds %d bytes", PAYLOAD_MAX);
-        goto out;
-    }
     if (hub_req_lock_device(r, status) == NULL)
         goto out;
     int rc;

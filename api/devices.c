@@ -26,22 +26,31 @@ static int serial_number_valid(const char *s)
     return 1;
 }
 
+int hub_api_devices_create_parse(struct hub_req *r, json_t *body, const char **serial,
+                                 const char **product_key)
+{
+    *serial = hub_json_string(r, body, "serial_number", 1, 128);
+    *product_key = *serial ? hub_json_string(r, body, "product_key",
+                                             r->who.kind != HUB_WHO_PRODUCT, 64)
+                           : NULL;
+    if (*serial == NULL || r->status != 0)
+        return -1;
+    if (!serial_number_valid(*serial)) {
+        hub_reply_error(r, 400, "invalid_field",
+                        "serial_number may only contain letters, digits and -_.:/");
+        return -1;
+    }
+    return 0;
+}
+
 void hub_api_devices_create(struct hub_req *r)
 {
+    const char *serial, *product_key;
     json_t *body = hub_req_json(r);
     if (body == NULL)
         return;
-    const char *serial = hub_json_string(r, body, "serial_number", 1, 128);
-    const char *product_key = serial ? hub_json_string(r, body, "product_key",
-                                                       r->who.kind != HUB_WHO_PRODUCT, 64)
-                                     : NULL;
-    if (serial == NULL || r->status != 0)
+    if (hub_api_devices_create_parse(r, body, &serial, &product_key) != 0)
         goto out;
-    if (!serial_number_valid(serial)) {
-        hub_reply_error(r, 400, "invalid_field",
-                        "serial_number may only contain letters, digits and -_.:/");
-        goto out;
-    }
     long long product_id;
     PGconn *c = hub_req_db(r);
     if (c == NULL)

@@ -9,13 +9,18 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include <gnutls/gnutls.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/x509_crt.h>
 #include <microhttpd.h>
 
+#include "api/deadline.h"
 #include "api/http.h"
 #include "api/metrics.h"
 #include "api/routes.h"
@@ -28,10 +33,12 @@
 #include "util/passhash.h"
 #include "util/secure.h"
 
-/* TLS 1.2 and 1.3, AEAD suites with forward secrecy only. */
+/* TLS 1.2 and 1.3, AEAD suites with forward secrecy only, over elliptic curves only (no
+ * finite-field DHE groups in TLS 1.3 either). */
 #define GNUTLS_PRIORITIES                                                                 \
     "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:" \
-    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-DH-ALL:"      \
+    "%SERVER_PRECEDENCE"
 #define DB_WAIT_MS 5000
 #define AUDIT_WAIT_MS 1000
 /* Over-long bodies of up to this size are read and dropped before the 413 answer: closing
@@ -43,6 +50,8 @@ struct hub_api {
     struct hub_api_shared shared;
     char *cert_pem;
     char *key_pem;
+    char *trust_pem; /* issuing CA + root: makes GnuTLS request (not require) a client cert */
+    hub_deadlines_t *deadlines; /* request-header deadlines (slowloris), or NULL */
 };
 
 /* ---- responses ------------------------------------------------------------------------ */
@@ -83,6 +92,29 @@ void hub_reply_json(struct hub_req *r, unsigned status, json_t *body)
     free(text);
 }
 
+/* Replaces each byte of s that is not part of well-formed UTF-8 (RFC 3629: no overlongs,
+ * surrogates or code points above U+10FFFF) with '?'. Error messages quote request text
+ * (path segments, JSON parser context) and may cut it mid-character; jansson refuses
+ * malformed strings, which turned such 4xx replies into 500s (found by fuzz_json). */
+static void utf8_sanitise(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
+                 : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        uint32_t cp = n == 2 ? *p & 0x1Fu : n == 3 ? *p & 0x0Fu : *p & 0x07u;
+        size_t i = 1;
+        for (; i < n && (p[i] & 0xC0) == 0x80; i++)
+            cp = cp << 6 | (p[i] & 0x3Fu);
+        if (n == 0 || i < n || (n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+            (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 void hub_reply_error(struct hub_req *r, unsigned status, const char *code, const char *fmt, ...)
 {
     char msg[512];
@@ -90,6 +122,7 @@ void hub_reply_error(struct hub_req *r, unsigned status, const char *code, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_sanitise(msg);
     r->error_code = code;
     hub_reply_json(r, status,
                    json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
@@ -150,6 +183,11 @@ json_t *hub_req_json(struct hub_req *r)
                         "the request body must be application/json");
         return NULL;
     }
+    return hub_req_json_body(r);
+}
+
+json_t *hub_req_json_body(struct hub_req *r)
+{
     if (r->body.len == 0) {
         hub_reply_error(r, 400, "invalid_json", "the request body is empty; a JSON object "
                         "is expected");
@@ -326,10 +364,130 @@ static void lower(char *s)
         *s = (char)tolower((unsigned char)*s);
 }
 
+/* Copies the first attribute oid of a subject into out ("" when absent). */
+static void subject_attr(const mbedtls_x509_name *n, const char *oid, size_t oid_len,
+                         char *out, size_t outlen)
+{
+    out[0] = 0;
+    for (; n != NULL; n = n->next) {
+        if (n->oid.len == oid_len && memcmp(n->oid.p, oid, oid_len) == 0) {
+            snprintf(out, outlen, "%.*s", (int)n->val.len, (const char *)n->val.p);
+            return;
+        }
+    }
+}
+
+/* Authenticates by the TLS client certificate: it must chain to the issuing CA, be within
+ * its validity, allow clientAuth and name the principal of the path as its CN. Its serial
+ * goes to r->who.cert_serial; the handler checks, in its transaction, that it is a current
+ * certificate of the principal. Returns 0 or replies (401 no/invalid certificate, 403). */
+static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
+{
+    const char *what = kind == HUB_AUTH_DEVICE_CERT ? "device" : "service";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    const gnutls_datum_t *peers = NULL;
+    unsigned npeers = 0;
+    mbedtls_x509_crt leaf, ca;
+    char cn[80], o[80], info[256];
+    uint32_t flags = 0;
+    int rc = -1;
+
+    if (ci != NULL && ci->tls_session != NULL)
+        peers = gnutls_certificate_get_peers((gnutls_session_t)ci->tls_session, &npeers);
+    if (peers == NULL || npeers == 0) {
+        hub_reply_error(r, 401, "client_certificate_required",
+                        "this call is authenticated by the %s's current client certificate; "
+                        "present it in the TLS handshake (curl --cert/--key)", what);
+        return -1;
+    }
+    mbedtls_x509_crt_init(&leaf);
+    mbedtls_x509_crt_init(&ca);
+    const hub_buf_t *ca_der = &r->api->authority->der[HUB_CA_ISSUING];
+    /* A private copy of the CA: verification caches EC tables in the key, without a lock. */
+    if (mbedtls_x509_crt_parse_der(&ca, ca_der->data, ca_der->len) != 0) {
+        hub_reply_internal(r, HUB_ECRYPTO, "issuing CA parsing");
+        goto out;
+    }
+    if (mbedtls_x509_crt_parse_der(&leaf, peers[0].data, peers[0].size) != 0) {
+        hub_reply_error(r, 401, "invalid_client_certificate",
+                        "the client certificate does not parse");
+        goto out;
+    }
+    if (mbedtls_x509_crt_verify(&leaf, &ca, NULL, NULL, &flags, NULL, NULL) != 0) {
+        mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
+        info[strcspn(info, "\n")] = 0;
+        hub_reply_error(r, 401, "invalid_client_certificate",
+                        "the client certificate is not valid: %s",
+                        info[0] ? info : "not issued by this gateway's CA");
+        goto out;
+    }
+    if (mbedtls_x509_crt_check_extended_key_usage(
+            &leaf, MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)) != 0) {
+        hub_reply_error(r, 401, "invalid_client_certificate",
+                        "the client certificate does not allow clientAuth");
+        goto out;
+    }
+    subject_attr(&leaf.subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), cn,
+                 sizeof cn);
+    subject_attr(&leaf.subject, MBEDTLS_OID_AT_ORGANIZATION,
+                 MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORGANIZATION), o, sizeof o);
+    lower(cn);
+    if (strcmp(cn, r->params[0]) != 0 ||
+        (strcmp(o, "services") == 0) != (kind == HUB_AUTH_SERVICE_CERT)) {
+        hub_reply_error(r, 403, "forbidden", "the client certificate is not one of %s %s",
+                        what, r->params[0]);
+        goto out;
+    }
+    struct hub_db_secret s;
+    PGconn *c = hub_req_db(r);
+    if (c == NULL)
+        goto out;
+    int dbrc = kind == HUB_AUTH_DEVICE_CERT ? hub_db_device_secret(c, cn, &s)
+                                           : hub_db_service_secret(c, cn, &s);
+    if (dbrc == HUB_ENOTFOUND) {
+        hub_reply_error(r, 403, "forbidden", "no %s %s", what, cn);
+        goto out;
+    }
+    if (dbrc != 0) {
+        hub_reply_internal(r, dbrc, "credential lookup");
+        goto out;
+    }
+    hub_wipe(s.hash, sizeof s.hash);
+    r->who.kind = kind == HUB_AUTH_DEVICE_CERT ? HUB_WHO_DEVICE : HUB_WHO_SERVICE;
+    snprintf(r->who.name, sizeof r->who.name, "%s", cn);
+    snprintf(r->who.product_key, sizeof r->who.product_key, "%s", s.extra);
+    if (leaf.serial.len == 0 || leaf.serial.len > (HUB_SERIAL_HEX - 1) / 2) {
+        hub_reply_error(r, 401, "invalid_client_certificate", "bad certificate serial");
+        goto out;
+    }
+    const unsigned char *sp = leaf.serial.p;
+    size_t sl = leaf.serial.len;
+    while (sl > 1 && sp[0] == 0) { /* a DER sign byte is not part of the stored serial */
+        sp++;
+        sl--;
+    }
+    hub_hex_upper(sp, sl, r->who.cert_serial);
+    rc = 0;
+out:
+    mbedtls_x509_crt_free(&leaf);
+    mbedtls_x509_crt_free(&ca);
+    return rc;
+}
+
 static int authenticate(struct hub_req *r, const struct hub_route *route)
 {
+    struct hub_route metrics;
+    if (route->handler == hub_api_metrics && r->api->metrics_token) { /* metrics_access */
+        metrics = *route;
+        metrics.auth = HUB_AUTH_ROLE;
+        metrics.min_role = HUB_ROLE_AUDITOR;
+        route = &metrics;
+    }
     if (route->auth == HUB_AUTH_NONE)
         return 0;
+    if (route->auth == HUB_AUTH_DEVICE_CERT || route->auth == HUB_AUTH_SERVICE_CERT)
+        return auth_client_cert(r, route->auth);
     const char *h = hub_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
     int bearer_ok = route->auth == HUB_AUTH_ROLE || route->auth == HUB_AUTH_PROVISION;
     if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0 && bearer_ok) {
@@ -494,6 +652,38 @@ static enum MHD_Result queue(struct hub_req *r)
     return ret;
 }
 
+/* Headers complete (rearm = 0) or answer done (rearm = 1) on conn: see api/deadline.h. */
+static void deadline_update(struct hub_api *api, struct MHD_Connection *conn, int rearm)
+{
+    if (api->deadlines == NULL)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci == NULL || ci->socket_context == NULL)
+        return;
+    if (rearm)
+        hub_deadlines_rearm(api->deadlines, ci->socket_context);
+    else
+        hub_deadlines_met(api->deadlines, ci->socket_context);
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: a deadline from accept to close (before the socket closes). */
+static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct hub_api *api = cls;
+    if (api->deadlines == NULL)
+        return;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci != NULL ? hub_deadlines_add(api->deadlines, ci->connect_fd) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+        hub_deadlines_remove(api->deadlines, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size,
@@ -502,6 +692,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     struct hub_api *api = cls;
     struct hub_req *r = *con_cls;
     if (r == NULL) {
+        deadline_update(api, conn, 0);
         r = calloc(1, sizeof *r);
         if (r == NULL)
             return MHD_NO;
@@ -557,6 +748,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct hub_api *api = cls;
     struct hub_req *r = *con_cls;
+    deadline_update(api, conn, 1);
     if (r == NULL)
         return;
     if (r->db != NULL)
@@ -586,10 +778,15 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
     api->shared.pool = o->pool;
     api->shared.device_cert_days = o->device_cert_days;
     api->shared.body_limit = o->body_limit;
+    api->shared.metrics_token = o->metrics_token;
     api->shared.mqtt = o->mqtt;
     api->cert_pem = strdup(o->cert_pem);
     api->key_pem = strdup(o->key_pem);
-    if (api->cert_pem == NULL || api->key_pem == NULL) {
+    hub_buf_t trust = HUB_BUF_INIT;
+    if (hub_authority_chain_pem(o->authority, &trust) == 0)
+        api->trust_pem = strndup((const char *)trust.data, trust.len);
+    hub_buf_free(&trust);
+    if (api->cert_pem == NULL || api->key_pem == NULL || api->trust_pem == NULL) {
         hub_api_stop(api);
         return HUB_ENOMEM;
     }
@@ -612,13 +809,20 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
         hub_api_stop(api);
         return HUB_ECONFIG;
     }
+    if (o->header_timeout_s > 0 &&
+        (api->deadlines = hub_deadlines_new(o->header_timeout_s)) == NULL) {
+        hub_api_stop(api);
+        return HUB_ENOMEM;
+    }
     api->mhd = MHD_start_daemon(
         flags, (uint16_t)o->port, NULL, NULL, access_cb, api, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_HTTPS_MEM_CERT, api->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, api->key_pem,
+        MHD_OPTION_HTTPS_MEM_TRUST, api->trust_pem,
         MHD_OPTION_HTTPS_PRIORITIES, GNUTLS_PRIORITIES, MHD_OPTION_NOTIFY_COMPLETED,
         completed_cb, api, MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->timeout_s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL, MHD_OPTION_END);
+        o->timeout_s, MHD_OPTION_NOTIFY_CONNECTION, connection_cb, api,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL, MHD_OPTION_END);
     if (api->mhd == NULL) {
         hub_error("cannot start the HTTPS API on %s:%d (address in use, or bad TLS "
                   "credentials)",
@@ -638,10 +842,12 @@ void hub_api_stop(struct hub_api *api)
         return;
     if (api->mhd != NULL)
         MHD_stop_daemon(api->mhd);
+    hub_deadlines_free(api->deadlines);
     if (api->key_pem != NULL) {
         hub_wipe(api->key_pem, strlen(api->key_pem));
         free(api->key_pem);
     }
     free(api->cert_pem);
+    free(api->trust_pem);
     free(api);
 }

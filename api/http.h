@@ -27,6 +27,7 @@ struct hub_principal {
     char name[160];      /* token name, device id, product key or service id */
     long long product_id; /* product claims */
     char product_key[64];  /* devices: their product */
+    char cert_serial[HUB_SERIAL_HEX]; /* serial of the client certificate (cert auth) */
 };
 
 /* What the REST API needs from the MQTT side, implemented by server/ (which owns both).
@@ -38,6 +39,8 @@ struct hub_api_mqtt {
                    size_t len, int *delivered);
     /* 1 when the device has a live MQTT session. */
     int (*connected)(void *ctx, const char *device_id);
+    /* Appends the MQTT side's metrics (Prometheus text). Returns 0 or a HUB_E* code. */
+    int (*metrics)(void *ctx, hub_buf_t *out);
     void *ctx;
 };
 
@@ -47,6 +50,7 @@ struct hub_api_shared {
     hub_db_pool_t *pool;
     int device_cert_days;
     size_t body_limit;
+    int metrics_token; /* GET /metrics needs a bearer token (auditor or above) */
 };
 
 struct hub_req {
@@ -76,6 +80,8 @@ PGconn *hub_req_db(struct hub_req *r);
 /* Parses the body as a JSON object. On failure replies 400/415 and returns NULL. The caller
  * json_decref()s the result. */
 json_t *hub_req_json(struct hub_req *r);
+/* The body half of hub_req_json, whatever the Content-Type (fuzzed in tests/fuzz). */
+json_t *hub_req_json_body(struct hub_req *r);
 /* Value of query parameter name, or NULL. */
 const char *hub_req_query(struct hub_req *r, const char *name);
 /* Value of request header name, or NULL. */

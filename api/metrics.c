@@ -2,6 +2,8 @@
 
 #include <stdatomic.h>
 
+#include "db/db.h"
+
 static _Atomic unsigned long long http_by_class[6];
 static _Atomic unsigned long long counters[HUB_M_COUNT];
 
@@ -28,7 +30,53 @@ void hub_metrics_inc(enum hub_metric m)
     atomic_fetch_add(&counters[m], 1);
 }
 
-int hub_metrics_render(hub_buf_t *out)
+static int render_db(hub_buf_t *out, hub_db_pool_t *pool)
+{
+    struct hub_db_pool_stats ps;
+    struct hub_db_stats ds;
+    hub_db_pool_stats(pool, &ps);
+    hub_db_stats(&ds);
+    int rc = hub_buf_printf(
+        out,
+        "# HELP iothub_db_pool_connections Connections of the REST API's database pool, by "
+        "state (in_use: checked out by a request; open: opened, idle or in use; max: pool "
+        "size).\n"
+        "# TYPE iothub_db_pool_connections gauge\n"
+        "iothub_db_pool_connections{state=\"in_use\"} %d\n"
+        "iothub_db_pool_connections{state=\"open\"} %d\n"
+        "iothub_db_pool_connections{state=\"max\"} %d\n"
+        "# HELP iothub_db_pool_acquire_failures_total Requests that got no database "
+        "connection (busy: every connection taken for the whole wait; unavailable: database "
+        "unreachable).\n"
+        "# TYPE iothub_db_pool_acquire_failures_total counter\n"
+        "iothub_db_pool_acquire_failures_total{reason=\"busy\"} %llu\n"
+        "iothub_db_pool_acquire_failures_total{reason=\"unavailable\"} %llu\n"
+        "# HELP iothub_db_query_failures_total Failed database queries (error: refused by the "
+        "server; unavailable: connection lost). Unique violations are not counted.\n"
+        "# TYPE iothub_db_query_failures_total counter\n"
+        "iothub_db_query_failures_total{reason=\"error\"} %llu\n"
+        "iothub_db_query_failures_total{reason=\"unavailable\"} %llu\n"
+        "# HELP iothub_db_query_duration_seconds Duration of database queries (every "
+        "connection of the process; most are the REST API's).\n"
+        "# TYPE iothub_db_query_duration_seconds histogram\n",
+        ps.in_use, ps.open, ps.size, ps.busy, ps.down, ds.errors, ds.unavailable);
+    unsigned long long cum = 0;
+    for (int b = 0; rc == 0 && b < HUB_DB_BUCKETS; b++) {
+        cum += ds.bucket[b];
+        rc = hub_buf_printf(out, "iothub_db_query_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                            hub_db_latency_bounds[b], cum);
+    }
+    cum += ds.bucket[HUB_DB_BUCKETS];
+    if (rc == 0)
+        rc = hub_buf_printf(out,
+                            "iothub_db_query_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                            "iothub_db_query_duration_seconds_sum %.6f\n"
+                            "iothub_db_query_duration_seconds_count %llu\n",
+                            cum, (double)ds.sum_us / 1e6, cum);
+    return rc;
+}
+
+int hub_metrics_render(hub_buf_t *out, hub_db_pool_t *pool)
 {
     int rc = hub_buf_puts(out, "# HELP iothub_http_responses_total HTTP answers of the REST "
                                "API by status class.\n"
@@ -40,5 +88,7 @@ int hub_metrics_render(hub_buf_t *out)
         rc = hub_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", info[m].name,
                             info[m].help, info[m].name, info[m].name,
                             atomic_load(&counters[m]));
+    if (rc == 0 && pool != NULL)
+        rc = render_db(out, pool);
     return rc;
 }

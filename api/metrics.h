@@ -3,6 +3,7 @@
 #ifndef HUB_API_METRICS_H
 #define HUB_API_METRICS_H
 
+#include "db/pool.h"
 #include "util/buf.h"
 
 enum hub_metric {
@@ -17,7 +18,8 @@ enum hub_metric {
 /* Counts one HTTP answer by status class. */
 void hub_metrics_http(unsigned status);
 void hub_metrics_inc(enum hub_metric m);
-/* Appends every metric in the text exposition format. */
-int hub_metrics_render(hub_buf_t *out);
+/* Appends every metric of the API and the database (queries of db/db, the API's pool)
+ * in the text exposition format. */
+int hub_metrics_render(hub_buf_t *out, hub_db_pool_t *pool);
 
 #endif

@@ -16,6 +16,8 @@
 
 const struct hub_route hub_routes[] = {
     {"POST", "/v1/tokens", ROLE(ADMIN), "token.create", hub_api_tokens_create},
+    {"GET", "/v1/tokens", ROLE(ADMIN), NULL, hub_api_tokens_list},
+    {"POST", "/v1/tokens/{}/revoke", ROLE(ADMIN), "token.revoke", hub_api_tokens_revoke},
     {"POST", "/v1/products", ROLE(ADMIN), "product.create", hub_api_products_create},
     {"GET", "/v1/products", ROLE(AUDITOR), NULL, hub_api_products_list},
     {"POST", "/v1/devices", HUB_AUTH_PROVISION, HUB_ROLE_PROVISIONER, "device.provision",
@@ -24,6 +26,8 @@ const struct hub_route hub_routes[] = {
     {"GET", "/v1/devices/{}", ROLE(AUDITOR), NULL, hub_api_devices_show},
     {"POST", "/v1/devices/{}/activate", HUB_AUTH_DEVICE, HUB_ROLE_NONE, "device.activate",
      hub_api_devices_activate},
+    {"POST", "/v1/devices/{}/renew", HUB_AUTH_DEVICE_CERT, HUB_ROLE_NONE, "device.renew",
+     hub_api_devices_renew},
     {"POST", "/v1/devices/{}/revoke", ROLE(OPERATOR), "device.revoke", hub_api_devices_revoke},
     {"POST", "/v1/devices/{}/reset", ROLE(OPERATOR), "device.reset", hub_api_devices_reset},
     {"POST", "/v1/devices/{}/commands", ROLE(OPERATOR), "device.command",
@@ -37,6 +41,8 @@ const struct hub_route hub_routes[] = {
     {"POST", "/v1/services", ROLE(ADMIN), "service.create", hub_api_services_create},
     {"POST", "/v1/services/{}/activate", HUB_AUTH_SERVICE, HUB_ROLE_NONE, "service.activate",
      hub_api_services_activate},
+    {"POST", "/v1/services/{}/renew", HUB_AUTH_SERVICE_CERT, HUB_ROLE_NONE, "service.renew",
+     hub_api_services_renew},
     {"GET", "/v1/audit", ROLE(AUDITOR), NULL, hub_api_audit_list},
     {"GET", "/healthz", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_healthz},
     {"GET", "/metrics", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_metrics},

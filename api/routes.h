@@ -2,6 +2,8 @@
 #ifndef HUB_API_ROUTES_H
 #define HUB_API_ROUTES_H
 
+#include <mbedtls/x509_csr.h>
+
 #include "api/http.h"
 
 enum hub_auth {
@@ -10,6 +12,8 @@ enum hub_auth {
     HUB_AUTH_PROVISION, /* bearer provisioner+ or Basic product_key:product_secret */
     HUB_AUTH_DEVICE,    /* Basic device_id:device_secret, the id in the path */
     HUB_AUTH_SERVICE,   /* Basic service_id:service_secret, the id in the path */
+    HUB_AUTH_DEVICE_CERT,  /* TLS client certificate of the device in the path */
+    HUB_AUTH_SERVICE_CERT, /* TLS client certificate of the service in the path */
 };
 
 struct hub_route {
@@ -29,6 +33,7 @@ void hub_api_devices_create(struct hub_req *r);
 void hub_api_devices_list(struct hub_req *r);
 void hub_api_devices_show(struct hub_req *r);
 void hub_api_devices_activate(struct hub_req *r);
+void hub_api_devices_renew(struct hub_req *r);
 void hub_api_devices_revoke(struct hub_req *r);
 void hub_api_devices_reset(struct hub_req *r);
 void hub_api_devices_command(struct hub_req *r);
@@ -39,10 +44,28 @@ void hub_api_crl(struct hub_req *r);
 void hub_api_ca(struct hub_req *r);
 void hub_api_services_create(struct hub_req *r);
 void hub_api_services_activate(struct hub_req *r);
+void hub_api_services_renew(struct hub_req *r);
 void hub_api_tokens_create(struct hub_req *r);
+void hub_api_tokens_list(struct hub_req *r);
+void hub_api_tokens_revoke(struct hub_req *r);
 void hub_api_audit_list(struct hub_req *r);
 void hub_api_healthz(struct hub_req *r);
 void hub_api_metrics(struct hub_req *r);
+
+/* The body checks of handlers, without the database (also run by tests/fuzz/fuzz_json.c).
+ * Each replies 400 and returns -1 on a bad body, else returns 0; strings point into body.
+ * *payload_text (a JSON payload as text) and *pub / *sub are the caller's to free, also on
+ * failure. */
+int hub_api_devices_create_parse(struct hub_req *r, json_t *body, const char **serial,
+                                 const char **product_key);
+int hub_api_command_parse(struct hub_req *r, json_t *body, const char **name,
+                          const char **payload, size_t *len, char **payload_text);
+int hub_api_services_parse(struct hub_req *r, json_t *body, const char **name, json_t **pub,
+                           json_t **sub);
+/* {"reason": name} (optional, def when absent): returns the reason code or -1. */
+int hub_api_reason_parse(struct hub_req *r, json_t *body, int def);
+/* {"csr": PEM}: loads and checks the CSR into csr (initialised and freed by the caller). */
+int hub_api_activate_parse(struct hub_req *r, json_t *body, mbedtls_x509_csr *csr);
 
 /* Shared by handlers. */
 /* Returns 1 if s is a canonical lower/upper-case UUID. */
@@ -58,7 +81,8 @@ int hub_req_limit(struct hub_req *r, int def, int max);
 int hub_api_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX], size_t n,
                            int reason);
 /* Activation shared by devices and services: checks the CSR, locks the principal, revokes
- * its valid certificates as superseded, issues and records a new one, replies 201. */
+ * its valid certificates as superseded, issues and records a new one, replies 201. A
+ * renewal (r->who.cert_serial set) also requires that certificate to be a valid one. */
 void hub_api_activate(struct hub_req *r, int service);
 /* Parses an optional {"reason": name} body; replies 400 and returns -1 when invalid. */
 int hub_req_reason(struct hub_req *r, int def);

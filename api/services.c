@@ -63,16 +63,26 @@ static json_t *patterns(struct hub_req *r, json_t *body, const char *key)
     return json_incref(a);
 }
 
+int hub_api_services_parse(struct hub_req *r, json_t *body, const char **name, json_t **pub,
+                           json_t **sub)
+{
+    *pub = *sub = NULL;
+    *name = hub_json_string(r, body, "name", 1, 100);
+    if (*name == NULL || (*pub = patterns(r, body, "publish")) == NULL ||
+        (*sub = patterns(r, body, "subscribe")) == NULL)
+        return -1;
+    return 0;
+}
+
 void hub_api_services_create(struct hub_req *r)
 {
     json_t *pub = NULL, *sub = NULL;
     char *pub_text = NULL, *sub_text = NULL;
+    const char *name;
     json_t *body = hub_req_json(r);
     if (body == NULL)
         return;
-    const char *name = hub_json_string(r, body, "name", 1, 100);
-    if (name == NULL || (pub = patterns(r, body, "publish")) == NULL ||
-        (sub = patterns(r, body, "subscribe")) == NULL || hub_req_db(r) == NULL)
+    if (hub_api_services_parse(r, body, &name, &pub, &sub) != 0 || hub_req_db(r) == NULL)
         goto out;
     pub_text = json_dumps(pub, JSON_COMPACT | JSON_ENCODE_ANY);
     sub_text = json_dumps(sub, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -24,6 +24,52 @@ static const char *const role_names[] = {"root", "issuing"};
 static const char *const role_subjects[] = {"iothub Root CA", "iothub Issuing CA"};
 static const char *const seal_labels[] = {"iothub ca:root", "iothub ca:issuing"};
 
+/* The seal label of a key from hub_db_sealed_list, or NULL for a row we do not seal. */
+static const char *sealed_label(const struct hub_db_sealed *k)
+{
+    if (k->ca_id == 0)
+        return strcmp(k->role, "server") == 0 ? HUB_SEAL_LABEL_SERVER : NULL;
+    for (size_t i = 0; i < 2; i++)
+        if (strcmp(k->role, role_names[i]) == 0)
+            return seal_labels[i];
+    return NULL;
+}
+
+int hub_authority_reseal(PGconn *c, const char *old_pass, const char *new_pass, size_t *count)
+{
+    struct hub_db_sealed *keys;
+    size_t n;
+    *count = 0;
+    int rc = hub_db_sealed_list(c, &keys, &n);
+    if (rc != 0)
+        return rc;
+    hub_buf_t plain = HUB_BUF_INIT, blob = HUB_BUF_INIT;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *label = sealed_label(&keys[i]);
+        if (label == NULL) {
+            hub_error("sealed key of %s %s has no known label", keys[i].role, keys[i].serial);
+            rc = HUB_EINVAL;
+            break;
+        }
+        hub_buf_free(&plain);
+        hub_buf_free(&blob);
+        rc = hub_unseal(old_pass, label, keys[i].blob.data, keys[i].blob.len, &plain);
+        if (rc == HUB_EBADPASS)
+            hub_error("the current master passphrase does not open the key of %s %s",
+                      keys[i].role, keys[i].serial);
+        if (rc == 0)
+            rc = hub_seal(new_pass, HUB_SEAL_ITERATIONS, label, plain.data, plain.len, &blob);
+        if (rc == 0)
+            rc = hub_db_sealed_update(c, &keys[i], &blob);
+        if (rc == 0)
+            (*count)++;
+    }
+    hub_buf_free(&plain);
+    hub_buf_free(&blob);
+    hub_db_sealed_free(keys, n);
+    return rc;
+}
+
 /* Creates one CA: a new key, a certificate (self-signed for the root), sealed and stored. */
 static int create_ca(PGconn *c, const char *pass, enum hub_key_type t, enum hub_ca_role role,
                      const mbedtls_x509_crt *issuer, mbedtls_pk_context *issuer_key)

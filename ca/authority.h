@@ -71,6 +71,10 @@ int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_miss
  * HUB_ENOTFOUND when none is valid (run `iothubd init`). */
 int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char *pass,
                                   hub_buf_t *cert_pem, hub_buf_t *key_pem);
+/* Re-encrypts every sealed key (CAs, server certificates) from old_pass to new_pass, in the
+ * caller's transaction; *count gets how many. HUB_EBADPASS (nothing changed) when old_pass
+ * does not open one of them. Running daemons keep their unsealed keys until restarted. */
+int hub_authority_reseal(PGconn *c, const char *old_pass, const char *new_pass, size_t *count);
 /* Appends the issuing CA then the root as PEM. */
 int hub_authority_chain_pem(const struct hub_authority *a, hub_buf_t *out);
 /* Appends the issuing CA and the root as a PKCS#7 certs-only bundle (DER). */

@@ -36,6 +36,75 @@ int hub_db_ca_get(PGconn *c, const char *role, struct hub_db_ca *out)
     return rc;
 }
 
+int hub_db_sealed_list(PGconn *c, struct hub_db_sealed **out, size_t *n)
+{
+    static const char *const sql[] = {
+        "SELECT id, role, serial, key_sealed FROM cas WHERE key_sealed IS NOT NULL"
+        " ORDER BY id FOR UPDATE",
+        "SELECT 0, kind, serial, key_sealed FROM certificates WHERE key_sealed IS NOT NULL"
+        " ORDER BY serial FOR UPDATE",
+    };
+    *out = NULL;
+    *n = 0;
+    int rc = 0;
+    for (size_t q = 0; q < 2 && rc == 0; q++) {
+        PGresult *r;
+        rc = hub_db_exec(c, &r, sql[q], 0, NULL);
+        if (rc != 0)
+            break;
+        size_t rows = (size_t)PQntuples(r);
+        struct hub_db_sealed *grown = realloc(*out, (*n + rows + 1) * sizeof **out);
+        if (grown == NULL)
+            rc = HUB_ENOMEM;
+        else
+            *out = grown;
+        for (size_t i = 0; rc == 0 && i < rows; i++) {
+            struct hub_db_sealed *k = &(*out)[*n];
+            memset(k, 0, sizeof *k);
+            k->ca_id = atoi(PQgetvalue(r, (int)i, 0));
+            copy_text(k->role, sizeof k->role, PQgetvalue(r, (int)i, 1));
+            copy_text(k->serial, sizeof k->serial, PQgetvalue(r, (int)i, 2));
+            (*n)++;
+            rc = hub_db_get_bytea(r, (int)i, 3, &k->blob);
+        }
+        PQclear(r);
+    }
+    if (rc != 0) {
+        hub_db_sealed_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void hub_db_sealed_free(struct hub_db_sealed *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        hub_buf_free(&list[i].blob);
+    free(list);
+}
+
+int hub_db_sealed_update(PGconn *c, const struct hub_db_sealed *key, const hub_buf_t *blob)
+{
+    hub_buf_t hex = HUB_BUF_INIT;
+    char id[16];
+    snprintf(id, sizeof id, "%d", key->ca_id);
+    int rc = hub_db_bytea_param(blob->data, blob->len, &hex);
+    if (rc == 0) {
+        const char *p[] = {(char *)hex.data, key->ca_id ? id : key->serial};
+        PGresult *r = NULL;
+        rc = hub_db_exec_row(c, &r,
+                             key->ca_id ? "UPDATE cas SET key_sealed = $1 WHERE id = $2::int"
+                                          " RETURNING id"
+                                        : "UPDATE certificates SET key_sealed = $1"
+                                          " WHERE serial = $2 RETURNING serial",
+                             2, p);
+        PQclear(r);
+    }
+    hub_buf_free(&hex);
+    return rc;
+}
+
 void hub_db_ca_free(struct hub_db_ca *ca)
 {
     hub_buf_free(&ca->cert_der);

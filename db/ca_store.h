@@ -46,6 +46,19 @@ struct hub_db_revoked {
     int reason;
 };
 
+/* A sealed private key at rest: a CA's (table cas) or a server certificate's. */
+struct hub_db_sealed {
+    int ca_id;                    /* cas.id, or 0 for a certificates row */
+    char role[16];                /* cas.role, or "server" */
+    char serial[HUB_SERIAL_HEX];  /* the certificate's serial (cas or certificates) */
+    hub_buf_t blob;               /* owned: release with hub_db_sealed_free */
+};
+/* Loads and row-locks every sealed key, CAs first (call inside a transaction). */
+int hub_db_sealed_list(PGconn *c, struct hub_db_sealed **out, size_t *n);
+void hub_db_sealed_free(struct hub_db_sealed *list, size_t n);
+/* Replaces the blob of one sealed key from hub_db_sealed_list. */
+int hub_db_sealed_update(PGconn *c, const struct hub_db_sealed *key, const hub_buf_t *blob);
+
 /* Loads the active CA with role "root" or "issuing". Returns 0 or HUB_ENOTFOUND/HUB_EDB. */
 int hub_db_ca_get(PGconn *c, const char *role, struct hub_db_ca *out);
 void hub_db_ca_free(struct hub_db_ca *ca);

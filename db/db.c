@@ -1,6 +1,8 @@
 #include "db/db.h"
 
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/error.h"
 #include "util/log.h"
@@ -57,7 +59,40 @@ int hub_db_xact_lock(PGconn *c, long long key)
     char k[24];
     snprintf(k, sizeof k, "%lld", key);
     const char *p[] = {k};
-    return hub_db_exec(c, NULL, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p);
+    int rc = hub_db_exec(c, NULL, "SET LOCAL lock_timeout = '300s'", 0, NULL);
+    return rc ? rc : hub_db_exec(c, NULL, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p);
+}
+
+const double hub_db_latency_bounds[HUB_DB_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                      0.1,   0.25,   0.5,   1,    2.5};
+
+/* Any thread runs queries: relaxed atomics, one add per query, no lock. */
+static _Atomic unsigned long long lat_bucket[HUB_DB_BUCKETS + 1], lat_sum_us, failures[2];
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void observe(uint64_t t0)
+{
+    uint64_t us = mono_us() - t0;
+    size_t i = 0;
+    while (i < HUB_DB_BUCKETS && (double)us > hub_db_latency_bounds[i] * 1e6)
+        i++;
+    atomic_fetch_add_explicit(&lat_bucket[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&lat_sum_us, us, memory_order_relaxed);
+}
+
+void hub_db_stats(struct hub_db_stats *out)
+{
+    for (size_t i = 0; i <= HUB_DB_BUCKETS; i++)
+        out->bucket[i] = atomic_load_explicit(&lat_bucket[i], memory_order_relaxed);
+    out->sum_us = atomic_load_explicit(&lat_sum_us, memory_order_relaxed);
+    out->errors = atomic_load_explicit(&failures[0], memory_order_relaxed);
+    out->unavailable = atomic_load_explicit(&failures[1], memory_order_relaxed);
 }
 
 /* Logs a failed query with the start of its text and the server's message. */
@@ -69,6 +104,8 @@ static int query_failed(PGconn *c, PGresult *r, const char *sql)
         rc = HUB_EDBDOWN;
     else if (state != NULL && strcmp(state, "23505") == 0)
         rc = HUB_EEXIST;
+    if (rc != HUB_EEXIST)
+        atomic_fetch_add_explicit(&failures[rc == HUB_EDBDOWN], 1, memory_order_relaxed);
     if (rc != HUB_EEXIST) {
         char line[512];
         snprintf(line, sizeof line, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
@@ -84,7 +121,9 @@ static int query_failed(PGconn *c, PGresult *r, const char *sql)
 
 int hub_db_exec_script(PGconn *c, const char *sql)
 {
+    uint64_t t0 = mono_us();
     PGresult *r = PQexec(c, sql);
+    observe(t0);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         PQclear(r);
@@ -99,7 +138,9 @@ int hub_db_exec_bin(PGconn *c, PGresult **res, const char *sql, int n,
 {
     if (res != NULL)
         *res = NULL;
+    uint64_t t0 = mono_us();
     PGresult *r = PQexecParams(c, sql, n, NULL, params, lengths, formats, result_format);
+    observe(t0);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (res != NULL)

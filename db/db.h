@@ -26,9 +26,23 @@ int hub_db_exec_bin(PGconn *c, PGresult **res, const char *sql, int n,
                     int result_format);
 /* Runs a script of several statements (simple query protocol, no parameters). */
 int hub_db_exec_script(PGconn *c, const char *sql);
+
+/* Every query run through hub_db_exec* (any connection, any thread): latency histogram and
+ * failures, as relaxed atomic counters. */
+#define HUB_DB_BUCKETS 11
+extern const double hub_db_latency_bounds[HUB_DB_BUCKETS]; /* seconds; +Inf implied */
+struct hub_db_stats {
+    unsigned long long bucket[HUB_DB_BUCKETS + 1]; /* per bucket, not cumulative; last +Inf */
+    unsigned long long sum_us;
+    unsigned long long errors;      /* failed queries (unique violations not counted) */
+    unsigned long long unavailable; /* failed because the connection was lost */
+};
+void hub_db_stats(struct hub_db_stats *out);
 /* Re-establishes a broken connection and its session settings. Returns 0 or HUB_EDBDOWN. */
 int hub_db_reset(PGconn *c);
-/* Takes a transaction-scoped advisory lock (released at COMMIT/ROLLBACK). */
+/* Takes a transaction-scoped advisory lock (released at COMMIT/ROLLBACK). It serialises
+ * admin commands (init, rekey), so it waits up to 5 minutes, not the usual lock_timeout; the
+ * longer timeout holds for the rest of the transaction. */
 int hub_db_xact_lock(PGconn *c, long long key);
 /* BEGIN / COMMIT / ROLLBACK. Rollback never fails loudly (it is the cleanup path). */
 int hub_db_begin(PGconn *c);

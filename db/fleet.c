@@ -247,6 +247,16 @@ int hub_db_cert_list(PGconn *c, const char *device_id, int limit, json_t **out)
                       2, p, out);
 }
 
+int hub_db_token_list(PGconn *c, json_t **out)
+{
+    return query_json(c,
+                      "SELECT coalesce(json_agg(json_build_object('token_id', token_id, 'name', name,"
+                      " 'role', role, 'created_at', rfc3339(created_at), 'last_used_at',"
+                      " rfc3339(last_used_at), 'revoked_at', rfc3339(revoked_at)) ORDER BY id), '[]')"
+                      " FROM api_tokens",
+                      0, NULL, out);
+}
+
 int hub_db_audit_list(PGconn *c, long long before, int limit, json_t **out)
 {
     char b[24], lim[16];
@@ -272,8 +282,8 @@ int hub_db_devices_seen(PGconn *c, const char *ids_json)
 {
     const char *p[] = {ids_json};
     return hub_db_exec(c, NULL,
-                       "UPDATE devices SET last_seen = now() WHERE id IN"
-                       " (SELECT jsonb_array_elements_text($1::jsonb)::uuid)",
+                       "UPDATE devices SET last_seen = now() WHERE id = ANY"
+                       " (ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::uuid))",
                        1, p);
 }
 

@@ -67,6 +67,8 @@ int hub_db_cert_get(PGconn *c, const char *serial, json_t **out);
 int hub_db_cert_list(PGconn *c, const char *device_id, int limit, json_t **out);
 
 /* Audit rows newest first, with id < before (0: from the newest), at most limit. */
+/* Lists the API tokens (never their secrets), oldest first, as a JSON array. */
+int hub_db_token_list(PGconn *c, json_t **out);
 int hub_db_audit_list(PGconn *c, long long before, int limit, json_t **out);
 /* NOTIFY channel, payload (delivered at commit). */
 int hub_db_notify(PGconn *c, const char *channel, const char *payload);

@@ -18,6 +18,7 @@ struct hub_db_pool {
     int size;
     int nfree;      /* entries [0, nfree) of idle are available */
     PGconn **idle;  /* NULL entries are connections not opened yet */
+    unsigned long long busy, down; /* acquire failures, under lock */
 };
 
 hub_db_pool_t *hub_db_pool_new(const char *url, int size)
@@ -86,6 +87,7 @@ int hub_db_pool_acquire(hub_db_pool_t *p, int timeout_ms, PGconn **out)
     pthread_mutex_lock(&p->lock);
     while (p->nfree == 0) {
         if (pthread_cond_timedwait(&p->freed, &p->lock, &deadline) == ETIMEDOUT) {
+            p->busy++;
             pthread_mutex_unlock(&p->lock);
             hub_warn("all %d database connections busy for %d ms", p->size, timeout_ms);
             return HUB_ERANGE;
@@ -96,6 +98,9 @@ int hub_db_pool_acquire(hub_db_pool_t *p, int timeout_ms, PGconn **out)
 
     int rc = revive(p, &c);
     if (rc != 0) {
+        pthread_mutex_lock(&p->lock);
+        p->down++;
+        pthread_mutex_unlock(&p->lock);
         hub_db_pool_release(p, c); /* gives the slot back (c may be NULL) */
         return HUB_EDBDOWN;
     }
@@ -111,6 +116,19 @@ void hub_db_pool_release(hub_db_pool_t *p, PGconn *c)
     pthread_mutex_lock(&p->lock);
     p->idle[p->nfree++] = c;
     pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void hub_db_pool_stats(hub_db_pool_t *p, struct hub_db_pool_stats *out)
+{
+    pthread_mutex_lock(&p->lock);
+    out->size = p->size;
+    out->in_use = p->size - p->nfree;
+    out->open = p->size - p->nfree;
+    for (int i = 0; i < p->nfree; i++)
+        out->open += p->idle[i] != NULL;
+    out->busy = p->busy;
+    out->down = p->down;
     pthread_mutex_unlock(&p->lock);
 }
 

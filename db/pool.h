@@ -17,6 +17,15 @@ void hub_db_pool_free(hub_db_pool_t *p);
 int hub_db_pool_acquire(hub_db_pool_t *p, int timeout_ms, PGconn **out);
 /* Returns a connection. An open transaction is rolled back first. */
 void hub_db_pool_release(hub_db_pool_t *p, PGconn *c);
+struct hub_db_pool_stats {
+    int size;                /* connections the pool may hold */
+    int in_use;              /* checked out now */
+    int open;                /* opened (in use or idle); the rest open lazily */
+    unsigned long long busy; /* acquires that timed out with every connection busy */
+    unsigned long long down; /* acquires that failed: database unreachable */
+};
+/* Copies the pool's state (under its mutex; any thread). */
+void hub_db_pool_stats(hub_db_pool_t *p, struct hub_db_pool_stats *out);
 /* Returns 1 if a short query succeeds on a pooled connection (health check). */
 int hub_db_pool_ping(hub_db_pool_t *p);
 

@@ -1,8 +1,11 @@
 #include "db/tokens.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "db/db.h"
+#include "util/error.h"
 #include "util/buf.h"
 
 int hub_db_token_insert(PGconn *c, const char *token_id, const char *name, const char *role,
@@ -33,6 +36,36 @@ int hub_db_token_count(PGconn *c, const char *role, int *count)
     *count = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     return 0;
+}
+
+int hub_db_token_revoke(PGconn *c, const char *token_id, char *name, char *role)
+{
+    PGresult *admins, *r;
+    int rc = hub_db_exec(c, &admins,
+                         "SELECT token_id FROM api_tokens WHERE role = 'admin'"
+                         " AND revoked_at IS NULL ORDER BY id FOR UPDATE",
+                         0, NULL);
+    if (rc != 0)
+        return rc;
+    int active_admins = PQntuples(admins);
+    PQclear(admins);
+    const char *p[] = {token_id};
+    rc = hub_db_exec_row(c, &r,
+                         "SELECT name, role, revoked_at IS NOT NULL FROM api_tokens"
+                         " WHERE token_id = $1 FOR UPDATE",
+                         1, p);
+    if (rc != 0)
+        return rc;
+    snprintf(name, 101, "%s", PQgetvalue(r, 0, 0));
+    snprintf(role, 16, "%s", PQgetvalue(r, 0, 1));
+    int revoked = PQgetvalue(r, 0, 2)[0] == 't';
+    PQclear(r);
+    if (revoked)
+        return HUB_EEXIST;
+    if (strcmp(role, "admin") == 0 && active_admins <= 1)
+        return HUB_ERANGE;
+    return hub_db_exec(c, NULL, "UPDATE api_tokens SET revoked_at = now() WHERE token_id = $1",
+                       1, p);
 }
 
 int hub_db_audit(PGconn *c, const char *actor, const char *role, const char *action,

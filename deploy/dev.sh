@@ -6,6 +6,8 @@
 #                          with "N passed, N failed" and exits 0 only if all passed
 #   ./deploy/dev.sh test NAME  only the tests whose name contains NAME
 #   ./deploy/dev.sh build  install and build only
+#   ./deploy/dev.sh fuzz [SECONDS] [TARGET]  build the libFuzzer targets (clang) in
+#                          build-fuzz/ and run each for SECONDS (60); see docs/fuzzing.md
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,8 +21,9 @@ else
 fi
 DEV="$ROOT/.dev"
 PACKAGES=(build-essential autoconf automake libtool pkg-config libuv1-dev libmbedtls-dev
-          libmicrohttpd-dev libpq-dev libmosquitto-dev libjansson-dev libcurl4-openssl-dev
-          postgresql mosquitto-clients openssl curl python3 jq)
+          libmicrohttpd-dev libgnutls28-dev libpq-dev libmosquitto-dev libjansson-dev libcurl4-openssl-dev libssl-dev
+          postgresql mosquitto-clients openssl curl python3 jq sslscan
+          clang libclang-rt-14-dev)
 
 log() { printf '[dev] %s\n' "$*" >&2; }
 die() { printf '[dev] error: %s\n' "$*" >&2; exit 1; }
@@ -40,7 +43,8 @@ install_missing() {
     fi
 }
 
-build() {
+# Regenerates configure when configure.ac or Makefile.am changed (shared by build and fuzz).
+regenerate() {
     cd "$ROOT"
     # One autoreconf at a time: several builds of this tree may start together.
     exec 9>"$ROOT/.autoreconf.lock"
@@ -50,6 +54,10 @@ build() {
         autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
     fi
     flock -u 9
+}
+
+build() {
+    regenerate
     mkdir -p "$BUILD"
     cd "$BUILD"
     if [ ! -f Makefile ] || [ "$ROOT/configure" -nt Makefile ]; then
@@ -147,6 +155,14 @@ cmd_test() {
 
     export IOTHUB_TEST_ROOT="$ROOT" IOTHUB_TEST_BUILD="$BUILD" IOTHUB_TEST_PGSOCK="$tmp/pg/sock"
     export IOTHUB_TEST_PGBIN="$PGBIN" IOTHUB_TEST_TMP="$tmp"
+    if [ "${IOTHUB_SANITIZERS:-0}" = 1 ]; then
+        # Every instrumented process (iothubd, unit tests, tools) writes its ASan, LSan or
+        # UBSan report here; collect counts a report as a failure of the test that caused it.
+        mkdir -p "$tmp/san"
+        chmod 0777 "$tmp/san"
+        export ASAN_OPTIONS="log_path=$tmp/san/asan:detect_leaks=1:verify_asan_link_order=0:strict_string_checks=1:detect_stack_use_after_return=1"
+        export UBSAN_OPTIONS="log_path=$tmp/san/ubsan:print_stacktrace=1:halt_on_error=1"
+    fi
 
     local t name rc
     for t in "$BUILD"/tests/unit/test_*; do
@@ -189,14 +205,116 @@ collect() {
     if [ "$rc" != 0 ] && ! grep -q '^not ok ' "$f"; then
         echo "not ok - $name: exited with status $rc" >>"$out"
     fi
+    local report
+    for report in "$tmp"/san/*.[0-9]*; do
+        [ -f "$report" ] || continue
+        echo "not ok - $name: sanitizer report $(basename "$report")" >>"$out"
+        { echo "---- $name: $(basename "$report")"; head -n 80 "$report"; } >&2
+        mv "$report" "$report.seen"
+        rc=1
+    done
     if [ "$rc" != 0 ] || grep -q '^not ok ' "$f"; then
         { echo "---- $name output"; cat "$f"; echo "---- $name stderr"; tail -n 60 "$tmp/$name.err"; } >&2
     fi
+}
+
+# ---- fuzzing: libFuzzer targets in tests/fuzz/ (docs/fuzzing.md) ----------------------------
+FUZZ_BUILD=${IOTHUB_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
+FUZZ_SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+
+# fuzz_build: libiothub.a compiled by clang with libFuzzer coverage and ASan + UBSan in
+# $FUZZ_BUILD (the gcc build is not touched), then $FUZZ_BUILD/fuzz/fuzz_NAME for each
+# tests/fuzz/fuzz_NAME.c, linked with -fsanitize=fuzzer.
+fuzz_build() {
+    regenerate
+    command -v clang >/dev/null || die "clang not found (apt-get install clang libclang-rt-14-dev)"
+    mkdir -p "$FUZZ_BUILD/fuzz"
+    cd "$FUZZ_BUILD"
+    if [ ! -f Makefile ] || [ "$ROOT/configure" -nt Makefile ]; then
+        log "configure (clang, libFuzzer) in $FUZZ_BUILD"
+        "$ROOT/configure" -q CC=clang LDFLAGS="$FUZZ_SAN" \
+            CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $FUZZ_SAN"
+    fi
+    log "make libiothub.a (fuzz)"
+    make -s -j"$(nproc)" libiothub.a >/dev/null
+    local hub cppflags libs src bin
+    hub=$(sed -n 's/^HUB_CFLAGS = //p' Makefile)
+    cppflags=$(sed -n 's/^CPPFLAGS = //p' Makefile)
+    libs=$(sed -n 's/^LIBS = //p' Makefile)
+    for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
+        bin="$FUZZ_BUILD/fuzz/$(basename "$src" .c)"
+        if [ -x "$bin" ] && [ "$bin" -nt "$src" ] && [ "$bin" -nt libiothub.a ] &&
+            [ -z "$(find "$ROOT/tests/fuzz" -maxdepth 1 -name '*.h' -newer "$bin")" ]; then
+            continue
+        fi
+        log "clang $(basename "$src")"
+        # shellcheck disable=SC2086
+        clang $hub -Werror -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer $FUZZ_SAN \
+            $cppflags -I"$ROOT" -I"$FUZZ_BUILD" "$src" libiothub.a $libs -o "$bin"
+    done
+}
+
+# fuzz_targets [NAME]: the target names (fuzz_NAME.c), or NAME alone if it exists.
+fuzz_targets() {
+    local src name
+    for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
+        name=$(basename "$src" .c)
+        name=${name#fuzz_}
+        if [ -z "${1:-}" ] || [ "$1" = "$name" ] || [ "$1" = "fuzz_$name" ]; then echo "$name"; fi
+    done
+}
+
+# fuzz_run NAME SECONDS DIR: runs fuzz_NAME for SECONDS on DIR/NAME/corpus (seeded with a
+# copy of tests/fuzz/corpus/NAME; new inputs stay there), reproducers in DIR/NAME/artifacts.
+# Prints "fuzz_NAME: N executions (R exec/s), C corpus inputs" and returns 0, or prints the
+# finding and the reproducer and returns 1.
+fuzz_run() {
+    local name=$1 secs=$2 dir=$3/$1 bin="$FUZZ_BUILD/fuzz/fuzz_$1" rc=0
+    mkdir -p "$dir/corpus" "$dir/artifacts"
+    cp -n "$ROOT/tests/fuzz/corpus/$name"/* "$dir/corpus/" 2>/dev/null || true
+    ASAN_OPTIONS="detect_leaks=1" \
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+        "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -close_fd_mask=2 -artifact_prefix="$dir/artifacts/" "$dir/corpus" \
+        >"$dir/log" 2>&1 || rc=$?
+    local execs rate inputs
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -n 1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" | tail -n 1)
+    inputs=$(find "$dir/corpus" -type f | wc -l)
+    if [ "$rc" = 0 ] && [ -n "$execs" ]; then
+        echo "fuzz_$name: ${execs} executions (${rate} exec/s), ${inputs} corpus inputs"
+        return 0
+    fi
+    echo "fuzz_$name: FAILED (exit status $rc) after ${execs:-?} executions"
+    grep -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|SUMMARY:' \
+        "$dir/log" | head -n 5 | sed 's/^/    /'
+    local repro
+    repro=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$dir/log" | tail -n 1)
+    echo "    reproducer: ${repro:-none written}; full log: $dir/log"
+    [ -n "$repro" ] && echo "    rerun: $bin $repro"
+    return 1
+}
+
+# ./deploy/dev.sh fuzz [SECONDS] [TARGET]: each target (or TARGET) for SECONDS (default 60).
+cmd_fuzz() {
+    local secs=${1:-60} only=${2:-} dir=${IOTHUB_FUZZ_DIR:-$DEV/fuzz} failed=0 name
+    [[ $secs =~ ^[0-9]+$ ]] && [ "$secs" -gt 0 ] || die "fuzz: SECONDS must be a positive integer"
+    local targets
+    targets=$(fuzz_targets "$only")
+    [ -n "$targets" ] || die "fuzz: no target named $only (tests/fuzz/fuzz_*.c)"
+    install_missing
+    fuzz_build
+    mkdir -p "$dir"
+    for name in $targets; do
+        fuzz_run "$name" "$secs" "$dir" || failed=$((failed + 1))
+    done
+    [ "$failed" = 0 ] || die "fuzz: $failed target(s) found a problem"
 }
 
 case "${1:-}" in
     run) cmd_run ;;
     test) cmd_test "${2:-}" ;;
     build) install_missing; build ;;
-    *) echo "usage: $0 run|test|build" >&2; exit 2 ;;
+    fuzz) cmd_fuzz "${2:-}" "${3:-}" ;;
+    *) echo "usage: $0 run|test [NAME]|build|fuzz [SECONDS] [TARGET]" >&2; exit 2 ;;
 esac

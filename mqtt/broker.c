@@ -30,6 +30,7 @@ struct hub_mqtt_conn {
     int connected;         /* CONNECT accepted */
     int closing;           /* close requested: ignore further input */
     int keep_will;         /* publish the will when the transport closes */
+    enum hub_mqtt_close close_reason; /* why the broker closed it (NONE: it did not) */
     uint8_t level;
     uint16_t keepalive;
     uint64_t last_rx_ms, opened_ms;
@@ -54,10 +55,12 @@ struct hub_broker {
 
 /* ---- writing --------------------------------------------------------------------------- */
 
-static void conn_close(struct hub_mqtt_conn *c, int keep_will, const char *why)
+static void conn_close(struct hub_mqtt_conn *c, int keep_will, enum hub_mqtt_close reason,
+                       const char *why)
 {
     if (c->closing)
         return;
+    c->close_reason = reason;
     if (why != NULL)
         hub_info("mqtt: closing %s %s: %s", c->who.kind == HUB_MQTT_DEVICE ? "device" : "service",
                  c->who.id, why);
@@ -69,7 +72,7 @@ static void conn_close(struct hub_mqtt_conn *c, int keep_will, const char *why)
 static void conn_write(struct hub_mqtt_conn *c, const void *p, size_t n)
 {
     if (!c->closing && c->t->write(c->tconn, p, n) != 0)
-        conn_close(c, 1, "write failed");
+        conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "write failed");
 }
 
 /* Sends a PUBLISH of m at qos with packet id pid. */
@@ -83,6 +86,7 @@ static void send_publish(struct hub_mqtt_conn *c, const struct hub_msg *m, int q
     if (m->payload_len > 0)
         conn_write(c, m->payload, m->payload_len);
     c->b->st.msgs_out++;
+    c->b->st.out_by_qos[qos > 2 ? 2 : qos]++;
 }
 
 static void send_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
@@ -131,6 +135,20 @@ static void match_cb(void *subscriber, uint8_t qos, void *ctx)
     b->targets[b->ntargets++] = s;
 }
 
+/* 1 when session s holds max_queued messages: the new one is dropped, counted and (now and
+ * then) logged. */
+static int queue_full(struct hub_broker *b, struct hub_session *s)
+{
+    if (hub_session_queued(s) < b->o.max_queued)
+        return 0;
+    b->st.dropped_queue++;
+    if (b->st.dropped_queue % 1000 == 1)
+        hub_warn("mqtt: session %s holds %zu messages: dropping new ones (%llu so far)", s->key,
+                 b->o.max_queued, b->st.dropped_queue);
+    return 1;
+}
+
+
 /* Delivers m to one session at qos. */
 static void deliver(struct hub_broker *b, struct hub_session *s, struct hub_msg *m, int qos)
 {
@@ -139,13 +157,8 @@ static void deliver(struct hub_broker *b, struct hub_session *s, struct hub_msg 
             send_publish(s->conn, m, 0, 0, 0, 0);
         return;
     }
-    if (hub_session_queued(s) >= b->o.max_queued) {
-        b->st.dropped_queue++;
-        if (b->st.dropped_queue % 1000 == 1)
-            hub_warn("mqtt: session %s holds %zu messages: dropping new ones (%llu so far)",
-                     s->key, b->o.max_queued, b->st.dropped_queue);
+    if (queue_full(b, s))
         return;
-    }
     if (hub_session_enqueue(s, m, (uint8_t)qos) != 0)
         return;
     pump(s);
@@ -204,26 +217,32 @@ static void on_connect(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uin
     c->level = p->level;
     if (p->refuse) {
         conn_write(c, ack, hub_mqtt_connack(ack, 0, p->refuse));
-        conn_close(c, 0, p->refuse == 1 ? "unacceptable protocol version"
-                                         : "client identifier rejected");
+        conn_close(c, 0, HUB_MQTT_CLOSE_REFUSED,
+                   p->refuse == 1 ? "unacceptable protocol version" : "client identifier rejected");
         return;
     }
     if (!p->clean && p->client_id.len == 0) {
         conn_write(c, ack, hub_mqtt_connack(ack, 0, HUB_MQTT_CONNACK_BAD_CLIENT_ID));
-        conn_close(c, 0, "empty client id with a persistent session");
+        conn_close(c, 0, HUB_MQTT_CLOSE_REFUSED, "empty client id with a persistent session");
         return;
     }
     if (p->will && !may_publish(c, p->will_topic.ptr, p->will_topic.len)) {
         conn_write(c, ack, hub_mqtt_connack(ack, 0, HUB_MQTT_CONNACK_NOT_AUTHORIZED));
-        conn_close(c, 0, "will topic not allowed");
+        conn_close(c, 0, HUB_MQTT_CLOSE_REFUSED, "will topic not allowed");
         return;
     }
-    char key[sizeof c->who.id + 80];
+    if (p->client_id.len > HUB_MQTT_MAX_CLIENT_ID) {
+        conn_write(c, ack, hub_mqtt_connack(ack, 0, HUB_MQTT_CONNACK_BAD_CLIENT_ID));
+        conn_close(c, 0, HUB_MQTT_CLOSE_REFUSED, "client id longer than 256 bytes");
+        return;
+    }
+    /* A service may run several consumers: its sessions are keyed by the whole client id. */
+    char key[sizeof c->who.id + HUB_MQTT_MAX_CLIENT_ID + 4];
     if (c->who.kind == HUB_MQTT_DEVICE)
         snprintf(key, sizeof key, "d:%s", c->who.id);
     else
-        snprintf(key, sizeof key, "s:%s/%.*s", c->who.id, (int)(p->client_id.len > 64 ? 64 :
-                 p->client_id.len), p->client_id.ptr);
+        snprintf(key, sizeof key, "s:%s/%.*s", c->who.id, (int)p->client_id.len,
+                 p->client_id.ptr);
 
     struct hub_session *s = hub_session_find(&b->sessions, key);
     if (s != NULL && s->conn != NULL) { /* takeover: the older connection goes */
@@ -232,7 +251,7 @@ static void on_connect(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uin
         old->s = NULL; /* detached: its close will not report presence, so do it here */
         if (old->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
             b->o.presence(old->who.id, 0, b->o.ctx);
-        conn_close(old, 0, "session taken over by a new connection");
+        conn_close(old, 0, HUB_MQTT_CLOSE_TAKEOVER, "session taken over by a new connection");
     }
     if (s != NULL && p->clean) {
         hub_subtree_remove_all(b->subs, s, (const char *const *)s->filters, s->nsubs);
@@ -242,7 +261,7 @@ static void on_connect(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uin
     int present = s != NULL;
     if (s == NULL && (s = hub_session_create(&b->sessions, key)) == NULL) {
         conn_write(c, ack, hub_mqtt_connack(ack, 0, HUB_MQTT_CONNACK_UNAVAILABLE));
-        conn_close(c, 0, "out of memory");
+        conn_close(c, 0, HUB_MQTT_CLOSE_ERROR, "out of memory");
         return;
     }
     s->clean = p->clean;
@@ -277,6 +296,7 @@ static void on_publish(struct hub_mqtt_conn *c, const hub_mqtt_publish_t *p)
     struct hub_broker *b = c->b;
     struct hub_session *s = c->s;
     b->st.msgs_in++;
+    b->st.in_by_qos[p->qos <= 2 ? p->qos : 2]++;
     if (p->qos == 2 && hub_session_has_incoming(s, p->packet_id)) {
         send_ack(c, HUB_MQTT_PUBREC, p->packet_id); /* duplicate: already routed */
         return;
@@ -340,7 +360,8 @@ static void send_retained_cb(const struct hub_msg *m, void *ctx)
         return;
     }
     /* QoS 1/2 retained copies go through the session queue with the retain flag kept. */
-    if (hub_session_enqueue_retained(c->s, (struct hub_msg *)m, (uint8_t)qos) == 0)
+    if (!queue_full(c->b, c->s) &&
+        hub_session_enqueue_retained(c->s, (struct hub_msg *)m, (uint8_t)qos) == 0)
         pump(c->s);
 }
 
@@ -350,7 +371,7 @@ static void on_subscribe(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p)
     uint8_t codes[256];
     size_t off = 0, n = 0;
     if (p->count > sizeof codes) {
-        conn_close(c, 1, "more than 256 filters in one SUBSCRIBE");
+        conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, "more than 256 filters in one SUBSCRIBE");
         return;
     }
     hub_mqtt_str_t f;
@@ -412,18 +433,18 @@ static int handle(struct hub_mqtt_conn *c, const uint8_t *pkt, size_t len, uint6
         }
         hub_info("mqtt: malformed %s from %s: %s", hub_mqtt_type_name(pkt[0] >> 4), c->who.id,
                  why ? why : "?");
-        conn_close(c, 1, why ? why : "malformed packet");
+        conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, why ? why : "malformed packet");
         return -1;
     }
     if (!c->connected && p.type != HUB_MQTT_CONNECT) {
-        conn_close(c, 0, "first packet is not CONNECT");
+        conn_close(c, 0, HUB_MQTT_CLOSE_PROTOCOL, "first packet is not CONNECT");
         return -1;
     }
     c->last_rx_ms = now_ms;
     switch (p.type) {
     case HUB_MQTT_CONNECT:
         if (c->connected) {
-            conn_close(c, 1, "second CONNECT");
+            conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, "second CONNECT");
             return -1;
         }
         on_connect(c, &p.u.connect, now_ms);
@@ -440,8 +461,8 @@ static int handle(struct hub_mqtt_conn *c, const uint8_t *pkt, size_t len, uint6
         conn_write(c, buf, hub_mqtt_pingresp(buf));
         break;
     }
-    case HUB_MQTT_DISCONNECT: conn_close(c, 0, NULL); return -1;
-    default: conn_close(c, 1, "unexpected packet type"); return -1;
+    case HUB_MQTT_DISCONNECT: conn_close(c, 0, HUB_MQTT_CLOSE_NORMAL, NULL); return -1;
+    default: conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, "unexpected packet type"); return -1;
     }
     return c->closing ? -1 : 0;
 }
@@ -509,7 +530,7 @@ void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len
         return;
     hub_buf_t *in = &c->in;
     if (hub_buf_append(in, data, len) != 0) {
-        conn_close(c, 1, "out of memory");
+        conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
         return;
     }
     for (;;) {
@@ -519,8 +540,9 @@ void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len
         if (rc == 0)
             break;
         if (rc < 0) {
-            conn_close(c, 1, rc == HUB_ERANGE ? "packet larger than the maximum"
-                                              : "malformed remaining length");
+            conn_close(c, 1, rc == HUB_ERANGE ? HUB_MQTT_CLOSE_LIMIT : HUB_MQTT_CLOSE_PROTOCOL,
+                       rc == HUB_ERANGE ? "packet larger than the maximum"
+                                        : "malformed remaining length");
             return;
         }
         const uint8_t *pkt = in->data + c->in_off;
@@ -611,10 +633,10 @@ void hub_broker_tick(struct hub_broker *b, uint64_t now_ms)
         if (c->closing)
             continue;
         if (!c->connected && now_ms - c->opened_ms > (uint64_t)b->o.connect_timeout * 1000)
-            conn_close(c, 0, "no CONNECT in time");
+            conn_close(c, 0, HUB_MQTT_CLOSE_TIMEOUT, "no CONNECT in time");
         else if (c->connected && c->keepalive > 0 &&
                  now_ms - c->last_rx_ms > (uint64_t)c->keepalive * 1500)
-            conn_close(c, 1, "keepalive expired");
+            conn_close(c, 1, HUB_MQTT_CLOSE_TIMEOUT, "keepalive expired");
     }
 }
 
@@ -628,7 +650,7 @@ size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
         int hit = serial_hex != NULL ? strcasecmp(c->who.serial, serial_hex) == 0
                                      : is_revoked(c->who.serial, ctx);
         if (hit) {
-            conn_close(c, 0, "certificate revoked");
+            conn_close(c, 0, HUB_MQTT_CLOSE_REVOKED, "certificate revoked");
             n++;
         }
     }
@@ -640,7 +662,7 @@ size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const cha
     size_t n = 0;
     for (struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next) {
         if (!c->closing && strcmp(c->who.id, id) == 0) {
-            conn_close(c, 0, why);
+            conn_close(c, 0, HUB_MQTT_CLOSE_REVOKED, why);
             n++;
         }
     }
@@ -680,7 +702,7 @@ void hub_broker_close_all(struct hub_broker *b)
 {
     for (struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next)
         if (!c->closing)
-            conn_close(c, 0, NULL);
+            conn_close(c, 0, HUB_MQTT_CLOSE_SHUTDOWN, NULL);
 }
 
 void hub_broker_stats(const struct hub_broker *b, struct hub_broker_stats *out)
@@ -690,4 +712,16 @@ void hub_broker_stats(const struct hub_broker *b, struct hub_broker_stats *out)
     out->sessions = b->sessions.count;
     out->subscriptions = hub_subtree_count(b->subs);
     out->retained = b->retained.count;
+    out->queued = out->inflight = 0;
+    for (size_t i = 0; i < b->sessions.nbuckets; i++) {
+        for (const struct hub_session *s = b->sessions.buckets[i]; s != NULL; s = s->hnext) {
+            out->queued += s->queued;
+            out->inflight += s->inflight;
+        }
+    }
+}
+
+enum hub_mqtt_close hub_mqtt_conn_close_reason(const struct hub_mqtt_conn *c)
+{
+    return c->close_reason;
 }

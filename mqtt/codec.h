@@ -41,6 +41,8 @@ enum hub_mqtt_connack_rc {
 #define HUB_MQTT_SUBACK_FAILURE 0x80
 /* Largest remaining length the 4-byte encoding can carry. */
 #define HUB_MQTT_MAX_REMAINING 268435455u
+/* Longest client id the broker accepts (MQTT 3.1.1 requires 23; longer ones get CONNACK 2). */
+#define HUB_MQTT_MAX_CLIENT_ID 256
 /* Largest PUBLISH header: type byte, 4 length bytes, 2+65535 topic bytes, packet id. */
 #define HUB_MQTT_PUBLISH_HEADER_MAX (1 + 4 + 2 + 65535 + 2)
 

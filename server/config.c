@@ -192,6 +192,26 @@ static int set_workers(struct hub_config *c, const char *v, char *why, size_t n)
     return set_int(&c->workers, v, 0, 256, why, n);
 }
 
+/* Limits: integer keys with their ranges. */
+#define INT_KEY(name, min, max)                                                                    \
+    static int set_##name(struct hub_config *c, const char *v, char *why, size_t n)                \
+    {                                                                                              \
+        return set_int(&c->name, v, min, max, why, n);                                             \
+    }
+INT_KEY(mqtt_handshake_timeout_ms, 100, 600000)
+INT_KEY(mqtt_max_handshakes, 1, 100000)
+INT_KEY(mqtt_max_handshakes_per_ip, 1, 100000)
+INT_KEY(mqtt_max_unauthenticated, 1, 1000000)
+INT_KEY(mqtt_max_connections, 0, 10000000)
+INT_KEY(mqtt_connect_timeout_s, 1, 3600)
+INT_KEY(mqtt_max_packet, 1024, 268435455)
+INT_KEY(api_max_connections, 1, 10000)
+INT_KEY(api_max_connections_per_ip, 1, 10000)
+INT_KEY(api_idle_timeout_s, 1, 3600)
+INT_KEY(api_header_timeout_s, 1, 3600)
+INT_KEY(api_max_body, 1024, 64 << 20)
+#undef INT_KEY
+
 static int set_log_level(struct hub_config *c, const char *v, char *why, size_t n)
 {
     if (hub_log_level_parse(v, &c->log_level) != 0) {
@@ -205,6 +225,19 @@ static int set_log_format(struct hub_config *c, const char *v, char *why, size_t
 {
     if (hub_log_format_parse(v, &c->log_format) != 0) {
         snprintf(why, n, "expected text or json");
+        return HUB_EINVAL;
+    }
+    return 0;
+}
+
+static int set_metrics_access(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    if (strcmp(v, "public") == 0) {
+        c->metrics_access = HUB_METRICS_PUBLIC;
+    } else if (strcmp(v, "token") == 0) {
+        c->metrics_access = HUB_METRICS_TOKEN;
+    } else {
+        snprintf(why, n, "expected public or token");
         return HUB_EINVAL;
     }
     return 0;
@@ -226,8 +259,21 @@ static const struct {
     {"crl_validity_hours", set_crl_validity_hours},
     {"tls_ciphers", set_tls_ciphers},
     {"workers", set_workers},
+    {"mqtt_handshake_timeout_ms", set_mqtt_handshake_timeout_ms},
+    {"mqtt_max_handshakes", set_mqtt_max_handshakes},
+    {"mqtt_max_handshakes_per_ip", set_mqtt_max_handshakes_per_ip},
+    {"mqtt_max_unauthenticated", set_mqtt_max_unauthenticated},
+    {"mqtt_max_connections", set_mqtt_max_connections},
+    {"mqtt_connect_timeout_s", set_mqtt_connect_timeout_s},
+    {"mqtt_max_packet", set_mqtt_max_packet},
+    {"api_max_connections", set_api_max_connections},
+    {"api_max_connections_per_ip", set_api_max_connections_per_ip},
+    {"api_idle_timeout_s", set_api_idle_timeout_s},
+    {"api_header_timeout_s", set_api_header_timeout_s},
+    {"api_max_body", set_api_max_body},
     {"log_level", set_log_level},
     {"log_format", set_log_format},
+    {"metrics_access", set_metrics_access},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -287,8 +333,20 @@ static int set_defaults(struct hub_config *cfg)
     cfg->ca_key_type = HUB_KEY_EC_P256;
     cfg->device_cert_days = 365;
     cfg->crl_validity_hours = 24;
+    cfg->mqtt_handshake_timeout_ms = 10000;
+    cfg->mqtt_max_handshakes = 512;
+    cfg->mqtt_max_handshakes_per_ip = 32;
+    cfg->mqtt_max_unauthenticated = 2048;
+    cfg->mqtt_connect_timeout_s = 10;
+    cfg->mqtt_max_packet = 256 * 1024;
+    cfg->api_max_connections = 512;
+    cfg->api_max_connections_per_ip = 64;
+    cfg->api_idle_timeout_s = 30;
+    cfg->api_header_timeout_s = 20;
+    cfg->api_max_body = 64 * 1024;
     cfg->log_level = HUB_LOG_INFO;
     cfg->log_format = HUB_LOG_TEXT;
+    cfg->metrics_access = HUB_METRICS_PUBLIC;
     return 0;
 }
 

@@ -13,6 +13,9 @@ struct hub_listen {
     int port;
 };
 
+/* Who may read GET /metrics. */
+enum hub_metrics_access { HUB_METRICS_PUBLIC, HUB_METRICS_TOKEN };
+
 struct hub_config {
     char *db_url;
     struct hub_listen api_listen;
@@ -26,8 +29,22 @@ struct hub_config {
     int crl_validity_hours;
     char *tls_ciphers;     /* MQTT listeners; NULL: ECDHE AEAD suites only */
     int workers;
+    /* Limits against floods and slow clients (docs/configuration.md#limits). */
+    int mqtt_handshake_timeout_ms;  /* accept to TLS handshake done */
+    int mqtt_max_handshakes;        /* concurrent handshakes per listener */
+    int mqtt_max_handshakes_per_ip; /* concurrent handshakes per listener and peer address */
+    int mqtt_max_unauthenticated;   /* per listener: accepted, CONNECT not yet accepted */
+    int mqtt_max_connections;       /* per listener; 0: unlimited */
+    int mqtt_connect_timeout_s;     /* handshake done (or accept) to CONNECT */
+    int mqtt_max_packet;            /* bytes */
+    int api_max_connections;
+    int api_max_connections_per_ip;
+    int api_idle_timeout_s;   /* no byte received for this long: closed */
+    int api_header_timeout_s; /* request line + headers must arrive within this */
+    int api_max_body;         /* bytes; larger: 413 */
     enum hub_log_level log_level;
     enum hub_log_format log_format;
+    enum hub_metrics_access metrics_access; /* public (default) or token (auditor+) */
     char *path;            /* the file read, or NULL */
 };
 

@@ -207,3 +207,57 @@ out:
     free(pass);
     return rc;
 }
+
+int hub_init_rekey(const struct hub_config *cfg, const char *new_key_file)
+{
+    char err[512];
+    PGconn *c = NULL;
+    size_t count = 0;
+    struct hub_config next = *cfg; /* only the passphrase source differs */
+    next.master_key_file = (char *)new_key_file;
+    char *old_pass = hub_config_master_key(cfg, err, sizeof err);
+    if (old_pass == NULL) {
+        hub_error("%s", err);
+        return HUB_ECONFIG;
+    }
+    char *new_pass = hub_config_master_key(&next, err, sizeof err);
+    int rc = HUB_ECONFIG;
+    if (new_pass == NULL) {
+        hub_error("--new-master-key-file: %s", err);
+        goto out;
+    }
+    if (strcmp(old_pass, new_pass) == 0) {
+        hub_error("the new master passphrase is the current one: nothing to do");
+        rc = HUB_EINVAL;
+        goto out;
+    }
+    rc = hub_db_connect(cfg->db_url, &c);
+    if (rc == 0)
+        rc = hub_db_begin(c);
+    if (rc == 0)
+        rc = hub_db_xact_lock(c, INIT_LOCK);
+    if (rc == 0)
+        rc = hub_authority_reseal(c, old_pass, new_pass, &count);
+    if (rc == 0)
+        rc = hub_db_audit(c, "iothubd rekey", "system", "master_key.rotate", NULL, "local", "ok",
+                          NULL);
+    if (rc == 0)
+        rc = hub_db_commit(c);
+    if (rc != 0 && c != NULL)
+        hub_db_rollback(c);
+    if (rc == 0)
+        printf("%zu sealed key(s) re-encrypted under the new master passphrase: point "
+               "master_key_file at %s and restart every iothubd\n",
+               count, new_key_file);
+    else
+        hub_error("master passphrase rotation failed (%s): nothing changed", hub_strerror(rc));
+out:
+    if (new_pass != NULL) {
+        hub_wipe(new_pass, strlen(new_pass));
+        free(new_pass);
+    }
+    hub_wipe(old_pass, strlen(old_pass));
+    free(old_pass);
+    PQfinish(c);
+    return rc;
+}

@@ -9,6 +9,10 @@
  * bootstrap admin token to token_path (mode 0600) if no admin token exists. Prints what it
  * did on stdout. Returns 0 or a HUB_E* code (already logged). */
 int hub_init_run(const struct hub_config *cfg, const char *token_path);
+/* `iothubd rekey`: re-encrypts every sealed key from the configured master passphrase to the
+ * one in new_key_file, in one transaction (all or nothing). Prints what it did. Returns 0 or
+ * a HUB_E* code (already logged). */
+int hub_init_rekey(const struct hub_config *cfg, const char *new_key_file);
 /* Sets the CRL distribution point and validity of a loaded authority from cfg. */
 void hub_init_authority_settings(const struct hub_config *cfg, struct hub_authority *a);
 

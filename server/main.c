@@ -28,10 +28,6 @@
 
 #define MAINTENANCE_INTERVAL_MS 60000
 #define API_DB_CONNECTIONS 8
-#define API_BODY_LIMIT (64 * 1024)
-#define API_MAX_CONNECTIONS 512
-#define API_MAX_PER_IP 64
-#define API_TIMEOUT_S 30
 
 static const char usage[] =
     "Usage: iothubd [-c FILE] [COMMAND]\n"
@@ -43,6 +39,9 @@ static const char usage[] =
     "  migrate                        apply pending database migrations\n"
     "  ca chain [--format pem|p7b]    print the issuing CA and the root\n"
     "  ca crl [--format der|pem]      print the current CRL of the issuing CA\n"
+    "  rekey --new-master-key-file PATH\n"
+    "                                 re-encrypt the CA and server keys under a new master\n"
+    "                                 passphrase (all or nothing)\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE              configuration file (default " HUB_SYSCONFDIR
@@ -155,13 +154,20 @@ static int api_connected(void *ctx, const char *device_id)
     return m != NULL && hub_mqtt_server_connected(m, device_id);
 }
 
+static int api_metrics(void *ctx, hub_buf_t *out)
+{
+    struct serve *s = ctx;
+    struct hub_mqtt_server *m = __atomic_load_n(&s->mqtt, __ATOMIC_ACQUIRE);
+    return m != NULL ? hub_mqtt_server_metrics(m, out) : 0;
+}
+
 static int serve(struct hub_config *cfg)
 {
     struct serve s;
     char err[512];
     memset(&s, 0, sizeof s);
     s.cfg = *cfg;
-    s.api_mqtt = (struct hub_api_mqtt){api_command, api_connected, &s};
+    s.api_mqtt = (struct hub_api_mqtt){api_command, api_connected, api_metrics, &s};
     int missing, rc;
 
     char *pass = hub_config_master_key(cfg, err, sizeof err);
@@ -202,11 +208,13 @@ static int serve(struct hub_config *cfg)
             .authority = &s.authority,
             .pool = s.pool,
             .device_cert_days = cfg->device_cert_days,
-            .body_limit = API_BODY_LIMIT,
-            .max_connections = API_MAX_CONNECTIONS,
-            .max_per_ip = API_MAX_PER_IP,
-            .timeout_s = API_TIMEOUT_S,
+            .body_limit = (size_t)cfg->api_max_body,
+            .max_connections = (unsigned)cfg->api_max_connections,
+            .max_per_ip = (unsigned)cfg->api_max_connections_per_ip,
+            .timeout_s = (unsigned)cfg->api_idle_timeout_s,
+            .header_timeout_s = (unsigned)cfg->api_header_timeout_s,
             .mqtt = &s.api_mqtt,
+            .metrics_token = cfg->metrics_access == HUB_METRICS_TOKEN,
         };
         rc = hub_api_start(&o, &s.api);
     }
@@ -402,6 +410,18 @@ int main(int argc, char **argv)
         status = hub_init_run(&cfg, token_file) == 0 ? 0 : 1;
     } else if (strcmp(cmd, "migrate") == 0 && optind == argc) {
         status = cmd_migrate(&cfg);
+    } else if (strcmp(cmd, "rekey") == 0) {
+        const char *key_file = NULL;
+        if (optind + 2 == argc && strcmp(argv[optind], "--new-master-key-file") == 0)
+            key_file = argv[optind + 1];
+        else if (optind + 1 == argc && strncmp(argv[optind], "--new-master-key-file=", 22) == 0)
+            key_file = argv[optind] + 22;
+        if (key_file == NULL || *key_file == 0) {
+            fprintf(stderr, "iothubd rekey: expected --new-master-key-file PATH\n%s", usage);
+            status = 2;
+        } else {
+            status = hub_init_rekey(&cfg, key_file) == 0 ? 0 : 1;
+        }
     } else if (strcmp(cmd, "ca") == 0) {
         status = cmd_ca(&cfg, argc - optind, argv + optind);
     } else if (optind < argc) {

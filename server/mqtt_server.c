@@ -16,6 +16,7 @@
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
+#include "server/mqtt_metrics.h"
 #include "server/presence.h"
 #include "server/revfeed.h"
 #include "server/revset.h"
@@ -25,10 +26,8 @@
 #include "util/passhash.h"
 #include "util/secure.h"
 
-#define MAX_PACKET (256 * 1024)
 #define MAX_QUEUED 1000
 #define MAX_INFLIGHT 32
-#define CONNECT_TIMEOUT_S 10
 #define COMMAND_WAIT_S 5
 #define EARLY_MAX (64 * 1024) /* bytes a service may send while its ACL loads */
 #define SERVICES_O "services" /* organizationName of service certificates */
@@ -64,8 +63,15 @@ struct hub_mqtt_server {
     pthread_mutex_t lookup_lock; /* lookup_db, used by thread-pool jobs one at a time */
     PGconn *lookup_db;
     char *db_url;
+    size_t max_packet;
+    unsigned connect_timeout_s;
     int stopping;
     int handles_open;
+    /* Loop-thread counters (no atomics: only the loop writes them) and the snapshot the
+     * tick publishes for API threads (server/mqtt_metrics.h). */
+    unsigned long long closed[HUB_CLOSED_COUNT], bytes_in, bytes_out;
+    pthread_mutex_t metrics_lock;
+    struct hub_mqtt_metrics snap;
 };
 
 /* Per TLS connection: the broker's connection, or a service waiting for its topic patterns
@@ -78,7 +84,9 @@ struct link {
     hub_buf_t early;
     int loading, closed;
     int password;          /* password listener: CONNECT carries id + secret */
+    int answered;          /* the broker has written (its CONNACK comes first) */
     int authed;            /* the secret matched */
+    enum hub_mqtt_closed why; /* set when this file closes the connection */
     char user[64], pass[160];
     uint64_t opened_ms;
     struct link *prev, *next; /* m->waiting */
@@ -95,8 +103,19 @@ static uint64_t now_ms(void)
 
 /* ---- transport --------------------------------------------------------------------------- */
 
+/* The broker's first write on a connection is its CONNACK: return code 0 takes the
+ * connection out of the listener's unauthenticated count (mqtt_max_unauthenticated). */
 static int transport_write(void *tconn, const void *data, size_t len)
 {
+    struct link *k = hub_tls_conn_user(tconn);
+    const uint8_t *p = data;
+    if (k != NULL)
+        k->m->bytes_out += len;
+    if (k != NULL && !k->answered) {
+        k->answered = 1;
+        if (len == 4 && p[0] == HUB_MQTT_CONNACK << 4 && p[3] == 0)
+            hub_tls_conn_authenticated(tconn);
+    }
     return hub_tls_write(tconn, data, len);
 }
 
@@ -130,8 +149,10 @@ static void open_broker_conn(struct link *k)
     if (k->password)
         link_unlink(k);
     k->c = hub_mqtt_conn_open(k->m->broker, &tls_transport, k->conn, &k->who, now_ms());
-    if (k->c == NULL)
+    if (k->c == NULL) {
+        k->why = HUB_CLOSED_ERROR;
         hub_tls_close(k->conn);
+    }
 }
 
 /* Thread pool: checks a password CONNECT's secret (device first, then service) and loads a
@@ -194,7 +215,10 @@ static void finish(struct hub_mqtt_server *m);
 static void refuse(struct link *k, uint8_t code)
 {
     uint8_t ack[4];
-    hub_tls_write(k->conn, ack, hub_mqtt_connack(ack, 0, code));
+    size_t n = hub_mqtt_connack(ack, 0, code);
+    k->m->bytes_out += n;
+    k->why = HUB_CLOSED_REFUSED;
+    hub_tls_write(k->conn, ack, n);
     hub_tls_close(k->conn);
 }
 
@@ -216,12 +240,15 @@ static void acl_done(uv_work_t *w, int status)
             hub_mqtt_conn_data(k->c, k->early.data, k->early.len, now_ms());
     } else if (k->acl == NULL || st == NULL) {
         hub_warn("mqtt: service %s unknown or the database is unreachable: refused", k->who.id);
+        k->why = HUB_CLOSED_REFUSED;
         hub_tls_close(k->conn);
     } else if (strcmp(st, "revoked") == 0) {
         hub_warn("mqtt: service %s is revoked: refused", k->who.id);
+        k->why = HUB_CLOSED_REVOKED;
         hub_tls_close(k->conn);
     } else if ((pub = patterns(json_object_get(k->acl, "publish"))) == NULL ||
                (sub = patterns(json_object_get(k->acl, "subscribe"))) == NULL) {
+        k->why = HUB_CLOSED_ERROR;
         hub_tls_close(k->conn);
     } else {
         k->who.publish = pub;
@@ -261,6 +288,7 @@ static void *on_open(hub_tls_conn_t *conn, const struct hub_tls_identity *id, vo
             hub_warn("mqtt: certificate CN \"%s\" is not a device or service id: refused",
                      id->cn);
         free(k);
+        m->closed[HUB_CLOSED_REFUSED]++; /* on_close will not see it (no link) */
         hub_tls_close(conn);
         return NULL;
     }
@@ -289,20 +317,23 @@ static void password_connect(struct link *k)
     size_t plen;
     hub_mqtt_packet_t p;
     const char *why = NULL;
-    int rc = hub_mqtt_frame(k->early.data, k->early.len, MAX_PACKET, &plen);
+    int rc = hub_mqtt_frame(k->early.data, k->early.len, k->m->max_packet, &plen);
     if (rc == 0)
         return;
     memset(&p, 0, sizeof p);
     if (rc < 0 || hub_mqtt_decode(k->early.data, plen, 0, &p, &why) != 0) {
-        if (rc > 0 && (k->early.data[0] >> 4) == HUB_MQTT_CONNECT && p.u.connect.refuse)
+        if (rc > 0 && (k->early.data[0] >> 4) == HUB_MQTT_CONNECT && p.u.connect.refuse) {
             refuse(k, p.u.connect.refuse);
-        else
+        } else {
+            k->why = rc == HUB_ERANGE ? HUB_CLOSED_LIMIT : HUB_CLOSED_PROTOCOL;
             hub_tls_close(k->conn);
+        }
         k->password = 0;
         return;
     }
     const hub_mqtt_connect_t *cp = &p.u.connect;
     if (p.type != HUB_MQTT_CONNECT) {
+        k->why = HUB_CLOSED_PROTOCOL;
         hub_tls_close(k->conn);
         k->password = 0;
         return;
@@ -337,6 +368,7 @@ static void on_data(hub_tls_conn_t *conn, const uint8_t *plain, size_t len)
     struct link *k = hub_tls_conn_user(conn);
     if (k == NULL)
         return;
+    k->m->bytes_in += len;
     if (k->c != NULL) {
         hub_mqtt_conn_data(k->c, plain, len, now_ms());
         return;
@@ -344,6 +376,7 @@ static void on_data(hub_tls_conn_t *conn, const uint8_t *plain, size_t len)
     if (!k->loading && !k->password)
         return; /* being refused */
     if (k->early.len + len > EARLY_MAX || hub_buf_append(&k->early, plain, len) != 0) {
+        k->why = HUB_CLOSED_LIMIT;
         hub_tls_close(conn);
         return;
     }
@@ -351,11 +384,29 @@ static void on_data(hub_tls_conn_t *conn, const uint8_t *plain, size_t len)
         password_connect(k);
 }
 
+/* The reason label of a closing connection: a revocation first, then whoever decided to
+ * close (the broker, this file), then what the transport saw. */
+static enum hub_mqtt_closed closed_reason(const struct link *k, enum hub_tls_close_reason reason)
+{
+    enum hub_mqtt_closed r =
+        k->c ? hub_mqtt_metrics_closed_of(hub_mqtt_conn_close_reason(k->c)) : HUB_CLOSED_UNSET;
+    if (reason == HUB_TLS_CLOSE_REVOKED)
+        return HUB_CLOSED_REVOKED;
+    if (r == HUB_CLOSED_UNSET)
+        r = k->why;
+    if (r != HUB_CLOSED_UNSET)
+        return r;
+    if (reason == HUB_TLS_CLOSE_SHUTDOWN || k->m->stopping)
+        return HUB_CLOSED_SHUTDOWN;
+    return reason == HUB_TLS_CLOSE_PEER ? HUB_CLOSED_PEER : HUB_CLOSED_ERROR;
+}
+
 static void on_close(hub_tls_conn_t *conn, enum hub_tls_close_reason reason)
 {
     struct link *k = hub_tls_conn_user(conn);
     if (k == NULL)
         return;
+    k->m->closed[closed_reason(k, reason)]++;
     if (k->c != NULL)
         hub_mqtt_conn_closed(k->c, reason == HUB_TLS_CLOSE_REVOKED);
     link_unlink(k); /* no-op unless it still waits for its CONNECT */
@@ -377,15 +428,51 @@ static void presence_cb(const char *device_id, int connected, void *ctx)
     hub_presence_set(m->presence, device_id, connected);
 }
 
+/* Publishes the counters for API threads (see server/mqtt_metrics.h). Loop thread. */
+static void metrics_publish(struct hub_mqtt_server *m)
+{
+    struct hub_mqtt_metrics s;
+    memset(&s, 0, sizeof s);
+    hub_tls_listener_t *ls[HUB_LISTENER_COUNT] = {m->mtls, m->tls_pw, m->plain};
+    for (int i = 0; i < HUB_LISTENER_COUNT; i++) {
+        s.listening[i] = ls[i] != NULL;
+        if (ls[i] != NULL)
+            hub_tls_listener_stats(ls[i], &s.tls[i]);
+    }
+    hub_broker_stats(m->broker, &s.broker);
+    memcpy(s.closed, m->closed, sizeof s.closed);
+    s.bytes_in = m->bytes_in;
+    s.bytes_out = m->bytes_out;
+    s.revoked_serials = hub_revset_count(m->revset);
+    if (m->feed != NULL) {
+        s.feed_ready = hub_revfeed_ready(m->feed);
+        hub_revfeed_stats(m->feed, &s.feed);
+    }
+    pthread_mutex_lock(&m->metrics_lock);
+    m->snap = s;
+    pthread_mutex_unlock(&m->metrics_lock);
+}
+
+int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out)
+{
+    struct hub_mqtt_metrics s;
+    pthread_mutex_lock(&m->metrics_lock);
+    s = m->snap;
+    pthread_mutex_unlock(&m->metrics_lock);
+    return hub_mqtt_metrics_render(&s, out);
+}
+
 static void tick_cb(uv_timer_t *t)
 {
     struct hub_mqtt_server *m = t->data;
     uint64_t now = now_ms();
+    metrics_publish(m);
     hub_broker_tick(m->broker, now);
     for (struct link *k = m->waiting; k != NULL; k = k->next) {
-        if (!k->loading && now - k->opened_ms > CONNECT_TIMEOUT_S * 1000u) {
+        if (!k->loading && now - k->opened_ms > m->connect_timeout_s * 1000ull) {
             hub_info("mqtt: %s sent no CONNECT in time: closing", hub_tls_conn_peer(k->conn));
             k->opened_ms = UINT64_MAX / 2; /* close once */
+            k->why = HUB_CLOSED_TIMEOUT;
             hub_tls_close(k->conn);
         }
     }
@@ -492,16 +579,19 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     m->loop = o->loop;
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->lookup_lock, NULL);
+    pthread_mutex_init(&m->metrics_lock, NULL);
     if ((m->db_url = strdup(cfg->db_url)) == NULL) {
         free(m);
         return HUB_ENOMEM;
     }
     pthread_cond_init(&m->done, NULL);
+    m->max_packet = (size_t)cfg->mqtt_max_packet;
+    m->connect_timeout_s = (unsigned)cfg->mqtt_connect_timeout_s;
     struct hub_broker_options bo = {
-        .max_packet = MAX_PACKET,
+        .max_packet = m->max_packet,
         .max_queued = MAX_QUEUED,
         .max_inflight = MAX_INFLIGHT,
-        .connect_timeout = CONNECT_TIMEOUT_S,
+        .connect_timeout = m->connect_timeout_s,
         .presence = presence_cb,
         .ctx = m,
     };
@@ -529,9 +619,16 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     uv_async_init(m->loop, &m->wakeup, wakeup_cb);
     m->wakeup.data = m;
     m->handles_open = 2;
+    struct hub_tls_limits lim = {
+        .handshake_timeout_ms = (unsigned)cfg->mqtt_handshake_timeout_ms,
+        .max_handshakes = (unsigned)cfg->mqtt_max_handshakes,
+        .max_handshakes_per_ip = (unsigned)cfg->mqtt_max_handshakes_per_ip,
+        .max_unauthenticated = (unsigned)cfg->mqtt_max_unauthenticated,
+        .max_connections = (unsigned)cfg->mqtt_max_connections,
+    };
     if (cfg->mqtt_mtls_listen.port != 0) {
         rc = hub_tls_listen(m->loop, cfg->mqtt_mtls_listen.host, cfg->mqtt_mtls_listen.port,
-                            m->ctx, &tls_callbacks, m, NULL, &m->mtls);
+                            m->ctx, &tls_callbacks, m, &lim, &m->mtls);
         if (rc != 0) {
             hub_error("cannot listen for MQTT on %s:%d", cfg->mqtt_mtls_listen.host,
                       cfg->mqtt_mtls_listen.port);
@@ -548,7 +645,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         rc = hub_tls_ctx_new(&po, &m->pw_ctx);
         if (rc == 0)
             rc = hub_tls_listen(m->loop, cfg->mqtt_tls_listen.host, cfg->mqtt_tls_listen.port,
-                                m->pw_ctx, &tls_callbacks, m, NULL, &m->tls_pw);
+                                m->pw_ctx, &tls_callbacks, m, &lim, &m->tls_pw);
         if (rc != 0) {
             hub_error("cannot listen for MQTT on %s:%d", cfg->mqtt_tls_listen.host,
                       cfg->mqtt_tls_listen.port);
@@ -560,7 +657,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     }
     if (cfg->mqtt_plain_listen.port != 0) {
         rc = hub_tls_listen(m->loop, cfg->mqtt_plain_listen.host, cfg->mqtt_plain_listen.port,
-                            NULL, &tls_callbacks, m, NULL, &m->plain);
+                            NULL, &tls_callbacks, m, &lim, &m->plain);
         if (rc != 0) {
             hub_error("cannot listen for MQTT on %s:%d", cfg->mqtt_plain_listen.host,
                       cfg->mqtt_plain_listen.port);
@@ -570,6 +667,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         hub_warn("MQTT over plain TCP (no encryption, labs only) listening on %s:%d",
                  cfg->mqtt_plain_listen.host, cfg->mqtt_plain_listen.port);
     }
+    metrics_publish(m);
     *out = m;
     return 0;
 fail:
@@ -593,6 +691,7 @@ static void finish(struct hub_mqtt_server *m)
     hub_revset_free(m->revset);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->lookup_lock);
+    pthread_mutex_destroy(&m->metrics_lock);
     pthread_cond_destroy(&m->done);
     PQfinish(m->lookup_db);
     free(m->db_url);

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "server/config.h"
+#include "util/buf.h"
 
 struct hub_mqtt_server;
 
@@ -33,6 +34,9 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m);
 int hub_mqtt_server_command(struct hub_mqtt_server *m, const char *device_id,
                             const char *name, const void *payload, size_t len,
                             int *delivered);
+/* Appends the MQTT side's metrics (Prometheus text) from the snapshot the loop publishes
+ * every second, so values are up to 1 s old. Any thread. Returns 0 or HUB_ENOMEM. */
+int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out);
 /* 1 when the device has a live MQTT session on this node. Any thread. */
 int hub_mqtt_server_connected(struct hub_mqtt_server *m, const char *device_id);
 

@@ -1,6 +1,7 @@
 /* A mutex-protected table of connected device ids (count per id, for takeovers that overlap
  * briefly) and a list of ids whose last_seen must be written; the writer thread wakes every
- * second and updates them in one statement. */
+ * second and updates them in one statement; while the database is unreachable they are
+ * kept (up to REQUEUE_MAX bytes) and written once it is back. */
 #include "server/presence.h"
 
 #include <pthread.h>
@@ -16,6 +17,7 @@
 
 #define ID_LEN 37
 #define FLUSH_MS 1000
+#define REQUEUE_MAX (4u << 20) /* bytes of ids kept while the database is unreachable */
 
 struct entry {
     char id[ID_LEN];
@@ -41,6 +43,23 @@ static size_t slot(const char *id)
     return h & 4095;
 }
 
+/* Puts a failed batch ("[ids]") back in front of the ids queued since; under p->lock. */
+static void requeue(struct hub_presence *p, hub_buf_t *batch)
+{
+    if (batch->len + p->dirty.len > REQUEUE_MAX) {
+        hub_warn("presence: database unreachable; dropping %zu bytes of last_seen updates",
+                 batch->len);
+        return;
+    }
+    batch->len--; /* the closing ']' */
+    if (p->dirty.len > 0) {
+        hub_buf_puts(batch, ",");
+        hub_buf_append(batch, p->dirty.data + 1, p->dirty.len - 1);
+    }
+    p->dirty.len = 0;
+    hub_buf_append(&p->dirty, batch->data, batch->len);
+}
+
 static void *writer(void *arg)
 {
     struct hub_presence *p = arg;
@@ -61,17 +80,20 @@ static void *writer(void *arg)
             p->dirty.len = 0;
         }
         pthread_mutex_unlock(&p->lock);
+        int rc = 0;
         if (batch.len > 0) {
             if (c == NULL || PQstatus(c) != CONNECTION_OK) {
                 PQfinish(c);
                 c = NULL;
-                hub_db_connect(p->db_url, &c);
+                rc = hub_db_connect(p->db_url, &c);
             }
-            /* Lost updates while the database is down only make last_seen older. */
             if (c != NULL)
-                hub_db_devices_seen(c, (const char *)batch.data);
+                rc = hub_db_devices_seen(c, (const char *)batch.data);
         }
         pthread_mutex_lock(&p->lock);
+        /* Database unreachable: the ids wait for the next round (up to a cap). */
+        if (rc == HUB_EDBDOWN && !stopping)
+            requeue(p, &batch);
         if (stopping)
             break;
     }

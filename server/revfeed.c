@@ -11,7 +11,7 @@
 #include "util/log.h"
 
 #define RETRY_MIN_MS 500
-#define RETRY_MAX_MS 10000
+#define RETRY_MAX_MS 5000 /* a revocation missed while away is enforced within ~5 s */
 
 struct hub_revfeed {
     uv_loop_t *loop;
@@ -29,6 +29,7 @@ struct hub_revfeed {
     int stopping;
     int ready;
     int handles_open;
+    struct hub_revfeed_stats st;
 };
 
 static void schedule_connect(struct hub_revfeed *f);
@@ -141,6 +142,8 @@ static void connect_done(uv_work_t *req, int status)
     hub_revset_replace_all(f->set, f->fresh); /* frees fresh */
     f->fresh = NULL;
     f->retry_ms = 0;
+    f->st.loads++;
+    f->st.last_load_ms = uv_now(f->loop);
     hub_info("revocation feed: listening; %zu revoked serials loaded", hub_revset_count(f->set));
     /* Revocations made while we were away: let the owner re-check live sessions. */
     if (f->on_revoked != NULL) /* connections accepted before this load are checked too */
@@ -163,6 +166,7 @@ static void retry_cb(uv_timer_t *t)
     struct hub_revfeed *f = t->data;
     if (f->stopping || f->job_running)
         return;
+    f->st.attempts++;
     f->job_running = 1;
     f->work.data = f;
     uv_queue_work(f->loop, &f->work, connect_work, connect_done);
@@ -201,6 +205,11 @@ void hub_revfeed_stop(struct hub_revfeed *f)
     stop_polling(f);
     uv_timer_stop(&f->retry);
     uv_close((uv_handle_t *)&f->retry, handle_closed);
+}
+
+void hub_revfeed_stats(const struct hub_revfeed *f, struct hub_revfeed_stats *out)
+{
+    *out = f->st;
 }
 
 int hub_revfeed_ready(const struct hub_revfeed *f)

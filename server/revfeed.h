@@ -6,6 +6,8 @@
 #ifndef HUB_SERVER_REVFEED_H
 #define HUB_SERVER_REVFEED_H
 
+#include <stdint.h>
+
 #include <uv.h>
 
 #include "server/revset.h"
@@ -24,6 +26,15 @@ int hub_revfeed_start(uv_loop_t *loop, const char *db_url, hub_revset_t *set,
 /* Stops the feed; its memory is released once pending work and handles have closed (the
  * loop must keep running until then). */
 void hub_revfeed_stop(struct hub_revfeed *f);
+/* Counters, written on the loop thread. */
+struct hub_revfeed_stats {
+    unsigned long long attempts; /* connect + LISTEN + load jobs started (the first included) */
+    unsigned long long loads;    /* of which succeeded */
+    uint64_t last_load_ms;       /* uv_now() of the last successful load; 0: never */
+};
+
+/* Copies the counters. Loop thread only. */
+void hub_revfeed_stats(const struct hub_revfeed *f, struct hub_revfeed_stats *out);
 /* 1 once the set has been loaded from the database at least once. */
 int hub_revfeed_ready(const struct hub_revfeed *f);
 

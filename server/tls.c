@@ -12,6 +12,10 @@
  *     certificate, since a resumed session never calls the verify callback;
  *   - timeouts: handshaking and closing connections sit in two FIFO lists (constant
  *     timeouts, so the head expires first) served by one timer per listener;
+ *   - floods: a connection over a listener-wide cap (handshakes, unauthenticated, total) is
+ *     accepted into a bare uv_tcp_t and closed at once; one over the per-address handshake
+ *     cap is closed before mbedtls_ssl_setup allocates its 33 KB of record buffers. The
+ *     per-address counts live in an open-addressing table sized for max_handshakes;
  *   - lifetime: a connection is freed only in its uv_close callback, where on_close runs. */
 #include "server/tls.h"
 
@@ -78,8 +82,12 @@ struct hub_tls_conn {
     unsigned writing : 1; /* wreq in flight with out[cur ^ 1] */
     unsigned resumed : 1;
     unsigned ssl_ready : 1;
-    unsigned paused : 1; /* reading stopped until the output drains */
-    int cur;             /* out[cur] is filling */
+    unsigned paused : 1;     /* reading stopped until the output drains */
+    unsigned unauth : 1;     /* counted in l->nunauth */
+    unsigned ip_counted : 1; /* counted in l->ips */
+    unsigned fail : 4;       /* enum hub_tls_fail counted if the handshake ends badly */
+    uint64_t t0_ns;          /* accept time (uv_hrtime), for the handshake histogram */
+    int cur;                 /* out[cur] is filling */
     struct outbuf out[2];
     const uint8_t *in_p; /* ciphertext not yet taken by mbedTLS */
     size_t in_n;
@@ -90,6 +98,13 @@ struct hub_tls_conn {
     size_t serial_len;
     char serial_hex[2 * HUB_REVSET_MAX_SERIAL + 1];
     char peer[64];
+    uint8_t addr[16]; /* peer address, IPv4 mapped into IPv6 */
+};
+
+/* Handshakes in progress from one address; count 0 marks an empty slot. */
+struct ip_slot {
+    uint8_t addr[16];
+    unsigned count;
 };
 
 struct hub_tls_listener {
@@ -102,13 +117,17 @@ struct hub_tls_listener {
     void *user;
     struct hub_tls_limits lim;
     struct link conns, handshaking, closing;
-    unsigned nconns, nhandshakes;
+    unsigned nconns, nhandshakes, nunauth;
+    struct ip_slot *ips; /* NULL without a per-address cap */
+    size_t ips_mask;
+    uint64_t ips_seed;
     int port;
     int closing_l;
     int handles; /* tcp + timer not yet closed */
     void (*done)(void *);
     void *done_arg;
     uint64_t refused, last_refused_log;
+    struct hub_tls_stats st; /* conns and unauth are filled in by hub_tls_listener_stats */
     uint8_t rbuf[READ_BUF_SIZE];
     uint8_t plain[PLAIN_BUF_SIZE];
 };
@@ -144,6 +163,94 @@ static void link_remove(struct link *k)
 }
 
 #define CONN_OF(k, field) ((hub_tls_conn_t *)((char *)(k)-offsetof(hub_tls_conn_t, field)))
+
+/* ---- handshakes per address ---------------------------------------------------------- */
+
+static size_t ip_hash(const hub_tls_listener_t *l, const uint8_t a[16])
+{
+    uint64_t h = l->ips_seed ^ 0xcbf29ce484222325ull; /* FNV-1a, seeded per listener */
+    for (int i = 0; i < 16; i++) {
+        h ^= a[i];
+        h *= 0x100000001b3ull;
+    }
+    return (size_t)(h ^ (h >> 31)) & l->ips_mask;
+}
+
+/* The slot of address a, or the empty slot where it would go. The table has more than
+ * twice as many slots as addresses (at most max_handshakes), so an empty one exists. */
+static size_t ip_slot_of(const hub_tls_listener_t *l, const uint8_t a[16])
+{
+    size_t i = ip_hash(l, a);
+    while (l->ips[i].count != 0 && memcmp(l->ips[i].addr, a, 16) != 0)
+        i = (i + 1) & l->ips_mask;
+    return i;
+}
+
+static void ip_acquire(hub_tls_listener_t *l, const uint8_t a[16])
+{
+    struct ip_slot *s = &l->ips[ip_slot_of(l, a)];
+    memcpy(s->addr, a, 16);
+    s->count++;
+}
+
+/* Drops one count of a; an emptied slot is filled by shifting later entries of its probe
+ * run back, so lookups never need tombstones. */
+static void ip_release(hub_tls_listener_t *l, const uint8_t a[16])
+{
+    size_t i = ip_slot_of(l, a), j = i;
+    if (l->ips[i].count == 0 || --l->ips[i].count > 0)
+        return;
+    for (;;) {
+        j = (j + 1) & l->ips_mask;
+        if (l->ips[j].count == 0)
+            return;
+        size_t home = ip_hash(l, l->ips[j].addr);
+        /* Entry j may move to i unless its home lies cyclically in (i, j]. */
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            l->ips[i] = l->ips[j];
+            l->ips[j].count = 0;
+            i = j;
+        }
+    }
+}
+
+const double hub_tls_hs_bounds[HUB_TLS_HS_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,
+                                                      0.25,  0.5,  1,     2.5};
+
+const char *hub_tls_fail_name(enum hub_tls_fail f)
+{
+    static const char *const names[HUB_TLS_FAIL_COUNT] = {
+        "closed",     "timeout", "limit",   "no_certificate", "bad_certificate",
+        "unknown_ca", "expired", "revoked", "protocol"};
+    return (unsigned)f < HUB_TLS_FAIL_COUNT ? names[f] : "protocol";
+}
+
+/* A handshake succeeded: counted by kind and in the duration histogram. */
+static void count_handshake(hub_tls_conn_t *c)
+{
+    struct hub_tls_stats *st = &c->l->st;
+    uint64_t us = (uv_hrtime() - c->t0_ns) / 1000;
+    size_t i = 0;
+    while (i < HUB_TLS_HS_BUCKETS && (double)us > hub_tls_hs_bounds[i] * 1e6)
+        i++;
+    st->hs_bucket[i]++;
+    st->hs_sum_us += us;
+    if (c->resumed)
+        st->resumed++;
+    else
+        st->full++;
+}
+
+/* The connection leaves ST_HANDSHAKE (done, failed or closed). */
+static void handshake_end(hub_tls_conn_t *c)
+{
+    c->l->nhandshakes--;
+    if (c->ip_counted) {
+        ip_release(c->l, c->addr);
+        c->ip_counted = 0;
+    }
+}
 
 static void log_mbedtls(enum hub_log_level lvl, const char *what, const char *peer, int rc)
 {
@@ -548,6 +655,8 @@ static void conn_closed_cb(uv_handle_t *h)
     link_remove(&c->all);
     link_remove(&c->timed);
     l->nconns--;
+    if (c->unauth)
+        l->nunauth--;
     if (c->opened && l->cb.on_close != NULL)
         l->cb.on_close(c, c->reason);
     if (c->ssl_ready)
@@ -563,8 +672,10 @@ static void conn_destroy(hub_tls_conn_t *c)
 {
     if (c->state == ST_CLOSED)
         return;
-    if (c->state == ST_HANDSHAKE)
-        c->l->nhandshakes--;
+    if (c->state == ST_HANDSHAKE) {
+        c->l->st.failed[c->fail]++;
+        handshake_end(c);
+    }
     c->state = ST_CLOSED;
     link_remove(&c->timed);
     uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
@@ -576,8 +687,10 @@ static void conn_close(hub_tls_conn_t *c, enum hub_tls_close_reason reason, int 
 {
     if (c->state >= ST_CLOSING)
         return;
-    if (c->state == ST_HANDSHAKE)
-        c->l->nhandshakes--;
+    if (c->state == ST_HANDSHAKE) {
+        c->l->st.failed[c->fail]++;
+        handshake_end(c);
+    }
     int was_open = c->state == ST_OPEN;
     c->state = ST_CLOSING;
     c->reason = reason;
@@ -599,8 +712,10 @@ static void conn_close(hub_tls_conn_t *c, enum hub_tls_close_reason reason, int 
 }
 
 /* Refuses a peer after a completed handshake: a fatal alert, then close. */
-static void conn_refuse(hub_tls_conn_t *c, unsigned char alert, const char *why)
+static void conn_refuse(hub_tls_conn_t *c, unsigned char alert, enum hub_tls_fail fail,
+                        const char *why)
 {
+    c->l->st.failed[fail]++;
     hub_info("tls %s: client refused: %s (serial %s)", c->peer, why,
              c->serial_hex[0] ? c->serial_hex : "-");
     (void)mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL, alert);
@@ -636,7 +751,7 @@ static void handshake_done(hub_tls_conn_t *c)
     hub_tls_listener_t *l = c->l;
     hub_tls_ctx_t *ctx = l->ctx;
     link_remove(&c->timed);
-    l->nhandshakes--;
+    handshake_end(c);
     c->state = ST_OPEN;
     struct hub_tls_identity id = {.resumed = c->resumed}, *idp = NULL;
     char org[CN_MAX + 1];
@@ -644,27 +759,32 @@ static void handshake_done(hub_tls_conn_t *c)
         const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&c->ssl);
         const uint8_t *s;
         if (crt == NULL) {
-            conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_NO_CERT, "no certificate in the session");
+            conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_NO_CERT, HUB_TLS_FAIL_NO_CERT,
+                        "no certificate in the session");
             return;
         }
         c->serial_len = serial_norm(&crt->serial, &s);
         if (c->serial_len == 0) {
-            conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_BAD_CERT, "serial longer than 20 bytes");
+            conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_BAD_CERT, HUB_TLS_FAIL_BAD_CERT,
+                        "serial longer than 20 bytes");
             return;
         }
         memcpy(c->serial, s, c->serial_len);
         hub_hex_upper(c->serial, c->serial_len, c->serial_hex);
         if (is_revoked(ctx, crt)) {
-            conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED, "certificate revoked");
+            conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED, HUB_TLS_FAIL_REVOKED,
+                        "certificate revoked");
             return;
         }
         if (mbedtls_x509_time_is_past(&crt->valid_to)) {
-            conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED, "certificate expired");
+            conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED, HUB_TLS_FAIL_EXPIRED,
+                        "certificate expired");
             return;
         }
         if (extract_attr(crt, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), c->cn) !=
             0) {
-            conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_BAD_CERT, "subject CN missing or invalid");
+            conn_refuse(c, MBEDTLS_SSL_ALERT_MSG_BAD_CERT, HUB_TLS_FAIL_BAD_CERT,
+                        "subject CN missing or invalid");
             return;
         }
         id.cn = c->cn;
@@ -678,15 +798,30 @@ static void handshake_done(hub_tls_conn_t *c)
     }
     hub_debug("tls %s: handshake done (%s, %s)%s%s", c->peer, mbedtls_ssl_get_ciphersuite(&c->ssl),
               c->resumed ? "resumed" : "full", c->cn[0] ? " CN=" : "", c->cn);
+    count_handshake(c);
+    l->st.opened++;
     c->opened = 1;
     c->user = l->cb.on_open(c, idp, l->user);
 }
 
 static void handshake_failed(hub_tls_conn_t *c, int rc)
 {
+    c->fail = HUB_TLS_FAIL_PROTOCOL;
+    if (rc == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE)
+        c->fail = HUB_TLS_FAIL_NO_CERT;
+    else if (rc == MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE || (-rc >= 0x2000 && -rc < 0x3000))
+        c->fail = HUB_TLS_FAIL_BAD_CERT; /* X.509 parse errors */
     if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
         char info[512];
         uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+        if (flags & MBEDTLS_X509_BADCERT_REVOKED)
+            c->fail = HUB_TLS_FAIL_REVOKED;
+        else if (flags & (MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE))
+            c->fail = HUB_TLS_FAIL_EXPIRED;
+        else if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+            c->fail = HUB_TLS_FAIL_UNKNOWN_CA;
+        else
+            c->fail = HUB_TLS_FAIL_BAD_CERT;
         int n = mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
         for (int i = 0; i < n - 1; i++)
             if (info[i] == '\n')
@@ -773,23 +908,28 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-static void peer_name(uv_tcp_t *t, char *out, size_t n)
+/* The peer as "ip:port" in out and as 16 address bytes (IPv4 mapped) in addr. */
+static void peer_name(uv_tcp_t *t, char *out, size_t n, uint8_t addr[16])
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
     char ip[INET6_ADDRSTRLEN] = "?";
     int port = 0;
+    memset(addr, 0, 16);
     if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET6) {
             const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
             uv_ip6_name(a, ip, sizeof ip);
             port = ntohs(a->sin6_port);
+            memcpy(addr, &a->sin6_addr, 16);
             snprintf(out, n, "[%s]:%d", ip, port);
             return;
         }
         const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
         uv_ip4_name(a, ip, sizeof ip);
         port = ntohs(a->sin_port);
+        addr[10] = addr[11] = 0xff;
+        memcpy(addr + 12, &a->sin_addr, 4);
     }
     snprintf(out, n, "%s:%d", ip, port);
 }
@@ -799,7 +939,23 @@ static void free_handle_cb(uv_handle_t *h)
     free(h);
 }
 
-/* Accepts and closes at once a connection over the limits (logged at most once a second). */
+/* Counts a refused connection (logged at most once a second). */
+static void count_refused(hub_tls_listener_t *l)
+{
+    l->st.failed[HUB_TLS_FAIL_LIMIT]++;
+    l->refused++;
+    uint64_t now = uv_now(l->loop);
+    if (now - l->last_refused_log >= 1000) {
+        hub_warn("tls listener :%d: %llu connection(s) refused over the limits (%u handshakes, "
+                 "%u unauthenticated, %u connections in progress)",
+                 l->port, (unsigned long long)l->refused, l->nhandshakes, l->nunauth,
+                 l->nconns);
+        l->refused = 0;
+        l->last_refused_log = now;
+    }
+}
+
+/* Accepts and closes at once a connection over the listener-wide limits. */
 static void refuse_connection(hub_tls_listener_t *l, uv_stream_t *server)
 {
     uv_tcp_t *t = malloc(sizeof *t);
@@ -808,15 +964,7 @@ static void refuse_connection(hub_tls_listener_t *l, uv_stream_t *server)
     uv_tcp_init(l->loop, t);
     (void)uv_accept(server, (uv_stream_t *)t);
     uv_close((uv_handle_t *)t, free_handle_cb);
-    l->refused++;
-    uint64_t now = uv_now(l->loop);
-    if (now - l->last_refused_log >= 1000) {
-        hub_warn("tls listener :%d: %llu connection(s) refused (%u handshakes, %u connections "
-                 "in progress)",
-                 l->port, (unsigned long long)l->refused, l->nhandshakes, l->nconns);
-        l->refused = 0;
-        l->last_refused_log = now;
-    }
+    count_refused(l);
 }
 
 static void connection_cb(uv_stream_t *server, int status)
@@ -829,6 +977,7 @@ static void connection_cb(uv_stream_t *server, int status)
     if (l->closing_l)
         return;
     if ((l->ctx != NULL && l->nhandshakes >= l->lim.max_handshakes) ||
+        (l->lim.max_unauthenticated != 0 && l->nunauth >= l->lim.max_unauthenticated) ||
         (l->lim.max_connections != 0 && l->nconns >= l->lim.max_connections)) {
         refuse_connection(l, server);
         return;
@@ -839,6 +988,8 @@ static void connection_cb(uv_stream_t *server, int status)
         return;
     }
     c->l = l;
+    c->t0_ns = uv_hrtime();
+    c->fail = HUB_TLS_FAIL_CLOSED;
     link_init(&c->timed);
     uv_tcp_init(l->loop, &c->tcp);
     c->tcp.data = c;
@@ -846,13 +997,22 @@ static void connection_cb(uv_stream_t *server, int status)
     c->state = ST_OPEN; /* until the TLS set-up below */
     link_push(&l->conns, &c->all);
     l->nconns++;
+    l->nunauth++;
+    c->unauth = 1;
     int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rc != 0) {
         hub_warn("tls listener :%d: uv_accept: %s", l->port, uv_strerror(rc));
         conn_destroy(c);
         return;
     }
-    peer_name(&c->tcp, c->peer, sizeof c->peer);
+    peer_name(&c->tcp, c->peer, sizeof c->peer, c->addr);
+    if (l->ips != NULL && l->ips[ip_slot_of(l, c->addr)].count >= l->lim.max_handshakes_per_ip) {
+        hub_debug("tls %s: too many handshakes from this address: closed", c->peer);
+        count_refused(l);
+        conn_destroy(c);
+        return;
+    }
+    l->st.accepted++;
     uv_tcp_nodelay(&c->tcp, 1);
     if (l->ctx != NULL) {
         mbedtls_ssl_init(&c->ssl);
@@ -865,6 +1025,10 @@ static void connection_cb(uv_stream_t *server, int status)
         mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
         c->state = ST_HANDSHAKE;
         l->nhandshakes++;
+        if (l->ips != NULL) {
+            ip_acquire(l, c->addr);
+            c->ip_counted = 1;
+        }
         timed_add(c, &l->handshaking, l->lim.handshake_timeout_ms);
     }
     if ((rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb)) != 0) {
@@ -873,6 +1037,7 @@ static void connection_cb(uv_stream_t *server, int status)
         return;
     }
     if (l->ctx == NULL) {
+        l->st.opened++;
         c->opened = 1;
         c->user = l->cb.on_open(c, NULL, l->user);
     }
@@ -888,6 +1053,7 @@ static void timer_cb(uv_timer_t *t)
         if (c->deadline > now)
             break;
         hub_debug("tls %s: handshake timeout", c->peer);
+        c->fail = HUB_TLS_FAIL_TIMEOUT;
         conn_close(c, HUB_TLS_CLOSE_ERROR, 0);
     }
     while (!link_empty(&l->closing)) {
@@ -958,6 +1124,7 @@ static void listener_maybe_done(hub_tls_listener_t *l)
         return;
     void (*done)(void *) = l->done;
     void *arg = l->done_arg;
+    free(l->ips);
     free(l);
     if (done != NULL)
         done(arg);
@@ -985,8 +1152,21 @@ int hub_tls_listen(uv_loop_t *loop, const char *host, int port, hub_tls_ctx_t *c
         l->lim.max_pending = 16u << 20;
     if (l->lim.backlog <= 0)
         l->lim.backlog = 511;
+    if (ctx != NULL && l->lim.max_handshakes_per_ip != 0) {
+        size_t slots = 16;
+        while (slots < 2 * (size_t)l->lim.max_handshakes + 1)
+            slots *= 2;
+        l->ips = calloc(slots, sizeof *l->ips);
+        if (l->ips == NULL) {
+            free(l);
+            return HUB_ENOMEM;
+        }
+        l->ips_mask = slots - 1;
+        l->ips_seed = uv_hrtime() * 0x9e3779b97f4a7c15ull;
+    }
     int fd, rc = open_socket(host, port, l->lim.reuseport, &fd, &l->port);
     if (rc != 0) {
+        free(l->ips);
         free(l);
         return rc;
     }
@@ -1017,6 +1197,13 @@ int hub_tls_listen(uv_loop_t *loop, const char *host, int port, hub_tls_ctx_t *c
                                                     : "TLS");
     *out = l;
     return 0;
+}
+
+void hub_tls_listener_stats(const hub_tls_listener_t *l, struct hub_tls_stats *out)
+{
+    *out = l->st;
+    out->conns = l->nconns;
+    out->unauth = l->nunauth;
 }
 
 int hub_tls_listener_port(const hub_tls_listener_t *l)
@@ -1101,6 +1288,14 @@ int hub_tls_write(hub_tls_conn_t *c, const void *data, size_t len)
     return 0;
 }
 
+void hub_tls_conn_authenticated(hub_tls_conn_t *c)
+{
+    if (c->unauth) {
+        c->unauth = 0;
+        c->l->nunauth--;
+    }
+}
+
 void hub_tls_close(hub_tls_conn_t *c)
 {
     conn_close(c, HUB_TLS_CLOSE_LOCAL, CLOSE_FLUSH | CLOSE_NOTIFY);
@@ -1134,6 +1329,11 @@ const char *hub_tls_conn_peer(const hub_tls_conn_t *c)
 size_t hub_tls_conn_pending(const hub_tls_conn_t *c)
 {
     return c->out[0].len + c->out[1].len;
+}
+
+hub_tls_listener_t *hub_tls_conn_listener(const hub_tls_conn_t *c)
+{
+    return c->l;
 }
 
 uv_loop_t *hub_tls_conn_loop(const hub_tls_conn_t *c)

@@ -71,6 +71,10 @@ struct hub_tls_callbacks {
 struct hub_tls_limits {
     unsigned handshake_timeout_ms; /* accept to handshake done; 0: 10000 */
     unsigned max_handshakes;       /* concurrent handshakes; excess closed at once; 0: 512 */
+    unsigned max_handshakes_per_ip; /* concurrent handshakes from one address; 0: unlimited */
+    unsigned max_unauthenticated;  /* connections not yet marked by hub_tls_conn_authenticated
+                                      (handshakes included); excess closed at once on accept,
+                                      before any TLS state exists; 0: unlimited */
     unsigned max_connections;      /* 0: unlimited */
     unsigned close_timeout_ms;     /* graceful close waits this long for the peer; 0: 5000 */
     size_t max_pending;            /* queued output beyond which a connection is closed;
@@ -78,6 +82,41 @@ struct hub_tls_limits {
     int backlog;                   /* listen(2) backlog; 0: 511 */
     int reuseport;                 /* SO_REUSEPORT: one listener per loop on the same port */
 };
+
+/* Why a handshake did not lead to an open connection (metrics). */
+enum hub_tls_fail {
+    HUB_TLS_FAIL_CLOSED,     /* the peer or the server closed during the handshake */
+    HUB_TLS_FAIL_TIMEOUT,    /* handshake_timeout_ms elapsed */
+    HUB_TLS_FAIL_LIMIT,      /* refused at accept: over a listener-wide or per-address cap */
+    HUB_TLS_FAIL_NO_CERT,    /* mTLS: no client certificate */
+    HUB_TLS_FAIL_BAD_CERT,   /* malformed, wrong key usage, bad subject or serial */
+    HUB_TLS_FAIL_UNKNOWN_CA, /* does not chain to the configured CAs */
+    HUB_TLS_FAIL_EXPIRED,    /* expired or not yet valid */
+    HUB_TLS_FAIL_REVOKED,    /* serial in the revocation set */
+    HUB_TLS_FAIL_PROTOCOL,   /* any other TLS error (alerts, versions, ciphers...) */
+    HUB_TLS_FAIL_COUNT
+};
+
+/* Upper bounds (seconds) of the handshake duration histogram buckets; +Inf is implied. */
+#define HUB_TLS_HS_BUCKETS 9
+extern const double hub_tls_hs_bounds[HUB_TLS_HS_BUCKETS];
+
+/* Counters of a listener, written by its loop thread only (plain integers: read them on
+ * that thread, see hub_tls_listener_stats). */
+struct hub_tls_stats {
+    unsigned conns;         /* open TCP connections now (handshakes included) */
+    unsigned unauth;        /* of which not yet authenticated (see max_unauthenticated) */
+    uint64_t accepted;      /* connections accepted (those refused at once not included) */
+    uint64_t opened;        /* handshakes done and handed to on_open */
+    uint64_t full, resumed; /* successful handshakes, by kind */
+    uint64_t failed[HUB_TLS_FAIL_COUNT];
+    uint64_t hs_bucket[HUB_TLS_HS_BUCKETS + 1]; /* successful handshakes per bucket (not
+                                                   cumulative; the last one is +Inf) */
+    uint64_t hs_sum_us; /* total duration of successful handshakes, microseconds */
+};
+
+/* The label of a failure reason ("timeout", "bad_certificate", ...). */
+const char *hub_tls_fail_name(enum hub_tls_fail f);
 
 /* Listens on host:port (a numeric address, or a name resolved once, blocking: call at
  * startup) with ctx (NULL: plain TCP). cb is copied; user goes to on_open; limits may be NULL.
@@ -91,6 +130,8 @@ int hub_tls_listener_port(const hub_tls_listener_t *l);
 /* Closes (on the loop thread) every connection of the listener (on_close: SHUTDOWN), then
  * the listener; done(arg) runs once everything is freed. */
 void hub_tls_listener_close(hub_tls_listener_t *l, void (*done)(void *arg), void *arg);
+/* Copies the listener's counters. Loop thread only. */
+void hub_tls_listener_stats(const hub_tls_listener_t *l, struct hub_tls_stats *out);
 /* Re-checks every open connection's certificate against the revset and closes the revoked
  * ones (on_close: REVOKED). Call on the loop thread after revocations. Returns how many. */
 int hub_tls_listener_recheck(hub_tls_listener_t *l);
@@ -102,6 +143,9 @@ int hub_tls_write(hub_tls_conn_t *conn, const void *data, size_t len);
 /* Graceful close: stops reading, sends pending data then close_notify, then closes (forced
  * after close_timeout_ms). on_close follows later, from the loop. Idempotent. */
 void hub_tls_close(hub_tls_conn_t *conn);
+/* The upper layer accepted the peer (MQTT: CONNECT answered with success): the connection
+ * stops counting against max_unauthenticated. Idempotent. */
+void hub_tls_conn_authenticated(hub_tls_conn_t *conn);
 /* The per-connection pointer: set from on_open's return value, changeable afterwards. */
 void *hub_tls_conn_user(const hub_tls_conn_t *conn);
 void hub_tls_conn_set_user(hub_tls_conn_t *conn, void *user);
@@ -112,6 +156,8 @@ const char *hub_tls_conn_serial_hex(const hub_tls_conn_t *conn);
 const char *hub_tls_conn_peer(const hub_tls_conn_t *conn);
 /* Bytes accepted by hub_tls_write and not yet written to the socket (backpressure). */
 size_t hub_tls_conn_pending(const hub_tls_conn_t *conn);
+/* The listener that accepted the connection. */
+hub_tls_listener_t *hub_tls_conn_listener(const hub_tls_conn_t *conn);
 /* The loop the connection runs on. */
 uv_loop_t *hub_tls_conn_loop(const hub_tls_conn_t *conn);
 

@@ -791,6 +791,19 @@ def takeover():
     check(status == 200 and d["connected"] is False,
           "once the connection that took over is gone: connected false", (status, d))
 
+    # Service consumers are told apart by their whole client id, however long.
+    prefix = "svc1-consumer-" + "x" * 80
+    one = session(SVC["svc1"], prefix + "-one")
+    two = session(SVC["svc1"], prefix + "-two")
+    check(not one.closed_within(0.7) and one.ping() and two.ping(),
+          "two service consumers whose 94-byte client ids differ only at the end both stay")
+    one.close()
+    two.close()
+    c = Conn(SVC["svc1"])
+    sp, rc = c.connect("c" * 257)
+    check(rc == 2 and c.closed_within(2), "a 257-byte client id -> CONNACK 2 and closed", rc)
+    c.close()
+
 # ---- limits --------------------------------------------------------------------------------
 
 

@@ -41,6 +41,51 @@ static void test_defaults(void)
     CHECK_EQ(cfg.workers, 0);
     CHECK_EQ(cfg.log_level, HUB_LOG_INFO);
     CHECK_EQ(cfg.log_format, HUB_LOG_TEXT);
+    CHECK_EQ(cfg.mqtt_handshake_timeout_ms, 10000);
+    CHECK_EQ(cfg.mqtt_max_handshakes, 512);
+    CHECK_EQ(cfg.mqtt_max_handshakes_per_ip, 32);
+    CHECK_EQ(cfg.mqtt_max_unauthenticated, 2048);
+    CHECK_EQ(cfg.mqtt_max_connections, 0);
+    CHECK_EQ(cfg.mqtt_connect_timeout_s, 10);
+    CHECK_EQ(cfg.mqtt_max_packet, 262144);
+    CHECK_EQ(cfg.api_max_connections, 512);
+    CHECK_EQ(cfg.api_max_connections_per_ip, 64);
+    CHECK_EQ(cfg.api_idle_timeout_s, 30);
+    CHECK_EQ(cfg.api_header_timeout_s, 20);
+    CHECK_EQ(cfg.api_max_body, 65536);
+    hub_config_free(&cfg);
+}
+
+static void test_limits(void)
+{
+    struct hub_config cfg;
+    char err[256] = "";
+    const char *text = "mqtt_handshake_timeout_ms = 2000\n"
+                       "mqtt_max_handshakes = 100\n"
+                       "mqtt_max_handshakes_per_ip = 4\n"
+                       "mqtt_max_unauthenticated = 300\n"
+                       "mqtt_max_connections = 50000\n"
+                       "mqtt_connect_timeout_s = 3\n"
+                       "mqtt_max_packet = 1024\n"
+                       "api_max_connections = 100\n"
+                       "api_max_connections_per_ip = 10\n"
+                       "api_idle_timeout_s = 5\n"
+                       "api_header_timeout_s = 2\n"
+                       "api_max_body = 1048576\n";
+    CHECK_EQ(parse(&cfg, text, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_EQ(cfg.mqtt_handshake_timeout_ms, 2000);
+    CHECK_EQ(cfg.mqtt_max_handshakes, 100);
+    CHECK_EQ(cfg.mqtt_max_handshakes_per_ip, 4);
+    CHECK_EQ(cfg.mqtt_max_unauthenticated, 300);
+    CHECK_EQ(cfg.mqtt_max_connections, 50000);
+    CHECK_EQ(cfg.mqtt_connect_timeout_s, 3);
+    CHECK_EQ(cfg.mqtt_max_packet, 1024);
+    CHECK_EQ(cfg.api_max_connections, 100);
+    CHECK_EQ(cfg.api_max_connections_per_ip, 10);
+    CHECK_EQ(cfg.api_idle_timeout_s, 5);
+    CHECK_EQ(cfg.api_header_timeout_s, 2);
+    CHECK_EQ(cfg.api_max_body, 1048576);
     hub_config_free(&cfg);
 }
 
@@ -111,6 +156,19 @@ static void test_errors_name_key_and_line(void)
         {"db_url =\n", ":1: bad value for db_url"},
         {"just words\n", ":1: expected \"key = value\""},
         {"workers = 1\nworkers = 2\n", ":2: key \"workers\" already set on line 1"},
+        {"mqtt_handshake_timeout_ms = 50\n",
+         ":1: bad value for mqtt_handshake_timeout_ms: expected an integer from 100 to 600000"},
+        {"mqtt_max_handshakes = 0\n", ":1: bad value for mqtt_max_handshakes"},
+        {"mqtt_max_handshakes_per_ip = x\n", ":1: bad value for mqtt_max_handshakes_per_ip"},
+        {"mqtt_max_unauthenticated = 0\n", ":1: bad value for mqtt_max_unauthenticated"},
+        {"mqtt_max_connections = -1\n", ":1: bad value for mqtt_max_connections"},
+        {"mqtt_connect_timeout_s = 0\n", ":1: bad value for mqtt_connect_timeout_s"},
+        {"mqtt_max_packet = 268435456\n", ":1: bad value for mqtt_max_packet"},
+        {"api_max_connections = 10001\n", ":1: bad value for api_max_connections"},
+        {"api_max_connections_per_ip = 0\n", ":1: bad value for api_max_connections_per_ip"},
+        {"api_idle_timeout_s = 1s\n", ":1: bad value for api_idle_timeout_s"},
+        {"api_header_timeout_s = 0\n", ":1: bad value for api_header_timeout_s"},
+        {"api_max_body = 100\n", ":1: bad value for api_max_body: expected an integer from 1024"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct hub_config cfg;
@@ -210,6 +268,7 @@ int main(void)
 {
     RUN(test_defaults);
     RUN(test_file_values);
+    RUN(test_limits);
     RUN(test_errors_name_key_and_line);
     RUN(test_env_overrides);
     RUN(test_missing_file);

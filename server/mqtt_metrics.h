@@ -1,0 +1,58 @@
+/* The MQTT side's counters as GET /metrics shows them. The loop owns the live counters
+ * (plain integers in the listeners, the broker, the revocation feed and the MQTT server,
+ * written by the loop thread only); once a second its tick copies them into a
+ * struct hub_mqtt_metrics under a mutex, and API threads copy that snapshot out under the
+ * same mutex to render it. So the hot path takes no lock and makes no atomic operation,
+ * an API thread never reads a loop-owned structure, and a scrape sees values at most 1 s
+ * old (a few hundred bytes copied once a second is the only cost to the loop). */
+#ifndef HUB_SERVER_MQTT_METRICS_H
+#define HUB_SERVER_MQTT_METRICS_H
+
+#include <stdint.h>
+
+#include "mqtt/broker.h"
+#include "server/revfeed.h"
+#include "server/tls.h"
+#include "util/buf.h"
+
+enum hub_mqtt_listener_kind {
+    HUB_LISTENER_MTLS,
+    HUB_LISTENER_TLS,
+    HUB_LISTENER_PLAIN,
+    HUB_LISTENER_COUNT
+};
+
+/* Why an MQTT connection (one whose handshake was done) closed: the reason label. 0 is
+ * "not decided yet" and never rendered. */
+enum hub_mqtt_closed {
+    HUB_CLOSED_UNSET,
+    HUB_CLOSED_NORMAL,   /* DISCONNECT */
+    HUB_CLOSED_PEER,     /* the peer closed without DISCONNECT */
+    HUB_CLOSED_REVOKED,  /* certificate, device or service revoked */
+    HUB_CLOSED_TIMEOUT,  /* no CONNECT in time, keepalive expired */
+    HUB_CLOSED_PROTOCOL, /* malformed or unexpected packet */
+    HUB_CLOSED_TAKEOVER, /* a new connection took the session over */
+    HUB_CLOSED_REFUSED,  /* CONNECT refused: credentials, identity, client id */
+    HUB_CLOSED_LIMIT,    /* packet or buffered input over the limits */
+    HUB_CLOSED_SHUTDOWN, /* the server is stopping */
+    HUB_CLOSED_ERROR,    /* socket or TLS error, write failure, out of memory */
+    HUB_CLOSED_COUNT
+};
+
+struct hub_mqtt_metrics {
+    int listening[HUB_LISTENER_COUNT];
+    struct hub_tls_stats tls[HUB_LISTENER_COUNT];
+    struct hub_broker_stats broker;
+    unsigned long long closed[HUB_CLOSED_COUNT];
+    unsigned long long bytes_in, bytes_out; /* MQTT bytes (TLS plaintext) */
+    size_t revoked_serials;
+    int feed_ready;
+    struct hub_revfeed_stats feed;
+};
+
+/* The broker's close reason as a label index. */
+enum hub_mqtt_closed hub_mqtt_metrics_closed_of(enum hub_mqtt_close reason);
+/* Appends the snapshot in the Prometheus text format (0.0.4). */
+int hub_mqtt_metrics_render(const struct hub_mqtt_metrics *s, hub_buf_t *out);
+
+#endif

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# No request path scans the whole devices or certificates table (issue 7): a database with a
+# realistic fleet (20,000 devices in 20 products, their current and superseded certificates,
+# 100 services; ANALYZE'd), then EXPLAIN of every SQL statement of db/*.c that reads or
+# writes devices or certificates, taken from the C sources themselves (string literals of
+# each function, macros expanded), with realistic parameters. A plan with "Seq Scan on
+# devices" or "Seq Scan on certificates" fails, and so does a statement without parameters
+# below (a new or renumbered query) or parameters that match no statement (a removed one).
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+cd "$T" || exit 1
+
+URL=$(new_db explain) || exit 1
+write_conf iothub.conf "$URL"
+"$IOTHUBD" -c iothub.conf init --token-file admin.token >init.out 2>&1
+expect "iothubd init (every migration applied)" $?
+
+sql "$URL" "
+INSERT INTO products (product_key, name, secret_hash)
+    SELECT lpad(to_hex(i), 16, '0'), 'product ' || i, 'x' FROM generate_series(1, 20) i;
+INSERT INTO devices (product_id, serial_number, secret_hash, status, created_at, activated_at, last_seen)
+    SELECT p.id, 'SN-' || i, 'x',
+           CASE WHEN i % 20 = 0 THEN 'revoked' WHEN i % 20 = 1 THEN 'provisioned' ELSE 'active' END,
+           now() - (i % 365) * interval '1 day', now() - (i % 300) * interval '1 day',
+           now() - (i % 1000) * interval '1 minute'
+    FROM generate_series(1, 20000) i JOIN products p ON p.id = (SELECT min(id) FROM products) + i % 20;
+INSERT INTO services (name, publish, subscribe, secret_hash, status)
+    SELECT 'service ' || i, '{devices/+/commands/#}', '{devices/#}', 'x', 'active'
+    FROM generate_series(1, 100) i;
+-- current certificates (active devices), superseded ones (a third of the devices), revoked
+-- ones (revoked devices), expired ones, services' certificates
+INSERT INTO certificates (serial, ca_id, kind, device_id, service_id, subject, der, not_before,
+                          not_after, status, revoked_at, revocation_reason, created_at)
+    SELECT upper(md5(d.id::text || g)), (SELECT id FROM cas WHERE role = 'issuing'), 'device', d.id,
+           NULL, 'CN=' || d.id, '\x00', d.created_at + g * interval '1 day',
+           CASE WHEN g = 3 THEN now() - interval '1 day' ELSE now() + interval '300 days' END,
+           CASE WHEN g = 1 AND d.status = 'active' THEN 'valid' ELSE 'revoked' END,
+           CASE WHEN g = 1 AND d.status = 'active' THEN NULL ELSE d.created_at + interval '1 hour' END,
+           CASE WHEN g = 1 AND d.status = 'active' THEN NULL WHEN g = 1 THEN 1 ELSE 4 END,
+           d.created_at + g * interval '1 day'
+    FROM devices d, generate_series(1, 3) g
+    WHERE (g = 1 AND d.status <> 'provisioned') OR (g = 2 AND hashtext(d.id::text) % 3 = 0)
+       OR (g = 3 AND hashtext(d.id::text) % 10 = 0);
+INSERT INTO certificates (serial, ca_id, kind, service_id, subject, der, not_before, not_after)
+    SELECT upper(md5(s.id::text)), (SELECT id FROM cas WHERE role = 'issuing'), 'service', s.id,
+           'CN=' || s.id || ', O=services', '\x00', now(), now() + interval '300 days'
+    FROM services s;
+ANALYZE;" >fixture.out 2>&1
+expect "fixture: 20 products, 20,000 devices, $(sql "$URL" "SELECT count(*) FROM certificates") certificates, 100 services, ANALYZE'd" $?
+
+DEVICE=$(sql "$URL" "SELECT d.id FROM devices d JOIN certificates c ON c.device_id = d.id
+                     WHERE d.status = 'active' AND c.status = 'valid' ORDER BY d.id OFFSET 5000 LIMIT 1")
+SERIAL=$(sql "$URL" "SELECT serial FROM certificates WHERE device_id = '$DEVICE' AND status = 'valid'")
+IDS=$(sql "$URL" "SELECT json_agg(id) FROM (SELECT id FROM devices ORDER BY id DESC LIMIT 500) s")
+
+python3 - "$ROOT" "$URL" "$DEVICE" "$SERIAL" "$IDS" <<'PY'
+import glob, os, re, subprocess, sys
+
+root, url, device, serial, ids = sys.argv[1:6]
+q = lambda s: psql1(s)
+
+
+def psql1(query):
+    return subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-c", query], capture_output=True,
+                          text=True).stdout.strip()
+
+
+service = q("SELECT id FROM services ORDER BY id OFFSET 50 LIMIT 1")
+ca = q("SELECT id FROM cas WHERE role = 'issuing'")
+product = q("SELECT product_id FROM devices WHERE id = '%s'" % device)
+NULL = None
+# Parameters of each statement ("function#n": the n-th statement of that function in source
+# order), as the request paths pass them: one list per EXPLAIN.
+PARAMS = {
+    "hub_db_sealed_list#2": [[]],
+    "hub_db_sealed_update#2": [["\\x00", serial]],
+    "hub_db_cert_insert#1": [["0123456789ABCDEF", ca, "device", device, NULL, "CN=x", "\\x00",
+                              NULL, "1700000000", "1900000000"]],
+    "hub_db_server_cert_get#1": [["1700000000"]],
+    "hub_db_cert_revoke#1": [[serial, "1"]],
+    "hub_db_cert_revoke#2": [[serial]],
+    "hub_db_revoked_list#1": [[ca]],
+    "hub_db_revoked_serials#1": [[]],
+    "hub_db_valid_serials#1": [[service]],
+    "hub_db_valid_serials#2": [[device]],
+    "hub_db_device_secret#1": [[device]],
+    "hub_db_product_list#1": [[]],
+    "hub_db_device_insert#1": [[product, "SN-new", "x"]],
+    "hub_db_device_get#1": [[device]],
+    "hub_db_device_list#1": [[NULL, "100"], [device, "100"]],
+    "hub_db_device_set_status#1": [[device, "active"]],
+    "hub_db_device_set_secret#1": [[device, "x"]],
+    "hub_db_device_lock#1": [[device]],
+    "hub_db_cert_get#1": [[serial]],
+    "hub_db_cert_list#1": [[NULL, "100"], [device, "100"]],
+    "hub_db_devices_seen#1": [['["%s"]' % device], [ids]],
+}
+
+
+def tokens(src):
+    """C tokens (kind, text, depth): "str" (unescaped), "id", "pp" (a whole preprocessor
+    line), "punct"; comments and character constants are skipped; depth counts braces."""
+    i, n, depth = 0, len(src), 0
+    while i < n:
+        c = src[i]
+        if src.startswith("//", i):
+            i = src.find("\n", i)
+            i = n if i < 0 else i
+        elif src.startswith("/*", i):
+            i = src.find("*/", i) + 2
+        elif c == '"':
+            j, buf = i + 1, []
+            while src[j] != '"':
+                if src[j] == "\\":
+                    buf.append({"n": "\n", "t": "\t"}.get(src[j + 1], src[j + 1]))
+                    j += 2
+                else:
+                    buf.append(src[j])
+                    j += 1
+            yield "str", "".join(buf), depth
+            i = j + 1
+        elif c == "'":
+            j = i + 1
+            while src[j] != "'":
+                j += 2 if src[j] == "\\" else 1
+            i = j + 1
+        elif c == "#" and (i == 0 or src[i - 1] == "\n"):
+            e = i
+            while True:
+                e = src.find("\n", e)
+                e = n if e < 0 else e
+                if e == n or src[e - 1] != "\\":
+                    break
+                e += 1
+            yield "pp", src[i:e], depth
+            i = e
+        elif c.isalpha() or c == "_":
+            m = re.match(r"\w+", src[i:])
+            yield "id", m.group(0), depth
+            i += len(m.group(0))
+        elif c.isspace():
+            i += 1
+        else:
+            if c == "{":
+                depth += 1
+            yield "punct", c, depth
+            if c == "}":
+                depth -= 1
+            i += 1
+
+
+def statements(path):
+    """(function, n, sql) for every SQL statement of a C file: a run of adjacent string
+    literals (and string macros) that starts with SELECT, UPDATE, INSERT, DELETE or WITH."""
+    src = open(path).read()
+    toks = list(tokens(src))
+    macros = {}
+    for kind, text, _ in toks:
+        m = re.match(r"#\s*define\s+(\w+)\s+(.*)", text, re.S) if kind == "pp" else None
+        if m:
+            body = list(tokens(m.group(2).replace("\\\n", " ")))
+            if body and all(k == "str" for k, _, _ in body):
+                macros[m.group(1)] = "".join(t for _, t, _ in body)
+    out, count, func, run = [], {}, "<file scope>", None
+    for k, (kind, text, depth) in enumerate(toks):
+        if kind == "punct" and text == "{" and depth == 1:
+            j, level = k - 1, 0
+            while j >= 0 and toks[j][1] != ")":
+                j -= 1
+            while j >= 0:
+                level += toks[j][1] == ")"
+                level -= toks[j][1] == "("
+                if level == 0:
+                    break
+                j -= 1
+            func = toks[j - 1][1] if j > 0 and toks[j - 1][0] == "id" else "<file scope>"
+        if kind == "str" or (kind == "id" and text in macros):
+            run = (run or "") + (text if kind == "str" else macros[text])
+            continue
+        if run is not None:
+            sql = " ".join(run.split())
+            if re.match(r"(SELECT|UPDATE|INSERT|DELETE|WITH)\b", sql):
+                count[func] = count.get(func, 0) + 1
+                out.append((func, count[func], sql))
+            run = None
+        if kind == "punct" and text == "}" and depth == 1:
+            func = "<file scope>"
+    return out
+
+
+def literal(v):
+    return "NULL" if v is None else "'" + v.replace("'", "''") + "'"
+
+
+FAILED = 0
+
+
+def check(cond, name, detail=""):
+    global FAILED
+    print(("ok - " if cond else "not ok - ") + name, flush=True)
+    if not cond:
+        FAILED += 1
+        if detail:
+            print(detail, file=sys.stderr, flush=True)
+
+
+found = []
+for path in sorted(glob.glob(os.path.join(root, "db", "*.c"))):
+    for func, n, sql in statements(path):
+        if re.search(r"\b(FROM|JOIN|UPDATE|INTO)\s+(devices|certificates)\b", sql, re.I):
+            found.append(("%s#%d" % (func, n), os.path.basename(path), sql))
+check(len(found) >= 15, "%d statements on devices or certificates found in db/*.c" % len(found))
+outside = subprocess.run(["grep", "-rlE", r"(FROM|JOIN|UPDATE|INTO) (devices|certificates)\b"] +
+                         [os.path.join(root, d) for d in ("api", "ca", "mqtt", "server", "util")],
+                         capture_output=True, text=True).stdout.split()
+check(not outside, "no SQL on devices or certificates outside db/", outside)
+
+keys = {k for k, _, _ in found}
+stale = sorted(set(PARAMS) - keys)
+check(not stale, "every statement this test has parameters for still exists", stale)
+for key, path, sql in found:
+    if key not in PARAMS:
+        check(False, "%s (%s) has EXPLAIN parameters in test_explain.sh" % (key, path), sql)
+        continue
+    nparams = max([int(x) for x in re.findall(r"\$(\d+)", sql)] or [0])
+    for params in PARAMS[key]:
+        script = "SET plan_cache_mode = force_custom_plan;\nPREPARE s AS %s;\n" % sql
+        script += "EXPLAIN EXECUTE s%s;\n" % (
+            "(" + ", ".join(literal(v) for v in params[:nparams]) + ")" if nparams else "")
+        r = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
+                           input=script, capture_output=True, text=True)
+        plan = r.stdout
+        scans = sorted(set(re.findall(r"Seq Scan on (devices|certificates)\b", plan)))
+        used = sorted({a or b for a, b in re.findall(
+            r"Index (?:Only )?Scan(?: Backward)? using (\w+)|Bitmap Index Scan on (\w+)", plan)})
+        shown = ", ".join("NULL" if v is None else (v[:12] + "…" if len(v) > 14 else v)
+                          for v in params[:nparams])
+        check(r.returncode == 0 and not scans,
+              "%s(%s): no Seq Scan on devices or certificates (%s)" %
+              (key, shown, "error" if r.returncode else ", ".join(used) or "no index needed"),
+              "%s\n%s\n%s" % (sql, r.stderr, plan))
+sys.exit(1 if FAILED else 0)
+PY
+rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 1 ] || not_ok "the EXPLAIN checks exited with status $rc"
+[ "$rc" = 0 ] || FAILED=$((FAILED + 1))
+finish
