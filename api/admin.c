@@ -103,8 +103,12 @@ void hub_api_tokens_revoke(struct hub_req *r)
                             "token %s is the last active admin token; create another first", id);
         return;
     }
+    json_t *details = json_pack("{s:s,s:s}", "name", name, "role", role);
+    char *details_text = details ? json_dumps(details, JSON_COMPACT) : NULL;
+    json_decref(details);
     if (rc == 0)
-        rc = hub_req_audit(r, name, NULL);
+        rc = details_text ? hub_req_audit(r, id, details_text) : HUB_ENOMEM;
+    free(details_text);
     if (rc != 0) {
         hub_reply_internal(r, rc, "token revocation");
         return;

@@ -67,19 +67,36 @@ int hub_api_activate_parse(struct hub_req *r, json_t *body, mbedtls_x509_csr *cs
 static int lock_principal(struct hub_req *r, int service, char status[16])
 {
     int rc = hub_db_begin(r->db);
-    if (rc == 0 && !service)
-        rc = hub_db_device_lock(r->db, r->params[0], status);
-    else if (rc == 0) {
-        struct hub_db_secret s;
-        rc = hub_db_service_secret(r->db, r->params[0], &s);
-        snprintf(status, 16, "%s", s.status);
-    }
+    if (rc == 0)
+        rc = service ? hub_db_service_lock(r->db, r->params[0], status)
+                     : hub_db_device_lock(r->db, r->params[0], status);
     return rc;
 }
 
-/* A renewal's client certificate must be one of the principal's valid certificates (old);
- * otherwise replies 403 naming why and returns -1. */
-static int check_current(struct hub_req *r, char (*old)[HUB_SERIAL_HEX], size_t nold)
+/* 1 when pk is the public key of the certificate in pem. */
+static int same_public_key(const char *pem, mbedtls_pk_context *pk)
+{
+    unsigned char a[2048], b[2048]; /* SubjectPublicKeyInfo, RSA-8192 included */
+    mbedtls_x509_crt crt;
+    mbedtls_x509_crt_init(&crt);
+    int same = 0;
+    if (pem != NULL &&
+        mbedtls_x509_crt_parse(&crt, (const unsigned char *)pem, strlen(pem) + 1) == 0) {
+        int la = mbedtls_pk_write_pubkey_der(&crt.pk, a, sizeof a);
+        int lb = mbedtls_pk_write_pubkey_der(pk, b, sizeof b);
+        same = la > 0 && la == lb && memcmp(a + sizeof a - la, b + sizeof b - lb, (size_t)la) == 0;
+    }
+    mbedtls_x509_crt_free(&crt);
+    return same;
+}
+
+/* A renewal's client certificate must be one of the principal's valid certificates (old):
+ * returns 0. A retried renewal whose answer was lost presents the certificate it
+ * superseded and a CSR for the key of the current one: returns 1 with that certificate in
+ * *replay (the caller answers with it again). Otherwise replies 403 naming why and returns
+ * -1. */
+static int check_current(struct hub_req *r, char (*old)[HUB_SERIAL_HEX], size_t nold,
+                         mbedtls_pk_context *pk, json_t **replay)
 {
     const char *serial = r->who.cert_serial;
     for (size_t i = 0; i < nold; i++)
@@ -88,9 +105,18 @@ static int check_current(struct hub_req *r, char (*old)[HUB_SERIAL_HEX], size_t 
     json_t *cert = NULL;
     int rc = hub_db_cert_get(r->db, serial, &cert);
     const char *reason = json_string_value(json_object_get(cert, "revocation_reason"));
+    int superseded = reason != NULL && strcmp(reason, "superseded") == 0;
+    if (rc == 0 && superseded && nold == 1 && hub_db_cert_get(r->db, old[0], replay) == 0) {
+        if (same_public_key(json_string_value(json_object_get(*replay, "certificate")), pk)) {
+            json_decref(cert);
+            return 1;
+        }
+        json_decref(*replay);
+        *replay = NULL;
+    }
     if (rc != 0 && rc != HUB_ENOTFOUND)
         hub_reply_internal(r, rc, "certificate lookup");
-    else if (reason != NULL && strcmp(reason, "superseded") == 0)
+    else if (superseded)
         hub_reply_error(r, 403, "certificate_superseded",
                         "client certificate %s was superseded by a newer one", serial);
     else if (reason != NULL)
@@ -133,8 +159,25 @@ void hub_api_activate(struct hub_req *r, int service)
         hub_reply_internal(r, rc, "activation");
         goto out;
     }
-    if (r->who.cert_serial[0] != 0 && check_current(r, old, nold) != 0)
+    int replay = r->who.cert_serial[0] != 0 ? check_current(r, old, nold, &csr.pk, &cert) : 0;
+    if (replay < 0)
         goto out;
+    if (replay > 0) {
+        /* Nothing changes: the same certificate again, 200 rather than 201. */
+        if (hub_authority_chain_pem(r->api->authority, &chain) != 0) {
+            hub_reply_internal(r, HUB_ENOMEM, "renewal");
+            goto out;
+        }
+        if (hub_req_commit(r) == 0)
+            hub_reply_json(r, 200,
+                           json_pack("{s:O,s:s,s:O,s:O,s:O,s:O}", "certificate",
+                                     json_object_get(cert, "certificate"), "ca_chain",
+                                     (char *)chain.data, "serial", json_object_get(cert, "serial"),
+                                     "not_before", json_object_get(cert, "not_before"),
+                                     "not_after", json_object_get(cert, "not_after"),
+                                     "superseded", superseded));
+        goto out;
+    }
     if (nold > 0 && hub_api_revoke_serials(r, old, nold, HUB_REASON_SUPERSEDED) != 0)
         goto out;
     for (size_t i = 0; i < nold; i++)
@@ -321,13 +364,22 @@ static int format_param(struct hub_req *r, const char *first, const char *second
 void hub_api_crl(struct hub_req *r)
 {
     int pem = format_param(r, "der", "pem");
-    if (pem < 0 || hub_req_db(r) == NULL)
+    if (pem < 0)
+        return;
+    /* ?ca=SERIAL: the CRL of another of our CAs (a retired issuing CA, or the root). */
+    const char *ca = hub_req_query(r, "ca");
+    int ca_id = ca ? hub_authority_ca_by_serial(r->api->authority, ca)
+                   : r->api->authority->id[HUB_CA_ISSUING];
+    if (ca_id == 0) {
+        hub_reply_error(r, 404, "not_found", "no CA with serial %.64s", ca);
+        return;
+    }
+    if (hub_req_db(r) == NULL)
         return;
     hub_buf_t der = HUB_BUF_INIT, out = HUB_BUF_INIT;
     uint64_t number;
     time_t this_update, next_update;
-    int rc = hub_db_crl_latest(r->db, r->api->authority->id[HUB_CA_ISSUING], &der, &number,
-                               &this_update, &next_update);
+    int rc = hub_db_crl_latest(r->db, ca_id, &der, &number, &this_update, &next_update);
     if (rc != 0) {
         hub_reply_internal(r, rc, "CRL lookup");
         goto out;

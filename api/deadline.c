@@ -83,7 +83,7 @@ static void *watchdog(void *arg)
             n++;
         }
         if (n > 0)
-            hub_info("api: closed %u connection(s) whose request headers were not complete "
+            hub_info("api: closed %u connection(s) whose request was not complete "
                      "within %llu s",
                      n, (unsigned long long)(d->timeout_ms / 1000));
         struct timespec until;

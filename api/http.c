@@ -403,11 +403,15 @@ static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
     }
     mbedtls_x509_crt_init(&leaf);
     mbedtls_x509_crt_init(&ca);
-    const hub_buf_t *ca_der = &r->api->authority->der[HUB_CA_ISSUING];
-    /* A private copy of the CA: verification caches EC tables in the key, without a lock. */
-    if (mbedtls_x509_crt_parse_der(&ca, ca_der->data, ca_der->len) != 0) {
-        hub_reply_internal(r, HUB_ECRYPTO, "issuing CA parsing");
-        goto out;
+    /* Private copies of the issuing CAs (the active one and those a rotation retired):
+     * verification caches EC tables in the key, without a lock. */
+    const struct hub_authority *a = r->api->authority;
+    for (size_t i = 0; i <= a->nretired; i++) {
+        const hub_buf_t *ca_der = i == 0 ? &a->der[HUB_CA_ISSUING] : &a->retired[i - 1].der;
+        if (mbedtls_x509_crt_parse_der(&ca, ca_der->data, ca_der->len) != 0) {
+            hub_reply_internal(r, HUB_ECRYPTO, "issuing CA parsing");
+            goto out;
+        }
     }
     if (mbedtls_x509_crt_parse_der(&leaf, peers[0].data, peers[0].size) != 0) {
         hub_reply_error(r, 401, "invalid_client_certificate",
@@ -433,7 +437,7 @@ static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
     subject_attr(&leaf.subject, MBEDTLS_OID_AT_ORGANIZATION,
                  MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORGANIZATION), o, sizeof o);
     lower(cn);
-    if (strcmp(cn, r->params[0]) != 0 ||
+    if (strcasecmp(cn, r->params[0]) != 0 ||
         (strcmp(o, "services") == 0) != (kind == HUB_AUTH_SERVICE_CERT)) {
         hub_reply_error(r, 403, "forbidden", "the client certificate is not one of %s %s",
                         what, r->params[0]);
@@ -652,7 +656,7 @@ static enum MHD_Result queue(struct hub_req *r)
     return ret;
 }
 
-/* Headers complete (rearm = 0) or answer done (rearm = 1) on conn: see api/deadline.h. */
+/* Request complete (rearm = 0) or answer done (rearm = 1) on conn: see api/deadline.h. */
 static void deadline_update(struct hub_api *api, struct MHD_Connection *conn, int rearm)
 {
     if (api->deadlines == NULL)
@@ -692,7 +696,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     struct hub_api *api = cls;
     struct hub_req *r = *con_cls;
     if (r == NULL) {
-        deadline_update(api, conn, 0);
         r = calloc(1, sizeof *r);
         if (r == NULL)
             return MHD_NO;
@@ -736,6 +739,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         *upload_data_size = 0;
         return MHD_YES;
     }
+    /* The whole request is in: the deadline covered its headers and its body (a body sent a
+     * byte at a time would otherwise hold a thread for as long as the client likes). */
+    deadline_update(api, conn, 0);
     if (r->response != NULL) /* answered early (413); MHD calls once more */
         return queue(r);
     dispatch(r);
@@ -783,7 +789,7 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
     api->cert_pem = strdup(o->cert_pem);
     api->key_pem = strdup(o->key_pem);
     hub_buf_t trust = HUB_BUF_INIT;
-    if (hub_authority_chain_pem(o->authority, &trust) == 0)
+    if (hub_authority_trust_pem(o->authority, &trust) == 0)
         api->trust_pem = strndup((const char *)trust.data, trust.len);
     hub_buf_free(&trust);
     if (api->cert_pem == NULL || api->key_pem == NULL || api->trust_pem == NULL) {

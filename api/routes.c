@@ -87,32 +87,55 @@ int hub_req_limit(struct hub_req *r, int def, int max)
 int hub_api_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX], size_t n,
                            int reason)
 {
+    /* The CAs whose CRL must change: the issuing CA, plus any retired one that issued one
+     * of the certificates. */
+    int *cas = calloc(n + 1, sizeof *cas);
+    size_t ncas = 1;
+    int rc = cas == NULL ? HUB_ENOMEM : 0;
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "revocation");
+        return rc;
+    }
+    cas[0] = r->api->authority->id[HUB_CA_ISSUING];
     for (size_t i = 0; i < n; i++) {
-        int rc = hub_db_cert_revoke(r->db, serials[i], reason);
+        int ca_id = cas[0];
+        rc = hub_db_cert_revoke(r->db, serials[i], reason, &ca_id);
         if (rc == HUB_ENOTFOUND) {
             hub_reply_error(r, 404, "not_found", "no certificate %s", serials[i]);
-            return rc;
+            goto out;
         }
         if (rc == HUB_EEXIST) {
             hub_reply_error(r, 409, "already_revoked", "certificate %s is already revoked",
                             serials[i]);
-            return rc;
+            goto out;
         }
         if (rc == 0)
             rc = hub_db_notify(r->db, "iothub_revocation", serials[i]);
         if (rc != 0) {
             hub_reply_internal(r, rc, "revocation");
-            return rc;
+            goto out;
+        }
+        size_t k = 0;
+        while (k < ncas && cas[k] != ca_id)
+            k++;
+        if (k == ncas)
+            cas[ncas++] = ca_id;
+    }
+    for (size_t k = 0; k < ncas; k++) {
+        /* A CA the authority does not hold has expired, and so have its certificates. */
+        rc = hub_authority_publish_crl_of(r->api->authority, r->db, cas[k]);
+        if (rc == HUB_ENOTFOUND)
+            rc = 0;
+        if (rc != 0) {
+            hub_reply_internal(r, rc, "CRL publication");
+            goto out;
         }
     }
-    int rc = hub_authority_publish_crl(r->api->authority, r->db, HUB_CA_ISSUING);
-    if (rc != 0) {
-        hub_reply_internal(r, rc, "CRL publication");
-        return rc;
-    }
     r->revoked += (unsigned)n;
-    r->crls++;
-    return 0;
+    r->crls += (unsigned)ncas;
+out:
+    free(cas);
+    return rc;
 }
 
 PGconn *hub_req_lock_device(struct hub_req *r, char status[16])

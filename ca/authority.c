@@ -72,7 +72,8 @@ int hub_authority_reseal(PGconn *c, const char *old_pass, const char *new_pass, 
 
 /* Creates one CA: a new key, a certificate (self-signed for the root), sealed and stored. */
 static int create_ca(PGconn *c, const char *pass, enum hub_key_type t, enum hub_ca_role role,
-                     const mbedtls_x509_crt *issuer, mbedtls_pk_context *issuer_key)
+                     const char *cn, const mbedtls_x509_crt *issuer,
+                     mbedtls_pk_context *issuer_key)
 {
     mbedtls_pk_context key;
     hub_buf_t der = HUB_BUF_INIT, plain = HUB_BUF_INIT, sealed = HUB_BUF_INIT;
@@ -86,7 +87,7 @@ static int create_ca(PGconn *c, const char *pass, enum hub_key_type t, enum hub_
         goto out;
     struct hub_cert_request req = {
         .kind = role == HUB_CA_ROOT ? HUB_CERT_ROOT_CA : HUB_CERT_ISSUING_CA,
-        .cn = role_subjects[role],
+        .cn = cn,
         .o = "iothub",
         .subject_key = &key,
         .issuer = issuer,
@@ -103,7 +104,7 @@ static int create_ca(PGconn *c, const char *pass, enum hub_key_type t, enum hub_
     if (rc != 0)
         goto out;
     hub_hex_upper(serial, sizeof serial, serial_hex);
-    snprintf(subject, sizeof subject, "CN=%s, O=iothub", role_subjects[role]);
+    snprintf(subject, sizeof subject, "CN=%s, O=iothub", cn);
     int id;
     rc = hub_db_ca_insert(c, role_names[role], subject, hub_key_type_name(t), serial_hex, &der,
                           &sealed, req.not_before, req.not_after, &id);
@@ -118,33 +119,63 @@ out:
     return rc;
 }
 
-/* Loads one CA row: parses the certificate and unseals the key. */
+/* Parses a CA row's certificate into cert (and its DER into der) and unseals its key. */
+static int open_ca(const char *pass, enum hub_ca_role role, const struct hub_db_ca *row,
+                   mbedtls_x509_crt *cert, mbedtls_pk_context *key, hub_buf_t *der)
+{
+    hub_buf_t plain = HUB_BUF_INIT;
+    int rc = 0, mrc = mbedtls_x509_crt_parse_der(cert, row->cert_der.data, row->cert_der.len);
+    if (mrc != 0) {
+        char msg[128];
+        mbedtls_strerror(mrc, msg, sizeof msg);
+        hub_error("stored %s CA certificate %s does not parse: mbedtls_x509_crt_parse_der: %s",
+                  role_names[role], row->serial, msg);
+        return HUB_ECRYPTO;
+    }
+    rc = hub_buf_append(der, row->cert_der.data, row->cert_der.len);
+    if (rc == 0)
+        rc = hub_unseal(pass, seal_labels[role], row->key_sealed.data, row->key_sealed.len,
+                        &plain);
+    if (rc == 0)
+        rc = hub_key_parse_der(plain.data, plain.len, key);
+    hub_buf_free(&plain);
+    return rc;
+}
+
+/* Loads the active CA of a role. */
 static int load_ca(PGconn *c, const char *pass, enum hub_ca_role role, struct hub_authority *a)
 {
     struct hub_db_ca row;
-    hub_buf_t plain = HUB_BUF_INIT;
     int rc = hub_db_ca_get(c, role_names[role], &row);
     if (rc != 0)
         return rc;
     a->id[role] = row.id;
-    int mrc = mbedtls_x509_crt_parse_der(&a->cert[role], row.cert_der.data, row.cert_der.len);
-    if (mrc != 0) {
-        char msg[128];
-        mbedtls_strerror(mrc, msg, sizeof msg);
-        hub_error("stored %s CA certificate does not parse: mbedtls_x509_crt_parse_der: %s",
-                  role_names[role], msg);
-        rc = HUB_ECRYPTO;
-        goto out;
-    }
-    rc = hub_buf_append(&a->der[role], row.cert_der.data, row.cert_der.len);
-    if (rc == 0)
-        rc = hub_unseal(pass, seal_labels[role], row.key_sealed.data, row.key_sealed.len,
-                        &plain);
-    if (rc == 0)
-        rc = hub_key_parse_der(plain.data, plain.len, &a->key[role]);
-out:
-    hub_buf_free(&plain);
+    rc = open_ca(pass, role, &row, &a->cert[role], &a->key[role], &a->der[role]);
     hub_db_ca_free(&row);
+    return rc;
+}
+
+/* Loads the retired issuing CAs that have not expired. */
+static int load_retired(PGconn *c, const char *pass, struct hub_authority *a)
+{
+    struct hub_db_ca *rows;
+    size_t n;
+    int rc = hub_db_ca_list_retired(c, &rows, &n);
+    if (rc != 0)
+        return rc;
+    if (n > 0 && (a->retired = calloc(n, sizeof *a->retired)) == NULL)
+        rc = HUB_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct hub_retired_ca *r = &a->retired[i];
+        mbedtls_x509_crt_init(&r->cert);
+        mbedtls_pk_init(&r->key);
+        a->nretired++;
+        r->id = rows[i].id;
+        rc = open_ca(pass, HUB_CA_ISSUING, &rows[i], &r->cert, &r->key, &r->der);
+    }
+    for (size_t i = 0; i < n; i++)
+        hub_db_ca_free(&rows[i]);
+    free(rows);
     return rc;
 }
 
@@ -159,7 +190,7 @@ int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, in
     }
     int rc = load_ca(c, pass, HUB_CA_ROOT, &a);
     if (rc == HUB_ENOTFOUND) {
-        rc = create_ca(c, pass, t, HUB_CA_ROOT, NULL, NULL);
+        rc = create_ca(c, pass, t, HUB_CA_ROOT, role_subjects[HUB_CA_ROOT], NULL, NULL);
         if (rc == 0) {
             (*created)++;
             rc = load_ca(c, pass, HUB_CA_ROOT, &a);
@@ -171,8 +202,8 @@ int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, in
         if (rc == 0)
             hub_db_ca_free(&row);
         else if (rc == HUB_ENOTFOUND) {
-            rc = create_ca(c, pass, t, HUB_CA_ISSUING, &a.cert[HUB_CA_ROOT],
-                           &a.key[HUB_CA_ROOT]);
+            rc = create_ca(c, pass, t, HUB_CA_ISSUING, role_subjects[HUB_CA_ISSUING],
+                           &a.cert[HUB_CA_ROOT], &a.key[HUB_CA_ROOT]);
             *created += rc == 0;
         }
     }
@@ -192,6 +223,8 @@ int hub_authority_load(PGconn *c, const char *pass, struct hub_authority *a)
     int rc = load_ca(c, pass, HUB_CA_ISSUING, a);
     if (rc == 0)
         rc = load_ca(c, pass, HUB_CA_ROOT, a);
+    if (rc == 0)
+        rc = load_retired(c, pass, a);
     return rc;
 }
 
@@ -202,6 +235,26 @@ void hub_authority_free(struct hub_authority *a)
         mbedtls_pk_free(&a->key[r]);
         hub_buf_free(&a->der[r]);
     }
+    for (size_t i = 0; i < a->nretired; i++) {
+        mbedtls_x509_crt_free(&a->retired[i].cert);
+        mbedtls_pk_free(&a->retired[i].key);
+        hub_buf_free(&a->retired[i].der);
+    }
+    free(a->retired);
+    a->retired = NULL;
+    a->nretired = 0;
+}
+
+int hub_authority_rotate(struct hub_authority *a, PGconn *c, const char *pass,
+                         enum hub_key_type t, int *generation)
+{
+    char cn[64];
+    int rc = hub_db_ca_retire_issuing(c, generation);
+    if (rc != 0)
+        return rc;
+    snprintf(cn, sizeof cn, "%s G%d", role_subjects[HUB_CA_ISSUING], *generation);
+    return create_ca(c, pass, t, HUB_CA_ISSUING, cn, &a->cert[HUB_CA_ROOT],
+                     &a->key[HUB_CA_ROOT]);
 }
 
 int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_issue *req,
@@ -263,7 +316,9 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
     return rc;
 }
 
-int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_role role)
+/* Builds, signs and records the next CRL of CA id (certificate cert, key key). */
+static int publish_crl(struct hub_authority *a, PGconn *c, int id, const mbedtls_x509_crt *cert,
+                       mbedtls_pk_context *key, const char *name)
 {
     struct hub_db_revoked *rows = NULL;
     struct hub_crl_entry *entries = NULL;
@@ -271,9 +326,9 @@ int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_ro
     size_t n = 0;
     uint64_t number;
     /* Lock the CA row first: concurrent publishers then see each other's revocations. */
-    int rc = hub_db_crl_next_number(c, a->id[role], &number);
+    int rc = hub_db_crl_next_number(c, id, &number);
     if (rc == 0)
-        rc = hub_db_revoked_list(c, a->id[role], &rows, &n);
+        rc = hub_db_revoked_list(c, id, &rows, &n);
     if (rc != 0)
         goto out;
     if (n > 0 && (entries = calloc(n, sizeof *entries)) == NULL) {
@@ -294,12 +349,12 @@ int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_ro
     time_t now = time(NULL);
     time_t next = now + (time_t)a->crl_validity_hours * 3600;
     pthread_mutex_lock(&a->sign_lock);
-    rc = hub_crl_build(&a->cert[role], &a->key[role], number, now, next, entries, n, &der);
+    rc = hub_crl_build(cert, key, number, now, next, entries, n, &der);
     pthread_mutex_unlock(&a->sign_lock);
     if (rc == 0)
-        rc = hub_db_crl_insert(c, a->id[role], number, now, next, n, &der);
+        rc = hub_db_crl_insert(c, id, number, now, next, n, &der);
     if (rc == 0)
-        hub_info("published %s CA CRL #%llu with %zu entries", role_names[role],
+        hub_info("published %s CA CRL #%llu with %zu entries", name,
                  (unsigned long long)number, n);
 out:
     free(rows);
@@ -308,21 +363,39 @@ out:
     return rc;
 }
 
+int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_role role)
+{
+    return publish_crl(a, c, a->id[role], &a->cert[role], &a->key[role], role_names[role]);
+}
+
+int hub_authority_publish_crl_of(struct hub_authority *a, PGconn *c, int ca_id)
+{
+    for (int role = HUB_CA_ROOT; role <= HUB_CA_ISSUING; role++)
+        if (a->id[role] == ca_id)
+            return hub_authority_publish_crl(a, c, (enum hub_ca_role)role);
+    for (size_t i = 0; i < a->nretired; i++)
+        if (a->retired[i].id == ca_id)
+            return publish_crl(a, c, ca_id, &a->retired[i].cert, &a->retired[i].key,
+                               "retired issuing");
+    return HUB_ENOTFOUND;
+}
+
 int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_missing,
                                int *published)
 {
     *published = 0;
-    for (int role = HUB_CA_ROOT; role <= HUB_CA_ISSUING; role++) {
+    for (size_t i = 0; i < 2 + a->nretired; i++) {
+        int id = i < 2 ? a->id[i] : a->retired[i - 2].id;
         uint64_t number;
         time_t this_update, next_update;
-        int rc = hub_db_crl_latest(c, a->id[role], NULL, &number, &this_update, &next_update);
+        int rc = hub_db_crl_latest(c, id, NULL, &number, &this_update, &next_update);
         if (rc != 0 && rc != HUB_ENOTFOUND)
             return rc;
         if (rc == 0 && (only_missing || time(NULL) < this_update + (next_update - this_update) / 2))
             continue;
         rc = hub_db_begin(c);
         if (rc == 0)
-            rc = hub_authority_publish_crl(a, c, (enum hub_ca_role)role);
+            rc = hub_authority_publish_crl_of(a, c, id);
         if (rc == 0)
             rc = hub_db_commit(c);
         if (rc != 0) {
@@ -332,6 +405,28 @@ int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_miss
         (*published)++;
     }
     return 0;
+}
+
+int hub_authority_ca_by_serial(const struct hub_authority *a, const char *serial)
+{
+    char hex[HUB_SERIAL_HEX];
+    for (size_t i = 0; i < 2 + a->nretired; i++) {
+        const mbedtls_x509_buf *s = i < 2 ? &a->cert[i].serial : &a->retired[i - 2].cert.serial;
+        if (s->len * 2 >= sizeof hex)
+            continue;
+        hub_hex_upper(s->p, s->len, hex);
+        if (strcmp(hex, serial) == 0)
+            return i < 2 ? a->id[i] : a->retired[i - 2].id;
+    }
+    return 0;
+}
+
+int hub_authority_trust_pem(const struct hub_authority *a, hub_buf_t *out)
+{
+    int rc = hub_authority_chain_pem(a, out);
+    for (size_t i = 0; rc == 0 && i < a->nretired; i++)
+        rc = hub_pem_encode("CERTIFICATE", a->retired[i].der.data, a->retired[i].der.len, out);
+    return rc;
 }
 
 int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char *pass,

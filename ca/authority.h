@@ -23,11 +23,22 @@ enum hub_ca_role { HUB_CA_ROOT, HUB_CA_ISSUING };
 #define HUB_SEAL_LABEL_SERVER "iothub server-key"
 
 
+/* An issuing CA replaced by a rotation whose certificates may still be in use: still
+ * trusted, and it still signs its own CRLs. */
+struct hub_retired_ca {
+    int id;
+    mbedtls_x509_crt cert;
+    mbedtls_pk_context key;
+    hub_buf_t der;
+};
+
 struct hub_authority {
     int id[2];                 /* cas.id by enum hub_ca_role */
     mbedtls_x509_crt cert[2];  /* parsed certificates */
     mbedtls_pk_context key[2]; /* unsealed private keys */
     hub_buf_t der[2];          /* certificate DER */
+    struct hub_retired_ca *retired; /* unexpired retired issuing CAs, oldest first */
+    size_t nretired;
     int crl_validity_hours;
     char crl_url[320];         /* cRLDistributionPoint put in client certificates */
     /* Serialises signing: mbedTLS 2.28 caches the EC comb table in the key's group on first
@@ -62,6 +73,20 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
 /* Builds the next CRL of a CA from the revoked certificates and records it, in the caller's
  * transaction (the cRLNumber row stays locked until it ends). */
 int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_role role);
+/* Like hub_authority_publish_crl for the CA with cas.id ca_id (active or retired);
+ * HUB_ENOTFOUND when this authority does not hold it. */
+int hub_authority_publish_crl_of(struct hub_authority *a, PGconn *c, int ca_id);
+/* Retires the active issuing CA and creates its successor "iothub Issuing CA G<n>" signed
+ * by the root, in the caller's transaction; *generation gets n. The loaded authority is
+ * unchanged: load it again to use the new CA. */
+int hub_authority_rotate(struct hub_authority *a, PGconn *c, const char *pass,
+                         enum hub_key_type t, int *generation);
+/* cas.id of the active or retired CA (or the root) whose serial is the upper-case hex
+ * serial, or 0. */
+int hub_authority_ca_by_serial(const struct hub_authority *a, const char *serial);
+/* Appends the CAs a client certificate may chain to as PEM: the chain, then every retired
+ * issuing CA. */
+int hub_authority_trust_pem(const struct hub_authority *a, hub_buf_t *out);
 /* Publishes, each in its own transaction, the CRLs that are missing, or (unless only_missing)
  * past half of their validity. *published counts them. */
 int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_missing,

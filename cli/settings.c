@@ -148,9 +148,9 @@ static int load_file(const char *path, int required, struct file_settings *fs)
     }
     hub_wipe(line, sizeof line);
     fclose(f);
-    if (rc == 0 && fs->token != NULL && (st.st_mode & S_IROTH)) {
+    if (rc == 0 && fs->token != NULL && (st.st_mode & 077)) {
         fprintf(stderr,
-                "error: the config file %s holds a token but every user of this machine can "
+                "error: the config file %s holds a token but other users of this machine may "
                 "read it (mode %04o); run `chmod 600 %s`, or keep the token elsewhere "
                 "(token_file, IOTHUB_TOKEN)\n",
                 path, (unsigned)(st.st_mode & 07777), path);

@@ -111,6 +111,58 @@ void hub_db_ca_free(struct hub_db_ca *ca)
     hub_buf_free(&ca->key_sealed);
 }
 
+int hub_db_ca_list_retired(PGconn *c, struct hub_db_ca **out, size_t *n)
+{
+    PGresult *r;
+    *out = NULL;
+    *n = 0;
+    int rc = hub_db_exec(c, &r,
+                         "SELECT id, serial, key_type, cert_der, key_sealed FROM cas"
+                         " WHERE role = 'issuing' AND NOT active AND not_after > now()"
+                         " ORDER BY id",
+                         0, NULL);
+    if (rc != 0)
+        return rc;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > 0 && (*out = calloc(rows, sizeof **out)) == NULL)
+        rc = HUB_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < rows; i++) {
+        struct hub_db_ca *ca = &(*out)[i];
+        ca->id = atoi(PQgetvalue(r, (int)i, 0));
+        copy_text(ca->serial, sizeof ca->serial, PQgetvalue(r, (int)i, 1));
+        copy_text(ca->key_type, sizeof ca->key_type, PQgetvalue(r, (int)i, 2));
+        (*n)++;
+        rc = hub_db_get_bytea(r, (int)i, 3, &ca->cert_der);
+        if (rc == 0)
+            rc = hub_db_get_bytea(r, (int)i, 4, &ca->key_sealed);
+    }
+    PQclear(r);
+    if (rc != 0) {
+        for (size_t i = 0; i < *n; i++)
+            hub_db_ca_free(&(*out)[i]);
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int hub_db_ca_retire_issuing(PGconn *c, int *generation)
+{
+    PGresult *r;
+    int rc = hub_db_exec_row(c, &r,
+                             "WITH retired AS (UPDATE cas SET active = false"
+                             " WHERE role = 'issuing' AND active RETURNING id)"
+                             " SELECT count(*) + (SELECT count(*) FROM retired) FROM cas"
+                             " WHERE role = 'issuing' AND NOT active",
+                             0, NULL);
+    if (rc != 0)
+        return rc;
+    *generation = atoi(PQgetvalue(r, 0, 0)) + 1;
+    PQclear(r);
+    return 0;
+}
+
 int hub_db_ca_insert(PGconn *c, const char *role, const char *subject, const char *key_type,
                      const char *serial, const hub_buf_t *der, const hub_buf_t *key_sealed,
                      time_t not_before, time_t not_after, int *id_out)
@@ -195,7 +247,7 @@ int hub_db_server_cert_get(PGconn *c, time_t min_not_after, char serial[HUB_SERI
     return rc;
 }
 
-int hub_db_cert_revoke(PGconn *c, const char *serial, int reason)
+int hub_db_cert_revoke(PGconn *c, const char *serial, int reason, int *ca_id)
 {
     char reason_s[8];
     snprintf(reason_s, sizeof reason_s, "%d", reason);
@@ -203,11 +255,14 @@ int hub_db_cert_revoke(PGconn *c, const char *serial, int reason)
     PGresult *r;
     int rc = hub_db_exec(c, &r,
                          "UPDATE certificates SET status = 'revoked', revoked_at = now(),"
-                         " revocation_reason = $2 WHERE serial = $1 AND status = 'valid'",
+                         " revocation_reason = $2 WHERE serial = $1 AND status = 'valid'"
+                         " RETURNING ca_id",
                          2, p);
     if (rc != 0)
         return rc;
-    int changed = atoi(PQcmdTuples(r));
+    int changed = PQntuples(r);
+    if (changed > 0 && ca_id != NULL)
+        *ca_id = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     if (changed > 0)
         return 0;

@@ -62,6 +62,13 @@ int hub_db_sealed_update(PGconn *c, const struct hub_db_sealed *key, const hub_b
 /* Loads the active CA with role "root" or "issuing". Returns 0 or HUB_ENOTFOUND/HUB_EDB. */
 int hub_db_ca_get(PGconn *c, const char *role, struct hub_db_ca *out);
 void hub_db_ca_free(struct hub_db_ca *ca);
+/* Loads the retired issuing CAs (replaced by a rotation) that have not expired, oldest
+ * first: their certificates are still trusted and their CRLs still published. Free each
+ * with hub_db_ca_free, then the array. */
+int hub_db_ca_list_retired(PGconn *c, struct hub_db_ca **out, size_t *n);
+/* Retires the active issuing CA (call in the transaction that creates its successor) and
+ * sets *generation to its successor's number (2 at the first rotation). */
+int hub_db_ca_retire_issuing(PGconn *c, int *generation);
 /* Records a new active CA; *id_out gets its id. */
 int hub_db_ca_insert(PGconn *c, const char *role, const char *subject, const char *key_type,
                      const char *serial, const hub_buf_t *der, const hub_buf_t *key_sealed,
@@ -74,9 +81,9 @@ int hub_db_cert_insert(PGconn *c, const struct hub_db_cert *cert);
  * when there is none. */
 int hub_db_server_cert_get(PGconn *c, time_t min_not_after, char serial[HUB_SERIAL_HEX],
                            hub_buf_t *der, hub_buf_t *key_sealed);
-/* Marks a valid certificate revoked now with reason. HUB_ENOTFOUND if no such serial,
- * HUB_EEXIST if it was already revoked. */
-int hub_db_cert_revoke(PGconn *c, const char *serial, int reason);
+/* Marks a valid certificate revoked now with reason; *ca_id (if not NULL) gets the CA that
+ * issued it. HUB_ENOTFOUND if no such serial, HUB_EEXIST if it was already revoked. */
+int hub_db_cert_revoke(PGconn *c, const char *serial, int reason, int *ca_id);
 /* Lists revoked certificates of a CA that have not expired (an expired one leaves the CRL,
  * RFC 5280 §3.3). *out is malloc'ed (caller frees); *n its length. */
 int hub_db_revoked_list(PGconn *c, int ca_id, struct hub_db_revoked **out, size_t *n);

@@ -195,18 +195,29 @@ int hub_db_device_set_secret(PGconn *c, const char *device_id, const char *secre
                     2, p);
 }
 
-int hub_db_device_lock(PGconn *c, const char *device_id, char status[16])
+/* Runs a row-locking "SELECT status ... WHERE id = $1" and copies the status. */
+static int lock_status(PGconn *c, const char *sql, const char *id, char status[16])
 {
-    const char *p[] = {device_id};
+    const char *p[] = {id};
     PGresult *r;
-    int rc = hub_db_exec(c, &r, "SELECT status FROM devices WHERE id = $1::uuid FOR UPDATE", 1, p);
+    int rc = hub_db_exec_row(c, &r, sql, 1, p);
     if (rc != 0)
         return rc;
-    rc = PQntuples(r) > 0 ? 0 : HUB_ENOTFOUND;
-    if (rc == 0)
-        snprintf(status, 16, "%s", PQgetvalue(r, 0, 0));
+    snprintf(status, 16, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    return rc;
+    return 0;
+}
+
+int hub_db_device_lock(PGconn *c, const char *device_id, char status[16])
+{
+    return lock_status(c, "SELECT status FROM devices WHERE id = $1::uuid FOR UPDATE", device_id,
+                       status);
+}
+
+int hub_db_service_lock(PGconn *c, const char *service_id, char status[16])
+{
+    return lock_status(c, "SELECT status FROM services WHERE id = $1::uuid FOR UPDATE",
+                       service_id, status);
 }
 
 int hub_db_service_insert(PGconn *c, const char *name, const char *publish_json,

@@ -46,8 +46,11 @@ int hub_db_device_list(PGconn *c, const char *after, int limit, json_t **out);
 int hub_db_device_set_status(PGconn *c, const char *device_id, const char *status);
 /* Replaces the secret hash and sets status provisioned. */
 int hub_db_device_set_secret(PGconn *c, const char *device_id, const char *secret_hash);
-/* Locks the device row for the transaction (activation, revocation). */
+/* Locks the device row for the transaction (activation, revocation) and copies its status.
+ * HUB_ENOTFOUND when there is no such device. */
 int hub_db_device_lock(PGconn *c, const char *device_id, char status[16]);
+/* The same for a service (activation, renewal). */
+int hub_db_service_lock(PGconn *c, const char *service_id, char status[16]);
 
 /* Sets last_seen = now() for the devices in ids_json (a JSON array of UUID strings). */
 int hub_db_devices_seen(PGconn *c, const char *ids_json);

@@ -35,17 +35,19 @@ void hub_init_authority_settings(const struct hub_config *cfg, struct hub_author
     free(names);
 }
 
-/* Issues the HTTPS/MQTT server certificate unless a valid one lasts 30 more days. */
+/* Issues the HTTPS/MQTT server certificate unless (and even if, with force) a valid one
+ * lasts 30 more days. */
 static int ensure_server_cert(const struct hub_config *cfg, struct hub_authority *a,
-                              PGconn *c, const char *pass, int *created)
+                              PGconn *c, const char *pass, int force, int *created)
 {
     char serial[HUB_SERIAL_HEX];
     hub_buf_t der = HUB_BUF_INIT, sealed = HUB_BUF_INIT, plain = HUB_BUF_INIT;
     mbedtls_pk_context key;
     char **names = NULL;
     mbedtls_pk_init(&key);
-    int rc = hub_db_server_cert_get(c, time(NULL) + SERVER_RENEW_DAYS * 24 * 3600, serial,
-                                    &der, &sealed);
+    int rc = force ? HUB_ENOTFOUND
+                   : hub_db_server_cert_get(c, time(NULL) + SERVER_RENEW_DAYS * 24 * 3600,
+                                            serial, &der, &sealed);
     if (rc != HUB_ENOTFOUND)
         goto out;
     names = hub_config_hostnames(cfg);
@@ -156,7 +158,7 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
         hub_init_authority_settings(cfg, &a);
     }
     if (rc == 0)
-        rc = ensure_server_cert(cfg, &a, c, pass, &created);
+        rc = ensure_server_cert(cfg, &a, c, pass, 0, &created);
     if (rc == 0)
         rc = ensure_admin_token(c, tmp, &token_written);
     if (rc == 0 && (created > 0 || token_written))
@@ -258,6 +260,63 @@ out:
     }
     hub_wipe(old_pass, strlen(old_pass));
     free(old_pass);
+    PQfinish(c);
+    return rc;
+}
+
+int hub_init_rotate_issuing(const struct hub_config *cfg)
+{
+    char err[512];
+    PGconn *c = NULL;
+    struct hub_authority a, b; /* before and after */
+    int generation = 0, created = 0, crls = 0, committed = 0;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    char *pass = hub_config_master_key(cfg, err, sizeof err);
+    if (pass == NULL) {
+        hub_error("%s", err);
+        return HUB_ECONFIG;
+    }
+    int rc = hub_db_connect(cfg->db_url, &c);
+    if (rc == 0)
+        rc = hub_db_begin(c);
+    if (rc == 0)
+        rc = hub_db_xact_lock(c, INIT_LOCK);
+    if (rc == 0)
+        rc = hub_authority_load(c, pass, &a);
+    if (rc == 0)
+        rc = hub_authority_rotate(&a, c, pass, cfg->ca_key_type, &generation);
+    /* The server certificate must chain to the new issuing CA that serve will present. */
+    if (rc == 0) {
+        rc = hub_authority_load(c, pass, &b);
+        hub_init_authority_settings(cfg, &b);
+    }
+    if (rc == 0)
+        rc = ensure_server_cert(cfg, &b, c, pass, 1, &created);
+    if (rc == 0)
+        rc = hub_db_audit(c, "iothubd ca rotate", "system", "ca.rotate", NULL, "local", "ok",
+                          NULL);
+    if (rc == 0)
+        rc = hub_db_commit(c);
+    committed = rc == 0;
+    if (rc != 0 && c != NULL)
+        hub_db_rollback(c);
+    if (committed && hub_authority_refresh_crls(&b, c, 1, &crls) != 0)
+        hub_warn("the new issuing CA has no CRL yet: `iothubd serve` publishes it at start");
+    if (committed)
+        printf("issuing CA rotated: \"iothub Issuing CA G%d\" signs from now on; the previous "
+               "one is retired (still trusted, its CRL still published) until it expires. "
+               "Restart every iothubd to use it.\n",
+               generation);
+    else if (rc == HUB_EBADPASS)
+        hub_error("the master passphrase does not open the stored CA keys: check "
+                  "master_key_file / IOTHUB_MASTER_KEY");
+    else
+        hub_error("issuing CA rotation failed (%s): nothing changed", hub_strerror(rc));
+    hub_authority_free(&a);
+    hub_authority_free(&b);
+    hub_wipe(pass, strlen(pass));
+    free(pass);
     PQfinish(c);
     return rc;
 }

@@ -13,6 +13,10 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path);
  * one in new_key_file, in one transaction (all or nothing). Prints what it did. Returns 0 or
  * a HUB_E* code (already logged). */
 int hub_init_rekey(const struct hub_config *cfg, const char *new_key_file);
+/* `iothubd ca rotate`: retires the issuing CA, creates its successor under the root and a
+ * server certificate from it, in one transaction, then publishes the new CA's first CRL.
+ * Returns 0 or a HUB_E* code (already logged). */
+int hub_init_rotate_issuing(const struct hub_config *cfg);
 /* Sets the CRL distribution point and validity of a loaded authority from cfg. */
 void hub_init_authority_settings(const struct hub_config *cfg, struct hub_authority *a);
 

@@ -39,6 +39,7 @@ static const char usage[] =
     "  migrate                        apply pending database migrations\n"
     "  ca chain [--format pem|p7b]    print the issuing CA and the root\n"
     "  ca crl [--format der|pem]      print the current CRL of the issuing CA\n"
+    "  ca rotate                      replace the issuing CA (the old one stays trusted)\n"
     "  rekey --new-master-key-file PATH\n"
     "                                 re-encrypt the CA and server keys under a new master\n"
     "                                 passphrase (all or nothing)\n"
@@ -221,7 +222,7 @@ static int serve(struct hub_config *cfg)
     s.loop = uv_default_loop();
     hub_buf_t ca_pem = HUB_BUF_INIT;
     if (rc == 0)
-        rc = hub_authority_chain_pem(&s.authority, &ca_pem);
+        rc = hub_authority_trust_pem(&s.authority, &ca_pem);
     if (rc == 0) {
         struct hub_mqtt_server_options mo = {
             .loop = s.loop,
@@ -294,6 +295,13 @@ static int cmd_ca(const struct hub_config *cfg, int argc, char **argv)
 {
     const char *what = argc > 0 ? argv[0] : "";
     const char *format = NULL;
+    if (strcmp(what, "rotate") == 0) {
+        if (argc > 1) {
+            fprintf(stderr, "iothubd ca rotate: unexpected argument \"%s\"\n%s", argv[1], usage);
+            return 2;
+        }
+        return hub_init_rotate_issuing(cfg) == 0 ? 0 : 1;
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
             format = argv[++i];
@@ -306,7 +314,7 @@ static int cmd_ca(const struct hub_config *cfg, int argc, char **argv)
     }
     int chain = strcmp(what, "chain") == 0, crl = strcmp(what, "crl") == 0;
     if (!chain && !crl) {
-        fprintf(stderr, "iothubd ca: expected \"chain\" or \"crl\"\n%s", usage);
+        fprintf(stderr, "iothubd ca: expected \"chain\", \"crl\" or \"rotate\"\n%s", usage);
         return 2;
     }
     if (format == NULL)

@@ -908,7 +908,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-/* The peer as "ip:port" in out and as 16 address bytes (IPv4 mapped) in addr. */
+/* The peer as "ip:port" in out and, in addr, the 16 bytes that the per-address limits count
+ * by: an IPv4 address mapped into IPv6, or an IPv6 address's /64 (one host usually holds a
+ * whole /64, so counting /128s would let it open as many handshakes as it likes). */
 static void peer_name(uv_tcp_t *t, char *out, size_t n, uint8_t addr[16])
 {
     struct sockaddr_storage ss;
@@ -922,6 +924,8 @@ static void peer_name(uv_tcp_t *t, char *out, size_t n, uint8_t addr[16])
             uv_ip6_name(a, ip, sizeof ip);
             port = ntohs(a->sin6_port);
             memcpy(addr, &a->sin6_addr, 16);
+            if (!IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+                memset(addr + 8, 0, 8);
             snprintf(out, n, "[%s]:%d", ip, port);
             return;
         }

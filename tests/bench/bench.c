@@ -99,18 +99,26 @@ static int sending, draining, sub_ready;
 static const bench_conn_ops_t ops;
 static void end_cb(uv_timer_t *t);
 
+/* Counts a failure under its reason; past MAX_REASONS - 1 distinct ones, under "other". */
 static void note_failure(const char *why)
 {
+    size_t i;
     n_fail++;
-    for (size_t i = 0; i < n_reasons; i++)
-        if (strcmp(reasons[i].why, why) == 0) {
-            reasons[i].n++;
-            return;
+    for (i = 0; i < n_reasons; i++)
+        if (strcmp(reasons[i].why, why) == 0)
+            break;
+    if (i == n_reasons) {
+        if (n_reasons == MAX_REASONS)
+            i = MAX_REASONS - 1; /* "other" */
+        else if (n_reasons == MAX_REASONS - 1)
+            why = "other";
+        if (i == n_reasons) {
+            snprintf(reasons[i].why, sizeof reasons[0].why, "%s", why);
+            reasons[i].n = 0;
+            n_reasons++;
         }
-    if (n_reasons == MAX_REASONS)
-        why = "other";
-    snprintf(reasons[n_reasons].why, sizeof reasons[0].why, "%s", why);
-    reasons[n_reasons++].n = 1;
+    }
+    reasons[i].n++;
 }
 
 /* A local resource ran out: say which and how to get more, then stop starting connections. */
@@ -223,9 +231,14 @@ static void hs_tls_done(peer_t *p)
     bench_conn_close(&p->conn, NULL);
 }
 
-/* ---- idle -------------------------------------------------------------------------------- */
+/* ---- idle and publish: connections started a window at a time ---------------------------- */
 
-static void idle_launch(void)
+static void maybe_start_sending(void);
+static void close_all(void);
+
+/* Starts peers in order while fewer than --concurrency are connecting; in idle mode the hold
+ * time starts once none is left, in publish mode the sending. */
+static void launch(void)
 {
     while (running && !fatal && launched < opt.n && in_progress < opt.concurrency) {
         peer_t *p = &peers[launched];
@@ -234,7 +247,9 @@ static void idle_launch(void)
         launched++;
         in_progress++;
     }
-    if (!connected_done && in_progress == 0 && (launched == opt.n || fatal)) {
+    if (opt.mode == M_PUBLISH) {
+        maybe_start_sending();
+    } else if (!connected_done && in_progress == 0 && (launched == opt.n || fatal)) {
         connected_done = 1;
         t_connected = bench_now_ns();
         uv_timer_start(&end_timer, end_cb, (uint64_t)(opt.duration * 1000), 0);
@@ -333,7 +348,7 @@ static void publish_tick(void)
 
 static void maybe_start_sending(void)
 {
-    if (sending || !sub_ready)
+    if (sending || !sub_ready || in_progress > 0 || (launched < n_peers && !fatal))
         return;
     for (int i = 0; i < n_peers; i++)
         if (!peers[i].ready && peers[i].conn.state != BENCH_CONN_IDLE)
@@ -373,13 +388,15 @@ static void became_ready(peer_t *p)
             n_ok++;
             bench_hist_add(&hist, bench_now_ns() - p->conn.t_start);
             in_progress--;
-            idle_launch();
+            launch();
         }
     } else if (p == &sub_peer) {
         sub_ready = 1;
         maybe_start_sending();
-    } else {
-        maybe_start_sending();
+    } else if (!p->counted) {
+        p->counted = 1;
+        in_progress--;
+        launch();
     }
 }
 
@@ -441,21 +458,22 @@ static void tls_done_cb(bench_conn_t *c)
 static void closed_cb(bench_conn_t *c, const char *why)
 {
     peer_t *p = (peer_t *)c;
-    if (why && running && (measuring || opt.mode == M_IDLE || !p->ready))
+    if (why && running) /* after the end, closes are ours */
         note_failure(why);
     switch (opt.mode) {
     case M_HANDSHAKE:
     case M_RESUME: start_slot(p); break;
     case M_IDLE:
-        if (!p->counted) {
+    case M_PUBLISH:
+        if (p == &sub_peer && !sending && running) {
+            t_end = bench_now_ns(); /* no subscriber: nothing to measure */
+            t_begin = t_end;
+            close_all();
+        } else if (p != &sub_peer && !p->counted) {
             p->counted = 1;
             in_progress--;
-            idle_launch();
+            launch();
         }
-        break;
-    case M_PUBLISH:
-        if (!sending)
-            maybe_start_sending();
         break;
     }
 }
@@ -466,6 +484,10 @@ static const bench_conn_ops_t ops = {tls_done_cb, packet_cb, closed_cb};
 
 static void close_all(void)
 {
+    static int done;
+    if (done)
+        return;
+    done = 1;
     running = 0;
     uv_timer_stop(&tick);
     uv_timer_stop(&end_timer);
@@ -997,7 +1019,7 @@ int main(int argc, char **argv)
             start_slot(&peers[i]);
         uv_timer_start(&end_timer, end_cb, (uint64_t)(opt.duration * 1000), 0);
         break;
-    case M_IDLE: idle_launch(); break;
+    case M_IDLE: launch(); break;
     case M_PUBLISH:
         for (int i = 0; i < n_peers; i++)
             if (prepare_publish(&peers[i], i) < 0) {
@@ -1008,10 +1030,7 @@ int main(int argc, char **argv)
             start_peer(&sub_peer, -1, NULL);
         else
             sub_ready = 1;
-        for (int i = 0; i < n_peers && !fatal; i++)
-            start_peer(&peers[i], i, NULL);
-        /* Publishers and subscriber get the time limit to become ready. */
-        uv_timer_start(&end_timer, end_cb, (uint64_t)((opt.timeout + 1) * 1000), 0);
+        launch(); /* maybe_start_sending starts the end timer */
         break;
     }
     uv_run(loop, UV_RUN_DEFAULT);

@@ -75,6 +75,7 @@ pk=$(api POST /v1/products "{\"name\":\"bench-$STAMP\"}" -H "@$HDR" | jq -r .pro
 echo "provision: product $pk; $N devices, ${PROVISION_JOBS:-4} at a time" >&2
 
 failed=0
+# shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
 seq 1 "$N" | xargs -P "${PROVISION_JOBS:-4}" -I{} bash -c 'device "$1" "$2"' _ {} "$pk" || failed=1
 
 svc=$(api POST /v1/services "{\"name\":\"bench-reader-$STAMP\",\"publish\":[\"devices/+/commands/#\"],\"subscribe\":[\"devices/+/telemetry\"]}" -H "@$HDR")

@@ -60,6 +60,7 @@ jcheck "handshake with an untrusted certificate: 0 handshakes, failures counted 
                any("tls" in k or "closed" in k for k in d["failure_reasons"])'
 
 # ---- idle ------------------------------------------------------------------------------
+# A PINGREQ every second (keepalive 2); at the end each connection may have one unanswered.
 "${B[@]}" --mode idle -n $DEVICES -d 3 --keepalive 2 --source 127.0.0.1-127.0.0.2 \
     --server-pid "$SERVER_PID" >idle.out 2>idle.err &
 IDLE_PID=$!
@@ -80,7 +81,7 @@ expect "iothub-bench --mode idle -n $DEVICES exits 0" $?
 expect "idle: the connections come from the two --source addresses (ss: $sources)" $?
 jcheck "idle: held == $DEVICES, 0 errors, keepalive pings answered, server RSS read" idle.out \
     "d['held'] == $DEVICES and d['connected'] == $DEVICES and d['errors'] == 0
-     and d['pings'] > 0 and d['pongs'] == d['pings'] and d['rss_after_kb'] > 0
+     and d['pongs'] > 0 and d['pings'] - d['pongs'] <= d['held'] and d['rss_after_kb'] > 0
      and d['connect_rate'] > 0"
 
 # ---- publish -----------------------------------------------------------------------------

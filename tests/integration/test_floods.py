@@ -389,9 +389,13 @@ async def unauthenticated_flood(dev):
 
 # ---- 2: slowloris on the HTTPS API ----------------------------------------------------------
 
-async def slow_client(src, t0, stop_after):
-    """TLS to the API, then "GET /healthz ..." a byte every 0.5 s. Returns seconds from t0
-    to the server's close, or None if still open after stop_after."""
+SLOW_HEADERS = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slowloris\r\nX-a: b\r\n" * 4
+
+
+async def slow_client(src, t0, stop_after, head=b"", slow=SLOW_HEADERS):
+    """TLS to the API, head at once, then slow a byte every 0.5 s (by default "GET /healthz
+    ..." headers). Returns seconds from t0 to the server's close, or None if still open
+    after stop_after."""
     ctx = ssl.create_default_context(cafile=ENV["ca"])
     ctx.check_hostname = False
     try:
@@ -399,10 +403,11 @@ async def slow_client(src, t0, stop_after):
             HOST, ENV["api_port"], ssl=ctx, local_addr=(src, 0)), 10)
     except (OSError, asyncio.TimeoutError, ssl.SSLError):
         return -1.0
-    req = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slowloris\r\nX-a: b\r\n" * 4
     reading = asyncio.create_task(r.read(1))
+    if head:
+        w.write(head)
     try:
-        for b in req:
+        for b in slow:
             if reading.done() or time.monotonic() - t0 > stop_after:
                 break
             w.write(bytes([b]))
@@ -469,6 +474,18 @@ async def slowloris(dev):
            "slowloris: RSS %d KB before, %d KB peak (+%.1f MB < 30 MB)"
            % (base_rss, peak.rss, grew))
     await dev.check("during the slowloris", first, last)
+
+    # Complete headers, then the body a byte every 0.5 s: the deadline covers the body too.
+    t0 = time.monotonic()
+    head = (b"POST /v1/products HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 200\r\n\r\n")
+    tasks = [asyncio.create_task(slow_client(sources[i], t0, header_s + 8, head, b"{" + b" " * 199))
+             for i in range(4)]
+    done, refused, still, quick = summary(await asyncio.gather(*tasks))
+    report(refused == 0 and still == 0 and len(done) == 4 and
+           all(header_s - 0.5 <= t <= header_s + 2.5 for t in done),
+           "slow body: 4 connections sending a request body a byte every 0.5 s closed by the "
+           "%d s deadline after %.1f-%.1f s" % (header_s, min(done or [0]), max(done or [0])))
 
     # The per-address cap: one address gets per_ip connections, the next ones are closed.
     t0 = time.monotonic()

@@ -62,7 +62,7 @@ fi
 
 grep -q 'connection(s) refused over the limits' serve.log
 expect "the refusals were logged (rate-limited warning)" $?
-grep -q 'request headers were not complete' serve.log
+grep -q 'whose request was not complete' serve.log
 expect "the slowloris closes were logged" $?
 
 stop_server

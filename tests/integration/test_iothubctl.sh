@@ -307,9 +307,13 @@ ctl products list
 expect_ctl "the default config file (\$XDG_CONFIG_HOME/iothub/iothubctl.conf) alone: works" $?
 chmod 644 "$CONF"
 ctl products list
-[ $RC = 2 ] && grep -q "holds a token but every user of this machine can read it" ctl.err &&
+[ $RC = 2 ] && grep -q "holds a token but other users of this machine may read it" ctl.err &&
     grep -q "chmod 600" ctl.err
 expect_ctl "a world-readable config file with a token: exit 2, says why and how to fix it" $?
+chmod 640 "$CONF"
+ctl products list
+[ $RC = 2 ] && grep -q "(mode 0640)" ctl.err
+expect_ctl "a group-readable one too" $?
 chmod 600 "$CONF"
 IOTHUB_URL="https://127.0.0.1:$CLOSED" ctl products list
 [ $RC = 3 ]

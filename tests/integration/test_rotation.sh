@@ -56,7 +56,7 @@ ctl tokens revoke "$NEW_ID" >ctl-last.out 2>&1
 [ $? = 1 ] && grep -q "last_admin_token" ctl-last.out
 expect "iothubctl refuses to revoke the last admin token with the server's reason" $?
 BOOT_NAME=$(sql "$URL" "SELECT name FROM api_tokens WHERE token_id = '$ADMIN_ID'")
-[ "$(count "audit_log WHERE action = 'token.revoke' AND result = 'ok' AND target = '$BOOT_NAME' AND actor = 'token:admin-2'")" = 1 ]
+[ "$(count "audit_log WHERE action = 'token.revoke' AND result = 'ok' AND target = '$ADMIN_ID' AND actor = 'token:admin-2' AND details->>'name' = '$BOOT_NAME'")" = 1 ]
 expect "the revocation is audited" $?
 
 # ---- master passphrase -------------------------------------------------------------------

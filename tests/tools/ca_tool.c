@@ -69,7 +69,7 @@ static int revoke(struct hub_authority *a, PGconn *c, char **argv)
     }
     int rc = hub_db_begin(c);
     if (rc == 0)
-        rc = hub_db_cert_revoke(c, argv[0], reason);
+        rc = hub_db_cert_revoke(c, argv[0], reason, NULL);
     if (rc == 0)
         rc = hub_authority_publish_crl(a, c, HUB_CA_ISSUING);
     if (rc == 0)
