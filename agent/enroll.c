@@ -1,7 +1,10 @@
 /* Enrollment: generate the key, make the CSR, POST /v1/devices/{id}/activate with the
  * device secret (HTTP Basic), and store key, certificate, chain and state; the secret is
  * used once and never written. Renewal runs the same steps against /renew with the current
- * certificate instead of the secret. Files are written only once the server has answered. */
+ * certificate instead of the secret. Enrollment writes its files once the server has
+ * answered; renewal writes its new key (renew.key) before asking, so that a retry after a lost
+ * answer sends a CSR for the same key and the server hands back the certificate it issued.
+ * Both stage renew.key and renew.pem and rename them over key.pem and cert.pem. */
 #include "agent/enroll.h"
 
 #include <ctype.h>
@@ -52,7 +55,8 @@ static int key_pem(mbedtls_pk_context *key, hub_buf_t *out)
     return 0;
 }
 
-/* POSTs {"csr": …} for key to path and parses a 201 answer into is; checks that the
+/* POSTs {"csr": …} for key to path and parses a 201 (issued) or 200 (the certificate already
+ * issued for this key, after a lost answer) into is; checks that the
  * certificate is for key and for device_id. */
 static int request(struct hub_http_call *h, const char *what, mbedtls_pk_context *key,
                    const char *device_id, struct issued *is)
@@ -74,7 +78,7 @@ static int request(struct hub_http_call *h, const char *what, mbedtls_pk_context
     rc = hub_http_post(h, &status, &resp);
     if (rc != 0)
         goto out;
-    if (status != 201) {
+    if (status != 201 && status != 200) {
         hub_http_error(&resp, err, sizeof err);
         hub_error("%s refused by the server: HTTP %ld %s%s", what, status, err,
                   status == 401 && h->user != NULL ? " (check --device-id and the device secret)"
@@ -104,6 +108,10 @@ static int request(struct hub_http_call *h, const char *what, mbedtls_pk_context
         rc = HUB_EINVAL;
         goto out;
     }
+    if (status == 200)
+        hub_info("%s: the server returned the certificate it had already issued for this key "
+                 "(an earlier answer was lost)",
+                 what);
     snprintf(is->serial, sizeof is->serial, "%s", serial);
     snprintf(is->not_after, sizeof is->not_after, "%s", not_after ? not_after : "?");
     rc = hub_buf_puts(&is->cert, cert);
@@ -115,6 +123,66 @@ out:
     json_decref(ans);
     hub_buf_free(&csr);
     hub_buf_free(&resp);
+    return rc;
+}
+
+static void wipe_free(hub_buf_t *b)
+{
+    if (b->data != NULL)
+        hub_wipe(b->data, b->len);
+    hub_buf_free(b);
+}
+
+/* Writes renew.key (0600) and renew.pem. */
+static int stage_pair(const struct hub_state *st, const hub_buf_t *kpem, const hub_buf_t *cert)
+{
+    char path[1100];
+    int rc = hub_state_path(st, "renew.key", path, sizeof path);
+    if (rc == 0)
+        rc = hub_state_file_write(path, kpem->data, kpem->len, 0600);
+    if (rc == 0)
+        rc = hub_state_path(st, "renew.pem", path, sizeof path);
+    if (rc == 0)
+        rc = hub_state_file_write(path, cert->data, cert->len, 0644);
+    return rc;
+}
+
+/* Renames renew.key and renew.pem over key.pem and cert.pem (the directory's fsync is the
+ * caller's next file write). */
+static int install_pair(const struct hub_state *st)
+{
+    char nkey[1100], ncert[1100], key[1100], cert[1100];
+    hub_state_path(st, "renew.key", nkey, sizeof nkey);
+    hub_state_path(st, "renew.pem", ncert, sizeof ncert);
+    hub_state_path(st, "key.pem", key, sizeof key);
+    hub_state_path(st, "cert.pem", cert, sizeof cert);
+    if (rename(nkey, key) != 0 || rename(ncert, cert) != 0) {
+        hub_error("cannot install the new key and certificate: %s", strerror(errno));
+        return HUB_EIO;
+    }
+    return 0;
+}
+
+/* The pending renewal key (renew.key) when one parses; else a new key of type kt, written
+ * to renew.key (0600, fsync) before anything is sent. */
+static int pending_key(const char *path, enum hub_key_type kt, mbedtls_pk_context *key)
+{
+    hub_buf_t pem = HUB_BUF_INIT;
+    if (access(path, F_OK) == 0) {
+        if (mbedtls_pk_parse_keyfile(key, path, NULL) == 0) {
+            hub_info("reusing the key of a pending renewal (%s)", path);
+            return 0;
+        }
+        hub_warn("%s does not parse; generating a new key", path);
+        mbedtls_pk_free(key);
+        mbedtls_pk_init(key);
+    }
+    int rc = hub_key_generate(kt, key);
+    if (rc == 0)
+        rc = key_pem(key, &pem);
+    if (rc == 0)
+        rc = hub_state_file_write(path, pem.data, pem.len, 0600);
+    wipe_free(&pem);
     return rc;
 }
 
@@ -284,6 +352,9 @@ int hub_enroll_main(int argc, char **argv)
         hub_error("cannot create %s: %s", dir, strerror(errno));
         return 1;
     }
+    int lock_fd = -1;
+    if (hub_state_lock(dir, &lock_fd) != 0)
+        return 1;
     if (read_secret(secret_file, secret, sizeof secret) != 0)
         return 1;
 
@@ -309,21 +380,24 @@ int hub_enroll_main(int argc, char **argv)
         rc = key_pem(&key, &kpem);
     if (rc == 0 && (rc = hub_state_path(&st, "chain.pem", path, sizeof path)) == 0)
         rc = hub_state_file_write(path, is.chain.data, is.chain.len, 0644);
-    if (rc == 0 && (rc = hub_state_path(&st, "key.pem", path, sizeof path)) == 0)
-        rc = hub_state_file_write(path, kpem.data, kpem.len, 0600);
-    if (rc == 0 && (rc = hub_state_path(&st, "cert.pem", path, sizeof path)) == 0)
-        rc = hub_state_file_write(path, is.cert.data, is.cert.len, 0644);
+    /* Staged like a renewal: a crash leaves the old pair or the new one (hub_state_recover
+     * installs a staged pair once the state file names its device). */
+    if (rc == 0)
+        rc = stage_pair(&st, &kpem, &is.cert);
     if (rc == 0)
         rc = hub_state_save(&st);
+    if (rc == 0)
+        rc = install_pair(&st);
     if (rc == 0)
         hub_info("enrolled device %s: certificate %s valid until %s; state in %s", st.device_id,
                  is.serial, is.not_after, st.dir);
     else
         hub_error("enrollment of device %s failed", st.device_id);
     mbedtls_pk_free(&key);
-    hub_buf_free(&kpem);
+    wipe_free(&kpem);
     hub_buf_free(&url_buf);
     issued_free(&is);
+    close(lock_fd);
     return rc == 0 ? 0 : 1;
 }
 
@@ -333,7 +407,7 @@ int hub_enroll_renew(const struct hub_state *st, struct hub_pin *pin)
     mbedtls_pk_context key;
     hub_buf_t kpem = HUB_BUF_INIT, url = HUB_BUF_INIT;
     struct issued is = {HUB_BUF_INIT, HUB_BUF_INIT, "", ""};
-    char cert[1100], keyp[1100], chain[1100], nkey[1100], ncert[1100];
+    char cert[1100], keyp[1100], chain[1100], nkey[1100];
     int rc;
     if (hub_key_type_parse(st->key_type, &kt) != 0)
         kt = HUB_KEY_EC_P256;
@@ -341,9 +415,8 @@ int hub_enroll_renew(const struct hub_state *st, struct hub_pin *pin)
     hub_state_path(st, "key.pem", keyp, sizeof keyp);
     hub_state_path(st, "chain.pem", chain, sizeof chain);
     hub_state_path(st, "renew.key", nkey, sizeof nkey);
-    hub_state_path(st, "renew.pem", ncert, sizeof ncert);
     mbedtls_pk_init(&key);
-    rc = hub_key_generate(kt, &key);
+    rc = pending_key(nkey, kt, &key);
     if (rc == 0)
         rc = hub_buf_printf(&url, "%s/v1/devices/%s/renew", st->api_url, st->device_id);
     if (rc == 0) {
@@ -351,24 +424,20 @@ int hub_enroll_renew(const struct hub_state *st, struct hub_pin *pin)
             .url = (const char *)url.data, .cacert = chain, .pin = pin, .cert = cert, .key = keyp};
         rc = request(&h, "renewal", &key, st->device_id, &is);
     }
+    /* renew.key is kept on failure: the next attempt asks for the same key. */
     if (rc == 0)
         rc = key_pem(&key, &kpem);
-    /* Both new files first, then two renames; hub_state_recover finishes a half-done pair. */
     if (rc == 0)
-        rc = hub_state_file_write(nkey, kpem.data, kpem.len, 0600);
+        rc = stage_pair(st, &kpem, &is.cert);
     if (rc == 0)
-        rc = hub_state_file_write(ncert, is.cert.data, is.cert.len, 0644);
-    if (rc == 0 && (rename(nkey, keyp) != 0 || rename(ncert, cert) != 0)) {
-        hub_error("cannot install the renewed key and certificate: %s", strerror(errno));
-        rc = HUB_EIO;
-    }
+        rc = install_pair(st);
     /* Rewriting the chain also fsyncs the directory, which makes both renames durable. */
     if (rc == 0)
         rc = hub_state_file_write(chain, is.chain.data, is.chain.len, 0644);
     if (rc == 0)
         hub_info("certificate renewed: serial %s, valid until %s", is.serial, is.not_after);
     mbedtls_pk_free(&key);
-    hub_buf_free(&kpem);
+    wipe_free(&kpem);
     hub_buf_free(&url);
     issued_free(&is);
     return rc == HUB_EIO ? HUB_EIO : rc == 0 ? 0 : HUB_EINVAL;

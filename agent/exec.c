@@ -1,5 +1,7 @@
 /* fork + execvp with three pipes serviced by poll(2) until the child closes its output and
- * exits, so a chatty child never blocks on a full pipe and a silent one is killed on time. */
+ * exits, so a chatty child never blocks on a full pipe and a silent one is killed on time.
+ * The child leads its own process group and keeps only fds 0, 1 and 2 (not the agent's MQTT
+ * socket, lock or key files); on timeout the whole group is killed, background jobs too. */
 #include "agent/exec.h"
 
 #include <errno.h>
@@ -38,15 +40,20 @@ int hub_exec_run(const struct hub_exec *e, hub_buf_t *out, int *exit_code, int *
         goto fail;
     }
     if (pid == 0) {
+        setpgid(0, 0);
         dup2(in[0], 0);
         dup2(outp[1], 1);
         if (e->merge_stderr)
             dup2(outp[1], 2);
+        if (close_range(3, ~0U, 0) != 0)
+            for (long fd = 3, max = sysconf(_SC_OPEN_MAX); fd < max; fd++)
+                close((int)fd);
         signal(SIGPIPE, SIG_DFL);
         execvp(e->argv[0], (char *const *)e->argv);
         fprintf(stderr, "iothub-device: cannot run %s: %s\n", e->argv[0], strerror(errno));
         _exit(127);
     }
+    setpgid(pid, pid); /* also here: the group exists before any kill below */
     close(in[0]);
     close(outp[1]);
     in[0] = outp[1] = -1;
@@ -95,14 +102,14 @@ int hub_exec_run(const struct hub_exec *e, hub_buf_t *out, int *exit_code, int *
     }
     int status = 0;
     if (timed_out) {
-        kill(pid, SIGKILL);
+        kill(-pid, SIGKILL);
         waitpid(pid, &status, 0);
     } else {
         /* Output closed: the child is exiting; give it until the deadline. */
         while (waitpid(pid, &status, WNOHANG) == 0) {
             if (now_ms() >= deadline) {
                 timed_out = 1;
-                kill(pid, SIGKILL);
+                kill(-pid, SIGKILL);
                 waitpid(pid, &status, 0);
                 break;
             }

@@ -16,9 +16,9 @@ struct hub_exec {
     int merge_stderr; /* 1: stderr goes to the output too; 0: to the agent's stderr */
 };
 
-/* Runs the child to completion or its time limit (then SIGKILL). out receives the output;
- * *exit_code the exit status, 128+N for a signal, -1 on timeout; *truncated whether output
- * was dropped. Returns 0 or HUB_EIO (could not start it; logged). */
+/* Runs the child to completion or its time limit (then SIGKILL to its process group). out receives
+ * the output; *exit_code the exit status, 128+N for a signal, -1 on timeout; *truncated whether
+ * output was dropped. Returns 0 or HUB_EIO (could not start it; logged). */
 int hub_exec_run(const struct hub_exec *e, hub_buf_t *out, int *exit_code, int *truncated);
 
 #endif

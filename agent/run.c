@@ -61,6 +61,7 @@ struct run {
     char topic_tele[128], topic_cmd_prefix[128], topic_ack_prefix[128];
     long long next_telemetry_ms, next_renew_ms;
     unsigned renew_failures;
+    int renewed; /* a renewal succeeded in this process */
     int pending, published, stdin_eof, failed;
     hub_buf_t line;
 };
@@ -210,6 +211,22 @@ static json_t *json_bytes(const char *s, size_t len)
     return j;
 }
 
+/* A command name the handler may get as its argument: [A-Za-z0-9_.-]{1,64}, not starting
+ * with '-' (an option) or '.' ("..", hidden names). */
+static int valid_command_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64 || s[0] == '-' || s[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
 static void message_cb(struct mosquitto *m, void *arg, const struct mosquitto_message *msg)
 {
     struct run *r = arg;
@@ -223,7 +240,12 @@ static void message_cb(struct mosquitto *m, void *arg, const struct mosquitto_me
     int exit_code = 0, truncated = 0;
     const char *status = "unsupported";
     json_t *code = json_null();
-    if (r->handler != NULL) {
+    int valid = valid_command_name(name);
+    if (!valid) {
+        status = "rejected";
+        hub_buf_puts(&out, "invalid command name: [A-Za-z0-9_.-]{1,64}, not starting with "
+                           "'-' or '.'");
+    } else if (r->handler != NULL) {
         const char *argv[] = {r->handler, name, NULL};
         struct hub_exec e = {
             argv, msg->payload, (size_t)msg->payloadlen, r->cmd_timeout_s, OUTPUT_CAP, 0};
@@ -238,16 +260,20 @@ static void message_cb(struct mosquitto *m, void *arg, const struct mosquitto_me
             status = "failed";
         }
     }
-    json_t *ack =
-        json_pack("{s:s,s:s,s:o,s:o}", "command", name, "status", status, "exit_code", code,
-                  "output", json_bytes(out.data ? (const char *)out.data : "", out.len));
+    json_t *ack = json_pack("{s:o,s:s,s:o,s:o}", "command", json_bytes(name, strlen(name)),
+                            "status", status, "exit_code", code, "output",
+                            json_bytes(out.data ? (const char *)out.data : "", out.len));
     if (truncated)
         json_object_set_new(ack, "output_truncated", json_true());
     char *text = ack ? json_dumps(ack, JSON_COMPACT) : NULL;
     char topic[300];
     snprintf(topic, sizeof topic, "%s%s", r->topic_ack_prefix, name);
     if (text != NULL && publish(r, topic, text, strlen(text)) == 0) {
-        if (r->handler != NULL)
+        if (!valid)
+            hub_warn("command with an invalid name (%zu bytes) rejected, nothing run; ack "
+                     "published",
+                     strlen(name));
+        else if (r->handler != NULL)
             hub_info("command %s (%d bytes): ran %s, status %s, exit %d; ack published on %s", name,
                      msg->payloadlen, r->handler, status, exit_code, topic);
         else
@@ -282,6 +308,10 @@ static void renew_check(struct run *r)
     if (cert_times(r, &lifetime, &left) != 0)
         return;
     double before = r->renew_before_days >= 0 ? r->renew_before_days * 86400.0 : lifetime / 3;
+    /* Once renewed here, a --renew-before at or above the lifetime must not renew again at
+     * every check: the new certificate waits for half its lifetime. */
+    if (r->renewed && before > lifetime / 2)
+        before = lifetime / 2;
     if (left >= before) {
         hub_debug("certificate %s: %.1f days left; renewal at %.1f days", r->serial, left / 86400,
                   before / 86400);
@@ -300,6 +330,7 @@ static void renew_check(struct run *r)
         return;
     }
     r->renew_failures = 0;
+    r->renewed = 1;
     cert_times(r, &lifetime, &left);
     if (r->sock_up) {
         hub_info("reconnecting with the renewed certificate %s", r->serial);
@@ -628,6 +659,9 @@ int hub_run_main(int argc, char **argv)
         hub_error("%s/state: pin_sha256 is not 64 hex digits", dir);
         return 1;
     }
+    int lock_fd = -1;
+    if (hub_state_lock(dir, &lock_fd) != 0)
+        return 1;
     hub_state_recover(&r.st);
     snprintf(r.topic_tele, sizeof r.topic_tele, "devices/%s/telemetry", r.st.device_id);
     snprintf(r.topic_cmd_prefix, sizeof r.topic_cmd_prefix, "devices/%s/commands/", r.st.device_id);
@@ -664,5 +698,6 @@ int hub_run_main(int argc, char **argv)
         mosquitto_destroy(r.mosq);
     mosquitto_lib_cleanup();
     hub_buf_free(&r.line);
+    close(lock_fd);
     return rc == 0 ? 0 : 1;
 }

@@ -1,7 +1,8 @@
 /* State directory. Every file is replaced by rename(2) after an fsync, so a power cut
- * leaves either the old or the new version. A renewal writes renew.key and renew.pem first
- * and renames them over key.pem and cert.pem; hub_state_recover completes the pair if the
- * process died between the two renames. */
+ * leaves either the old or the new version. Enrollment and renewal write renew.key before
+ * asking the server, renew.pem once it answered, and rename both over key.pem and cert.pem;
+ * hub_state_recover completes the pair if the process died between the two renames and keeps
+ * a renew.key whose answer never arrived, for the next attempt. */
 #include "agent/state.h"
 
 #include <errno.h>
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -228,9 +231,13 @@ int hub_state_save(const struct hub_state *st)
     return rc;
 }
 
-/* 1 when the private key file matches the certificate file's public key. */
-static int pair_matches(const char *key_path, const char *cert_path)
+/* 1 when the private key file matches the certificate file's public key and the certificate
+ * is for device_id (a staged pair of a --force enrollment as another device is not). */
+static int pair_matches(const char *key_path, const char *cert_path, const char *device_id)
 {
+    struct hub_cert_info info;
+    if (hub_state_cert_info(cert_path, &info) != 0 || strcasecmp(info.cn, device_id) != 0)
+        return 0;
     mbedtls_pk_context key;
     mbedtls_x509_crt crt;
     mbedtls_pk_init(&key);
@@ -251,22 +258,45 @@ void hub_state_recover(const struct hub_state *st)
     hub_state_path(st, "key.pem", key, sizeof key);
     hub_state_path(st, "cert.pem", cert, sizeof cert);
     int has_nkey = access(nkey, F_OK) == 0, has_ncert = access(ncert, F_OK) == 0;
-    if (has_nkey && has_ncert && pair_matches(nkey, ncert)) {
+    if (has_nkey && has_ncert && pair_matches(nkey, ncert, st->device_id)) {
         hub_warn("completing an interrupted renewal: installing renew.key and renew.pem");
         if (rename(nkey, key) != 0 || rename(ncert, cert) != 0)
             hub_error("cannot complete the renewal: %s", strerror(errno));
         fsync_dir(key);
-    } else if (!has_nkey && has_ncert && pair_matches(key, ncert)) {
+    } else if (!has_nkey && has_ncert && pair_matches(key, ncert, st->device_id)) {
         hub_warn("completing an interrupted renewal: installing renew.pem");
         if (rename(ncert, cert) != 0)
             hub_error("cannot complete the renewal: %s", strerror(errno));
         fsync_dir(cert);
-    } else {
-        if (has_nkey)
-            (void)unlink(nkey);
-        if (has_ncert)
-            (void)unlink(ncert);
+    } else if (has_ncert) {
+        (void)unlink(ncert);
     }
+    /* A renew.key alone is a renewal whose answer may have been lost: the next attempt
+     * sends a CSR for the same key, and the server returns the certificate it issued. */
+    if (has_nkey && access(nkey, F_OK) == 0)
+        hub_info("a renewal is pending with the key in %s", nkey);
+}
+
+int hub_state_lock(const char *dir, int *fd_out)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        hub_error("cannot open %s: %s", path, strerror(errno));
+        return HUB_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        if (busy)
+            hub_error("another iothub-device uses %s", dir);
+        else
+            hub_error("cannot lock %s: %s", path, strerror(errno));
+        close(fd);
+        return busy ? HUB_EEXIST : HUB_EIO;
+    }
+    *fd_out = fd;
+    return 0;
 }
 
 static void name_attr(const mbedtls_x509_name *n, const char *oid, size_t oid_len, char *out,

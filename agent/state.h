@@ -39,8 +39,12 @@ int hub_state_exists(const char *dir);
 int hub_state_load(const char *dir, struct hub_state *st);
 /* Writes st to its state file atomically. */
 int hub_state_save(const struct hub_state *st);
-/* Finishes a renewal interrupted between its two renames (renew.key/renew.pem). */
+/* Finishes a renewal interrupted between its two renames (renew.key/renew.pem); keeps a
+ * renew.key without renew.pem (a pending renewal: its key is reused by the next attempt). */
 void hub_state_recover(const struct hub_state *st);
+/* Takes the exclusive, non-blocking flock of dir/.lock for the life of the process (*fd_out,
+ * close-on-exec). Returns 0, HUB_EEXIST ("another iothub-device uses DIR", logged) or HUB_EIO. */
+int hub_state_lock(const char *dir, int *fd_out);
 
 /* Writes path atomically: path.tmp with mode, fsync, rename, fsync of the directory.
  * Returns 0 or HUB_EIO (logged). */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <mbedtls/pk.h>
@@ -60,7 +61,9 @@ int hub_status_main(int argc, char **argv)
     char path[1100], nb[32], na[32], kt[32], mqtt[300];
     if (hub_state_load(dir, &st) != 0)
         return 1;
-    hub_state_recover(&st);
+    /* Read-only: no lock, no recovery (`run` does both); a pending renewal is reported. */
+    hub_state_path(&st, "renew.key", path, sizeof path);
+    int pending = access(path, F_OK) == 0;
     hub_state_path(&st, "cert.pem", path, sizeof path);
     if (hub_state_cert_info(path, &ci) != 0)
         return 1;
@@ -70,12 +73,12 @@ int hub_status_main(int argc, char **argv)
     snprintf(mqtt, sizeof mqtt, "%s:%d", st.mqtt_host, st.mqtt_port);
     double days = floor(difftime(ci.not_after, time(NULL)) / 86400.0 * 10) / 10;
     if (json) {
-        json_t *o =
-            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:f,s:s,s:s,s:s,s:b,s:s*,s:s}", "device_id",
-                      st.device_id, "product_key", ci.o, "serial", ci.serial, "fingerprint_sha256",
-                      ci.fingerprint, "not_before", nb, "not_after", na, "days_left", days,
-                      "key_type", kt, "api_url", st.api_url, "mqtt", mqtt, "pinned", st.pin[0] != 0,
-                      "pin_sha256", st.pin[0] ? st.pin : NULL, "dir", st.dir);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:f,s:s,s:s,s:s,s:b,s:s*,s:s,s:b}",
+                              "device_id", st.device_id, "product_key", ci.o, "serial", ci.serial,
+                              "fingerprint_sha256", ci.fingerprint, "not_before", nb, "not_after",
+                              na, "days_left", days, "key_type", kt, "api_url", st.api_url, "mqtt",
+                              mqtt, "pinned", st.pin[0] != 0, "pin_sha256",
+                              st.pin[0] ? st.pin : NULL, "dir", st.dir, "renewal_pending", pending);
         char *text = json_dumps(o, JSON_INDENT(2));
         puts(text ? text : "{}");
         free(text);
@@ -94,5 +97,8 @@ int hub_status_main(int argc, char **argv)
     printf("mqtt:         %s\n", mqtt);
     printf("pinned:       %s\n", st.pin[0] ? st.pin : "no");
     printf("dir:          %s\n", st.dir);
+    if (pending)
+        printf("renewal:      pending (renew.key waits for its certificate; the next `run` "
+               "retries with the same key)\n");
     return 0;
 }

@@ -4,7 +4,10 @@
 # enroll (key on the device, mode 0600, no secret stored), status, telemetry from stdin seen
 # by a service subscriber, a command from the REST API run by the handler and acknowledged,
 # renewal (new serial, old one superseded, publishing goes on), server pinning over HTTPS and
-# MQTT, revocation dropping the agent's connection, and enroll with a wrong secret.
+# MQTT, revocation dropping the agent's connection, and enroll with a wrong secret. Also: one
+# agent per state directory (flock), handlers without the agent's descriptors and killed with
+# their background jobs on timeout, invalid command names rejected, and a renewal whose answer
+# was lost completed by the next run with the same key.
 . "$(dirname "$0")/api_lib.sh"
 
 AGENT=$BUILD/iothub-device
@@ -31,6 +34,11 @@ bearer "$ADMIN" POST /v1/services '{"name":"agent-reader","publish":["devices/+/
 SVC=$(jf service_id) SVCSEC=$(jf service_secret)
 activate_as service "$SVC" "$SVCSEC" svc
 expect "a service subscribing to telemetry and acks is activated (mosquitto_sub identity)" $?
+# A second identity publishes raw commands: the broker would take over the subscriber's
+# session if both used the same certificate.
+bearer "$ADMIN" POST /v1/services '{"name":"agent-commander","publish":["devices/+/commands/#"],"subscribe":[]}'
+activate_as service "$(jf service_id)" "$(jf service_secret)" cmdsvc
+expect "a service allowed to publish on devices/+/commands/# is activated (mosquitto_pub identity)" $?
 
 # ---- helpers ---------------------------------------------------------------------------------
 MQ=(--cafile trust.pem -h 127.0.0.1 -p "$MQTT_PORT")
@@ -105,8 +113,9 @@ expect "the private key is PEM with mode 0600 in a 0700 directory" $?
 ! grep -rqF "$(cat sensor.secret)" dev1 && ! grep -qF "$(cat sensor.secret)" enroll.err
 expect "the device secret is neither in the state directory nor in the log" $?
 openssl verify -CAfile dev1/chain.pem dev1/cert.pem >/dev/null 2>&1 &&
-    [ "$(openssl x509 -in dev1/cert.pem -noout -pubkey)" = "$(openssl pkey -in dev1/key.pem -pubout)" ]
-expect "the stored certificate chains to the stored CA chain and matches the key" $?
+    [ "$(openssl x509 -in dev1/cert.pem -noout -pubkey)" = "$(openssl pkey -in dev1/key.pem -pubout)" ] &&
+    [ ! -e dev1/renew.key ] && [ ! -e dev1/renew.pem ]
+expect "the stored certificate chains to the stored CA chain and matches the key; nothing staged is left" $?
 call GET "/v1/devices/$S" -H "Authorization: Bearer $ADMIN"
 [ "$(jf status)" = active ]
 expect "the server shows the device active after enroll" $?
@@ -148,8 +157,14 @@ expect "the agent logs that it connected and what it published" $?
 # ---- commands ----------------------------------------------------------------------------------
 cat >handler.sh <<'EOF'
 #!/bin/sh
-# Echoes the command and its payload; "fail" exits 3.
+# Echoes the command and its payload; "fail" exits 3; "fds" lists its descriptors; "bg"
+# starts a background sleeper (its pid in sleeper.pid) and outlives the time limit.
 payload=$(cat)
+echo "$1" >>handler_ran.log
+case $1 in
+    fds) exec ls /proc/self/fd ;;
+    bg) sleep 300 & echo $! >sleeper.pid; sleep 300 ;;
+esac
 echo "ran $1 with $payload"
 [ "$1" = fail ] && exit 3
 exit 0
@@ -178,6 +193,49 @@ EOF
 expect "the handler runs with the command name and payload; acks {status ok, exit_code 0, output} and {failed, 3}" $?
 grep -q 'command reboot (3 bytes): ran ./handler.sh, status ok, exit 0; ack published' agent1.log
 expect "the agent logs the command it ran" $?
+
+timeout 20 "$AGENT" run --dir dev1 --stdin --once </dev/null 2>lock.err
+rc=$?
+[ $rc = 1 ] && grep -q 'another iothub-device uses dev1' lock.err && ! grep -q 'connected to' lock.err
+expect "a second run on the same state directory is refused (exit $rc: another iothub-device uses dev1)" $?
+"$AGENT" status --dir dev1 >status_running.out 2>&1
+expect "status works while the agent runs (read-only, no lock)" $?
+
+sub acks2.out -t "devices/$S/acks/#" -q 1 -C 4 -W 30
+MQ_SVC=("${MQ[@]}" --cert cmdsvc.pem --key cmdsvc.key -q 1)
+mosquitto_pub "${MQ_SVC[@]}" -t "devices/$S/commands/-x" -m p1 &&
+    mosquitto_pub "${MQ_SVC[@]}" -t "devices/$S/commands/.." -m p2
+pub_rc=$?
+bearer "$OPERATOR" POST "/v1/devices/$S/commands" '{"name":"fds","payload":"x"}'
+bearer "$OPERATOR" POST "/v1/devices/$S/commands" '{"name":"bg","payload":"x"}'
+end_sub
+[ $pub_rc = 0 ] && python3 - <<'EOF'
+import json
+acks = {}
+for l in open("acks2.out"):
+    if l.startswith("devices/"):
+        a = json.loads(l.split(" ", 1)[1])
+        acks[a["command"]] = a
+for name in ("-x", ".."):
+    assert acks[name]["status"] == "rejected" and acks[name]["exit_code"] is None, acks
+ran = open("handler_ran.log").read().split()
+assert "-x" not in ran and ".." not in ran, ran
+EOF
+expect "commands named \"-x\" and \"..\" are acked as rejected and the handler is not run" $?
+fds=$(python3 -c '
+import json
+for l in open("acks2.out"):
+    if l.startswith("devices/") and json.loads(l.split(" ", 1)[1])["command"] == "fds":
+        print(" ".join(json.loads(l.split(" ", 1)[1])["output"].split()))')
+[ "$fds" = "0 1 2 3" ]
+expect "a handler inherits only fds 0, 1, 2 (ls /proc/self/fd: $fds, 3 being ls's own)" $?
+alive() { [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+SLEEPER=$(cat sleeper.pid 2>/dev/null)
+for _ in $(seq 20); do alive "$SLEEPER" || break; sleep 0.1; done
+[ -n "$SLEEPER" ] && ! alive "$SLEEPER" && grep -q 'command bg: ./handler.sh did not finish within 5 s; killed' agent1.log
+rc=$?
+[ -n "$SLEEPER" ] && kill "$SLEEPER" 2>/dev/null
+expect "a handler that times out is killed with its background sleeper (process group)" $rc
 
 # ---- stop --------------------------------------------------------------------------------------
 agent_stop
@@ -316,5 +374,30 @@ echo never | timeout 30 "$AGENT" run --dir pinwrong --stdin --once 2>pin_wrong.e
 rc=$?
 [ $rc != 0 ] && grep -q 'does not match the pinned abab' pin_wrong.err && ! grep -q 'connected to' pin_wrong.err
 expect "run with a wrong pin refuses the MQTT server (exit $rc) and says why" $?
+
+# ---- a renewal whose answer was lost ---------------------------------------------------------
+# The agent writes renew.key before POST /renew; here the POST is made by hand with a CSR for
+# that key and its answer dropped, as if the connection broke after the server issued it.
+(umask 077; openssl ecparam -name prime256v1 -genkey -noout -out pinok/renew.key 2>/dev/null)
+openssl req -new -key pinok/renew.key -subj "/CN=$P" -out lost.csr 2>/dev/null && csr_body lost.csr lost.json
+call POST "/v1/devices/$P/renew" --cert pinok/cert.pem --key pinok/key.pem -H 'Content-Type: application/json' --data-binary @lost.json
+LOST_SERIAL=$(jf serial)
+expect_status "renew with the agent's pending renew.key answers 201 (the answer is then dropped)" 201
+"$AGENT" status --dir pinok >status_pending.out 2>&1 && grep -q '^renewal: *pending' status_pending.out &&
+    [ -e pinok/renew.key ] && [ ! -e pinok/renew.pem ]
+expect "status reports the pending renewal and leaves renew.key in place" $?
+PENDING_PUB=$(openssl pkey -in pinok/renew.key -pubout)
+agent_start agent3.log --dir pinok --stdin --renew-before 36500
+wait_log agent3.log "connected to .* \(certificate $LOST_SERIAL\)" 1 30
+rc=$?
+agent_stop >/dev/null
+[ $rc = 0 ] && grep -q 'reusing the key of a pending renewal' agent3.log &&
+    grep -q 'renewal: the server returned the certificate it had already issued for this key' agent3.log &&
+    grep -q "certificate renewed: serial $LOST_SERIAL" agent3.log &&
+    [ "$(openssl x509 -in pinok/cert.pem -noout -serial | cut -d= -f2)" = "$LOST_SERIAL" ] &&
+    [ "$(openssl x509 -in pinok/cert.pem -noout -pubkey)" = "$PENDING_PUB" ] &&
+    [ "$(openssl pkey -in pinok/key.pem -pubout)" = "$PENDING_PUB" ] &&
+    [ "$(stat -c %a pinok/key.pem)" = 600 ] && [ ! -e pinok/renew.key ] && [ ! -e pinok/renew.pem ]
+expect "after a lost renewal answer the agent retries with the same key, gets the issued certificate back and connects with it" $?
 
 finish
