@@ -159,3 +159,43 @@ verify_cert() {
     openssl verify -x509_strict -crl_check -purpose sslclient -CAfile root.pem \
         -untrusted issuing.pem -CRLfile "$2" "$1"
 }
+
+# ---- mosquitto clients as WHO (WHO.pem, WHO.key) -----------------------------------------------
+MQ=(--cafile trust.pem -h 127.0.0.1 -p "$MQTT_PORT")
+SUB_PID=
+SUB_FORMAT='%t %p' # mosquitto_sub -F: what sub writes per message
+SUB_SECONDS=20     # how long a subscriber may live
+# sub WHO OUT ARGS...: mosquitto_sub as WHO in the background (at most SUB_SECONDS), one
+# SUB_FORMAT line per message (plus -d debug lines) to OUT; returns once its SUBACK came
+# (stdout line-buffered to see it). Sets SUB_PID.
+sub() {
+    local who=$1 out=$2
+    shift 2
+    timeout "$SUB_SECONDS" stdbuf -oL mosquitto_sub -d "${MQ[@]}" --cert "$who.pem" \
+        --key "$who.key" -F "$SUB_FORMAT" "$@" >"$out" 2>&1 &
+    SUB_PID=$!
+    for _ in $(seq 100); do
+        grep -q 'received SUBACK' "$out" && return 0
+        kill -0 "$SUB_PID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+# end_sub: waits for the subscriber started last (it exits by -C or -W).
+end_sub() {
+    [ -n "$SUB_PID" ] && wait "$SUB_PID" 2>/dev/null
+    SUB_PID=
+}
+kill_sub() {
+    [ -n "$SUB_PID" ] && kill "$SUB_PID" 2>/dev/null
+    end_sub
+}
+# pub WHO ARGS...: mosquitto_pub as WHO (at most 10 s); its output goes to pub.log.
+pub() {
+    local who=$1
+    shift
+    echo "---- pub as $who: $*" >>pub.log
+    timeout 10 mosquitto_pub "${MQ[@]}" --cert "$who.pem" --key "$who.key" "$@" >>pub.log 2>&1
+}
+trap 'kill_sub >/dev/null 2>&1; stop_server >/dev/null 2>&1' EXIT
+

@@ -41,25 +41,7 @@ activate_as service "$(jf service_id)" "$(jf service_secret)" cmdsvc
 expect "a service allowed to publish on devices/+/commands/# is activated (mosquitto_pub identity)" $?
 
 # ---- helpers ---------------------------------------------------------------------------------
-MQ=(--cafile trust.pem -h 127.0.0.1 -p "$MQTT_PORT")
-SUB_PID=
-# sub OUT ARGS...: mosquitto_sub as the service in the background (at most 30 s), "topic
-# payload" lines to OUT; returns once subscribed. Sets SUB_PID.
-sub() {
-    local out=$1
-    shift
-    timeout 30 stdbuf -oL mosquitto_sub -d "${MQ[@]}" --cert svc.pem --key svc.key \
-        -F '%t %p' "$@" >"$out" 2>&1 &
-    SUB_PID=$!
-    for _ in $(seq 100); do
-        grep -q 'received SUBACK' "$out" && return 0
-        kill -0 "$SUB_PID" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-end_sub() { [ -n "$SUB_PID" ] && wait "$SUB_PID" 2>/dev/null; SUB_PID=; }
-kill_sub() { [ -n "$SUB_PID" ] && kill "$SUB_PID" 2>/dev/null; end_sub; }
+SUB_SECONDS=30
 msgs() { grep -v -e '^Client ' -e '^Subscribed' "$1"; }
 AGENT_PID=
 # agent_start LOG ARGS...: `iothub-device run` in the background reading the FIFO feed.fifo
@@ -143,7 +125,7 @@ EOF
 expect "status --json: device id, product key, serial, key type, days left, not pinned" $?
 
 # ---- telemetry from stdin ----------------------------------------------------------------------
-sub tele.out -t "devices/$S/telemetry" -q 1 -C 2 -W 20
+sub svc tele.out -t "devices/$S/telemetry" -q 1 -C 2 -W 20
 printf 'temp=21.5\nhumidity=40\n' | timeout 30 "$AGENT" run --dir dev1 --stdin 2>run_stdin.err
 rc=$?
 end_sub
@@ -173,7 +155,7 @@ chmod +x handler.sh
 agent_start agent1.log --dir dev1 --stdin --command-handler ./handler.sh --command-timeout 5
 wait_log agent1.log 'connected to' && wait_log agent1.log "subscribed to devices/$S/commands/# \(QoS 1\)"
 expect "run --stdin --command-handler connects, subscribes to its commands and stays up" $?
-sub acks.out -t "devices/$S/acks/#" -q 1 -C 2 -W 20
+sub svc acks.out -t "devices/$S/acks/#" -q 1 -C 2 -W 20
 bearer "$OPERATOR" POST "/v1/devices/$S/commands" '{"name":"reboot","payload":"now"}'
 delivered=$(jf delivered)
 bearer "$OPERATOR" POST "/v1/devices/$S/commands" '{"name":"fail","payload":"x"}'
@@ -201,7 +183,7 @@ expect "a second run on the same state directory is refused (exit $rc: another i
 "$AGENT" status --dir dev1 >status_running.out 2>&1
 expect "status works while the agent runs (read-only, no lock)" $?
 
-sub acks2.out -t "devices/$S/acks/#" -q 1 -C 4 -W 30
+sub svc acks2.out -t "devices/$S/acks/#" -q 1 -C 4 -W 30
 MQ_SVC=("${MQ[@]}" --cert cmdsvc.pem --key cmdsvc.key -q 1)
 mosquitto_pub "${MQ_SVC[@]}" -t "devices/$S/commands/-x" -m p1 &&
     mosquitto_pub "${MQ_SVC[@]}" -t "devices/$S/commands/.." -m p2
@@ -278,7 +260,7 @@ call GET "/v1/certificates/$NEW_SERIAL" -H "Authorization: Bearer $ADMIN"
     [ "$(openssl x509 -in dev1/cert.pem -noout -pubkey)" = "$(openssl pkey -in dev1/key.pem -pubout)" ] &&
     [ ! -e dev1/renew.key ] && [ ! -e dev1/renew.pem ]
 expect "the new certificate is valid, its new key replaced the old one (0600), no leftovers" $?
-sub tele2.out -t "devices/$S/telemetry" -q 1 -C 1 -W 20
+sub svc tele2.out -t "devices/$S/telemetry" -q 1 -C 1 -W 20
 echo 'after-renewal=1' >&3
 end_sub
 [ "$(msgs tele2.out)" = "devices/$S/telemetry after-renewal=1" ]

@@ -151,25 +151,6 @@ ctl certs show "$D1SERIAL" --pem "${A[@]}"
 expect_ctl "certs show --pem prints exactly the issued certificate" $?
 
 # ---- commands to a subscribed device -------------------------------------------------------
-MQ=(--cafile trust.pem -h 127.0.0.1 -p "$MQTT_PORT")
-SUB_PID=
-# sub WHO OUT ARGS...: mosquitto_sub with WHO.pem/WHO.key in the background; returns once
-# subscribed.
-sub() {
-    local who=$1 out=$2
-    shift 2
-    timeout 20 stdbuf -oL mosquitto_sub -d "${MQ[@]}" --cert "$who.pem" --key "$who.key" \
-        -F '%t %p' "$@" >"$out" 2>&1 &
-    SUB_PID=$!
-    for _ in $(seq 100); do
-        grep -q 'received SUBACK' "$out" && return 0
-        kill -0 "$SUB_PID" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-end_sub() { [ -n "$SUB_PID" ] && wait "$SUB_PID" 2>/dev/null; SUB_PID=; }
-trap '[ -n "$SUB_PID" ] && kill "$SUB_PID" 2>/dev/null; stop_server >/dev/null 2>&1' EXIT
 
 sub dev1 cmd.out -t "devices/$D1/commands/#" -q 1 -C 2 -W 15
 expect "device 1 subscribes to its commands with mosquitto_sub" $?

@@ -76,27 +76,7 @@ SVC=$(jf service_id) SVCSEC=$(jf service_secret)
 expect "a service subscribing to devices/+/telemetry activated" $?
 S=${DEV[sensor]} R=${DEV[revokee]}
 
-MQ=(--cafile trust.pem -h 127.0.0.1 -p "$MQTT_PORT")
-SUB_PID=
-# sub WHO OUT ARGS...: mosquitto_sub in the background until its SUBACK (sets SUB_PID).
-sub() {
-    local who=$1 out=$2
-    shift 2
-    timeout 20 stdbuf -oL mosquitto_sub -d "${MQ[@]}" --cert "$who.pem" --key "$who.key" \
-        -F '%q %t %p' "$@" >"$out" 2>&1 &
-    SUB_PID=$!
-    for _ in $(seq 100); do
-        grep -q 'received SUBACK' "$out" && return 0
-        kill -0 "$SUB_PID" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-pub() {
-    local who=$1
-    shift
-    timeout 10 mosquitto_pub "${MQ[@]}" --cert "$who.pem" --key "$who.key" "$@" >>pub.log 2>&1
-}
+SUB_FORMAT='%q %t %p'
 
 # ---- traffic: QoS 0 and QoS 1 from the sensor to the service ----------------------------------
 sub svc svc.out -t "devices/+/telemetry" -q 1 -C 2

@@ -45,43 +45,9 @@ expect "a service (subscribe devices/+/telemetry, devices/+/status) created and 
 expect_api() { if [ "$2" = 0 ]; then ok "$1"; else not_ok "$1 (got $STATUS: $BODY)"; fi; }
 
 # ---- mosquitto helpers ----------------------------------------------------------------------
-MQ=(--cafile trust.pem -h 127.0.0.1 -p "$MQTT_PORT")
-SUB_PID=
-# sub WHO OUT ARGS...: mosquitto_sub with WHO.pem/WHO.key in the background (at most 20 s),
-# printing "qos retain topic payload" lines (plus -d debug lines) to OUT; returns once its
-# SUBACK came (stdout line-buffered to see it). Sets SUB_PID.
-sub() {
-    local who=$1 out=$2
-    shift 2
-    timeout 20 stdbuf -oL mosquitto_sub -d "${MQ[@]}" --cert "$who.pem" --key "$who.key" \
-        -F '%q %r %t %p' "$@" >"$out" 2>&1 &
-    SUB_PID=$!
-    for _ in $(seq 100); do
-        grep -q 'received SUBACK' "$out" && return 0
-        kill -0 "$SUB_PID" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-# end_sub: waits for the subscriber started last (it exits by -C or -W).
-end_sub() {
-    [ -n "$SUB_PID" ] && wait "$SUB_PID" 2>/dev/null
-    SUB_PID=
-}
-kill_sub() {
-    [ -n "$SUB_PID" ] && kill "$SUB_PID" 2>/dev/null
-    end_sub
-}
-# pub WHO ARGS...: mosquitto_pub with WHO.pem/WHO.key (at most 10 s).
-pub() {
-    local who=$1
-    shift
-    echo "---- pub as $who: $*" >>pub.log
-    timeout 10 mosquitto_pub "${MQ[@]}" --cert "$who.pem" --key "$who.key" "$@" >>pub.log 2>&1
-}
+SUB_FORMAT='%q %r %t %p'
 # msgs OUT: the received messages of a subscriber's output.
 msgs() { grep -E '^[0-2] [01] ' "$1"; }
-trap 'kill_sub >/dev/null 2>&1; stop_server >/dev/null 2>&1' EXIT
 
 S=${DEV[sensor]} A=${DEV[actuator]} F=${DEV[forger]} R=${DEV[revokee]}
 
