@@ -275,6 +275,8 @@ static void on_connect(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uin
     }
     c->connected = 1;
     conn_write(c, ack, hub_mqtt_connack(ack, c->level == HUB_MQTT_V311 && present, 0));
+    if (c->t->accepted != NULL)
+        c->t->accepted(c->tconn);
     if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
         b->o.presence(c->who.id, 1, b->o.ctx);
     /* Resume: in-flight deliveries again with DUP, then whatever waited. */

@@ -22,6 +22,8 @@ struct hub_mqtt_transport {
     int (*write)(void *tconn, const void *data, size_t len);
     /* Starts closing; the transport later calls hub_mqtt_conn_closed. */
     void (*close)(void *tconn);
+    /* The CONNECT was accepted (CONNACK 0 queued): the peer is authenticated. May be NULL. */
+    void (*accepted)(void *tconn);
 };
 
 enum hub_mqtt_principal { HUB_MQTT_DEVICE, HUB_MQTT_SERVICE };

@@ -84,7 +84,6 @@ struct link {
     hub_buf_t early;
     int loading, closed;
     int password;          /* password listener: CONNECT carries id + secret */
-    int answered;          /* the broker has written (its CONNACK comes first) */
     int authed;            /* the secret matched */
     enum hub_mqtt_closed why; /* set when this file closes the connection */
     char user[64], pass[160];
@@ -103,20 +102,19 @@ static uint64_t now_ms(void)
 
 /* ---- transport --------------------------------------------------------------------------- */
 
-/* The broker's first write on a connection is its CONNACK: return code 0 takes the
- * connection out of the listener's unauthenticated count (mqtt_max_unauthenticated). */
 static int transport_write(void *tconn, const void *data, size_t len)
 {
     struct link *k = hub_tls_conn_user(tconn);
-    const uint8_t *p = data;
     if (k != NULL)
         k->m->bytes_out += len;
-    if (k != NULL && !k->answered) {
-        k->answered = 1;
-        if (len == 4 && p[0] == HUB_MQTT_CONNACK << 4 && p[3] == 0)
-            hub_tls_conn_authenticated(tconn);
-    }
     return hub_tls_write(tconn, data, len);
+}
+
+/* An accepted CONNECT takes the connection out of the listener's unauthenticated count
+ * (mqtt_max_unauthenticated). */
+static void transport_accepted(void *tconn)
+{
+    hub_tls_conn_authenticated(tconn);
 }
 
 static void transport_close(void *tconn)
@@ -124,7 +122,8 @@ static void transport_close(void *tconn)
     hub_tls_close(tconn);
 }
 
-static const struct hub_mqtt_transport tls_transport = {transport_write, transport_close};
+static const struct hub_mqtt_transport tls_transport = {transport_write, transport_close,
+                                                        transport_accepted};
 
 /* Password connections wait in a list until their CONNECT is checked, so the tick can
  * close the ones that never send it. */

@@ -152,7 +152,7 @@ static void t_close(void *tconn)
     s->close_asked = 1;
 }
 
-static const struct hub_mqtt_transport transport = {t_write, t_close};
+static const struct hub_mqtt_transport transport = {t_write, t_close, NULL};
 
 static void presence_cb(const char *device_id, int connected, void *ctx)
 {
