@@ -21,6 +21,7 @@
 #include <mbedtls/sha256.h>
 #include <mbedtls/x509_crt.h>
 
+#include "ca/cert.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
@@ -299,17 +300,6 @@ int hub_state_lock(const char *dir, int *fd_out)
     return 0;
 }
 
-static void name_attr(const mbedtls_x509_name *n, const char *oid, size_t oid_len, char *out,
-                      size_t outlen)
-{
-    out[0] = 0;
-    for (; n != NULL; n = n->next)
-        if (n->oid.len == oid_len && memcmp(n->oid.p, oid, oid_len) == 0) {
-            snprintf(out, outlen, "%.*s", (int)n->val.len, (const char *)n->val.p);
-            return;
-        }
-}
-
 static time_t x509_time(const mbedtls_x509_time *t)
 {
     struct tm tm = {.tm_year = t->year - 1900,
@@ -343,10 +333,10 @@ int hub_state_cert_info_mem(const char *pem, size_t len, struct hub_cert_info *o
     if (sl > 20)
         sl = 20;
     hub_hex_upper(sp, sl, out->serial);
-    name_attr(&crt.subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), out->cn,
-              sizeof out->cn);
-    name_attr(&crt.subject, MBEDTLS_OID_AT_ORGANIZATION,
-              MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORGANIZATION), out->o, sizeof out->o);
+    hub_x509_name_attr(&crt.subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN),
+                       out->cn, sizeof out->cn);
+    hub_x509_name_attr(&crt.subject, MBEDTLS_OID_AT_ORGANIZATION,
+                       MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORGANIZATION), out->o, sizeof out->o);
     out->not_before = x509_time(&crt.valid_from);
     out->not_after = x509_time(&crt.valid_to);
     mbedtls_sha256_ret(crt.raw.p, crt.raw.len, md, 0);

@@ -25,6 +25,7 @@
 #include "api/metrics.h"
 #include "api/routes.h"
 #include "api/token.h"
+#include "ca/cert.h"
 #include "db/db.h"
 #include "db/fleet.h"
 #include "db/tokens.h"
@@ -364,19 +365,6 @@ static void lower(char *s)
         *s = (char)tolower((unsigned char)*s);
 }
 
-/* Copies the first attribute oid of a subject into out ("" when absent). */
-static void subject_attr(const mbedtls_x509_name *n, const char *oid, size_t oid_len,
-                         char *out, size_t outlen)
-{
-    out[0] = 0;
-    for (; n != NULL; n = n->next) {
-        if (n->oid.len == oid_len && memcmp(n->oid.p, oid, oid_len) == 0) {
-            snprintf(out, outlen, "%.*s", (int)n->val.len, (const char *)n->val.p);
-            return;
-        }
-    }
-}
-
 /* Authenticates by the TLS client certificate: it must chain to the issuing CA, be within
  * its validity, allow clientAuth and name the principal of the path as its CN. Its serial
  * goes to r->who.cert_serial; the handler checks, in its transaction, that it is a current
@@ -432,9 +420,9 @@ static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
                         "the client certificate does not allow clientAuth");
         goto out;
     }
-    subject_attr(&leaf.subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), cn,
+    hub_x509_name_attr(&leaf.subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), cn,
                  sizeof cn);
-    subject_attr(&leaf.subject, MBEDTLS_OID_AT_ORGANIZATION,
+    hub_x509_name_attr(&leaf.subject, MBEDTLS_OID_AT_ORGANIZATION,
                  MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORGANIZATION), o, sizeof o);
     lower(cn);
     if (strcasecmp(cn, r->params[0]) != 0 ||

@@ -4,6 +4,7 @@
 #include "ca/cert.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <mbedtls/oid.h>
@@ -227,4 +228,16 @@ int hub_cert_issue(const struct hub_cert_request *req, uint8_t serial_out[HUB_SE
                                der_out);
     hub_buf_free(&tbs);
     return rc;
+}
+
+void hub_x509_name_attr(const mbedtls_x509_name *n, const char *oid, size_t oid_len, char *out,
+                        size_t outlen)
+{
+    out[0] = 0;
+    for (; n != NULL; n = n->next) {
+        if (n->oid.p != NULL && n->oid.len == oid_len && memcmp(n->oid.p, oid, oid_len) == 0) {
+            snprintf(out, outlen, "%.*s", (int)n->val.len, (const char *)n->val.p);
+            return;
+        }
+    }
 }

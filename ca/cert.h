@@ -39,4 +39,9 @@ struct hub_cert_request {
 int hub_cert_issue(const struct hub_cert_request *req, uint8_t serial_out[HUB_SERIAL_LEN],
                    hub_buf_t *der_out);
 
+/* Copies the value of the first attribute oid (e.g. MBEDTLS_OID_AT_CN) of a name into out
+ * ("" when absent; truncated to outlen). */
+void hub_x509_name_attr(const mbedtls_x509_name *n, const char *oid, size_t oid_len, char *out,
+                        size_t outlen);
+
 #endif

@@ -418,9 +418,12 @@ int hub_cmd_tokens_create(struct hub_ctl *ctl)
 
 int hub_cmd_tokens_list(struct hub_ctl *ctl)
 {
-    static const struct hub_field cols[] = {{"TOKEN ID", "token_id"},   {"NAME", "name"},
-                                            {"ROLE", "role"},           {"CREATED", "created_at"},
-                                            {"LAST USED", "last_used_at"}, {"REVOKED", "revoked_at"}};
+    static const struct hub_field cols[] = {{"TOKEN ID", "token_id"},
+                                            {"NAME", "name"},
+                                            {"ROLE", "role"},
+                                            {"CREATED", "created_at"},
+                                            {"LAST USED", "last_used_at"},
+                                            {"REVOKED", "revoked_at"}};
     return call_and_table(ctl, "/v1/tokens", "tokens", cols, ARRAY_LEN(cols));
 }
 

@@ -74,8 +74,8 @@ static const struct command commands[] = {
      "ROLE: admin, operator (devices, revocation, commands), provisioner (create devices) or\n"
      "auditor (read only).\n",
      hub_cmd_tokens_create},
-    {"tokens", "list", 0, 0, 0, "tokens list", "list the API tokens (ids, names, roles; no secrets)",
-     NULL, hub_cmd_tokens_list},
+    {"tokens", "list", 0, 0, 0, "tokens list",
+     "list the API tokens (ids, names, roles; no secrets)", NULL, hub_cmd_tokens_list},
     {"tokens", "revoke", 1, 1, 0, "tokens revoke TOKEN_ID",
      "revoke an API token at once (TOKEN_ID: the 16 hex digits after iothub_)",
      "To rotate a token, create its replacement first; the last active admin token cannot be\n"

@@ -260,12 +260,13 @@ int hub_db_cert_list(PGconn *c, const char *device_id, int limit, json_t **out)
 
 int hub_db_token_list(PGconn *c, json_t **out)
 {
-    return query_json(c,
-                      "SELECT coalesce(json_agg(json_build_object('token_id', token_id, 'name', name,"
-                      " 'role', role, 'created_at', rfc3339(created_at), 'last_used_at',"
-                      " rfc3339(last_used_at), 'revoked_at', rfc3339(revoked_at)) ORDER BY id), '[]')"
-                      " FROM api_tokens",
-                      0, NULL, out);
+    return query_json(
+        c,
+        "SELECT coalesce(json_agg(json_build_object('token_id', token_id, 'name', name,"
+        " 'role', role, 'created_at', rfc3339(created_at), 'last_used_at',"
+        " rfc3339(last_used_at), 'revoked_at', rfc3339(revoked_at)) ORDER BY id), '[]')"
+        " FROM api_tokens",
+        0, NULL, out);
 }
 
 int hub_db_audit_list(PGconn *c, long long before, int limit, json_t **out)

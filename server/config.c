@@ -426,7 +426,10 @@ static char *read_file(const char *path, size_t max, char *err, size_t errlen)
     int bad = buf == NULL || ferror(f) || n > max;
     fclose(f);
     if (bad) {
-        snprintf(err, errlen, "%s: %s", path, buf == NULL ? "out of memory" : n > max ? "file too large" : "read error");
+        snprintf(err, errlen, "%s: %s", path,
+                 buf == NULL ? "out of memory"
+                 : n > max   ? "file too large"
+                             : "read error");
         free(buf);
         return NULL;
     }
