@@ -324,15 +324,11 @@ int hub_state_cert_info_mem(const char *pem, size_t len, struct hub_cert_info *o
         hub_error("the certificate does not parse (-0x%04X)", (unsigned)-ret);
         return HUB_EINVAL;
     }
-    const unsigned char *sp = crt.serial.p;
-    size_t sl = crt.serial.len;
-    while (sl > 1 && sp[0] == 0) {
-        sp++;
-        sl--;
+    if (hub_x509_serial_hex(&crt.serial, out->serial, sizeof out->serial) != 0) {
+        mbedtls_x509_crt_free(&crt);
+        hub_error("the certificate's serial is empty or longer than 20 bytes");
+        return HUB_EINVAL;
     }
-    if (sl > 20)
-        sl = 20;
-    hub_hex_upper(sp, sl, out->serial);
     hub_x509_name_attr(&crt.subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN),
                        out->cn, sizeof out->cn);
     hub_x509_name_attr(&crt.subject, MBEDTLS_OID_AT_ORGANIZATION,

@@ -449,17 +449,10 @@ static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
     r->who.kind = kind == HUB_AUTH_DEVICE_CERT ? HUB_WHO_DEVICE : HUB_WHO_SERVICE;
     snprintf(r->who.name, sizeof r->who.name, "%s", cn);
     snprintf(r->who.product_key, sizeof r->who.product_key, "%s", s.extra);
-    if (leaf.serial.len == 0 || leaf.serial.len > (HUB_SERIAL_HEX - 1) / 2) {
+    if (hub_x509_serial_hex(&leaf.serial, r->who.cert_serial, sizeof r->who.cert_serial) != 0) {
         hub_reply_error(r, 401, "invalid_client_certificate", "bad certificate serial");
         goto out;
     }
-    const unsigned char *sp = leaf.serial.p;
-    size_t sl = leaf.serial.len;
-    while (sl > 1 && sp[0] == 0) { /* a DER sign byte is not part of the stored serial */
-        sp++;
-        sl--;
-    }
-    hub_hex_upper(sp, sl, r->who.cert_serial);
     rc = 0;
 out:
     mbedtls_x509_crt_free(&leaf);

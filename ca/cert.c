@@ -241,3 +241,17 @@ void hub_x509_name_attr(const mbedtls_x509_name *n, const char *oid, size_t oid_
         }
     }
 }
+
+int hub_x509_serial_hex(const mbedtls_x509_buf *serial, char *out, size_t outlen)
+{
+    const unsigned char *p = serial->p;
+    size_t n = serial->len;
+    while (n > 1 && p[0] == 0) { /* a DER sign byte is not part of the serial */
+        p++;
+        n--;
+    }
+    if (n == 0 || n * 2 + 1 > outlen)
+        return HUB_ERANGE;
+    hub_hex_upper(p, n, out);
+    return 0;
+}
