@@ -8,6 +8,8 @@
 #   ./deploy/dev.sh build  install and build only
 #   ./deploy/dev.sh fuzz [SECONDS] [TARGET]  build the libFuzzer targets (clang) in
 #                          build-fuzz/ and run each for SECONDS (60); see docs/fuzzing.md
+#   ./deploy/dev.sh bench [--devices N] [--quick] [--tsung SCENARIO]  iothub and Mosquitto
+#                          side by side (tests/bench/compare.sh); see docs/BENCHMARKS.md
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -311,10 +313,25 @@ cmd_fuzz() {
     [ "$failed" = 0 ] || die "fuzz: $failed target(s) found a problem"
 }
 
+# ./deploy/dev.sh bench [OPTIONS]: tsung and mosquitto too, a private PostgreSQL, then
+# tests/bench/compare.sh (it starts iothubd and Mosquitto and prints the table).
+cmd_bench() {
+    PACKAGES+=(tsung mosquitto)
+    install_missing
+    build
+    tmp=$(mktemp -d /tmp/iothub-bench.XXXXXX)
+    chmod 0755 "$tmp"
+    pg_start "$tmp/pg"
+    trap 'pg_stop "$tmp/pg"; rm -rf "$tmp"' EXIT
+    IOTHUB_BENCH_BUILD="$BUILD" IOTHUB_BENCH_PGSOCK="$tmp/pg/sock" IOTHUB_BENCH_TMP="$tmp" \
+        bash "$ROOT/tests/bench/compare.sh" "$@"
+}
+
 case "${1:-}" in
     run) cmd_run ;;
     test) cmd_test "${2:-}" ;;
     build) install_missing; build ;;
     fuzz) cmd_fuzz "${2:-}" "${3:-}" ;;
-    *) echo "usage: $0 run|test [NAME]|build|fuzz [SECONDS] [TARGET]" >&2; exit 2 ;;
+    bench) shift; cmd_bench "$@" ;;
+    *) echo "usage: $0 run|test [NAME]|build|fuzz [SECONDS] [TARGET]|bench [OPTIONS]" >&2; exit 2 ;;
 esac

@@ -3,7 +3,22 @@
  * topic trie whose subscriber pointers are sessions. Each session keeps one FIFO of QoS 1/2
  * deliveries (queued, then in flight up to max_inflight); QoS 0 goes straight to the wire
  * and is not kept for offline sessions. Routing stamps each session with the message number
- * so a session matched by several filters gets one copy at its highest granted QoS. */
+ * so a session matched by several filters gets one copy at its highest granted QoS.
+ *
+ * Hot path: packets are decoded where the transport holds them (only a partial packet is
+ * buffered); a received QoS 0 PUBLISH goes on as it came (no allocation, no copy); QoS 1/2
+ * ones are copied once into a refcounted message laid out as the wire packet, so each
+ * delivery is one write. A QoS 0 copy of a QoS 1/2 message is encoded once per routing.
+ *
+ * Flow control: when a QoS 1/2 PUBLISH from a client meets a connected session whose queue
+ * holds max_queued messages, the message is still queued and the publisher's
+ * acknowledgements (PUBACK/PUBREC, kept in order) are withheld until that queue has drained
+ * to 3/4, the session goes offline or HOLD_MAX_MS pass: the publisher's own in-flight window
+ * then slows it to the subscriber's pace. A publisher may have max_inflight acknowledgements
+ * withheld, so a queue exceeds max_queued by at most max_inflight per publisher. Messages
+ * beyond that, for offline sessions, to the publisher's own session or published by the
+ * server (commands, wills) are dropped, counted per session and
+ * logged at most every DROP_LOG_MS per session. */
 #include "mqtt/broker.h"
 
 #include <stdio.h>
@@ -19,14 +34,17 @@
 #include "util/error.h"
 #include "util/log.h"
 
+#define HOLD_MAX_MS 10000 /* longest a publisher's acknowledgements are withheld */
+#define DROP_LOG_MS 10000 /* a session's dropped messages are reported this often */
+#define HELD_MAX 65535    /* withheld acknowledgements per connection (distinct ids) */
+
 struct hub_mqtt_conn {
     struct hub_broker *b;
     const struct hub_mqtt_transport *t;
     void *tconn;
     struct hub_mqtt_identity who;
     char **pub_patterns, **sub_patterns; /* services: owned copies */
-    hub_buf_t in;
-    size_t in_off;         /* consumed bytes at the front of in */
+    hub_buf_t in;          /* the start of a packet not complete yet */
     int connected;         /* CONNECT accepted */
     int closing;           /* close requested: ignore further input */
     int keep_will;         /* publish the will when the transport closes */
@@ -36,6 +54,14 @@ struct hub_mqtt_conn {
     uint64_t last_rx_ms, opened_ms;
     struct hub_msg *will;
     struct hub_session *s;
+    /* Flow control: acknowledgements withheld (type << 16 | packet id, in order), since when,
+     * and the full sessions this publisher waits on. */
+    uint32_t *held;
+    size_t nheld, held_cap;
+    uint64_t held_ms;
+    int reading_paused; /* transport asked to stop reading (max_inflight withheld) */
+    struct hub_session **waits;
+    size_t nwaits, waits_cap;
     struct hub_mqtt_conn *prev, *next; /* all connections */
 };
 
@@ -50,6 +76,11 @@ struct hub_broker {
     struct hub_session **targets;  /* reused by route() */
     size_t ntargets, targets_cap;
     hub_buf_t out;                 /* reused for encoded packets */
+    hub_buf_t q0;                  /* the QoS 0 copy of q0_msg, retain flag q0_retain */
+    const struct hub_msg *q0_msg;  /* valid during one routing only */
+    int q0_retain;
+    uint64_t now_ms;               /* latest time given by the transport */
+    size_t throttled;              /* connections with acknowledgements withheld */
     struct hub_broker_stats st;
 };
 
@@ -75,16 +106,29 @@ static void conn_write(struct hub_mqtt_conn *c, const void *p, size_t n)
         conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "write failed");
 }
 
-/* Sends a PUBLISH of m at qos with packet id pid. */
+/* Sends a PUBLISH of m at qos with packet id pid, in one write. */
 static void send_publish(struct hub_mqtt_conn *c, const struct hub_msg *m, int qos, int dup,
                          uint16_t pid, int retain)
 {
-    uint8_t header[HUB_MQTT_PUBLISH_HEADER_MAX];
-    size_t n = hub_mqtt_publish_header(header, m->topic, m->topic_len, qos, retain, dup, pid,
-                                       m->payload_len);
-    conn_write(c, header, n);
-    if (m->payload_len > 0)
-        conn_write(c, m->payload, m->payload_len);
+    struct hub_broker *b = c->b;
+    const uint8_t *pkt;
+    size_t n = hub_msg_packet(m, qos, retain, dup, pid, &pkt);
+    if (n == 0) { /* a QoS 0 copy of a QoS 1/2 message: encoded once per routing */
+        if (b->q0_msg != m || b->q0_retain != retain) {
+            b->q0.len = 0;
+            b->q0_msg = NULL;
+            if (hub_mqtt_publish_append(&b->q0, m->topic, m->topic_len, 0, retain, 0, 0,
+                                        m->payload, m->payload_len) != 0) {
+                conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
+                return;
+            }
+            b->q0_msg = m;
+            b->q0_retain = retain;
+        }
+        pkt = b->q0.data;
+        n = b->q0.len;
+    }
+    conn_write(c, pkt, n);
     c->b->st.msgs_out++;
     c->b->st.out_by_qos[qos > 2 ? 2 : qos]++;
 }
@@ -106,9 +150,145 @@ static void pump(struct hub_session *s)
            (d = hub_session_next_unsent(s)) != NULL) {
         d->pid = hub_session_next_pid(s);
         d->state = HUB_DELIVERY_SENT;
-        s->inflight++;
+        hub_session_set_inflight(s, s->inflight + 1);
         send_publish(c, d->msg, d->qos, 0, d->pid, d->retain);
     }
+}
+
+/* ---- flow control ---------------------------------------------------------------------- */
+
+/* Sends a PUBACK/PUBREC for a client's PUBLISH, or keeps it (in order) while the client is
+ * throttled. */
+static void ack_publish(struct hub_mqtt_conn *c, int type, uint16_t pid)
+{
+    if (c->nwaits == 0 && c->nheld == 0) {
+        send_ack(c, type, pid);
+        return;
+    }
+    if (c->nheld >= HELD_MAX) {
+        conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, "more than 65535 unacknowledged PUBLISHes");
+        return;
+    }
+    if (c->nheld == c->held_cap) {
+        size_t cap = c->held_cap ? c->held_cap * 2 : 16;
+        uint32_t *h = realloc(c->held, cap * sizeof *h);
+        if (h == NULL) {
+            conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
+            return;
+        }
+        c->held = h;
+        c->held_cap = cap;
+    }
+    if (c->nheld == 0)
+        c->b->throttled++;
+    c->held[c->nheld++] = (uint32_t)type << 16 | pid;
+    if (!c->reading_paused && c->nheld >= c->b->o.max_inflight && c->t->pause != NULL) {
+        c->reading_paused = 1;
+        c->t->pause(c->tconn, 1);
+    }
+}
+
+/* The connection waits on no session any more: its withheld acknowledgements go out. */
+static void release_held(struct hub_mqtt_conn *c)
+{
+    if (c->nheld == 0)
+        return;
+    c->b->throttled--;
+    for (size_t i = 0; i < c->nheld && !c->closing; i++)
+        send_ack(c, (int)(c->held[i] >> 16), (uint16_t)c->held[i]);
+    c->nheld = 0;
+    if (c->reading_paused) {
+        c->reading_paused = 0;
+        if (!c->closing)
+            c->t->pause(c->tconn, 0);
+    }
+}
+
+/* Makes publisher c wait on session s (once). 0 or HUB_ENOMEM. */
+static int wait_on(struct hub_mqtt_conn *c, struct hub_session *s)
+{
+    for (size_t i = 0; i < c->nwaits; i++)
+        if (c->waits[i] == s)
+            return 0;
+    if (c->nwaits == c->waits_cap) {
+        size_t cap = c->waits_cap ? c->waits_cap * 2 : 4;
+        struct hub_session **w = realloc(c->waits, cap * sizeof *w);
+        if (w == NULL)
+            return HUB_ENOMEM;
+        c->waits = w;
+        c->waits_cap = cap;
+    }
+    if (s->nwaiters == s->waiters_cap) {
+        size_t cap = s->waiters_cap ? s->waiters_cap * 2 : 4;
+        struct hub_mqtt_conn **w = realloc(s->waiters, cap * sizeof *w);
+        if (w == NULL)
+            return HUB_ENOMEM;
+        s->waiters = w;
+        s->waiters_cap = cap;
+    }
+    c->waits[c->nwaits++] = s;
+    s->waiters[s->nwaiters++] = c;
+    if (c->nheld == 0)
+        c->held_ms = c->b->now_ms;
+    return 0;
+}
+
+static void unlink_session(struct hub_mqtt_conn *c, const struct hub_session *s)
+{
+    for (size_t i = 0; i < c->nwaits; i++) {
+        if (c->waits[i] == s) {
+            c->waits[i] = c->waits[--c->nwaits];
+            return;
+        }
+    }
+}
+
+static void unlink_conn(struct hub_session *s, const struct hub_mqtt_conn *c)
+{
+    for (size_t i = 0; i < s->nwaiters; i++) {
+        if (s->waiters[i] == c) {
+            s->waiters[i] = s->waiters[--s->nwaiters];
+            return;
+        }
+    }
+}
+
+/* Session s no longer holds its publishers back (drained, offline or gone). */
+static void wake_waiters(struct hub_session *s)
+{
+    while (s->nwaiters > 0) {
+        struct hub_mqtt_conn *c = s->waiters[--s->nwaiters];
+        unlink_session(c, s);
+        if (c->nwaits == 0)
+            release_held(c);
+    }
+}
+
+/* Connection c stops waiting on anything (closing, or held too long). */
+static void unwait_all(struct hub_mqtt_conn *c)
+{
+    while (c->nwaits > 0) {
+        struct hub_session *s = c->waits[--c->nwaits];
+        unlink_conn(s, c);
+    }
+}
+
+/* Called when a session's queue shrank. */
+static void queue_shrunk(struct hub_broker *b, struct hub_session *s)
+{
+    size_t low = b->o.max_queued - b->o.max_queued / 4;
+    if (low == b->o.max_queued && low > 0)
+        low--;
+    if (s->nwaiters > 0 && s->queued <= low)
+        wake_waiters(s);
+}
+
+/* Destroys a session and what the broker keeps about it. */
+static void session_drop(struct hub_broker *b, struct hub_session *s)
+{
+    wake_waiters(s);
+    hub_subtree_remove_all(b->subs, s, (const char *const *)s->filters, s->nsubs);
+    hub_session_destroy(&b->sessions, s);
 }
 
 /* ---- routing --------------------------------------------------------------------------- */
@@ -135,29 +315,44 @@ static void match_cb(void *subscriber, uint8_t qos, void *ctx)
     b->targets[b->ntargets++] = s;
 }
 
-/* 1 when session s holds max_queued messages: the new one is dropped, counted and (now and
- * then) logged. */
-static int queue_full(struct hub_broker *b, struct hub_session *s)
+/* A message for session s is dropped: counted, and reported at most every DROP_LOG_MS. */
+static void drop(struct hub_broker *b, struct hub_session *s)
+{
+    b->st.dropped_queue++;
+    s->dropped++;
+    if (s->drop_logged_ms == 0 || b->now_ms - s->drop_logged_ms >= DROP_LOG_MS) {
+        hub_warn("mqtt: session %s holds %zu messages (%s): dropped %llu new one%s", s->key,
+                 s->queued, s->conn != NULL ? "slow subscriber" : "offline", s->dropped,
+                 s->dropped == 1 ? "" : "s");
+        s->dropped = 0;
+        s->drop_logged_ms = b->now_ms ? b->now_ms : 1;
+    }
+}
+
+/* 1 when session s may not take one more message: dropped (see the top of the file). A
+ * client publisher pub (may be NULL) is made to wait instead while s is connected, unless s
+ * is its own session (a client reading its PUBACKs before its deliveries would deadlock). */
+static int queue_full(struct hub_broker *b, struct hub_session *s, struct hub_mqtt_conn *pub)
 {
     if (hub_session_queued(s) < b->o.max_queued)
         return 0;
-    b->st.dropped_queue++;
-    if (b->st.dropped_queue % 1000 == 1)
-        hub_warn("mqtt: session %s holds %zu messages: dropping new ones (%llu so far)", s->key,
-                 b->o.max_queued, b->st.dropped_queue);
+    if (pub != NULL && pub->s != s && s->conn != NULL && pub->nheld < b->o.max_inflight &&
+        wait_on(pub, s) == 0)
+        return 0;
+    drop(b, s);
     return 1;
 }
 
-
-/* Delivers m to one session at qos. */
-static void deliver(struct hub_broker *b, struct hub_session *s, struct hub_msg *m, int qos)
+/* Delivers m to one session at qos; pub is the client that published it, if any. */
+static void deliver(struct hub_broker *b, struct hub_session *s, struct hub_msg *m, int qos,
+                    struct hub_mqtt_conn *pub)
 {
     if (qos == 0) {
         if (s->conn != NULL && s->conn->connected)
             send_publish(s->conn, m, 0, 0, 0, 0);
         return;
     }
-    if (queue_full(b, s))
+    if (queue_full(b, s, pub))
         return;
     if (hub_session_enqueue(s, m, (uint8_t)qos) != 0)
         return;
@@ -165,9 +360,10 @@ static void deliver(struct hub_broker *b, struct hub_session *s, struct hub_msg 
 }
 
 /* Routes m to every matching subscription; returns how many sessions got it, and sets
- * *to_device when the connected session of device key got it. */
+ * *to_device when the connected session of device key got it. pub: the publishing client
+ * connection, NULL for the server. */
 static size_t route(struct hub_broker *b, struct hub_msg *m, const struct hub_session *device,
-                    int *to_device)
+                    int *to_device, struct hub_mqtt_conn *pub)
 {
     if (m->retain)
         hub_retained_set(&b->retained, m);
@@ -177,10 +373,11 @@ static size_t route(struct hub_broker *b, struct hub_msg *m, const struct hub_se
     for (size_t i = 0; i < b->ntargets; i++) {
         struct hub_session *s = b->targets[i];
         int qos = s->stamp_qos < m->qos ? s->stamp_qos : m->qos;
-        deliver(b, s, m, qos);
+        deliver(b, s, m, qos, pub);
         if (to_device != NULL && s == device && s->conn != NULL)
             *to_device = 1;
     }
+    b->q0_msg = NULL;
     return b->ntargets;
 }
 
@@ -194,10 +391,11 @@ static size_t count_patterns(const char *const *p)
     return n;
 }
 
+/* topic: a name the codec has validated (PUBLISH or will topic). */
 static int may_publish(struct hub_mqtt_conn *c, const char *topic, size_t len)
 {
     if (c->who.kind == HUB_MQTT_DEVICE)
-        return hub_acl_device(c->who.id, topic, len, 0);
+        return hub_acl_device_checked(c->who.id, topic, len);
     return hub_acl_allows((const char *const *)c->pub_patterns, count_patterns(
                               (const char *const *)c->pub_patterns), topic, len, 0);
 }
@@ -254,8 +452,7 @@ static void on_connect(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uin
         conn_close(old, 0, HUB_MQTT_CLOSE_TAKEOVER, "session taken over by a new connection");
     }
     if (s != NULL && p->clean) {
-        hub_subtree_remove_all(b->subs, s, (const char *const *)s->filters, s->nsubs);
-        hub_session_destroy(&b->sessions, s);
+        session_drop(b, s);
         s = NULL;
     }
     int present = s != NULL;
@@ -280,27 +477,30 @@ static void on_connect(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uin
     if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
         b->o.presence(c->who.id, 1, b->o.ctx);
     /* Resume: in-flight deliveries again with DUP, then whatever waited. */
-    s->inflight = 0;
+    unsigned inflight = 0;
     for (struct hub_delivery *d = s->head; d != NULL; d = d->next) {
         if (d->state == HUB_DELIVERY_SENT) {
             send_publish(c, d->msg, d->qos, 1, d->pid, d->retain);
-            s->inflight++;
+            inflight++;
         } else if (d->state == HUB_DELIVERY_RELEASED) {
             send_ack(c, HUB_MQTT_PUBREL, d->pid);
-            s->inflight++;
+            inflight++;
         }
     }
+    hub_session_set_inflight(s, inflight);
     pump(s);
 }
 
-static void on_publish(struct hub_mqtt_conn *c, const hub_mqtt_publish_t *p)
+/* A PUBLISH from the client: pkt (len bytes) is the whole packet. */
+static void on_publish(struct hub_mqtt_conn *c, const hub_mqtt_publish_t *p, const uint8_t *pkt,
+                       size_t len)
 {
     struct hub_broker *b = c->b;
     struct hub_session *s = c->s;
     b->st.msgs_in++;
     b->st.in_by_qos[p->qos <= 2 ? p->qos : 2]++;
     if (p->qos == 2 && hub_session_has_incoming(s, p->packet_id)) {
-        send_ack(c, HUB_MQTT_PUBREC, p->packet_id); /* duplicate: already routed */
+        ack_publish(c, HUB_MQTT_PUBREC, p->packet_id); /* duplicate: already routed */
         return;
     }
     if (!may_publish(c, p->topic.ptr, p->topic.len)) {
@@ -308,19 +508,24 @@ static void on_publish(struct hub_mqtt_conn *c, const hub_mqtt_publish_t *p)
         hub_warn("mqtt: %s %s may not publish to \"%.*s\": dropped",
                  c->who.kind == HUB_MQTT_DEVICE ? "device" : "service", c->who.id,
                  (int)(p->topic.len > 200 ? 200 : p->topic.len), p->topic.ptr);
+    } else if (hub_msg_borrowable(pkt, len)) {
+        /* QoS 0, no RETAIN: sent on as it came (QoS 0 copies are never kept). */
+        struct hub_msg m;
+        hub_msg_borrow(&m, pkt, len);
+        route(b, &m, NULL, NULL, c);
     } else {
         struct hub_msg *m = hub_msg_new(p->topic.ptr, p->topic.len, p->payload, p->payload_len,
                                         p->qos, p->retain);
         if (m != NULL) {
-            route(b, m, NULL, NULL);
+            route(b, m, NULL, NULL, c);
             hub_msg_unref(m);
         }
     }
-    if (p->qos == 1)
-        send_ack(c, HUB_MQTT_PUBACK, p->packet_id);
-    else if (p->qos == 2) {
+    if (p->qos == 1) {
+        ack_publish(c, HUB_MQTT_PUBACK, p->packet_id);
+    } else if (p->qos == 2) {
         hub_session_add_incoming(s, p->packet_id);
-        send_ack(c, HUB_MQTT_PUBREC, p->packet_id);
+        ack_publish(c, HUB_MQTT_PUBREC, p->packet_id);
     }
 }
 
@@ -343,7 +548,8 @@ static void on_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
     if ((type == HUB_MQTT_PUBACK && d->qos == 1) || (type == HUB_MQTT_PUBCOMP && d->qos == 2)) {
         hub_session_remove(s, d);
         if (s->inflight > 0)
-            s->inflight--;
+            hub_session_set_inflight(s, s->inflight - 1);
+        queue_shrunk(c->b, s);
         pump(s);
     }
 }
@@ -362,7 +568,7 @@ static void send_retained_cb(const struct hub_msg *m, void *ctx)
         return;
     }
     /* QoS 1/2 retained copies go through the session queue with the retain flag kept. */
-    if (!queue_full(c->b, c->s) &&
+    if (!queue_full(c->b, c->s, NULL) &&
         hub_session_enqueue_retained(c->s, (struct hub_msg *)m, (uint8_t)qos) == 0)
         pump(c->s);
 }
@@ -451,7 +657,7 @@ static int handle(struct hub_mqtt_conn *c, const uint8_t *pkt, size_t len, uint6
         }
         on_connect(c, &p.u.connect, now_ms);
         break;
-    case HUB_MQTT_PUBLISH: on_publish(c, &p.u.publish); break;
+    case HUB_MQTT_PUBLISH: on_publish(c, &p.u.publish, pkt, len); break;
     case HUB_MQTT_PUBACK:
     case HUB_MQTT_PUBREC:
     case HUB_MQTT_PUBREL:
@@ -525,51 +731,68 @@ struct hub_mqtt_conn *hub_mqtt_conn_open(struct hub_broker *b,
     return c;
 }
 
-void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len,
-                        uint64_t now_ms)
+/* Handles the complete packets at p[0..n); returns the bytes they took, or SIZE_MAX once
+ * the connection is closing. */
+static size_t handle_all(struct hub_mqtt_conn *c, const uint8_t *p, size_t n, uint64_t now_ms)
 {
-    if (c->closing)
-        return;
-    hub_buf_t *in = &c->in;
-    if (hub_buf_append(in, data, len) != 0) {
-        conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
-        return;
-    }
+    size_t off = 0, plen;
     for (;;) {
-        size_t plen;
-        int rc = hub_mqtt_frame(in->data + c->in_off, in->len - c->in_off, c->b->o.max_packet,
-                                &plen);
+        int rc = hub_mqtt_frame(p + off, n - off, c->b->o.max_packet, &plen);
         if (rc == 0)
-            break;
+            return off;
         if (rc < 0) {
             conn_close(c, 1, rc == HUB_ERANGE ? HUB_MQTT_CLOSE_LIMIT : HUB_MQTT_CLOSE_PROTOCOL,
                        rc == HUB_ERANGE ? "packet larger than the maximum"
                                         : "malformed remaining length");
-            return;
+            return SIZE_MAX;
         }
-        const uint8_t *pkt = in->data + c->in_off;
-        c->in_off += plen;
-        if (handle(c, pkt, plen, now_ms) != 0)
+        off += plen;
+        if (handle(c, p + off - plen, plen, now_ms) != 0)
+            return SIZE_MAX;
+    }
+}
+
+void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len,
+                        uint64_t now_ms)
+{
+    hub_buf_t *in = &c->in;
+    size_t used;
+    if (c->closing)
+        return;
+    c->b->now_ms = now_ms;
+    if (in->len == 0) {
+        /* Nothing pending: whole packets are handled where the transport holds them, only
+         * a partial one at the end is kept. */
+        if ((used = handle_all(c, data, len, now_ms)) == SIZE_MAX || used == len)
             return;
+        if (hub_buf_append(in, data + used, len - used) != 0)
+            conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
+        return;
     }
-    /* Compact: keep only the partial packet at the front. */
-    if (c->in_off == in->len) {
-        in->len = c->in_off = 0;
-    } else if (c->in_off > 0) {
-        memmove(in->data, in->data + c->in_off, in->len - c->in_off);
-        in->len -= c->in_off;
-        c->in_off = 0;
+    if (hub_buf_append(in, data, len) != 0) {
+        conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
+        return;
     }
+    if ((used = handle_all(c, in->data, in->len, now_ms)) == SIZE_MAX)
+        return;
+    memmove(in->data, in->data + used, in->len - used);
+    in->len -= used;
 }
 
 void hub_mqtt_conn_closed(struct hub_mqtt_conn *c, int revoked)
 {
     struct hub_broker *b = c->b;
     struct hub_session *s = c->s;
+    /* Its withheld acknowledgements are dropped with it (the client resends on reconnect). */
+    unwait_all(c);
+    if (c->nheld > 0)
+        b->throttled--;
+    c->nheld = 0;
     /* Detach the session first, so that what is routed to it from now on (the will
      * included) waits in its queue rather than being "sent" on this dead connection. */
     if (s != NULL && s->conn == c) {
         s->conn = NULL;
+        wake_waiters(s); /* offline: its publishers are not held back any more */
         if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
             b->o.presence(c->who.id, 0, b->o.ctx);
     } else {
@@ -579,12 +802,10 @@ void hub_mqtt_conn_closed(struct hub_mqtt_conn *c, int revoked)
      * DISCONNECT, a takeover or a revocation. */
     if (c->connected && c->will != NULL && !revoked && (!c->closing || c->keep_will)) {
         hub_info("mqtt: publishing the will of %s", c->who.id);
-        route(b, c->will, NULL, NULL);
+        route(b, c->will, NULL, NULL, NULL);
     }
-    if (s != NULL && s->clean) {
-        hub_subtree_remove_all(b->subs, s, (const char *const *)s->filters, s->nsubs);
-        hub_session_destroy(&b->sessions, s);
-    }
+    if (s != NULL && s->clean)
+        session_drop(b, s);
     if (c->will != NULL)
         hub_msg_unref(c->will);
     if (c->prev != NULL)
@@ -597,6 +818,8 @@ void hub_mqtt_conn_closed(struct hub_mqtt_conn *c, int revoked)
     free_patterns(c->pub_patterns);
     free_patterns(c->sub_patterns);
     hub_buf_free(&c->in);
+    free(c->held);
+    free(c->waits);
     free(c);
 }
 
@@ -625,15 +848,24 @@ void hub_broker_free(struct hub_broker *b)
     hub_retained_free(&b->retained);
     hub_subtree_free(b->subs);
     hub_buf_free(&b->out);
+    hub_buf_free(&b->q0);
     free(b->targets);
     free(b);
 }
 
 void hub_broker_tick(struct hub_broker *b, uint64_t now_ms)
 {
+    b->now_ms = now_ms;
     for (struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next) {
         if (c->closing)
             continue;
+        if (c->nheld > 0 && now_ms - c->held_ms > HOLD_MAX_MS) {
+            hub_info("mqtt: %s %s: acknowledgements withheld for %d s: released",
+                     c->who.kind == HUB_MQTT_DEVICE ? "device" : "service", c->who.id,
+                     HOLD_MAX_MS / 1000);
+            unwait_all(c);
+            release_held(c);
+        }
         if (!c->connected && now_ms - c->opened_ms > (uint64_t)b->o.connect_timeout * 1000)
             conn_close(c, 0, HUB_MQTT_CLOSE_TIMEOUT, "no CONNECT in time");
         else if (c->connected && c->keepalive > 0 &&
@@ -687,7 +919,7 @@ int hub_broker_publish(struct hub_broker *b, const char *topic, const uint8_t *p
         device = hub_session_find(&b->sessions, key);
     }
     int delivered = 0;
-    route(b, m, device, &delivered);
+    route(b, m, device, &delivered, NULL);
     hub_msg_unref(m);
     return delivered;
 }
@@ -714,13 +946,37 @@ void hub_broker_stats(const struct hub_broker *b, struct hub_broker_stats *out)
     out->sessions = b->sessions.count;
     out->subscriptions = hub_subtree_count(b->subs);
     out->retained = b->retained.count;
-    out->queued = out->inflight = 0;
+    out->queued = b->sessions.queued;
+    out->inflight = b->sessions.inflight;
+    out->throttled = b->throttled;
+}
+
+int hub_broker_check(const struct hub_broker *b)
+{
+    size_t queued = 0, inflight = 0, throttled = 0;
     for (size_t i = 0; i < b->sessions.nbuckets; i++) {
         for (const struct hub_session *s = b->sessions.buckets[i]; s != NULL; s = s->hnext) {
-            out->queued += s->queued;
-            out->inflight += s->inflight;
+            size_t n = 0;
+            for (const struct hub_delivery *d = s->head; d != NULL; d = d->next)
+                n++;
+            if (n != s->queued)
+                return HUB_EINVAL;
+            queued += s->queued;
+            inflight += s->inflight;
+            for (size_t k = 0; k < s->nwaiters; k++)
+                if (s->conn == NULL)
+                    return HUB_EINVAL; /* offline sessions hold nobody back */
         }
     }
+    for (const struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next) {
+        throttled += c->nheld > 0;
+        if (c->nwaits > 0 && c->nheld == 0 && !c->closing)
+            return HUB_EINVAL; /* waiting without anything withheld */
+    }
+    if (queued != b->sessions.queued || inflight != b->sessions.inflight ||
+        throttled != b->throttled)
+        return HUB_EINVAL;
+    return 0;
 }
 
 enum hub_mqtt_close hub_mqtt_conn_close_reason(const struct hub_mqtt_conn *c)

@@ -18,12 +18,16 @@ struct hub_mqtt_conn;
 
 /* How the broker reaches a connection's transport. */
 struct hub_mqtt_transport {
-    /* Queues bytes for the peer; returns 0 or a negative code (the connection is closing). */
+    /* Queues bytes for the peer (copies them or is done with them on return: the broker
+     * reuses the buffer); returns 0 or a negative code (the connection is closing). */
     int (*write)(void *tconn, const void *data, size_t len);
     /* Starts closing; the transport later calls hub_mqtt_conn_closed. */
     void (*close)(void *tconn);
     /* The CONNECT was accepted (CONNACK 0 queued): the peer is authenticated. May be NULL. */
     void (*accepted)(void *tconn);
+    /* Stops (1) or restarts (0) reading from the peer: a publisher with max_inflight
+     * acknowledgements withheld is not read until they are released. May be NULL. */
+    void (*pause)(void *tconn, int paused);
 };
 
 enum hub_mqtt_principal { HUB_MQTT_DEVICE, HUB_MQTT_SERVICE };
@@ -41,7 +45,11 @@ struct hub_mqtt_identity {
 
 struct hub_broker_options {
     size_t max_packet;        /* largest accepted packet, bytes */
-    size_t max_queued;        /* QoS 1/2 messages kept per session (offline or in flight) */
+    /* QoS 1/2 messages kept per session (offline or in flight). A client publishing QoS 1/2
+     * to a connected session that holds this many gets its PUBACK/PUBREC withheld until the
+     * queue drains (its message is kept while it has fewer than max_inflight withheld);
+     * other messages are dropped. */
+    size_t max_queued;
     unsigned max_inflight;    /* unacknowledged QoS 1/2 PUBLISHes per connection */
     unsigned connect_timeout; /* seconds a connection may take to send CONNECT */
     /* Presence of devices (connected or not) for last_seen; may be NULL. */
@@ -52,8 +60,8 @@ struct hub_broker_options {
 /* Plain counters written on the loop thread only: copy them there (hub_broker_stats). */
 struct hub_broker_stats {
     size_t connections, sessions, subscriptions, retained;
-    size_t queued, inflight; /* QoS 1/2 deliveries kept, of which sent and unacknowledged,
-                                summed over sessions when hub_broker_stats is called */
+    size_t queued, inflight; /* QoS 1/2 deliveries kept, of which sent and unacknowledged */
+    size_t throttled;        /* connections whose acknowledgements are withheld */
     unsigned long long msgs_in, msgs_out, dropped_acl, dropped_queue;
     unsigned long long in_by_qos[3], out_by_qos[3]; /* PUBLISH packets by QoS */
 };
@@ -110,6 +118,10 @@ int hub_broker_publish(struct hub_broker *b, const char *topic, const uint8_t *p
 int hub_broker_connected(struct hub_broker *b, const char *device_id);
 /* Closes every connection (shutdown); wills are not published. */
 void hub_broker_close_all(struct hub_broker *b);
+/* Copies the counters; O(1), the totals are kept as they change. */
 void hub_broker_stats(const struct hub_broker *b, struct hub_broker_stats *out);
+/* Recounts the totals by walking every session and connection (tests, fuzzing): 0 when they
+ * agree with what hub_broker_stats reports, HUB_EINVAL otherwise. */
+int hub_broker_check(const struct hub_broker *b);
 
 #endif

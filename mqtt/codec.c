@@ -67,6 +67,13 @@ static int str_eq(const hub_mqtt_str_t *s, const char *lit)
 int hub_mqtt_utf8_valid(const uint8_t *p, size_t len)
 {
     size_t i = 0;
+    /* Fast path: 8 bytes at a time while they are ASCII without U+0000. */
+    for (uint64_t w; i + 8 <= len; i += 8) {
+        memcpy(&w, p + i, 8);
+        if ((w & 0x8080808080808080ull) != 0 ||
+            ((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull) != 0)
+            break;
+    }
     while (i < len) {
         uint8_t c = p[i];
         size_t need;

@@ -1,27 +1,51 @@
-/* Published messages (one refcounted block: header, topic, payload) and the retained
- * message store. */
+/* Published messages and the retained-message store. A message is one refcounted block
+ * holding the PUBLISH as it goes on the wire (topic length, topic, a packet id slot when
+ * qos > 0, payload) behind room for the fixed header: a delivery writes the header and the
+ * packet id in place and goes out in one write, without a copy. */
 #ifndef HUB_MQTT_MSG_H
 #define HUB_MQTT_MSG_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+/* Room for a PUBLISH fixed header: type byte and up to 4 remaining-length bytes. */
+#define HUB_MSG_HEADROOM 5
+
 struct hub_msg {
-    unsigned refs;
+    unsigned refs; /* 0: borrowed (hub_msg_borrow), never freed */
     uint8_t qos;
     uint8_t retain;
+    uint8_t remlen_n;  /* bytes of remlen used */
+    uint8_t remlen[4]; /* the remaining length (wire_len) as encoded on the wire */
     size_t topic_len;
     size_t payload_len;
-    char *topic;      /* NUL-terminated, inside the block */
-    uint8_t *payload; /* inside the block */
+    const char *topic;      /* inside the message, not NUL-terminated */
+    const uint8_t *payload; /* inside the message */
+    uint8_t *wire;          /* the PUBLISH after its fixed header, HUB_MSG_HEADROOM bytes of room
+                               before it; NULL when borrowed */
+    size_t wire_len;
+    const uint8_t *packet0; /* borrowed: the whole QoS 0 PUBLISH as received; else NULL */
 };
 
-/* Allocates a message with one reference. NULL on ENOMEM. */
+/* Allocates a message with one reference, laid out for qos. NULL on ENOMEM. */
 struct hub_msg *hub_msg_new(const char *topic, size_t topic_len, const void *payload,
                             size_t payload_len, uint8_t qos, uint8_t retain);
+/* Fills m to stand for a received QoS 0 PUBLISH of len bytes at pkt, whose first byte is
+ * 0x30 (no DUP, no RETAIN) and whose remaining length is minimally encoded (see
+ * hub_msg_borrowable): it goes out as it came. m is borrowed: valid while pkt is, never
+ * referenced. */
+void hub_msg_borrow(struct hub_msg *m, const uint8_t *pkt, size_t len);
+/* 1 when the received QoS 0 PUBLISH at pkt can be sent on as it is (hub_msg_borrow). */
+int hub_msg_borrowable(const uint8_t *pkt, size_t len);
 struct hub_msg *hub_msg_ref(struct hub_msg *m);
 /* Drops a reference; frees the block with the last one. */
 void hub_msg_unref(struct hub_msg *m);
+/* Makes the whole PUBLISH of m at qos (0 < qos when m->qos > 0, else 0) in place and points
+ * *pkt at it; valid until the next call on m. Returns its length, or 0 when m's layout does
+ * not fit (a QoS 0 copy of a QoS 1/2 message, a borrowed message with flags set: encode it
+ * with hub_mqtt_publish_append). */
+size_t hub_msg_packet(const struct hub_msg *m, int qos, int retain, int dup, uint16_t pid,
+                      const uint8_t **pkt);
 
 /* Retained messages by topic (open hashing). */
 struct hub_retained {
@@ -30,11 +54,11 @@ struct hub_retained {
 };
 
 /* Stores m as the retained message of its topic (holding a reference), replacing the one
- * before; an empty payload deletes it (MQTT 3.1.1 §3.3.1.3). */
+ * before; an empty payload deletes it (MQTT 3.1.1 §3.3.1.3). m must not be borrowed. */
 int hub_retained_set(struct hub_retained *r, struct hub_msg *m);
 /* Calls cb for each retained message. */
-void hub_retained_each(const struct hub_retained *r,
-                       void (*cb)(const struct hub_msg *m, void *ctx), void *ctx);
+void hub_retained_each(const struct hub_retained *r, void (*cb)(const struct hub_msg *m, void *ctx),
+                       void *ctx);
 void hub_retained_free(struct hub_retained *r);
 
 #endif

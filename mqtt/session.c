@@ -6,6 +6,7 @@
 #include "util/error.h"
 
 #define MAX_INCOMING 1024 /* QoS 2 ids a client may leave unreleased */
+#define MAX_SPARE 4096    /* delivery records a table keeps for reuse */
 
 static size_t hash(const char *s)
 {
@@ -17,8 +18,8 @@ static size_t hash(const char *s)
 
 int hub_session_table_init(struct hub_session_table *t)
 {
+    memset(t, 0, sizeof *t);
     t->nbuckets = 1024;
-    t->count = 0;
     t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
     return t->buckets ? 0 : HUB_ENOMEM;
 }
@@ -32,6 +33,9 @@ static void free_session(struct hub_session *s)
         free(d);
         d = next;
     }
+    s->table->queued -= s->queued;
+    s->table->inflight -= s->inflight;
+    free(s->waiters);
     for (size_t i = 0; i < s->nsubs; i++)
         free(s->filters[i]);
     free(s->filters);
@@ -49,6 +53,11 @@ void hub_session_table_free(struct hub_session_table *t)
             free_session(s);
             s = next;
         }
+    }
+    while (t->spare != NULL) {
+        struct hub_delivery *d = t->spare;
+        t->spare = d->next;
+        free(d);
     }
     free(t->buckets);
     memset(t, 0, sizeof *t);
@@ -90,6 +99,7 @@ struct hub_session *hub_session_create(struct hub_session_table *t, const char *
         free(s);
         return NULL;
     }
+    s->table = t;
     if (t->count + 1 > t->nbuckets)
         rehash(t);
     size_t i = hash(key) & (t->nbuckets - 1);
@@ -113,9 +123,15 @@ void hub_session_destroy(struct hub_session_table *t, struct hub_session *s)
 
 static int enqueue(struct hub_session *s, struct hub_msg *m, uint8_t qos, uint8_t retain)
 {
-    struct hub_delivery *d = calloc(1, sizeof *d);
-    if (d == NULL)
+    struct hub_session_table *t = s->table;
+    struct hub_delivery *d = t->spare;
+    if (d != NULL) {
+        t->spare = d->next;
+        t->nspare--;
+        memset(d, 0, sizeof *d);
+    } else if ((d = calloc(1, sizeof *d)) == NULL) {
         return HUB_ENOMEM;
+    }
     d->msg = hub_msg_ref(m);
     d->qos = qos;
     d->retain = retain;
@@ -127,6 +143,7 @@ static int enqueue(struct hub_session *s, struct hub_msg *m, uint8_t qos, uint8_
     if (s->unsent == NULL)
         s->unsent = d;
     s->queued++;
+    t->queued++;
     return 0;
 }
 
@@ -187,8 +204,21 @@ void hub_session_remove(struct hub_session *s, struct hub_delivery *d)
     if (s->unsent == d)
         s->unsent = d->next;
     s->queued--;
+    s->table->queued--;
     hub_msg_unref(d->msg);
-    free(d);
+    if (s->table->nspare < MAX_SPARE) {
+        d->next = s->table->spare;
+        s->table->spare = d;
+        s->table->nspare++;
+    } else {
+        free(d);
+    }
+}
+
+void hub_session_set_inflight(struct hub_session *s, unsigned n)
+{
+    s->table->inflight = s->table->inflight - s->inflight + n;
+    s->inflight = n;
 }
 
 int hub_session_add_filter(struct hub_session *s, const char *f, size_t len)

@@ -1,5 +1,7 @@
 /* MQTT sessions: the subscriptions, the FIFO of QoS 1/2 deliveries and the QoS 2 packet ids
- * received but not yet released, kept across connections for persistent sessions. */
+ * received but not yet released, kept across connections for persistent sessions. The table
+ * keeps the totals of queued and in-flight deliveries over all its sessions, and recycles
+ * delivery records, so queueing a delivery allocates nothing in the steady state. */
 #ifndef HUB_MQTT_SESSION_H
 #define HUB_MQTT_SESSION_H
 
@@ -25,7 +27,10 @@ struct hub_delivery {
     struct hub_delivery *next;
 };
 
+struct hub_session_table;
+
 struct hub_session {
+    struct hub_session_table *table;
     char *key;
     int clean;
     struct hub_mqtt_conn *conn; /* NULL while offline */
@@ -39,12 +44,20 @@ struct hub_session {
     size_t nincoming, incoming_cap;
     uint64_t stamp;              /* routing de-duplication */
     uint8_t stamp_qos;
+    /* Connections whose acknowledgements wait until this session's queue drains (broker). */
+    struct hub_mqtt_conn **waiters;
+    size_t nwaiters, waiters_cap;
+    unsigned long long dropped;  /* messages dropped for a full queue, not yet logged */
+    uint64_t drop_logged_ms;     /* when the last drop report was logged */
     struct hub_session *hnext;   /* hash chain */
 };
 
 struct hub_session_table {
     struct hub_session **buckets;
     size_t nbuckets, count;
+    size_t queued, inflight;    /* sums of the sessions' queued and inflight */
+    struct hub_delivery *spare; /* freed delivery records kept for reuse */
+    size_t nspare;
 };
 
 int hub_session_table_init(struct hub_session_table *t);
@@ -68,6 +81,8 @@ uint16_t hub_session_next_pid(struct hub_session *s);
 struct hub_delivery *hub_session_find_pid(struct hub_session *s, uint16_t pid);
 /* Unlinks and frees a delivery. */
 void hub_session_remove(struct hub_session *s, struct hub_delivery *d);
+/* Sets the session's in-flight count (the table's total follows). */
+void hub_session_set_inflight(struct hub_session *s, unsigned n);
 
 int hub_session_add_filter(struct hub_session *s, const char *f, size_t len);
 void hub_session_remove_filter(struct hub_session *s, const char *f, size_t len);

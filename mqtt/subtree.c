@@ -313,7 +313,8 @@ static size_t match_rec(const hub_subtree_t *t, const struct node *n, const char
         if (n->plus)
             calls += match_rec(t, n->plus, topic, tlen, pos + len + 1, cb, ctx);
     }
-    k = kid_find(n, topic + pos, len, level_hash(t, topic + pos, len));
+    /* Hash the level only when there are literal children to look it up in. */
+    k = n->kcap ? kid_find(n, topic + pos, len, level_hash(t, topic + pos, len)) : NULL;
     if (k)
         calls += match_rec(t, k, topic, tlen, pos + len + 1, cb, ctx);
     return calls;

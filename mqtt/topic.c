@@ -196,12 +196,17 @@ int hub_acl_allows(const char *const *patterns, size_t n, const char *topic, siz
 
 int hub_acl_device(const char *device_id, const char *topic, size_t tlen, int is_filter)
 {
+    if (is_filter ? !hub_topic_filter_valid(topic, tlen) : !hub_topic_name_valid(topic, tlen))
+        return 0;
+    return hub_acl_device_checked(device_id, topic, tlen);
+}
+
+int hub_acl_device_checked(const char *device_id, const char *topic, size_t tlen)
+{
     static const char prefix[] = "devices/";
     const size_t plen = sizeof prefix - 1;
     size_t idlen = strlen(device_id);
     if (idlen == 0 || strpbrk(device_id, "/+#"))
-        return 0;
-    if (is_filter ? !hub_topic_filter_valid(topic, tlen) : !hub_topic_name_valid(topic, tlen))
         return 0;
     /* "devices/<id>" as two literal levels, then the end or '/': whatever follows
      * (including '+' and '#') stays under "devices/<id>/#". */

@@ -40,5 +40,8 @@ int hub_acl_allows(const char *const *patterns, size_t n, const char *topic, siz
 /* Device ACL: allowed iff the topic (or filter) is covered by "devices/<device_id>/#".
  * A device id that is empty or contains '/', '+', '#' allows nothing. Returns 1 or 0. */
 int hub_acl_device(const char *device_id, const char *topic, size_t tlen, int is_filter);
+/* The same for a topic name or filter the caller has already checked as valid (the codec
+ * checks every PUBLISH topic and SUBSCRIBE filter it decodes). */
+int hub_acl_device_checked(const char *device_id, const char *topic, size_t tlen);
 
 #endif

@@ -198,6 +198,8 @@ static int set_workers(struct hub_config *c, const char *v, char *why, size_t n)
     {                                                                                              \
         return set_int(&c->name, v, min, max, why, n);                                             \
     }
+INT_KEY(tls_ticket_lifetime_s, 0, 7 * 86400)
+INT_KEY(tls_ticket_rotation_s, 2, 7 * 86400)
 INT_KEY(mqtt_handshake_timeout_ms, 100, 600000)
 INT_KEY(mqtt_max_handshakes, 1, 100000)
 INT_KEY(mqtt_max_handshakes_per_ip, 1, 100000)
@@ -258,6 +260,8 @@ static const struct {
     {"device_cert_days", set_device_cert_days},
     {"crl_validity_hours", set_crl_validity_hours},
     {"tls_ciphers", set_tls_ciphers},
+    {"tls_ticket_lifetime_s", set_tls_ticket_lifetime_s},
+    {"tls_ticket_rotation_s", set_tls_ticket_rotation_s},
     {"workers", set_workers},
     {"mqtt_handshake_timeout_ms", set_mqtt_handshake_timeout_ms},
     {"mqtt_max_handshakes", set_mqtt_max_handshakes},
@@ -333,6 +337,8 @@ static int set_defaults(struct hub_config *cfg)
     cfg->ca_key_type = HUB_KEY_EC_P256;
     cfg->device_cert_days = 365;
     cfg->crl_validity_hours = 24;
+    cfg->tls_ticket_lifetime_s = 86400;
+    cfg->tls_ticket_rotation_s = 43200;
     cfg->mqtt_handshake_timeout_ms = 10000;
     cfg->mqtt_max_handshakes = 512;
     cfg->mqtt_max_handshakes_per_ip = 32;

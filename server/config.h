@@ -28,6 +28,8 @@ struct hub_config {
     int device_cert_days;
     int crl_validity_hours;
     char *tls_ciphers;     /* MQTT listeners; NULL: ECDHE AEAD suites only */
+    int tls_ticket_lifetime_s; /* session tickets open for this long; 0: no tickets */
+    int tls_ticket_rotation_s; /* a new ticket key this often (kept in PostgreSQL) */
     int workers;
     /* Limits against floods and slow clients (docs/configuration.md#limits). */
     int mqtt_handshake_timeout_ms;  /* accept to TLS handshake done */

@@ -16,6 +16,7 @@
 #include "db/db.h"
 #include "db/migrate.h"
 #include "db/tokens.h"
+#include "server/ticketsync.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
@@ -240,6 +241,8 @@ int hub_init_rekey(const struct hub_config *cfg, const char *new_key_file)
         rc = hub_db_xact_lock(c, INIT_LOCK);
     if (rc == 0)
         rc = hub_authority_reseal(c, old_pass, new_pass, &count);
+    if (rc == 0) /* the session-ticket wrapping key; the ticket keys it wraps stay as they are */
+        rc = hub_ticketsync_reseal(c, old_pass, new_pass, &count);
     if (rc == 0)
         rc = hub_db_audit(c, "iothubd rekey", "system", "master_key.rotate", NULL, "local", "ok",
                           NULL);

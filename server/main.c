@@ -22,6 +22,7 @@
 #include "server/config.h"
 #include "server/init.h"
 #include "server/mqtt_server.h"
+#include "server/ticketsync.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
@@ -61,6 +62,8 @@ struct serve {
     hub_db_pool_t *pool;     /* REST API connections */
     struct hub_api *api;
     struct hub_mqtt_server *mqtt;
+    hub_tickets_t *tickets; /* session-ticket keys of the MQTT listeners, or NULL */
+    struct hub_ticketsync *ticketsync;
     struct hub_api_mqtt api_mqtt;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t maintenance;
@@ -112,6 +115,8 @@ static void stop_cb(uv_signal_t *h, int signum)
     s->api = NULL;
     hub_mqtt_server_stop(s->mqtt); /* closes sessions; the loop runs its close callbacks */
     s->mqtt = NULL;
+    hub_ticketsync_stop(s->ticketsync);
+    s->ticketsync = NULL;
     uv_timer_stop(&s->maintenance);
     uv_close((uv_handle_t *)&s->maintenance, NULL);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
@@ -196,6 +201,10 @@ static int serve(struct hub_config *cfg)
         if (rc == HUB_ENOTFOUND)
             hub_error("no valid server certificate in the database: run `iothubd init`");
     }
+    if (rc == 0 && cfg->tls_ticket_lifetime_s > 0)
+        rc = hub_ticketsync_start(uv_default_loop(), s.db, pass, cfg->db_url,
+                                  (uint32_t)cfg->tls_ticket_lifetime_s,
+                                  (uint32_t)cfg->tls_ticket_rotation_s, &s.tickets, &s.ticketsync);
     hub_wipe(pass, strlen(pass));
     free(pass);
     if (rc == 0 && (s.pool = hub_db_pool_new(cfg->db_url, API_DB_CONNECTIONS)) == NULL)
@@ -230,6 +239,7 @@ static int serve(struct hub_config *cfg)
             .cert_chain_pem = (char *)cert_pem.data,
             .key_pem = (char *)key_pem.data,
             .ca_pem = (char *)ca_pem.data,
+            .tickets = s.tickets,
         };
         struct hub_mqtt_server *m;
         rc = hub_mqtt_server_start(&mo, &m);
@@ -260,6 +270,11 @@ static int serve(struct hub_config *cfg)
     uv_loop_close(s.loop);
     hub_info("iothubd stopped");
 out:
+    if (s.ticketsync != NULL) { /* a start that failed after it: let its timer close */
+        hub_ticketsync_stop(s.ticketsync);
+        uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+    }
+    hub_tickets_free(s.tickets);
     hub_api_stop(s.api);
     hub_db_pool_free(s.pool);
     hub_authority_free(&s.authority);

@@ -182,9 +182,13 @@ static int render_messages(const struct hub_mqtt_metrics *s, hub_buf_t *out)
             "# HELP iothub_mqtt_inflight_messages QoS 1/2 deliveries sent and not yet "
             "acknowledged.\n"
             "# TYPE iothub_mqtt_inflight_messages gauge\n"
-            "iothub_mqtt_inflight_messages %zu\n",
+            "iothub_mqtt_inflight_messages %zu\n"
+            "# HELP iothub_mqtt_publishers_throttled Connections whose QoS 1/2 acknowledgements "
+            "are withheld because a subscriber's queue is full.\n"
+            "# TYPE iothub_mqtt_publishers_throttled gauge\n"
+            "iothub_mqtt_publishers_throttled %zu\n",
             s->bytes_in, s->bytes_out, b->dropped_queue, b->dropped_acl, b->retained, b->sessions,
-            b->subscriptions, b->queued, b->inflight);
+            b->subscriptions, b->queued, b->inflight, b->throttled);
     return rc;
 }
 

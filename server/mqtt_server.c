@@ -21,6 +21,7 @@
 #include "server/revfeed.h"
 #include "server/revset.h"
 #include "server/tls.h"
+#include "server/workers.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/passhash.h"
@@ -48,9 +49,9 @@ struct hub_mqtt_server {
     uv_loop_t *loop;
     struct hub_broker *broker;
     hub_tls_ctx_t *ctx;
-    hub_tls_listener_t *mtls;
-    hub_tls_ctx_t *pw_ctx;     /* TLS without client certificates */
-    hub_tls_listener_t *tls_pw, *plain;
+    hub_tls_ctx_t *pw_ctx; /* TLS without client certificates */
+    hub_workers_t *workers; /* the loops that own the connections (server/workers.h) */
+    int listening[HUB_LISTENER_COUNT];
     struct link *waiting; /* password connections before their CONNECT is accepted */
     hub_revset_t *revset;
     struct hub_revfeed *feed;
@@ -78,7 +79,7 @@ struct hub_mqtt_server {
  * (loaded from PostgreSQL on the thread pool, so the loop never waits). */
 struct link {
     struct hub_mqtt_server *m;
-    hub_tls_conn_t *conn;
+    hub_wconn_t *conn;
     struct hub_mqtt_conn *c;
     struct hub_mqtt_identity who;
     hub_buf_t early;
@@ -104,26 +105,36 @@ static uint64_t now_ms(void)
 
 static int transport_write(void *tconn, const void *data, size_t len)
 {
-    struct link *k = hub_tls_conn_user(tconn);
+    struct link *k = hub_wconn_user(tconn);
     if (k != NULL)
         k->m->bytes_out += len;
-    return hub_tls_write(tconn, data, len);
+    return hub_wconn_write(tconn, data, len);
 }
 
 /* An accepted CONNECT takes the connection out of the listener's unauthenticated count
  * (mqtt_max_unauthenticated). */
 static void transport_accepted(void *tconn)
 {
-    hub_tls_conn_authenticated(tconn);
+    hub_wconn_authenticated(tconn);
 }
 
 static void transport_close(void *tconn)
 {
-    hub_tls_close(tconn);
+    hub_wconn_close(tconn);
 }
 
-static const struct hub_mqtt_transport tls_transport = {transport_write, transport_close,
-                                                        transport_accepted};
+/* Broker flow control: a publisher waiting for a full subscriber is not read. */
+static void transport_pause(void *tconn, int paused)
+{
+    hub_wconn_pause(tconn, paused);
+}
+
+static const struct hub_mqtt_transport tls_transport = {
+    .write = transport_write,
+    .close = transport_close,
+    .accepted = transport_accepted,
+    .pause = transport_pause,
+};
 
 /* Password connections wait in a list until their CONNECT is checked, so the tick can
  * close the ones that never send it. */
@@ -150,7 +161,7 @@ static void open_broker_conn(struct link *k)
     k->c = hub_mqtt_conn_open(k->m->broker, &tls_transport, k->conn, &k->who, now_ms());
     if (k->c == NULL) {
         k->why = HUB_CLOSED_ERROR;
-        hub_tls_close(k->conn);
+        hub_wconn_close(k->conn);
     }
 }
 
@@ -217,8 +228,8 @@ static void refuse(struct link *k, uint8_t code)
     size_t n = hub_mqtt_connack(ack, 0, code);
     k->m->bytes_out += n;
     k->why = HUB_CLOSED_REFUSED;
-    hub_tls_write(k->conn, ack, n);
-    hub_tls_close(k->conn);
+    hub_wconn_write(k->conn, ack, n);
+    hub_wconn_close(k->conn);
 }
 
 static void acl_done(uv_work_t *w, int status)
@@ -231,7 +242,7 @@ static void acl_done(uv_work_t *w, int status)
     if (k->closed) {
         /* the transport went away meanwhile */
     } else if (k->password && !k->authed) {
-        hub_warn("mqtt: %s: wrong id or secret, or revoked", hub_tls_conn_peer(k->conn));
+        hub_warn("mqtt: %s: wrong id or secret, or revoked", hub_wconn_peer(k->conn));
         refuse(k, HUB_MQTT_CONNACK_BAD_CREDENTIALS);
     } else if (k->who.kind == HUB_MQTT_DEVICE) {
         open_broker_conn(k);
@@ -240,15 +251,15 @@ static void acl_done(uv_work_t *w, int status)
     } else if (k->acl == NULL || st == NULL) {
         hub_warn("mqtt: service %s unknown or the database is unreachable: refused", k->who.id);
         k->why = HUB_CLOSED_REFUSED;
-        hub_tls_close(k->conn);
+        hub_wconn_close(k->conn);
     } else if (strcmp(st, "revoked") == 0) {
         hub_warn("mqtt: service %s is revoked: refused", k->who.id);
         k->why = HUB_CLOSED_REVOKED;
-        hub_tls_close(k->conn);
+        hub_wconn_close(k->conn);
     } else if ((pub = patterns(json_object_get(k->acl, "publish"))) == NULL ||
                (sub = patterns(json_object_get(k->acl, "subscribe"))) == NULL) {
         k->why = HUB_CLOSED_ERROR;
-        hub_tls_close(k->conn);
+        hub_wconn_close(k->conn);
     } else {
         k->who.publish = pub;
         k->who.subscribe = sub;
@@ -266,7 +277,7 @@ static void acl_done(uv_work_t *w, int status)
     finish(m); /* the job held a reference */
 }
 
-static void *on_open(hub_tls_conn_t *conn, const struct hub_tls_identity *id, void *user)
+static void *on_open(hub_wconn_t *conn, const struct hub_tls_identity *id, void *user)
 {
     struct hub_mqtt_server *m = user;
     struct link *k = calloc(1, sizeof *k);
@@ -288,7 +299,7 @@ static void *on_open(hub_tls_conn_t *conn, const struct hub_tls_identity *id, vo
                      id->cn);
         free(k);
         m->closed[HUB_CLOSED_REFUSED]++; /* on_close will not see it (no link) */
-        hub_tls_close(conn);
+        hub_wconn_close(conn);
         return NULL;
     }
     k->m = m;
@@ -325,7 +336,7 @@ static void password_connect(struct link *k)
             refuse(k, p.u.connect.refuse);
         } else {
             k->why = rc == HUB_ERANGE ? HUB_CLOSED_LIMIT : HUB_CLOSED_PROTOCOL;
-            hub_tls_close(k->conn);
+            hub_wconn_close(k->conn);
         }
         k->password = 0;
         return;
@@ -333,7 +344,7 @@ static void password_connect(struct link *k)
     const hub_mqtt_connect_t *cp = &p.u.connect;
     if (p.type != HUB_MQTT_CONNECT) {
         k->why = HUB_CLOSED_PROTOCOL;
-        hub_tls_close(k->conn);
+        hub_wconn_close(k->conn);
         k->password = 0;
         return;
     }
@@ -362,9 +373,9 @@ static void password_connect(struct link *k)
     uv_queue_work(k->m->loop, &k->work, acl_work, acl_done);
 }
 
-static void on_data(hub_tls_conn_t *conn, const uint8_t *plain, size_t len)
+static void on_data(hub_wconn_t *conn, const uint8_t *plain, size_t len)
 {
-    struct link *k = hub_tls_conn_user(conn);
+    struct link *k = hub_wconn_user(conn);
     if (k == NULL)
         return;
     k->m->bytes_in += len;
@@ -376,7 +387,7 @@ static void on_data(hub_tls_conn_t *conn, const uint8_t *plain, size_t len)
         return; /* being refused */
     if (k->early.len + len > EARLY_MAX || hub_buf_append(&k->early, plain, len) != 0) {
         k->why = HUB_CLOSED_LIMIT;
-        hub_tls_close(conn);
+        hub_wconn_close(conn);
         return;
     }
     if (k->password && !k->loading)
@@ -400,9 +411,9 @@ static enum hub_mqtt_closed closed_reason(const struct link *k, enum hub_tls_clo
     return reason == HUB_TLS_CLOSE_PEER ? HUB_CLOSED_PEER : HUB_CLOSED_ERROR;
 }
 
-static void on_close(hub_tls_conn_t *conn, enum hub_tls_close_reason reason)
+static void on_close(hub_wconn_t *conn, enum hub_tls_close_reason reason)
 {
-    struct link *k = hub_tls_conn_user(conn);
+    struct link *k = hub_wconn_user(conn);
     if (k == NULL)
         return;
     k->m->closed[closed_reason(k, reason)]++;
@@ -417,7 +428,7 @@ static void on_close(hub_tls_conn_t *conn, enum hub_tls_close_reason reason)
     free(k);
 }
 
-static const struct hub_tls_callbacks tls_callbacks = {on_open, on_data, on_close};
+static const struct hub_workers_callbacks conn_callbacks = {on_open, on_data, on_close};
 
 /* ---- loop-side work ---------------------------------------------------------------------- */
 
@@ -432,11 +443,10 @@ static void metrics_publish(struct hub_mqtt_server *m)
 {
     struct hub_mqtt_metrics s;
     memset(&s, 0, sizeof s);
-    hub_tls_listener_t *ls[HUB_LISTENER_COUNT] = {m->mtls, m->tls_pw, m->plain};
     for (int i = 0; i < HUB_LISTENER_COUNT; i++) {
-        s.listening[i] = ls[i] != NULL;
-        if (ls[i] != NULL)
-            hub_tls_listener_stats(ls[i], &s.tls[i]);
+        s.listening[i] = m->listening[i];
+        if (m->listening[i])
+            hub_workers_stats(m->workers, (size_t)i, &s.tls[i]);
     }
     hub_broker_stats(m->broker, &s.broker);
     memcpy(s.closed, m->closed, sizeof s.closed);
@@ -469,10 +479,10 @@ static void tick_cb(uv_timer_t *t)
     hub_broker_tick(m->broker, now);
     for (struct link *k = m->waiting; k != NULL; k = k->next) {
         if (!k->loading && now - k->opened_ms > m->connect_timeout_s * 1000ull) {
-            hub_info("mqtt: %s sent no CONNECT in time: closing", hub_tls_conn_peer(k->conn));
+            hub_info("mqtt: %s sent no CONNECT in time: closing", hub_wconn_peer(k->conn));
             k->opened_ms = UINT64_MAX / 2; /* close once */
             k->why = HUB_CLOSED_TIMEOUT;
-            hub_tls_close(k->conn);
+            hub_wconn_close(k->conn);
         }
     }
 }
@@ -486,11 +496,10 @@ static void revoked_cb(const char *serial_hex, void *ctx)
             hub_info("mqtt: closed %zu session(s) of %s", n, serial_hex);
         return;
     }
-    /* NULL: the set was reloaded after a reconnect; re-check every live connection. */
-    int n = m->mtls ? hub_tls_listener_recheck(m->mtls) : 0;
-    if (n > 0)
-        hub_info("mqtt: closed %d connection(s) of revoked certificate(s)", n);
-    (void)serial_hex;
+    /* A serial, or NULL after the set was reloaded: every worker re-checks its live
+     * connections (each closing is logged there). */
+    if (m->workers != NULL)
+        hub_workers_recheck(m->workers);
 }
 
 static void release(struct hub_mqtt_server *m, struct command *c)
@@ -607,6 +616,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .client_auth = HUB_TLS_CLIENT_REQUIRED,
         .ciphers = cfg->tls_ciphers,
         .revset = m->revset,
+        .tickets = o->tickets,
     };
     if ((rc = hub_tls_ctx_new(&to, &m->ctx)) != 0)
         goto fail;
@@ -625,47 +635,46 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .max_unauthenticated = (unsigned)cfg->mqtt_max_unauthenticated,
         .max_connections = (unsigned)cfg->mqtt_max_connections,
     };
-    if (cfg->mqtt_mtls_listen.port != 0) {
-        rc = hub_tls_listen(m->loop, cfg->mqtt_mtls_listen.host, cfg->mqtt_mtls_listen.port,
-                            m->ctx, &tls_callbacks, m, &lim, &m->mtls);
-        if (rc != 0) {
-            hub_error("cannot listen for MQTT on %s:%d", cfg->mqtt_mtls_listen.host,
-                      cfg->mqtt_mtls_listen.port);
-            hub_mqtt_server_stop(m);
-            return rc;
-        }
-        hub_info("MQTT (mutual TLS) listening on %s:%d", cfg->mqtt_mtls_listen.host,
-                 cfg->mqtt_mtls_listen.port);
-    }
+    struct hub_workers_listen ls[HUB_LISTENER_COUNT] = {
+        [HUB_LISTENER_MTLS] = {cfg->mqtt_mtls_listen.host, cfg->mqtt_mtls_listen.port, m->ctx,
+                               lim},
+        [HUB_LISTENER_TLS] = {cfg->mqtt_tls_listen.host, cfg->mqtt_tls_listen.port, NULL, lim},
+        [HUB_LISTENER_PLAIN] = {cfg->mqtt_plain_listen.host, cfg->mqtt_plain_listen.port, NULL,
+                                lim},
+    };
     if (cfg->mqtt_tls_listen.port != 0) {
         struct hub_tls_ctx_options po = to;
         po.client_auth = HUB_TLS_CLIENT_NONE;
         po.revset = NULL;
-        rc = hub_tls_ctx_new(&po, &m->pw_ctx);
-        if (rc == 0)
-            rc = hub_tls_listen(m->loop, cfg->mqtt_tls_listen.host, cfg->mqtt_tls_listen.port,
-                                m->pw_ctx, &tls_callbacks, m, &lim, &m->tls_pw);
-        if (rc != 0) {
-            hub_error("cannot listen for MQTT on %s:%d", cfg->mqtt_tls_listen.host,
-                      cfg->mqtt_tls_listen.port);
+        if ((rc = hub_tls_ctx_new(&po, &m->pw_ctx)) != 0) {
             hub_mqtt_server_stop(m);
             return rc;
         }
-        hub_info("MQTT (TLS, device id + secret) listening on %s:%d",
-                 cfg->mqtt_tls_listen.host, cfg->mqtt_tls_listen.port);
+        ls[HUB_LISTENER_TLS].ctx = m->pw_ctx;
     }
-    if (cfg->mqtt_plain_listen.port != 0) {
-        rc = hub_tls_listen(m->loop, cfg->mqtt_plain_listen.host, cfg->mqtt_plain_listen.port,
-                            NULL, &tls_callbacks, m, &lim, &m->plain);
-        if (rc != 0) {
-            hub_error("cannot listen for MQTT on %s:%d", cfg->mqtt_plain_listen.host,
-                      cfg->mqtt_plain_listen.port);
-            hub_mqtt_server_stop(m);
-            return rc;
-        }
-        hub_warn("MQTT over plain TCP (no encryption, labs only) listening on %s:%d",
-                 cfg->mqtt_plain_listen.host, cfg->mqtt_plain_listen.port);
+    for (int i = 0; i < HUB_LISTENER_COUNT; i++) {
+        m->listening[i] = ls[i].port != 0;
+        if (!m->listening[i])
+            ls[i].host = NULL;
     }
+    unsigned n = cfg->workers > 0 ? (unsigned)cfg->workers : uv_available_parallelism();
+    if ((rc = hub_workers_start(m->loop, n ? n : 1, ls, HUB_LISTENER_COUNT, &conn_callbacks, m,
+                                &m->workers)) != 0) {
+        hub_error("cannot listen for MQTT: see the errors above");
+        memset(m->listening, 0, sizeof m->listening);
+        hub_mqtt_server_stop(m);
+        return rc;
+    }
+    static const char *const kinds[HUB_LISTENER_COUNT] = {
+        "MQTT (mutual TLS)", "MQTT (TLS, device id + secret)",
+        "MQTT over plain TCP (no encryption, labs only)"};
+    for (int i = 0; i < HUB_LISTENER_COUNT; i++) {
+        if (m->listening[i])
+            hub_log(i == HUB_LISTENER_PLAIN ? HUB_LOG_WARN : HUB_LOG_INFO,
+                    "%s listening on %s:%d", kinds[i], ls[i].host,
+                    hub_workers_port(m->workers, (size_t)i));
+    }
+    hub_info("MQTT served by %u worker loop(s)", hub_workers_count(m->workers));
     metrics_publish(m);
     *out = m;
     return 0;
@@ -715,13 +724,10 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
     /* A shutdown is not a client vanishing: no wills. */
     hub_broker_close_all(m->broker);
     /* Commands still queued are answered "not delivered" by their waiters' timeouts. */
-    hub_tls_listener_t **ls[] = {&m->mtls, &m->tls_pw, &m->plain};
-    for (size_t i = 0; i < 3; i++) {
-        if (*ls[i] != NULL) {
-            m->handles_open++;
-            hub_tls_listener_close(*ls[i], listener_closed, m);
-            *ls[i] = NULL;
-        }
+    if (m->workers != NULL) {
+        m->handles_open++;
+        hub_workers_stop(m->workers, listener_closed, m);
+        m->workers = NULL;
     }
     hub_revfeed_stop(m->feed);
     uv_timer_stop(&m->tick);

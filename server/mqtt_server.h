@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "server/config.h"
+#include "server/tickets.h"
 #include "util/buf.h"
 
 struct hub_mqtt_server;
@@ -20,6 +21,8 @@ struct hub_mqtt_server_options {
     const char *cert_chain_pem; /* server certificate + issuing CA */
     const char *key_pem;        /* server key (copied) */
     const char *ca_pem;         /* issuing CA + root: client certificates chain to these */
+    hub_tickets_t *tickets;     /* session-ticket keys (borrowed, outlive the server); NULL:
+                                   no session tickets */
 };
 
 /* Starts listening on cfg->mqtt_mtls_listen (when not off) and the revocation feed.

@@ -5,11 +5,17 @@
  *     record buffer before the next read;
  *   - output: the send BIO appends ciphertext to the connection's current output buffer and
  *     never blocks; two buffers alternate, one in a uv_write, the other filling, so writes
- *     stay ordered, records are coalesced and nothing is allocated per record;
+ *     stay ordered, records are coalesced and nothing is allocated per record; once
+ *     nothing is queued, buffers over 1 KiB are freed;
+ *   - idle memory: once idle, a connection gives back the pages of mbedTLS's two record
+ *     buffers that its handshake or a large record wrote (the first page stays) and keeps no
+ *     parsed peer certificate: about 14 KB of RSS instead of 50 KB;
  *   - revocation: a verify callback refuses a depth-0 certificate in the revset or without
  *     clientAuth (no CRL is given to mbedTLS); a ticket whose certificate was revoked is not
  *     resumed (full handshake instead); and every completed handshake re-checks the peer
  *     certificate, since a resumed session never calls the verify callback;
+ *   - session tickets: written and opened with the caller's key set (server/tickets), which
+ *     iothubd keeps in PostgreSQL so that sessions resume after a restart and on other nodes;
  *   - timeouts: handshaking and closing connections sit in two FIFO lists (constant
  *     timeouts, so the head expires first) served by one timer per listener;
  *   - floods: a connection over a listener-wide cap (handshakes, unauthenticated, total) is
@@ -23,6 +29,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,27 +38,30 @@
 
 #include <mbedtls/error.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/platform.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ciphersuites.h>
-#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
 #include "util/error.h"
 #include "util/log.h"
+#include "util/memtune.h"
 #include "util/secure.h"
 
 #define READ_BUF_SIZE 65536
 #define PLAIN_BUF_SIZE 16384
 #define OUT_KEEP_MAX 65536 /* output buffers larger than this are freed once written */
+#define OUT_KEEP_IDLE 1024 /* and larger than this once nothing is queued */
 #define READ_PAUSE 262144  /* stop reading while this much output is queued */
 #define CN_MAX 64
+#define RECORD_KEEP 8 /* mbedTLS 2.28 keeps a record buffer's sequence number in its first bytes */
 
 struct hub_tls_ctx {
     mbedtls_ssl_config conf;
     mbedtls_x509_crt chain; /* our certificate and intermediates */
     mbedtls_x509_crt ca;    /* client CAs */
     mbedtls_pk_context key;
-    mbedtls_ssl_ticket_context ticket;
+    hub_tickets_t *tickets; /* borrowed; NULL: no session tickets */
     int *suites; /* 0-terminated, referenced by conf */
     enum hub_tls_client_auth auth;
     hub_revset_t *revset;
@@ -83,9 +93,11 @@ struct hub_tls_conn {
     unsigned resumed : 1;
     unsigned ssl_ready : 1;
     unsigned paused : 1;     /* reading stopped until the output drains */
+    unsigned held : 1;       /* reading stopped by the layer above (hub_tls_conn_pause) */
     unsigned unauth : 1;     /* counted in l->nunauth */
     unsigned ip_counted : 1; /* counted in l->ips */
     unsigned fail : 4;       /* enum hub_tls_fail counted if the handshake ends badly */
+    unsigned dirty : 1;      /* record buffers written past their first page: trim when idle */
     uint64_t t0_ns;          /* accept time (uv_hrtime), for the handshake histogram */
     int cur;                 /* out[cur] is filling */
     struct outbuf out[2];
@@ -118,9 +130,9 @@ struct hub_tls_listener {
     struct hub_tls_limits lim;
     struct link conns, handshaking, closing;
     unsigned nconns, nhandshakes, nunauth;
-    struct ip_slot *ips; /* NULL without a per-address cap */
-    size_t ips_mask;
-    uint64_t ips_seed;
+    int reads_paused; /* hub_tls_listener_pause */
+    struct ip_table *ips; /* NULL without a per-address cap; lim.shared's or own_ips */
+    struct ip_table *own_ips;
     int port;
     int closing_l;
     int handles; /* tcp + timer not yet closed */
@@ -166,53 +178,126 @@ static void link_remove(struct link *k)
 
 /* ---- handshakes per address ---------------------------------------------------------- */
 
-static size_t ip_hash(const hub_tls_listener_t *l, const uint8_t a[16])
+/* Handshakes in progress per address, for one listener or for the listeners of one port on
+ * several loops (hub_tls_shared_t): hence the mutex. */
+struct ip_table {
+    pthread_mutex_t mu;
+    struct ip_slot *slots;
+    size_t mask;
+    uint64_t seed;
+    unsigned cap; /* max_handshakes_per_ip */
+};
+
+static struct ip_table *ip_table_new(unsigned max_handshakes, unsigned cap)
 {
-    uint64_t h = l->ips_seed ^ 0xcbf29ce484222325ull; /* FNV-1a, seeded per listener */
+    struct ip_table *t = calloc(1, sizeof *t);
+    size_t slots = 16;
+    while (slots < 2 * (size_t)max_handshakes + 1)
+        slots *= 2;
+    if (t == NULL || (t->slots = calloc(slots, sizeof *t->slots)) == NULL) {
+        free(t);
+        return NULL;
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    t->mask = slots - 1;
+    t->seed = uv_hrtime() * 0x9e3779b97f4a7c15ull;
+    t->cap = cap;
+    return t;
+}
+
+static void ip_table_free(struct ip_table *t)
+{
+    if (t == NULL)
+        return;
+    pthread_mutex_destroy(&t->mu);
+    free(t->slots);
+    free(t);
+}
+
+static size_t ip_hash(const struct ip_table *t, const uint8_t a[16])
+{
+    uint64_t h = t->seed ^ 0xcbf29ce484222325ull; /* FNV-1a, seeded per table */
     for (int i = 0; i < 16; i++) {
         h ^= a[i];
         h *= 0x100000001b3ull;
     }
-    return (size_t)(h ^ (h >> 31)) & l->ips_mask;
+    return (size_t)(h ^ (h >> 31)) & t->mask;
 }
 
 /* The slot of address a, or the empty slot where it would go. The table has more than
  * twice as many slots as addresses (at most max_handshakes), so an empty one exists. */
-static size_t ip_slot_of(const hub_tls_listener_t *l, const uint8_t a[16])
+static size_t ip_slot_of(const struct ip_table *t, const uint8_t a[16])
 {
-    size_t i = ip_hash(l, a);
-    while (l->ips[i].count != 0 && memcmp(l->ips[i].addr, a, 16) != 0)
-        i = (i + 1) & l->ips_mask;
+    size_t i = ip_hash(t, a);
+    while (t->slots[i].count != 0 && memcmp(t->slots[i].addr, a, 16) != 0)
+        i = (i + 1) & t->mask;
     return i;
 }
 
-static void ip_acquire(hub_tls_listener_t *l, const uint8_t a[16])
+/* Counts one more handshake from a unless a is at the cap: returns 1 if counted. */
+static int ip_try_acquire(struct ip_table *t, const uint8_t a[16])
 {
-    struct ip_slot *s = &l->ips[ip_slot_of(l, a)];
-    memcpy(s->addr, a, 16);
-    s->count++;
+    pthread_mutex_lock(&t->mu);
+    struct ip_slot *s = &t->slots[ip_slot_of(t, a)];
+    int ok = s->count < t->cap;
+    if (ok) {
+        memcpy(s->addr, a, 16);
+        s->count++;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return ok;
 }
 
 /* Drops one count of a; an emptied slot is filled by shifting later entries of its probe
  * run back, so lookups never need tombstones. */
-static void ip_release(hub_tls_listener_t *l, const uint8_t a[16])
+static void ip_release(struct ip_table *t, const uint8_t a[16])
 {
-    size_t i = ip_slot_of(l, a), j = i;
-    if (l->ips[i].count == 0 || --l->ips[i].count > 0)
+    pthread_mutex_lock(&t->mu);
+    size_t i = ip_slot_of(t, a), j = i;
+    if (t->slots[i].count == 0 || --t->slots[i].count > 0) {
+        pthread_mutex_unlock(&t->mu);
         return;
+    }
     for (;;) {
-        j = (j + 1) & l->ips_mask;
-        if (l->ips[j].count == 0)
-            return;
-        size_t home = ip_hash(l, l->ips[j].addr);
+        j = (j + 1) & t->mask;
+        if (t->slots[j].count == 0)
+            break;
+        size_t home = ip_hash(t, t->slots[j].addr);
         /* Entry j may move to i unless its home lies cyclically in (i, j]. */
         int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!stays) {
-            l->ips[i] = l->ips[j];
-            l->ips[j].count = 0;
+            t->slots[i] = t->slots[j];
+            t->slots[j].count = 0;
             i = j;
         }
     }
+    pthread_mutex_unlock(&t->mu);
+}
+
+struct hub_tls_shared {
+    _Atomic unsigned conns, handshakes, unauth;
+    struct ip_table *ips; /* NULL without a per-address cap */
+};
+
+hub_tls_shared_t *hub_tls_shared_new(const struct hub_tls_limits *lim)
+{
+    hub_tls_shared_t *s = calloc(1, sizeof *s);
+    if (s == NULL || lim->max_handshakes_per_ip == 0)
+        return s;
+    unsigned hs = lim->max_handshakes ? lim->max_handshakes : 512;
+    if ((s->ips = ip_table_new(hs, lim->max_handshakes_per_ip)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void hub_tls_shared_free(hub_tls_shared_t *s)
+{
+    if (s == NULL)
+        return;
+    ip_table_free(s->ips);
+    free(s);
 }
 
 const double hub_tls_hs_bounds[HUB_TLS_HS_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,
@@ -246,8 +331,10 @@ static void count_handshake(hub_tls_conn_t *c)
 static void handshake_end(hub_tls_conn_t *c)
 {
     c->l->nhandshakes--;
+    if (c->l->lim.shared != NULL)
+        c->l->lim.shared->handshakes--;
     if (c->ip_counted) {
-        ip_release(c->l, c->addr);
+        ip_release(c->l->ips, c->addr);
         c->ip_counted = 0;
     }
 }
@@ -354,7 +441,8 @@ static int ticket_write_cb(void *p, const mbedtls_ssl_session *session, unsigned
                            const unsigned char *end, size_t *tlen, uint32_t *lifetime)
 {
     hub_tls_ctx_t *ctx = p;
-    return mbedtls_ssl_ticket_write(&ctx->ticket, session, start, end, tlen, lifetime);
+    return hub_tickets_write(ctx->tickets, (uint8_t)ctx->auth, session, start, end, tlen,
+                             lifetime);
 }
 
 /* A ticket whose certificate is now revoked or expired is refused: mbedTLS then falls back
@@ -362,7 +450,7 @@ static int ticket_write_cb(void *p, const mbedtls_ssl_session *session, unsigned
 static int ticket_parse_cb(void *p, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
 {
     hub_tls_ctx_t *ctx = p;
-    int rc = mbedtls_ssl_ticket_parse(&ctx->ticket, session, buf, len);
+    int rc = hub_tickets_parse(ctx->tickets, (uint8_t)ctx->auth, session, buf, len);
     if (rc != 0)
         return rc;
     if (ctx->auth == HUB_TLS_CLIENT_REQUIRED) {
@@ -431,9 +519,9 @@ int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out)
     mbedtls_x509_crt_init(&ctx->chain);
     mbedtls_x509_crt_init(&ctx->ca);
     mbedtls_pk_init(&ctx->key);
-    mbedtls_ssl_ticket_init(&ctx->ticket);
     ctx->auth = o->client_auth;
     ctx->revset = o->revset;
+    ctx->tickets = o->tickets;
     int rc = HUB_EINVAL, m;
 
     if (o->cert_chain_pem == NULL ||
@@ -486,12 +574,10 @@ int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out)
     } else {
         mbedtls_ssl_conf_authmode(&ctx->conf, MBEDTLS_SSL_VERIFY_NONE);
     }
-    if ((m = mbedtls_ssl_ticket_setup(&ctx->ticket, hub_rng_cb, NULL, MBEDTLS_CIPHER_AES_256_GCM,
-                                      o->ticket_lifetime_s ? o->ticket_lifetime_s : 86400)) != 0) {
-        log_mbedtls(HUB_LOG_ERROR, "mbedtls_ssl_ticket_setup", NULL, m);
-        goto out;
-    }
-    mbedtls_ssl_conf_session_tickets_cb(&ctx->conf, ticket_write_cb, ticket_parse_cb, ctx);
+    if (o->tickets != NULL)
+        mbedtls_ssl_conf_session_tickets_cb(&ctx->conf, ticket_write_cb, ticket_parse_cb, ctx);
+    else
+        mbedtls_ssl_conf_session_tickets(&ctx->conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
 
     warm_up_ec(&ctx->key, 1);
     for (mbedtls_x509_crt *c = &ctx->ca; c != NULL && c->raw.p != NULL; c = c->next)
@@ -508,7 +594,6 @@ void hub_tls_ctx_free(hub_tls_ctx_t *ctx)
     if (ctx == NULL)
         return;
     mbedtls_ssl_config_free(&ctx->conf);
-    mbedtls_ssl_ticket_free(&ctx->ticket);
     mbedtls_x509_crt_free(&ctx->chain);
     mbedtls_x509_crt_free(&ctx->ca);
     mbedtls_pk_free(&ctx->key);
@@ -550,7 +635,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static int outbuf_append(struct outbuf *b, const void *p, size_t n)
 {
     if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 4096;
+        size_t cap = b->cap ? b->cap : 512;
         while (cap - b->len < n) {
             if (cap > SIZE_MAX / 2)
                 return HUB_ENOMEM;
@@ -567,22 +652,30 @@ static int outbuf_append(struct outbuf *b, const void *p, size_t n)
     return 0;
 }
 
+static void outbuf_release(struct outbuf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->cap = 0;
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
     hub_tls_conn_t *c = req->data;
     struct outbuf *b = &c->out[c->cur ^ 1];
     c->writing = 0;
     b->len = 0;
-    if (b->cap > OUT_KEEP_MAX) {
-        free(b->data);
-        b->data = NULL;
-        b->cap = 0;
-    }
+    /* An idle connection keeps small output buffers only (its handshake grew them). */
+    if (b->cap > OUT_KEEP_MAX || (c->out[c->cur].len == 0 && b->cap > OUT_KEEP_IDLE))
+        outbuf_release(b);
+    if (c->out[c->cur].len == 0 && c->out[c->cur].cap > OUT_KEEP_IDLE)
+        outbuf_release(&c->out[c->cur]);
     if (c->state == ST_CLOSED)
         return;
     if (c->paused && c->state < ST_CLOSING && c->out[c->cur].len < READ_PAUSE) {
         c->paused = 0;
-        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+        if (!c->l->reads_paused && !c->held)
+            uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
     }
     if (status < 0) {
         hub_debug("tls %s: write failed: %s", c->peer, uv_strerror(status));
@@ -629,6 +722,8 @@ static int bio_send(void *p, const unsigned char *buf, size_t len)
     hub_tls_conn_t *c = p;
     if (outbuf_append(&c->out[c->cur], buf, len) != 0)
         return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    if (hub_memtune_touches(c->ssl.out_buf, RECORD_KEEP, buf, len))
+        c->dirty = 1;
     return (int)len;
 }
 
@@ -638,10 +733,25 @@ static int bio_recv(void *p, unsigned char *buf, size_t len)
     if (c->in_n == 0)
         return MBEDTLS_ERR_SSL_WANT_READ;
     size_t n = len < c->in_n ? len : c->in_n;
+    if (hub_memtune_touches(c->ssl.in_buf, RECORD_KEEP, buf, n))
+        c->dirty = 1;
     memcpy(buf, c->in_p, n);
     c->in_p += n;
     c->in_n -= n;
     return (int)n;
+}
+
+/* An open connection with no partial record in its buffers gives back the record-buffer
+ * pages that its handshake or a large record wrote (about 24 KiB of the 33 KiB): an idle
+ * connection keeps the first page of each. */
+static void conn_trim(hub_tls_conn_t *c)
+{
+    if (!c->dirty || c->state != ST_OPEN || c->ssl.in_left != 0 || c->ssl.out_left != 0 ||
+        mbedtls_ssl_check_pending(&c->ssl))
+        return;
+    hub_memtune_discard(c->ssl.in_buf, RECORD_KEEP);
+    hub_memtune_discard(c->ssl.out_buf, RECORD_KEEP);
+    c->dirty = 0;
 }
 
 /* ---- connection lifecycle -------------------------------------------------------- */
@@ -657,6 +767,11 @@ static void conn_closed_cb(uv_handle_t *h)
     l->nconns--;
     if (c->unauth)
         l->nunauth--;
+    if (l->lim.shared != NULL) {
+        l->lim.shared->conns--;
+        if (c->unauth)
+            l->lim.shared->unauth--;
+    }
     if (c->opened && l->cb.on_close != NULL)
         l->cb.on_close(c, c->reason);
     if (c->ssl_ready)
@@ -795,6 +910,11 @@ static void handshake_done(hub_tls_conn_t *c)
         id.serial = c->serial;
         id.serial_len = c->serial_len;
         idp = &id;
+        /* Everything used later is copied, and the session ticket was written during the
+         * handshake: the parsed certificate (about 3 KB) is not kept. */
+        mbedtls_x509_crt_free(c->ssl.session->peer_cert);
+        mbedtls_free(c->ssl.session->peer_cert);
+        c->ssl.session->peer_cert = NULL;
     }
     hub_debug("tls %s: handshake done (%s, %s)%s%s", c->peer, mbedtls_ssl_get_ciphersuite(&c->ssl),
               c->resumed ? "resumed" : "full", c->cn[0] ? " CN=" : "", c->cn);
@@ -906,6 +1026,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->paused = 1; /* the peer sends faster than it reads: TCP backpressure */
         uv_read_stop(s);
     }
+    conn_trim(c);
 }
 
 /* The peer as "ip:port" in out and, in addr, the 16 bytes that the per-address limits count
@@ -980,9 +1101,12 @@ static void connection_cb(uv_stream_t *server, int status)
     }
     if (l->closing_l)
         return;
-    if ((l->ctx != NULL && l->nhandshakes >= l->lim.max_handshakes) ||
-        (l->lim.max_unauthenticated != 0 && l->nunauth >= l->lim.max_unauthenticated) ||
-        (l->lim.max_connections != 0 && l->nconns >= l->lim.max_connections)) {
+    const struct hub_tls_shared *sh = l->lim.shared;
+    unsigned hs = sh ? sh->handshakes : l->nhandshakes, ua = sh ? sh->unauth : l->nunauth,
+             nc = sh ? sh->conns : l->nconns;
+    if ((l->ctx != NULL && hs >= l->lim.max_handshakes) ||
+        (l->lim.max_unauthenticated != 0 && ua >= l->lim.max_unauthenticated) ||
+        (l->lim.max_connections != 0 && nc >= l->lim.max_connections)) {
         refuse_connection(l, server);
         return;
     }
@@ -1002,6 +1126,10 @@ static void connection_cb(uv_stream_t *server, int status)
     link_push(&l->conns, &c->all);
     l->nconns++;
     l->nunauth++;
+    if (l->lim.shared != NULL) {
+        l->lim.shared->conns++;
+        l->lim.shared->unauth++;
+    }
     c->unauth = 1;
     int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rc != 0) {
@@ -1010,7 +1138,7 @@ static void connection_cb(uv_stream_t *server, int status)
         return;
     }
     peer_name(&c->tcp, c->peer, sizeof c->peer, c->addr);
-    if (l->ips != NULL && l->ips[ip_slot_of(l, c->addr)].count >= l->lim.max_handshakes_per_ip) {
+    if (l->ctx != NULL && l->ips != NULL && !ip_try_acquire(l->ips, c->addr)) {
         hub_debug("tls %s: too many handshakes from this address: closed", c->peer);
         count_refused(l);
         conn_destroy(c);
@@ -1021,18 +1149,21 @@ static void connection_cb(uv_stream_t *server, int status)
     if (l->ctx != NULL) {
         mbedtls_ssl_init(&c->ssl);
         c->ssl_ready = 1;
+        c->ip_counted = l->ips != NULL; /* by ip_try_acquire above */
         if ((rc = mbedtls_ssl_setup(&c->ssl, &l->ctx->conf)) != 0) {
             log_mbedtls(HUB_LOG_WARN, "mbedtls_ssl_setup", c->peer, rc);
+            if (c->ip_counted)
+                ip_release(l->ips, c->addr);
+            c->ip_counted = 0;
             conn_destroy(c);
             return;
         }
         mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+        c->dirty = 1; /* calloc may have zeroed every page */
         c->state = ST_HANDSHAKE;
         l->nhandshakes++;
-        if (l->ips != NULL) {
-            ip_acquire(l, c->addr);
-            c->ip_counted = 1;
-        }
+        if (l->lim.shared != NULL)
+            l->lim.shared->handshakes++;
         timed_add(c, &l->handshaking, l->lim.handshake_timeout_ms);
     }
     if ((rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb)) != 0) {
@@ -1074,6 +1205,22 @@ static void timer_cb(uv_timer_t *t)
 
 /* ---- listener ---------------------------------------------------------------------- */
 
+/* SO_REUSEPORT would let a second daemon of the same user share (and split) the port
+ * silently: a plain listening socket first tells whether the port is taken. Returns 0 when
+ * it is free. */
+static int probe_port(const struct addrinfo *a)
+{
+    int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0)
+        return 0; /* the real socket will report it */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (a->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    int rc = bind(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EADDRINUSE ? -1 : 0;
+    close(fd);
+    return rc;
+}
+
 static int open_socket(const char *host, int port, int reuseport, int *fd_out, int *port_out)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -1094,6 +1241,12 @@ static int open_socket(const char *host, int port, int reuseport, int *fd_out, i
         return HUB_EIO;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport == 1 && probe_port(res) != 0) {
+        hub_error("listen %s:%d: bind: %s", host, port, strerror(EADDRINUSE));
+        freeaddrinfo(res);
+        close(fd);
+        return HUB_EIO;
+    }
     if (reuseport)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (res->ai_family == AF_INET6) /* "::" listens on IPv6 only, as its name says */
@@ -1128,7 +1281,7 @@ static void listener_maybe_done(hub_tls_listener_t *l)
         return;
     void (*done)(void *) = l->done;
     void *arg = l->done_arg;
-    free(l->ips);
+    ip_table_free(l->own_ips);
     free(l);
     if (done != NULL)
         done(arg);
@@ -1156,21 +1309,18 @@ int hub_tls_listen(uv_loop_t *loop, const char *host, int port, hub_tls_ctx_t *c
         l->lim.max_pending = 16u << 20;
     if (l->lim.backlog <= 0)
         l->lim.backlog = 511;
-    if (ctx != NULL && l->lim.max_handshakes_per_ip != 0) {
-        size_t slots = 16;
-        while (slots < 2 * (size_t)l->lim.max_handshakes + 1)
-            slots *= 2;
-        l->ips = calloc(slots, sizeof *l->ips);
+    if (l->lim.shared != NULL) {
+        l->ips = l->lim.shared->ips;
+    } else if (ctx != NULL && l->lim.max_handshakes_per_ip != 0) {
+        l->own_ips = l->ips = ip_table_new(l->lim.max_handshakes, l->lim.max_handshakes_per_ip);
         if (l->ips == NULL) {
             free(l);
             return HUB_ENOMEM;
         }
-        l->ips_mask = slots - 1;
-        l->ips_seed = uv_hrtime() * 0x9e3779b97f4a7c15ull;
     }
     int fd, rc = open_socket(host, port, l->lim.reuseport, &fd, &l->port);
     if (rc != 0) {
-        free(l->ips);
+        ip_table_free(l->own_ips);
         free(l);
         return rc;
     }
@@ -1241,6 +1391,22 @@ void hub_tls_listener_close(hub_tls_listener_t *l, void (*done)(void *arg), void
     }
 }
 
+void hub_tls_listener_pause(hub_tls_listener_t *l, int pause)
+{
+    if (l->reads_paused == !!pause)
+        return;
+    l->reads_paused = !!pause;
+    for (struct link *k = l->conns.next; k != &l->conns; k = k->next) {
+        hub_tls_conn_t *c = CONN_OF(k, all);
+        if (c->state != ST_OPEN || c->paused || c->held)
+            continue;
+        if (pause)
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        else
+            uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    }
+}
+
 int hub_tls_listener_recheck(hub_tls_listener_t *l)
 {
     if (l->ctx == NULL || l->ctx->auth != HUB_TLS_CLIENT_REQUIRED || l->ctx->revset == NULL)
@@ -1287,8 +1453,10 @@ int hub_tls_write(hub_tls_conn_t *c, const void *data, size_t len)
             len -= (size_t)rc;
         }
     }
-    if (!c->in_read)
+    if (!c->in_read) {
         conn_flush(c);
+        conn_trim(c);
+    }
     return 0;
 }
 
@@ -1297,12 +1465,27 @@ void hub_tls_conn_authenticated(hub_tls_conn_t *c)
     if (c->unauth) {
         c->unauth = 0;
         c->l->nunauth--;
+        if (c->l->lim.shared != NULL)
+            c->l->lim.shared->unauth--;
     }
 }
 
 void hub_tls_close(hub_tls_conn_t *c)
 {
     conn_close(c, HUB_TLS_CLOSE_LOCAL, CLOSE_FLUSH | CLOSE_NOTIFY);
+}
+
+void hub_tls_conn_pause(hub_tls_conn_t *c, int paused)
+{
+    if (c->held == !!paused || c->state != ST_OPEN)
+        return;
+    c->held = !!paused;
+    if (c->paused || c->l->reads_paused)
+        return; /* stopped anyway; restarted by whichever pause ends last */
+    if (paused)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    else
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
 void *hub_tls_conn_user(const hub_tls_conn_t *c)

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "server/revset.h"
+#include "server/tickets.h"
 
 typedef struct hub_tls_ctx hub_tls_ctx_t;
 typedef struct hub_tls_listener hub_tls_listener_t;
@@ -28,13 +29,15 @@ struct hub_tls_ctx_options {
     const char *ca_pem;         /* CAs client certificates must chain to (issuing + root) */
     enum hub_tls_client_auth client_auth;
     const char *ciphers;        /* comma-separated IANA or mbedTLS names; NULL: ECDHE AEAD */
-    uint32_t ticket_lifetime_s; /* session tickets lifetime; 0: 86400 */
+    hub_tickets_t *tickets;     /* session-ticket keys, borrowed, must outlive the context
+                                   (shared by contexts and threads); NULL: no tickets */
     hub_revset_t *revset;       /* borrowed, must outlive the context; NULL: no revocation */
 };
 
 /* Builds a server TLS configuration (TLS 1.2 only). The context may be shared by listeners
- * on several loops, must outlive them, and is freed with hub_tls_ctx_free. Each context has
- * its own session-ticket keys. Returns 0 or HUB_EINVAL/HUB_ENOMEM/HUB_ECRYPTO (logged). */
+ * on several loops, must outlive them, and is freed with hub_tls_ctx_free. Tickets are written
+ * and opened with o->tickets, bound to the client_auth mode. Returns 0 or
+ * HUB_EINVAL/HUB_ENOMEM/HUB_ECRYPTO (logged). */
 int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out);
 void hub_tls_ctx_free(hub_tls_ctx_t *ctx);
 
@@ -68,6 +71,14 @@ struct hub_tls_callbacks {
     void (*on_close)(hub_tls_conn_t *conn, enum hub_tls_close_reason reason);
 };
 
+/* What the listeners of one port on several loops (server/workers) count together, so that
+ * max_handshakes, max_unauthenticated, max_connections and max_handshakes_per_ip hold for
+ * the port as a whole. Created from the limits the listeners will get; must outlive them. */
+typedef struct hub_tls_shared hub_tls_shared_t;
+struct hub_tls_limits;
+hub_tls_shared_t *hub_tls_shared_new(const struct hub_tls_limits *lim);
+void hub_tls_shared_free(hub_tls_shared_t *s);
+
 struct hub_tls_limits {
     unsigned handshake_timeout_ms; /* accept to handshake done; 0: 10000 */
     unsigned max_handshakes;       /* concurrent handshakes; excess closed at once; 0: 512 */
@@ -80,7 +91,10 @@ struct hub_tls_limits {
     size_t max_pending;            /* queued output beyond which a connection is closed;
                                       0: 16 MiB (reading pauses from 256 KiB on) */
     int backlog;                   /* listen(2) backlog; 0: 511 */
-    int reuseport;                 /* SO_REUSEPORT: one listener per loop on the same port */
+    hub_tls_shared_t *shared; /* NULL: the caps count this listener's connections */
+    int reuseport;                 /* SO_REUSEPORT, one listener per loop on one port: 1 for
+                                      the first (refused if anything listens there already),
+                                      2 for the others, bound to the first one's port */
 };
 
 /* Why a handshake did not lead to an open connection (metrics). */
@@ -130,6 +144,10 @@ int hub_tls_listener_port(const hub_tls_listener_t *l);
 /* Closes (on the loop thread) every connection of the listener (on_close: SHUTDOWN), then
  * the listener; done(arg) runs once everything is freed. */
 void hub_tls_listener_close(hub_tls_listener_t *l, void (*done)(void *arg), void *arg);
+/* Stops (pause 1) or restarts (0) reading from every open connection of the listener,
+ * e.g. while the layer above is overloaded; TCP flow control then slows the peers down.
+ * Handshakes and writes go on. Loop thread only. */
+void hub_tls_listener_pause(hub_tls_listener_t *l, int pause);
 /* Copies the listener's counters. Loop thread only. */
 void hub_tls_listener_stats(const hub_tls_listener_t *l, struct hub_tls_stats *out);
 /* Re-checks every open connection's certificate against the revset and closes the revoked
@@ -146,6 +164,9 @@ void hub_tls_close(hub_tls_conn_t *conn);
 /* The upper layer accepted the peer (MQTT: CONNECT answered with success): the connection
  * stops counting against max_unauthenticated. Idempotent. */
 void hub_tls_conn_authenticated(hub_tls_conn_t *conn);
+/* Stops (1) or restarts (0) reading from this connection for the layer above (flow control);
+ * independent of the pauses for queued output and hub_tls_listener_pause. Idempotent. */
+void hub_tls_conn_pause(hub_tls_conn_t *conn, int paused);
 /* The per-connection pointer: set from on_open's return value, changeable afterwards. */
 void *hub_tls_conn_user(const hub_tls_conn_t *conn);
 void hub_tls_conn_set_user(hub_tls_conn_t *conn, void *user);

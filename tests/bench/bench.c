@@ -12,6 +12,12 @@
  *   service subscribed to devices/+/telemetry (or each device on its own topic); a payload
  *   starts with its send time (CLOCK_MONOTONIC ns, big-endian), so end-to-end latency is
  *   read on the one clock of this machine.
+ * readmit: N devices connect (CONNACK) and save their TLS session; the tool then waits (up to
+ *   --wait S) for the server to drop them all (a restart of iothubd), reconnects each with its
+ *   saved session, with exponential back-off (100 ms doubling up to --backoff S, jittered)
+ *   while the server is down and at most --concurrency attempts at once, and reports the time
+ *   from the first drop to the last CONNACK (limit -d, default 60 s), how many re-admissions
+ *   resumed the session and how many needed a full handshake, and the failed attempts.
  * Prints human lines, and with --json one JSON line at the end. */
 #include <errno.h>
 #include <getopt.h>
@@ -32,7 +38,7 @@
 #include "tests/bench/hist.h"
 #include "tests/bench/mqttc.h"
 
-enum mode { M_HANDSHAKE, M_RESUME, M_IDLE, M_PUBLISH };
+enum mode { M_HANDSHAKE, M_RESUME, M_IDLE, M_PUBLISH, M_READMIT };
 
 /* A connection slot and what the mode keeps about it. */
 typedef struct peer {
@@ -40,7 +46,11 @@ typedef struct peer {
     int cert;          /* index into the certificate list, -1 for the service */
     int ready;         /* CONNACK (and SUBACK when subscribing) received */
     int counted;       /* counted as connected (idle) */
-    SSL_SESSION *sess; /* resume: the slot's session */
+    SSL_SESSION *sess; /* resume, readmit: the slot's session */
+    int pending;       /* readmit: dropped, not yet re-admitted */
+    int attempt;       /* readmit: failed attempts since the drop */
+    int was_resumed;   /* readmit: the current attempt resumed its session */
+    uint64_t retry_at; /* readmit: next attempt, monotonic ns */
     uint16_t next_pid;
     uint32_t inflight;
     uint32_t seq;
@@ -58,8 +68,8 @@ static size_t n_reasons;
 static struct {
     enum mode mode;
     const char *host, *ca, *certs, *svc_cert, *svc_key, *sources, *sub;
-    int port, concurrency, n, qos, size, keepalive, json, server_pid;
-    double duration, rate, timeout;
+    int port, concurrency, n, qos, size, keepalive, json, server_pid, duration_set;
+    double duration, rate, timeout, wait, backoff;
 } opt = {.host = "127.0.0.1",
          .port = 8883,
          .concurrency = 0,
@@ -69,6 +79,8 @@ static struct {
          .keepalive = 30,
          .duration = 10,
          .timeout = 10,
+         .wait = 120,
+         .backoff = 2,
          .sub = "service"};
 
 static uv_loop_t *loop;
@@ -95,6 +107,11 @@ static int launched, in_progress, connected_done;
 static uint64_t t_connected;
 static long rss_before, rss_after, held;
 static int sending, draining, sub_ready;
+/* readmit: connecting, waiting for the drop, re-admitting */
+static enum { R_CONNECT, R_ARMED, R_READMIT } rphase;
+static int r_target, r_pending;
+static uint64_t t_drop, t_back, n_dropped, n_readmitted, n_rresumed, n_attempts, fail_at_drop;
+static int r_cursor;
 
 static const bench_conn_ops_t ops;
 static void end_cb(uv_timer_t *t);
@@ -235,6 +252,7 @@ static void hs_tls_done(peer_t *p)
 
 static void maybe_start_sending(void);
 static void close_all(void);
+static void readmit_arm(void);
 
 /* Starts peers in order while fewer than --concurrency are connecting; in idle mode the hold
  * time starts once none is left, in publish mode the sending. */
@@ -252,8 +270,126 @@ static void launch(void)
     } else if (!connected_done && in_progress == 0 && (launched == opt.n || fatal)) {
         connected_done = 1;
         t_connected = bench_now_ns();
-        uv_timer_start(&end_timer, end_cb, (uint64_t)(opt.duration * 1000), 0);
+        if (opt.mode == M_READMIT)
+            readmit_arm();
+        else
+            uv_timer_start(&end_timer, end_cb, (uint64_t)(opt.duration * 1000), 0);
     }
+}
+
+/* ---- readmit ------------------------------------------------------------------------------ */
+
+/* Everyone who could connect did: wait (up to --wait) for the server to drop them. */
+static void readmit_arm(void)
+{
+    rphase = R_ARMED;
+    r_target = (int)n_ok;
+    memset(&hist, 0, sizeof hist); /* from now on: re-admissions only */
+    if (r_target == 0) {
+        t_end = bench_now_ns();
+        close_all();
+        return;
+    }
+    fprintf(stderr, "iothub-bench: %d devices connected; waiting for the server to drop them\n",
+            r_target);
+    fflush(stderr);
+    uv_timer_start(&end_timer, end_cb, (uint64_t)(opt.wait * 1000), 0);
+}
+
+/* Delay before attempt number attempt (0: right after the drop), jittered. */
+static uint64_t backoff_ns(int attempt)
+{
+    double d = 0.1;
+    for (int i = 0; i < attempt && d < opt.backoff; i++)
+        d *= 2;
+    if (d > opt.backoff)
+        d = opt.backoff;
+    double r = (double)rand() / RAND_MAX;
+    return (uint64_t)((attempt == 0 ? r : 0.5 + 0.5 * r) * d * 1e9);
+}
+
+/* Starts the attempts that are due, at most --concurrency at once, round robin. */
+static void readmit_launch(void)
+{
+    uint64_t now = bench_now_ns();
+    for (int k = 0; k < n_peers && running && !fatal && in_progress < opt.concurrency; k++) {
+        peer_t *p = &peers[r_cursor];
+        r_cursor = (r_cursor + 1) % n_peers;
+        if (!p->pending || p->conn.state != BENCH_CONN_IDLE || p->retry_at > now)
+            continue;
+        if (start_peer(p, p->cert, p->sess) < 0)
+            break;
+        n_attempts++;
+        in_progress++;
+    }
+}
+
+static void readmit_closed(peer_t *p, const char *why)
+{
+    uint64_t now = bench_now_ns();
+    if (rphase == R_CONNECT) {
+        if (why && running)
+            note_failure(why);
+        if (!p->counted) {
+            p->counted = 1;
+            in_progress--;
+            launch();
+        }
+        return;
+    }
+    if (!running)
+        return;
+    if (p->ready && !p->pending) { /* a connected device dropped by the server */
+        p->ready = 0;
+        p->pending = 1;
+        p->attempt = 0;
+        p->retry_at = now + backoff_ns(0);
+        n_dropped++;
+        r_pending++;
+        if (rphase == R_ARMED) {
+            rphase = R_READMIT;
+            t_drop = now;
+            fail_at_drop = n_fail;
+            uv_timer_stop(&end_timer);
+            uv_timer_start(&end_timer, end_cb, (uint64_t)(opt.duration * 1000), 0);
+        }
+    } else if (p->pending) { /* an attempt failed: back off */
+        note_failure(why ? why : "closed before CONNACK");
+        in_progress--;
+        p->retry_at = now + backoff_ns(++p->attempt);
+    }
+    readmit_launch();
+}
+
+static void readmit_ready(peer_t *p)
+{
+    uint64_t now = bench_now_ns();
+    if (rphase == R_CONNECT) {
+        if (!p->counted) {
+            p->counted = 1;
+            n_ok++;
+            bench_hist_add(&hist, now - p->conn.t_start);
+            in_progress--;
+            launch();
+        }
+        return;
+    }
+    if (!p->pending)
+        return;
+    p->pending = 0;
+    r_pending--;
+    in_progress--;
+    n_readmitted++;
+    n_rresumed += p->was_resumed;
+    bench_hist_add(&hist, now - p->conn.t_start);
+    if (t_back == 0)
+        t_back = now;
+    if (r_pending == 0 && rphase == R_READMIT) {
+        t_end = now;
+        close_all();
+        return;
+    }
+    readmit_launch();
 }
 
 /* ---- publish ----------------------------------------------------------------------------- */
@@ -382,7 +518,9 @@ static void on_publish(peer_t *p, const uint8_t *pkt, size_t len)
 static void became_ready(peer_t *p)
 {
     p->ready = 1;
-    if (opt.mode == M_IDLE) {
+    if (opt.mode == M_READMIT) {
+        readmit_ready(p);
+    } else if (opt.mode == M_IDLE) {
         if (!p->counted) {
             p->counted = 1;
             n_ok++;
@@ -449,18 +587,36 @@ static void packet_cb(bench_conn_t *c, const uint8_t *pkt, size_t len)
 static void tls_done_cb(bench_conn_t *c)
 {
     peer_t *p = (peer_t *)c;
-    if (opt.mode == M_HANDSHAKE || opt.mode == M_RESUME)
+    if (opt.mode == M_HANDSHAKE || opt.mode == M_RESUME) {
         hs_tls_done(p);
-    else
-        send_connect(p);
+        return;
+    }
+    if (opt.mode == M_READMIT) {
+        /* Keep a copy of the newest session (and its ticket): OpenSSL marks the connection's
+         * own session not resumable when it is freed without our close_notify, as after a
+         * drop by the server, which a device that kept its ticket would ignore. */
+        SSL_SESSION *sess = SSL_SESSION_dup(SSL_get0_session(p->conn.ssl));
+        p->was_resumed = SSL_session_reused(p->conn.ssl);
+        if (sess) {
+            if (p->sess)
+                SSL_SESSION_free(p->sess);
+            p->sess = sess;
+        }
+    }
+    send_connect(p);
 }
 
 static void closed_cb(bench_conn_t *c, const char *why)
 {
     peer_t *p = (peer_t *)c;
+    if (opt.mode == M_READMIT) {
+        readmit_closed(p, why);
+        return;
+    }
     if (why && running) /* after the end, closes are ours */
         note_failure(why);
     switch (opt.mode) {
+    case M_READMIT: break;
     case M_HANDSHAKE:
     case M_RESUME: start_slot(p); break;
     case M_IDLE:
@@ -531,6 +687,8 @@ static void tick_cb(uv_timer_t *t)
     }
     if (opt.mode == M_PUBLISH && sending && !draining)
         publish_tick();
+    if (opt.mode == M_READMIT && rphase == R_READMIT && in_progress < opt.concurrency)
+        readmit_launch();
     if (opt.mode == M_PUBLISH && draining) {
         int done = n_recv >= n_sent && (opt.qos == 0 || n_acked >= n_sent);
         if (done || now - t_end > 3000000000ull)
@@ -551,6 +709,13 @@ static void end_cb(uv_timer_t *t)
         rss_after = read_rss_kb();
         for (int i = 0; i < n_peers; i++)
             held += peers[i].ready && peers[i].conn.state == BENCH_CONN_OPEN;
+        close_all();
+        break;
+    case M_READMIT:
+        snprintf(fatal_msg, sizeof fatal_msg,
+                 rphase == R_ARMED ? "the server did not drop the connections within --wait"
+                                   : "not every device was re-admitted within -d");
+        fatal = 1;
         close_all();
         break;
     case M_PUBLISH:
@@ -606,7 +771,7 @@ static void human_latency(const char *what)
 static void report(void)
 {
     double secs = (double)(t_end - t_begin) / 1e9;
-    static const char *names[] = {"handshake", "resume", "idle", "publish"};
+    static const char *names[] = {"handshake", "resume", "idle", "publish", "readmit"};
     if (secs <= 0)
         secs = 1e-9;
     printf("mode %s against %s:%d\n", names[opt.mode], opt.host, opt.port);
@@ -615,7 +780,7 @@ static void report(void)
     if (fatal)
         printf("  stopped early: %s\n", fatal_msg);
     double resumed_ratio = 0, reconnects = (double)n_ok - (double)opt.concurrency;
-    double connect_secs = 0;
+    double connect_secs = 0, readmit_s = -1, back_s = -1;
     switch (opt.mode) {
     case M_HANDSHAKE:
     case M_RESUME:
@@ -653,6 +818,21 @@ static void report(void)
                (double)n_recv / secs, (unsigned long long)(n_sent > n_recv ? n_sent - n_recv : 0),
                (unsigned long long)n_acked, (unsigned long long)n_fail);
         human_latency("end-to-end");
+        break;
+    case M_READMIT:
+        readmit_s = t_drop && r_pending == 0 ? (double)(t_end - t_drop) / 1e9 : -1;
+        back_s = t_back ? (double)(t_back - t_drop) / 1e9 : -1;
+        connect_secs = (double)((connected_done ? t_connected : t_end) - t_begin) / 1e9;
+        printf("%d of %d devices connected in %.2f s; the server dropped %llu\n", r_target, opt.n,
+               connect_secs, (unsigned long long)n_dropped);
+        printf("%llu of %llu re-admitted (CONNACK) %.3f s after the first drop (the first "
+               "after %.3f s); %llu resumed their session, %llu full handshakes; %llu "
+               "attempts, %llu failed; %d not re-admitted\n",
+               (unsigned long long)n_readmitted, (unsigned long long)n_dropped, readmit_s, back_s,
+               (unsigned long long)n_rresumed, (unsigned long long)(n_readmitted - n_rresumed),
+               (unsigned long long)n_attempts, (unsigned long long)(n_fail - fail_at_drop),
+               r_pending);
+        human_latency("re-admission attempt (connect+handshake+CONNACK)");
         break;
     }
     if (!opt.json)
@@ -697,6 +877,19 @@ static void report(void)
                (unsigned long long)(n_sent > n_recv ? n_sent - n_recv : 0), (double)n_sent / secs,
                (double)n_recv / secs, (unsigned long long)n_fail);
         print_reasons(stdout, "error_reasons");
+        print_latency(stdout, "latency_ms");
+        break;
+    case M_READMIT:
+        printf(",\"devices\":%d,\"connected\":%d,\"connect_s\":%.3f,\"dropped\":%llu,"
+               "\"readmitted\":%llu,\"resumed\":%llu,\"full\":%llu,\"failures\":%d,"
+               "\"attempts\":%llu,\"failed_attempts\":%llu,\"readmit_s\":%.3f,"
+               "\"first_back_s\":%.3f,\"concurrency\":%d",
+               opt.n, r_target, connect_secs, (unsigned long long)n_dropped,
+               (unsigned long long)n_readmitted, (unsigned long long)n_rresumed,
+               (unsigned long long)(n_readmitted - n_rresumed),
+               r_pending + (r_target - (int)n_dropped), (unsigned long long)n_attempts,
+               (unsigned long long)(n_fail - fail_at_drop), readmit_s, back_s, opt.concurrency);
+        print_reasons(stdout, "failure_reasons");
         print_latency(stdout, "latency_ms");
         break;
     }
@@ -828,16 +1021,18 @@ static int parse_sources(const char *spec)
 
 static void usage(FILE *f)
 {
-    fputs("usage: iothub-bench --mode handshake|resume|idle|publish --certs CSV --ca CA.pem\n"
-          "         [--host 127.0.0.1] [--port 8883] [--json]\n"
+    fputs("usage: iothub-bench --mode handshake|resume|idle|publish|readmit --certs CSV\n"
+          "         --ca CA.pem [--host 127.0.0.1] [--port 8883] [--json]\n"
           "  -c, --concurrency C   handshake/resume: connections at once (default 10; over\n"
           "                        32 per source address iothubd closes the excess);\n"
-          "                        idle/publish: handshakes in progress at once (default 24\n"
-          "                        per source address, at most 480: iothubd allows 32 per\n"
-          "                        address and 512 per listener)\n"
+          "                        idle/publish/readmit: handshakes in progress at once (24\n"
+          "                        per source address by default, at most 480: iothubd\n"
+          "                        allows 32 per address and 512 per listener)\n"
           "  -d, --duration S      handshake/resume/publish: seconds measured; idle: seconds\n"
-          "                        the connections are held (default 10)\n"
-          "  -n, --connections N   idle: connections; publish: publishers (default: all certs)\n"
+          "                        the connections are held (default 10); readmit: limit\n"
+          "                        from the first drop (default 60)\n"
+          "  -n, --connections N   idle: connections; publish: publishers; readmit: devices\n"
+          "                        (default: all certs)\n"
           "  --source A[-B][,C]    bind each connection to these source addresses in turn\n"
           "  --server-pid PID      idle: read the server's VmRSS before and after\n"
           "  --keepalive S         MQTT keepalive (default 30; a PINGREQ every S/2 idle)\n"
@@ -845,6 +1040,12 @@ static void usage(FILE *f)
           "  --sub service|self    publish: one service subscriber on devices/+/telemetry\n"
           "                        (--service-cert, --service-key) or each device on its own\n"
           "  --timeout S           connect + handshake + CONNACK time limit (default 10)\n"
+          "readmit: -n devices connect, then the tool waits (--wait S, default 120) for the\n"
+          "  server to drop them all (restart iothubd meanwhile: a line on stderr says when),\n"
+          "  reconnects each with its saved TLS session (back-off from 100 ms doubling up to\n"
+          "  --backoff S, default 2, jittered; at most -c attempts at once) and reports the time\n"
+          "  from the first drop to the last CONNACK (-d S limit, default 60), resumed vs full\n"
+          "  handshakes and the failed attempts (connection refused while the server is down).\n"
           "CSV lines: certfile,keyfile (one device each; relative to the CSV's directory).\n",
           f);
 }
@@ -866,14 +1067,29 @@ static double num(const char *name, const char *arg)
 
 static int parse_args(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"mode", 1, 0, 'm'},         {"host", 1, 0, 'H'},        {"port", 1, 0, 'p'},
-        {"ca", 1, 0, 'A'},           {"certs", 1, 0, 'C'},       {"concurrency", 1, 0, 'c'},
-        {"duration", 1, 0, 'd'},     {"connections", 1, 0, 'n'}, {"source", 1, 0, 's'},
-        {"server-pid", 1, 0, 'P'},   {"keepalive", 1, 0, 'k'},   {"qos", 1, 0, 'q'},
-        {"rate", 1, 0, 'r'},         {"size", 1, 0, 'z'},        {"sub", 1, 0, 'S'},
-        {"service-cert", 1, 0, 'x'}, {"service-key", 1, 0, 'y'}, {"timeout", 1, 0, 't'},
-        {"json", 0, 0, 'j'},         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"mode", 1, 0, 'm'},
+                                       {"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"ca", 1, 0, 'A'},
+                                       {"certs", 1, 0, 'C'},
+                                       {"concurrency", 1, 0, 'c'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"connections", 1, 0, 'n'},
+                                       {"source", 1, 0, 's'},
+                                       {"server-pid", 1, 0, 'P'},
+                                       {"keepalive", 1, 0, 'k'},
+                                       {"qos", 1, 0, 'q'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"size", 1, 0, 'z'},
+                                       {"sub", 1, 0, 'S'},
+                                       {"service-cert", 1, 0, 'x'},
+                                       {"service-key", 1, 0, 'y'},
+                                       {"timeout", 1, 0, 't'},
+                                       {"json", 0, 0, 'j'},
+                                       {"help", 0, 0, 'h'},
+                                       {"wait", 1, 0, 'W'},
+                                       {"backoff", 1, 0, 'B'},
+                                       {0, 0, 0, 0}};
     int ch;
     const char *mode = NULL;
     while ((ch = getopt_long(argc, argv, "c:d:n:h", lo, NULL)) != -1) {
@@ -884,7 +1100,12 @@ static int parse_args(int argc, char **argv)
         case 'A': opt.ca = optarg; break;
         case 'C': opt.certs = optarg; break;
         case 'c': opt.concurrency = (int)num("concurrency", optarg); break;
-        case 'd': opt.duration = num("duration", optarg); break;
+        case 'd':
+            opt.duration = num("duration", optarg);
+            opt.duration_set = 1;
+            break;
+        case 'W': opt.wait = num("wait", optarg); break;
+        case 'B': opt.backoff = num("backoff", optarg); break;
         case 'n': opt.n = (int)num("connections", optarg); break;
         case 's': opt.sources = optarg; break;
         case 'P': opt.server_pid = (int)num("server-pid", optarg); break;
@@ -912,14 +1133,18 @@ static int parse_args(int argc, char **argv)
         opt.mode = M_IDLE;
     else if (strcmp(mode, "publish") == 0)
         opt.mode = M_PUBLISH;
+    else if (strcmp(mode, "readmit") == 0)
+        opt.mode = M_READMIT;
     else
-        err = "--mode must be handshake, resume, idle or publish";
+        err = "--mode must be handshake, resume, idle, publish or readmit";
+    if (!err && opt.mode == M_READMIT && !opt.duration_set)
+        opt.duration = 60;
     if (!err && (!opt.certs || !opt.ca))
         err = "--certs and --ca are required";
     else if (!err && (opt.port <= 0 || opt.port > 65535))
         err = "--port must be 1..65535";
-    else if (!err && (opt.duration <= 0 || opt.timeout <= 0))
-        err = "--duration and --timeout must be positive";
+    else if (!err && (opt.duration <= 0 || opt.timeout <= 0 || opt.wait <= 0 || opt.backoff <= 0))
+        err = "--duration, --timeout, --wait and --backoff must be positive";
     else if (!err && (opt.qos < 0 || opt.qos > 1))
         err = "--qos must be 0 or 1";
     else if (!err && (opt.size < 16 || opt.size > 65000))
@@ -976,14 +1201,16 @@ int main(int argc, char **argv)
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (opt.mode == M_IDLE)
+    if (opt.mode == M_IDLE || opt.mode == M_READMIT)
         SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    srand((unsigned)(getpid() ^ bench_now_ns()));
 
     switch (opt.mode) {
     case M_HANDSHAKE:
     case M_RESUME: n_peers = opt.concurrency; break;
     case M_IDLE:
     case M_PUBLISH:
+    case M_READMIT:
         if (opt.n <= 0)
             opt.n = n_certs;
         if (opt.n > n_certs) {
@@ -1019,7 +1246,8 @@ int main(int argc, char **argv)
             start_slot(&peers[i]);
         uv_timer_start(&end_timer, end_cb, (uint64_t)(opt.duration * 1000), 0);
         break;
-    case M_IDLE: launch(); break;
+    case M_IDLE:
+    case M_READMIT: launch(); break;
     case M_PUBLISH:
         for (int i = 0; i < n_peers; i++)
             if (prepare_publish(&peers[i], i) < 0) {

@@ -10,7 +10,9 @@
  * Checks: the broker writes only whole server packets, CONNACK first, nothing after asking
  * to close; a refusing CONNACK is followed by a close; every PUBLISH a principal receives
  * is inside its subscribe ACL; presence stays 0/1 per device and agrees with
- * hub_broker_connected; everything is freed each iteration (leaks are findings). */
+ * hub_broker_connected; the broker's running totals (queued, in flight, throttled
+ * publishers) agree with a walk after every operation (hub_broker_check); everything is
+ * freed each iteration (leaks are findings). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +154,7 @@ static void t_close(void *tconn)
     s->close_asked = 1;
 }
 
-static const struct hub_mqtt_transport transport = {t_write, t_close, NULL};
+static const struct hub_mqtt_transport transport = {.write = t_write, .close = t_close};
 
 static void presence_cb(const char *device_id, int connected, void *ctx)
 {
@@ -185,6 +187,8 @@ static void check_state(struct hub_broker *b)
     if (hub_broker_connected(b, dev_a) != presence[0] ||
         hub_broker_connected(b, dev_b) != presence[1])
         abort();
+    if (hub_broker_check(b) != 0)
+        abort(); /* the O(1) totals drifted from a walk of the sessions */
     for (size_t i = 0; i < NSLOTS; i++)
         if (slots[i].open && slots[i].refused && !slots[i].close_asked)
             abort(); /* refused by CONNACK but left open */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the load tool (tests/bench/): provision.sh provisions and activates devices
 # and a service through the REST API, then iothub-bench runs each mode for about two seconds
-# with tiny numbers against a real iothubd and its --json summary must be sane. No timing
+# with tiny numbers against a real iothubd (readmit: across a restart of iothubd) and its
+# --json summary must be sane. No timing
 # thresholds: this checks that the tool works and reports honestly, not how fast anything is.
 . "$(dirname "$0")/api_lib.sh"
 
@@ -97,6 +98,36 @@ jcheck "publish QoS 1 at 50 msg/s: received == acked == sent, 0 lost, 0 errors" 
 "${B[@]}" --mode publish --sub self -n 5 --qos 1 --rate 50 -d 1 >pubself.out 2>pubself.err
 jcheck "publish QoS 1, each device subscribed to its own topic: received == sent" pubself.out \
     'd["subscriber"] == "self" and d["sent"] > 0 and d["received"] == d["sent"] and d["errors"] == 0'
+
+# ---- readmit: the devices come back after a restart of iothubd -----------------------------
+# readmit RUN [SQL]: iothub-bench --mode readmit in the background; once it says the devices
+# are connected, iothubd is stopped, SQL (if any) run, and iothubd started again.
+readmit() {
+    "${B[@]}" --mode readmit -n $DEVICES -c 8 --backoff 0.5 -d 30 --wait 30 >"$1.out" 2>"$1.err" &
+    local pid=$! up=1
+    for _ in $(seq 100); do grep -q "waiting for the server to drop them" "$1.err" && break; sleep 0.1; done
+    if grep -q "waiting for the server to drop them" "$1.err"; then
+        stop_server
+        [ -z "${2:-}" ] || sql "$URL" "$2" >/dev/null
+        start_server iothub.conf "serve-$1.log" && up=0
+    fi
+    wait $pid
+    READMIT_RC=$?
+    return $up
+}
+readmit readmit1
+expect "readmit: $DEVICES devices connected, iothubd restarted under them" $?
+[ "$READMIT_RC" = 0 ]
+expect "iothub-bench --mode readmit exits 0" $?
+jcheck "readmit: all $DEVICES dropped and re-admitted, resumed == $DEVICES, 0 full, 0 failures" \
+    readmit1.out "d['mode'] == 'readmit' and d['connected'] == $DEVICES and d['dropped'] == $DEVICES
+     and d['readmitted'] == $DEVICES and d['resumed'] == $DEVICES and d['full'] == 0
+     and d['failures'] == 0 and 0 < d['first_back_s'] <= d['readmit_s'] and not d['stopped_early']"
+# The ticket keys deleted while iothubd is down (as before they were kept): full handshakes.
+readmit readmit2 "DELETE FROM ticket_keys"
+jcheck "readmit with the ticket keys gone: re-admitted == $DEVICES, all by full handshakes" \
+    readmit2.out "d['readmitted'] == $DEVICES and d['resumed'] == 0 and d['full'] == $DEVICES
+     and d['failures'] == 0"
 
 # ---- bad input -------------------------------------------------------------------------------
 "${B[@]}" --mode idle -n $((DEVICES + 1)) >toomany.out 2>toomany.err

@@ -61,7 +61,7 @@ expect "the revocation is audited" $?
 
 # ---- master passphrase -------------------------------------------------------------------
 stop_server
-sealed() { sql "$URL" "SELECT string_agg(md5(key_sealed), ',' ORDER BY 1) FROM (SELECT key_sealed FROM cas WHERE key_sealed IS NOT NULL UNION ALL SELECT key_sealed FROM certificates WHERE key_sealed IS NOT NULL) k"; }
+sealed() { sql "$URL" "SELECT string_agg(md5(key_sealed), ',' ORDER BY 1) FROM (SELECT key_sealed FROM cas WHERE key_sealed IS NOT NULL UNION ALL SELECT key_sealed FROM certificates WHERE key_sealed IS NOT NULL UNION ALL SELECT key_sealed FROM ticket_wrap_key) k"; }
 before=$(sealed)
 nkeys=$(echo "$before" | tr ',' '\n' | wc -l)
 

@@ -143,11 +143,14 @@ int main(int argc, char **argv)
 
     hub_buf_t chain = HUB_BUF_INIT, key = HUB_BUF_INIT, ca = HUB_BUF_INIT;
     hub_tls_ctx_t *ctx = NULL;
+    hub_tickets_t *tickets = hub_tickets_new(86400, 43200, 0); /* in memory, one random key */
     revset = load_revoked();
     if (revset == NULL || read_file(argv[optind], &chain) != 0 ||
         read_file(argv[optind + 1], &key) != 0 || read_file(argv[optind + 2], &ca) != 0)
         goto out;
     if (!plain) {
+        if (tickets == NULL || hub_tickets_generate(tickets) != 0)
+            goto out;
         struct hub_tls_ctx_options o = {
             .cert_chain_pem = (const char *)chain.data,
             .key_pem = (const char *)key.data,
@@ -155,6 +158,7 @@ int main(int argc, char **argv)
             .client_auth = no_client_cert ? HUB_TLS_CLIENT_NONE : HUB_TLS_CLIENT_REQUIRED,
             .ciphers = ciphers,
             .revset = revset,
+            .tickets = tickets,
         };
         if (hub_tls_ctx_new(&o, &ctx) != 0)
             goto out;
@@ -178,6 +182,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     hub_tls_ctx_free(ctx);
+    hub_tickets_free(tickets);
     hub_revset_free(revset);
     hub_buf_free(&chain);
     hub_buf_free(&key);

@@ -310,7 +310,13 @@ static void test_acl_device(void)
         CHECK_EQ(got, cases[i].want);
         /* Same answer as the general ACL with the equivalent pattern. */
         CHECK_EQ(allows(pat, 1, cases[i].t, cases[i].is_filter), cases[i].want);
+        /* And, for valid topics and filters, as the variant that skips the validity check. */
+        if (cases[i].is_filter ? hub_topic_filter_valid(S(cases[i].t))
+                               : hub_topic_name_valid(S(cases[i].t)))
+            CHECK_EQ(hub_acl_device_checked("d1", S(cases[i].t)), cases[i].want);
     }
+    CHECK_EQ(hub_acl_device_checked("a/b", S("devices/a/b/x")), 0);
+    CHECK_EQ(hub_acl_device_checked("", S("devices//x")), 0);
     CHECK_EQ(hub_acl_device("", S("devices//x"), 0), 0);
     CHECK_EQ(hub_acl_device("a/b", S("devices/a/b/x"), 0), 0);
     CHECK_EQ(hub_acl_device("+", S("devices/+/x"), 1), 0);

@@ -1,0 +1,686 @@
+/* Worker loops and the two queues between each worker and home. Design:
+ *   - a queue is a list of 64 KiB chunks holding records (header + bytes), appended under a
+ *     mutex by the producer, taken whole by the consumer, and handed back for reuse: nothing
+ *     is allocated per message once the chunks exist. A push wakes the consumer with
+ *     uv_async_send, which coalesces, so a busy consumer takes many records per wake-up;
+ *   - lifetime: the worker allocates a hub_wconn_t at on_open and sends OPEN, DATA..., CLOSED
+ *     home in order; home answers CLOSED with RELEASE, after which it sends nothing more
+ *     about that connection, and the worker frees it. Records home sends for a connection
+ *     whose TLS side has closed meanwhile (tls == NULL) are dropped;
+ *   - backpressure: when more than QUEUE_HIGH bytes wait to go home, the worker stops
+ *     reading its connections; home sends RESUME once it has processed that backlog;
+ *   - stop: STOP closes a worker's listeners and so its connections; once every connection
+ *     is released the worker sends DONE, ends its loop, and home joins the thread. */
+#include "server/workers.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+#include "util/log.h"
+
+#define CHUNK_SIZE 65536
+#define SPARE_MAX 4              /* chunks kept for reuse per queue */
+#define QUEUE_HIGH (8u << 20)    /* bytes waiting to go home: the worker stops reading */
+#define STATS_MS 500
+
+enum rec_type {
+    R_OPEN, R_DATA, R_CLOSED, R_DONE,                        /* worker -> home */
+    R_WRITE, R_CLOSE, R_AUTH, R_PAUSE, R_RELEASE, R_RECHECK, R_RESUME, R_STOP /* home -> worker */
+};
+
+struct rec {
+    uint16_t type;
+    uint16_t arg; /* CLOSED: enum hub_tls_close_reason */
+    uint32_t len; /* bytes following the header (padded to 8 in the chunk) */
+    hub_wconn_t *c;
+};
+
+struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    uint8_t data[]; /* 8-aligned: three 8-byte fields precede it */
+};
+
+struct queue {
+    pthread_mutex_t mu;
+    struct chunk *head, *tail, *spare;
+    unsigned nspare;
+    size_t bytes; /* payload bytes waiting */
+    int paused;   /* the producer stopped reading (worker -> home only) */
+    uv_async_t *wake;
+};
+
+struct worker {
+    hub_workers_t *w;
+    unsigned index;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake; /* records from home */
+    uv_timer_t stats_timer;
+    hub_tls_listener_t *l[HUB_WORKERS_LISTEN_MAX];
+    struct queue in;  /* home -> worker */
+    struct queue out; /* worker -> home */
+    /* worker thread only */
+    size_t live;        /* connections not yet released */
+    unsigned listening; /* listeners not yet closed */
+    int stopping, paused, handles;
+    /* home thread only */
+    int started, done;
+    pthread_mutex_t stats_mu;
+    struct hub_tls_stats stats[HUB_WORKERS_LISTEN_MAX];
+};
+
+struct hub_workers {
+    uv_loop_t *home;
+    uv_async_t wake; /* records from any worker */
+    struct hub_workers_callbacks cb;
+    void *user;
+    unsigned n, ndone;
+    size_t nl;
+    int port[HUB_WORKERS_LISTEN_MAX];
+    hub_tls_shared_t *shared[HUB_WORKERS_LISTEN_MAX]; /* port-wide caps */
+    int stopping;
+    void (*done)(void *);
+    void *done_arg;
+    struct worker *wk; /* n of them */
+};
+
+struct hub_wconn {
+    struct worker *wk;
+    hub_tls_conn_t *tls; /* worker side; NULL once the TLS connection is gone */
+    void *user;          /* home side */
+    int closing;         /* home side: hub_wconn_close was called */
+    int has_id, has_o, resumed;
+    char cn[65], o[65], serial_hex[2 * HUB_REVSET_MAX_SERIAL + 1];
+    uint8_t serial[HUB_REVSET_MAX_SERIAL];
+    size_t serial_len;
+    char peer[64];
+};
+
+/* ---- queues ----------------------------------------------------------------------------- */
+
+static void queue_init(struct queue *q, uv_async_t *wake)
+{
+    memset(q, 0, sizeof *q);
+    pthread_mutex_init(&q->mu, NULL);
+    q->wake = wake;
+}
+
+static void chunks_free(struct chunk *k)
+{
+    while (k != NULL) {
+        struct chunk *next = k->next;
+        free(k);
+        k = next;
+    }
+}
+
+static void queue_free(struct queue *q)
+{
+    chunks_free(q->head);
+    chunks_free(q->spare);
+    pthread_mutex_destroy(&q->mu);
+}
+
+/* Appends a record and wakes the consumer. Returns 1 when this DATA record took the queue
+ * over QUEUE_HIGH (the caller should stop reading), 0, or HUB_ENOMEM. */
+static int push(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *c,
+                const void *data, size_t len)
+{
+    size_t need = sizeof(struct rec) + ((len + 7) & ~(size_t)7);
+    int over = 0;
+    pthread_mutex_lock(&q->mu);
+    struct chunk *k = q->tail;
+    if (k == NULL || k->cap - k->used < need) {
+        if (q->spare != NULL && need <= CHUNK_SIZE) {
+            k = q->spare;
+            q->spare = k->next;
+            q->nspare--;
+        } else {
+            size_t cap = need > CHUNK_SIZE ? need : CHUNK_SIZE;
+            if ((k = malloc(sizeof *k + cap)) == NULL) {
+                pthread_mutex_unlock(&q->mu);
+                return HUB_ENOMEM;
+            }
+            k->cap = cap;
+        }
+        k->next = NULL;
+        k->used = 0;
+        if (q->tail != NULL)
+            q->tail->next = k;
+        else
+            q->head = k;
+        q->tail = k;
+    }
+    struct rec r = {(uint16_t)type, (uint16_t)arg, (uint32_t)len, c};
+    memcpy(k->data + k->used, &r, sizeof r);
+    if (len > 0)
+        memcpy(k->data + k->used + sizeof r, data, len);
+    k->used += need;
+    q->bytes += len;
+    if (type == R_DATA && q->bytes > QUEUE_HIGH && !q->paused)
+        over = q->paused = 1;
+    pthread_mutex_unlock(&q->mu);
+    uv_async_send(q->wake);
+    return over;
+}
+
+/* Takes every waiting record; *paused tells whether the producer had stopped reading. */
+static struct chunk *take(struct queue *q, int *paused)
+{
+    pthread_mutex_lock(&q->mu);
+    struct chunk *k = q->head;
+    q->head = q->tail = NULL;
+    q->bytes = 0;
+    if (paused != NULL)
+        *paused = q->paused;
+    q->paused = 0;
+    pthread_mutex_unlock(&q->mu);
+    return k;
+}
+
+/* Gives processed chunks back: up to SPARE_MAX standard ones are kept. */
+static void give_back(struct queue *q, struct chunk *k)
+{
+    struct chunk *drop = NULL;
+    pthread_mutex_lock(&q->mu);
+    while (k != NULL) {
+        struct chunk *next = k->next;
+        if (k->cap == CHUNK_SIZE && q->nspare < SPARE_MAX) {
+            k->next = q->spare;
+            q->spare = k;
+            q->nspare++;
+        } else {
+            k->next = drop;
+            drop = k;
+        }
+        k = next;
+    }
+    pthread_mutex_unlock(&q->mu);
+    chunks_free(drop);
+}
+
+/* Steps through a taken chunk list: fills *r and *payload with the next record. Returns 0
+ * at the end. */
+static int next_rec(struct chunk **k, size_t *off, struct rec *r, const uint8_t **payload)
+{
+    while (*k != NULL && *off >= (*k)->used) {
+        *k = (*k)->next;
+        *off = 0;
+    }
+    if (*k == NULL)
+        return 0;
+    memcpy(r, (*k)->data + *off, sizeof *r);
+    *payload = (*k)->data + *off + sizeof *r;
+    *off += sizeof *r + (((size_t)r->len + 7) & ~(size_t)7);
+    return 1;
+}
+
+/* ---- worker side ------------------------------------------------------------------------ */
+
+static void worker_maybe_done(struct worker *wk);
+
+static void *w_open(hub_tls_conn_t *t, const struct hub_tls_identity *id, void *user)
+{
+    struct worker *wk = user;
+    hub_wconn_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        hub_tls_close(t);
+        return NULL;
+    }
+    c->wk = wk;
+    c->tls = t;
+    snprintf(c->peer, sizeof c->peer, "%s", hub_tls_conn_peer(t));
+    if (id != NULL) {
+        c->has_id = 1;
+        snprintf(c->cn, sizeof c->cn, "%s", id->cn ? id->cn : "");
+        c->has_o = id->o != NULL;
+        snprintf(c->o, sizeof c->o, "%s", id->o ? id->o : "");
+        snprintf(c->serial_hex, sizeof c->serial_hex, "%s", id->serial_hex ? id->serial_hex : "");
+        c->serial_len = id->serial_len <= sizeof c->serial ? id->serial_len : 0;
+        if (c->serial_len > 0)
+            memcpy(c->serial, id->serial, c->serial_len);
+        c->resumed = id->resumed;
+    }
+    if (push(&wk->out, R_OPEN, 0, c, NULL, 0) < 0) {
+        free(c);
+        hub_tls_close(t);
+        return NULL;
+    }
+    wk->live++;
+    return c;
+}
+
+static void w_data(hub_tls_conn_t *t, const uint8_t *plain, size_t len)
+{
+    hub_wconn_t *c = hub_tls_conn_user(t);
+    if (c == NULL)
+        return;
+    int rc = push(&c->wk->out, R_DATA, 0, c, plain, len);
+    if (rc < 0) {
+        hub_warn("mqtt %s: out of memory queueing input: closing", c->peer);
+        hub_tls_close(t);
+    } else if (rc > 0 && !c->wk->paused) {
+        struct worker *wk = c->wk;
+        wk->paused = 1;
+        for (size_t i = 0; i < wk->w->nl; i++)
+            if (wk->l[i] != NULL)
+                hub_tls_listener_pause(wk->l[i], 1);
+    }
+}
+
+static void w_close(hub_tls_conn_t *t, enum hub_tls_close_reason reason)
+{
+    hub_wconn_t *c = hub_tls_conn_user(t);
+    if (c == NULL)
+        return;
+    c->tls = NULL;
+    /* CLOSED must get home or the connection is never released: retry is not possible on
+     * this path, so the record is pushed even if that means waiting for memory. */
+    while (push(&c->wk->out, R_CLOSED, (unsigned)reason, c, NULL, 0) < 0)
+        uv_sleep(1);
+}
+
+static const struct hub_tls_callbacks worker_callbacks = {w_open, w_data, w_close};
+
+static void worker_listener_closed(void *arg)
+{
+    struct worker *wk = arg;
+    wk->listening--;
+    worker_maybe_done(wk);
+}
+
+static void worker_wake(uv_async_t *a)
+{
+    struct worker *wk = a->data;
+    struct chunk *list = take(&wk->in, NULL), *at = list;
+    size_t off = 0;
+    struct rec r;
+    const uint8_t *payload;
+    while (next_rec(&at, &off, &r, &payload)) {
+        hub_wconn_t *c = r.c;
+        switch ((enum rec_type)r.type) {
+        case R_WRITE:
+            if (c->tls != NULL)
+                (void)hub_tls_write(c->tls, payload, r.len);
+            break;
+        case R_CLOSE:
+            if (c->tls != NULL)
+                hub_tls_close(c->tls);
+            break;
+        case R_AUTH:
+            if (c->tls != NULL)
+                hub_tls_conn_authenticated(c->tls);
+            break;
+        case R_PAUSE:
+            if (c->tls != NULL)
+                hub_tls_conn_pause(c->tls, r.arg);
+            break;
+        case R_RELEASE:
+            free(c);
+            wk->live--;
+            break;
+        case R_RECHECK:
+            for (size_t i = 0; i < wk->w->nl; i++)
+                if (wk->l[i] != NULL)
+                    (void)hub_tls_listener_recheck(wk->l[i]);
+            break;
+        case R_RESUME:
+            wk->paused = 0;
+            for (size_t i = 0; i < wk->w->nl; i++)
+                if (wk->l[i] != NULL)
+                    hub_tls_listener_pause(wk->l[i], 0);
+            break;
+        case R_STOP:
+            wk->stopping = 1;
+            for (size_t i = 0; i < wk->w->nl; i++) {
+                if (wk->l[i] != NULL) {
+                    hub_tls_listener_close(wk->l[i], worker_listener_closed, wk);
+                    wk->l[i] = NULL;
+                }
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    give_back(&wk->in, list);
+    worker_maybe_done(wk);
+}
+
+static void worker_publish_stats(struct worker *wk)
+{
+    struct hub_tls_stats s[HUB_WORKERS_LISTEN_MAX];
+    memset(s, 0, sizeof s);
+    for (size_t i = 0; i < wk->w->nl; i++)
+        if (wk->l[i] != NULL)
+            hub_tls_listener_stats(wk->l[i], &s[i]);
+    pthread_mutex_lock(&wk->stats_mu);
+    for (size_t i = 0; i < wk->w->nl; i++) {
+        if (wk->l[i] != NULL)
+            wk->stats[i] = s[i];
+        else /* closed: no connections left, the totals stay */
+            wk->stats[i].conns = wk->stats[i].unauth = 0;
+    }
+    pthread_mutex_unlock(&wk->stats_mu);
+}
+
+static void worker_stats_tick(uv_timer_t *t)
+{
+    worker_publish_stats(t->data);
+}
+
+static void worker_handle_closed(uv_handle_t *h)
+{
+    struct worker *wk = h->data;
+    wk->handles--;
+}
+
+static void worker_maybe_done(struct worker *wk)
+{
+    if (!wk->stopping || wk->listening > 0 || wk->live > 0 || wk->handles != 2)
+        return;
+    worker_publish_stats(wk);
+    uv_close((uv_handle_t *)&wk->wake, worker_handle_closed);
+    uv_close((uv_handle_t *)&wk->stats_timer, worker_handle_closed);
+    while (push(&wk->out, R_DONE, 0, NULL, NULL, 0) < 0)
+        uv_sleep(1);
+}
+
+static void worker_main(void *arg)
+{
+    struct worker *wk = arg;
+    char name[16];
+    snprintf(name, sizeof name, "iothub-mqtt-%u", wk->index);
+    pthread_setname_np(pthread_self(), name);
+    uv_run(&wk->loop, UV_RUN_DEFAULT);
+}
+
+/* ---- home side -------------------------------------------------------------------------- */
+
+static void worker_free(struct worker *wk)
+{
+    uv_loop_close(&wk->loop);
+    queue_free(&wk->in);
+    queue_free(&wk->out);
+    pthread_mutex_destroy(&wk->stats_mu);
+}
+
+static void home_closed(uv_handle_t *h)
+{
+    hub_workers_t *w = h->data;
+    void (*done)(void *) = w->done;
+    void *arg = w->done_arg;
+    for (size_t i = 0; i < w->nl; i++)
+        hub_tls_shared_free(w->shared[i]);
+    free(w->wk);
+    free(w);
+    if (done != NULL)
+        done(arg);
+}
+
+static void worker_joined(hub_workers_t *w, struct worker *wk)
+{
+    uv_thread_join(&wk->thread);
+    wk->done = 1;
+    worker_free(wk);
+    if (++w->ndone == w->n)
+        uv_close((uv_handle_t *)&w->wake, home_closed);
+}
+
+static void home_drain(hub_workers_t *w, struct worker *wk)
+{
+    int paused = 0, finished = 0;
+    struct chunk *list = take(&wk->out, &paused), *at = list;
+    size_t off = 0;
+    struct rec r;
+    const uint8_t *payload;
+    while (next_rec(&at, &off, &r, &payload)) {
+        hub_wconn_t *c = r.c;
+        switch ((enum rec_type)r.type) {
+        case R_OPEN: {
+            struct hub_tls_identity id = {.cn = c->cn,
+                                          .o = c->has_o ? c->o : NULL,
+                                          .serial_hex = c->serial_hex,
+                                          .serial = c->serial,
+                                          .serial_len = c->serial_len,
+                                          .resumed = c->resumed};
+            c->user = w->cb.on_open(c, c->has_id ? &id : NULL, w->user);
+            break;
+        }
+        case R_DATA:
+            if (!c->closing && w->cb.on_data != NULL)
+                w->cb.on_data(c, payload, r.len);
+            break;
+        case R_CLOSED:
+            if (w->cb.on_close != NULL)
+                w->cb.on_close(c, (enum hub_tls_close_reason)r.arg);
+            while (push(&wk->in, R_RELEASE, 0, c, NULL, 0) < 0)
+                uv_sleep(1);
+            break;
+        case R_DONE:
+            finished = 1;
+            break;
+        default:
+            break;
+        }
+    }
+    give_back(&wk->out, list);
+    if (finished)
+        worker_joined(w, wk);
+    else if (paused)
+        (void)push(&wk->in, R_RESUME, 0, NULL, NULL, 0);
+}
+
+static void home_wake(uv_async_t *a)
+{
+    hub_workers_t *w = a->data;
+    for (unsigned i = 0; i < w->n; i++)
+        if (w->wk[i].started && !w->wk[i].done)
+            home_drain(w, &w->wk[i]);
+}
+
+/* Closes what a failed start made of worker wk (its thread never ran) by running its loop
+ * here until every handle is closed. */
+static void worker_discard(hub_workers_t *w, struct worker *wk)
+{
+    for (size_t i = 0; i < w->nl; i++)
+        if (wk->l[i] != NULL)
+            hub_tls_listener_close(wk->l[i], NULL, NULL);
+    uv_close((uv_handle_t *)&wk->wake, NULL);
+    uv_close((uv_handle_t *)&wk->stats_timer, NULL);
+    uv_run(&wk->loop, UV_RUN_DEFAULT);
+    worker_free(wk);
+}
+
+int hub_workers_start(uv_loop_t *home, unsigned n, const struct hub_workers_listen *ls,
+                      size_t nl, const struct hub_workers_callbacks *cb, void *user,
+                      hub_workers_t **out)
+{
+    *out = NULL;
+    if (n == 0 || nl > HUB_WORKERS_LISTEN_MAX || cb == NULL || cb->on_open == NULL)
+        return HUB_EINVAL;
+    hub_workers_t *w = calloc(1, sizeof *w);
+    if (w == NULL || (w->wk = calloc(n, sizeof *w->wk)) == NULL) {
+        free(w);
+        return HUB_ENOMEM;
+    }
+    w->home = home;
+    w->cb = *cb;
+    w->user = user;
+    w->n = n;
+    w->nl = nl;
+    uv_async_init(home, &w->wake, home_wake);
+    w->wake.data = w;
+    unsigned made = 0;
+    int rc = 0;
+    for (; made < n && rc == 0; made++) {
+        struct worker *wk = &w->wk[made];
+        wk->w = w;
+        wk->index = made;
+        if (uv_loop_init(&wk->loop) != 0) {
+            rc = HUB_ENOMEM;
+            break;
+        }
+        pthread_mutex_init(&wk->stats_mu, NULL);
+        uv_async_init(&wk->loop, &wk->wake, worker_wake);
+        uv_timer_init(&wk->loop, &wk->stats_timer);
+        wk->wake.data = wk->stats_timer.data = wk;
+        wk->handles = 2;
+        queue_init(&wk->in, &wk->wake);
+        queue_init(&wk->out, &w->wake);
+        uv_timer_start(&wk->stats_timer, worker_stats_tick, STATS_MS, STATS_MS);
+        for (size_t i = 0; i < nl && rc == 0; i++) {
+            if (ls[i].host == NULL)
+                continue;
+            struct hub_tls_limits lim = ls[i].limits;
+            if (made == 0 && (w->shared[i] = hub_tls_shared_new(&lim)) == NULL) {
+                rc = HUB_ENOMEM;
+                break;
+            }
+            lim.shared = w->shared[i];
+            lim.reuseport = n == 1 ? 0 : made == 0 ? 1 : 2;
+            int port = made == 0 ? ls[i].port : w->port[i];
+            rc = hub_tls_listen(&wk->loop, ls[i].host, port, ls[i].ctx, &worker_callbacks, wk,
+                                &lim, &wk->l[i]);
+            if (rc == 0) {
+                wk->listening++;
+                if (made == 0)
+                    w->port[i] = hub_tls_listener_port(wk->l[i]);
+            }
+        }
+    }
+    for (unsigned i = 0; i < made && rc == 0; i++) {
+        if (uv_thread_create(&w->wk[i].thread, worker_main, &w->wk[i]) != 0) {
+            hub_error("mqtt: cannot start worker thread %u", i);
+            rc = HUB_ENOMEM;
+            break;
+        }
+        w->wk[i].started = 1;
+    }
+    if (rc != 0) {
+        w->n = made; /* only these need stopping */
+        for (unsigned i = 0; i < made; i++) {
+            if (!w->wk[i].started) {
+                worker_discard(w, &w->wk[i]);
+                w->wk[i].done = 1;
+                w->ndone++;
+            }
+        }
+        hub_workers_stop(w, NULL, NULL);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+unsigned hub_workers_count(const hub_workers_t *w)
+{
+    return w->n;
+}
+
+int hub_workers_port(const hub_workers_t *w, size_t i)
+{
+    return i < w->nl ? w->port[i] : 0;
+}
+
+void hub_workers_stop(hub_workers_t *w, void (*done)(void *arg), void *arg)
+{
+    if (w == NULL || w->stopping)
+        return;
+    w->stopping = 1;
+    w->done = done;
+    w->done_arg = arg;
+    if (w->ndone == w->n) {
+        uv_close((uv_handle_t *)&w->wake, home_closed);
+        return;
+    }
+    for (unsigned i = 0; i < w->n; i++)
+        if (w->wk[i].started && !w->wk[i].done)
+            while (push(&w->wk[i].in, R_STOP, 0, NULL, NULL, 0) < 0)
+                uv_sleep(1);
+}
+
+void hub_workers_stats(hub_workers_t *w, size_t i, struct hub_tls_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (i >= w->nl)
+        return;
+    for (unsigned k = 0; k < w->n; k++) {
+        struct worker *wk = &w->wk[k];
+        if (wk->done)
+            continue;
+        pthread_mutex_lock(&wk->stats_mu);
+        const struct hub_tls_stats *s = &wk->stats[i];
+        out->conns += s->conns;
+        out->unauth += s->unauth;
+        out->accepted += s->accepted;
+        out->opened += s->opened;
+        out->full += s->full;
+        out->resumed += s->resumed;
+        for (int f = 0; f < HUB_TLS_FAIL_COUNT; f++)
+            out->failed[f] += s->failed[f];
+        for (int b = 0; b <= HUB_TLS_HS_BUCKETS; b++)
+            out->hs_bucket[b] += s->hs_bucket[b];
+        out->hs_sum_us += s->hs_sum_us;
+        pthread_mutex_unlock(&wk->stats_mu);
+    }
+}
+
+void hub_workers_recheck(hub_workers_t *w)
+{
+    if (w->stopping)
+        return;
+    for (unsigned i = 0; i < w->n; i++)
+        if (w->wk[i].started && !w->wk[i].done)
+            (void)push(&w->wk[i].in, R_RECHECK, 0, NULL, NULL, 0);
+}
+
+/* ---- connections (home side) ------------------------------------------------------------ */
+
+int hub_wconn_write(hub_wconn_t *c, const void *data, size_t len)
+{
+    if (c->closing)
+        return HUB_EIO;
+    if (len > UINT32_MAX)
+        return HUB_ERANGE;
+    return push(&c->wk->in, R_WRITE, 0, c, data, len) < 0 ? HUB_ENOMEM : 0;
+}
+
+void hub_wconn_close(hub_wconn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    while (push(&c->wk->in, R_CLOSE, 0, c, NULL, 0) < 0)
+        uv_sleep(1);
+}
+
+void hub_wconn_authenticated(hub_wconn_t *c)
+{
+    (void)push(&c->wk->in, R_AUTH, 0, c, NULL, 0);
+}
+
+void *hub_wconn_user(const hub_wconn_t *c)
+{
+    return c->user;
+}
+
+void hub_wconn_set_user(hub_wconn_t *c, void *user)
+{
+    c->user = user;
+}
+
+void hub_wconn_pause(hub_wconn_t *c, int paused)
+{
+    if (!c->closing)
+        (void)push(&c->wk->in, R_PAUSE, paused != 0, c, NULL, 0);
+}
+
+const char *hub_wconn_peer(const hub_wconn_t *c)
+{
+    return c->peer;
+}
