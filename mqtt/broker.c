@@ -199,6 +199,7 @@ static void release_held(struct hub_mqtt_conn *c)
     c->nheld = 0;
     if (c->reading_paused) {
         c->reading_paused = 0;
+        c->last_rx_ms = c->b->now_ms; /* its keepalive was not its to keep while paused */
         if (!c->closing)
             c->t->pause(c->tconn, 0);
     }
@@ -336,8 +337,10 @@ static int queue_full(struct hub_broker *b, struct hub_session *s, struct hub_mq
 {
     if (hub_session_queued(s) < b->o.max_queued)
         return 0;
-    if (pub != NULL && pub->s != s && s->conn != NULL && pub->nheld < b->o.max_inflight &&
-        wait_on(pub, s) == 0)
+    /* Nor on a subscriber that is itself paused as a publisher: it could not read the
+     * acknowledgements that would drain its queue, and the two would wait on each other. */
+    if (pub != NULL && pub->s != s && s->conn != NULL && !s->conn->reading_paused &&
+        pub->nheld < b->o.max_inflight && wait_on(pub, s) == 0)
         return 0;
     drop(b, s);
     return 1;
@@ -612,6 +615,7 @@ static void on_subscribe(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p)
             continue;
         void *ctx[3] = {c, &f, &granted};
         hub_retained_each(&b->retained, send_retained_cb, ctx);
+        b->q0_msg = NULL; /* the QoS 0 copy is valid during one routing only */
     }
 }
 
@@ -868,7 +872,7 @@ void hub_broker_tick(struct hub_broker *b, uint64_t now_ms)
         }
         if (!c->connected && now_ms - c->opened_ms > (uint64_t)b->o.connect_timeout * 1000)
             conn_close(c, 0, HUB_MQTT_CLOSE_TIMEOUT, "no CONNECT in time");
-        else if (c->connected && c->keepalive > 0 &&
+        else if (c->connected && c->keepalive > 0 && !c->reading_paused &&
                  now_ms - c->last_rx_ms > (uint64_t)c->keepalive * 1500)
             conn_close(c, 1, HUB_MQTT_CLOSE_TIMEOUT, "keepalive expired");
     }

@@ -921,6 +921,8 @@ static void handshake_done(hub_tls_conn_t *c)
     count_handshake(c);
     l->st.opened++;
     c->opened = 1;
+    if (l->reads_paused) /* handshakes go on during a pause; application data waits */
+        uv_read_stop((uv_stream_t *)&c->tcp);
     c->user = l->cb.on_open(c, idp, l->user);
 }
 
@@ -1174,6 +1176,8 @@ static void connection_cb(uv_stream_t *server, int status)
     if (l->ctx == NULL) {
         l->st.opened++;
         c->opened = 1;
+        if (l->reads_paused)
+            uv_read_stop((uv_stream_t *)&c->tcp);
         c->user = l->cb.on_open(c, NULL, l->user);
     }
 }

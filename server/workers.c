@@ -168,6 +168,14 @@ static int push(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *
     return over;
 }
 
+/* Pushes a record that must not be lost (a lost CLOSED, RELEASE, RESUME or PAUSE would
+ * leave a connection or a worker stuck): waits for memory if need be. */
+static void push_sure(struct queue *q, enum rec_type type, hub_wconn_t *c)
+{
+    while (push(q, type, 0, c, NULL, 0) < 0)
+        uv_sleep(1);
+}
+
 /* Takes every waiting record; *paused tells whether the producer had stopped reading. */
 static struct chunk *take(struct queue *q, int *paused)
 {
@@ -281,7 +289,7 @@ static void w_close(hub_tls_conn_t *t, enum hub_tls_close_reason reason)
     /* CLOSED must get home or the connection is never released: retry is not possible on
      * this path, so the record is pushed even if that means waiting for memory. */
     while (push(&c->wk->out, R_CLOSED, (unsigned)reason, c, NULL, 0) < 0)
-        uv_sleep(1);
+        uv_sleep(1); /* see push_sure */
 }
 
 static const struct hub_tls_callbacks worker_callbacks = {w_open, w_data, w_close};
@@ -386,8 +394,7 @@ static void worker_maybe_done(struct worker *wk)
     worker_publish_stats(wk);
     uv_close((uv_handle_t *)&wk->wake, worker_handle_closed);
     uv_close((uv_handle_t *)&wk->stats_timer, worker_handle_closed);
-    while (push(&wk->out, R_DONE, 0, NULL, NULL, 0) < 0)
-        uv_sleep(1);
+    push_sure(&wk->out, R_DONE, NULL);
 }
 
 static void worker_main(void *arg)
@@ -435,6 +442,10 @@ static void home_drain(hub_workers_t *w, struct worker *wk)
 {
     int paused = 0, finished = 0;
     struct chunk *list = take(&wk->out, &paused), *at = list;
+    /* The backlog is taken: the worker may read again. Sent before the records are
+     * processed, so that it precedes any DONE the worker may answer them with. */
+    if (paused)
+        push_sure(&wk->in, R_RESUME, NULL);
     size_t off = 0;
     struct rec r;
     const uint8_t *payload;
@@ -458,8 +469,7 @@ static void home_drain(hub_workers_t *w, struct worker *wk)
         case R_CLOSED:
             if (w->cb.on_close != NULL)
                 w->cb.on_close(c, (enum hub_tls_close_reason)r.arg);
-            while (push(&wk->in, R_RELEASE, 0, c, NULL, 0) < 0)
-                uv_sleep(1);
+            push_sure(&wk->in, R_RELEASE, c);
             break;
         case R_DONE:
             finished = 1;
@@ -471,8 +481,6 @@ static void home_drain(hub_workers_t *w, struct worker *wk)
     give_back(&wk->out, list);
     if (finished)
         worker_joined(w, wk);
-    else if (paused)
-        (void)push(&wk->in, R_RESUME, 0, NULL, NULL, 0);
 }
 
 static void home_wake(uv_async_t *a)
@@ -553,15 +561,24 @@ int hub_workers_start(uv_loop_t *home, unsigned n, const struct hub_workers_list
             }
         }
     }
-    for (unsigned i = 0; i < made && rc == 0; i++) {
-        if (uv_thread_create(&w->wk[i].thread, worker_main, &w->wk[i]) != 0) {
-            hub_error("mqtt: cannot start worker thread %u", i);
-            rc = HUB_ENOMEM;
+    unsigned started = 0;
+    for (; started < made && rc == 0; started++)
+        if (uv_thread_create(&w->wk[started].thread, worker_main, &w->wk[started]) != 0)
             break;
-        }
+    for (unsigned i = 0; i < started; i++)
         w->wk[i].started = 1;
+    if (rc == 0 && started > 0 && started < made) {
+        /* Running workers already serve the ports: go on with them rather than stop
+         * threads that may be in the middle of handshakes. */
+        hub_warn("mqtt: started %u of %u worker threads", started, made);
+        for (unsigned i = started; i < made; i++)
+            worker_discard(w, &w->wk[i]);
+        w->n = started;
+    } else if (rc == 0 && started == 0) {
+        hub_error("mqtt: cannot start a worker thread");
+        rc = HUB_ENOMEM;
     }
-    if (rc != 0) {
+    if (rc != 0) { /* no thread runs: everything is discarded here */
         w->n = made; /* only these need stopping */
         for (unsigned i = 0; i < made; i++) {
             if (!w->wk[i].started) {
@@ -600,8 +617,7 @@ void hub_workers_stop(hub_workers_t *w, void (*done)(void *arg), void *arg)
     }
     for (unsigned i = 0; i < w->n; i++)
         if (w->wk[i].started && !w->wk[i].done)
-            while (push(&w->wk[i].in, R_STOP, 0, NULL, NULL, 0) < 0)
-                uv_sleep(1);
+            push_sure(&w->wk[i].in, R_STOP, NULL);
 }
 
 void hub_workers_stats(hub_workers_t *w, size_t i, struct hub_tls_stats *out)
@@ -655,13 +671,12 @@ void hub_wconn_close(hub_wconn_t *c)
     if (c->closing)
         return;
     c->closing = 1;
-    while (push(&c->wk->in, R_CLOSE, 0, c, NULL, 0) < 0)
-        uv_sleep(1);
+    push_sure(&c->wk->in, R_CLOSE, c);
 }
 
 void hub_wconn_authenticated(hub_wconn_t *c)
 {
-    (void)push(&c->wk->in, R_AUTH, 0, c, NULL, 0);
+    push_sure(&c->wk->in, R_AUTH, c);
 }
 
 void *hub_wconn_user(const hub_wconn_t *c)
@@ -676,8 +691,8 @@ void hub_wconn_set_user(hub_wconn_t *c, void *user)
 
 void hub_wconn_pause(hub_wconn_t *c, int paused)
 {
-    if (!c->closing)
-        (void)push(&c->wk->in, R_PAUSE, paused != 0, c, NULL, 0);
+    while (!c->closing && push(&c->wk->in, R_PAUSE, paused != 0, c, NULL, 0) < 0)
+        uv_sleep(1); /* see push_sure */
 }
 
 const char *hub_wconn_peer(const hub_wconn_t *c)

@@ -32,8 +32,7 @@ struct hub_workers_listen {
     const char *host;
     int port;
     hub_tls_ctx_t *ctx; /* NULL: plain TCP; shared by the workers, must outlive them */
-    struct hub_tls_limits limits; /* for the whole port (shared counters); the per-address
-                                     cap is divided among the workers */
+    struct hub_tls_limits limits; /* for the whole port: the workers count together */
 };
 
 #define HUB_WORKERS_LISTEN_MAX 4

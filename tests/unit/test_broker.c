@@ -74,6 +74,7 @@ static const struct hub_mqtt_transport transport = {
 static const char *const svc_sub[] = {"devices/+/telemetry", NULL};
 static const char *const svc_pub[] = {NULL};
 static uint64_t now = 1000;
+static uint8_t keepalive_s; /* the keepalive open_peer's CONNECT asks for */
 
 static void feed(struct peer *p, const void *d, size_t n)
 {
@@ -110,7 +111,7 @@ static void open_peer(struct hub_broker *br, struct peer *p, int service, const 
     }
     p->c = hub_mqtt_conn_open(br, &transport, p, &p->who, now);
     put_str(&body, "MQTT");
-    uint8_t v[4] = {4, clean ? 0x02 : 0x00, 0, 0};
+    uint8_t v[4] = {4, clean ? 0x02 : 0x00, 0, keepalive_s};
     hub_buf_append(&body, v, 4);
     put_str(&body, client_id);
     send_packet(p, 0x10, &body);
@@ -495,6 +496,39 @@ static void test_flow_edges(void)
     hub_broker_free(b);
 }
 
+/* A publisher paused by flow control is not closed for keepalive (its transport does not
+ * read it); once released, its keepalive counts again. */
+static void test_paused_keepalive(void)
+{
+    struct hub_broker *b = broker(1, 1);
+    struct peer dev, svc;
+    open_peer(b, &svc, 1, SVC, "k", 1);
+    subscribe(&svc, "devices/+/telemetry", 1);
+    keepalive_s = 2;
+    open_peer(b, &dev, 0, DEV_A, "dev", 1);
+    keepalive_s = 0;
+    publish(&dev, TOPIC_A, 1, 0, 1, "m"); /* in flight to svc, which never acknowledges */
+    publish(&dev, TOPIC_A, 1, 0, 2, "m"); /* svc full: PUBACK withheld, dev paused */
+    CHECK_EQ(dev.paused, 1);
+    now += 5000;
+    hub_broker_tick(b, now);
+    CHECK_EQ(dev.closed, 0); /* 5 s > 1.5 x 2 s, but paused */
+    now += 6000;
+    hub_broker_tick(b, now); /* held 11 s: released */
+    CHECK_EQ(dev.paused, 0);
+    CHECK_EQ(dev.closed, 0);
+    CHECK_EQ(count(&dev, HUB_MQTT_PUBACK, 0), 2);
+    now += 2000;
+    hub_broker_tick(b, now);
+    CHECK_EQ(dev.closed, 0);
+    now += 2000;
+    hub_broker_tick(b, now);
+    CHECK_EQ(dev.closed, 1); /* 4 s of silence after the release */
+    close_peer(&dev);
+    close_peer(&svc);
+    hub_broker_free(b);
+}
+
 int main(void)
 {
     hub_log_setup(HUB_LOG_ERROR, HUB_LOG_TEXT);
@@ -503,5 +537,6 @@ int main(void)
     RUN(test_stats_totals);
     RUN(test_flow_control);
     RUN(test_flow_edges);
+    RUN(test_paused_keepalive);
     HARNESS_EXIT();
 }
