@@ -108,8 +108,11 @@ static int make_csr(slot_t *s, const char *cn, char **pem)
         !PEM_write_bio_X509_REQ(b, req))
         goto out;
     char *p;
-    long n = BIO_get_mem_data(b, &p);
-    *pem = strndup(p, (size_t)n);
+    long n = BIO_get_mem_data(b, &p); /* not NUL-terminated */
+    if (n > 0 && (*pem = malloc((size_t)n + 1)) != NULL) {
+        memcpy(*pem, p, (size_t)n);
+        (*pem)[n] = 0;
+    }
     rc = *pem ? 0 : -1;
 out:
     X509_NAME_free(name);
