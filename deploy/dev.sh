@@ -212,7 +212,8 @@ collect() {
         [ -f "$report" ] || continue
         echo "not ok - $name: sanitizer report $(basename "$report")" >>"$out"
         { echo "---- $name: $(basename "$report")"; head -n 80 "$report"; } >&2
-        mv "$report" "$report.seen"
+        mkdir -p "$tmp/san/seen" # out of the glob above: a report fails one test only
+        mv "$report" "$tmp/san/seen/"
         rc=1
     done
     if [ "$rc" != 0 ] || grep -q '^not ok ' "$f"; then
