@@ -155,6 +155,22 @@ static void pump(struct hub_session *s)
     }
 }
 
+/* Makes room for one more element in the array *arr of *cap elements of size elem, n of
+ * them used: doubles it (from first) when full. 0 or HUB_ENOMEM (the array unchanged). */
+static int grow(void *arr, size_t n, size_t *cap, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : first;
+    void *old, *p;
+    memcpy(&old, arr, sizeof old); /* arr points to a T *: no aliasing through void ** */
+    if ((p = realloc(old, c * elem)) == NULL)
+        return HUB_ENOMEM;
+    memcpy(arr, &p, sizeof p);
+    *cap = c;
+    return 0;
+}
+
 /* ---- flow control ---------------------------------------------------------------------- */
 
 /* Sends a PUBACK/PUBREC for a client's PUBLISH, or keeps it (in order) while the client is
@@ -169,15 +185,9 @@ static void ack_publish(struct hub_mqtt_conn *c, int type, uint16_t pid)
         conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, "more than 65535 unacknowledged PUBLISHes");
         return;
     }
-    if (c->nheld == c->held_cap) {
-        size_t cap = c->held_cap ? c->held_cap * 2 : 16;
-        uint32_t *h = realloc(c->held, cap * sizeof *h);
-        if (h == NULL) {
-            conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
-            return;
-        }
-        c->held = h;
-        c->held_cap = cap;
+    if (grow(&c->held, c->nheld, &c->held_cap, sizeof *c->held, 16) != 0) {
+        conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
+        return;
     }
     if (c->nheld == 0)
         c->b->throttled++;
@@ -211,22 +221,9 @@ static int wait_on(struct hub_mqtt_conn *c, struct hub_session *s)
     for (size_t i = 0; i < c->nwaits; i++)
         if (c->waits[i] == s)
             return 0;
-    if (c->nwaits == c->waits_cap) {
-        size_t cap = c->waits_cap ? c->waits_cap * 2 : 4;
-        struct hub_session **w = realloc(c->waits, cap * sizeof *w);
-        if (w == NULL)
-            return HUB_ENOMEM;
-        c->waits = w;
-        c->waits_cap = cap;
-    }
-    if (s->nwaiters == s->waiters_cap) {
-        size_t cap = s->waiters_cap ? s->waiters_cap * 2 : 4;
-        struct hub_mqtt_conn **w = realloc(s->waiters, cap * sizeof *w);
-        if (w == NULL)
-            return HUB_ENOMEM;
-        s->waiters = w;
-        s->waiters_cap = cap;
-    }
+    if (grow(&c->waits, c->nwaits, &c->waits_cap, sizeof *c->waits, 4) != 0 ||
+        grow(&s->waiters, s->nwaiters, &s->waiters_cap, sizeof *s->waiters, 4) != 0)
+        return HUB_ENOMEM;
     c->waits[c->nwaits++] = s;
     s->waiters[s->nwaiters++] = c;
     if (c->nheld == 0)
@@ -305,14 +302,8 @@ static void match_cb(void *subscriber, uint8_t qos, void *ctx)
     }
     s->stamp = b->stamp;
     s->stamp_qos = qos;
-    if (b->ntargets == b->targets_cap) {
-        size_t cap = b->targets_cap ? b->targets_cap * 2 : 64;
-        struct hub_session **t = realloc(b->targets, cap * sizeof *t);
-        if (t == NULL)
-            return; /* this subscriber misses the message; logged by the caller's count */
-        b->targets = t;
-        b->targets_cap = cap;
-    }
+    if (grow(&b->targets, b->ntargets, &b->targets_cap, sizeof *b->targets, 64) != 0)
+        return; /* this subscriber misses the message; logged by the caller's count */
     b->targets[b->ntargets++] = s;
 }
 
