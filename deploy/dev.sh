@@ -167,9 +167,11 @@ cmd_test() {
     fi
 
     local t name rc
-    for t in "$BUILD"/tests/unit/test_*; do
-        [ -x "$t" ] || continue
-        name=$(basename "$t")
+    # Unit tests mirror the product tree: tests/unit/<folder>/test_<module>.
+    for t in $(cd "$BUILD" && find tests/unit -type f -name 'test_*' -perm -u+x | sort); do
+        name=${t#tests/unit/}
+        name=${name//\//_}
+        t="$BUILD/$t"
         [[ $name == *"$only"* ]] || continue
         set +e
         start=$SECONDS
