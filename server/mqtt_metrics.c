@@ -106,7 +106,7 @@ static int render_tls(const struct hub_mqtt_metrics *s, hub_buf_t *out)
             rc = hub_buf_printf(out,
                                 "iothub_tls_handshake_failures_total{listener=\"%s\",reason=\"%s\"}"
                                 " %llu\n",
-                                LISTENER[i], hub_tls_fail_name((enum hub_tls_fail)f),
+                                LISTENER[i], hub_tls_peer_fail_name((enum hub_tls_fail)f),
                                 (unsigned long long)s->tls[i].failed[f]);
     if (rc == 0)
         rc = head(out, "iothub_tls_handshake_duration_seconds", "histogram",

@@ -12,7 +12,7 @@
 
 #include "mqtt/broker.h"
 #include "server/revfeed.h"
-#include "server/tls.h"
+#include "net/tls_listener.h"
 #include "util/buf.h"
 
 enum hub_mqtt_listener_kind {

@@ -10,7 +10,7 @@
 #include <uv.h>
 
 #include "server/config.h"
-#include "server/tickets.h"
+#include "net/tickets.h"
 #include "util/buf.h"
 
 struct hub_mqtt_server;

@@ -10,7 +10,7 @@
 
 #include <uv.h>
 
-#include "server/revset.h"
+#include "net/revset.h"
 
 struct hub_revfeed;
 

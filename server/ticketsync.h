@@ -14,7 +14,7 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
-#include "server/tickets.h"
+#include "net/tickets.h"
 
 struct hub_ticketsync;
 

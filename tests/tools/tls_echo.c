@@ -13,8 +13,8 @@
 
 #include <uv.h>
 
-#include "server/revset.h"
-#include "server/tls.h"
+#include "net/revset.h"
+#include "net/tls_listener.h"
 #include "util/buf.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -79,8 +79,8 @@ static void on_data(hub_tls_conn_t *c, const uint8_t *plain, size_t len)
     const char *cn = hub_tls_conn_cn(c);
     char prefix[80];
     int n = snprintf(prefix, sizeof prefix, "%s: ", cn[0] ? cn : "anonymous");
-    if (hub_tls_write(c, prefix, (size_t)n) == 0)
-        hub_tls_write(c, plain, len);
+    if (hub_tls_conn_write(c, prefix, (size_t)n) == 0)
+        hub_tls_conn_write(c, plain, len);
 }
 
 static void on_close(hub_tls_conn_t *c, enum hub_tls_close_reason reason)
@@ -165,7 +165,7 @@ int main(int argc, char **argv)
     }
     uv_loop_t *loop = uv_default_loop();
     struct hub_tls_callbacks cb = {on_open, on_data, on_close};
-    if (hub_tls_listen(loop, "127.0.0.1", port, ctx, &cb, NULL, &lim, &listener) != 0) {
+    if (hub_tls_listener_open(loop, "127.0.0.1", port, ctx, &cb, NULL, &lim, &listener) != 0) {
         uv_run(loop, UV_RUN_DEFAULT); /* lets the failed listener free itself */
         goto out;
     }

@@ -11,7 +11,7 @@
  *     reading its connections; home sends RESUME once it has processed that backlog;
  *   - stop: STOP closes a worker's listeners and so its connections; once every connection
  *     is released the worker sends DONE, ends its loop, and home joins the thread. */
-#include "server/workers.h"
+#include "net/workers.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -22,13 +22,23 @@
 #include "util/log.h"
 
 #define CHUNK_SIZE 65536
-#define SPARE_MAX 4              /* chunks kept for reuse per queue */
-#define QUEUE_HIGH (8u << 20)    /* bytes waiting to go home: the worker stops reading */
+#define SPARE_MAX 4           /* chunks kept for reuse per queue */
+#define QUEUE_HIGH (8u << 20) /* bytes waiting to go home: the worker stops reading */
 #define STATS_MS 500
 
 enum rec_type {
-    R_OPEN, R_DATA, R_CLOSED, R_DONE,                        /* worker -> home */
-    R_WRITE, R_CLOSE, R_AUTH, R_PAUSE, R_RELEASE, R_RECHECK, R_RESUME, R_STOP /* home -> worker */
+    R_OPEN,
+    R_DATA,
+    R_CLOSED,
+    R_DONE, /* worker -> home */
+    R_WRITE,
+    R_CLOSE,
+    R_AUTH,
+    R_PAUSE,
+    R_RELEASE,
+    R_RECHECK,
+    R_RESUME,
+    R_STOP /* home -> worker */
 };
 
 struct rec {
@@ -81,7 +91,7 @@ struct hub_workers {
     unsigned n, ndone;
     size_t nl;
     int port[HUB_WORKERS_LISTEN_MAX];
-    hub_tls_shared_t *shared[HUB_WORKERS_LISTEN_MAX]; /* port-wide caps */
+    hub_admission_shared_t *shared[HUB_WORKERS_LISTEN_MAX]; /* port-wide caps */
     int stopping;
     void (*done)(void *);
     void *done_arg;
@@ -127,8 +137,8 @@ static void queue_free(struct queue *q)
 
 /* Appends a record and wakes the consumer. Returns 1 when this DATA record took the queue
  * over QUEUE_HIGH (the caller should stop reading), 0, or HUB_ENOMEM. */
-static int push(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *c,
-                const void *data, size_t len)
+static int push(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *c, const void *data,
+                size_t len)
 {
     size_t need = sizeof(struct rec) + ((len + 7) & ~(size_t)7);
     int over = 0;
@@ -236,7 +246,7 @@ static void *w_open(hub_tls_conn_t *t, const struct hub_tls_identity *id, void *
     struct worker *wk = user;
     hub_wconn_t *c = calloc(1, sizeof *c);
     if (c == NULL) {
-        hub_tls_close(t);
+        hub_tls_conn_close(t);
         return NULL;
     }
     c->wk = wk;
@@ -255,7 +265,7 @@ static void *w_open(hub_tls_conn_t *t, const struct hub_tls_identity *id, void *
     }
     if (push(&wk->out, R_OPEN, 0, c, NULL, 0) < 0) {
         free(c);
-        hub_tls_close(t);
+        hub_tls_conn_close(t);
         return NULL;
     }
     wk->live++;
@@ -270,7 +280,7 @@ static void w_data(hub_tls_conn_t *t, const uint8_t *plain, size_t len)
     int rc = push(&c->wk->out, R_DATA, 0, c, plain, len);
     if (rc < 0) {
         hub_warn("mqtt %s: out of memory queueing input: closing", c->peer);
-        hub_tls_close(t);
+        hub_tls_conn_close(t);
     } else if (rc > 0 && !c->wk->paused) {
         struct worker *wk = c->wk;
         wk->paused = 1;
@@ -313,11 +323,11 @@ static void worker_wake(uv_async_t *a)
         switch ((enum rec_type)r.type) {
         case R_WRITE:
             if (c->tls != NULL)
-                (void)hub_tls_write(c->tls, payload, r.len);
+                (void)hub_tls_conn_write(c->tls, payload, r.len);
             break;
         case R_CLOSE:
             if (c->tls != NULL)
-                hub_tls_close(c->tls);
+                hub_tls_conn_close(c->tls);
             break;
         case R_AUTH:
             if (c->tls != NULL)
@@ -351,8 +361,7 @@ static void worker_wake(uv_async_t *a)
                 }
             }
             break;
-        default:
-            break;
+        default: break;
         }
     }
     give_back(&wk->in, list);
@@ -422,7 +431,7 @@ static void home_closed(uv_handle_t *h)
     void (*done)(void *) = w->done;
     void *arg = w->done_arg;
     for (size_t i = 0; i < w->nl; i++)
-        hub_tls_shared_free(w->shared[i]);
+        hub_admission_shared_free(w->shared[i]);
     free(w->wk);
     free(w);
     if (done != NULL)
@@ -471,11 +480,8 @@ static void home_drain(hub_workers_t *w, struct worker *wk)
                 w->cb.on_close(c, (enum hub_tls_close_reason)r.arg);
             push_sure(&wk->in, R_RELEASE, c);
             break;
-        case R_DONE:
-            finished = 1;
-            break;
-        default:
-            break;
+        case R_DONE: finished = 1; break;
+        default: break;
         }
     }
     give_back(&wk->out, list);
@@ -504,9 +510,8 @@ static void worker_discard(hub_workers_t *w, struct worker *wk)
     worker_free(wk);
 }
 
-int hub_workers_start(uv_loop_t *home, unsigned n, const struct hub_workers_listen *ls,
-                      size_t nl, const struct hub_workers_callbacks *cb, void *user,
-                      hub_workers_t **out)
+int hub_workers_start(uv_loop_t *home, unsigned n, const struct hub_workers_listen *ls, size_t nl,
+                      const struct hub_workers_callbacks *cb, void *user, hub_workers_t **out)
 {
     *out = NULL;
     if (n == 0 || nl > HUB_WORKERS_LISTEN_MAX || cb == NULL || cb->on_open == NULL)
@@ -545,15 +550,16 @@ int hub_workers_start(uv_loop_t *home, unsigned n, const struct hub_workers_list
             if (ls[i].host == NULL)
                 continue;
             struct hub_tls_limits lim = ls[i].limits;
-            if (made == 0 && (w->shared[i] = hub_tls_shared_new(&lim)) == NULL) {
+            if (made == 0 && (w->shared[i] = hub_admission_shared_new(
+                                  lim.max_handshakes, lim.max_handshakes_per_ip)) == NULL) {
                 rc = HUB_ENOMEM;
                 break;
             }
             lim.shared = w->shared[i];
             lim.reuseport = n == 1 ? 0 : made == 0 ? 1 : 2;
             int port = made == 0 ? ls[i].port : w->port[i];
-            rc = hub_tls_listen(&wk->loop, ls[i].host, port, ls[i].ctx, &worker_callbacks, wk,
-                                &lim, &wk->l[i]);
+            rc = hub_tls_listener_open(&wk->loop, ls[i].host, port, ls[i].ctx, &worker_callbacks,
+                                       wk, &lim, &wk->l[i]);
             if (rc == 0) {
                 wk->listening++;
                 if (made == 0)
@@ -578,7 +584,7 @@ int hub_workers_start(uv_loop_t *home, unsigned n, const struct hub_workers_list
         hub_error("mqtt: cannot start a worker thread");
         rc = HUB_ENOMEM;
     }
-    if (rc != 0) { /* no thread runs: everything is discarded here */
+    if (rc != 0) {   /* no thread runs: everything is discarded here */
         w->n = made; /* only these need stopping */
         for (unsigned i = 0; i < made; i++) {
             if (!w->wk[i].started) {

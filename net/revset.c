@@ -7,7 +7,7 @@
  *     without the rwlock, builds any grown or replacement table with no lock held, and takes
  *     the rwlock in write mode only to store one slot or swap the table pointer. Readers are
  *     therefore never stalled by a rehash, only by a pointer store. */
-#include "server/revset.h"
+#include "net/revset.h"
 
 #include <pthread.h>
 #include <stdlib.h>

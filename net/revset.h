@@ -2,8 +2,8 @@
  * hash set of serials (1..20 bytes, leading zero bytes ignored) read by several event-loop
  * threads while one thread updates it. Readers take a read lock for ~tens of ns; a writer
  * builds grown or replacement tables outside the lock and only swaps a pointer under it. */
-#ifndef HUB_SERVER_REVSET_H
-#define HUB_SERVER_REVSET_H
+#ifndef HUB_NET_REVSET_H
+#define HUB_NET_REVSET_H
 
 #include <stddef.h>
 #include <stdint.h>

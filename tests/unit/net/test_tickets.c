@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/tickets.h"
+#include "net/tickets.h"
 #include "tests/unit/harness.h"
 
 #define CAP 2048

@@ -4,7 +4,7 @@
  * of counters overlap in a 96-bit space (random 96-bit nonces would allow 2^32 tickets per key
  * for everyone together; a busy fleet writes more than that in one rotation). A GCM context is
  * set up per ticket (about a microsecond), so readers share nothing but the key bytes. */
-#include "server/tickets.h"
+#include "net/tickets.h"
 
 #include <pthread.h>
 #include <stdlib.h>

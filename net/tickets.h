@@ -4,8 +4,8 @@
  * under AES-256-GCM; the additional data names the purpose (a ticket of the mutual-TLS listener
  * does not open on the password listener). Readers (the ticket callbacks, on any loop thread)
  * take a read lock; hub_tickets_replace swaps the whole key list under the write lock. */
-#ifndef HUB_SERVER_TICKETS_H
-#define HUB_SERVER_TICKETS_H
+#ifndef HUB_NET_TICKETS_H
+#define HUB_NET_TICKETS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -8,15 +8,15 @@
  * The callbacks keep the contract of server/tls.h, on the home loop: on_open once after a
  * handshake (it may call hub_wconn_close to refuse), on_data in order, on_close once, after
  * which the connection must not be used. */
-#ifndef HUB_SERVER_WORKERS_H
-#define HUB_SERVER_WORKERS_H
+#ifndef HUB_NET_WORKERS_H
+#define HUB_NET_WORKERS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
 
-#include "server/tls.h"
+#include "net/tls_listener.h"
 
 typedef struct hub_workers hub_workers_t;
 typedef struct hub_wconn hub_wconn_t;
@@ -31,7 +31,7 @@ struct hub_workers_callbacks {
 struct hub_workers_listen {
     const char *host;
     int port;
-    hub_tls_ctx_t *ctx; /* NULL: plain TCP; shared by the workers, must outlive them */
+    hub_tls_ctx_t *ctx;           /* NULL: plain TCP; shared by the workers, must outlive them */
     struct hub_tls_limits limits; /* for the whole port: the workers count together */
 };
 
@@ -41,9 +41,8 @@ struct hub_workers_listen {
  * ports are bound before this returns, port 0 picks one port for all workers). Callbacks run
  * on home, which must keep running until hub_workers_stop's done. Returns 0 or HUB_EIO (bind
  * errors logged) / HUB_ENOMEM / HUB_EINVAL. */
-int hub_workers_start(uv_loop_t *home, unsigned n, const struct hub_workers_listen *ls,
-                      size_t nl, const struct hub_workers_callbacks *cb, void *user,
-                      hub_workers_t **out);
+int hub_workers_start(uv_loop_t *home, unsigned n, const struct hub_workers_listen *ls, size_t nl,
+                      const struct hub_workers_callbacks *cb, void *user, hub_workers_t **out);
 /* The number of worker threads. */
 unsigned hub_workers_count(const hub_workers_t *w);
 /* The port listener i is bound to. */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/revset.h"
+#include "net/revset.h"
 #include "tests/unit/harness.h"
 #include "util/error.h"
 

@@ -1,0 +1,54 @@
+/* The peer of a TLS handshake: the checks of its certificate after every completed
+ * handshake (a resumed session never ran the verify callback), the identity copied out of
+ * it, and why a handshake failed. Pure functions of mbedTLS state; any thread. */
+#ifndef HUB_NET_TLS_PEER_H
+#define HUB_NET_TLS_PEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#include "net/tls_ctx.h"
+
+#define HUB_TLS_PEER_NAME_MAX 64
+
+/* Why a handshake did not lead to an open connection (metrics). */
+enum hub_tls_fail {
+    HUB_TLS_FAIL_CLOSED,     /* the peer or the server closed during the handshake */
+    HUB_TLS_FAIL_TIMEOUT,    /* handshake_timeout_ms elapsed */
+    HUB_TLS_FAIL_LIMIT,      /* refused at accept: over a listener-wide or per-address cap */
+    HUB_TLS_FAIL_NO_CERT,    /* mTLS: no client certificate */
+    HUB_TLS_FAIL_BAD_CERT,   /* malformed, wrong key usage, bad subject or serial */
+    HUB_TLS_FAIL_UNKNOWN_CA, /* does not chain to the configured CAs */
+    HUB_TLS_FAIL_EXPIRED,    /* expired or not yet valid */
+    HUB_TLS_FAIL_REVOKED,    /* serial in the revocation set */
+    HUB_TLS_FAIL_PROTOCOL,   /* any other TLS error (alerts, versions, ciphers...) */
+    HUB_TLS_FAIL_COUNT
+};
+
+/* The label of a failure reason ("timeout", "bad_certificate", ...). */
+const char *hub_tls_peer_fail_name(enum hub_tls_fail f);
+
+/* What a connection keeps of its peer's certificate (owned by the connection). */
+struct hub_tls_peer {
+    char cn[HUB_TLS_PEER_NAME_MAX + 1];
+    uint8_t serial[HUB_REVSET_MAX_SERIAL];
+    size_t serial_len;
+    char serial_hex[2 * HUB_REVSET_MAX_SERIAL + 1];
+};
+
+/* Checks the certificate of a completed mTLS handshake (crt may be NULL) and fills p (serial
+ * first, then CN) and org (the single organizationName, or "" when absent or invalid).
+ * Returns -1 when it is acceptable, else the failure, with the alert to send and why (a
+ * static string, for the log). */
+int hub_tls_peer_check(const hub_tls_ctx_t *ctx, const mbedtls_x509_crt *crt,
+                       struct hub_tls_peer *p, char org[HUB_TLS_PEER_NAME_MAX + 1],
+                       unsigned char *alert, const char **why);
+/* The failure reason of a handshake that failed with mbedTLS code rc; a refused client
+ * certificate is logged (info) with the verification flags, anything else at debug level
+ * with peer ("ip:port"). */
+enum hub_tls_fail hub_tls_peer_failure(const mbedtls_ssl_context *ssl, int rc, const char *peer);
+
+#endif
