@@ -140,7 +140,7 @@ user $SVC_ID
 topic read devices/+/telemetry
 topic write devices/+/commands/#
 ACL
-# The suites iothubd offers by default (server/tls.c), in OpenSSL's names and order.
+# The suites iothubd offers by default (net/tls_ctx.c), in OpenSSL's names and order.
 CIPHERS=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305
 cat >mosquitto.conf <<CONF
 # Written by tests/bench/compare.sh: the equivalent of iothubd's mTLS listener.

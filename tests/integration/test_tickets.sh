@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session tickets kept in PostgreSQL (server/tickets, server/ticketsync): an mTLS client
+# Session tickets kept in PostgreSQL (net/tickets, server/ticketsync): an mTLS client
 # resumes its TLS session after iothubd restarts and on another iothubd of the same database;
 # the keys are stored wrapped, under a wrapping key sealed with the master passphrase (and
 # re-sealed by rekey); a deleted or tampered key, a revoked device, an expired ticket and a key

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# server/tls.c checked with OpenSSL clients through tests/tools/tls_echo: mutual TLS 1.2 only,
+# net/tls_* (the transport) checked with OpenSSL clients through tests/tools/tls_echo: mutual TLS 1.2 only,
 # chain, validity, clientAuth and revocation checks (also on ticket resumption and on live
 # connections), handshake timeout, handshake cap, the no-client-cert and plain modes.
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,4 @@
-/* Test server for server/tls.c: listens on 127.0.0.1:PORT and echoes what it receives
+/* Test server for net/tls_listener: listens on 127.0.0.1:PORT and echoes what it receives
  * prefixed with "<client CN>: ". Revoked serials (hex, one a line) come from a file re-read
  * on SIGHUP, after which live connections with a revoked certificate are closed.
  *   tls_echo [-t HANDSHAKE_MS] [-m MAX_HANDSHAKES] [-c CIPHERS] [-n] [-p] [-q]

@@ -1,4 +1,4 @@
-/* Unit tests for server/revset.c: membership, normalisation, 100k entries, replace_all, and a
+/* Unit tests for net/revset.c: membership, normalisation, 100k entries, replace_all, and a
  * concurrent smoke test (readers never miss a serial that was present before they started). */
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,4 +1,4 @@
-/* Unit tests for server/tickets.c: round trip through mbedtls_ssl_session_save/load, refusals
+/* Unit tests for net/tickets.c: round trip through mbedtls_ssl_session_save/load, refusals
  * (other purpose, tampered, unknown key, expired session, key too old, no key), which key
  * writes, distinct nonces, and readers racing a writer that swaps the key list. */
 #include <pthread.h>
