@@ -9,6 +9,11 @@
  *     whose TLS side has closed meanwhile (tls == NULL) are dropped;
  *   - backpressure: when more than QUEUE_HIGH bytes wait to go home, the worker stops
  *     reading its connections; home sends RESUME once it has processed that backlog;
+ *   - records that must not be lost (CLOSED, RELEASE, CLOSE, AUTH, PAUSE of a connection;
+ *     RESUME, STOP, DONE of a worker) never wait for memory: each has a slot reserved in its
+ *     connection or worker, which is queued as a one-record chunk when the last chunk is full
+ *     and no spare is left. Once-only records use their slot once; PAUSE and RESUME keep at
+ *     most one record queued and its consumer reads the latest wish under the queue's lock;
  *   - stop: STOP closes a worker's listeners and so its connections; once every connection
  *     is released the worker sends DONE, ends its loop, and home joins the thread. */
 #include "net/workers.h"
@@ -50,12 +55,18 @@ struct rec {
 
 struct chunk {
     struct chunk *next;
-    size_t used, cap;
-    uint8_t data[]; /* 8-aligned: three 8-byte fields precede it */
+    size_t used, cap; /* cap 0: a reserved slot (struct slot), never freed or reused here */
+    uint8_t *data;    /* 8-aligned: right after the header, or the slot's record */
+};
+
+/* A record reserved in advance (see the design note): a chunk holding exactly one record. */
+struct slot {
+    struct chunk k;
+    struct rec r;
 };
 
 struct queue {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* also guards the pause/resume wishes of records queued here */
     struct chunk *head, *tail, *spare;
     unsigned nspare;
     size_t bytes; /* payload bytes waiting */
@@ -71,8 +82,10 @@ struct worker {
     uv_async_t wake; /* records from home */
     uv_timer_t stats_timer;
     hub_tls_listener_t *l[HUB_WORKERS_LISTEN_MAX];
-    struct queue in;  /* home -> worker */
-    struct queue out; /* worker -> home */
+    struct queue in;                      /* home -> worker */
+    struct queue out;                     /* worker -> home */
+    struct slot s_resume, s_stop, s_done; /* reserved records */
+    int resume_queued;                    /* a RESUME is in wk->in (under wk->in.mu) */
     /* worker thread only */
     size_t live;        /* connections not yet released */
     unsigned listening; /* listeners not yet closed */
@@ -108,6 +121,11 @@ struct hub_wconn {
     uint8_t serial[HUB_REVSET_MAX_SERIAL];
     size_t serial_len;
     char peer[64];
+    /* reserved records: CLOSED (worker -> home); CLOSE, AUTH, PAUSE, RELEASE (home -> worker) */
+    struct slot s_closed, s_close, s_auth, s_pause, s_release;
+    int authed;       /* home side: AUTH sent */
+    int pause_queued; /* a PAUSE is in wk->in; pause_wish is what it applies (wk->in.mu) */
+    int pause_wish;
 };
 
 /* ---- queues ----------------------------------------------------------------------------- */
@@ -123,7 +141,8 @@ static void chunks_free(struct chunk *k)
 {
     while (k != NULL) {
         struct chunk *next = k->next;
-        free(k);
+        if (k->cap != 0) /* slots belong to their connection or worker */
+            free(k);
         k = next;
     }
 }
@@ -135,55 +154,80 @@ static void queue_free(struct queue *q)
     pthread_mutex_destroy(&q->mu);
 }
 
-/* Appends a record and wakes the consumer. Returns 1 when this DATA record took the queue
- * over QUEUE_HIGH (the caller should stop reading), 0, or HUB_ENOMEM. */
-static int push(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *c, const void *data,
-                size_t len)
+static void append_chunk(struct queue *q, struct chunk *k)
+{
+    k->next = NULL;
+    if (q->tail != NULL)
+        q->tail->next = k;
+    else
+        q->head = k;
+    q->tail = k;
+}
+
+/* Appends a record under q->mu. With slot != NULL (a header-only record that must not fail)
+ * the slot is queued when no room exists without allocating; else returns HUB_ENOMEM when
+ * memory is short. Returns 1 when this DATA record took the queue over QUEUE_HIGH. */
+static int push_locked(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *c,
+                       const void *data, size_t len, struct slot *slot)
 {
     size_t need = sizeof(struct rec) + ((len + 7) & ~(size_t)7);
-    int over = 0;
-    pthread_mutex_lock(&q->mu);
+    struct rec r = {(uint16_t)type, (uint16_t)arg, (uint32_t)len, c};
     struct chunk *k = q->tail;
-    if (k == NULL || k->cap - k->used < need) {
+    if (k == NULL || k->used + need > k->cap) {
         if (q->spare != NULL && need <= CHUNK_SIZE) {
             k = q->spare;
             q->spare = k->next;
             q->nspare--;
+        } else if (slot != NULL) {
+            slot->r = r;
+            slot->k.data = (uint8_t *)&slot->r;
+            slot->k.used = sizeof slot->r;
+            slot->k.cap = 0;
+            append_chunk(q, &slot->k);
+            return 0;
         } else {
             size_t cap = need > CHUNK_SIZE ? need : CHUNK_SIZE;
-            if ((k = malloc(sizeof *k + cap)) == NULL) {
-                pthread_mutex_unlock(&q->mu);
+            if ((k = malloc(sizeof *k + cap)) == NULL)
                 return HUB_ENOMEM;
-            }
             k->cap = cap;
+            k->data = (uint8_t *)(k + 1);
         }
-        k->next = NULL;
         k->used = 0;
-        if (q->tail != NULL)
-            q->tail->next = k;
-        else
-            q->head = k;
-        q->tail = k;
+        append_chunk(q, k);
     }
-    struct rec r = {(uint16_t)type, (uint16_t)arg, (uint32_t)len, c};
     memcpy(k->data + k->used, &r, sizeof r);
     if (len > 0)
         memcpy(k->data + k->used + sizeof r, data, len);
     k->used += need;
     q->bytes += len;
     if (type == R_DATA && q->bytes > QUEUE_HIGH && !q->paused)
-        over = q->paused = 1;
-    pthread_mutex_unlock(&q->mu);
-    uv_async_send(q->wake);
-    return over;
+        return q->paused = 1;
+    return 0;
 }
 
-/* Pushes a record that must not be lost (a lost CLOSED, RELEASE, RESUME or PAUSE would
- * leave a connection or a worker stuck): waits for memory if need be. */
-static void push_sure(struct queue *q, enum rec_type type, hub_wconn_t *c)
+/* Appends a record and wakes the consumer. Returns 1 when this DATA record took the queue
+ * over QUEUE_HIGH (the caller should stop reading), 0, or HUB_ENOMEM. */
+static int push(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *c, const void *data,
+                size_t len)
 {
-    while (push(q, type, 0, c, NULL, 0) < 0)
-        uv_sleep(1);
+    pthread_mutex_lock(&q->mu);
+    int rc = push_locked(q, type, arg, c, data, len, NULL);
+    pthread_mutex_unlock(&q->mu);
+    if (rc >= 0)
+        uv_async_send(q->wake);
+    return rc;
+}
+
+/* Pushes a record that must not be lost (a lost CLOSED, RELEASE, CLOSE, AUTH, PAUSE, RESUME,
+ * STOP or DONE would leave a connection or a worker stuck) through its reserved slot, which
+ * must not be queued already: never fails, never waits. */
+static void push_sure(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *c,
+                      struct slot *slot)
+{
+    pthread_mutex_lock(&q->mu);
+    (void)push_locked(q, type, arg, c, NULL, 0, slot);
+    pthread_mutex_unlock(&q->mu);
+    uv_async_send(q->wake);
 }
 
 /* Takes every waiting record; *paused tells whether the producer had stopped reading. */
@@ -200,40 +244,42 @@ static struct chunk *take(struct queue *q, int *paused)
     return k;
 }
 
-/* Gives processed chunks back: up to SPARE_MAX standard ones are kept. */
+/* Gives a processed chunk back: up to SPARE_MAX standard ones are kept. */
 static void give_back(struct queue *q, struct chunk *k)
 {
-    struct chunk *drop = NULL;
     pthread_mutex_lock(&q->mu);
-    while (k != NULL) {
-        struct chunk *next = k->next;
-        if (k->cap == CHUNK_SIZE && q->nspare < SPARE_MAX) {
-            k->next = q->spare;
-            q->spare = k;
-            q->nspare++;
-        } else {
-            k->next = drop;
-            drop = k;
-        }
-        k = next;
+    if (k->cap == CHUNK_SIZE && q->nspare < SPARE_MAX) {
+        k->next = q->spare;
+        q->spare = k;
+        q->nspare++;
+        k = NULL;
     }
     pthread_mutex_unlock(&q->mu);
-    chunks_free(drop);
+    free(k);
 }
 
-/* Steps through a taken chunk list: fills *r and *payload with the next record. Returns 0
- * at the end. */
-static int next_rec(struct chunk **k, size_t *off, struct rec *r, const uint8_t **payload)
+/* Steps through a list taken from q: fills *r and *payload with the next record (the
+ * payload stays valid until the next call) and gives each chunk back once past it. A slot is
+ * stepped past before its record is handled, since handling it may free it (RELEASE) or let
+ * its owner queue it again (PAUSE, RESUME). Returns 0 at the end. */
+static int next_rec(struct queue *q, struct chunk **k, size_t *off, struct rec *r,
+                    const uint8_t **payload)
 {
     while (*k != NULL && *off >= (*k)->used) {
-        *k = (*k)->next;
+        struct chunk *done = *k;
+        *k = done->next;
         *off = 0;
+        give_back(q, done);
     }
     if (*k == NULL)
         return 0;
     memcpy(r, (*k)->data + *off, sizeof *r);
     *payload = (*k)->data + *off + sizeof *r;
     *off += sizeof *r + (((size_t)r->len + 7) & ~(size_t)7);
+    if ((*k)->cap == 0) { /* a slot: one record, nothing to give back */
+        *k = (*k)->next;
+        *off = 0;
+    }
     return 1;
 }
 
@@ -296,10 +342,8 @@ static void w_close(hub_tls_conn_t *t, enum hub_tls_close_reason reason)
     if (c == NULL)
         return;
     c->tls = NULL;
-    /* CLOSED must get home or the connection is never released: retry is not possible on
-     * this path, so the record is pushed even if that means waiting for memory. */
-    while (push(&c->wk->out, R_CLOSED, (unsigned)reason, c, NULL, 0) < 0)
-        uv_sleep(1); /* see push_sure */
+    /* CLOSED must get home or the connection is never released: its slot was reserved. */
+    push_sure(&c->wk->out, R_CLOSED, (unsigned)reason, c, &c->s_closed);
 }
 
 static const struct hub_tls_callbacks worker_callbacks = {w_open, w_data, w_close};
@@ -314,11 +358,11 @@ static void worker_listener_closed(void *arg)
 static void worker_wake(uv_async_t *a)
 {
     struct worker *wk = a->data;
-    struct chunk *list = take(&wk->in, NULL), *at = list;
+    struct chunk *at = take(&wk->in, NULL);
     size_t off = 0;
     struct rec r;
     const uint8_t *payload;
-    while (next_rec(&at, &off, &r, &payload)) {
+    while (next_rec(&wk->in, &at, &off, &r, &payload)) {
         hub_wconn_t *c = r.c;
         switch ((enum rec_type)r.type) {
         case R_WRITE:
@@ -333,10 +377,15 @@ static void worker_wake(uv_async_t *a)
             if (c->tls != NULL)
                 hub_tls_conn_authenticated(c->tls);
             break;
-        case R_PAUSE:
+        case R_PAUSE: {
+            pthread_mutex_lock(&wk->in.mu); /* the latest wish, see hub_wconn_pause */
+            int paused = c->pause_wish;
+            c->pause_queued = 0;
+            pthread_mutex_unlock(&wk->in.mu);
             if (c->tls != NULL)
-                hub_tls_conn_pause(c->tls, r.arg);
+                hub_tls_conn_pause(c->tls, paused);
             break;
+        }
         case R_RELEASE:
             free(c);
             wk->live--;
@@ -347,6 +396,9 @@ static void worker_wake(uv_async_t *a)
                     (void)hub_tls_listener_recheck(wk->l[i]);
             break;
         case R_RESUME:
+            pthread_mutex_lock(&wk->in.mu);
+            wk->resume_queued = 0;
+            pthread_mutex_unlock(&wk->in.mu);
             wk->paused = 0;
             for (size_t i = 0; i < wk->w->nl; i++)
                 if (wk->l[i] != NULL)
@@ -364,7 +416,6 @@ static void worker_wake(uv_async_t *a)
         default: break;
         }
     }
-    give_back(&wk->in, list);
     worker_maybe_done(wk);
 }
 
@@ -403,7 +454,7 @@ static void worker_maybe_done(struct worker *wk)
     worker_publish_stats(wk);
     uv_close((uv_handle_t *)&wk->wake, worker_handle_closed);
     uv_close((uv_handle_t *)&wk->stats_timer, worker_handle_closed);
-    push_sure(&wk->out, R_DONE, NULL);
+    push_sure(&wk->out, R_DONE, 0, NULL, &wk->s_done);
 }
 
 static void worker_main(void *arg)
@@ -450,15 +501,22 @@ static void worker_joined(hub_workers_t *w, struct worker *wk)
 static void home_drain(hub_workers_t *w, struct worker *wk)
 {
     int paused = 0, finished = 0;
-    struct chunk *list = take(&wk->out, &paused), *at = list;
+    struct chunk *at = take(&wk->out, &paused);
     /* The backlog is taken: the worker may read again. Sent before the records are
      * processed, so that it precedes any DONE the worker may answer them with. */
-    if (paused)
-        push_sure(&wk->in, R_RESUME, NULL);
+    if (paused) {
+        pthread_mutex_lock(&wk->in.mu);
+        if (!wk->resume_queued) { /* one queued RESUME is enough */
+            wk->resume_queued = 1;
+            (void)push_locked(&wk->in, R_RESUME, 0, NULL, NULL, 0, &wk->s_resume);
+        }
+        pthread_mutex_unlock(&wk->in.mu);
+        uv_async_send(&wk->wake);
+    }
     size_t off = 0;
     struct rec r;
     const uint8_t *payload;
-    while (next_rec(&at, &off, &r, &payload)) {
+    while (next_rec(&wk->out, &at, &off, &r, &payload)) {
         hub_wconn_t *c = r.c;
         switch ((enum rec_type)r.type) {
         case R_OPEN: {
@@ -478,13 +536,12 @@ static void home_drain(hub_workers_t *w, struct worker *wk)
         case R_CLOSED:
             if (w->cb.on_close != NULL)
                 w->cb.on_close(c, (enum hub_tls_close_reason)r.arg);
-            push_sure(&wk->in, R_RELEASE, c);
+            push_sure(&wk->in, R_RELEASE, 0, c, &c->s_release);
             break;
         case R_DONE: finished = 1; break;
         default: break;
         }
     }
-    give_back(&wk->out, list);
     if (finished)
         worker_joined(w, wk);
 }
@@ -623,7 +680,7 @@ void hub_workers_stop(hub_workers_t *w, void (*done)(void *arg), void *arg)
     }
     for (unsigned i = 0; i < w->n; i++)
         if (w->wk[i].started && !w->wk[i].done)
-            push_sure(&w->wk[i].in, R_STOP, NULL);
+            push_sure(&w->wk[i].in, R_STOP, 0, NULL, &w->wk[i].s_stop);
 }
 
 void hub_workers_stats(hub_workers_t *w, size_t i, struct hub_tls_stats *out)
@@ -677,12 +734,15 @@ void hub_wconn_close(hub_wconn_t *c)
     if (c->closing)
         return;
     c->closing = 1;
-    push_sure(&c->wk->in, R_CLOSE, c);
+    push_sure(&c->wk->in, R_CLOSE, 0, c, &c->s_close);
 }
 
 void hub_wconn_authenticated(hub_wconn_t *c)
 {
-    push_sure(&c->wk->in, R_AUTH, c);
+    if (c->authed) /* hub_tls_conn_authenticated is idempotent: once is enough */
+        return;
+    c->authed = 1;
+    push_sure(&c->wk->in, R_AUTH, 0, c, &c->s_auth);
 }
 
 void *hub_wconn_user(const hub_wconn_t *c)
@@ -697,8 +757,19 @@ void hub_wconn_set_user(hub_wconn_t *c, void *user)
 
 void hub_wconn_pause(hub_wconn_t *c, int paused)
 {
-    while (!c->closing && push(&c->wk->in, R_PAUSE, paused != 0, c, NULL, 0) < 0)
-        uv_sleep(1); /* see push_sure */
+    if (c->closing)
+        return;
+    struct queue *q = &c->wk->in;
+    pthread_mutex_lock(&q->mu);
+    c->pause_wish = paused != 0;
+    int queue_one = !c->pause_queued; /* a queued PAUSE applies the latest wish */
+    if (queue_one) {
+        c->pause_queued = 1;
+        (void)push_locked(q, R_PAUSE, 0, c, NULL, 0, &c->s_pause);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (queue_one)
+        uv_async_send(q->wake);
 }
 
 const char *hub_wconn_peer(const hub_wconn_t *c)

@@ -5,7 +5,7 @@
  * and its output goes back through two queues per worker, so the broker needs no lock and
  * the expensive parts use every core.
  *
- * The callbacks keep the contract of server/tls.h, on the home loop: on_open once after a
+ * The callbacks keep the contract of net/tls_conn.h, on the home loop: on_open once after a
  * handshake (it may call hub_wconn_close to refuse), on_data in order, on_close once, after
  * which the connection must not be used. */
 #ifndef HUB_NET_WORKERS_H

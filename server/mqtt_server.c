@@ -33,7 +33,7 @@
 #define EARLY_MAX (64 * 1024) /* bytes a service may send while its ACL loads */
 #define SERVICES_O "services" /* organizationName of service certificates */
 /* Verified against when the id is unknown, so timing does not tell which ids exist. */
-#define DUMMY_HASH                                                                        \
+#define DUMMY_HASH                                                                                 \
     "pbkdf2-sha256$10000$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 struct command {
@@ -49,7 +49,7 @@ struct hub_mqtt_server {
     uv_loop_t *loop;
     struct hub_broker *broker;
     hub_tls_ctx_t *ctx;
-    hub_tls_ctx_t *pw_ctx; /* TLS without client certificates */
+    hub_tls_ctx_t *pw_ctx;  /* TLS without client certificates */
     hub_workers_t *workers; /* the loops that own the connections (server/workers.h) */
     int listening[HUB_LISTENER_COUNT];
     struct link *waiting; /* password connections before their CONNECT is accepted */
@@ -84,8 +84,8 @@ struct link {
     struct hub_mqtt_identity who;
     hub_buf_t early;
     int loading, closed;
-    int password;          /* password listener: CONNECT carries id + secret */
-    int authed;            /* the secret matched */
+    int password;             /* password listener: CONNECT carries id + secret */
+    int authed;               /* the secret matched */
     enum hub_mqtt_closed why; /* set when this file closes the connection */
     char user[64], pass[160];
     uint64_t opened_ms;
@@ -165,14 +165,10 @@ static void open_broker_conn(struct link *k)
     }
 }
 
-/* Thread pool: checks a password CONNECT's secret (device first, then service) and loads a
- * service's topic patterns. Uses the one lookup connection, reset when broken. */
-static void acl_work(uv_work_t *w)
+/* The lookup connection, reset or reopened when broken; NULL when the database is
+ * unreachable. Call with lookup_lock held. */
+static PGconn *lookup_conn(struct hub_mqtt_server *m)
 {
-    struct link *k = w->data;
-    struct hub_mqtt_server *m = k->m;
-    struct hub_db_secret sec;
-    pthread_mutex_lock(&m->lookup_lock);
     if (m->lookup_db != NULL && PQstatus(m->lookup_db) != CONNECTION_OK &&
         hub_db_reset(m->lookup_db) != 0) {
         PQfinish(m->lookup_db);
@@ -180,21 +176,46 @@ static void acl_work(uv_work_t *w)
     }
     if (m->lookup_db == NULL)
         hub_db_connect(m->db_url, &m->lookup_db);
-    PGconn *c = m->lookup_db;
+    return m->lookup_db;
+}
+
+/* Thread pool: checks a password CONNECT's secret (device first, then service) and loads a
+ * service's topic patterns. The one lookup connection is held only for the queries: the
+ * secret's hash is verified (PBKDF2, constant time, a dummy hash for unknown ids) after the
+ * lock is released, so other connections' lookups do not queue behind it. */
+static void acl_work(uv_work_t *w)
+{
+    struct link *k = w->data;
+    struct hub_mqtt_server *m = k->m;
+    struct hub_db_secret sec;
+    int found = 0, reachable;
+    pthread_mutex_lock(&m->lookup_lock);
+    PGconn *c = lookup_conn(m);
+    reachable = c != NULL;
     if (c != NULL && k->password) {
         if (hub_db_device_secret(c, k->user, &sec) == 0) {
             k->who.kind = HUB_MQTT_DEVICE;
-            k->authed = hub_passhash_verify(k->pass, sec.hash) && strcmp(sec.status, "revoked");
+            found = 1;
         } else if (hub_db_service_secret(c, k->user, &sec) == 0) {
             k->who.kind = HUB_MQTT_SERVICE;
-            k->authed = hub_passhash_verify(k->pass, sec.hash) && strcmp(sec.status, "revoked");
-        } else {
-            hub_passhash_verify(k->pass, DUMMY_HASH); /* same time for unknown ids */
+            found = 1;
         }
-        hub_wipe(k->pass, sizeof k->pass);
+    } else if (c != NULL && k->who.kind == HUB_MQTT_SERVICE &&
+               hub_db_service_acl(c, k->who.id, &k->acl) != 0) {
+        k->acl = NULL;
     }
-    if (c != NULL && k->who.kind == HUB_MQTT_SERVICE && (k->authed || !k->password) &&
-        hub_db_service_acl(c, k->who.id, &k->acl) != 0)
+    pthread_mutex_unlock(&m->lookup_lock);
+    if (!k->password)
+        return;
+    if (found)
+        k->authed = hub_passhash_verify(k->pass, sec.hash) && strcmp(sec.status, "revoked");
+    else if (reachable)
+        hub_passhash_verify(k->pass, DUMMY_HASH); /* same time for unknown ids */
+    hub_wipe(k->pass, sizeof k->pass);
+    if (k->who.kind != HUB_MQTT_SERVICE || !k->authed)
+        return;
+    pthread_mutex_lock(&m->lookup_lock);
+    if ((c = lookup_conn(m)) != NULL && hub_db_service_acl(c, k->who.id, &k->acl) != 0)
         k->acl = NULL;
     pthread_mutex_unlock(&m->lookup_lock);
 }
@@ -295,8 +316,7 @@ static void *on_open(hub_wconn_t *conn, const struct hub_tls_identity *id, void 
     /* Identities are UUIDs: they become topic levels, so nothing else gets through. */
     if (k == NULL || id == NULL || id->cn == NULL || !uuid_like(id->cn)) {
         if (id != NULL && id->cn != NULL)
-            hub_warn("mqtt: certificate CN \"%s\" is not a device or service id: refused",
-                     id->cn);
+            hub_warn("mqtt: certificate CN \"%s\" is not a device or service id: refused", id->cn);
         free(k);
         m->closed[HUB_CLOSED_REFUSED]++; /* on_close will not see it (no link) */
         hub_wconn_close(conn);
@@ -520,8 +540,7 @@ static void wakeup_cb(uv_async_t *a)
     while (list != NULL) {
         struct command *c = list;
         list = c->next;
-        int rc = hub_broker_publish(m->broker, c->topic, c->payload, c->len, 1, 0,
-                                    c->device_id);
+        int rc = hub_broker_publish(m->broker, c->topic, c->payload, c->len, 1, 0, c->device_id);
         pthread_mutex_lock(&m->lock);
         c->delivered = rc > 0;
         c->done = 1;
@@ -531,9 +550,8 @@ static void wakeup_cb(uv_async_t *a)
     }
 }
 
-int hub_mqtt_server_command(struct hub_mqtt_server *m, const char *device_id,
-                            const char *name, const void *payload, size_t len,
-                            int *delivered)
+int hub_mqtt_server_command(struct hub_mqtt_server *m, const char *device_id, const char *name,
+                            const void *payload, size_t len, int *delivered)
 {
     struct command *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -581,18 +599,21 @@ int hub_mqtt_server_connected(struct hub_mqtt_server *m, const char *device_id)
 int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mqtt_server **out)
 {
     const struct hub_config *cfg = o->cfg;
+    *out = NULL;
     struct hub_mqtt_server *m = calloc(1, sizeof *m);
     if (m == NULL)
         return HUB_ENOMEM;
+    /* Every field first, so that the one cleanup below (hub_mqtt_server_stop) holds. */
     m->loop = o->loop;
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->lookup_lock, NULL);
     pthread_mutex_init(&m->metrics_lock, NULL);
-    if ((m->db_url = strdup(cfg->db_url)) == NULL) {
-        free(m);
-        return HUB_ENOMEM;
-    }
     pthread_cond_init(&m->done, NULL);
+    uv_timer_init(m->loop, &m->tick);
+    m->tick.data = m;
+    uv_async_init(m->loop, &m->wakeup, wakeup_cb);
+    m->wakeup.data = m;
+    m->handles_open = 2;
     m->max_packet = (size_t)cfg->mqtt_max_packet;
     m->connect_timeout_s = (unsigned)cfg->mqtt_connect_timeout_s;
     struct hub_broker_options bo = {
@@ -604,11 +625,12 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .ctx = m,
     };
     int rc = HUB_ENOMEM;
+    m->db_url = strdup(cfg->db_url);
     m->broker = hub_broker_new(&bo);
     m->revset = hub_revset_new();
     m->presence = hub_presence_new(cfg->db_url);
-    if (m->broker == NULL || m->revset == NULL || m->presence == NULL)
-        goto fail;
+    if (m->db_url == NULL || m->broker == NULL || m->revset == NULL || m->presence == NULL)
+        goto out;
     struct hub_tls_ctx_options to = {
         .cert_chain_pem = o->cert_chain_pem,
         .key_pem = o->key_pem,
@@ -619,15 +641,16 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .tickets = o->tickets,
     };
     if ((rc = hub_tls_ctx_new(&to, &m->ctx)) != 0)
-        goto fail;
+        goto out;
+    if (cfg->mqtt_tls_listen.port != 0) {
+        struct hub_tls_ctx_options po = to;
+        po.client_auth = HUB_TLS_CLIENT_NONE;
+        po.revset = NULL;
+        if ((rc = hub_tls_ctx_new(&po, &m->pw_ctx)) != 0)
+            goto out;
+    }
     if ((rc = hub_revfeed_start(m->loop, cfg->db_url, m->revset, revoked_cb, m, &m->feed)) != 0)
-        goto fail;
-    uv_timer_init(m->loop, &m->tick);
-    m->tick.data = m;
-    uv_timer_start(&m->tick, tick_cb, 1000, 1000);
-    uv_async_init(m->loop, &m->wakeup, wakeup_cb);
-    m->wakeup.data = m;
-    m->handles_open = 2;
+        goto out;
     struct hub_tls_limits lim = {
         .handshake_timeout_ms = (unsigned)cfg->mqtt_handshake_timeout_ms,
         .max_handshakes = (unsigned)cfg->mqtt_max_handshakes,
@@ -636,22 +659,11 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .max_connections = (unsigned)cfg->mqtt_max_connections,
     };
     struct hub_workers_listen ls[HUB_LISTENER_COUNT] = {
-        [HUB_LISTENER_MTLS] = {cfg->mqtt_mtls_listen.host, cfg->mqtt_mtls_listen.port, m->ctx,
-                               lim},
-        [HUB_LISTENER_TLS] = {cfg->mqtt_tls_listen.host, cfg->mqtt_tls_listen.port, NULL, lim},
+        [HUB_LISTENER_MTLS] = {cfg->mqtt_mtls_listen.host, cfg->mqtt_mtls_listen.port, m->ctx, lim},
+        [HUB_LISTENER_TLS] = {cfg->mqtt_tls_listen.host, cfg->mqtt_tls_listen.port, m->pw_ctx, lim},
         [HUB_LISTENER_PLAIN] = {cfg->mqtt_plain_listen.host, cfg->mqtt_plain_listen.port, NULL,
                                 lim},
     };
-    if (cfg->mqtt_tls_listen.port != 0) {
-        struct hub_tls_ctx_options po = to;
-        po.client_auth = HUB_TLS_CLIENT_NONE;
-        po.revset = NULL;
-        if ((rc = hub_tls_ctx_new(&po, &m->pw_ctx)) != 0) {
-            hub_mqtt_server_stop(m);
-            return rc;
-        }
-        ls[HUB_LISTENER_TLS].ctx = m->pw_ctx;
-    }
     for (int i = 0; i < HUB_LISTENER_COUNT; i++) {
         m->listening[i] = ls[i].port != 0;
         if (!m->listening[i])
@@ -662,29 +674,23 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
                                 &m->workers)) != 0) {
         hub_error("cannot listen for MQTT: see the errors above");
         memset(m->listening, 0, sizeof m->listening);
-        hub_mqtt_server_stop(m);
-        return rc;
+        goto out;
     }
+    uv_timer_start(&m->tick, tick_cb, 1000, 1000);
     static const char *const kinds[HUB_LISTENER_COUNT] = {
         "MQTT (mutual TLS)", "MQTT (TLS, device id + secret)",
         "MQTT over plain TCP (no encryption, labs only)"};
     for (int i = 0; i < HUB_LISTENER_COUNT; i++) {
         if (m->listening[i])
-            hub_log(i == HUB_LISTENER_PLAIN ? HUB_LOG_WARN : HUB_LOG_INFO,
-                    "%s listening on %s:%d", kinds[i], ls[i].host,
-                    hub_workers_port(m->workers, (size_t)i));
+            hub_log(i == HUB_LISTENER_PLAIN ? HUB_LOG_WARN : HUB_LOG_INFO, "%s listening on %s:%d",
+                    kinds[i], ls[i].host, hub_workers_port(m->workers, (size_t)i));
     }
     hub_info("MQTT served by %u worker loop(s)", hub_workers_count(m->workers));
     metrics_publish(m);
     *out = m;
     return 0;
-fail:
-    hub_tls_ctx_free(m->ctx);
-    hub_presence_free(m->presence);
-    hub_revset_free(m->revset);
-    hub_broker_free(m->broker);
-    free(m->db_url);
-    free(m);
+out:
+    hub_mqtt_server_stop(m); /* m is freed once the loop has run the close callbacks */
     return rc;
 }
 
@@ -722,7 +728,8 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
         return;
     m->stopping = 1;
     /* A shutdown is not a client vanishing: no wills. */
-    hub_broker_close_all(m->broker);
+    if (m->broker != NULL) /* NULL: a start that failed early */
+        hub_broker_close_all(m->broker);
     /* Commands still queued are answered "not delivered" by their waiters' timeouts. */
     if (m->workers != NULL) {
         m->handles_open++;

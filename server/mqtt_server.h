@@ -26,7 +26,8 @@ struct hub_mqtt_server_options {
 };
 
 /* Starts listening on cfg->mqtt_mtls_listen (when not off) and the revocation feed.
- * Returns 0 or a HUB_E* code (logged). */
+ * Returns 0 or a HUB_E* code (logged); after a failure what was made is released once the
+ * loop has run the close callbacks, as after hub_mqtt_server_stop. */
 int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mqtt_server **out);
 /* Closes listeners and sessions and stops the feed; memory is released once the loop has
  * run the close callbacks (keep running the loop). */
@@ -34,9 +35,8 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m);
 /* Publishes a command to devices/<id>/commands/<name> at QoS 1, waiting up to 5 s for the
  * loop. *delivered = 1 when the device was connected and subscribed. Any thread. Returns 0,
  * HUB_EINVAL (bad name) or HUB_ERANGE (loop busy). */
-int hub_mqtt_server_command(struct hub_mqtt_server *m, const char *device_id,
-                            const char *name, const void *payload, size_t len,
-                            int *delivered);
+int hub_mqtt_server_command(struct hub_mqtt_server *m, const char *device_id, const char *name,
+                            const void *payload, size_t len, int *delivered);
 /* Appends the MQTT side's metrics (Prometheus text) from the snapshot the loop publishes
  * every second, so values are up to 1 s old. Any thread. Returns 0 or HUB_ENOMEM. */
 int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out);
