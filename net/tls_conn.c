@@ -17,8 +17,6 @@
  *   - lifetime: a connection is freed only in its uv_close callback, where on_close runs. */
 #include "net/tls_conn.h"
 
-#include <arpa/inet.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,12 +26,12 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/memtune.h"
-#include "util/secure.h"
 
 #define READ_BUF_SIZE 65536
 #define PLAIN_BUF_SIZE 16384
-#define RECORD_KEEP 8 /* mbedTLS 2.28 keeps a record buffer's sequence number in its first bytes   \
-                       */
+#define RECORD_KEEP                                                                                \
+    8 /* mbedTLS 2.28 keeps a record buffer's sequence number in its first bytes                   \
+       */
 
 struct link {
     struct link *prev, *next;
@@ -480,30 +478,6 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- accepting ------------------------------------------------------------------------ */
 
-/* The peer as "ip:port" in out and, in addr, its per-address key (hub_admission_addr_key). */
-static void peer_name(uv_tcp_t *t, char *out, size_t n, uint8_t addr[16])
-{
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    memset(addr, 0, 16);
-    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
-        hub_admission_addr_key((const struct sockaddr *)&ss, addr);
-        if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-            uv_ip6_name(a, ip, sizeof ip);
-            port = ntohs(a->sin6_port);
-            snprintf(out, n, "[%s]:%d", ip, port);
-            return;
-        }
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, sizeof ip);
-        port = ntohs(a->sin_port);
-    }
-    snprintf(out, n, "%s:%d", ip, port);
-}
-
 int hub_tls_conn_accept(hub_tls_conn_group_t *g, uv_stream_t *server)
 {
     hub_tls_conn_t *c = calloc(1, sizeof *c);
@@ -527,7 +501,7 @@ int hub_tls_conn_accept(hub_tls_conn_group_t *g, uv_stream_t *server)
         conn_destroy(c);
         return HUB_EIO;
     }
-    peer_name(&c->tcp, c->peer, sizeof c->peer, c->addr);
+    hub_tls_peer_address(&c->tcp, c->peer, sizeof c->peer, c->addr);
     if (g->ctx != NULL && !hub_admission_addr_acquire(g->adm, c->addr)) {
         hub_debug("tls %s: too many handshakes from this address: closed", c->peer);
         conn_destroy(c);

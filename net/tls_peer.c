@@ -1,10 +1,13 @@
 /* Peer certificate checks and handshake failure reasons (see tls_peer.h). */
 #include "net/tls_peer.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <mbedtls/oid.h>
 
+#include "net/admission.h"
 #include "util/log.h"
 #include "util/secure.h"
 
@@ -37,6 +40,29 @@ static int extract_attr(const mbedtls_x509_crt *crt, const char *oid, size_t oid
     memcpy(out, v->p, v->len);
     out[v->len] = 0;
     return 0;
+}
+
+void hub_tls_peer_address(uv_tcp_t *t, char *out, size_t n, uint8_t addr[16])
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    memset(addr, 0, 16);
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
+        hub_admission_addr_key((const struct sockaddr *)&ss, addr);
+        if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof ip);
+            port = ntohs(a->sin6_port);
+            snprintf(out, n, "[%s]:%d", ip, port);
+            return;
+        }
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+    }
+    snprintf(out, n, "%s:%d", ip, port);
 }
 
 int hub_tls_peer_check(const hub_tls_ctx_t *ctx, const mbedtls_x509_crt *crt,

@@ -1,11 +1,13 @@
-/* The peer of a TLS handshake: the checks of its certificate after every completed
- * handshake (a resumed session never ran the verify callback), the identity copied out of
- * it, and why a handshake failed. Pure functions of mbedTLS state; any thread. */
+/* The peer of a connection: its address, the checks of its certificate after every
+ * completed handshake (a resumed session never ran the verify callback), the identity copied
+ * out of it, and why a handshake failed. No state of its own; any thread. */
 #ifndef HUB_NET_TLS_PEER_H
 #define HUB_NET_TLS_PEER_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <uv.h>
 
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -39,6 +41,10 @@ struct hub_tls_peer {
     char serial_hex[2 * HUB_REVSET_MAX_SERIAL + 1];
 };
 
+/* The peer of an accepted socket as "ip:port" in out (n bytes) and, in addr, the key the
+ * per-address handshake cap counts it by (hub_admission_addr_key); "?:0" and zeros when
+ * the socket has no peer any more. */
+void hub_tls_peer_address(uv_tcp_t *t, char *out, size_t n, uint8_t addr[16]);
 /* Checks the certificate of a completed mTLS handshake (crt may be NULL) and fills p (serial
  * first, then CN) and org (the single organizationName, or "" when absent or invalid).
  * Returns -1 when it is acceptable, else the failure, with the alert to send and why (a
