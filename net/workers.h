@@ -53,7 +53,7 @@ void hub_workers_stop(hub_workers_t *w, void (*done)(void *arg), void *arg);
 /* Listener i's counters summed over the workers, each up to 0.5 s old. Home thread. */
 void hub_workers_stats(hub_workers_t *w, size_t i, struct hub_tls_stats *out);
 /* Asks every worker to re-check its connections against the revocation set and close the
- * revoked ones (server/tls.h hub_tls_listener_recheck). Home thread. */
+ * revoked ones (hub_tls_listener_recheck). Home thread. */
 void hub_workers_recheck(hub_workers_t *w);
 
 /* The hub_tls_* connection calls, from the home loop. Writes are queued to the worker, which

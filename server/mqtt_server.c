@@ -1,4 +1,4 @@
-/* Glue between the TLS listener (server/tls), the broker (mqtt/broker) and PostgreSQL
+/* Glue between the TLS listeners (net/workers), the broker (mqtt/broker) and PostgreSQL
  * (revocation feed, presence). Commands from the REST API threads are queued under a mutex
  * and run on the loop through a uv_async_t; the caller waits on a condition variable. */
 #include "server/mqtt_server.h"
@@ -50,7 +50,7 @@ struct hub_mqtt_server {
     struct hub_broker *broker;
     hub_tls_ctx_t *ctx;
     hub_tls_ctx_t *pw_ctx;  /* TLS without client certificates */
-    hub_workers_t *workers; /* the loops that own the connections (server/workers.h) */
+    hub_workers_t *workers; /* the loops that own the connections (net/workers.h) */
     int listening[HUB_LISTENER_COUNT];
     struct link *waiting; /* password connections before their CONNECT is accepted */
     hub_revset_t *revset;

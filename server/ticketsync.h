@@ -1,4 +1,4 @@
-/* Keeps the session-ticket keys (server/tickets) in step with PostgreSQL, so that every
+/* Keeps the session-ticket keys (net/tickets) in step with PostgreSQL, so that every
  * iothubd of a database opens every other's tickets, also after a restart. The ticket keys
  * are wrapped (AES-256-GCM) by one wrapping key, itself sealed with the master passphrase like
  * the CA keys: serve unseals it once at start, and rekey re-seals that one row. A new key is
