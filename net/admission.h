@@ -25,7 +25,8 @@ struct hub_admission_caps {
 struct hub_admission_ips;
 
 /* One listener's counts (embedded in the listener; its loop thread only, apart from the
- * shared part). Fields are private to net/admission.c. */
+ * shared part). Written by net/admission.c only; the listener reads conns, handshakes and
+ * unauth for its stats and logs. */
 struct hub_admission {
     struct hub_admission_caps caps;
     int tls;                            /* handshake caps apply to TLS listeners only */
