@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "tests/unit/harness.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "util/buf.h"
