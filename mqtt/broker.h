@@ -4,6 +4,9 @@
  * broker happen on one loop thread; cross-thread work (commands from the REST API,
  * revocations) is queued to that thread by the caller.
  *
+ * This header is the broker's public interface; its implementation is split by noun, the
+ * modules listed at the top of mqtt/broker_internal.h.
+ *
  * Memory: a published message is one refcounted block (topic + payload) shared by every
  * session it is queued on; a connection is owned by the broker from hub_mqtt_conn_open to
  * hub_mqtt_conn_closed; sessions by the broker. */

@@ -118,10 +118,6 @@ int hub_mqtt_decode(const uint8_t *pkt, size_t len, int level, hub_mqtt_packet_t
 int hub_mqtt_sub_next(const hub_mqtt_subscribe_t *s, size_t *off, hub_mqtt_str_t *filter,
                       uint8_t *qos);
 
-/* Checks that p[0..len) is a well-formed MQTT UTF-8 string: valid UTF-8, no U+0000, no
- * surrogates, no overlongs, nothing above U+10FFFF. Returns 1 if so, else 0. */
-int hub_mqtt_utf8_valid(const uint8_t *p, size_t len);
-
 /* Writes a CONNACK into out[4]; session_present is forced to 0 when rc != 0 (and must be 0
  * for 3.1 clients). Returns 4. */
 size_t hub_mqtt_connack(uint8_t out[4], int session_present, uint8_t rc);

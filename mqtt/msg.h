@@ -1,4 +1,4 @@
-/* Published messages and the retained-message store. A message is one refcounted block
+/* Published messages (the retained-message store is in retained.h). A message is one refcounted block
  * holding the PUBLISH as it goes on the wire (topic length, topic, a packet id slot when
  * qos > 0, payload) behind room for the fixed header: a delivery writes the header and the
  * packet id in place and goes out in one write, without a copy. */
@@ -46,19 +46,5 @@ void hub_msg_unref(struct hub_msg *m);
  * with hub_mqtt_publish_append). */
 size_t hub_msg_packet(const struct hub_msg *m, int qos, int retain, int dup, uint16_t pid,
                       const uint8_t **pkt);
-
-/* Retained messages by topic (open hashing). */
-struct hub_retained {
-    struct hub_msg **slots;
-    size_t cap, count;
-};
-
-/* Stores m as the retained message of its topic (holding a reference), replacing the one
- * before; an empty payload deletes it (MQTT 3.1.1 §3.3.1.3). m must not be borrowed. */
-int hub_retained_set(struct hub_retained *r, struct hub_msg *m);
-/* Calls cb for each retained message. */
-void hub_retained_each(const struct hub_retained *r, void (*cb)(const struct hub_msg *m, void *ctx),
-                       void *ctx);
-void hub_retained_free(struct hub_retained *r);
 
 #endif

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "mqtt/codec.h"
+#include "mqtt/utf8.h"
 
 /* Sets [*start, *start + *len) to the level at *pos and advances *pos past its '/'.
  * Returns 0 when every level has been read (*pos > slen). */
@@ -48,7 +48,7 @@ int hub_topic_name_valid(const char *topic, size_t len)
         return 0;
     if (memchr(topic, '+', len) || memchr(topic, '#', len))
         return 0;
-    return hub_mqtt_utf8_valid((const uint8_t *)topic, len);
+    return hub_utf8_valid((const uint8_t *)topic, len);
 }
 
 int hub_topic_filter_valid(const char *filter, size_t len)
@@ -64,7 +64,7 @@ int hub_topic_filter_valid(const char *filter, size_t len)
         if (hash && pos <= len)
             return 0; /* '#' not on the last level */
     }
-    return hub_mqtt_utf8_valid((const uint8_t *)filter, len);
+    return hub_utf8_valid((const uint8_t *)filter, len);
 }
 
 int hub_topic_match(const char *filter, size_t flen, const char *topic, size_t tlen)
@@ -155,63 +155,4 @@ int hub_topic_overlap(const char *a, size_t alen, const char *b, size_t blen)
         if (al != bl || memcmp(a + as, b + bs, al) != 0)
             return 0;
     }
-}
-
-int hub_acl_pattern_valid(const char *pattern)
-{
-    if (pattern[0] == '!')
-        pattern++;
-    return hub_topic_filter_valid(pattern, strlen(pattern));
-}
-
-int hub_acl_allows(const char *const *patterns, size_t n, const char *topic, size_t tlen,
-                   int is_filter)
-{
-    if (is_filter ? !hub_topic_filter_valid(topic, tlen) : !hub_topic_name_valid(topic, tlen))
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *p = patterns[i];
-        size_t plen;
-        if (p[0] != '!')
-            continue;
-        p++;
-        plen = strlen(p);
-        if (!hub_topic_filter_valid(p, plen))
-            return 0;
-        if (is_filter ? hub_topic_overlap(p, plen, topic, tlen)
-                      : hub_topic_match(p, plen, topic, tlen))
-            return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *p = patterns[i];
-        size_t plen = strlen(p);
-        if (p[0] == '!' || !hub_topic_filter_valid(p, plen))
-            continue;
-        if (is_filter ? hub_topic_covers(p, plen, topic, tlen)
-                      : hub_topic_match(p, plen, topic, tlen))
-            return 1;
-    }
-    return 0;
-}
-
-int hub_acl_device(const char *device_id, const char *topic, size_t tlen, int is_filter)
-{
-    if (is_filter ? !hub_topic_filter_valid(topic, tlen) : !hub_topic_name_valid(topic, tlen))
-        return 0;
-    return hub_acl_device_checked(device_id, topic, tlen);
-}
-
-int hub_acl_device_checked(const char *device_id, const char *topic, size_t tlen)
-{
-    static const char prefix[] = "devices/";
-    const size_t plen = sizeof prefix - 1;
-    size_t idlen = strlen(device_id);
-    if (idlen == 0 || strpbrk(device_id, "/+#"))
-        return 0;
-    /* "devices/<id>" as two literal levels, then the end or '/': whatever follows
-     * (including '+' and '#') stays under "devices/<id>/#". */
-    if (tlen < plen + idlen || memcmp(topic, prefix, plen) != 0 ||
-        memcmp(topic + plen, device_id, idlen) != 0)
-        return 0;
-    return tlen == plen + idlen || topic[plen + idlen] == '/';
 }

@@ -18,6 +18,7 @@
 #include "api/routes.h"
 #include "api/token.h"
 #include "ca/crl.h"
+#include "mqtt/acl.h"
 #include "mqtt/topic.h"
 #include "util/log.h"
 

@@ -19,6 +19,7 @@
 
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
+#include "mqtt/acl.h"
 #include "mqtt/topic.h"
 #include "util/buf.h"
 #include "util/log.h"

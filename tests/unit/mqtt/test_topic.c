@@ -1,6 +1,5 @@
 /* Unit tests for mqtt/topic.c: validity, the spec's matching examples, the '$' rule,
- * inclusion and overlap (also checked exhaustively against matching), service and device
- * ACLs. */
+ * inclusion and overlap (also checked exhaustively against matching). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,107 +221,6 @@ static void test_covers_overlap_exhaustive(void)
     CHECK_EQ(bad_ovl, 0);
 }
 
-static int allows(const char *const *p, size_t n, const char *t, int is_filter)
-{
-    return hub_acl_allows(p, n, S(t), is_filter);
-}
-
-static void test_acl_service(void)
-{
-    static const char *const p[] = {"devices/+/telemetry", "!devices/secret/#", "cmd/#"};
-    static const char *const q[] = {"devices/#", "!devices/+/admin"};
-    static const char *const all[] = {"#"};
-    static const char *const sys[] = {"$SYS/#"};
-    static const char *const bad_deny[] = {"!a/#/b", "#"};
-    static const char *const bad_allow[] = {"a/#/b", "x"};
-    /* PUBLISH: deny first, then any allow pattern matching. */
-    CHECK_EQ(allows(p, 3, "devices/abc/telemetry", 0), 1);
-    CHECK_EQ(allows(p, 3, "devices/secret/telemetry", 0), 0);
-    CHECK_EQ(allows(p, 3, "devices/abc/other", 0), 0);
-    CHECK_EQ(allows(p, 3, "cmd/x/y", 0), 1);
-    CHECK_EQ(allows(p, 3, "cmd", 0), 1);
-    CHECK_EQ(allows(p, 3, "other", 0), 0);
-    /* SUBSCRIBE: a deny that overlaps refuses; an allow must cover. */
-    CHECK_EQ(allows(p, 3, "devices/+/telemetry", 1), 0);
-    CHECK_EQ(allows(p, 3, "devices/abc/telemetry", 1), 1);
-    CHECK_EQ(allows(p, 3, "devices/#", 1), 0);
-    CHECK_EQ(allows(p, 3, "cmd/+", 1), 1);
-    CHECK_EQ(allows(p, 3, "#", 1), 0);
-    CHECK_EQ(allows(q, 2, "devices/+/x", 1), 1);
-    CHECK_EQ(allows(q, 2, "devices/a/#", 1), 0);
-    CHECK_EQ(allows(q, 2, "devices/+/+", 1), 0);
-    CHECK_EQ(allows(q, 2, "devices/a/admin", 0), 0);
-    CHECK_EQ(allows(q, 2, "devices/a/admin/x", 0), 1);
-    /* '$' topics are not reached through a leading wildcard. */
-    CHECK_EQ(allows(all, 1, "$SYS/x", 0), 0);
-    CHECK_EQ(allows(all, 1, "$SYS/#", 1), 0);
-    CHECK_EQ(allows(all, 1, "x/#", 1), 1);
-    CHECK_EQ(allows(sys, 1, "$SYS/broker/+", 1), 1);
-    CHECK_EQ(allows(sys, 1, "$SYS/broker", 0), 1);
-    /* Fail closed: invalid deny refuses all, invalid allow allows nothing. */
-    CHECK_EQ(allows(bad_deny, 2, "x", 0), 0);
-    CHECK_EQ(allows(bad_allow, 2, "a/x/b", 0), 0);
-    CHECK_EQ(allows(bad_allow, 2, "x", 0), 1);
-    CHECK_EQ(allows(NULL, 0, "x", 0), 0);
-    /* Invalid topic names and filters are refused. */
-    CHECK_EQ(allows(all, 1, "a/+", 0), 0);
-    CHECK_EQ(allows(all, 1, "a/#/b", 1), 0);
-    CHECK_EQ(hub_acl_allows(all, 1, "", 0, 0), 0);
-    CHECK_EQ(hub_acl_pattern_valid("!a/#"), 1);
-    CHECK_EQ(hub_acl_pattern_valid("a/+/b"), 1);
-    CHECK_EQ(hub_acl_pattern_valid("a/#/b"), 0);
-    CHECK_EQ(hub_acl_pattern_valid("!"), 0);
-    CHECK_EQ(hub_acl_pattern_valid(""), 0);
-}
-
-static void test_acl_device(void)
-{
-    static const char *const pat[] = {"devices/d1/#"};
-    static const struct {
-        const char *t;
-        int is_filter, want;
-    } cases[] = {
-        {"devices/d1/telemetry", 0, 1},
-        {"devices/d1", 0, 1},
-        {"devices/d1/", 0, 1},
-        {"devices/d1/commands/reboot", 0, 1},
-        {"devices/d1/#", 1, 1},
-        {"devices/d1/+/x", 1, 1},
-        {"devices/d1", 1, 1},
-        {"devices/d10/x", 0, 0},
-        {"devices/d/x", 0, 0},
-        {"devices/+/x", 1, 0},
-        {"devices/#", 1, 0},
-        {"#", 1, 0},
-        {"+/d1/x", 1, 0},
-        {"devices/d1x", 0, 0},
-        {"Devices/d1/x", 0, 0},
-        {"devices", 0, 0},
-        {"devices/", 0, 0},
-        {"/devices/d1", 0, 0},
-        {"devices/d1/+", 0, 0},
-        {"devices/d1/#/x", 1, 0},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int got = hub_acl_device("d1", S(cases[i].t), cases[i].is_filter);
-        if (got != cases[i].want)
-            fprintf(stderr, "  device d1, %s (filter %d)\n", cases[i].t, cases[i].is_filter);
-        CHECK_EQ(got, cases[i].want);
-        /* Same answer as the general ACL with the equivalent pattern. */
-        CHECK_EQ(allows(pat, 1, cases[i].t, cases[i].is_filter), cases[i].want);
-        /* And, for valid topics and filters, as the variant that skips the validity check. */
-        if (cases[i].is_filter ? hub_topic_filter_valid(S(cases[i].t))
-                               : hub_topic_name_valid(S(cases[i].t)))
-            CHECK_EQ(hub_acl_device_checked("d1", S(cases[i].t)), cases[i].want);
-    }
-    CHECK_EQ(hub_acl_device_checked("a/b", S("devices/a/b/x")), 0);
-    CHECK_EQ(hub_acl_device_checked("", S("devices//x")), 0);
-    CHECK_EQ(hub_acl_device("", S("devices//x"), 0), 0);
-    CHECK_EQ(hub_acl_device("a/b", S("devices/a/b/x"), 0), 0);
-    CHECK_EQ(hub_acl_device("+", S("devices/+/x"), 1), 0);
-    CHECK_EQ(hub_acl_device("#", S("devices/#"), 1), 0);
-}
-
 int main(void)
 {
     RUN(test_name_valid);
@@ -332,7 +230,5 @@ int main(void)
     RUN(test_covers);
     RUN(test_overlap);
     RUN(test_covers_overlap_exhaustive);
-    RUN(test_acl_service);
-    RUN(test_acl_device);
     HARNESS_EXIT();
 }

@@ -1,0 +1,26 @@
+/* The retained-message store of a broker: one message per topic, held by reference (the
+ * same refcounted block that was routed). Loop thread of its broker only. */
+#ifndef HUB_MQTT_RETAINED_H
+#define HUB_MQTT_RETAINED_H
+
+#include <stddef.h>
+
+#include "mqtt/msg.h"
+
+/* Retained messages by topic (open hashing); zero-initialised is empty. */
+struct hub_retained {
+    struct hub_msg **slots;
+    size_t cap, count;
+};
+
+/* Stores m as the retained message of its topic (holding a reference), replacing the one
+ * before; an empty payload deletes it (MQTT 3.1.1 §3.3.1.3). m must not be borrowed.
+ * Returns 0 or HUB_ENOMEM (the store unchanged). */
+int hub_retained_set(struct hub_retained *r, struct hub_msg *m);
+/* Calls cb for each retained message (in no particular order); cb must not change r. */
+void hub_retained_each(const struct hub_retained *r, void (*cb)(const struct hub_msg *m, void *ctx),
+                       void *ctx);
+/* Drops the store's references and frees its table; r is empty (reusable) afterwards. */
+void hub_retained_free(struct hub_retained *r);
+
+#endif
