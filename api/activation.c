@@ -96,8 +96,8 @@ static int check_current(struct hub_req *r, char (*old)[HUB_SERIAL_HEX], size_t 
         hub_reply_error(r, 403, "certificate_superseded",
                         "client certificate %s was superseded by a newer one", serial);
     else if (reason != NULL)
-        hub_reply_error(r, 403, "certificate_revoked",
-                        "client certificate %s is revoked (%s)", serial, reason);
+        hub_reply_error(r, 403, "certificate_revoked", "client certificate %s is revoked (%s)",
+                        serial, reason);
     else
         hub_reply_error(r, 403, "certificate_not_current",
                         "client certificate %s is not a current certificate of %s", serial,
@@ -159,9 +159,8 @@ static void activate(struct hub_req *r, int service)
                            json_pack("{s:O,s:s,s:O,s:O,s:O,s:O}", "certificate",
                                      json_object_get(cert, "certificate"), "ca_chain",
                                      (char *)chain.data, "serial", json_object_get(cert, "serial"),
-                                     "not_before", json_object_get(cert, "not_before"),
-                                     "not_after", json_object_get(cert, "not_after"),
-                                     "superseded", superseded));
+                                     "not_before", json_object_get(cert, "not_before"), "not_after",
+                                     json_object_get(cert, "not_after"), "superseded", superseded));
         goto out;
     }
     if (nold > 0 && hub_api_certificates_revoke_serials(r, old, nold, HUB_REASON_SUPERSEDED) != 0)
@@ -204,8 +203,8 @@ static void activate(struct hub_req *r, int service)
     hub_reply_json(r, 201,
                    json_pack("{s:s%,s:s,s:s,s:s,s:s,s:O}", "certificate",
                              (const char *)issued.pem.data, issued.pem.len, "ca_chain",
-                             (char *)chain.data, "serial", issued.serial, "not_before",
-                             not_before, "not_after", not_after, "superseded", superseded));
+                             (char *)chain.data, "serial", issued.serial, "not_before", not_before,
+                             "not_after", not_after, "superseded", superseded));
 out:
     mbedtls_x509_csr_free(&csr);
     free(old);

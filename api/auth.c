@@ -60,8 +60,7 @@ static int auth_bearer(struct hub_req *r, const char *token)
 
 /* Verifies Basic credentials of a device, product or service. Runs the slow hash even for
  * unknown principals so timing does not reveal which ids exist. */
-static int auth_basic(struct hub_req *r, enum hub_auth kind, const char *user,
-                      const char *pass)
+static int auth_basic(struct hub_req *r, enum hub_auth kind, const char *user, const char *pass)
 {
     static const char dummy[] = "pbkdf2-sha256$10000$AAAAAAAAAAAAAAAAAAAAAA==$"
                                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -121,7 +120,8 @@ static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
     if (peers == NULL || npeers == 0) {
         hub_reply_error(r, 401, "client_certificate_required",
                         "this call is authenticated by the %s's current client certificate; "
-                        "present it in the TLS handshake (curl --cert/--key)", what);
+                        "present it in the TLS handshake (curl --cert/--key)",
+                        what);
         return HUB_REPLIED;
     }
     mbedtls_x509_crt_init(&leaf);
@@ -149,21 +149,21 @@ static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
                         info[0] ? info : "not issued by this gateway's CA");
         goto out;
     }
-    if (mbedtls_x509_crt_check_extended_key_usage(
-            &leaf, MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)) != 0) {
+    if (mbedtls_x509_crt_check_extended_key_usage(&leaf, MBEDTLS_OID_CLIENT_AUTH,
+                                                  MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)) != 0) {
         hub_reply_error(r, 401, "invalid_client_certificate",
                         "the client certificate does not allow clientAuth");
         goto out;
     }
     hub_x509_name_attr(&leaf.subject, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), cn,
-                 sizeof cn);
+                       sizeof cn);
     hub_x509_name_attr(&leaf.subject, MBEDTLS_OID_AT_ORGANIZATION,
-                 MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORGANIZATION), o, sizeof o);
+                       MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORGANIZATION), o, sizeof o);
     hub_params_lower(cn);
     if (strcasecmp(cn, r->params[0]) != 0 ||
         (strcmp(o, "services") == 0) != (kind == HUB_AUTH_SERVICE_CERT)) {
-        hub_reply_error(r, 403, "forbidden", "the client certificate is not one of %s %s",
-                        what, r->params[0]);
+        hub_reply_error(r, 403, "forbidden", "the client certificate is not one of %s %s", what,
+                        r->params[0]);
         goto out;
     }
     struct hub_db_secret s;
@@ -171,7 +171,7 @@ static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
     if (c == NULL)
         goto out;
     int dbrc = kind == HUB_AUTH_DEVICE_CERT ? hub_db_device_secret(c, cn, &s)
-                                           : hub_db_service_secret(c, cn, &s);
+                                            : hub_db_service_secret(c, cn, &s);
     if (dbrc == HUB_ENOTFOUND) {
         hub_reply_error(r, 403, "forbidden", "no %s %s", what, cn);
         goto out;
@@ -206,8 +206,7 @@ int hub_auth_check(struct hub_req *r, enum hub_auth kind, enum hub_role min_role
     if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0 && bearer_ok) {
         if (auth_bearer(r, h + 7) != 0)
             return HUB_REPLIED;
-        enum hub_role need = kind == HUB_AUTH_PROVISION ? HUB_ROLE_PROVISIONER
-                                                               : min_role;
+        enum hub_role need = kind == HUB_AUTH_PROVISION ? HUB_ROLE_PROVISIONER : min_role;
         if (r->who.role < need) {
             hub_reply_error(r, 403, "forbidden", "this call needs the %s role or higher",
                             hub_request_role_name(need));
@@ -236,14 +235,14 @@ int hub_auth_check(struct hub_req *r, enum hub_auth kind, enum hub_role min_role
         MHD_free(user);
         return rc;
     }
-    const char *scheme = kind == HUB_AUTH_ROLE ? "Bearer realm=\"iothub\""
-                                                      : "Basic realm=\"iothub\"";
+    const char *scheme =
+        kind == HUB_AUTH_ROLE ? "Bearer realm=\"iothub\"" : "Basic realm=\"iothub\"";
     unauthorized(r, scheme,
-                 kind == HUB_AUTH_ROLE       ? "a bearer token is required"
+                 kind == HUB_AUTH_ROLE        ? "a bearer token is required"
                  : kind == HUB_AUTH_PROVISION ? "a bearer token or product credentials "
-                                                       "are required"
+                                                "are required"
                  : kind == HUB_AUTH_DEVICE    ? "device credentials are required"
-                                                     : "service credentials are required");
+                                              : "service credentials are required");
     return HUB_REPLIED;
 }
 

@@ -16,8 +16,8 @@
 #include "db/fleet.h"
 #include "util/error.h"
 
-int hub_api_certificates_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX], size_t n,
-                           int reason)
+int hub_api_certificates_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX],
+                                        size_t n, int reason)
 {
     /* The CAs whose CRL must change: the issuing CA, plus any retired one that issued one
      * of the certificates. */
@@ -92,8 +92,7 @@ void hub_api_certificates_revoke(struct hub_req *r)
         return;
     }
     int reason;
-    if (hub_params_reason(r, HUB_REASON_UNSPECIFIED, &reason) != 0 ||
-        hub_transaction_db(r) == NULL)
+    if (hub_params_reason(r, HUB_REASON_UNSPECIFIED, &reason) != 0 || hub_transaction_db(r) == NULL)
         return;
     json_t *cert;
     int rc = hub_db_cert_get(r->db, serial[0], &cert);
@@ -127,8 +126,9 @@ void hub_api_certificates_revoke(struct hub_req *r)
     }
     if (hub_transaction_commit(r) != 0)
         return;
-    hub_reply_json(r, 200, json_pack("{s:s,s:s,s:s}", "serial", serial[0], "status", "revoked",
-                                     "reason", hub_crl_reason_name(reason)));
+    hub_reply_json(r, 200,
+                   json_pack("{s:s,s:s,s:s}", "serial", serial[0], "status", "revoked", "reason",
+                             hub_crl_reason_name(reason)));
 }
 
 void hub_api_certificates_list(struct hub_req *r)

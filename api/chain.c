@@ -15,8 +15,9 @@ void hub_api_chain_show(struct hub_req *r)
     if (rc != 0)
         hub_reply_internal(r, rc, "CA chain");
     else
-        hub_reply_raw(r, 200, p7b ? "application/pkcs7-mime; smime-type=certs-only"
-                                  : "application/pem-certificate-chain",
+        hub_reply_raw(r, 200,
+                      p7b ? "application/pkcs7-mime; smime-type=certs-only"
+                          : "application/pem-certificate-chain",
                       out.data, out.len);
     hub_reply_header(r, "Cache-Control", "public, max-age=3600");
     hub_buf_free(&out);

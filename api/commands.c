@@ -29,8 +29,8 @@ static int name_valid(const char *s)
     return 1;
 }
 
-int hub_api_commands_parse(struct hub_req *r, json_t *body, const char **name,
-                          const char **payload, size_t *len, char **payload_text)
+int hub_api_commands_parse(struct hub_req *r, json_t *body, const char **name, const char **payload,
+                           size_t *len, char **payload_text)
 {
     *payload_text = NULL;
     *name = hub_params_string(r, body, "name", 1, 64);

@@ -40,8 +40,7 @@ void hub_api_crl_show(struct hub_req *r)
     char etag[64], modified[64], expires[64];
     snprintf(etag, sizeof etag, "\"crl-%llu%s\"", (unsigned long long)number, pem ? "-pem" : "");
     struct tm tm;
-    strftime(modified, sizeof modified, "%a, %d %b %Y %H:%M:%S GMT",
-             gmtime_r(&this_update, &tm));
+    strftime(modified, sizeof modified, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&this_update, &tm));
     strftime(expires, sizeof expires, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&next_update, &tm));
     const char *inm = hub_request_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
     if (inm != NULL && strstr(inm, etag) != NULL) {

@@ -37,9 +37,9 @@ int hub_api_devices_create_parse(struct hub_req *r, json_t *body, const char **s
                                  const char **product_key)
 {
     *serial = hub_params_string(r, body, "serial_number", 1, 128);
-    *product_key = *serial ? hub_params_string(r, body, "product_key",
-                                             r->who.kind != HUB_WHO_PRODUCT, 64)
-                           : NULL;
+    *product_key =
+        *serial ? hub_params_string(r, body, "product_key", r->who.kind != HUB_WHO_PRODUCT, 64)
+                : NULL;
     if (*serial == NULL || r->status != 0)
         return HUB_REPLIED;
     if (!serial_number_valid(*serial)) {

@@ -10,8 +10,8 @@ void hub_api_health_show(struct hub_req *r)
 {
     int db_up = hub_db_pool_ping(r->api->pool);
     hub_reply_json(r, db_up ? 200 : 503,
-                   json_pack("{s:s,s:s,s:s}", "status", db_up ? "ok" : "unavailable",
-                             "database", db_up ? "up" : "down", "api", "up"));
+                   json_pack("{s:s,s:s,s:s}", "status", db_up ? "ok" : "unavailable", "database",
+                             db_up ? "up" : "down", "api", "up"));
 }
 
 void hub_api_health_metrics(struct hub_req *r)

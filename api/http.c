@@ -27,9 +27,9 @@
 
 /* TLS 1.2 and 1.3, AEAD suites with forward secrecy only, over elliptic curves only (no
  * finite-field DHE groups in TLS 1.3 either). */
-#define GNUTLS_PRIORITIES                                                                 \
-    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:" \
-    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-DH-ALL:"      \
+#define GNUTLS_PRIORITIES                                                                          \
+    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"         \
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-DH-ALL:"             \
     "%SERVER_PRECEDENCE"
 /* Over-long bodies of up to this size are read and dropped before the 413 answer: closing
  * a connection with unread data resets it, and the client may never see the answer. */

@@ -12,20 +12,20 @@
 struct hub_api;
 
 struct hub_api_options {
-    const char *host;             /* listen address ("0.0.0.0", "::", "127.0.0.1", ...) */
+    const char *host; /* listen address ("0.0.0.0", "::", "127.0.0.1", ...) */
     int port;
-    const char *cert_pem;         /* server certificate followed by the issuing CA */
-    const char *key_pem;          /* server private key (PEM); copied by MHD */
+    const char *cert_pem;            /* server certificate followed by the issuing CA */
+    const char *key_pem;             /* server private key (PEM); copied by MHD */
     struct hub_authority *authority; /* borrowed; outlives the API */
-    hub_db_pool_t *pool;          /* borrowed */
+    hub_db_pool_t *pool;             /* borrowed */
     int device_cert_days;
-    size_t body_limit;            /* largest accepted request body */
-    unsigned max_connections;     /* total concurrent connections */
-    unsigned max_per_ip;          /* concurrent connections from one address */
-    unsigned timeout_s;           /* idle connection timeout */
-    unsigned header_timeout_s;    /* a request's line and headers must arrive within this,
-                                     counted from the connection's accept or the previous
-                                     answer; 0: no limit */
+    size_t body_limit;               /* largest accepted request body */
+    unsigned max_connections;        /* total concurrent connections */
+    unsigned max_per_ip;             /* concurrent connections from one address */
+    unsigned timeout_s;              /* idle connection timeout */
+    unsigned header_timeout_s;       /* a request's line and headers must arrive within this,
+                                        counted from the connection's accept or the previous
+                                        answer; 0: no limit */
     const struct hub_api_mqtt *mqtt; /* the MQTT side (commands, presence), or NULL */
     int metrics_token;               /* GET /metrics needs a bearer token (auditor+) */
 };

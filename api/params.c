@@ -27,15 +27,16 @@ json_t *hub_params_json(struct hub_req *r)
 json_t *hub_params_json_body(struct hub_req *r)
 {
     if (r->body.len == 0) {
-        hub_reply_error(r, 400, "invalid_json", "the request body is empty; a JSON object "
+        hub_reply_error(r, 400, "invalid_json",
+                        "the request body is empty; a JSON object "
                         "is expected");
         return NULL;
     }
     json_error_t e;
     json_t *j = json_loadb((const char *)r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &e);
     if (j == NULL) {
-        hub_reply_error(r, 400, "invalid_json", "malformed JSON at line %d column %d: %s",
-                        e.line, e.column, e.text);
+        hub_reply_error(r, 400, "invalid_json", "malformed JSON at line %d column %d: %s", e.line,
+                        e.column, e.text);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -47,7 +48,7 @@ json_t *hub_params_json_body(struct hub_req *r)
 }
 
 const char *hub_params_string(struct hub_req *r, json_t *obj, const char *key, int required,
-                            size_t maxlen)
+                              size_t maxlen)
 {
     json_t *v = json_object_get(obj, key);
     if (v == NULL || json_is_null(v)) {
@@ -62,14 +63,14 @@ const char *hub_params_string(struct hub_req *r, json_t *obj, const char *key, i
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     if (len == 0 || len > maxlen || strlen(s) != len) {
-        hub_reply_error(r, 400, "invalid_field", "field \"%s\" must be 1 to %zu characters",
-                        key, maxlen);
+        hub_reply_error(r, 400, "invalid_field", "field \"%s\" must be 1 to %zu characters", key,
+                        maxlen);
         return NULL;
     }
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\r') {
-            hub_reply_error(r, 400, "invalid_field",
-                            "field \"%s\" contains control characters", key);
+            hub_reply_error(r, 400, "invalid_field", "field \"%s\" contains control characters",
+                            key);
             return NULL;
         }
     }
@@ -85,8 +86,7 @@ int hub_params_limit(struct hub_req *r, int def, int max, int *limit)
     char *end;
     long v = strtol(s, &end, 10);
     if (*s == 0 || *end != 0 || v < 1 || v > max) {
-        hub_reply_error(r, 400, "invalid_parameter", "limit must be an integer from 1 to %d",
-                        max);
+        hub_reply_error(r, 400, "invalid_parameter", "limit must be an integer from 1 to %d", max);
         return HUB_REPLIED;
     }
     *limit = (int)v;
@@ -113,8 +113,8 @@ int hub_params_reason_parse(struct hub_req *r, json_t *body, int def, int *reaso
     const char *name = hub_params_string(r, body, "reason", 0, 64);
     if (r->status != 0)
         return HUB_REPLIED;
-    if (name != NULL && (hub_crl_reason_parse(name, reason) != 0 ||
-                         *reason == HUB_REASON_CERTIFICATE_HOLD)) {
+    if (name != NULL &&
+        (hub_crl_reason_parse(name, reason) != 0 || *reason == HUB_REASON_CERTIFICATE_HOLD)) {
         hub_reply_error(r, 400, "invalid_reason",
                         "reason must be an RFC 5280 reason name: unspecified, keyCompromise, "
                         "cACompromise, affiliationChanged, superseded, cessationOfOperation, "

@@ -20,8 +20,8 @@ static void set_response(struct hub_req *r, unsigned status, struct MHD_Response
     r->response = resp;
 }
 
-void hub_reply_raw(struct hub_req *r, unsigned status, const char *content_type,
-                   const void *data, size_t len)
+void hub_reply_raw(struct hub_req *r, unsigned status, const char *content_type, const void *data,
+                   size_t len)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
@@ -56,8 +56,11 @@ static void utf8_sanitise(char *s)
 {
     unsigned char *p = (unsigned char *)s;
     while (*p) {
-        size_t n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
-                 : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        size_t n = *p < 0x80             ? 1
+                   : (*p & 0xE0) == 0xC0 ? 2
+                   : (*p & 0xF0) == 0xE0 ? 3
+                   : (*p & 0xF8) == 0xF0 ? 4
+                                         : 0;
         uint32_t cp = n == 2 ? *p & 0x1Fu : n == 3 ? *p & 0x0Fu : *p & 0x07u;
         size_t i = 1;
         for (; i < n && (p[i] & 0xC0) == 0x80; i++)
@@ -80,8 +83,7 @@ void hub_reply_error(struct hub_req *r, unsigned status, const char *code, const
     va_end(ap);
     utf8_sanitise(msg);
     r->error_code = code;
-    hub_reply_json(r, status,
-                   json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+    hub_reply_json(r, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 
 void hub_reply_header(struct hub_req *r, const char *name, const char *value)
@@ -93,8 +95,7 @@ void hub_reply_header(struct hub_req *r, const char *name, const char *value)
 void hub_reply_internal(struct hub_req *r, int err, const char *what)
 {
     if (err == HUB_EDBDOWN) {
-        hub_reply_error(r, 503, "database_unavailable",
-                        "the database is unavailable; retry later");
+        hub_reply_error(r, 503, "database_unavailable", "the database is unavailable; retry later");
         return;
     }
     hub_error("%s %s: %s failed: %s", r->method, r->path, what, hub_strerror(err));

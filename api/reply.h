@@ -18,11 +18,11 @@ enum { HUB_REPLIED = 1 };
 void hub_reply_json(struct hub_req *r, unsigned status, json_t *body);
 /* Replies {"error": {"code": code, "message": printf(fmt)}}; malformed UTF-8 quoted from
  * the request becomes '?'. */
-void hub_reply_error(struct hub_req *r, unsigned status, const char *code, const char *fmt,
-                     ...) __attribute__((format(printf, 4, 5)));
+void hub_reply_error(struct hub_req *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Replies with bytes of a content type (copied). */
-void hub_reply_raw(struct hub_req *r, unsigned status, const char *content_type,
-                   const void *data, size_t len);
+void hub_reply_raw(struct hub_req *r, unsigned status, const char *content_type, const void *data,
+                   size_t len);
 /* Adds a header to the response already set. */
 void hub_reply_header(struct hub_req *r, const char *name, const char *value);
 /* Maps a HUB_E* from a database or CA call to a reply: 503 when the database is down, 500

@@ -16,17 +16,27 @@
 struct MHD_Connection;
 struct MHD_Response;
 
-enum hub_role { HUB_ROLE_NONE, HUB_ROLE_AUDITOR, HUB_ROLE_PROVISIONER, HUB_ROLE_OPERATOR,
-                HUB_ROLE_ADMIN };
+enum hub_role {
+    HUB_ROLE_NONE,
+    HUB_ROLE_AUDITOR,
+    HUB_ROLE_PROVISIONER,
+    HUB_ROLE_OPERATOR,
+    HUB_ROLE_ADMIN
+};
 
 /* Who made the request. */
 struct hub_principal {
-    enum { HUB_WHO_ANONYMOUS, HUB_WHO_TOKEN, HUB_WHO_DEVICE, HUB_WHO_PRODUCT,
-           HUB_WHO_SERVICE } kind;
-    enum hub_role role;  /* tokens only */
-    char name[160];      /* token name, device id, product key or service id */
-    long long product_id; /* product claims */
-    char product_key[64];  /* devices: their product */
+    enum {
+        HUB_WHO_ANONYMOUS,
+        HUB_WHO_TOKEN,
+        HUB_WHO_DEVICE,
+        HUB_WHO_PRODUCT,
+        HUB_WHO_SERVICE
+    } kind;
+    enum hub_role role;               /* tokens only */
+    char name[160];                   /* token name, device id, product key or service id */
+    long long product_id;             /* product claims */
+    char product_key[64];             /* devices: their product */
     char cert_serial[HUB_SERIAL_HEX]; /* serial of the client certificate (cert auth) */
 };
 
@@ -62,11 +72,11 @@ struct hub_req {
     const char *method;
     char path[512];
     char *params[HUB_REQ_PARAMS]; /* {} segments of the matched route, in order */
-    int mutating;           /* route changes state: failures are audited too */
-    const char *action;     /* audit action name of the route */
+    int mutating;                 /* route changes state: failures are audited too */
+    const char *action;           /* audit action name of the route */
     hub_buf_t body;
     int body_too_large;
-    char source[64];        /* client address */
+    char source[64]; /* client address */
     struct hub_principal who;
     PGconn *db;             /* held from hub_transaction_db until the request ends */
     int audited;            /* an audit row was written in the current transaction */

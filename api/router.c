@@ -40,8 +40,7 @@ const struct hub_route hub_router_routes[] = {
      hub_api_activation_device},
     {"POST", "/v1/devices/{}/revoke", ROLE(OPERATOR), "device.revoke", hub_api_devices_revoke},
     {"POST", "/v1/devices/{}/reset", ROLE(OPERATOR), "device.reset", hub_api_devices_reset},
-    {"POST", "/v1/devices/{}/commands", ROLE(OPERATOR), "device.command",
-     hub_api_commands_create},
+    {"POST", "/v1/devices/{}/commands", ROLE(OPERATOR), "device.command", hub_api_commands_create},
     {"POST", "/v1/certificates/{}/revoke", ROLE(OPERATOR), "certificate.revoke",
      hub_api_certificates_revoke},
     {"GET", "/v1/certificates", ROLE(AUDITOR), NULL, hub_api_certificates_list},
@@ -69,7 +68,6 @@ void hub_router_auth(const struct hub_route *rt, int metrics_token, enum hub_aut
         *min_role = HUB_ROLE_AUDITOR;
     }
 }
-
 
 /* Matches path against pattern, storing {} segments (decoded) in r->params. */
 static int match(struct hub_req *r, const char *pattern)

@@ -11,7 +11,7 @@ struct hub_route {
     const char *pattern; /* "/v1/devices/{}/activate": {} matches one segment */
     enum hub_auth auth;
     enum hub_role min_role;
-    const char *action;  /* audit action; NULL for reads */
+    const char *action; /* audit action; NULL for reads */
     void (*handler)(struct hub_req *r);
 };
 

@@ -54,9 +54,9 @@ void hub_api_tokens_create(struct hub_req *r)
         goto out;
     }
     if (hub_transaction_commit(r) == 0)
-        hub_reply_json(r, 201, json_pack("{s:s,s:s#,s:s,s:s}", "token", token, "token_id",
-                                         token + 7, (int)HUB_TOKEN_ID_LEN, "name", name, "role",
-                                         role));
+        hub_reply_json(r, 201,
+                       json_pack("{s:s,s:s#,s:s,s:s}", "token", token, "token_id", token + 7,
+                                 (int)HUB_TOKEN_ID_LEN, "name", name, "role", role));
     hub_wipe(token, sizeof token);
 out:
     json_decref(body);
@@ -119,6 +119,7 @@ void hub_api_tokens_revoke(struct hub_req *r)
         return;
     }
     if (hub_transaction_commit(r) == 0)
-        hub_reply_json(r, 200, json_pack("{s:s,s:s,s:s,s:b}", "token_id", id, "name", name,
-                                         "role", role, "revoked", 1));
+        hub_reply_json(r, 200,
+                       json_pack("{s:s,s:s,s:s,s:b}", "token_id", id, "name", name, "role", role,
+                                 "revoked", 1));
 }

@@ -74,7 +74,10 @@ struct hub_issued {
     hub_buf_t der;                /* the certificate */
     hub_buf_t pem;                /* the same as PEM, as GET /v1/certificates/{serial} shows it */
 };
-#define HUB_ISSUED_INIT {"", 0, 0, HUB_BUF_INIT, HUB_BUF_INIT}
+#define HUB_ISSUED_INIT                                                                            \
+    {                                                                                              \
+        "", 0, 0, HUB_BUF_INIT, HUB_BUF_INIT                                                       \
+    }
 
 /* Signs a certificate with the issuing CA and records it in the caller's transaction;
  * fills *out (initialised with HUB_ISSUED_INIT, owned by the caller: free it with

@@ -14,10 +14,12 @@ static void test_token_parse(void)
     CHECK_EQ(hub_token_parse(tok, id, h1), 0);
     CHECK_STR(id, "0123456789abcdef");
     CHECK_EQ(hub_token_parse("iothub_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB",
-                             id, h2), 0);
+                             id, h2),
+             0);
     CHECK(memcmp(h1, h2, 32) != 0);
     CHECK_EQ(hub_token_parse("iothub_0123456789ABCDEF_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-                             id, h1), HUB_EINVAL);
+                             id, h1),
+             HUB_EINVAL);
     CHECK_EQ(hub_token_parse("Bearer x", id, h1), HUB_EINVAL);
     CHECK_EQ(hub_token_parse("", id, h1), HUB_EINVAL);
     CHECK(hub_token_role_valid("auditor"));
