@@ -1,39 +1,21 @@
 /* POST /v1/devices/{id}/commands: cloud-to-device commands, published by the MQTT side on
- * devices/<id>/commands/<name> at QoS 1; and the "connected" flag of device answers. */
+ * devices/<id>/commands/<name> at QoS 1. */
+#include "api/commands.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/routes.h"
+#include "api/audit.h"
+#include "api/devices.h"
+#include "api/params.h"
+#include "api/reply.h"
+#include "api/transaction.h"
 #include "db/db.h"
 #include "db/fleet.h"
 #include "util/error.h"
 
 #define PAYLOAD_MAX (64 * 1024)
-
-static void mark_one(const struct hub_api_mqtt *mq, json_t *d)
-{
-    const char *id = json_string_value(json_object_get(d, "device_id"));
-    if (id != NULL)
-        json_object_set_new(d, "connected", json_boolean(mq->connected(mq->ctx, id)));
-}
-
-void hub_api_mark_connected(struct hub_req *r, json_t *devices)
-{
-    const struct hub_api_mqtt *mq = r->api->mqtt;
-    if (mq == NULL)
-        return;
-    if (json_is_array(devices)) {
-        size_t i;
-        json_t *d;
-        json_array_foreach(devices, i, d)
-        {
-            mark_one(mq, d);
-        }
-    } else {
-        mark_one(mq, devices);
-    }
-}
 
 /* Command names are one topic level: letters, digits, '-', '_', '.'. */
 static int name_valid(const char *s)
@@ -47,17 +29,17 @@ static int name_valid(const char *s)
     return 1;
 }
 
-int hub_api_command_parse(struct hub_req *r, json_t *body, const char **name,
-                          const char **payload, size_t *len, char **payload_text)
+int hub_api_commands_parse(struct hub_req *r, json_t *body, const char **name, const char **payload,
+                           size_t *len, char **payload_text)
 {
     *payload_text = NULL;
-    *name = hub_json_string(r, body, "name", 1, 64);
+    *name = hub_params_string(r, body, "name", 1, 64);
     if (*name == NULL)
-        return -1;
+        return HUB_REPLIED;
     if (!name_valid(*name)) {
         hub_reply_error(r, 400, "invalid_field",
                         "name may only contain letters, digits, '-', '_' and '.'");
-        return -1;
+        return HUB_REPLIED;
     }
     /* The payload is sent as is when a string, as JSON text otherwise (objects, numbers). */
     json_t *pv = json_object_get(body, "payload");
@@ -68,18 +50,18 @@ int hub_api_command_parse(struct hub_req *r, json_t *body, const char **name,
         *payload = *payload_text = json_dumps(pv, JSON_COMPACT | JSON_ENCODE_ANY);
         if (*payload_text == NULL) {
             hub_reply_internal(r, HUB_ENOMEM, "command encoding");
-            return -1;
+            return HUB_REPLIED;
         }
     }
     *len = json_is_string(pv) ? json_string_length(pv) : strlen(*payload);
     if (*len > PAYLOAD_MAX) {
         hub_reply_error(r, 400, "invalid_field", "payload exceeds %d bytes", PAYLOAD_MAX);
-        return -1;
+        return HUB_REPLIED;
     }
     return 0;
 }
 
-void hub_api_devices_command(struct hub_req *r)
+void hub_api_commands_create(struct hub_req *r)
 {
     const char *id = r->params[0];
     char status[16];
@@ -87,15 +69,15 @@ void hub_api_devices_command(struct hub_req *r)
     char *payload_text = NULL;
     const char *name, *payload;
     size_t len;
-    if (!hub_uuid_valid(id)) {
+    if (!hub_params_uuid_valid(id)) {
         hub_reply_error(r, 404, "not_found", "no device %s", id);
         return;
     }
-    if ((body = hub_req_json(r)) == NULL)
+    if ((body = hub_params_json(r)) == NULL)
         return;
-    if (hub_api_command_parse(r, body, &name, &payload, &len, &payload_text) != 0)
+    if (hub_api_commands_parse(r, body, &name, &payload, &len, &payload_text) != 0)
         goto out;
-    if (hub_req_lock_device(r, status) == NULL)
+    if (hub_api_devices_lock(r, status) == NULL)
         goto out;
     int rc;
     if (strcmp(status, "revoked") == 0) {
@@ -117,7 +99,7 @@ void hub_api_devices_command(struct hub_req *r)
                           delivered);
     char *text = json_dumps(d, JSON_COMPACT);
     json_decref(d);
-    rc = hub_req_audit(r, id, text);
+    rc = hub_api_audit_write(r, id, text);
     free(text);
     if (rc != 0) {
         hub_reply_internal(r, rc, "audit");
@@ -125,7 +107,7 @@ void hub_api_devices_command(struct hub_req *r)
     }
     char topic[160];
     snprintf(topic, sizeof topic, "devices/%s/commands/%s", id, name);
-    if (hub_req_commit(r) == 0)
+    if (hub_transaction_commit(r) == 0)
         hub_reply_json(r, 202, json_pack("{s:s,s:s,s:s,s:b}", "device_id", id, "topic", topic,
                                          "name", name, "delivered", delivered));
 out:

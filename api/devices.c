@@ -1,12 +1,19 @@
-/* /v1/devices: provisioning (admin token or product claim), listing, revocation, reset.
- * Activation lives in certs.c with the rest of certificate issuance. */
+/* /v1/devices: provisioning (admin token or product claim), listing, revocation, reset;
+ * the "connected" flag of device answers. Activation is in api/activation.c, commands in
+ * api/commands.c. */
+#include "api/devices.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/audit.h"
+#include "api/certificates.h"
 #include "api/metrics.h"
-#include "api/routes.h"
+#include "api/params.h"
+#include "api/reply.h"
+#include "api/transaction.h"
 #include "ca/crl.h"
 #include "db/db.h"
 #include "db/fleet.h"
@@ -29,16 +36,16 @@ static int serial_number_valid(const char *s)
 int hub_api_devices_create_parse(struct hub_req *r, json_t *body, const char **serial,
                                  const char **product_key)
 {
-    *serial = hub_json_string(r, body, "serial_number", 1, 128);
-    *product_key = *serial ? hub_json_string(r, body, "product_key",
-                                             r->who.kind != HUB_WHO_PRODUCT, 64)
-                           : NULL;
+    *serial = hub_params_string(r, body, "serial_number", 1, 128);
+    *product_key =
+        *serial ? hub_params_string(r, body, "product_key", r->who.kind != HUB_WHO_PRODUCT, 64)
+                : NULL;
     if (*serial == NULL || r->status != 0)
-        return -1;
+        return HUB_REPLIED;
     if (!serial_number_valid(*serial)) {
         hub_reply_error(r, 400, "invalid_field",
                         "serial_number may only contain letters, digits and -_.:/");
-        return -1;
+        return HUB_REPLIED;
     }
     return 0;
 }
@@ -46,13 +53,13 @@ int hub_api_devices_create_parse(struct hub_req *r, json_t *body, const char **s
 void hub_api_devices_create(struct hub_req *r)
 {
     const char *serial, *product_key;
-    json_t *body = hub_req_json(r);
+    json_t *body = hub_params_json(r);
     if (body == NULL)
         return;
     if (hub_api_devices_create_parse(r, body, &serial, &product_key) != 0)
         goto out;
     long long product_id;
-    PGconn *c = hub_req_db(r);
+    PGconn *c = hub_transaction_db(r);
     if (c == NULL)
         goto out;
     if (r->who.kind == HUB_WHO_PRODUCT) {
@@ -97,14 +104,14 @@ void hub_api_devices_create(struct hub_req *r)
         json_t *d = json_pack("{s:s,s:s}", "product_key", product_key, "serial_number", serial);
         char *text = json_dumps(d, JSON_COMPACT);
         json_decref(d);
-        rc = hub_req_audit(r, device_id, text);
+        rc = hub_api_audit_write(r, device_id, text);
         free(text);
     }
     if (rc != 0) {
         hub_reply_internal(r, rc, "device provisioning");
         goto out;
     }
-    if (hub_req_commit(r) == 0) {
+    if (hub_transaction_commit(r) == 0) {
         hub_metrics_inc(HUB_M_PROVISIONED);
         hub_reply_json(r, 201,
                        json_pack("{s:s,s:s,s:s,s:s,s:s}", "device_id", device_id,
@@ -116,17 +123,64 @@ out:
     json_decref(body);
 }
 
+static void mark_one(const struct hub_api_mqtt *mq, json_t *d)
+{
+    const char *id = json_string_value(json_object_get(d, "device_id"));
+    if (id != NULL)
+        json_object_set_new(d, "connected", json_boolean(mq->connected(mq->ctx, id)));
+}
+void hub_api_devices_mark_connected(struct hub_req *r, json_t *devices)
+{
+    const struct hub_api_mqtt *mq = r->api->mqtt;
+    if (mq == NULL)
+        return;
+    if (json_is_array(devices)) {
+        size_t i;
+        json_t *d;
+        json_array_foreach(devices, i, d)
+        {
+            mark_one(mq, d);
+        }
+    } else {
+        mark_one(mq, devices);
+    }
+}
+
+PGconn *hub_api_devices_lock(struct hub_req *r, char status[16])
+{
+    const char *id = r->params[0];
+    if (!hub_params_uuid_valid(id)) {
+        hub_reply_error(r, 404, "not_found", "no device %s", id);
+        return NULL;
+    }
+    PGconn *c = hub_transaction_db(r);
+    if (c == NULL)
+        return NULL;
+    int rc = hub_db_begin(c);
+    if (rc == 0)
+        rc = hub_db_device_lock(c, id, status);
+    if (rc == HUB_ENOTFOUND) {
+        hub_reply_error(r, 404, "not_found", "no device %s", id);
+        return NULL;
+    }
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "device lookup");
+        return NULL;
+    }
+    return c;
+}
+
 void hub_api_devices_list(struct hub_req *r)
 {
-    int limit = hub_req_limit(r, 100, 1000);
-    if (limit < 0)
+    int limit;
+    if (hub_params_limit(r, 100, 1000, &limit) != 0)
         return;
-    const char *after = hub_req_query(r, "after");
-    if (after != NULL && !hub_uuid_valid(after)) {
+    const char *after = hub_request_query(r, "after");
+    if (after != NULL && !hub_params_uuid_valid(after)) {
         hub_reply_error(r, 400, "invalid_parameter", "after must be a device id");
         return;
     }
-    PGconn *c = hub_req_db(r);
+    PGconn *c = hub_transaction_db(r);
     json_t *list;
     if (c == NULL)
         return;
@@ -135,8 +189,8 @@ void hub_api_devices_list(struct hub_req *r)
         hub_reply_internal(r, rc, "device listing");
         return;
     }
-    hub_api_mark_connected(r, list);
-    json_t *next = hub_page_next(list, limit, "device_id");
+    hub_api_devices_mark_connected(r, list);
+    json_t *next = hub_reply_next_cursor(list, limit, "device_id");
     hub_reply_json(r, 200, json_pack("{s:o,s:o?}", "devices", list, "next_after", next));
 }
 
@@ -145,11 +199,11 @@ void hub_api_devices_show(struct hub_req *r)
     const char *id = r->params[0];
     PGconn *c;
     json_t *d;
-    if (!hub_uuid_valid(id)) {
+    if (!hub_params_uuid_valid(id)) {
         hub_reply_error(r, 404, "not_found", "no device %s", id);
         return;
     }
-    if ((c = hub_req_db(r)) == NULL)
+    if ((c = hub_transaction_db(r)) == NULL)
         return;
     int rc = hub_db_device_get(c, id, &d);
     if (rc == HUB_ENOTFOUND)
@@ -157,11 +211,10 @@ void hub_api_devices_show(struct hub_req *r)
     else if (rc != 0)
         hub_reply_internal(r, rc, "device lookup");
     else {
-        hub_api_mark_connected(r, d);
+        hub_api_devices_mark_connected(r, d);
         hub_reply_json(r, 200, d);
     }
 }
-
 
 /* Tells every node that the device of the path lost its credentials (at commit). */
 static int notify_device(struct hub_req *r)
@@ -173,7 +226,8 @@ static int notify_device(struct hub_req *r)
     return hub_db_notify(r->db, "iothub_revocation", payload);
 }
 
-/* Revokes every valid certificate of the device; fills the JSON array of serials. */
+/* Revokes every valid certificate of the device; fills the JSON array of serials. Returns
+ * 0, or HUB_REPLIED after replying. */
 static int revoke_all(struct hub_req *r, int reason, json_t *serials_out)
 {
     char(*serials)[HUB_SERIAL_HEX];
@@ -181,9 +235,9 @@ static int revoke_all(struct hub_req *r, int reason, json_t *serials_out)
     int rc = hub_db_valid_serials(r->db, "device_id", r->params[0], &serials, &n);
     if (rc != 0) {
         hub_reply_internal(r, rc, "certificate lookup");
-        return rc;
+        return HUB_REPLIED;
     }
-    rc = hub_api_revoke_serials(r, serials, n, reason);
+    rc = hub_api_certificates_revoke_serials(r, serials, n, reason);
     for (size_t i = 0; rc == 0 && i < n; i++)
         json_array_append_new(serials_out, json_string(serials[i]));
     free(serials);
@@ -193,10 +247,10 @@ static int revoke_all(struct hub_req *r, int reason, json_t *serials_out)
 void hub_api_devices_revoke(struct hub_req *r)
 {
     char status[16];
-    int reason = hub_req_reason(r, HUB_REASON_UNSPECIFIED);
-    if (reason < 0)
+    int reason;
+    if (hub_params_reason(r, HUB_REASON_UNSPECIFIED, &reason) != 0)
         return;
-    PGconn *c = hub_req_lock_device(r, status);
+    PGconn *c = hub_api_devices_lock(r, status);
     if (c == NULL)
         return;
     if (strcmp(status, "revoked") == 0) {
@@ -215,11 +269,11 @@ void hub_api_devices_revoke(struct hub_req *r)
                               revoked);
         char *text = json_dumps(d, JSON_COMPACT);
         json_decref(d);
-        if ((rc = hub_req_audit(r, r->params[0], text)) != 0)
+        if ((rc = hub_api_audit_write(r, r->params[0], text)) != 0)
             hub_reply_internal(r, rc, "audit");
         free(text);
     }
-    if (rc == 0 && hub_req_commit(r) == 0) {
+    if (rc == 0 && hub_transaction_commit(r) == 0) {
         hub_reply_json(r, 200, json_pack("{s:s,s:s,s:s,s:O}", "device_id", r->params[0],
                                          "status", "revoked", "reason",
                                          hub_crl_reason_name(reason), "revoked", revoked));
@@ -230,7 +284,7 @@ void hub_api_devices_revoke(struct hub_req *r)
 void hub_api_devices_reset(struct hub_req *r)
 {
     char status[16], secret[25], hash[HUB_PASSHASH_MAX];
-    PGconn *c = hub_req_lock_device(r, status);
+    PGconn *c = hub_api_devices_lock(r, status);
     if (c == NULL)
         return;
     json_t *revoked = json_array();
@@ -247,13 +301,13 @@ void hub_api_devices_reset(struct hub_req *r)
             json_t *d = json_pack("{s:s,s:O}", "previous_status", status, "serials", revoked);
             char *text = json_dumps(d, JSON_COMPACT);
             json_decref(d);
-            rc = hub_req_audit(r, r->params[0], text);
+            rc = hub_api_audit_write(r, r->params[0], text);
             free(text);
         }
         if (rc != 0)
             hub_reply_internal(r, rc, "device reset");
     }
-    if (rc == 0 && hub_req_commit(r) == 0)
+    if (rc == 0 && hub_transaction_commit(r) == 0)
         hub_reply_json(r, 200, json_pack("{s:s,s:s,s:s,s:O}", "device_id", r->params[0],
                                          "device_secret", secret, "status", "provisioned",
                                          "revoked", revoked));

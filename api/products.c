@@ -1,9 +1,14 @@
 /* POST/GET /v1/products. A product key is public (devices of the product are provisioned
  * under it); its secret lets a factory line provision devices without an admin token. */
+#include "api/products.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "api/routes.h"
+#include "api/audit.h"
+#include "api/params.h"
+#include "api/reply.h"
+#include "api/transaction.h"
 #include "db/db.h"
 #include "db/fleet.h"
 #include "util/error.h"
@@ -12,11 +17,11 @@
 
 void hub_api_products_create(struct hub_req *r)
 {
-    json_t *body = hub_req_json(r);
+    json_t *body = hub_params_json(r);
     if (body == NULL)
         return;
-    const char *name = hub_json_string(r, body, "name", 1, 200);
-    PGconn *c = name ? hub_req_db(r) : NULL;
+    const char *name = hub_params_string(r, body, "name", 1, 200);
+    PGconn *c = name ? hub_transaction_db(r) : NULL;
     if (c == NULL)
         goto out;
     uint8_t raw[8];
@@ -32,12 +37,12 @@ void hub_api_products_create(struct hub_req *r)
     if (rc == 0)
         rc = hub_db_product_insert(c, key, name, hash);
     if (rc == 0)
-        rc = hub_req_audit(r, key, NULL);
+        rc = hub_api_audit_write(r, key, NULL);
     if (rc != 0) {
         hub_reply_internal(r, rc, "product creation");
         goto out;
     }
-    if (hub_req_commit(r) != 0)
+    if (hub_transaction_commit(r) != 0)
         goto out;
     hub_reply_json(r, 201,
                    json_pack("{s:s,s:s,s:s}", "product_key", key, "product_secret", secret,
@@ -49,7 +54,7 @@ out:
 
 void hub_api_products_list(struct hub_req *r)
 {
-    PGconn *c = hub_req_db(r);
+    PGconn *c = hub_transaction_db(r);
     json_t *list;
     if (c == NULL)
         return;

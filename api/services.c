@@ -1,10 +1,15 @@
 /* POST /v1/services: backend applications with explicit MQTT topic patterns. Activation is
- * shared with devices (certs.c). */
+ * shared with devices (api/activation.c). */
+#include "api/services.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/routes.h"
+#include "api/audit.h"
+#include "api/params.h"
+#include "api/reply.h"
+#include "api/transaction.h"
 #include "db/db.h"
 #include "db/fleet.h"
 #include "util/error.h"
@@ -67,10 +72,10 @@ int hub_api_services_parse(struct hub_req *r, json_t *body, const char **name, j
                            json_t **sub)
 {
     *pub = *sub = NULL;
-    *name = hub_json_string(r, body, "name", 1, 100);
+    *name = hub_params_string(r, body, "name", 1, 100);
     if (*name == NULL || (*pub = patterns(r, body, "publish")) == NULL ||
         (*sub = patterns(r, body, "subscribe")) == NULL)
-        return -1;
+        return HUB_REPLIED;
     return 0;
 }
 
@@ -79,10 +84,10 @@ void hub_api_services_create(struct hub_req *r)
     json_t *pub = NULL, *sub = NULL;
     char *pub_text = NULL, *sub_text = NULL;
     const char *name;
-    json_t *body = hub_req_json(r);
+    json_t *body = hub_params_json(r);
     if (body == NULL)
         return;
-    if (hub_api_services_parse(r, body, &name, &pub, &sub) != 0 || hub_req_db(r) == NULL)
+    if (hub_api_services_parse(r, body, &name, &pub, &sub) != 0 || hub_transaction_db(r) == NULL)
         goto out;
     pub_text = json_dumps(pub, JSON_COMPACT | JSON_ENCODE_ANY);
     sub_text = json_dumps(sub, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -103,14 +108,14 @@ void hub_api_services_create(struct hub_req *r)
         json_t *d = json_pack("{s:s,s:O,s:O}", "name", name, "publish", pub, "subscribe", sub);
         char *text = json_dumps(d, JSON_COMPACT);
         json_decref(d);
-        rc = hub_req_audit(r, id, text);
+        rc = hub_api_audit_write(r, id, text);
         free(text);
     }
     if (rc != 0) {
         hub_reply_internal(r, rc, "service creation");
         goto out;
     }
-    if (hub_req_commit(r) == 0)
+    if (hub_transaction_commit(r) == 0)
         hub_reply_json(r, 201, json_pack("{s:s,s:s,s:s,s:O,s:O}", "service_id", id,
                                          "service_secret", secret, "name", name, "publish",
                                          pub, "subscribe", sub));

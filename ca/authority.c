@@ -258,10 +258,9 @@ int hub_authority_rotate(struct hub_authority *a, PGconn *c, const char *pass,
 }
 
 int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_issue *req,
-                        char serial[HUB_SERIAL_HEX], hub_buf_t *der)
+                        struct hub_issued *out)
 {
     time_t now = time(NULL);
-    size_t start = der->len;
     uint8_t raw[HUB_SERIAL_LEN];
     struct hub_cert_request cr = {
         .kind = req->kind,
@@ -283,19 +282,22 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
     if (cr.not_after > issuer_end)
         cr.not_after = issuer_end;
 
+    out->der.len = out->pem.len = 0;
     pthread_mutex_lock(&a->sign_lock);
-    int rc = hub_cert_issue(&cr, raw, der);
+    int rc = hub_cert_issue(&cr, raw, &out->der);
     pthread_mutex_unlock(&a->sign_lock);
     if (rc != 0)
         return rc;
-    hub_hex_upper(raw, sizeof raw, serial);
+    hub_hex_upper(raw, sizeof raw, out->serial);
+    out->not_before = cr.not_before;
+    out->not_after = cr.not_after;
     char subject[400];
     if (req->o != NULL)
         snprintf(subject, sizeof subject, "CN=%s, O=%s", req->cn, req->o);
     else
         snprintf(subject, sizeof subject, "CN=%s", req->cn);
     struct hub_db_cert row = {
-        .serial = serial,
+        .serial = out->serial,
         .ca_id = a->id[HUB_CA_ISSUING],
         .kind = req->kind == HUB_CERT_SERVER ? "server"
                 : req->service_id            ? "service"
@@ -303,17 +305,23 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
         .device_id = req->device_id,
         .service_id = req->service_id,
         .subject = subject,
-        .der = der->data + start,
-        .der_len = der->len - start,
+        .der = out->der.data,
+        .der_len = out->der.len,
         .key_sealed = req->key_sealed ? req->key_sealed->data : NULL,
         .key_sealed_len = req->key_sealed ? req->key_sealed->len : 0,
         .not_before = cr.not_before,
         .not_after = cr.not_after,
     };
     rc = hub_db_cert_insert(c, &row);
-    if (rc != 0)
-        der->len = start;
+    if (rc == 0)
+        rc = hub_pem_encode("CERTIFICATE", out->der.data, out->der.len, &out->pem);
     return rc;
+}
+
+void hub_authority_issued_free(struct hub_issued *out)
+{
+    hub_buf_free(&out->der);
+    hub_buf_free(&out->pem);
 }
 
 /* Builds, signs and records the next CRL of CA id (certificate cert, key key). */

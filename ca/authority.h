@@ -66,10 +66,26 @@ int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, in
  * HUB_EBADPASS or another HUB_E* code. Free with hub_authority_free in every case. */
 int hub_authority_load(PGconn *c, const char *pass, struct hub_authority *a);
 void hub_authority_free(struct hub_authority *a);
+/* What hub_authority_issue made: everything an answer about the new certificate names,
+ * so the caller need not read back the row just written. */
+struct hub_issued {
+    char serial[HUB_SERIAL_HEX];  /* upper-case hex */
+    time_t not_before, not_after; /* as signed and recorded (not_after capped at the CA's) */
+    hub_buf_t der;                /* the certificate */
+    hub_buf_t pem;                /* the same as PEM, as GET /v1/certificates/{serial} shows it */
+};
+#define HUB_ISSUED_INIT                                                                            \
+    {                                                                                              \
+        "", 0, 0, HUB_BUF_INIT, HUB_BUF_INIT                                                       \
+    }
+
 /* Signs a certificate with the issuing CA and records it in the caller's transaction;
- * fills serial (upper-case hex) and appends the DER to der. */
+ * fills *out (initialised with HUB_ISSUED_INIT, owned by the caller: free it with
+ * hub_authority_issued_free whatever the result). Returns 0 or a HUB_E* code. */
 int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_issue *req,
-                        char serial[HUB_SERIAL_HEX], hub_buf_t *der);
+                        struct hub_issued *out);
+/* Frees the buffers of out (not out itself); out can be issued into again. */
+void hub_authority_issued_free(struct hub_issued *out);
 /* Builds the next CRL of a CA from the revoked certificates and records it, in the caller's
  * transaction (the cRLNumber row stays locked until it ends). */
 int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_role role);

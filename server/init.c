@@ -43,6 +43,7 @@ static int ensure_server_cert(const struct hub_config *cfg, struct hub_authority
 {
     char serial[HUB_SERIAL_HEX];
     hub_buf_t der = HUB_BUF_INIT, sealed = HUB_BUF_INIT, plain = HUB_BUF_INIT;
+    struct hub_issued issued = HUB_ISSUED_INIT;
     mbedtls_pk_context key;
     char **names = NULL;
     mbedtls_pk_init(&key);
@@ -73,15 +74,16 @@ static int ensure_server_cert(const struct hub_config *cfg, struct hub_authority
         .alt_names = (const char *const *)names,
         .key_sealed = &sealed,
     };
-    rc = hub_authority_issue(a, c, &req, serial, &der);
+    rc = hub_authority_issue(a, c, &req, &issued);
     if (rc == 0) {
-        hub_info("issued server certificate %s for %s", serial, cfg->hostname);
+        hub_info("issued server certificate %s for %s", issued.serial, cfg->hostname);
         (*created)++;
     }
 out:
     mbedtls_pk_free(&key);
     free(names);
     hub_buf_free(&der);
+    hub_authority_issued_free(&issued);
     hub_buf_free(&sealed);
     hub_buf_free(&plain);
     return rc;

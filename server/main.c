@@ -10,8 +10,8 @@
 
 #include <uv.h>
 
-#include "api/api.h"
 #include "api/http.h"
+#include "api/request.h"
 #include "ca/authority.h"
 #include "ca/pem.h"
 #include "ca/pkcs7.h"

@@ -1,9 +1,9 @@
 /* libFuzzer target for the REST API's request bodies: the first byte picks a route (and
  * whether the caller is a product claim), the rest is the body. It goes through the same
- * code as the handlers: hub_req_json_body (jansson, duplicate keys refused, an object
- * required), then the route's body check (api/devices.c, commands.c, services.c, certs.c:
- * provisioning, commands, services, revocation reasons, activation CSRs) or
- * hub_json_string, which the token and product handlers use. No database is involved: the
+ * code as the handlers: hub_params_json_body (jansson, duplicate keys refused, an object
+ * required), then the route's body check (api/devices.c, commands.c, services.c, params.c,
+ * activation.c: provisioning, commands, services, revocation reasons, activation CSRs) or
+ * hub_params_string, which the token and product handlers use. No database is involved: the
  * checks run before a handler takes its connection. Route 6 is the bearer token of the
  * Authorization header (api/token.c hub_token_parse).
  * Checks: a refusal is one 400 reply with an error code (never a 500: error messages quote
@@ -15,7 +15,12 @@
 
 #include <microhttpd.h>
 
-#include "api/routes.h"
+#include "api/activation.h"
+#include "api/commands.h"
+#include "api/devices.h"
+#include "api/params.h"
+#include "api/reply.h"
+#include "api/services.h"
 #include "api/token.h"
 #include "ca/crl.h"
 #include "mqtt/acl.h"
@@ -57,7 +62,7 @@ static void check_patterns(json_t *a)
     }
 }
 
-/* Runs the route's body check; returns its result (0 accepted, -1 refused). */
+/* Runs the route's body check; returns its result (0 accepted, HUB_REPLIED refused). */
 static int route(struct hub_req *r, json_t *body, unsigned which)
 {
     switch (which) {
@@ -75,7 +80,7 @@ static int route(struct hub_req *r, json_t *body, unsigned which)
         const char *name, *payload;
         char *text;
         size_t len;
-        int rc = hub_api_command_parse(r, body, &name, &payload, &len, &text);
+        int rc = hub_api_commands_parse(r, body, &name, &payload, &len, &text);
         if (rc == 0) {
             check_label(name, 64, "-_.");
             if (payload == NULL || len > 64 * 1024)
@@ -105,23 +110,24 @@ static int route(struct hub_req *r, json_t *body, unsigned which)
         return rc;
     }
     case 3: {
-        int reason = hub_api_reason_parse(r, body, HUB_REASON_UNSPECIFIED);
-        if (reason >= 0 &&
+        int reason;
+        int rc = hub_params_reason_parse(r, body, HUB_REASON_UNSPECIFIED, &reason);
+        if (rc == 0 &&
             (hub_crl_reason_name(reason) == NULL || reason == HUB_REASON_CERTIFICATE_HOLD))
             abort();
-        return reason < 0 ? -1 : 0;
+        return rc;
     }
     case 4: {
         mbedtls_x509_csr csr;
         mbedtls_x509_csr_init(&csr);
-        int rc = hub_api_activate_parse(r, body, &csr);
+        int rc = hub_api_activation_parse(r, body, &csr);
         mbedtls_x509_csr_free(&csr);
         return rc;
     }
     default: {
-        /* Tokens {name, role} and products {name}: hub_json_string's rules. */
-        const char *name = hub_json_string(r, body, "name", 1, 100);
-        const char *role = hub_json_string(r, body, "role", 0, 16);
+        /* Tokens {name, role} and products {name}: hub_params_string's rules. */
+        const char *name = hub_params_string(r, body, "name", 1, 100);
+        const char *role = hub_params_string(r, body, "role", 0, 16);
         if (name != NULL) {
             if (strlen(name) == 0 || strlen(name) > 100)
                 abort();
@@ -130,7 +136,7 @@ static int route(struct hub_req *r, json_t *body, unsigned which)
                     abort();
         }
         (void)role;
-        return name == NULL || r->status != 0 ? -1 : 0;
+        return name == NULL || r->status != 0 ? HUB_REPLIED : 0;
     }
     }
 }
@@ -166,8 +172,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.body.data = (uint8_t *)data + 1;
     r.body.len = size - 1;
     r.who.kind = data[0] & 0x80 ? HUB_WHO_PRODUCT : HUB_WHO_TOKEN;
-    json_t *body = hub_req_json_body(&r);
-    int rc = body == NULL ? -1 : route(&r, body, (data[0] & 0x7f) % 7);
+    json_t *body = hub_params_json_body(&r);
+    int rc = body == NULL ? HUB_REPLIED : route(&r, body, (data[0] & 0x7f) % 7);
     if (rc == 0 ? r.status != 0 || r.response != NULL
                 : r.status != 400 || r.response == NULL || r.error_code == NULL)
         abort(); /* accepted with a reply, or refused without exactly a 400 */

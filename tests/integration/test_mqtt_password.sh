@@ -86,7 +86,39 @@ rc=$?
 expect "the secret from before the reset is refused" $?
 timeout 10 mosquitto_pub "${PLAIN[@]}" -u "$ID" -P "$NEW_SECRET" -t "devices/$ID/t" -m 1 >new.out 2>&1
 expect "the new secret connects" $?
+# A revocation closes a live password session too: the server logs why, and the client
+# loses its connection (its reconnect is refused) long before its own timeout.
+timeout 20 mosquitto_sub "${PLAIN[@]}" -u "$ID" -P "$NEW_SECRET" -t "devices/$ID/#" \
+    >live2.out 2>&1 &
+sub=$!
+for _ in $(seq 50); do
+    bearer "$ADMIN" GET "/v1/devices/$ID"
+    [ "$(jf connected)" = true ] && break
+    sleep 0.1
+done
+[ "$(jf connected)" = true ]
+expect "a device connected with its new secret shows connected" $?
+closed=$(grep -c "closing device $ID: device revoked or reset" serve.log)
+start=$(date +%s%N)
 bearer "$ADMIN" POST "/v1/devices/$ID/revoke" '{"reason": "keyCompromise"}'
+[ "$STATUS" = 200 ]
+expect "the device is revoked (REST)" $?
+for _ in $(seq 40); do
+    [ "$(grep -c "closing device $ID: device revoked or reset" serve.log)" -gt "$closed" ] && break
+    sleep 0.05
+done
+ms=$((($(date +%s%N) - start) / 1000000))
+[ "$(grep -c "closing device $ID: device revoked or reset" serve.log)" = $((closed + 1)) ] &&
+    [ "$ms" -lt 1000 ]
+expect "a revocation closes the live password session within 1 s, logged as revoked (${ms} ms)" $?
+for _ in $(seq 100); do kill -0 $sub 2>/dev/null || break; sleep 0.05; done
+! kill -0 $sub 2>/dev/null
+expect "the password client loses its session (it ends before its timeout)" $?
+kill $sub 2>/dev/null
+wait $sub 2>/dev/null
+rc=$?
+[ $rc != 124 ] && grep -qi "bad user name or password\|not authori[sz]ed\|connection lost\|refused" live2.out
+expect "the client reports the lost session and its refused reconnect (exit $rc: $(tr '\n' ' ' <live2.out | head -c 120))" $?
 timeout 10 mosquitto_pub "${PLAIN[@]}" -u "$ID" -P "$NEW_SECRET" -t "devices/$ID/t" -m 1 >rev.out 2>&1
 rc=$?
 [ $rc != 0 ] && grep -q "bad user name or password" rev.out

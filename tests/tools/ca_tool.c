@@ -28,8 +28,8 @@ static int issue(struct hub_authority *a, PGconn *c, int days, char **argv)
     size_t n = fread(data, 1, sizeof data, f);
     fclose(f);
     mbedtls_x509_csr csr;
-    char err[256], serial[HUB_SERIAL_HEX];
-    hub_buf_t der = HUB_BUF_INIT, pem = HUB_BUF_INIT;
+    char err[256];
+    struct hub_issued issued = HUB_ISSUED_INIT;
     mbedtls_x509_csr_init(&csr);
     int rc = hub_csr_load(data, n, &csr, err, sizeof err);
     if (rc != 0) {
@@ -43,20 +43,17 @@ static int issue(struct hub_authority *a, PGconn *c, int days, char **argv)
     };
     rc = hub_db_begin(c);
     if (rc == 0)
-        rc = hub_authority_issue(a, c, &req, serial, &der);
+        rc = hub_authority_issue(a, c, &req, &issued);
     if (rc == 0)
         rc = hub_db_commit(c);
-    if (rc == 0)
-        rc = hub_pem_encode("CERTIFICATE", der.data, der.len, &pem);
     if (rc == 0) {
-        fwrite(pem.data, 1, pem.len, stdout);
-        fprintf(stderr, "serial %s\n", serial);
+        fwrite(issued.pem.data, 1, issued.pem.len, stdout);
+        fprintf(stderr, "serial %s\n", issued.serial);
     } else {
         hub_db_rollback(c);
     }
     mbedtls_x509_csr_free(&csr);
-    hub_buf_free(&der);
-    hub_buf_free(&pem);
+    hub_authority_issued_free(&issued);
     return rc == 0 ? 0 : 1;
 }
 

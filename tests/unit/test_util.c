@@ -1,7 +1,6 @@
-/* Unit tests for util/: buffers, hex, constant-time compare, tokens. */
+/* Unit tests for util/: buffers, hex, constant-time compare. */
 #include <string.h>
 
-#include "api/token.h"
 #include "tests/unit/harness.h"
 #include "util/buf.h"
 #include "util/error.h"
@@ -49,29 +48,10 @@ static void test_ct_equal_and_random(void)
     CHECK(memcmp(a, b, sizeof a) != 0);
 }
 
-static void test_token_parse(void)
-{
-    char id[HUB_TOKEN_ID_LEN + 1];
-    uint8_t h1[32], h2[32];
-    const char *tok = "iothub_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    CHECK_EQ(hub_token_parse(tok, id, h1), 0);
-    CHECK_STR(id, "0123456789abcdef");
-    CHECK_EQ(hub_token_parse("iothub_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB",
-                             id, h2), 0);
-    CHECK(memcmp(h1, h2, 32) != 0);
-    CHECK_EQ(hub_token_parse("iothub_0123456789ABCDEF_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-                             id, h1), HUB_EINVAL);
-    CHECK_EQ(hub_token_parse("Bearer x", id, h1), HUB_EINVAL);
-    CHECK_EQ(hub_token_parse("", id, h1), HUB_EINVAL);
-    CHECK(hub_token_role_valid("auditor"));
-    CHECK(!hub_token_role_valid("root"));
-}
-
 int main(void)
 {
     RUN(test_buf);
     RUN(test_hex);
     RUN(test_ct_equal_and_random);
-    RUN(test_token_parse);
     HARNESS_EXIT();
 }

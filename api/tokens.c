@@ -1,11 +1,16 @@
-/* Tokens, audit log, health and metrics. */
+/* /v1/tokens: API tokens (create, list, revoke; never the last admin token). The token
+ * format and its hash are in api/token.c. */
+#include "api/tokens.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/metrics.h"
-#include "api/routes.h"
+#include "api/audit.h"
+#include "api/params.h"
+#include "api/reply.h"
 #include "api/token.h"
+#include "api/transaction.h"
 #include "db/db.h"
 #include "db/fleet.h"
 #include "db/tokens.h"
@@ -14,11 +19,11 @@
 
 void hub_api_tokens_create(struct hub_req *r)
 {
-    json_t *body = hub_req_json(r);
+    json_t *body = hub_params_json(r);
     if (body == NULL)
         return;
-    const char *name = hub_json_string(r, body, "name", 1, 100);
-    const char *role = name ? hub_json_string(r, body, "role", 1, 16) : NULL;
+    const char *name = hub_params_string(r, body, "name", 1, 100);
+    const char *role = name ? hub_params_string(r, body, "role", 1, 16) : NULL;
     if (role == NULL)
         goto out;
     if (!hub_token_role_valid(role)) {
@@ -26,7 +31,7 @@ void hub_api_tokens_create(struct hub_req *r)
                         "role must be admin, operator, provisioner or auditor");
         goto out;
     }
-    PGconn *c = hub_req_db(r);
+    PGconn *c = hub_transaction_db(r);
     if (c == NULL)
         goto out;
     char token[HUB_TOKEN_LEN + 1];
@@ -42,16 +47,16 @@ void hub_api_tokens_create(struct hub_req *r)
     char *details_text = json_dumps(details, JSON_COMPACT);
     json_decref(details);
     if (rc == 0)
-        rc = hub_req_audit(r, name, details_text);
+        rc = hub_api_audit_write(r, name, details_text);
     free(details_text);
     if (rc != 0) {
         hub_reply_internal(r, rc, "token creation");
         goto out;
     }
-    if (hub_req_commit(r) == 0)
-        hub_reply_json(r, 201, json_pack("{s:s,s:s#,s:s,s:s}", "token", token, "token_id",
-                                         token + 7, (int)HUB_TOKEN_ID_LEN, "name", name, "role",
-                                         role));
+    if (hub_transaction_commit(r) == 0)
+        hub_reply_json(r, 201,
+                       json_pack("{s:s,s:s#,s:s,s:s}", "token", token, "token_id", token + 7,
+                                 (int)HUB_TOKEN_ID_LEN, "name", name, "role", role));
     hub_wipe(token, sizeof token);
 out:
     json_decref(body);
@@ -59,7 +64,7 @@ out:
 
 void hub_api_tokens_list(struct hub_req *r)
 {
-    PGconn *c = hub_req_db(r);
+    PGconn *c = hub_transaction_db(r);
     json_t *list;
     if (c == NULL)
         return;
@@ -85,7 +90,7 @@ void hub_api_tokens_revoke(struct hub_req *r)
         hub_reply_error(r, 404, "not_found", "no token with id %.40s", id);
         return;
     }
-    PGconn *c = hub_req_db(r);
+    PGconn *c = hub_transaction_db(r);
     if (c == NULL)
         return;
     char name[101], role[16];
@@ -107,65 +112,14 @@ void hub_api_tokens_revoke(struct hub_req *r)
     char *details_text = details ? json_dumps(details, JSON_COMPACT) : NULL;
     json_decref(details);
     if (rc == 0)
-        rc = details_text ? hub_req_audit(r, id, details_text) : HUB_ENOMEM;
+        rc = details_text ? hub_api_audit_write(r, id, details_text) : HUB_ENOMEM;
     free(details_text);
     if (rc != 0) {
         hub_reply_internal(r, rc, "token revocation");
         return;
     }
-    if (hub_req_commit(r) == 0)
-        hub_reply_json(r, 200, json_pack("{s:s,s:s,s:s,s:b}", "token_id", id, "name", name,
-                                         "role", role, "revoked", 1));
-}
-
-void hub_api_audit_list(struct hub_req *r)
-{
-    int limit = hub_req_limit(r, 100, 1000);
-    if (limit < 0)
-        return;
-    long long before = 0;
-    const char *b = hub_req_query(r, "before");
-    if (b != NULL) {
-        char *end;
-        before = strtoll(b, &end, 10);
-        if (*b == 0 || *end != 0 || before < 1) {
-            hub_reply_error(r, 400, "invalid_parameter", "before must be a positive audit id");
-            return;
-        }
-    }
-    PGconn *c = hub_req_db(r);
-    json_t *list;
-    if (c == NULL)
-        return;
-    int rc = hub_db_audit_list(c, before, limit, &list);
-    if (rc != 0) {
-        hub_reply_internal(r, rc, "audit listing");
-        return;
-    }
-    json_t *next = hub_page_next(list, limit, "id");
-    hub_reply_json(r, 200, json_pack("{s:o,s:o?}", "entries", list, "next_before", next));
-}
-
-void hub_api_healthz(struct hub_req *r)
-{
-    int db_up = hub_db_pool_ping(r->api->pool);
-    hub_reply_json(r, db_up ? 200 : 503,
-                   json_pack("{s:s,s:s,s:s}", "status", db_up ? "ok" : "unavailable",
-                             "database", db_up ? "up" : "down", "api", "up"));
-}
-
-void hub_api_metrics(struct hub_req *r)
-{
-    hub_buf_t out = HUB_BUF_INIT;
-    const struct hub_api_mqtt *mq = r->api->mqtt;
-    int rc = hub_metrics_render(&out, r->api->pool);
-    if (rc == 0 && mq != NULL && mq->metrics != NULL)
-        rc = mq->metrics(mq->ctx, &out);
-    if (rc != 0) {
-        hub_buf_free(&out);
-        hub_reply_internal(r, HUB_ENOMEM, "metrics");
-        return;
-    }
-    hub_reply_raw(r, 200, "text/plain; version=0.0.4", out.data, out.len);
-    hub_buf_free(&out);
+    if (hub_transaction_commit(r) == 0)
+        hub_reply_json(r, 200,
+                       json_pack("{s:s,s:s,s:s,s:b}", "token_id", id, "name", name, "role", role,
+                                 "revoked", 1));
 }

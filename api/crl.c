@@ -1,0 +1,65 @@
+/* GET /v1/crl: the latest CRL of the issuing CA (or ?ca= another of ours), DER or PEM, with
+ * ETag and Last-Modified/Expires from its thisUpdate/nextUpdate. */
+#include "api/crl.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "api/params.h"
+#include "api/reply.h"
+#include "api/transaction.h"
+#include "ca/pem.h"
+#include "db/ca_store.h"
+
+void hub_api_crl_show(struct hub_req *r)
+{
+    int pem;
+    if (hub_params_format(r, "der", "pem", &pem) != 0)
+        return;
+    /* ?ca=SERIAL: the CRL of another of our CAs (a retired issuing CA, or the root). */
+    const char *ca = hub_request_query(r, "ca");
+    int ca_id = ca ? hub_authority_ca_by_serial(r->api->authority, ca)
+                   : r->api->authority->id[HUB_CA_ISSUING];
+    if (ca_id == 0) {
+        hub_reply_error(r, 404, "not_found", "no CA with serial %.64s", ca);
+        return;
+    }
+    if (hub_transaction_db(r) == NULL)
+        return;
+    hub_buf_t der = HUB_BUF_INIT, out = HUB_BUF_INIT;
+    uint64_t number;
+    time_t this_update, next_update;
+    int rc = hub_db_crl_latest(r->db, ca_id, &der, &number, &this_update, &next_update);
+    if (rc != 0) {
+        hub_reply_internal(r, rc, "CRL lookup");
+        goto out;
+    }
+    char etag[64], modified[64], expires[64];
+    snprintf(etag, sizeof etag, "\"crl-%llu%s\"", (unsigned long long)number, pem ? "-pem" : "");
+    struct tm tm;
+    strftime(modified, sizeof modified, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&this_update, &tm));
+    strftime(expires, sizeof expires, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&next_update, &tm));
+    const char *inm = hub_request_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (inm != NULL && strstr(inm, etag) != NULL) {
+        hub_reply_raw(r, 304, "application/pkix-crl", "", 0);
+    } else if (pem) {
+        rc = hub_pem_encode("X509 CRL", der.data, der.len, &out);
+        if (rc != 0) {
+            hub_reply_internal(r, rc, "PEM encoding");
+            goto out;
+        }
+        hub_reply_raw(r, 200, "application/x-pem-file", out.data, out.len);
+    } else {
+        hub_reply_raw(r, 200, "application/pkix-crl", der.data, der.len);
+    }
+    hub_reply_header(r, MHD_HTTP_HEADER_ETAG, etag);
+    hub_reply_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, modified);
+    hub_reply_header(r, MHD_HTTP_HEADER_EXPIRES, expires);
+    hub_reply_header(r, "Cache-Control", "no-cache");
+out:
+    hub_buf_free(&der);
+    hub_buf_free(&out);
+}
