@@ -13,8 +13,11 @@
 #include "ca/crl.h"
 #include "ca/csr.h"
 #include "ca/pem.h"
+#include "db/certificates.h"
+#include "db/crls.h"
 #include "db/db.h"
-#include "db/fleet.h"
+#include "db/devices.h"
+#include "db/services.h"
 #include "util/error.h"
 
 #define CSR_MAX_LEN 16384
@@ -68,8 +71,8 @@ static int lock_principal(struct hub_req *r, int service, char status[16])
 {
     int rc = hub_db_begin(r->db);
     if (rc == 0)
-        rc = service ? hub_db_service_lock(r->db, r->params[0], status)
-                     : hub_db_device_lock(r->db, r->params[0], status);
+        rc = service ? hub_db_services_lock(r->db, r->params[0], status)
+                     : hub_db_devices_lock(r->db, r->params[0], status);
     return rc;
 }
 
@@ -103,10 +106,10 @@ static int check_current(struct hub_req *r, char (*old)[HUB_SERIAL_HEX], size_t 
         if (strcmp(old[i], serial) == 0)
             return 0;
     json_t *cert = NULL;
-    int rc = hub_db_cert_get(r->db, serial, &cert);
+    int rc = hub_db_certificates_get(r->db, serial, &cert);
     const char *reason = json_string_value(json_object_get(cert, "revocation_reason"));
     int superseded = reason != NULL && strcmp(reason, "superseded") == 0;
-    if (rc == 0 && superseded && nold == 1 && hub_db_cert_get(r->db, old[0], replay) == 0) {
+    if (rc == 0 && superseded && nold == 1 && hub_db_certificates_get(r->db, old[0], replay) == 0) {
         if (same_public_key(json_string_value(json_object_get(*replay, "certificate")), pk)) {
             json_decref(cert);
             return 1;
@@ -154,7 +157,7 @@ void hub_api_activate(struct hub_req *r, int service)
         goto out;
     }
     if (rc == 0)
-        rc = hub_db_valid_serials(r->db, service ? "service_id" : "device_id", id, &old, &nold);
+        rc = hub_db_certificates_valid_serials(r->db, service ? "service_id" : "device_id", id, &old, &nold);
     if (rc != 0) {
         hub_reply_internal(r, rc, "activation");
         goto out;
@@ -194,8 +197,8 @@ void hub_api_activate(struct hub_req *r, int service)
     };
     rc = hub_authority_issue(r->api->authority, r->db, &req, serial, &der);
     if (rc == 0)
-        rc = service ? hub_db_service_set_status(r->db, id, "active")
-                     : hub_db_device_set_status(r->db, id, "active");
+        rc = service ? hub_db_services_set_status(r->db, id, "active")
+                     : hub_db_devices_set_status(r->db, id, "active");
     if (rc == 0) {
         json_t *d = json_pack("{s:s,s:O}", "serial", serial, "superseded", superseded);
         char *text = json_dumps(d, JSON_COMPACT);
@@ -204,7 +207,7 @@ void hub_api_activate(struct hub_req *r, int service)
         free(text);
     }
     if (rc == 0)
-        rc = hub_db_cert_get(r->db, serial, &cert);
+        rc = hub_db_certificates_get(r->db, serial, &cert);
     if (rc == 0)
         rc = hub_authority_chain_pem(r->api->authority, &chain);
     if (rc != 0) {
@@ -275,7 +278,7 @@ void hub_api_certs_revoke(struct hub_req *r)
     if (reason < 0 || hub_req_db(r) == NULL)
         return;
     json_t *cert;
-    int rc = hub_db_cert_get(r->db, serial[0], &cert);
+    int rc = hub_db_certificates_get(r->db, serial[0], &cert);
     if (rc == 0) {
         const char *kind = json_string_value(json_object_get(cert, "kind"));
         int server = kind != NULL && strcmp(kind, "server") == 0;
@@ -323,7 +326,7 @@ void hub_api_certs_list(struct hub_req *r)
     json_t *list;
     if (hub_req_db(r) == NULL)
         return;
-    int rc = hub_db_cert_list(r->db, device, limit, &list);
+    int rc = hub_db_certificates_list(r->db, device, limit, &list);
     if (rc != 0)
         hub_reply_internal(r, rc, "certificate listing");
     else
@@ -340,7 +343,7 @@ void hub_api_certs_show(struct hub_req *r)
     }
     if (hub_req_db(r) == NULL)
         return;
-    int rc = hub_db_cert_get(r->db, serial, &cert);
+    int rc = hub_db_certificates_get(r->db, serial, &cert);
     if (rc == HUB_ENOTFOUND)
         hub_reply_error(r, 404, "not_found", "no certificate %s", serial);
     else if (rc != 0)
@@ -379,7 +382,7 @@ void hub_api_crl(struct hub_req *r)
     hub_buf_t der = HUB_BUF_INIT, out = HUB_BUF_INIT;
     uint64_t number;
     time_t this_update, next_update;
-    int rc = hub_db_crl_latest(r->db, ca_id, &der, &number, &this_update, &next_update);
+    int rc = hub_db_crls_latest(r->db, ca_id, &der, &number, &this_update, &next_update);
     if (rc != 0) {
         hub_reply_internal(r, rc, "CRL lookup");
         goto out;

@@ -6,7 +6,6 @@
 
 #include "api/routes.h"
 #include "db/db.h"
-#include "db/fleet.h"
 #include "util/error.h"
 
 #define PAYLOAD_MAX (64 * 1024)

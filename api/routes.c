@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db/ca_store.h"
+#include "db/certificates.h"
 #include "db/db.h"
-#include "db/fleet.h"
+#include "db/devices.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -99,7 +99,7 @@ int hub_api_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX], s
     cas[0] = r->api->authority->id[HUB_CA_ISSUING];
     for (size_t i = 0; i < n; i++) {
         int ca_id = cas[0];
-        rc = hub_db_cert_revoke(r->db, serials[i], reason, &ca_id);
+        rc = hub_db_certificates_revoke(r->db, serials[i], reason, &ca_id);
         if (rc == HUB_ENOTFOUND) {
             hub_reply_error(r, 404, "not_found", "no certificate %s", serials[i]);
             goto out;
@@ -150,7 +150,7 @@ PGconn *hub_req_lock_device(struct hub_req *r, char status[16])
         return NULL;
     int rc = hub_db_begin(c);
     if (rc == 0)
-        rc = hub_db_device_lock(c, id, status);
+        rc = hub_db_devices_lock(c, id, status);
     if (rc == HUB_ENOTFOUND) {
         hub_reply_error(r, 404, "not_found", "no device %s", id);
         return NULL;

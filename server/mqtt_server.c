@@ -12,7 +12,8 @@
 #include <jansson.h>
 
 #include "db/db.h"
-#include "db/fleet.h"
+#include "db/devices.h"
+#include "db/services.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
@@ -182,10 +183,10 @@ static void acl_work(uv_work_t *w)
         hub_db_connect(m->db_url, &m->lookup_db);
     PGconn *c = m->lookup_db;
     if (c != NULL && k->password) {
-        if (hub_db_device_secret(c, k->user, &sec) == 0) {
+        if (hub_db_devices_secret(c, k->user, &sec) == 0) {
             k->who.kind = HUB_MQTT_DEVICE;
             k->authed = hub_passhash_verify(k->pass, sec.hash) && strcmp(sec.status, "revoked");
-        } else if (hub_db_service_secret(c, k->user, &sec) == 0) {
+        } else if (hub_db_services_secret(c, k->user, &sec) == 0) {
             k->who.kind = HUB_MQTT_SERVICE;
             k->authed = hub_passhash_verify(k->pass, sec.hash) && strcmp(sec.status, "revoked");
         } else {
@@ -194,7 +195,7 @@ static void acl_work(uv_work_t *w)
         hub_wipe(k->pass, sizeof k->pass);
     }
     if (c != NULL && k->who.kind == HUB_MQTT_SERVICE && (k->authed || !k->password) &&
-        hub_db_service_acl(c, k->who.id, &k->acl) != 0)
+        hub_db_services_acl(c, k->who.id, &k->acl) != 0)
         k->acl = NULL;
     pthread_mutex_unlock(&m->lookup_lock);
 }
