@@ -9,12 +9,19 @@
 #include "util/error.h"
 #include "util/log.h"
 
+/* Copies the first line of text into dst (cap bytes, truncated, NUL-terminated): libpq's
+ * messages end with a newline and may continue with DETAIL lines. */
+static void first_line(char *dst, size_t cap, const char *text)
+{
+    snprintf(dst, cap, "%s", text);
+    dst[strcspn(dst, "\n")] = 0;
+}
+
 /* Server notices (warnings) go to the log, not to stderr raw. */
 static void notice_cb(void *arg, const char *message)
 {
     char line[512];
-    snprintf(line, sizeof line, "%s", message);
-    line[strcspn(line, "\n")] = 0;
+    first_line(line, sizeof line, message);
     hub_debug("database notice: %s", line);
 }
 
@@ -31,10 +38,8 @@ int hub_db_connect(const char *url, PGconn **out)
     const char *vals[] = {"5", url, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
-        const char *msg = c ? PQerrorMessage(c) : "out of memory";
         char line[512];
-        snprintf(line, sizeof line, "%s", msg);
-        line[strcspn(line, "\n")] = 0;
+        first_line(line, sizeof line, c ? PQerrorMessage(c) : "out of memory");
         hub_error("database connection failed: %s", line);
         PQfinish(c);
         *out = NULL;
@@ -106,15 +111,11 @@ static int query_failed(PGconn *c, PGresult *r, const char *sql)
         rc = HUB_EDBDOWN;
     else if (state != NULL && strcmp(state, "23505") == 0)
         rc = HUB_EEXIST;
-    if (rc != HUB_EEXIST)
-        atomic_fetch_add_explicit(&failures[rc == HUB_EDBDOWN], 1, memory_order_relaxed);
     if (rc != HUB_EEXIST) {
-        char line[512];
-        snprintf(line, sizeof line, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
-        line[strcspn(line, "\n")] = 0;
-        char head[64];
-        snprintf(head, sizeof head, "%.48s", sql);
-        head[strcspn(head, "\n")] = 0;
+        atomic_fetch_add_explicit(&failures[rc == HUB_EDBDOWN], 1, memory_order_relaxed);
+        char line[512], head[49];
+        first_line(line, sizeof line, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+        first_line(head, sizeof head, sql); /* the first 48 characters */
         hub_error("database query \"%s...\" failed: %s", head, line);
     }
     PQclear(r);

@@ -99,7 +99,7 @@ int hub_db_tickets_insert_key(PGconn *c, int (*wrap)(uint32_t id, hub_buf_t *out
     if (rc != 0)
         return rc;
     char ids[24];
-    snprintf(ids, sizeof ids, "%s", PQgetvalue(r, 0, 0));
+    hub_db_get_text(r, 0, 0, ids, sizeof ids);
     PQclear(r);
     unsigned long v = strtoul(ids, NULL, 10);
     if (v == 0 || v > UINT32_MAX)
