@@ -85,7 +85,7 @@ struct hub_db_secret {
     long long id; /* products.id (products only) */
     char hash[HUB_PASSHASH_MAX];
     char status[16]; /* devices/services: provisioned, active, revoked */
-    char extra[64];  /* devices: product_key */
+    char extra[64];  /* devices: product_key; services: name */
 };
 /* Runs sql with one parameter, key, and fills out from its row of (id, hash, status, extra)
  * text columns. HUB_ENOTFOUND when there is no such row. */
