@@ -18,8 +18,10 @@
 #include "api/transaction.h"
 #include "ca/csr.h"
 #include "ca/crl.h"
+#include "db/certificates.h"
 #include "db/db.h"
-#include "db/fleet.h"
+#include "db/devices.h"
+#include "db/services.h"
 #include "util/error.h"
 
 #define CSR_MAX_LEN 16384
@@ -44,8 +46,8 @@ static int lock_principal(struct hub_req *r, int service, char status[16])
 {
     int rc = hub_db_begin(r->db);
     if (rc == 0)
-        rc = service ? hub_db_service_lock(r->db, r->params[0], status)
-                     : hub_db_device_lock(r->db, r->params[0], status);
+        rc = service ? hub_db_services_lock(r->db, r->params[0], status)
+                     : hub_db_devices_lock(r->db, r->params[0], status);
     return rc;
 }
 
@@ -79,10 +81,10 @@ static int check_current(struct hub_req *r, char (*old)[HUB_SERIAL_HEX], size_t 
         if (strcmp(old[i], serial) == 0)
             return 0;
     json_t *cert = NULL;
-    int rc = hub_db_cert_get(r->db, serial, &cert);
+    int rc = hub_db_certificates_get(r->db, serial, &cert);
     const char *reason = json_string_value(json_object_get(cert, "revocation_reason"));
     int superseded = reason != NULL && strcmp(reason, "superseded") == 0;
-    if (rc == 0 && superseded && nold == 1 && hub_db_cert_get(r->db, old[0], replay) == 0) {
+    if (rc == 0 && superseded && nold == 1 && hub_db_certificates_get(r->db, old[0], replay) == 0) {
         if (same_public_key(json_string_value(json_object_get(*replay, "certificate")), pk)) {
             json_decref(cert);
             return 0;
@@ -141,7 +143,7 @@ static void activate(struct hub_req *r, int service)
         goto out;
     }
     if (rc == 0)
-        rc = hub_db_valid_serials(r->db, service ? "service_id" : "device_id", id, &old, &nold);
+        rc = hub_db_certificates_valid_serials(r->db, service ? "service_id" : "device_id", id, &old, &nold);
     if (rc != 0) {
         hub_reply_internal(r, rc, "activation");
         goto out;
@@ -179,8 +181,8 @@ static void activate(struct hub_req *r, int service)
     };
     rc = hub_authority_issue(r->api->authority, r->db, &req, &issued);
     if (rc == 0)
-        rc = service ? hub_db_service_set_status(r->db, id, "active")
-                     : hub_db_device_set_status(r->db, id, "active");
+        rc = service ? hub_db_services_set_status(r->db, id, "active")
+                     : hub_db_devices_set_status(r->db, id, "active");
     if (rc == 0) {
         json_t *d = json_pack("{s:s,s:O}", "serial", issued.serial, "superseded", superseded);
         char *text = json_dumps(d, JSON_COMPACT);

@@ -18,7 +18,10 @@
 #include "api/token.h"
 #include "api/transaction.h"
 #include "ca/cert.h"
-#include "db/fleet.h"
+#include "db/db.h"
+#include "db/devices.h"
+#include "db/products.h"
+#include "db/services.h"
 #include "db/tokens.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -43,7 +46,7 @@ static int auth_bearer(struct hub_req *r, const char *token)
     PGconn *c = hub_transaction_db(r);
     if (c == NULL)
         return HUB_REPLIED;
-    int rc = hub_db_token_lookup(c, id, role, name, stored);
+    int rc = hub_db_tokens_lookup(c, id, role, name, stored);
     if (rc == HUB_ENOTFOUND || (rc == 0 && !hub_ct_equal(hash, stored, 32))) {
         unauthorized(r, "Bearer realm=\"iothub\"", "unknown or revoked token");
         return HUB_REPLIED;
@@ -70,13 +73,13 @@ static int auth_basic(struct hub_req *r, enum hub_auth kind, const char *user, c
         return HUB_REPLIED;
     int rc;
     if (kind == HUB_AUTH_PROVISION)
-        rc = hub_db_product_secret(c, user, &s);
+        rc = hub_db_products_secret(c, user, &s);
     else if (!hub_params_uuid_valid(user))
         rc = HUB_ENOTFOUND;
     else if (kind == HUB_AUTH_DEVICE)
-        rc = hub_db_device_secret(c, user, &s);
+        rc = hub_db_devices_secret(c, user, &s);
     else
-        rc = hub_db_service_secret(c, user, &s);
+        rc = hub_db_services_secret(c, user, &s);
     if (rc != 0 && rc != HUB_ENOTFOUND) {
         hub_reply_internal(r, rc, "credential lookup");
         return HUB_REPLIED;
@@ -170,8 +173,8 @@ static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
     PGconn *c = hub_transaction_db(r);
     if (c == NULL)
         goto out;
-    int dbrc = kind == HUB_AUTH_DEVICE_CERT ? hub_db_device_secret(c, cn, &s)
-                                            : hub_db_service_secret(c, cn, &s);
+    int dbrc = kind == HUB_AUTH_DEVICE_CERT ? hub_db_devices_secret(c, cn, &s)
+                                            : hub_db_services_secret(c, cn, &s);
     if (dbrc == HUB_ENOTFOUND) {
         hub_reply_error(r, 403, "forbidden", "no %s %s", what, cn);
         goto out;

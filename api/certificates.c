@@ -12,8 +12,8 @@
 #include "api/reply.h"
 #include "api/transaction.h"
 #include "ca/crl.h"
+#include "db/certificates.h"
 #include "db/db.h"
-#include "db/fleet.h"
 #include "util/error.h"
 
 int hub_api_certificates_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX],
@@ -31,7 +31,7 @@ int hub_api_certificates_revoke_serials(struct hub_req *r, char (*serials)[HUB_S
     cas[0] = r->api->authority->id[HUB_CA_ISSUING];
     for (size_t i = 0; i < n; i++) {
         int ca_id = cas[0];
-        rc = hub_db_cert_revoke(r->db, serials[i], reason, &ca_id);
+        rc = hub_db_certificates_revoke(r->db, serials[i], reason, &ca_id);
         if (rc == HUB_ENOTFOUND) {
             hub_reply_error(r, 404, "not_found", "no certificate %s", serials[i]);
             goto out;
@@ -95,7 +95,7 @@ void hub_api_certificates_revoke(struct hub_req *r)
     if (hub_params_reason(r, HUB_REASON_UNSPECIFIED, &reason) != 0 || hub_transaction_db(r) == NULL)
         return;
     json_t *cert;
-    int rc = hub_db_cert_get(r->db, serial[0], &cert);
+    int rc = hub_db_certificates_get(r->db, serial[0], &cert);
     if (rc == 0) {
         const char *kind = json_string_value(json_object_get(cert, "kind"));
         int server = kind != NULL && strcmp(kind, "server") == 0;
@@ -144,7 +144,7 @@ void hub_api_certificates_list(struct hub_req *r)
     json_t *list;
     if (hub_transaction_db(r) == NULL)
         return;
-    int rc = hub_db_cert_list(r->db, device, limit, &list);
+    int rc = hub_db_certificates_list(r->db, device, limit, &list);
     if (rc != 0)
         hub_reply_internal(r, rc, "certificate listing");
     else
@@ -161,7 +161,7 @@ void hub_api_certificates_show(struct hub_req *r)
     }
     if (hub_transaction_db(r) == NULL)
         return;
-    int rc = hub_db_cert_get(r->db, serial, &cert);
+    int rc = hub_db_certificates_get(r->db, serial, &cert);
     if (rc == HUB_ENOTFOUND)
         hub_reply_error(r, 404, "not_found", "no certificate %s", serial);
     else if (rc != 0)

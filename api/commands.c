@@ -12,7 +12,6 @@
 #include "api/reply.h"
 #include "api/transaction.h"
 #include "db/db.h"
-#include "db/fleet.h"
 #include "util/error.h"
 
 #define PAYLOAD_MAX (64 * 1024)

@@ -12,7 +12,8 @@
 #include "api/reply.h"
 #include "api/transaction.h"
 #include "ca/pem.h"
-#include "db/ca_store.h"
+#include "db/crls.h"
+#include "db/db.h"
 
 void hub_api_crl_show(struct hub_req *r)
 {
@@ -32,7 +33,7 @@ void hub_api_crl_show(struct hub_req *r)
     hub_buf_t der = HUB_BUF_INIT, out = HUB_BUF_INIT;
     uint64_t number;
     time_t this_update, next_update;
-    int rc = hub_db_crl_latest(r->db, ca_id, &der, &number, &this_update, &next_update);
+    int rc = hub_db_crls_latest(r->db, ca_id, &der, &number, &this_update, &next_update);
     if (rc != 0) {
         hub_reply_internal(r, rc, "CRL lookup");
         goto out;

@@ -15,8 +15,10 @@
 #include "api/reply.h"
 #include "api/transaction.h"
 #include "ca/crl.h"
+#include "db/certificates.h"
 #include "db/db.h"
-#include "db/fleet.h"
+#include "db/devices.h"
+#include "db/products.h"
 #include "util/error.h"
 #include "util/passhash.h"
 #include "util/secure.h"
@@ -72,7 +74,7 @@ void hub_api_devices_create(struct hub_req *r)
         product_id = r->who.product_id;
     } else {
         struct hub_db_secret p;
-        int rc = hub_db_product_secret(c, product_key, &p);
+        int rc = hub_db_products_secret(c, product_key, &p);
         if (rc == HUB_ENOTFOUND) {
             hub_reply_error(r, 404, "product_not_found", "no product with key \"%s\"",
                             product_key);
@@ -92,7 +94,7 @@ void hub_api_devices_create(struct hub_req *r)
     if (rc == 0)
         rc = hub_db_begin(c);
     if (rc == 0)
-        rc = hub_db_device_insert(c, product_id, serial, hash, device_id);
+        rc = hub_db_devices_insert(c, product_id, serial, hash, device_id);
     if (rc == HUB_EEXIST) {
         hub_db_rollback(c);
         hub_reply_error(r, 409, "duplicate_serial",
@@ -158,7 +160,7 @@ PGconn *hub_api_devices_lock(struct hub_req *r, char status[16])
         return NULL;
     int rc = hub_db_begin(c);
     if (rc == 0)
-        rc = hub_db_device_lock(c, id, status);
+        rc = hub_db_devices_lock(c, id, status);
     if (rc == HUB_ENOTFOUND) {
         hub_reply_error(r, 404, "not_found", "no device %s", id);
         return NULL;
@@ -184,7 +186,7 @@ void hub_api_devices_list(struct hub_req *r)
     json_t *list;
     if (c == NULL)
         return;
-    int rc = hub_db_device_list(c, after, limit, &list);
+    int rc = hub_db_devices_list(c, after, limit, &list);
     if (rc != 0) {
         hub_reply_internal(r, rc, "device listing");
         return;
@@ -205,7 +207,7 @@ void hub_api_devices_show(struct hub_req *r)
     }
     if ((c = hub_transaction_db(r)) == NULL)
         return;
-    int rc = hub_db_device_get(c, id, &d);
+    int rc = hub_db_devices_get(c, id, &d);
     if (rc == HUB_ENOTFOUND)
         hub_reply_error(r, 404, "not_found", "no device %s", id);
     else if (rc != 0)
@@ -232,7 +234,7 @@ static int revoke_all(struct hub_req *r, int reason, json_t *serials_out)
 {
     char(*serials)[HUB_SERIAL_HEX];
     size_t n;
-    int rc = hub_db_valid_serials(r->db, "device_id", r->params[0], &serials, &n);
+    int rc = hub_db_certificates_valid_serials(r->db, "device_id", r->params[0], &serials, &n);
     if (rc != 0) {
         hub_reply_internal(r, rc, "certificate lookup");
         return HUB_REPLIED;
@@ -260,7 +262,7 @@ void hub_api_devices_revoke(struct hub_req *r)
     }
     json_t *revoked = json_array();
     int rc = revoke_all(r, reason, revoked);
-    if (rc == 0 && (rc = hub_db_device_set_status(c, r->params[0], "revoked")) != 0)
+    if (rc == 0 && (rc = hub_db_devices_set_status(c, r->params[0], "revoked")) != 0)
         hub_reply_internal(r, rc, "device update");
     if (rc == 0 && (rc = notify_device(r)) != 0)
         hub_reply_internal(r, rc, "notification");
@@ -294,7 +296,7 @@ void hub_api_devices_reset(struct hub_req *r)
         if (rc == 0)
             rc = hub_passhash_make(secret, hash);
         if (rc == 0)
-            rc = hub_db_device_set_secret(c, r->params[0], hash);
+            rc = hub_db_devices_set_secret(c, r->params[0], hash);
         if (rc == 0)
             rc = notify_device(r);
         if (rc == 0) {

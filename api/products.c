@@ -10,7 +10,7 @@
 #include "api/reply.h"
 #include "api/transaction.h"
 #include "db/db.h"
-#include "db/fleet.h"
+#include "db/products.h"
 #include "util/error.h"
 #include "util/passhash.h"
 #include "util/secure.h"
@@ -35,7 +35,7 @@ void hub_api_products_create(struct hub_req *r)
     if (rc == 0)
         rc = hub_db_begin(c);
     if (rc == 0)
-        rc = hub_db_product_insert(c, key, name, hash);
+        rc = hub_db_products_insert(c, key, name, hash);
     if (rc == 0)
         rc = hub_api_audit_write(r, key, NULL);
     if (rc != 0) {
@@ -58,7 +58,7 @@ void hub_api_products_list(struct hub_req *r)
     json_t *list;
     if (c == NULL)
         return;
-    int rc = hub_db_product_list(c, &list);
+    int rc = hub_db_products_list(c, &list);
     if (rc != 0) {
         hub_reply_internal(r, rc, "product listing");
         return;

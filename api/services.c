@@ -11,7 +11,7 @@
 #include "api/reply.h"
 #include "api/transaction.h"
 #include "db/db.h"
-#include "db/fleet.h"
+#include "db/services.h"
 #include "util/error.h"
 #include "util/passhash.h"
 #include "util/secure.h"
@@ -98,7 +98,7 @@ void hub_api_services_create(struct hub_req *r)
     if (rc == 0)
         rc = hub_db_begin(r->db);
     if (rc == 0)
-        rc = hub_db_service_insert(r->db, name, pub_text, sub_text, hash, id);
+        rc = hub_db_services_insert(r->db, name, pub_text, sub_text, hash, id);
     if (rc == HUB_EEXIST) {
         hub_db_rollback(r->db);
         hub_reply_error(r, 409, "conflict", "a service named \"%s\" already exists", name);

@@ -43,7 +43,7 @@ int hub_token_create(PGconn *c, const char *name, const char *role, char *out, s
     hub_hex_lower(id_raw, sizeof id_raw, id);
     b64url(secret, secret_txt);
     mbedtls_sha256_ret((const unsigned char *)secret_txt, strlen(secret_txt), hash, 0);
-    int rc = hub_db_token_insert(c, id, name, role, hash);
+    int rc = hub_db_tokens_insert(c, id, name, role, hash);
     if (rc == 0)
         snprintf(out, outlen, "iothub_%s_%s", id, secret_txt);
     hub_wipe(secret, sizeof secret);

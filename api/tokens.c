@@ -12,7 +12,6 @@
 #include "api/token.h"
 #include "api/transaction.h"
 #include "db/db.h"
-#include "db/fleet.h"
 #include "db/tokens.h"
 #include "util/error.h"
 #include "util/secure.h"
@@ -68,7 +67,7 @@ void hub_api_tokens_list(struct hub_req *r)
     json_t *list;
     if (c == NULL)
         return;
-    int rc = hub_db_token_list(c, &list);
+    int rc = hub_db_tokens_list(c, &list);
     if (rc != 0) {
         hub_reply_internal(r, rc, "token listing");
         return;
@@ -96,7 +95,7 @@ void hub_api_tokens_revoke(struct hub_req *r)
     char name[101], role[16];
     int rc = hub_db_begin(c);
     if (rc == 0)
-        rc = hub_db_token_revoke(c, id, name, role);
+        rc = hub_db_tokens_revoke(c, id, name, role);
     if (rc == HUB_ENOTFOUND || rc == HUB_EEXIST || rc == HUB_ERANGE) {
         hub_db_rollback(c);
         if (rc == HUB_ENOTFOUND)

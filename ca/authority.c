@@ -12,7 +12,11 @@
 #include "ca/pem.h"
 #include "ca/pkcs7.h"
 #include "ca/seal.h"
+#include "db/cas.h"
+#include "db/certificates.h"
+#include "db/crls.h"
 #include "db/db.h"
+#include "db/sealed.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
@@ -106,7 +110,7 @@ static int create_ca(PGconn *c, const char *pass, enum hub_key_type t, enum hub_
     hub_hex_upper(serial, sizeof serial, serial_hex);
     snprintf(subject, sizeof subject, "CN=%s, O=iothub", cn);
     int id;
-    rc = hub_db_ca_insert(c, role_names[role], subject, hub_key_type_name(t), serial_hex, &der,
+    rc = hub_db_cas_insert(c, role_names[role], subject, hub_key_type_name(t), serial_hex, &der,
                           &sealed, req.not_before, req.not_after, &id);
     if (rc == 0)
         hub_info("created %s CA %s (%s, serial %s)", role_names[role], subject,
@@ -146,12 +150,12 @@ static int open_ca(const char *pass, enum hub_ca_role role, const struct hub_db_
 static int load_ca(PGconn *c, const char *pass, enum hub_ca_role role, struct hub_authority *a)
 {
     struct hub_db_ca row;
-    int rc = hub_db_ca_get(c, role_names[role], &row);
+    int rc = hub_db_cas_get(c, role_names[role], &row);
     if (rc != 0)
         return rc;
     a->id[role] = row.id;
     rc = open_ca(pass, role, &row, &a->cert[role], &a->key[role], &a->der[role]);
-    hub_db_ca_free(&row);
+    hub_db_cas_free(&row);
     return rc;
 }
 
@@ -160,7 +164,7 @@ static int load_retired(PGconn *c, const char *pass, struct hub_authority *a)
 {
     struct hub_db_ca *rows;
     size_t n;
-    int rc = hub_db_ca_list_retired(c, &rows, &n);
+    int rc = hub_db_cas_list_retired(c, &rows, &n);
     if (rc != 0)
         return rc;
     if (n > 0 && (a->retired = calloc(n, sizeof *a->retired)) == NULL)
@@ -174,7 +178,7 @@ static int load_retired(PGconn *c, const char *pass, struct hub_authority *a)
         rc = open_ca(pass, HUB_CA_ISSUING, &rows[i], &r->cert, &r->key, &r->der);
     }
     for (size_t i = 0; i < n; i++)
-        hub_db_ca_free(&rows[i]);
+        hub_db_cas_free(&rows[i]);
     free(rows);
     return rc;
 }
@@ -198,9 +202,9 @@ int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, in
     }
     if (rc == 0) {
         struct hub_db_ca row;
-        rc = hub_db_ca_get(c, "issuing", &row);
+        rc = hub_db_cas_get(c, "issuing", &row);
         if (rc == 0)
-            hub_db_ca_free(&row);
+            hub_db_cas_free(&row);
         else if (rc == HUB_ENOTFOUND) {
             rc = create_ca(c, pass, t, HUB_CA_ISSUING, role_subjects[HUB_CA_ISSUING],
                            &a.cert[HUB_CA_ROOT], &a.key[HUB_CA_ROOT]);
@@ -249,7 +253,7 @@ int hub_authority_rotate(struct hub_authority *a, PGconn *c, const char *pass,
                          enum hub_key_type t, int *generation)
 {
     char cn[64];
-    int rc = hub_db_ca_retire_issuing(c, generation);
+    int rc = hub_db_cas_retire_issuing(c, generation);
     if (rc != 0)
         return rc;
     snprintf(cn, sizeof cn, "%s G%d", role_subjects[HUB_CA_ISSUING], *generation);
@@ -312,7 +316,7 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
         .not_before = cr.not_before,
         .not_after = cr.not_after,
     };
-    rc = hub_db_cert_insert(c, &row);
+    rc = hub_db_certificates_insert(c, &row);
     if (rc == 0)
         rc = hub_pem_encode("CERTIFICATE", out->der.data, out->der.len, &out->pem);
     return rc;
@@ -334,9 +338,9 @@ static int publish_crl(struct hub_authority *a, PGconn *c, int id, const mbedtls
     size_t n = 0;
     uint64_t number;
     /* Lock the CA row first: concurrent publishers then see each other's revocations. */
-    int rc = hub_db_crl_next_number(c, id, &number);
+    int rc = hub_db_crls_next_number(c, id, &number);
     if (rc == 0)
-        rc = hub_db_revoked_list(c, id, &rows, &n);
+        rc = hub_db_certificates_revoked_list(c, id, &rows, &n);
     if (rc != 0)
         goto out;
     if (n > 0 && (entries = calloc(n, sizeof *entries)) == NULL) {
@@ -360,7 +364,7 @@ static int publish_crl(struct hub_authority *a, PGconn *c, int id, const mbedtls
     rc = hub_crl_build(cert, key, number, now, next, entries, n, &der);
     pthread_mutex_unlock(&a->sign_lock);
     if (rc == 0)
-        rc = hub_db_crl_insert(c, id, number, now, next, n, &der);
+        rc = hub_db_crls_insert(c, id, number, now, next, n, &der);
     if (rc == 0)
         hub_info("published %s CA CRL #%llu with %zu entries", name,
                  (unsigned long long)number, n);
@@ -396,7 +400,7 @@ int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_miss
         int id = i < 2 ? a->id[i] : a->retired[i - 2].id;
         uint64_t number;
         time_t this_update, next_update;
-        int rc = hub_db_crl_latest(c, id, NULL, &number, &this_update, &next_update);
+        int rc = hub_db_crls_latest(c, id, NULL, &number, &this_update, &next_update);
         if (rc != 0 && rc != HUB_ENOTFOUND)
             return rc;
         if (rc == 0 && (only_missing || time(NULL) < this_update + (next_update - this_update) / 2))
@@ -444,7 +448,7 @@ int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char
     hub_buf_t der = HUB_BUF_INIT, sealed = HUB_BUF_INIT, plain = HUB_BUF_INIT;
     mbedtls_pk_context key;
     mbedtls_pk_init(&key);
-    int rc = hub_db_server_cert_get(c, time(NULL), serial, &der, &sealed);
+    int rc = hub_db_certificates_get_server(c, time(NULL), serial, &der, &sealed);
     if (rc == 0)
         rc = hub_unseal(pass, HUB_SEAL_LABEL_SERVER, sealed.data, sealed.len, &plain);
     if (rc == 0)

@@ -14,7 +14,7 @@
 
 #include "ca/cert.h"
 #include "ca/key.h"
-#include "db/ca_store.h"
+#include "db/db.h"
 #include "util/buf.h"
 
 enum hub_ca_role { HUB_CA_ROOT, HUB_CA_ISSUING };

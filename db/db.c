@@ -1,18 +1,27 @@
 #include "db/db.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "util/error.h"
 #include "util/log.h"
 
+/* Copies the first line of text into dst (cap bytes, truncated, NUL-terminated): libpq's
+ * messages end with a newline and may continue with DETAIL lines. */
+static void first_line(char *dst, size_t cap, const char *text)
+{
+    snprintf(dst, cap, "%s", text);
+    dst[strcspn(dst, "\n")] = 0;
+}
+
 /* Server notices (warnings) go to the log, not to stderr raw. */
 static void notice_cb(void *arg, const char *message)
 {
     char line[512];
-    snprintf(line, sizeof line, "%s", message);
-    line[strcspn(line, "\n")] = 0;
+    first_line(line, sizeof line, message);
     hub_debug("database notice: %s", line);
 }
 
@@ -29,10 +38,8 @@ int hub_db_connect(const char *url, PGconn **out)
     const char *vals[] = {"5", url, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
-        const char *msg = c ? PQerrorMessage(c) : "out of memory";
         char line[512];
-        snprintf(line, sizeof line, "%s", msg);
-        line[strcspn(line, "\n")] = 0;
+        first_line(line, sizeof line, c ? PQerrorMessage(c) : "out of memory");
         hub_error("database connection failed: %s", line);
         PQfinish(c);
         *out = NULL;
@@ -104,15 +111,11 @@ static int query_failed(PGconn *c, PGresult *r, const char *sql)
         rc = HUB_EDBDOWN;
     else if (state != NULL && strcmp(state, "23505") == 0)
         rc = HUB_EEXIST;
-    if (rc != HUB_EEXIST)
-        atomic_fetch_add_explicit(&failures[rc == HUB_EDBDOWN], 1, memory_order_relaxed);
     if (rc != HUB_EEXIST) {
-        char line[512];
-        snprintf(line, sizeof line, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
-        line[strcspn(line, "\n")] = 0;
-        char head[64];
-        snprintf(head, sizeof head, "%.48s", sql);
-        head[strcspn(head, "\n")] = 0;
+        atomic_fetch_add_explicit(&failures[rc == HUB_EDBDOWN], 1, memory_order_relaxed);
+        char line[512], head[49];
+        first_line(line, sizeof line, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+        first_line(head, sizeof head, sql); /* the first 48 characters */
         hub_error("database query \"%s...\" failed: %s", head, line);
     }
     PQclear(r);
@@ -132,9 +135,8 @@ int hub_db_exec_script(PGconn *c, const char *sql)
     return query_failed(c, r, sql);
 }
 
-int hub_db_exec_bin(PGconn *c, PGresult **res, const char *sql, int n,
-                    const char *const *params, const int *lengths, const int *formats,
-                    int result_format)
+int hub_db_exec_bin(PGconn *c, PGresult **res, const char *sql, int n, const char *const *params,
+                    const int *lengths, const int *formats, int result_format)
 {
     if (res != NULL)
         *res = NULL;
@@ -157,8 +159,7 @@ int hub_db_exec(PGconn *c, PGresult **res, const char *sql, int n, const char *c
     return hub_db_exec_bin(c, res, sql, n, params, NULL, NULL, 0);
 }
 
-int hub_db_exec_row(PGconn *c, PGresult **res, const char *sql, int n,
-                    const char *const *params)
+int hub_db_exec_row(PGconn *c, PGresult **res, const char *sql, int n, const char *const *params)
 {
     int rc = hub_db_exec(c, res, sql, n, params);
     if (rc == 0 && PQntuples(*res) == 0) {
@@ -182,6 +183,61 @@ int hub_db_commit(PGconn *c)
 void hub_db_rollback(PGconn *c)
 {
     PQclear(PQexec(c, "ROLLBACK"));
+}
+
+int hub_db_notify(PGconn *c, const char *channel, const char *payload)
+{
+    const char *p[] = {channel, payload};
+    return hub_db_exec(c, NULL, "SELECT pg_notify($1, $2)", 2, p);
+}
+
+int hub_db_query_json(PGconn *c, const char *sql, int n, const char *const *params, json_t **out)
+{
+    PGresult *r;
+    *out = NULL;
+    int rc = hub_db_exec_row(c, &r, sql, n, params);
+    if (rc != 0)
+        return rc;
+    if (PQgetisnull(r, 0, 0)) {
+        PQclear(r);
+        return HUB_ENOTFOUND;
+    }
+    json_error_t e;
+    *out = json_loads(PQgetvalue(r, 0, 0), 0, &e);
+    PQclear(r);
+    if (*out == NULL) {
+        hub_error("database returned invalid JSON: %s", e.text);
+        return HUB_EDB;
+    }
+    return 0;
+}
+
+int hub_db_query_text(PGconn *c, const char *sql, int n, const char *const *params, char *out,
+                      size_t cap)
+{
+    PGresult *r;
+    int rc = hub_db_exec_row(c, &r, sql, n, params);
+    if (rc != 0)
+        return rc;
+    hub_db_get_text(r, 0, 0, out, cap);
+    PQclear(r);
+    return 0;
+}
+
+int hub_db_exec_one(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *r;
+    int rc = hub_db_exec(c, &r, sql, n, params);
+    if (rc != 0)
+        return rc;
+    rc = atoi(PQcmdTuples(r)) > 0 ? 0 : HUB_ENOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+void hub_db_get_text(const PGresult *r, int row, int col, char *dst, size_t cap)
+{
+    snprintf(dst, cap, "%s", PQgetvalue(r, row, col));
 }
 
 int hub_db_get_bytea(const PGresult *r, int row, int col, hub_buf_t *out)
@@ -208,4 +264,45 @@ int hub_db_bytea_param(const uint8_t *p, size_t n, hub_buf_t *out)
     }
     out->data[out->len] = 0;
     return 0;
+}
+
+int hub_db_query_secret(PGconn *c, const char *sql, const char *key, struct hub_db_secret *out)
+{
+    const char *p[] = {key};
+    PGresult *r;
+    memset(out, 0, sizeof *out);
+    int rc = hub_db_exec_row(c, &r, sql, 1, p);
+    if (rc != 0)
+        return rc;
+    out->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    hub_db_get_text(r, 0, 1, out->hash, sizeof out->hash);
+    hub_db_get_text(r, 0, 2, out->status, sizeof out->status);
+    hub_db_get_text(r, 0, 3, out->extra, sizeof out->extra);
+    PQclear(r);
+    return 0;
+}
+
+int hub_db_query_sealed(PGconn *c, const char *sql, struct hub_db_sealed **list, size_t *n)
+{
+    PGresult *r;
+    int rc = hub_db_exec(c, &r, sql, 0, NULL);
+    if (rc != 0)
+        return rc;
+    size_t rows = (size_t)PQntuples(r);
+    struct hub_db_sealed *grown = realloc(*list, (*n + rows + 1) * sizeof **list);
+    if (grown == NULL)
+        rc = HUB_ENOMEM;
+    else
+        *list = grown;
+    for (size_t i = 0; rc == 0 && i < rows; i++) {
+        struct hub_db_sealed *k = &(*list)[*n];
+        memset(k, 0, sizeof *k);
+        k->ca_id = atoi(PQgetvalue(r, (int)i, 0));
+        hub_db_get_text(r, (int)i, 1, k->role, sizeof k->role);
+        hub_db_get_text(r, (int)i, 2, k->serial, sizeof k->serial);
+        (*n)++;
+        rc = hub_db_get_bytea(r, (int)i, 3, &k->blob);
+    }
+    PQclear(r);
+    return rc;
 }

@@ -11,7 +11,7 @@ for f in "$@"; do
     printf '    0x00};\n'
     i=$((i + 1))
 done
-echo 'const struct hub_migration hub_migrations[] = {'
+echo 'const struct hub_migration hub_db_migrations[] = {'
 i=0
 for f in "$@"; do
     name=$(basename "$f" .sql)

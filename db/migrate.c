@@ -30,7 +30,7 @@ static int is_applied(PGconn *c, int version, int *yes)
     return 0;
 }
 
-int hub_db_migrate(PGconn *c, int *applied)
+int hub_db_migrate_apply(PGconn *c, int *applied)
 {
     *applied = 0;
     int rc = hub_db_exec(c, NULL, "SELECT pg_advisory_lock(" MIGRATION_LOCK ")", 0, NULL);
@@ -38,7 +38,7 @@ int hub_db_migrate(PGconn *c, int *applied)
         return rc;
     PQclear(PQexec(c, "SET client_min_messages = warning"));
     rc = hub_db_exec(c, NULL, create_table, 0, NULL);
-    for (const struct hub_migration *m = hub_migrations; rc == 0 && m->sql; m++) {
+    for (const struct hub_migration *m = hub_db_migrations; rc == 0 && m->sql; m++) {
         int done;
         rc = is_applied(c, m->version, &done);
         if (rc != 0 || done)
@@ -69,7 +69,7 @@ int hub_db_migrate(PGconn *c, int *applied)
     return rc;
 }
 
-int hub_db_schema_check(PGconn *c, int *missing)
+int hub_db_migrate_check(PGconn *c, int *missing)
 {
     *missing = 0;
     PGresult *r;
@@ -78,7 +78,7 @@ int hub_db_schema_check(PGconn *c, int *missing)
         return rc;
     int exists = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
-    for (const struct hub_migration *m = hub_migrations; m->sql; m++) {
+    for (const struct hub_migration *m = hub_db_migrations; m->sql; m++) {
         int done = 0;
         if (exists && (rc = is_applied(c, m->version, &done)) != 0)
             return rc;

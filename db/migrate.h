@@ -12,13 +12,13 @@ struct hub_migration {
 };
 
 /* The embedded migrations, ordered by version, ending with a zero entry. */
-extern const struct hub_migration hub_migrations[];
+extern const struct hub_migration hub_db_migrations[];
 
 /* Applies every pending migration; *applied gets how many ran. Serialised across
  * processes with an advisory lock. Returns 0 or a HUB_E* code. */
-int hub_db_migrate(PGconn *c, int *applied);
+int hub_db_migrate_apply(PGconn *c, int *applied);
 /* Returns 0 when the database has every embedded migration, HUB_ENOTFOUND when some are
  * missing (*missing = how many), or a HUB_E* code. */
-int hub_db_schema_check(PGconn *c, int *missing);
+int hub_db_migrate_check(PGconn *c, int *missing);
 
 #endif

@@ -6,7 +6,7 @@
 #include "db/db.h"
 #include "util/error.h"
 
-int hub_db_ticket_wrap_get(PGconn *c, int lock, hub_buf_t *out)
+int hub_db_tickets_get_wrap(PGconn *c, int lock, hub_buf_t *out)
 {
     PGresult *r;
     int rc = hub_db_exec_row(c, &r,
@@ -20,7 +20,7 @@ int hub_db_ticket_wrap_get(PGconn *c, int lock, hub_buf_t *out)
     return rc;
 }
 
-int hub_db_ticket_wrap_put(PGconn *c, const uint8_t *sealed, size_t len, int replace)
+int hub_db_tickets_put_wrap(PGconn *c, const uint8_t *sealed, size_t len, int replace)
 {
     hub_buf_t hex = HUB_BUF_INIT;
     int rc = hub_db_bytea_param(sealed, len, &hex);
@@ -36,7 +36,7 @@ int hub_db_ticket_wrap_put(PGconn *c, const uint8_t *sealed, size_t len, int rep
     return rc;
 }
 
-void hub_db_ticket_keys_free(struct hub_db_ticket_key *k, size_t n)
+void hub_db_tickets_free_keys(struct hub_db_ticket_key *k, size_t n)
 {
     if (k == NULL)
         return;
@@ -45,8 +45,8 @@ void hub_db_ticket_keys_free(struct hub_db_ticket_key *k, size_t n)
     free(k);
 }
 
-int hub_db_ticket_keys_list(PGconn *c, uint32_t max_age_s, struct hub_db_ticket_key **out,
-                            size_t *n, int64_t *now)
+int hub_db_tickets_list_keys(PGconn *c, uint32_t max_age_s, struct hub_db_ticket_key **out,
+                             size_t *n, int64_t *now)
 {
     char age[16];
     PGresult *r;
@@ -81,7 +81,7 @@ int hub_db_ticket_keys_list(PGconn *c, uint32_t max_age_s, struct hub_db_ticket_
     }
     PQclear(r);
     if (rc != 0) {
-        hub_db_ticket_keys_free(k, rows);
+        hub_db_tickets_free_keys(k, rows);
         return rc;
     }
     *out = k;
@@ -89,8 +89,8 @@ int hub_db_ticket_keys_list(PGconn *c, uint32_t max_age_s, struct hub_db_ticket_
     return 0;
 }
 
-int hub_db_ticket_key_insert(PGconn *c, int (*wrap)(uint32_t id, hub_buf_t *out, void *arg),
-                             void *arg, uint32_t *id, int64_t *created)
+int hub_db_tickets_insert_key(PGconn *c, int (*wrap)(uint32_t id, hub_buf_t *out, void *arg),
+                              void *arg, uint32_t *id, int64_t *created)
 {
     PGresult *r;
     hub_buf_t blob = HUB_BUF_INIT, hex = HUB_BUF_INIT;
@@ -99,7 +99,7 @@ int hub_db_ticket_key_insert(PGconn *c, int (*wrap)(uint32_t id, hub_buf_t *out,
     if (rc != 0)
         return rc;
     char ids[24];
-    snprintf(ids, sizeof ids, "%s", PQgetvalue(r, 0, 0));
+    hub_db_get_text(r, 0, 0, ids, sizeof ids);
     PQclear(r);
     unsigned long v = strtoul(ids, NULL, 10);
     if (v == 0 || v > UINT32_MAX)
@@ -124,7 +124,7 @@ int hub_db_ticket_key_insert(PGconn *c, int (*wrap)(uint32_t id, hub_buf_t *out,
     return rc;
 }
 
-int hub_db_ticket_keys_prune(PGconn *c, uint32_t max_age_s, int *deleted)
+int hub_db_tickets_prune_keys(PGconn *c, uint32_t max_age_s, int *deleted)
 {
     char age[16];
     PGresult *r;

@@ -13,6 +13,8 @@
 
 #include "api/token.h"
 #include "ca/seal.h"
+#include "db/audit.h"
+#include "db/certificates.h"
 #include "db/db.h"
 #include "db/migrate.h"
 #include "db/tokens.h"
@@ -48,7 +50,7 @@ static int ensure_server_cert(const struct hub_config *cfg, struct hub_authority
     char **names = NULL;
     mbedtls_pk_init(&key);
     int rc = force ? HUB_ENOTFOUND
-                   : hub_db_server_cert_get(c, time(NULL) + SERVER_RENEW_DAYS * 24 * 3600,
+                   : hub_db_certificates_get_server(c, time(NULL) + SERVER_RENEW_DAYS * 24 * 3600,
                                             serial, &der, &sealed);
     if (rc != HUB_ENOTFOUND)
         goto out;
@@ -116,7 +118,7 @@ static int ensure_admin_token(PGconn *c, const char *tmp, int *tmp_written)
 {
     int count;
     *tmp_written = 0;
-    int rc = hub_db_token_count(c, "admin", &count);
+    int rc = hub_db_tokens_count(c, "admin", &count);
     if (rc != 0 || count > 0)
         return rc;
     char token[HUB_TOKEN_LEN + 1], name[64];
@@ -149,7 +151,7 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
     snprintf(tmp, sizeof tmp, "%s.tmp", token_path);
     rc = hub_db_connect(cfg->db_url, &c);
     if (rc == 0)
-        rc = hub_db_migrate(c, &migrations);
+        rc = hub_db_migrate_apply(c, &migrations);
     if (rc == 0)
         rc = hub_db_begin(c);
     if (rc == 0)
@@ -165,7 +167,7 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
     if (rc == 0)
         rc = ensure_admin_token(c, tmp, &token_written);
     if (rc == 0 && (created > 0 || token_written))
-        rc = hub_db_audit(c, "iothubd init", "system", "init", NULL, "local",
+        rc = hub_db_audit_insert(c, "iothubd init", "system", "init", NULL, "local",
                           "ok", NULL);
     if (rc == 0)
         rc = hub_db_commit(c);
@@ -246,7 +248,7 @@ int hub_init_rekey(const struct hub_config *cfg, const char *new_key_file)
     if (rc == 0) /* the session-ticket wrapping key; the ticket keys it wraps stay as they are */
         rc = hub_ticketsync_reseal(c, old_pass, new_pass, &count);
     if (rc == 0)
-        rc = hub_db_audit(c, "iothubd rekey", "system", "master_key.rotate", NULL, "local", "ok",
+        rc = hub_db_audit_insert(c, "iothubd rekey", "system", "master_key.rotate", NULL, "local", "ok",
                           NULL);
     if (rc == 0)
         rc = hub_db_commit(c);
@@ -299,7 +301,7 @@ int hub_init_rotate_issuing(const struct hub_config *cfg)
     if (rc == 0)
         rc = ensure_server_cert(cfg, &b, c, pass, 1, &created);
     if (rc == 0)
-        rc = hub_db_audit(c, "iothubd ca rotate", "system", "ca.rotate", NULL, "local", "ok",
+        rc = hub_db_audit_insert(c, "iothubd ca rotate", "system", "ca.rotate", NULL, "local", "ok",
                           NULL);
     if (rc == 0)
         rc = hub_db_commit(c);

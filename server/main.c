@@ -16,7 +16,8 @@
 #include "ca/pem.h"
 #include "ca/pkcs7.h"
 #include <config.h>
-#include "db/ca_store.h"
+#include "db/cas.h"
+#include "db/crls.h"
 #include "db/db.h"
 #include "db/migrate.h"
 #include "server/config.h"
@@ -182,7 +183,7 @@ static int serve(struct hub_config *cfg)
         return 1;
     }
     rc = hub_db_connect(cfg->db_url, &s.db);
-    if (rc == 0 && (rc = hub_db_schema_check(s.db, &missing)) == HUB_ENOTFOUND)
+    if (rc == 0 && (rc = hub_db_migrate_check(s.db, &missing)) == HUB_ENOTFOUND)
         hub_error("the database lacks %d migration(s): run `iothubd migrate` (or `iothubd "
                   "init` on a new installation)",
                   missing);
@@ -288,7 +289,7 @@ static int cmd_migrate(const struct hub_config *cfg)
     int applied;
     if (hub_db_connect(cfg->db_url, &c) != 0)
         return 1;
-    int rc = hub_db_migrate(c, &applied);
+    int rc = hub_db_migrate_apply(c, &applied);
     PQfinish(c);
     if (rc != 0)
         return 1;
@@ -347,9 +348,9 @@ static int cmd_ca(const struct hub_config *cfg, int argc, char **argv)
     memset(ca, 0, sizeof ca);
     if (hub_db_connect(cfg->db_url, &c) != 0)
         return 1;
-    int rc = hub_db_ca_get(c, "issuing", &ca[0]);
+    int rc = hub_db_cas_get(c, "issuing", &ca[0]);
     if (rc == 0 && chain)
-        rc = hub_db_ca_get(c, "root", &ca[1]);
+        rc = hub_db_cas_get(c, "root", &ca[1]);
     if (rc == 0 && chain && strcmp(format, "pem") == 0) {
         rc = hub_pem_encode("CERTIFICATE", ca[0].cert_der.data, ca[0].cert_der.len, &out);
         if (rc == 0)
@@ -361,7 +362,7 @@ static int cmd_ca(const struct hub_config *cfg, int argc, char **argv)
     } else if (rc == 0) {
         uint64_t number;
         time_t tu, nu;
-        rc = hub_db_crl_latest(c, ca[0].id, &der, &number, &tu, &nu);
+        rc = hub_db_crls_latest(c, ca[0].id, &der, &number, &tu, &nu);
         if (rc == 0 && strcmp(format, "pem") == 0)
             rc = hub_pem_encode("X509 CRL", der.data, der.len, &out);
         else if (rc == 0)
@@ -371,8 +372,8 @@ static int cmd_ca(const struct hub_config *cfg, int argc, char **argv)
         hub_error("no %s in the database: run `iothubd init` first",
                   chain ? "certificate authority" : "CRL");
     int status = rc == 0 ? emit(&out, strcmp(format, "pem") != 0) : 1;
-    hub_db_ca_free(&ca[0]);
-    hub_db_ca_free(&ca[1]);
+    hub_db_cas_free(&ca[0]);
+    hub_db_cas_free(&ca[1]);
     hub_buf_free(&out);
     hub_buf_free(&der);
     PQfinish(c);

@@ -12,7 +12,8 @@
 #include <jansson.h>
 
 #include "db/db.h"
-#include "db/fleet.h"
+#include "db/devices.h"
+#include "db/services.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
@@ -193,15 +194,15 @@ static void acl_work(uv_work_t *w)
     PGconn *c = lookup_conn(m);
     reachable = c != NULL;
     if (c != NULL && k->password) {
-        if (hub_db_device_secret(c, k->user, &sec) == 0) {
+        if (hub_db_devices_secret(c, k->user, &sec) == 0) {
             k->who.kind = HUB_MQTT_DEVICE;
             found = 1;
-        } else if (hub_db_service_secret(c, k->user, &sec) == 0) {
+        } else if (hub_db_services_secret(c, k->user, &sec) == 0) {
             k->who.kind = HUB_MQTT_SERVICE;
             found = 1;
         }
     } else if (c != NULL && k->who.kind == HUB_MQTT_SERVICE &&
-               hub_db_service_acl(c, k->who.id, &k->acl) != 0) {
+               hub_db_services_acl(c, k->who.id, &k->acl) != 0) {
         k->acl = NULL;
     }
     pthread_mutex_unlock(&m->lookup_lock);
@@ -215,7 +216,7 @@ static void acl_work(uv_work_t *w)
     if (k->who.kind != HUB_MQTT_SERVICE || !k->authed)
         return;
     pthread_mutex_lock(&m->lookup_lock);
-    if ((c = lookup_conn(m)) != NULL && hub_db_service_acl(c, k->who.id, &k->acl) != 0)
+    if ((c = lookup_conn(m)) != NULL && hub_db_services_acl(c, k->who.id, &k->acl) != 0)
         k->acl = NULL;
     pthread_mutex_unlock(&m->lookup_lock);
 }

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "db/db.h"
-#include "db/fleet.h"
+#include "db/devices.h"
 #include "util/buf.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -88,7 +88,7 @@ static void *writer(void *arg)
                 rc = hub_db_connect(p->db_url, &c);
             }
             if (c != NULL)
-                rc = hub_db_devices_seen(c, (const char *)batch.data);
+                rc = hub_db_devices_mark_seen(c, (const char *)batch.data);
         }
         pthread_mutex_lock(&p->lock);
         /* Database unreachable: the ids wait for the next round (up to a cap). */

@@ -5,7 +5,7 @@
 
 #include <libpq-fe.h>
 
-#include "db/ca_store.h"
+#include "db/certificates.h"
 #include "db/db.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -46,9 +46,9 @@ static void connect_work(uv_work_t *req)
     }
     int rc = hub_db_connect(f->db_url, &f->db);
     if (rc == 0)
-        rc = hub_db_listen_revocations(f->db);
+        rc = hub_db_certificates_listen_revoked(f->db);
     if (rc == 0)
-        rc = hub_db_revoked_serials(f->db, &serials, &n);
+        rc = hub_db_certificates_revoked_serials(f->db, &serials, &n);
     if (rc == 0 && (f->fresh = hub_revset_new()) == NULL)
         rc = HUB_ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++)

@@ -147,15 +147,15 @@ static int maintain(struct hub_ticketsync *s, PGconn *c)
     if (rc == 0)
         rc = hub_db_xact_lock(c, HUB_DB_TICKET_LOCK);
     if (rc == 0)
-        rc = hub_db_ticket_keys_list(c, s->max_age, &rows, &n, &now);
+        rc = hub_db_tickets_list_keys(c, s->max_age, &rows, &n, &now);
     if (rc == 0 && (keys = calloc(n + 1, sizeof *keys)) == NULL)
         rc = HUB_ENOMEM;
     if (rc == 0)
         k = unwrap_all(s, rows, n, keys);
     if (rc == 0 && (k == 0 || now - keys[k - 1].created >= (int64_t)s->rotation))
-        rc = hub_db_ticket_key_insert(c, wrap_new_key, &f, &new_id, &created);
+        rc = hub_db_tickets_insert_key(c, wrap_new_key, &f, &new_id, &created);
     if (rc == 0)
-        rc = hub_db_ticket_keys_prune(c, s->max_age, &deleted);
+        rc = hub_db_tickets_prune_keys(c, s->max_age, &deleted);
     if (rc == 0)
         rc = hub_db_commit(c);
     if (rc != 0) {
@@ -178,7 +178,7 @@ out:
         free(keys);
     }
     hub_wipe(f.key, sizeof f.key);
-    hub_db_ticket_keys_free(rows, n);
+    hub_db_tickets_free_keys(rows, n);
     return rc;
 }
 
@@ -188,17 +188,17 @@ static int load_wrap(struct hub_ticketsync *s, PGconn *c, const char *pass)
 {
     hub_buf_t sealed = HUB_BUF_INIT, plain = HUB_BUF_INIT;
     uint8_t key[HUB_TICKET_KEY_LEN];
-    int rc = hub_db_ticket_wrap_get(c, 0, &sealed);
+    int rc = hub_db_tickets_get_wrap(c, 0, &sealed);
     if (rc == HUB_ENOTFOUND) {
         rc = hub_db_begin(c);
         if (rc == 0)
             rc = hub_db_xact_lock(c, ADMIN_LOCK);
-        if (rc == 0 && (rc = hub_db_ticket_wrap_get(c, 1, &sealed)) == HUB_ENOTFOUND) {
+        if (rc == 0 && (rc = hub_db_tickets_get_wrap(c, 1, &sealed)) == HUB_ENOTFOUND) {
             rc = hub_random(key, sizeof key);
             if (rc == 0)
                 rc = hub_seal(pass, HUB_SEAL_ITERATIONS, WRAP_LABEL, key, sizeof key, &sealed);
             if (rc == 0)
-                rc = hub_db_ticket_wrap_put(c, sealed.data, sealed.len, 0);
+                rc = hub_db_tickets_put_wrap(c, sealed.data, sealed.len, 0);
             if (rc == 0)
                 hub_info("session-ticket wrapping key created");
         }
@@ -333,7 +333,7 @@ void hub_ticketsync_stop(struct hub_ticketsync *s)
 int hub_ticketsync_reseal(PGconn *c, const char *old_pass, const char *new_pass, size_t *count)
 {
     hub_buf_t sealed = HUB_BUF_INIT, plain = HUB_BUF_INIT, blob = HUB_BUF_INIT;
-    int rc = hub_db_ticket_wrap_get(c, 1, &sealed);
+    int rc = hub_db_tickets_get_wrap(c, 1, &sealed);
     if (rc == HUB_ENOTFOUND)
         return 0;
     if (rc == 0)
@@ -343,7 +343,7 @@ int hub_ticketsync_reseal(PGconn *c, const char *old_pass, const char *new_pass,
     if (rc == 0)
         rc = hub_seal(new_pass, HUB_SEAL_ITERATIONS, WRAP_LABEL, plain.data, plain.len, &blob);
     if (rc == 0)
-        rc = hub_db_ticket_wrap_put(c, blob.data, blob.len, 1);
+        rc = hub_db_tickets_put_wrap(c, blob.data, blob.len, 1);
     if (rc == 0)
         (*count)++;
     hub_buf_free(&plain);

@@ -11,6 +11,7 @@
 #include "ca/crl.h"
 #include "ca/csr.h"
 #include "ca/pem.h"
+#include "db/certificates.h"
 #include "db/db.h"
 #include "server/config.h"
 #include "server/init.h"
@@ -66,7 +67,7 @@ static int revoke(struct hub_authority *a, PGconn *c, char **argv)
     }
     int rc = hub_db_begin(c);
     if (rc == 0)
-        rc = hub_db_cert_revoke(c, argv[0], reason, NULL);
+        rc = hub_db_certificates_revoke(c, argv[0], reason, NULL);
     if (rc == 0)
         rc = hub_authority_publish_crl(a, c, HUB_CA_ISSUING);
     if (rc == 0)
