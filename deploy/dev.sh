@@ -181,40 +181,48 @@ test_list() {
 }
 
 # test_order: prints the indexes of T_NAME in the order they start: the pool by expected
-# time, longest first, then the tests that run alone, also longest first.
+# time, longest first, then the tests that run alone, also longest first. Expected: the
+# time of the last run in this build, else tests/test-times.txt, else 9999 s.
 test_order() {
-    local times=$BUILD/test-times.txt i
-    [ -f "$times" ] || times=$ROOT/tests/test-times.txt
+    local i
     for i in "${!T_NAME[@]}"; do
-        echo "$i ${T_NAME[$i]} ${T_LANE[$i]}"
-    done | awk -v times="$times" '
-        BEGIN { while ((getline line < times) > 0) { split(line, f, " "); t[f[2]] = f[1] } }
+        echo "$i ${T_KIND[$i]}/${T_NAME[$i]} ${T_LANE[$i]}"
+    done | awk -v committed="$ROOT/tests/test-times.txt" -v measured="$BUILD/test-times.txt" '
+        BEGIN {
+            while ((getline line < committed) > 0) { split(line, f, " "); t[f[2]] = f[1] }
+            while ((getline line < measured) > 0) { split(line, f, " "); t[f[2]] = f[1] }
+        }
         { est = ($2 in t) ? t[$2] : 9999; print ($3 == "alone"), est, $1 }' |
         sort -k1,1n -k2,2gr -k3,3n | awk '{print $3}'
 }
 
-# test_start I: runs test I in the background; its output in $tmp/NAME.out and .err, its
-# exit status in .rc, its wall time in microseconds in .us, its sanitizer reports in
-# $tmp/san/NAME/. Sets RUN_PID.
+# test_file I: the path prefix of test I's files (a unit and an integration test may share
+# a name: test_tickets).
+test_file() { echo "$tmp/${T_KIND[$1]}.${T_NAME[$1]}"; }
+
+# test_start I: runs test I in the background; its output in $(test_file I).out and .err,
+# its exit status in .rc, its wall time in microseconds in .us, its sanitizer reports in
+# the directory .san/. Sets RUN_PID.
 test_start() {
-    local i=$1 name=${T_NAME[$1]}
+    local i=$1 name=${T_NAME[$1]} f
+    f=$(test_file "$1")
     (
         set +e
         if [ "${IOTHUB_SANITIZERS:-0}" = 1 ]; then
-            mkdir -p "$tmp/san/$name"
-            chmod 0777 "$tmp/san/$name"
-            export ASAN_OPTIONS="log_path=$tmp/san/$name/asan:$SAN_ASAN"
-            export UBSAN_OPTIONS="log_path=$tmp/san/$name/ubsan:$SAN_UBSAN"
+            mkdir -p "$f.san"
+            chmod 0777 "$f.san"
+            export ASAN_OPTIONS="log_path=$f.san/asan:$SAN_ASAN"
+            export UBSAN_OPTIONS="log_path=$f.san/ubsan:$SAN_UBSAN"
         fi
         s=${EPOCHREALTIME/./}
         if [ "${T_KIND[$i]}" = unit ]; then
             mkdir -p "$tmp/unit/$name"
-            (cd "$tmp/unit/$name" && "${T_PATH[$i]}") >"$tmp/$name.out" 2>"$tmp/$name.err"
+            (cd "$tmp/unit/$name" && "${T_PATH[$i]}") >"$f.out" 2>"$f.err"
         else
-            bash "${T_PATH[$i]}" >"$tmp/$name.out" 2>"$tmp/$name.err"
+            bash "${T_PATH[$i]}" >"$f.out" 2>"$f.err"
         fi
-        echo $? >"$tmp/$name.rc"
-        echo $((${EPOCHREALTIME/./} - s)) >"$tmp/$name.us"
+        echo $? >"$f.rc"
+        echo $((${EPOCHREALTIME/./} - s)) >"$f.us"
     ) &
     RUN_PID=$!
 }
@@ -270,18 +278,18 @@ cmd_test() {
         i=${test_of[$pid]}
         unset "test_of[$pid]"
         [ "${T_LANE[$i]}" = alone ] && alone=0
-        log "${T_KIND[$i]}: ${T_NAME[$i]} ($(secs "$(cat "$tmp/${T_NAME[$i]}.us" 2>/dev/null || echo 0)") s)"
+        log "${T_KIND[$i]}: ${T_NAME[$i]} ($(secs "$(cat "$(test_file "$i").us" 2>/dev/null || echo 0)") s)"
     done
     RUNNING=()
     local wall=$((${EPOCHREALTIME/./} - started))
 
     for i in "${!T_NAME[@]}"; do
-        collect "${T_NAME[$i]}" "$(cat "$tmp/${T_NAME[$i]}.rc" 2>/dev/null || echo 'unknown')"
+        collect "${T_NAME[$i]}" "$(cat "$(test_file "$i").rc" 2>/dev/null || echo 'unknown')" "$(test_file "$i")"
     done
     test_times
     log "wall time $(secs "$wall") s with $jobs job(s); the slowest tests:"
     for i in "${!T_NAME[@]}"; do
-        echo "$(cat "$tmp/${T_NAME[$i]}.us" 2>/dev/null || echo 0) ${T_NAME[$i]} ${T_LANE[$i]}"
+        echo "$(cat "$(test_file "$i").us" 2>/dev/null || echo 0) ${T_KIND[$i]}/${T_NAME[$i]} ${T_LANE[$i]}"
     done | sort -k1,1nr | awk 'NR <= 10' | while read -r us name lane; do
         log "  $(secs "$us") s  $name${lane/pool/}"
     done
@@ -300,14 +308,14 @@ test_stop_all() {
     for pid in "${RUNNING[@]}"; do kill "$pid" 2>/dev/null || true; done
 }
 
-# test_times: $BUILD/test-times.txt keeps "SECONDS NAME" of every test last run there, for
+# test_times: $BUILD/test-times.txt keeps "SECONDS KIND/NAME" of every test last run there, for
 # the order of the next run.
 test_times() {
     local file=$BUILD/test-times.txt i
     {
         for i in "${!T_NAME[@]}"; do
-            if [ -f "$tmp/${T_NAME[$i]}.us" ]; then
-                echo "$(secs "$(cat "$tmp/${T_NAME[$i]}.us")") ${T_NAME[$i]}"
+            if [ -f "$(test_file "$i").us" ]; then
+                echo "$(secs "$(cat "$(test_file "$i").us")") ${T_KIND[$i]}/${T_NAME[$i]}"
             fi
         done
         if [ -f "$file" ]; then cat "$file"; fi
@@ -315,24 +323,24 @@ test_times() {
     mv "$file.new" "$file"
 }
 
-# collect NAME RC: appends a test program's ok/not ok lines; a crash or a non-zero exit
-# without a failing line counts as one failure, and so does each sanitizer report in the
-# test's own report directory. Failing output is shown.
+# collect NAME RC FILE: appends a test program's ok/not ok lines (FILE.out); a crash or a
+# non-zero exit without a failing line counts as one failure, and so does each sanitizer
+# report in the test's own report directory (FILE.san/). Failing output is shown.
 collect() {
-    local name=$1 rc=$2 f="$tmp/$1.out"
+    local name=$1 rc=$2 f="$3.out" san="$3.san" err="$3.err"
     sed -e "s/^\(not ok\|ok\) - /\1 - $name: /" "$f" | grep -E '^(ok|not ok) ' >>"$out" || true
     if [ "$rc" != 0 ] && ! grep -q '^not ok ' "$f"; then
         echo "not ok - $name: exited with status $rc" >>"$out"
     fi
     local report
-    for report in "$tmp/san/$name"/*.[0-9]*; do
+    for report in "$san"/*.[0-9]*; do
         [ -f "$report" ] || continue
         echo "not ok - $name: sanitizer report $(basename "$report")" >>"$out"
         { echo "---- $name: $(basename "$report")"; head -n 80 "$report"; } >&2
         rc=1
     done
     if [ "$rc" != 0 ] || grep -q '^not ok ' "$f"; then
-        { echo "---- $name output"; cat "$f"; echo "---- $name stderr"; tail -n 60 "$tmp/$name.err"; } >&2
+        { echo "---- $name output"; cat "$f"; echo "---- $name stderr"; tail -n 60 "$err"; } >&2
     fi
 }
 

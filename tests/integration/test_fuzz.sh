@@ -4,7 +4,6 @@
 # runs each for a few seconds on a copy of its seed corpus. A crash, leak, sanitizer report
 # or timeout fails that target; docs/fuzzing.md says how to reproduce it.
 # shellcheck source=tests/integration/lib.sh
-# test-lane: alone (clang builds and libFuzzer runs with every core; deploy/dev.sh runs nothing beside it)
 source "$(dirname "$0")/lib.sh"
 
 SECS=${IOTHUB_FUZZ_TEST_SECONDS:-8}
