@@ -243,7 +243,7 @@ cmd_test() {
     # Tests side by side each run one or two iothubd (8 pooled connections and a few more
     # each) and psql: more than PostgreSQL's default 100 connections.
     PG_FSYNC=off PG_MAX_CONNECTIONS=$((100 + 60 * jobs)) pg_start "$tmp/pg"
-    RUNNING=()
+    declare -gA test_of=() # pid -> index of the tests running now
     trap 'test_stop_all; pg_stop "$tmp/pg"; rm -rf "$tmp"' EXIT
 
     export IOTHUB_TEST_ROOT="$ROOT" IOTHUB_TEST_BUILD="$BUILD" IOTHUB_TEST_PGSOCK="$tmp/pg/sock"
@@ -257,7 +257,6 @@ cmd_test() {
     test_list "$only"
     local order n=${#T_NAME[@]} next=0 i pid alone=0 started
     mapfile -t order < <(test_order)
-    declare -A test_of=()
     log "$n test(s), $jobs at a time"
     started=${EPOCHREALTIME/./}
     while [ "$next" -lt "$n" ] || [ ${#test_of[@]} -gt 0 ]; do
@@ -269,7 +268,6 @@ cmd_test() {
             fi
             test_start "$i"
             test_of[$RUN_PID]=$i
-            RUNNING+=("$RUN_PID")
             next=$((next + 1))
         done
         pid=
@@ -280,7 +278,6 @@ cmd_test() {
         [ "${T_LANE[$i]}" = alone ] && alone=0
         log "${T_KIND[$i]}: ${T_NAME[$i]} ($(secs "$(cat "$(test_file "$i").us" 2>/dev/null || echo 0)") s)"
     done
-    RUNNING=()
     local wall=$((${EPOCHREALTIME/./} - started))
 
     for i in "${!T_NAME[@]}"; do
@@ -289,9 +286,9 @@ cmd_test() {
     test_times
     log "wall time $(secs "$wall") s with $jobs job(s); the slowest tests:"
     for i in "${!T_NAME[@]}"; do
-        echo "$(cat "$(test_file "$i").us" 2>/dev/null || echo 0) ${T_KIND[$i]}/${T_NAME[$i]} ${T_LANE[$i]}"
+        echo "$(cat "$(test_file "$i").us" 2>/dev/null || echo 0) ${T_KIND[$i]}/${T_NAME[$i]} ${T_LANE[$i]/pool/-}"
     done | sort -k1,1nr | awk 'NR <= 10' | while read -r us name lane; do
-        log "  $(secs "$us") s  $name${lane/pool/}"
+        log "  $(secs "$us") s  $name ${lane/-/}"
     done
 
     local passed failed
@@ -305,7 +302,7 @@ cmd_test() {
 # test_stop_all: on an early exit (Ctrl-C), stops the test runs still going.
 test_stop_all() {
     local pid
-    for pid in "${RUNNING[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${!test_of[@]}"; do kill "$pid" 2>/dev/null || true; done
 }
 
 # test_times: $BUILD/test-times.txt keeps "SECONDS KIND/NAME" of every test last run there, for
