@@ -5,6 +5,7 @@
 #   ./deploy/dev.sh test   install, build, run every test against a private PostgreSQL; ends
 #                          with "N passed, N failed" and exits 0 only if all passed
 #   ./deploy/dev.sh test NAME  only the tests whose name contains NAME
+#                          (IOTHUB_TEST_JOBS=N: N tests at a time, default 4)
 #   ./deploy/dev.sh build  install and build only
 #   ./deploy/dev.sh fuzz [SECONDS] [TARGET]  build the libFuzzer targets (clang) in
 #                          build-fuzz/ and run each for SECONDS (60); see docs/fuzzing.md
@@ -90,6 +91,11 @@ pg_start() {
         pg_as_owner "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 \
             --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
     fi
+    # In the configuration file, not on the command line: tests that stop and start the
+    # server again keep it.
+    if [ -n "${PG_MAX_CONNECTIONS:-}" ]; then
+        echo "max_connections = $PG_MAX_CONNECTIONS" >>"$dir/data/postgresql.conf"
+    fi
     pg_as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
         -o "-c listen_addresses='' -c unix_socket_directories='$dir/sock' -c unix_socket_permissions=0700 -c fsync=${PG_FSYNC:-on}" \
         start >/dev/null || { tail -n 20 "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
@@ -144,53 +150,145 @@ MSG
     "$iothubd" -c "$DEV/iothub.conf" serve
 }
 
+# ---- the test runner ---------------------------------------------------------------------
+# Unit tests (tests/unit/**/test_*) and integration tests (tests/integration/test_*.sh) run
+# IOTHUB_TEST_JOBS at a time (default 4: most of them wait on sockets, PostgreSQL and
+# child processes, not on the CPU), the longest first (times of the last run in
+# $BUILD/test-times.txt, else tests/test-times.txt; a test never timed counts as long).
+# An integration script with the line "# test-lane: alone" in its head runs with nothing
+# beside it: it stops the shared PostgreSQL, or measures time or memory under load, or
+# loads the machine itself. Each test keeps its own output files, working directory and
+# sanitizer report directory; the results are collected in name order when all are done.
+TEST_JOBS_DEFAULT=4
+
+# test_list ONLY: fills T_NAME, T_KIND (unit|integration), T_PATH, T_LANE (pool|alone) in
+# name order (unit tests first, as they mirror the product tree).
+test_list() {
+    local only=$1 t name
+    T_NAME=() T_KIND=() T_PATH=() T_LANE=()
+    for t in $(cd "$BUILD" && find tests/unit -type f -name 'test_*' -perm -u+x | sort); do
+        name=${t#tests/unit/}
+        name=${name//\//_}
+        [[ $name == *"$only"* ]] || continue
+        T_NAME+=("$name") T_KIND+=(unit) T_PATH+=("$BUILD/$t") T_LANE+=(pool)
+    done
+    for t in "$ROOT"/tests/integration/test_*.sh; do
+        name=$(basename "$t" .sh)
+        [[ $name == *"$only"* ]] || continue
+        T_NAME+=("$name") T_KIND+=(integration) T_PATH+=("$t")
+        if awk 'NR > 20 {exit} /^# test-lane: alone/ {found = 1} END {exit !found}' "$t"; then T_LANE+=(alone); else T_LANE+=(pool); fi
+    done
+}
+
+# test_order: prints the indexes of T_NAME in the order they start: the pool by expected
+# time, longest first, then the tests that run alone, also longest first. Expected: the
+# time of the last run in this build, else tests/test-times.txt, else 9999 s.
+test_order() {
+    local i
+    for i in "${!T_NAME[@]}"; do
+        echo "$i ${T_KIND[$i]}/${T_NAME[$i]} ${T_LANE[$i]}"
+    done | awk -v committed="$ROOT/tests/test-times.txt" -v measured="$BUILD/test-times.txt" '
+        BEGIN {
+            while ((getline line < committed) > 0) { split(line, f, " "); t[f[2]] = f[1] }
+            while ((getline line < measured) > 0) { split(line, f, " "); t[f[2]] = f[1] }
+        }
+        { est = ($2 in t) ? t[$2] : 9999; print ($3 == "alone"), est, $1 }' |
+        sort -k1,1n -k2,2gr -k3,3n | awk '{print $3}'
+}
+
+# test_file I: the path prefix of test I's files (a unit and an integration test may share
+# a name: test_tickets).
+test_file() { echo "$tmp/${T_KIND[$1]}.${T_NAME[$1]}"; }
+
+# test_start I: runs test I in the background; its output in $(test_file I).out and .err,
+# its exit status in .rc, its wall time in microseconds in .us, its sanitizer reports in
+# the directory .san/. Sets RUN_PID.
+test_start() {
+    local i=$1 name=${T_NAME[$1]} f
+    f=$(test_file "$1")
+    (
+        set +e
+        if [ "${IOTHUB_SANITIZERS:-0}" = 1 ]; then
+            mkdir -p "$f.san"
+            chmod 0777 "$f.san"
+            export ASAN_OPTIONS="log_path=$f.san/asan:$SAN_ASAN"
+            export UBSAN_OPTIONS="log_path=$f.san/ubsan:$SAN_UBSAN"
+        fi
+        s=${EPOCHREALTIME/./}
+        if [ "${T_KIND[$i]}" = unit ]; then
+            mkdir -p "$tmp/unit/$name"
+            (cd "$tmp/unit/$name" && "${T_PATH[$i]}") >"$f.out" 2>"$f.err"
+        else
+            bash "${T_PATH[$i]}" >"$f.out" 2>"$f.err"
+        fi
+        echo $? >"$f.rc"
+        echo $((${EPOCHREALTIME/./} - s)) >"$f.us"
+    ) &
+    RUN_PID=$!
+}
+
+# secs US: microseconds as seconds with one decimal.
+secs() { printf '%d.%d' $(($1 / 1000000)) $(($1 % 1000000 / 100000)); }
+
 cmd_test() {
     only=${1:-} # run only the tests whose name contains this
+    local jobs=${IOTHUB_TEST_JOBS:-$TEST_JOBS_DEFAULT}
+    [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "IOTHUB_TEST_JOBS must be a positive integer"
     install_missing
     build
     tmp=$(mktemp -d /tmp/iothub-test.XXXXXX)
     chmod 0755 "$tmp"
     out="$tmp/results.txt"
     : >"$out"
-    PG_FSYNC=off pg_start "$tmp/pg"
-    trap 'pg_stop "$tmp/pg"; rm -rf "$tmp"' EXIT
+    # Tests side by side each run one or two iothubd (8 pooled connections and a few more
+    # each) and psql: more than PostgreSQL's default 100 connections.
+    PG_FSYNC=off PG_MAX_CONNECTIONS=$((100 + 60 * jobs)) pg_start "$tmp/pg"
+    declare -gA test_of=() # pid -> index of the tests running now
+    trap 'test_stop_all; pg_stop "$tmp/pg"; rm -rf "$tmp"' EXIT
 
     export IOTHUB_TEST_ROOT="$ROOT" IOTHUB_TEST_BUILD="$BUILD" IOTHUB_TEST_PGSOCK="$tmp/pg/sock"
     export IOTHUB_TEST_PGBIN="$PGBIN" IOTHUB_TEST_TMP="$tmp"
-    if [ "${IOTHUB_SANITIZERS:-0}" = 1 ]; then
-        # Every instrumented process (iothubd, unit tests, tools) writes its ASan, LSan or
-        # UBSan report here; collect counts a report as a failure of the test that caused it.
-        mkdir -p "$tmp/san"
-        chmod 0777 "$tmp/san"
-        export ASAN_OPTIONS="log_path=$tmp/san/asan:detect_leaks=1:verify_asan_link_order=0:strict_string_checks=1:detect_stack_use_after_return=1"
-        export UBSAN_OPTIONS="log_path=$tmp/san/ubsan:print_stacktrace=1:halt_on_error=1"
-    fi
+    # Every instrumented process (iothubd, unit tests, tools) writes its ASan, LSan or UBSan
+    # report in the directory of the test that started it; collect counts a report there
+    # as a failure of that test.
+    SAN_ASAN="detect_leaks=1:verify_asan_link_order=0:strict_string_checks=1:detect_stack_use_after_return=1"
+    SAN_UBSAN="print_stacktrace=1:halt_on_error=1"
 
-    local t name rc
-    # Unit tests mirror the product tree: tests/unit/<folder>/test_<module>.
-    for t in $(cd "$BUILD" && find tests/unit -type f -name 'test_*' -perm -u+x | sort); do
-        name=${t#tests/unit/}
-        name=${name//\//_}
-        t="$BUILD/$t"
-        [[ $name == *"$only"* ]] || continue
-        set +e
-        start=$SECONDS
-        (cd "$tmp" && "$t") >"$tmp/$name.out" 2>"$tmp/$name.err"
-        rc=$?
-        set -e
-        log "unit: $name ($((SECONDS - start)) s)"
-        collect "$name" "$rc"
+    test_list "$only"
+    local order n=${#T_NAME[@]} next=0 i pid alone=0 started
+    mapfile -t order < <(test_order)
+    log "$n test(s), $jobs at a time"
+    started=${EPOCHREALTIME/./}
+    while [ "$next" -lt "$n" ] || [ ${#test_of[@]} -gt 0 ]; do
+        while [ "$next" -lt "$n" ] && [ ${#test_of[@]} -lt "$jobs" ] && [ "$alone" = 0 ]; do
+            i=${order[$next]}
+            if [ "${T_LANE[$i]}" = alone ]; then
+                [ ${#test_of[@]} = 0 ] || break # it waits until the others are done
+                alone=1
+            fi
+            test_start "$i"
+            test_of[$RUN_PID]=$i
+            next=$((next + 1))
+        done
+        pid=
+        wait -n -p pid "${!test_of[@]}" || true
+        [ -n "$pid" ] && [ -n "${test_of[$pid]:-}" ] || continue
+        i=${test_of[$pid]}
+        unset "test_of[$pid]"
+        [ "${T_LANE[$i]}" = alone ] && alone=0
+        log "${T_KIND[$i]}: ${T_NAME[$i]} ($(secs "$(cat "$(test_file "$i").us" 2>/dev/null || echo 0)") s)"
     done
-    for t in "$ROOT"/tests/integration/test_*.sh; do
-        name=$(basename "$t" .sh)
-        [[ $name == *"$only"* ]] || continue
-        set +e
-        start=$SECONDS
-        bash "$t" >"$tmp/$name.out" 2>"$tmp/$name.err"
-        rc=$?
-        set -e
-        log "integration: $name ($((SECONDS - start)) s)"
-        collect "$name" "$rc"
+    local wall=$((${EPOCHREALTIME/./} - started))
+
+    for i in "${!T_NAME[@]}"; do
+        collect "${T_NAME[$i]}" "$(cat "$(test_file "$i").rc" 2>/dev/null || echo 'unknown')" "$(test_file "$i")"
+    done
+    test_times
+    log "wall time $(secs "$wall") s with $jobs job(s); the slowest tests:"
+    for i in "${!T_NAME[@]}"; do
+        echo "$(cat "$(test_file "$i").us" 2>/dev/null || echo 0) ${T_KIND[$i]}/${T_NAME[$i]} ${T_LANE[$i]/pool/-}"
+    done | sort -k1,1nr | awk 'NR <= 10' | while read -r us name lane; do
+        log "  $(secs "$us") s  $name ${lane/-/}"
     done
 
     local passed failed
@@ -201,25 +299,45 @@ cmd_test() {
     [ "$failed" = 0 ] && [ "$passed" -gt 0 ]
 }
 
-# collect NAME RC: appends a test program's ok/not ok lines; a crash or a non-zero exit
-# without a failing line counts as one failure. Failing output is shown.
+# test_stop_all: on an early exit (Ctrl-C), stops the test runs still going.
+test_stop_all() {
+    local pid
+    for pid in "${!test_of[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+
+# test_times: $BUILD/test-times.txt keeps "SECONDS KIND/NAME" of every test last run there, for
+# the order of the next run.
+test_times() {
+    local file=$BUILD/test-times.txt i
+    {
+        for i in "${!T_NAME[@]}"; do
+            if [ -f "$(test_file "$i").us" ]; then
+                echo "$(secs "$(cat "$(test_file "$i").us")") ${T_KIND[$i]}/${T_NAME[$i]}"
+            fi
+        done
+        if [ -f "$file" ]; then cat "$file"; fi
+    } | awk '!seen[$2]++' | sort -k2 >"$file.new"
+    mv "$file.new" "$file"
+}
+
+# collect NAME RC FILE: appends a test program's ok/not ok lines (FILE.out); a crash or a
+# non-zero exit without a failing line counts as one failure, and so does each sanitizer
+# report in the test's own report directory (FILE.san/). Failing output is shown.
 collect() {
-    local name=$1 rc=$2 f="$tmp/$1.out"
+    local name=$1 rc=$2 f="$3.out" san="$3.san" err="$3.err"
     sed -e "s/^\(not ok\|ok\) - /\1 - $name: /" "$f" | grep -E '^(ok|not ok) ' >>"$out" || true
     if [ "$rc" != 0 ] && ! grep -q '^not ok ' "$f"; then
         echo "not ok - $name: exited with status $rc" >>"$out"
     fi
     local report
-    for report in "$tmp"/san/*.[0-9]*; do
+    for report in "$san"/*.[0-9]*; do
         [ -f "$report" ] || continue
         echo "not ok - $name: sanitizer report $(basename "$report")" >>"$out"
         { echo "---- $name: $(basename "$report")"; head -n 80 "$report"; } >&2
-        mkdir -p "$tmp/san/seen" # out of the glob above: a report fails one test only
-        mv "$report" "$tmp/san/seen/"
         rc=1
     done
     if [ "$rc" != 0 ] || grep -q '^not ok ' "$f"; then
-        { echo "---- $name output"; cat "$f"; echo "---- $name stderr"; tail -n 60 "$tmp/$name.err"; } >&2
+        { echo "---- $name output"; cat "$f"; echo "---- $name stderr"; tail -n 60 "$err"; } >&2
     fi
 }
 

@@ -194,9 +194,12 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
             printf(" (admin token file %s kept)", token_path);
         printf("\n");
     } else {
-        printf("iothub initialised: %d migration(s) applied, %d CA/server certificate(s) "
-               "created, %d CRL(s) published\n",
-               migrations, created, crls);
+        /* `migrate` may have applied them already (deploy/entrypoint.sh runs it to wait
+         * for the database): "0 migration(s) applied" after its "4" would read as a loss. */
+        printf("iothub initialised: ");
+        if (migrations > 0)
+            printf("%d migration(s) applied, ", migrations);
+        printf("%d CA/server certificate(s) created, %d CRL(s) published\n", created, crls);
         if (token_written)
             printf("bootstrap admin token written to %s (mode 0600)\n", token_path);
         else

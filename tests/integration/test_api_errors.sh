@@ -3,6 +3,7 @@
 # and leaves nothing half-written; SQL metacharacters are stored verbatim or refused; with
 # PostgreSQL stopped the API answers 503 database_unavailable (the CA chain still 200) and
 # recovers without a restart once PostgreSQL is back.
+# test-lane: alone (it stops and starts the shared PostgreSQL; deploy/dev.sh runs nothing beside it)
 . "$(dirname "$0")/api_lib.sh"
 
 # ---- the private PostgreSQL of deploy/dev.sh, stopped and started as it does ------------

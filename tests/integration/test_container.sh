@@ -3,6 +3,7 @@
 # podman: builds the images (layer cache reused), runs the stack under unique names on
 # loopback ports, checks it as an operator would, and removes what it created. Skipped where
 # podman is not installed (CI's fresh Debian 12 does not get it).
+# test-lane: alone (podman builds images with every core; deploy/dev.sh runs nothing beside it)
 . "$(dirname "$0")/lib.sh"
 cd "$T" || exit 1
 

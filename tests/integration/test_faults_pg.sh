@@ -6,6 +6,7 @@
 # MQTT keeps flowing, REST answers 503 with a JSON error within 6 s, activations in flight
 # leave no certificate the database does not list, everything recovers without a restart,
 # presence writes resume, and a revocation A's feed missed is enforced once A is back.
+# test-lane: alone (it stops and starts the shared PostgreSQL; deploy/dev.sh runs nothing beside it)
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/api_lib.sh"
 

@@ -4,6 +4,7 @@
 # handshake, a slowloris on the HTTPS API and bursts of garbage; the device's latency, the
 # daemon's memory and descriptors, and the closing of every attacking connection are checked
 # by test_floods.py. Short limits below keep each attack to a few seconds.
+# test-lane: alone (it measures the device's latency and the daemon's memory under 2,000 sockets; deploy/dev.sh runs nothing beside it)
 . "$(dirname "$0")/api_lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # MQTT with device id + device secret as username/password: on TLS without client
 # certificates (mqtt_tls_listen) and on plain TCP (mqtt_plain_listen), with mosquitto clients.
+# test-lane: alone (it times how fast a reset closes a live session (within 1 s); deploy/dev.sh runs nothing beside it)
 . "$(dirname "$0")/api_lib.sh"
 
 TLS_PORT=$(free_port)

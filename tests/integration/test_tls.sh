@@ -2,6 +2,7 @@
 # net/tls_* (the transport) checked with OpenSSL clients through tests/tools/tls_echo: mutual TLS 1.2 only,
 # chain, validity, clientAuth and revocation checks (also on ticket resumption and on live
 # connections), handshake timeout, handshake cap, the no-client-cert and plain modes.
+# test-lane: alone (its tls_echo checks run under 3-5 s timeouts; deploy/dev.sh runs nothing beside it)
 . "$(dirname "$0")/lib.sh"
 cd "$T"
 TLS_ECHO=$BUILD/tests/tools/tls_echo
