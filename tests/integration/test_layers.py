@@ -61,7 +61,10 @@ def resolve(root, src, inc):
 
 
 def module(path):
-    return os.path.splitext(path)[0]
+    """A module is a .c/.h pair; a private header `<m>_internal.h` (libuv's internal.h: the
+    structs and declarations the files of one module share) belongs to module <m>."""
+    stem = os.path.splitext(path)[0]
+    return stem[: -len("_internal")] if stem.endswith("_internal") else stem
 
 
 def folder(path):
