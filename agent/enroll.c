@@ -423,10 +423,10 @@ int hub_enroll_main(int argc, char **argv)
         rc = hub_buf_printf(&url_buf, "%s/v1/devices/%s/activate", st.api_url, st.device_id);
     if (rc == 0) {
         struct call h = {.url = (const char *)url_buf.data,
-                                  .cacert = cacert,
-                                  .pin = &pin,
-                                  .user = st.device_id,
-                                  .pass = secret};
+                         .cacert = cacert,
+                         .pin = &pin,
+                         .user = st.device_id,
+                         .pass = secret};
         rc = request(&h, "activation", &key, st.device_id, &is);
     }
     hub_wipe(secret, sizeof secret);

@@ -86,14 +86,14 @@ int hub_seal(const char *pass, uint32_t iterations, const char *aad, const uint8
     hdr[8] = (uint8_t)iterations;
     if ((rc = hub_random(hdr + 9, SALT_LEN + NONCE_LEN)) != 0)
         goto out;
-    if ((rc = setup("seal", pass, hdr, iterations, aad, HDR_LEN + len + TAG_LEN, &gcm, &ad,
-                    out)) != 0)
+    rc = setup("seal", pass, hdr, iterations, aad, HDR_LEN + len + TAG_LEN, &gcm, &ad, out);
+    if (rc != 0)
         goto out;
     uint8_t *dst = out->data + out->len;
     memcpy(dst, hdr, HDR_LEN);
     int ret = mbedtls_gcm_crypt_and_tag(&gcm, MBEDTLS_GCM_ENCRYPT, len, hdr + 9 + SALT_LEN,
-                                    NONCE_LEN, ad.data, ad.len, plain, dst + HDR_LEN, TAG_LEN,
-                                    dst + HDR_LEN + len);
+                                        NONCE_LEN, ad.data, ad.len, plain, dst + HDR_LEN, TAG_LEN,
+                                        dst + HDR_LEN + len);
     if (ret != 0) {
         hub_der_log_mbedtls("seal", "mbedtls_gcm_crypt_and_tag", ret);
         rc = HUB_ECRYPTO;
@@ -107,18 +107,17 @@ out:
     return rc;
 }
 
-int hub_unseal(const char *pass, const char *aad, const uint8_t *blob, size_t len,
-               hub_buf_t *out)
+int hub_unseal(const char *pass, const char *aad, const uint8_t *blob, size_t len, hub_buf_t *out)
 {
     hub_buf_t ad = HUB_BUF_INIT;
     mbedtls_gcm_context gcm;
     int rc;
 
-    if (pass == NULL || blob == NULL || len < HDR_LEN + TAG_LEN ||
-        memcmp(blob, "HUBS", 4) != 0 || blob[4] != SEAL_VERSION)
+    if (pass == NULL || blob == NULL || len < HDR_LEN + TAG_LEN || memcmp(blob, "HUBS", 4) != 0 ||
+        blob[4] != SEAL_VERSION)
         return HUB_EINVAL;
-    uint32_t iterations = (uint32_t)blob[5] << 24 | (uint32_t)blob[6] << 16 |
-                          (uint32_t)blob[7] << 8 | blob[8];
+    uint32_t iterations =
+        (uint32_t)blob[5] << 24 | (uint32_t)blob[6] << 16 | (uint32_t)blob[7] << 8 | blob[8];
     if (iterations < 1 || iterations > MAX_ITERATIONS)
         return HUB_EINVAL;
     size_t ct_len = len - HDR_LEN - TAG_LEN;
@@ -128,7 +127,7 @@ int hub_unseal(const char *pass, const char *aad, const uint8_t *blob, size_t le
         goto out;
     uint8_t *dst = out->data + out->len;
     int ret = mbedtls_gcm_auth_decrypt(&gcm, ct_len, blob + 9 + SALT_LEN, NONCE_LEN, ad.data,
-                                   ad.len, blob + len - TAG_LEN, TAG_LEN, blob + HDR_LEN, dst);
+                                       ad.len, blob + len - TAG_LEN, TAG_LEN, blob + HDR_LEN, dst);
     if (ret == MBEDTLS_ERR_GCM_AUTH_FAILED) {
         rc = HUB_EBADPASS; /* wrong passphrase or aad: not an error worth logging here */
         goto out;
