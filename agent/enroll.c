@@ -20,14 +20,26 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 
-#include "agent/http.h"
+#include "agent/pin.h"
 #include "ca/csrgen.h"
+#include "client/http.h"
 #include "ca/key.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
 
 #define KEY_PEM_MAX 16000
+#define ANSWER_MAX (1024 * 1024)
+#define TIMEOUT_S 60L
+
+/* The server and credentials of an activation or a renewal; every pointer borrowed. */
+struct call {
+    const char *url;         /* full URL */
+    const char *cacert;      /* PEM file the server must chain to */
+    struct hub_pin *pin;     /* or NULL */
+    const char *user, *pass; /* HTTP Basic, or NULL */
+    const char *cert, *key;  /* client certificate and key files, or NULL */
+};
 
 /* What the server answered to activate or renew. */
 struct issued {
@@ -55,10 +67,53 @@ static int key_pem(mbedtls_pk_context *key, hub_buf_t *out)
     return 0;
 }
 
+static void pin_install(void *ssl_ctx, void *pin)
+{
+    hub_pin_install(ssl_ctx, pin);
+}
+
+/* POSTs json to call->url: TLS 1.2+, the server verified against call->cacert only and, when
+ * set, the pin. *status receives the HTTP status and resp the body (at most ANSWER_MAX).
+ * Returns 0, HUB_ENOMEM, or HUB_EIO when no answer came (the reason is logged). */
+static int post(const struct call *call, const char *json, long *status, hub_buf_t *resp)
+{
+    struct hub_http_request rq = {.method = "POST",
+                                  .url = call->url,
+                                  .body = json,
+                                  .cacert = call->cacert,
+                                  .cacert_only = 1,
+                                  .https_only = 1,
+                                  .user = call->user,
+                                  .pass = call->pass,
+                                  .cert = call->cert,
+                                  .key = call->key,
+                                  .timeout_s = TIMEOUT_S,
+                                  .answer_max = ANSWER_MAX};
+    struct hub_http_failure f;
+    struct hub_pin *pin = call->pin;
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        return HUB_ENOMEM;
+    if (pin != NULL && pin->set) {
+        pin->mismatch = 0;
+        rq.ssl_ctx_fn = pin_install;
+        rq.ssl_ctx_arg = pin;
+    }
+    CURLcode cc = hub_http_perform(c, &rq, status, resp, &f);
+    if (cc != CURLE_OK && pin != NULL && pin->mismatch)
+        hub_error("POST %s refused: the server certificate does not match the pin", call->url);
+    else if (cc != CURLE_OK && f.too_large)
+        hub_error("POST %s: the answer exceeds %d bytes", call->url, ANSWER_MAX);
+    else if (cc != CURLE_OK)
+        hub_error("POST %s failed: %s", call->url, hub_http_reason(cc, &f));
+    curl_easy_cleanup(c);
+    return cc == CURLE_OK ? 0 : HUB_EIO;
+}
+
 /* POSTs {"csr": …} for key to path and parses a 201 (issued) or 200 (the certificate already
  * issued for this key, after a lost answer) into is; checks that the
  * certificate is for key and for device_id. */
-static int request(struct hub_http_call *h, const char *what, mbedtls_pk_context *key,
+static int request(const struct call *h, const char *what, mbedtls_pk_context *key,
                    const char *device_id, struct issued *is)
 {
     hub_buf_t csr = HUB_BUF_INIT, resp = HUB_BUF_INIT;
@@ -74,8 +129,7 @@ static int request(struct hub_http_call *h, const char *what, mbedtls_pk_context
         rc = HUB_ENOMEM;
         goto out;
     }
-    h->json = text;
-    rc = hub_http_post(h, &status, &resp);
+    rc = post(h, text, &status, &resp);
     if (rc != 0)
         goto out;
     if (status != 201 && status != 200) {
@@ -368,11 +422,11 @@ int hub_enroll_main(int argc, char **argv)
     if (rc == 0)
         rc = hub_buf_printf(&url_buf, "%s/v1/devices/%s/activate", st.api_url, st.device_id);
     if (rc == 0) {
-        struct hub_http_call h = {.url = (const char *)url_buf.data,
-                                  .cacert = cacert,
-                                  .pin = &pin,
-                                  .user = st.device_id,
-                                  .pass = secret};
+        struct call h = {.url = (const char *)url_buf.data,
+                         .cacert = cacert,
+                         .pin = &pin,
+                         .user = st.device_id,
+                         .pass = secret};
         rc = request(&h, "activation", &key, st.device_id, &is);
     }
     hub_wipe(secret, sizeof secret);
@@ -420,7 +474,7 @@ int hub_enroll_renew(const struct hub_state *st, struct hub_pin *pin)
     if (rc == 0)
         rc = hub_buf_printf(&url, "%s/v1/devices/%s/renew", st->api_url, st->device_id);
     if (rc == 0) {
-        struct hub_http_call h = {
+        struct call h = {
             .url = (const char *)url.data, .cacert = chain, .pin = pin, .cert = cert, .key = keyp};
         rc = request(&h, "renewal", &key, st->device_id, &is);
     }

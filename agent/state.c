@@ -23,6 +23,7 @@
 
 #include "ca/cert.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/log.h"
 #include "util/secure.h"
 
@@ -39,63 +40,13 @@ int hub_state_exists(const char *dir)
     return access(p, F_OK) == 0;
 }
 
-static int fsync_dir(const char *path)
-{
-    char dir[1100];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        slash[1] = 0;
-    else
-        *slash = 0;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int hub_state_file_write(const char *path, const void *data, size_t len, mode_t mode)
 {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    (void)unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0) {
-        hub_error("cannot create %s: %s", tmp, strerror(errno));
-        return HUB_EIO;
-    }
-    const uint8_t *p = data;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, p + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto fail;
-        off += (size_t)n;
-    }
-    if (fchmod(fd, mode) != 0 || fsync(fd) != 0)
-        goto fail;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        goto fail;
-    if (fsync_dir(path) != 0)
-        hub_warn("fsync of the directory of %s failed: %s", path, strerror(errno));
-    return 0;
-fail:
-    hub_error("cannot write %s: %s", path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    (void)unlink(tmp);
-    return HUB_EIO;
+    const char *what = "write";
+    int rc = hub_file_write_atomic(path, data, len, mode, &what);
+    if (rc != 0)
+        hub_error("cannot %s %s: %s", what, path, strerror(errno));
+    return rc == 0 ? 0 : HUB_EIO;
 }
 
 int hub_state_file_read(const char *path, hub_buf_t *out, size_t max)
@@ -263,12 +214,12 @@ void hub_state_recover(const struct hub_state *st)
         hub_warn("completing an interrupted renewal: installing renew.key and renew.pem");
         if (rename(nkey, key) != 0 || rename(ncert, cert) != 0)
             hub_error("cannot complete the renewal: %s", strerror(errno));
-        fsync_dir(key);
+        hub_file_sync_dir(key);
     } else if (!has_nkey && has_ncert && pair_matches(key, ncert, st->device_id)) {
         hub_warn("completing an interrupted renewal: installing renew.pem");
         if (rename(ncert, cert) != 0)
             hub_error("cannot complete the renewal: %s", strerror(errno));
-        fsync_dir(cert);
+        hub_file_sync_dir(cert);
     } else if (has_ncert) {
         (void)unlink(ncert);
     }

@@ -46,8 +46,8 @@ void hub_state_recover(const struct hub_state *st);
  * close-on-exec). Returns 0, HUB_EEXIST ("another iothub-device uses DIR", logged) or HUB_EIO. */
 int hub_state_lock(const char *dir, int *fd_out);
 
-/* Writes path atomically: path.tmp with mode, fsync, rename, fsync of the directory.
- * Returns 0 or HUB_EIO (logged). */
+/* Writes path atomically (hub_file_write_atomic: a temporary file with mode, fsync, rename,
+ * fsync of the directory). Returns 0 or HUB_EIO (logged). */
 int hub_state_file_write(const char *path, const void *data, size_t len, mode_t mode);
 /* Reads at most max bytes of path into out (NUL kept past len). HUB_ENOTFOUND, HUB_EIO,
  * HUB_ERANGE (larger than max). */

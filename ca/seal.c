@@ -41,19 +41,35 @@ static int derive_key(const char *pass, const uint8_t *salt, uint32_t iterations
     return 0;
 }
 
-/* Builds header || aad into a heap buffer owned by *ad (caller frees). */
-static int make_ad(const uint8_t *hdr, const char *aad, hub_buf_t *ad)
+/* The key setup shared by seal and unseal: derives the AES-256 key from pass and the salt of
+ * hdr, loads it into gcm, builds hdr || aad into ad (owned by the caller) and reserves room
+ * for room bytes in out. The derived key is wiped before returning. Returns 0 or HUB_E*. */
+static int setup(const char *what, const char *pass, const uint8_t *hdr, uint32_t iterations,
+                 const char *aad, size_t room, mbedtls_gcm_context *gcm, hub_buf_t *ad,
+                 hub_buf_t *out)
 {
-    int rc = hub_buf_append(ad, hdr, HDR_LEN);
+    uint8_t key[KEY_LEN];
+    int rc = derive_key(pass, hdr + 9, iterations, key);
+    if (rc == 0)
+        rc = hub_buf_append(ad, hdr, HDR_LEN);
     if (rc == 0 && aad != NULL)
         rc = hub_buf_puts(ad, aad);
+    if (rc == 0)
+        rc = hub_buf_reserve(out, room);
+    if (rc == 0) {
+        int ret = mbedtls_gcm_setkey(gcm, MBEDTLS_CIPHER_ID_AES, key, KEY_LEN * 8);
+        if (ret != 0) {
+            hub_der_log_mbedtls(what, "mbedtls_gcm_setkey", ret);
+            rc = HUB_ECRYPTO;
+        }
+    }
+    hub_wipe(key, sizeof key);
     return rc;
 }
 
 int hub_seal(const char *pass, uint32_t iterations, const char *aad, const uint8_t *plain,
              size_t len, hub_buf_t *out)
 {
-    uint8_t key[KEY_LEN];
     uint8_t hdr[HDR_LEN];
     hub_buf_t ad = HUB_BUF_INIT;
     mbedtls_gcm_context gcm;
@@ -70,23 +86,14 @@ int hub_seal(const char *pass, uint32_t iterations, const char *aad, const uint8
     hdr[8] = (uint8_t)iterations;
     if ((rc = hub_random(hdr + 9, SALT_LEN + NONCE_LEN)) != 0)
         goto out;
-    if ((rc = derive_key(pass, hdr + 9, iterations, key)) != 0)
+    rc = setup("seal", pass, hdr, iterations, aad, HDR_LEN + len + TAG_LEN, &gcm, &ad, out);
+    if (rc != 0)
         goto out;
-    if ((rc = make_ad(hdr, aad, &ad)) != 0)
-        goto out;
-    if ((rc = hub_buf_reserve(out, HDR_LEN + len + TAG_LEN)) != 0)
-        goto out;
-    int ret = mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, key, KEY_LEN * 8);
-    if (ret != 0) {
-        hub_der_log_mbedtls("seal", "mbedtls_gcm_setkey", ret);
-        rc = HUB_ECRYPTO;
-        goto out;
-    }
     uint8_t *dst = out->data + out->len;
     memcpy(dst, hdr, HDR_LEN);
-    ret = mbedtls_gcm_crypt_and_tag(&gcm, MBEDTLS_GCM_ENCRYPT, len, hdr + 9 + SALT_LEN,
-                                    NONCE_LEN, ad.data, ad.len, plain, dst + HDR_LEN, TAG_LEN,
-                                    dst + HDR_LEN + len);
+    int ret = mbedtls_gcm_crypt_and_tag(&gcm, MBEDTLS_GCM_ENCRYPT, len, hdr + 9 + SALT_LEN,
+                                        NONCE_LEN, ad.data, ad.len, plain, dst + HDR_LEN, TAG_LEN,
+                                        dst + HDR_LEN + len);
     if (ret != 0) {
         hub_der_log_mbedtls("seal", "mbedtls_gcm_crypt_and_tag", ret);
         rc = HUB_ECRYPTO;
@@ -95,45 +102,32 @@ int hub_seal(const char *pass, uint32_t iterations, const char *aad, const uint8
     out->len += HDR_LEN + len + TAG_LEN;
     out->data[out->len] = 0;
 out:
-    hub_wipe(key, sizeof key);
     hub_buf_free(&ad);
     mbedtls_gcm_free(&gcm);
     return rc;
 }
 
-int hub_unseal(const char *pass, const char *aad, const uint8_t *blob, size_t len,
-               hub_buf_t *out)
+int hub_unseal(const char *pass, const char *aad, const uint8_t *blob, size_t len, hub_buf_t *out)
 {
-    uint8_t key[KEY_LEN];
     hub_buf_t ad = HUB_BUF_INIT;
     mbedtls_gcm_context gcm;
     int rc;
 
-    if (pass == NULL || blob == NULL || len < HDR_LEN + TAG_LEN ||
-        memcmp(blob, "HUBS", 4) != 0 || blob[4] != SEAL_VERSION)
+    if (pass == NULL || blob == NULL || len < HDR_LEN + TAG_LEN || memcmp(blob, "HUBS", 4) != 0 ||
+        blob[4] != SEAL_VERSION)
         return HUB_EINVAL;
-    uint32_t iterations = (uint32_t)blob[5] << 24 | (uint32_t)blob[6] << 16 |
-                          (uint32_t)blob[7] << 8 | blob[8];
+    uint32_t iterations =
+        (uint32_t)blob[5] << 24 | (uint32_t)blob[6] << 16 | (uint32_t)blob[7] << 8 | blob[8];
     if (iterations < 1 || iterations > MAX_ITERATIONS)
         return HUB_EINVAL;
     size_t ct_len = len - HDR_LEN - TAG_LEN;
 
     mbedtls_gcm_init(&gcm);
-    if ((rc = derive_key(pass, blob + 9, iterations, key)) != 0)
+    if ((rc = setup("unseal", pass, blob, iterations, aad, ct_len, &gcm, &ad, out)) != 0)
         goto out;
-    if ((rc = make_ad(blob, aad, &ad)) != 0)
-        goto out;
-    if ((rc = hub_buf_reserve(out, ct_len)) != 0)
-        goto out;
-    int ret = mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, key, KEY_LEN * 8);
-    if (ret != 0) {
-        hub_der_log_mbedtls("unseal", "mbedtls_gcm_setkey", ret);
-        rc = HUB_ECRYPTO;
-        goto out;
-    }
     uint8_t *dst = out->data + out->len;
-    ret = mbedtls_gcm_auth_decrypt(&gcm, ct_len, blob + 9 + SALT_LEN, NONCE_LEN, ad.data,
-                                   ad.len, blob + len - TAG_LEN, TAG_LEN, blob + HDR_LEN, dst);
+    int ret = mbedtls_gcm_auth_decrypt(&gcm, ct_len, blob + 9 + SALT_LEN, NONCE_LEN, ad.data,
+                                       ad.len, blob + len - TAG_LEN, TAG_LEN, blob + HDR_LEN, dst);
     if (ret == MBEDTLS_ERR_GCM_AUTH_FAILED) {
         rc = HUB_EBADPASS; /* wrong passphrase or aad: not an error worth logging here */
         goto out;
@@ -146,7 +140,6 @@ int hub_unseal(const char *pass, const char *aad, const uint8_t *blob, size_t le
     out->len += ct_len;
     out->data[out->len] = 0;
 out:
-    hub_wipe(key, sizeof key);
     hub_buf_free(&ad);
     mbedtls_gcm_free(&gcm);
     return rc;

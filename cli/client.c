@@ -7,28 +7,11 @@
 
 #include <config.h>
 
+#include "client/http.h"
 #include "util/error.h"
 
 #define BODY_MAX (256u * 1024 * 1024) /* a CRL of a million entries is ~43 MB */
-#define CONNECT_TIMEOUT_S 10L
 #define TOTAL_TIMEOUT_S 120L
-
-/* A write callback's state: the body and whether it outgrew BODY_MAX. */
-struct sink {
-    hub_buf_t *body;
-    int too_large;
-};
-
-static size_t write_cb(char *p, size_t size, size_t n, void *userdata)
-{
-    struct sink *s = userdata;
-    size_t len = size * n;
-    if (s->body->len + len > BODY_MAX) {
-        s->too_large = 1;
-        return 0;
-    }
-    return hub_buf_append(s->body, p, len) == 0 ? len : 0;
-}
 
 int hub_client_init(struct hub_client *c, const struct hub_settings *s)
 {
@@ -78,11 +61,11 @@ int hub_client_escape(hub_buf_t *out, const char *s)
 }
 
 /* Maps a libcurl failure to an exit code and prints why, with a hint for TLS trust. */
-static int transport_error(const struct hub_client *c, CURLcode code, const char *detail,
-                           int too_large)
+static int transport_error(const struct hub_client *c, CURLcode code,
+                           const struct hub_http_failure *f)
 {
     const char *url = c->settings->url;
-    const char *why = detail[0] ? detail : curl_easy_strerror(code);
+    const char *why = hub_http_reason(code, f);
     switch (code) {
     case CURLE_PEER_FAILED_VERIFICATION:
         fprintf(stderr,
@@ -106,7 +89,7 @@ static int transport_error(const struct hub_client *c, CURLcode code, const char
         fprintf(stderr, "error: bad server URL %s: %s\n", url, why);
         return HUB_EXIT_USAGE;
     case CURLE_WRITE_ERROR:
-        if (too_large) {
+        if (f->too_large) {
             fprintf(stderr, "error: the answer of %s exceeds %u MiB\n", url, BODY_MAX >> 20);
             return HUB_EXIT_UNREACHABLE;
         }
@@ -119,11 +102,9 @@ int hub_client_send(struct hub_client *c, const char *method, const char *path, 
                     enum hub_client_auth auth, struct hub_response *resp)
 {
     const struct hub_settings *s = c->settings;
-    char errbuf[CURL_ERROR_SIZE] = "";
+    struct hub_http_failure f;
     char *text = NULL;
     hub_buf_t url = HUB_BUF_INIT;
-    struct curl_slist *headers = NULL;
-    struct sink sink = {&resp->body, 0};
     int rc = HUB_EXIT_UNREACHABLE;
     memset(resp, 0, sizeof *resp);
 
@@ -132,63 +113,34 @@ int hub_client_send(struct hub_client *c, const char *method, const char *path, 
                         "`token = ...` in the config file\n");
         return HUB_EXIT_USAGE;
     }
-    if (hub_buf_printf(&url, "%s%s", s->url, path) != 0) {
+    if (hub_buf_printf(&url, "%s%s", s->url, path) != 0 ||
+        (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL)) {
         fprintf(stderr, "error: out of memory\n");
         goto out;
     }
-    CURL *h = c->curl;
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, (char *)url.data);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, TOTAL_TIMEOUT_S);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "iothubctl/" PACKAGE_VERSION);
-    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-    if (s->cacert != NULL)
-        curl_easy_setopt(h, CURLOPT_CAINFO, s->cacert);
-    if (s->insecure) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    struct hub_http_request rq = {.method = method,
+                                  .url = (const char *)url.data,
+                                  .body = text,
+                                  .cacert = s->cacert,
+                                  .insecure = s->insecure,
+                                  .user_agent = "iothubctl/" PACKAGE_VERSION,
+                                  .timeout_s = TOTAL_TIMEOUT_S,
+                                  .answer_max = BODY_MAX};
     if (auth == HUB_CLIENT_BEARER) {
-        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-        curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, s->token);
+        rq.bearer = s->token;
     } else if (auth == HUB_CLIENT_BASIC) {
-        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(h, CURLOPT_USERNAME, c->user);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, c->password);
+        rq.user = c->user;
+        rq.pass = c->password;
     }
-    headers = curl_slist_append(headers, "Accept: application/json");
-    if (body != NULL) {
-        text = json_dumps(body, JSON_COMPACT);
-        if (text == NULL) {
-            fprintf(stderr, "error: out of memory\n");
-            goto out;
-        }
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
-    } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
-    }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-
-    CURLcode code = curl_easy_perform(h);
+    CURLcode code = hub_http_perform(c->curl, &rq, &resp->status, &resp->body, &f);
     if (code != CURLE_OK) {
-        rc = transport_error(c, code, errbuf, sink.too_large);
+        rc = transport_error(c, code, &f);
         goto out;
     }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
     if (resp->body.len > 0 && resp->body.data[0] == '{')
         resp->json = json_loadb((const char *)resp->body.data, resp->body.len, 0, NULL);
     rc = 0;
 out:
-    curl_slist_free_all(headers);
     free(text);
     hub_buf_free(&url);
     return rc;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "util/error.h"
+#include "util/file.h"
 #include "util/secure.h"
 
 /* The text of a JSON value as shown to people; returns a new string (caller frees). */
@@ -140,67 +141,31 @@ void hub_output_json(const hub_buf_t *body)
         putchar('\n');
 }
 
+/* Prints why a hub_file_* call failed, as iothubctl reports errors. */
+static int report(int rc, const char *what, const char *path)
+{
+    if (rc == HUB_ENOMEM)
+        fprintf(stderr, "error: out of memory\n");
+    else if (rc != 0)
+        fprintf(stderr, "error: cannot %s %s: %s\n", what, path, strerror(errno));
+    return rc;
+}
+
 int hub_output_stage(const char *path, const void *data, size_t len, mode_t mode, hub_buf_t *tmp)
 {
-    const char *what = "create a temporary file for";
-    int fd = -1, rc = HUB_EIO;
-    if (hub_buf_printf(tmp, "%s.tmp.XXXXXX", path) != 0) {
-        fprintf(stderr, "error: out of memory\n");
-        return HUB_ENOMEM;
-    }
-    fd = mkstemp((char *)tmp->data); /* O_CREAT | O_EXCL, mode 0600 */
-    if (fd < 0)
-        goto out;
-    what = "chmod";
-    if (fchmod(fd, mode) != 0)
-        goto out;
-    what = "write";
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, (const char *)data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            goto out;
-        off += (size_t)w;
-    }
-    what = "fsync";
-    if (fsync(fd) != 0)
-        goto out;
-    what = "close";
-    int closed = close(fd);
-    fd = -1;
-    if (closed == 0)
-        rc = 0;
-out:
-    if (rc != 0) {
-        fprintf(stderr, "error: cannot %s %s: %s\n", what, path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        if (fd >= 0 || strcmp(what, "close") == 0)
-            unlink((char *)tmp->data);
-        hub_buf_free(tmp);
-    }
-    return rc;
+    const char *what = "";
+    return report(hub_file_stage(path, data, len, mode, tmp, &what), what, path);
 }
 
 int hub_output_commit(hub_buf_t *tmp, const char *path)
 {
-    int rc = 0;
-    if (rename((char *)tmp->data, path) != 0) {
-        fprintf(stderr, "error: cannot rename %s to %s: %s\n", (char *)tmp->data, path,
-                strerror(errno));
-        unlink((char *)tmp->data);
-        rc = HUB_EIO;
-    }
-    hub_buf_free(tmp);
-    return rc;
+    const char *what = "";
+    return report(hub_file_commit(tmp, path, &what), what, path);
 }
 
 void hub_output_discard(hub_buf_t *tmp)
 {
-    if (tmp->data != NULL)
-        unlink((char *)tmp->data);
-    hub_buf_free(tmp);
+    hub_file_discard(tmp);
 }
 
 int hub_output_file(const char *path, const void *data, size_t len, mode_t mode)

@@ -24,9 +24,9 @@ void hub_output_table(json_t *rows, const struct hub_field *cols, size_t n);
 void hub_output_fields(json_t *obj, const struct hub_field *f, size_t n);
 /* Prints a body as received from the server, ending with a newline. */
 void hub_output_json(const hub_buf_t *body);
-/* Writes len bytes to path through a new temporary file in the same directory (O_EXCL, mode)
- * renamed over path, so readers never see a partial file. Returns 0, or HUB_EIO after
- * printing the failing call. */
+/* Writes len bytes to path atomically (hub_file_write_atomic: a new temporary file in the same
+ * directory, O_EXCL, mode, fsync, renamed over path, directory fsynced), so readers never see
+ * a partial file. Returns 0, or HUB_E* after printing the failing call. */
 int hub_output_file(const char *path, const void *data, size_t len, mode_t mode);
 /* The two halves of hub_output_file, to put several files in place only once all are written:
  * stage writes the temporary file and sets *tmp to its name (freed on failure); commit renames

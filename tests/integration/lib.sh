@@ -84,3 +84,36 @@ stop_server() {
 trap 'stop_server >/dev/null 2>&1' EXIT
 
 finish() { exit $((FAILED > 0)); }
+
+# ---- refusals: the reason, and a server that is still there --------------------------------
+# A refusal checked only by a client's exit status also passes when the server crashed: these
+# let a test assert what the client was told and that the server survived.
+
+# server_alive: the iothubd of start_server still runs and answers /healthz with 200.
+server_alive() {
+    kill -0 "${SERVER_PID:-0}" 2>/dev/null &&
+        [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$API_PORT/healthz")" = 200 ]
+}
+
+# tls_probe OUT PORT CAFILE [s_client options...]: an openssl s_client handshake with
+# 127.0.0.1:PORT that sends nothing and gives the server 1 s to answer; OUT gets the output,
+# where a refusal shows its TLS alert ("alert certificate revoked").
+tls_probe() {
+    local out=$1 port=$2 ca=$3
+    shift 3
+    sleep 1 | timeout 10 openssl s_client -connect "127.0.0.1:$port" -CAfile "$ca" "$@" >"$out" 2>&1
+}
+
+# hs_failures_reach REASON N: waits up to 10 s until iothubd's /metrics counts at least N
+# failed handshakes on the mTLS listener for REASON (no_certificate, unknown_ca, expired,
+# revoked, bad_certificate ...; the counters are a snapshot taken every few seconds).
+hs_failures_reach() {
+    local v
+    for _ in $(seq 100); do
+        v=$(curl -sk "https://127.0.0.1:$API_PORT/metrics" |
+            sed -n "s/^iothub_tls_handshake_failures_total{listener=\"mtls\",reason=\"$1\"} //p")
+        [ -n "$v" ] && [ "${v%.*}" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}

@@ -97,6 +97,9 @@ fetch_crl new-crl2 && [ -z "$(crl_reason new-crl2.pem "$OLD_SERIAL")" ]
 expect "the new CA's CRL does not list it" $?
 ! mqtt_ok old
 expect "the revoked retired-CA certificate is refused over MQTT" $?
+tls_probe old-probe.out "$MQTT_PORT" root.pem -cert old.pem -key old.key
+grep -q 'alert certificate revoked' old-probe.out && server_alive
+expect "its handshake ends with the TLS alert certificate revoked; iothubd still up" $?
 call GET "/v1/crl?ca=0123456789ABCDEF"
 expect_error "an unknown CA serial is 404" 404 not_found
 
@@ -105,5 +108,8 @@ stop_server
 start_server iothub.conf serve3.log
 mqtt_ok renewer && ! mqtt_ok old
 expect "after a restart: renewed device connects, revoked one is refused" $?
+tls_probe old-probe2.out "$MQTT_PORT" root.pem -cert old.pem -key old.key
+grep -q 'alert certificate revoked' old-probe2.out && server_alive
+expect "after the restart too its handshake ends with the alert certificate revoked" $?
 stop_server
 finish

@@ -23,21 +23,17 @@ import struct
 import sys
 import time
 
+import tap
+from mqtt_raw import connect_pkt, publish_pkt, read_packet, subscribe_pkt
+from tap import check
+
 ENV = json.load(open(sys.argv[1]))
 HOST = "127.0.0.1"
-FAILED = 0
 P99_BOUND_MS = 500.0
 # Under ASan (IOTHUB_SANITIZERS=1) every thread carries shadow memory and a fake stack:
 # memory ceilings are this many times higher there, still low enough to catch unbounded growth.
 MEM_FACTOR = 6 if os.environ.get("IOTHUB_SANITIZERS") == "1" else 1
 PUBLISH_PERIOD = 0.02
-
-
-def report(good, name):
-    global FAILED
-    print(("ok - " if good else "not ok - ") + name, flush=True)
-    if not good:
-        FAILED += 1
 
 
 # ---- the server process ------------------------------------------------------------------
@@ -95,34 +91,7 @@ class Peak:
         self.task.cancel()
 
 
-# ---- a minimal MQTT 3.1.1 client ---------------------------------------------------------
-
-def mqtt_str(s):
-    b = s.encode()
-    return struct.pack("!H", len(b)) + b
-
-
-def packet(first, body):
-    n, enc = len(body), bytearray()
-    while True:
-        d, n = n % 128, n // 128
-        enc.append(d | (0x80 if n else 0))
-        if not n:
-            break
-    return bytes([first]) + bytes(enc) + body
-
-
-async def read_packet(reader):
-    h = (await reader.readexactly(1))[0]
-    mult, n = 1, 0
-    while True:
-        d = (await reader.readexactly(1))[0]
-        n += (d & 0x7F) * mult
-        mult *= 128
-        if not d & 0x80:
-            break
-    return h, await reader.readexactly(n)
-
+# ---- MQTT (mqtt_raw.py) --------------------------------------------------------------------
 
 def tls_client_ctx(cert=None, key=None):
     ctx = ssl.create_default_context(cafile=ENV["ca"])
@@ -137,8 +106,7 @@ async def mqtt_connect(dev, timeout=5.0):
     r, w = await asyncio.wait_for(
         asyncio.open_connection(HOST, ENV["mqtt_port"], ssl=tls_client_ctx(dev["cert"], dev["key"])),
         timeout)
-    body = mqtt_str("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60) + mqtt_str(dev["id"])
-    w.write(packet(0x10, body))
+    w.write(connect_pkt(dev["id"]))
     h, b = await asyncio.wait_for(read_packet(r), timeout)
     if h != 0x20 or b[1] != 0:
         raise RuntimeError("CONNACK %02x %s" % (h, b.hex()))
@@ -159,7 +127,7 @@ class Device:
 
     async def start(self):
         self.r, self.w = await mqtt_connect(self.dev)
-        self.w.write(packet(0x82, struct.pack("!H", 1) + mqtt_str(self.topic) + b"\x01"))
+        self.w.write(subscribe_pkt(1, [(self.topic, 1)]))
         h, b = await asyncio.wait_for(read_packet(self.r), 5)
         if h != 0x90 or b[2] != 1:
             raise RuntimeError("SUBACK %02x %s" % (h, b.hex()))
@@ -171,8 +139,7 @@ class Device:
             self.seq += 1
             pid = pid % 65535 + 1
             self.sent[self.seq] = time.monotonic()
-            body = mqtt_str(self.topic) + struct.pack("!H", pid) + b"%d" % self.seq
-            self.w.write(packet(0x32, body))
+            self.w.write(publish_pkt(self.topic, b"%d" % self.seq, qos=1, pid=pid))
             await asyncio.sleep(PUBLISH_PERIOD)
 
     async def _recv(self):
@@ -248,10 +215,10 @@ class DeviceProxy:
     async def check(self, name, first, last):
         await asyncio.sleep(1.0)  # the last ones arrive
         p50, p99, mx, lost, n, self.disconnected = await self.ask("stats %d %d" % (first, last))
-        report(self.disconnected is None and n > 0 and lost == 0 and p99 < P99_BOUND_MS,
-               "device QoS 1 latency %s: %d messages, p50 %.1f ms, p99 %.1f ms, max %.1f ms, "
-               "%d lost (bound: p99 < %.0f ms, none lost)" % (name, n, p50, p99, mx, lost,
-                                                              P99_BOUND_MS))
+        check(self.disconnected is None and n > 0 and lost == 0 and p99 < P99_BOUND_MS,
+              "device QoS 1 latency %s: %d messages, p50 %.1f ms, p99 %.1f ms, max %.1f ms, "
+              "%d lost (bound: p99 < %.0f ms, none lost)" % (name, n, p50, p99, mx, lost,
+                                                             P99_BOUND_MS))
         return last
 
     async def stop(self):
@@ -342,29 +309,29 @@ async def handshake_flood(dev, dev2):
     await asyncio.sleep(0.5)
     after_rss, after_fds = rss_kb(), fds()
     held = peak.fds - base_fds
-    report(still == 0 and refused == 0 and len(done) == n and alive(),
-           "handshake flood: all %d connections from %d addresses closed by the server, the "
-           "last %.1f s after the flood began (%d within 1 s of connecting, %d later, by the "
-           "%.1f s handshake timeout); iothubd alive"
-           % (n, len(sources), elapsed, quick, len(done) - quick, hs_timeout))
-    report(held <= len(sources) * per_ip + 16,
-           "handshake flood: iothubd held at most %d descriptors more than before (cap: %d "
-           "addresses x %d handshakes per address + 16)" % (held, len(sources), per_ip))
-    report(max(done) <= hs_timeout + 2.0,
-           "handshake flood: the slowest was closed %.2f s after connecting (handshake "
-           "timeout %.1f s + 2 s)" % (max(done), hs_timeout))
-    report(new_ok and new_ms < 2000,
-           "handshake flood: a second device connects (TLS + CONNECT) during the flood in "
-           "%.0f ms (< 2000 ms)" % new_ms)
+    check(still == 0 and refused == 0 and len(done) == n and alive(),
+          "handshake flood: all %d connections from %d addresses closed by the server, the "
+          "last %.1f s after the flood began (%d within 1 s of connecting, %d later, by the "
+          "%.1f s handshake timeout); iothubd alive"
+          % (n, len(sources), elapsed, quick, len(done) - quick, hs_timeout))
+    check(held <= len(sources) * per_ip + 16,
+          "handshake flood: iothubd held at most %d descriptors more than before (cap: %d "
+          "addresses x %d handshakes per address + 16)" % (held, len(sources), per_ip))
+    check(max(done) <= hs_timeout + 2.0,
+          "handshake flood: the slowest was closed %.2f s after connecting (handshake "
+          "timeout %.1f s + 2 s)" % (max(done), hs_timeout))
+    check(new_ok and new_ms < 2000,
+          "handshake flood: a second device connects (TLS + CONNECT) during the flood in "
+          "%.0f ms (< 2000 ms)" % new_ms)
     # 2,000 handshaking connections would take 2,000 x ~40 KB (two 16.7 KB record buffers +
     # the SSL context) = 80 MB; the caps admit 8 x per_ip at a time: a ceiling of 16 MB.
     grew = (peak.rss - base_rss) / 1024.0
-    report(grew < 16 * MEM_FACTOR,
-           "handshake flood: RSS %d KB before, %d KB peak, %d KB after (+%.1f MB < %d MB)"
-           % (base_rss, peak.rss, after_rss, grew, 16 * MEM_FACTOR))
-    report(after_fds <= base_fds + 2,
-           "handshake flood: descriptors back to %d after the flood (%d before)"
-           % (after_fds, base_fds))
+    check(grew < 16 * MEM_FACTOR,
+          "handshake flood: RSS %d KB before, %d KB peak, %d KB after (+%.1f MB < %d MB)"
+          % (base_rss, peak.rss, after_rss, grew, 16 * MEM_FACTOR))
+    check(after_fds <= base_fds + 2,
+          "handshake flood: descriptors back to %d after the flood (%d before)"
+          % (after_fds, base_fds))
     await dev.check("during the handshake flood", first, last)
 
 
@@ -383,10 +350,10 @@ async def unauthenticated_flood(dev):
     last = await dev.mark()
     done, refused, still, quick = summary(times)
     held = peak.fds - base_fds
-    report(refused == 0 and still == 0 and held <= cap + 8 and max(done) <= connect_s + 2,
-           "unauthenticated flood: %d idle connections to the plain-TCP port, at most %d held "
-           "(mqtt_max_unauthenticated = %d), %d closed within 1 s, the rest by the %d s "
-           "CONNECT timeout (slowest %.2f s)" % (n, held, cap, quick, connect_s, max(done)))
+    check(refused == 0 and still == 0 and held <= cap + 8 and max(done) <= connect_s + 2,
+          "unauthenticated flood: %d idle connections to the plain-TCP port, at most %d held "
+          "(mqtt_max_unauthenticated = %d), %d closed within 1 s, the rest by the %d s "
+          "CONNECT timeout (slowest %.2f s)" % (n, held, cap, quick, connect_s, max(done)))
     await dev.check("during the unauthenticated flood", first, last)
 
 
@@ -458,24 +425,24 @@ async def slowloris(dev):
     last = await dev.mark()
     done, refused, still, quick = summary(times)
     slowest_curl = max(ms for _, ms in curls)
-    report(curls and all(code == "200" for code, _ in curls) and slowest_curl < 2000,
-           "slowloris: %d curl GET /healthz during the attack all answered 200, slowest in "
-           "%.0f ms (< 2000 ms)" % (len(curls), slowest_curl))
-    report(refused == 0 and still == 0 and len(done) == n and
-           all(header_s - 0.5 <= t <= header_s + 2.5 for t in done),
-           "slowloris: %d slow connections from %d addresses (a header byte every 0.5 s, so "
-           "the %d s idle timeout never fires) closed by the %d s header deadline after "
-           "%.1f-%.1f s" % (n, len(sources), idle_s, header_s, min(done or [0]),
-                            max(done or [0])))
-    report(peak.threads - base_threads <= n + 4,
-           "slowloris: iothubd had at most %d threads (%d before; one per connection)"
-           % (peak.threads, base_threads))
+    check(curls and all(code == "200" for code, _ in curls) and slowest_curl < 2000,
+          "slowloris: %d curl GET /healthz during the attack all answered 200, slowest in "
+          "%.0f ms (< 2000 ms)" % (len(curls), slowest_curl))
+    check(refused == 0 and still == 0 and len(done) == n and
+          all(header_s - 0.5 <= t <= header_s + 2.5 for t in done),
+          "slowloris: %d slow connections from %d addresses (a header byte every 0.5 s, so "
+          "the %d s idle timeout never fires) closed by the %d s header deadline after "
+          "%.1f-%.1f s" % (n, len(sources), idle_s, header_s, min(done or [0]),
+                           max(done or [0])))
+    check(peak.threads - base_threads <= n + 4,
+          "slowloris: iothubd had at most %d threads (%d before; one per connection)"
+          % (peak.threads, base_threads))
     grew = (peak.rss - base_rss) / 1024.0
     # A connection thread with its GnuTLS session and MHD memory pool touches ~150 KB; the
     # api_max_connections cap bounds them: 200 x 150 KB = 30 MB.
-    report(grew < 30 * MEM_FACTOR,
-           "slowloris: RSS %d KB before, %d KB peak (+%.1f MB < %d MB)"
-           % (base_rss, peak.rss, grew, 30 * MEM_FACTOR))
+    check(grew < 30 * MEM_FACTOR,
+          "slowloris: RSS %d KB before, %d KB peak (+%.1f MB < %d MB)"
+          % (base_rss, peak.rss, grew, 30 * MEM_FACTOR))
     await dev.check("during the slowloris", first, last)
 
     # Complete headers, then the body a byte every 0.5 s: the deadline covers the body too.
@@ -485,19 +452,19 @@ async def slowloris(dev):
     tasks = [asyncio.create_task(slow_client(sources[i], t0, header_s + 8, head, b"{" + b" " * 199))
              for i in range(4)]
     done, refused, still, quick = summary(await asyncio.gather(*tasks))
-    report(refused == 0 and still == 0 and len(done) == 4 and
-           all(header_s - 0.5 <= t <= header_s + 2.5 for t in done),
-           "slow body: 4 connections sending a request body a byte every 0.5 s closed by the "
-           "%d s deadline after %.1f-%.1f s" % (header_s, min(done or [0]), max(done or [0])))
+    check(refused == 0 and still == 0 and len(done) == 4 and
+          all(header_s - 0.5 <= t <= header_s + 2.5 for t in done),
+          "slow body: 4 connections sending a request body a byte every 0.5 s closed by the "
+          "%d s deadline after %.1f-%.1f s" % (header_s, min(done or [0]), max(done or [0])))
 
     # The per-address cap: one address gets per_ip connections, the next ones are closed.
     t0 = time.monotonic()
     tasks = [asyncio.create_task(slow_client("127.0.0.30", t0, 1.5)) for _ in range(per_ip + 5)]
     times = await asyncio.gather(*tasks)
     kept = sum(1 for t in times if t is None)
-    report(kept == per_ip,
-           "HTTPS per-address cap: %d of %d connections from one address kept, the rest "
-           "closed at once (api_max_connections_per_ip = %d)" % (kept, per_ip + 5, per_ip))
+    check(kept == per_ip,
+          "HTTPS per-address cap: %d of %d connections from one address kept, the rest "
+          "closed at once (api_max_connections_per_ip = %d)" % (kept, per_ip + 5, per_ip))
 
 
 # ---- 3: garbage ---------------------------------------------------------------------------
@@ -580,13 +547,13 @@ async def garbage_burst(dev, dev2):
                         ("random bytes inside a valid mutual-TLS session", mqtt_junk)):
         times = await asyncio.gather(*group)
         done, refused, still, _ = summary(times)
-        report(refused == 0 and still == 0 and max(done) <= limit,
-               "garbage: %d connections with %s all closed by the server, the slowest after "
-               "%.2f s (<= %.0f s)" % (len(times), name, max(done or [0]), limit))
+        check(refused == 0 and still == 0 and max(done) <= limit,
+              "garbage: %d connections with %s all closed by the server, the slowest after "
+              "%.2f s (<= %.0f s)" % (len(times), name, max(done or [0]), limit))
     last = await dev.mark()
     await asyncio.sleep(0.5)
-    report(alive() and fds() <= base_fds + 2,
-           "garbage: iothubd alive, descriptors back to %d (%d before)" % (fds(), base_fds))
+    check(alive() and fds() <= base_fds + 2,
+          "garbage: iothubd alive, descriptors back to %d (%d before)" % (fds(), base_fds))
     await dev.check("during the garbage bursts", first, last)
 
 
@@ -603,12 +570,12 @@ async def main():
     await slowloris(dev)
     await garbage_burst(dev, ENV["device2"])
     sent = await dev.stop()
-    report(dev.disconnected is None and alive(),
-           "the device kept its one connection through every attack (%d messages sent)" % sent)
+    check(dev.disconnected is None and alive(),
+          "the device kept its one connection through every attack (%d messages sent)" % sent)
 
 
 if sys.argv[2:] == ["--device"]:
     asyncio.run(device_process())
 else:
     asyncio.run(main())
-    sys.exit(1 if FAILED else 0)
+    sys.exit(1 if tap.failed else 0)

@@ -297,7 +297,7 @@ ctl products list
 expect_ctl "a group-readable one too" $?
 chmod 600 "$CONF"
 IOTHUB_URL="https://127.0.0.1:$CLOSED" ctl products list
-[ $RC = 3 ]
+[ $RC = 3 ] && grep -q "^error: cannot reach https://127.0.0.1:$CLOSED" ctl.err
 expect_ctl "IOTHUB_URL beats the file's url (an unreachable port: exit 3)" $?
 IOTHUB_URL="https://127.0.0.1:$CLOSED" ctl products list --url "$BASE"
 [ $RC = 0 ]
@@ -311,7 +311,7 @@ expect_ctl "--token-file beats IOTHUB_TOKEN" $?
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key \
     -subj /CN=other-ca -days 1 -out other-ca.pem 2>/dev/null
 IOTHUB_CACERT=other-ca.pem ctl products list
-[ $RC = 4 ]
+[ $RC = 4 ] && grep -q '^error: TLS: the server certificate of .* is not trusted' ctl.err
 expect_ctl "IOTHUB_CACERT beats the file's cacert (another CA: exit 4)" $?
 IOTHUB_CACERT=other-ca.pem ctl products list --cacert trust.pem
 [ $RC = 0 ]
@@ -356,7 +356,7 @@ ctl products list --url "https://127.0.0.1:$CLOSED" --cacert trust.pem --token-f
 [ $RC = 3 ] && grep -q "^error: cannot reach https://127.0.0.1:$CLOSED" ctl.err
 expect_ctl "exit 3: nothing listening on the port" $?
 ctl health --url "https://no-such-host.invalid:8443"
-[ $RC = 3 ]
+[ $RC = 3 ] && grep -q '^error: cannot reach https://no-such-host.invalid:8443' ctl.err
 expect_ctl "exit 3: a name that does not resolve" $?
 ctl products list --url "$BASE" --token-file admin.token
 [ $RC = 4 ] && grep -q 'not trusted' ctl.err && grep -q -- '--cacert' ctl.err
@@ -365,7 +365,7 @@ ctl products list --url "$BASE" --token-file admin.token --insecure
 [ $RC = 0 ] && grep -q '^warning: --insecure' ctl.err
 expect_ctl "--insecure (explicit) skips verification and warns on stderr" $?
 ctl products list --url "http://127.0.0.1:$API_PORT" --token-file admin.token
-[ $RC = 2 ]
+[ $RC = 2 ] && grep -q '^error: the server URL must be https://' ctl.err
 expect_ctl "exit 2: a plain http:// URL is refused (the token would travel in clear)" $?
 
 # ---- the admin token is never printed -------------------------------------------------------

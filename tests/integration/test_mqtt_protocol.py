@@ -3,14 +3,13 @@
 (SPEC §6), driven by test_mqtt_protocol.sh, which provisions the devices and services through
 the REST API and passes their ids, certificates and keys in a JSON file (argv[1]).
 
-Python standard library only: a tiny MQTT packet builder/parser over ssl. Prints TAP-like
+Python standard library only: the raw MQTT client of mqtt_raw.py. Prints TAP-like
 "ok - name" / "not ok - name" lines; exits 1 when a check failed. Every socket has a
 timeout, so nothing here can hang."""
 
 import json
-import socket
+import os
 import ssl
-import struct
 import sys
 import threading
 import time
@@ -18,26 +17,20 @@ import traceback
 import urllib.error
 import urllib.request
 
+import mqtt_raw
+import tap
+from mqtt_raw import (CONNACK, PINGREQ_PKT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, UNSUBACK,
+                      Closed, ack_pkt, connect_pkt, enc_len, enc_str, packet, publish_pkt,
+                      tls_context, unsubscribe_pkt)
+from tap import check
+
 ENV = json.load(open(sys.argv[1]))
 HOST = "127.0.0.1"
 PORT = ENV["mqtt_port"]
 DEV = ENV["devices"]    # name -> {"id", "cert", "key"}
 SVC = ENV["services"]   # name -> {"id", "cert", "key"}
-FAILED = 0
 
 # ---- reporting ----------------------------------------------------------------------------
-
-
-def check(cond, name, detail=""):
-    global FAILED
-    if cond:
-        print("ok - " + name, flush=True)
-    else:
-        FAILED += 1
-        print("not ok - " + name, flush=True)
-        if detail:
-            print("  " + str(detail), file=sys.stderr, flush=True)
-    return bool(cond)
 
 
 def group(fn):
@@ -49,97 +42,6 @@ def group(fn):
         traceback.print_exc(file=sys.stderr)
     return fn
 
-# ---- packets ------------------------------------------------------------------------------
-
-
-CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
-SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 10, 11, 12, 13, 14
-
-
-def enc_len(n):
-    out = bytearray()
-    while True:
-        b = n % 128
-        n //= 128
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def enc_str(s):
-    if isinstance(s, str):
-        s = s.encode()
-    return struct.pack("!H", len(s)) + s
-
-
-def packet(ptype, flags, body=b""):
-    return bytes([ptype << 4 | flags]) + enc_len(len(body)) + body
-
-
-def connect_pkt(client_id, clean=True, keepalive=60, will=None, proto="MQTT", level=4):
-    """will: (topic, payload, qos, retain)."""
-    flags = 0x02 if clean else 0
-    payload = enc_str(client_id)
-    if will is not None:
-        topic, msg, qos, retain = will
-        flags |= 0x04 | qos << 3 | (0x20 if retain else 0)
-        payload += enc_str(topic) + enc_str(msg)
-    body = enc_str(proto) + bytes([level, flags]) + struct.pack("!H", keepalive) + payload
-    return packet(CONNECT, 0, body)
-
-
-def publish_pkt(topic, payload, qos=0, retain=False, pid=0, dup=False):
-    if isinstance(payload, str):
-        payload = payload.encode()
-    body = enc_str(topic) + (struct.pack("!H", pid) if qos else b"") + payload
-    return packet(PUBLISH, (0x08 if dup else 0) | qos << 1 | (1 if retain else 0), body)
-
-
-def subscribe_pkt(pid, filters):
-    body = struct.pack("!H", pid) + b"".join(enc_str(f) + bytes([q]) for f, q in filters)
-    return packet(SUBSCRIBE, 0x02, body)
-
-
-def unsubscribe_pkt(pid, filters):
-    return packet(UNSUBSCRIBE, 0x02, struct.pack("!H", pid) + b"".join(enc_str(f) for f in filters))
-
-
-def ack_pkt(ptype, pid):
-    return packet(ptype, 0x02 if ptype == PUBREL else 0, struct.pack("!H", pid))
-
-
-PINGREQ_PKT = packet(PINGREQ, 0)
-DISCONNECT_PKT = packet(DISCONNECT, 0)
-
-
-class Packet:
-    def __init__(self, ptype, flags, body):
-        self.type, self.flags, self.body = ptype, flags, body
-        if ptype == PUBLISH:
-            self.dup = bool(flags & 0x08)
-            self.qos = (flags >> 1) & 3
-            self.retain = bool(flags & 1)
-            n = struct.unpack("!H", body[:2])[0]
-            self.topic = body[2:2 + n].decode()
-            off = 2 + n
-            self.pid = 0
-            if self.qos:
-                self.pid = struct.unpack("!H", body[off:off + 2])[0]
-                off += 2
-            self.payload = body[off:]
-        elif ptype in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK) and len(body) == 2:
-            self.pid = struct.unpack("!H", body)[0]
-
-    def __repr__(self):
-        if self.type == PUBLISH:
-            return "PUBLISH(%s, %r, qos=%d, dup=%d, retain=%d, pid=%d)" % (
-                self.topic, self.payload[:40], self.qos, self.dup, self.retain, self.pid)
-        return "Packet(type=%d, flags=%d, body=%r)" % (self.type, self.flags, self.body[:40])
-
-
-class Closed(Exception):
-    pass
-
 # ---- TLS connections ----------------------------------------------------------------------
 
 
@@ -149,178 +51,17 @@ CONTEXTS = {}
 def context(cert=None, key=None):
     """One SSLContext per identity (session tickets are only reusable with the same one)."""
     if (cert, key) not in CONTEXTS:
-        c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        c.load_verify_locations(ENV["ca"])
-        if cert:
-            c.load_cert_chain(cert, key)
-        CONTEXTS[(cert, key)] = c
+        CONTEXTS[(cert, key)] = tls_context(ENV["ca"], cert, key)
     return CONTEXTS[(cert, key)]
 
 
-class Conn:
-    """One TLS connection: send raw bytes, read whole MQTT packets with deadlines. Packets
-    read while looking for another type are kept, in order, for later reads."""
+class Conn(mqtt_raw.Conn):
+    """A connection to the hub's MQTT port as `who` (or cert/key, or no certificate)."""
 
     def __init__(self, who=None, cert=None, key=None, timeout=5.0, session=None):
         if who is not None:
             cert, key = who["cert"], who["key"]
-        raw = socket.create_connection((HOST, PORT), timeout=timeout)
-        try:
-            self.s = context(cert, key).wrap_socket(raw, server_hostname=HOST, session=session)
-        except BaseException:
-            raw.close()
-            raise
-        self.buf = b""
-        self.pending = []
-        self.eof = False
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def _fill(self, deadline):
-        """Reads more bytes; False on timeout, raises Closed on EOF."""
-        if self.eof:
-            raise Closed()
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        self.s.settimeout(left)
-        try:
-            data = self.s.recv(65536)
-        except (socket.timeout, TimeoutError):
-            return False
-        except (ssl.SSLError, OSError):
-            data = b""
-        if not data:
-            self.eof = True
-            raise Closed()
-        self.buf += data
-        return True
-
-    def _parse(self):
-        if len(self.buf) < 2:
-            return None
-        n, mult, i = 0, 1, 1
-        while True:
-            if i >= len(self.buf):
-                return None
-            b = self.buf[i]
-            n += (b & 0x7F) * mult
-            mult *= 128
-            i += 1
-            if not b & 0x80:
-                break
-            if i > 4:
-                raise ValueError("malformed remaining length from the server")
-        if len(self.buf) < i + n:
-            return None
-        p = Packet(self.buf[0] >> 4, self.buf[0] & 0x0F, self.buf[i:i + n])
-        self.buf = self.buf[i + n:]
-        return p
-
-    def read(self, timeout=5.0):
-        """The next packet, None on timeout; raises Closed on EOF."""
-        if self.pending:
-            return self.pending.pop(0)
-        deadline = time.monotonic() + timeout
-        while True:
-            p = self._parse()
-            if p is not None:
-                return p
-            if not self._fill(deadline):
-                return None
-
-    def expect(self, ptype, timeout=5.0):
-        """The first packet of ptype (others are kept); raises AssertionError on timeout."""
-        for i, p in enumerate(self.pending):
-            if p.type == ptype:
-                return self.pending.pop(i)
-        deadline = time.monotonic() + timeout
-        while True:
-            p = self._parse()
-            if p is None:
-                if not self._fill(deadline):
-                    raise AssertionError("no packet of type %d within %.1f s" % (ptype, timeout))
-                continue
-            if p.type == ptype:
-                return p
-            self.pending.append(p)
-
-    def publishes(self, n, timeout=5.0):
-        """n PUBLISH packets (fewer if they do not come in time)."""
-        out, deadline = [], time.monotonic() + timeout
-        while len(out) < n:
-            try:
-                out.append(self.expect(PUBLISH, max(0.0, deadline - time.monotonic())))
-            except AssertionError:
-                break
-        return out
-
-    def quiet(self, seconds=0.7):
-        """The PUBLISH packets received within `seconds` (expected: none)."""
-        got, deadline = [], time.monotonic() + seconds
-        while True:
-            try:
-                got.append(self.expect(PUBLISH, max(0.0, deadline - time.monotonic())))
-            except AssertionError:
-                return got
-
-    def closed_within(self, seconds):
-        """True when the server closes the connection within `seconds` (other packets are
-        discarded)."""
-        deadline = time.monotonic() + seconds
-        self.pending = []
-        try:
-            while True:
-                while self._parse() is not None:
-                    pass
-                if not self._fill(deadline):
-                    return False
-        except Closed:
-            return True
-
-    def connect(self, client_id, **kw):
-        """Sends CONNECT; returns (session present, return code)."""
-        self.send(connect_pkt(client_id, **kw))
-        p = self.expect(CONNACK)
-        return p.body[0] & 1, p.body[1]
-
-    def subscribe(self, pid, filters):
-        """Returns the SUBACK return codes."""
-        self.send(subscribe_pkt(pid, filters))
-        p = self.expect(SUBACK)
-        assert p.body[:2] == struct.pack("!H", pid), "SUBACK for another packet id"
-        return list(p.body[2:])
-
-    def publish(self, topic, payload, qos=0, retain=False, pid=1, dup=False):
-        """Publishes; for QoS 1 waits for the PUBACK, for QoS 2 runs PUBREC/PUBREL/PUBCOMP."""
-        self.send(publish_pkt(topic, payload, qos, retain, pid, dup))
-        if qos == 1:
-            assert self.expect(PUBACK).pid == pid
-        elif qos == 2:
-            assert self.expect(PUBREC).pid == pid
-            self.send(ack_pkt(PUBREL, pid))
-            assert self.expect(PUBCOMP).pid == pid
-
-    def ping(self, timeout=3.0):
-        self.send(PINGREQ_PKT)
-        self.expect(PINGRESP, timeout)
-        return True
-
-    def disconnect(self):
-        try:
-            self.send(DISCONNECT_PKT)
-            self.closed_within(2)
-        except OSError:
-            pass
-        self.close()
-
-    def close(self):
-        """Closes the socket without DISCONNECT."""
-        try:
-            self.s.close()
-        except OSError:
-            pass
+        super().__init__(HOST, PORT, context(cert, key), timeout, session)
 
 
 def session(who, client_id=None, clean=True, keepalive=60, will=None):
@@ -333,21 +74,27 @@ def session(who, client_id=None, clean=True, keepalive=60, will=None):
     return c
 
 
-def refused(cert=None, key=None, session_=None):
-    """True when a TLS connection with this certificate cannot get an MQTT session: the
-    handshake fails, or the connection is closed before a CONNACK."""
+def refusal(cert=None, key=None, session_=None):
+    """How a TLS connection with this certificate is refused an MQTT session (mqtt_raw.refusal:
+    the TLS alert's name, "closed", "CONNACK n"), None when it is accepted."""
+    return mqtt_raw.refusal(HOST, PORT, context(cert, key), session_)
+
+
+def alive():
+    """iothubd still runs and answers /healthz with 200."""
     try:
-        c = Conn(cert=cert, key=key, timeout=5, session=session_)
-    except (ssl.SSLError, OSError):
-        return True
-    try:
-        c.send(connect_pkt("refused-probe"))
-        p = c.expect(CONNACK, 3)
-        return p.body[1] != 0
-    except (Closed, AssertionError, OSError):
-        return True
-    finally:
-        c.close()
+        os.kill(ENV["server_pid"], 0)
+        with urllib.request.urlopen("https://127.0.0.1:%d/healthz" % ENV["api_port"], timeout=5,
+                                    context=ssl.create_default_context(cafile=ENV["ca"])) as r:
+            return r.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def logged(text):
+    """True when the server's log holds text."""
+    with open(ENV["log"], errors="replace") as f:
+        return text in f.read()
 
 
 def api(method, path, token, body=None):
@@ -909,16 +656,25 @@ def service_acl():
 
 
 def certificates():
-    check(refused(), "no client certificate -> refused at the handshake")
+    why = refusal()
+    check(why == "closed" and alive(), "no client certificate -> the handshake is closed "
+          "(iothubd still up)", why)
     o = ENV["other_ca"]
-    check(refused(o["cert"], o["key"]), "a certificate from another CA (CN of a real device) -> "
-          "refused")
+    why = refusal(o["cert"], o["key"])
+    check(why == "TLSV1_ALERT_UNKNOWN_CA" and logged("not correctly signed by the trusted CA")
+          and alive(), "a certificate from another CA (CN of a real device) -> refused with the "
+          "alert unknown CA, logged", why)
     e = ENV.get("expired")
     if e:
-        check(refused(e["cert"], e["key"]), "an expired certificate from the issuing CA -> refused")
+        why = refusal(e["cert"], e["key"])
+        check(why == "SSLV3_ALERT_CERTIFICATE_EXPIRED" and logged("validity has expired") and
+              alive(), "an expired certificate from the issuing CA -> refused with the alert "
+              "certificate expired, logged", why)
     s_old = ENV["superseded"]
-    check(refused(s_old["cert"], s_old["key"]),
-          "the certificate superseded by a re-activation -> refused")
+    why = refusal(s_old["cert"], s_old["key"])
+    check(why == "SSLV3_ALERT_CERTIFICATE_REVOKED" and alive(),
+          "the certificate superseded by a re-activation -> refused with the alert certificate "
+          "revoked", why)
     c = session(DEV["s"], "s-new")
     check(c.ping(), "the re-activated device's new certificate is accepted")
     c.disconnect()
@@ -948,9 +704,13 @@ def revocation():
           "(EOF %.3f s after the API answered, %.3f s after the request was sent)" %
           (dt, time.monotonic() - sent))
     c.close()
-    check(refused(r["cert"], r["key"]), "the revoked certificate is refused at the handshake")
-    check(refused(r["cert"], r["key"], session_=ticket),
-          "the revoked certificate is refused on TLS session resumption too")
+    why = refusal(r["cert"], r["key"])
+    check(why == "SSLV3_ALERT_CERTIFICATE_REVOKED" and alive(),
+          "the revoked certificate is refused at the handshake (alert certificate revoked)", why)
+    why = refusal(r["cert"], r["key"], session_=ticket)
+    check(why == "SSLV3_ALERT_CERTIFICATE_REVOKED" and alive(),
+          "the revoked certificate is refused on TLS session resumption too (alert certificate "
+          "revoked)", why)
 
 
 group(connect_versions)
@@ -972,4 +732,4 @@ watcher.join(20)
 check(connect_timeout.get("closed") and 9.5 <= connect_timeout["after"] <= 12.5,
       "a TLS connection that sends no CONNECT is closed after 10 s (%s)" % (
           round(connect_timeout["after"], 2) if "after" in connect_timeout else connect_timeout))
-sys.exit(1 if FAILED else 0)
+sys.exit(1 if tap.failed else 0)

@@ -106,6 +106,7 @@ devs = {n: {"id": i, "cert": t + "/" + n + ".pem", "key": t + "/" + n + ".key"}
 svcs = {n: {"id": i, "cert": t + "/" + n + ".pem", "key": t + "/" + n + ".key"}
         for n, i in zip("${!SVC[*]}".split(), "${SVC[*]}".split())}
 env = {"mqtt_port": $MQTT_PORT, "api_port": $API_PORT, "ca": t + "/trust.pem", "operator": "$OPERATOR",
+       "server_pid": $SERVER_PID, "log": t + "/serve.log",
        "devices": devs, "services": svcs,
        "other_ca": {"cert": t + "/other.pem", "key": t + "/other.key"},
        "superseded": {"cert": t + "/s_old.pem", "key": t + "/s_old.key"},

@@ -90,9 +90,11 @@ check "test certificates are made with openssl" gen_certs
 # ---- the server ------------------------------------------------------------------------
 echo 4A0000000000000000000000000000E1 >revoked.txt
 ECHO_PID=
-# start_echo LOG ARGS...: starts tls_echo on a free port, sets PORT and ECHO_PID.
+# start_echo LOG ARGS...: starts tls_echo on a free port, sets PORT and ECHO_PID; its log
+# (stderr) is LOG.err, named in echo_log.
 start_echo() {
     local log=$1; shift
+    echo_log=$log.err
     "$TLS_ECHO" "$@" >"$log" 2>"$log.err" &
     ECHO_PID=$!
     for _ in $(seq 100); do
@@ -114,12 +116,21 @@ stop_echo() {
 trap 'stop_echo >/dev/null 2>&1' EXIT
 
 # client OUT ARGS...: an s_client session that sends "hello" and waits for the echo.
+# MARK: how many lines tls_echo had logged when the session started.
 client() {
     local out=$1; shift
+    MARK=$(wc -l <"$echo_log")
     (echo hello; sleep 0.6) | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" \
         -servername localhost -CAfile root.pem "$@" >"$out" 2>&1
 }
 echoed() { grep -q "^$1: hello" "$2"; }
+# refused OUT ALERT LOGGED: the session of OUT got no echo, s_client saw the TLS alert ALERT
+# ("alert certificate revoked"; "" for a close without one), tls_echo logged LOGGED during
+# it and is still running.
+refused() {
+    ! grep -q ': hello$' "$1" && { [ -z "$2" ] || grep -q "$2" "$1"; } &&
+        tail -n +$((MARK + 1)) "$echo_log" | grep -q "$3" && kill -0 "$ECHO_PID" 2>/dev/null
+}
 
 start_echo echo.log -t 1000 -m 4 server_chain.pem server.key client_cas.pem 0 revoked.txt
 expect "tls_echo starts" $?
@@ -131,36 +142,40 @@ grep -q 'Protocol *: TLSv1.2' c1.out && grep -Eq 'Cipher *: ECDHE-ECDSA-(AES128-
 expect "TLS 1.2 with an ECDHE-ECDSA AEAD suite is negotiated" $?
 
 client c2.out
-! echoed anonymous c2.out && ! echoed device-one c2.out
-expect "no client certificate: refused" $?
+! echoed anonymous c2.out && ! echoed device-one c2.out &&
+    refused c2.out "" 'No client certification received'
+expect "no client certificate: refused (logged; tls_echo still up)" $?
 
 client c3.out -cert other.pem -key other.key
-! echoed device-one c3.out
-expect "a certificate from another CA (same CN and serial): refused" $?
+! echoed device-one c3.out && refused c3.out 'alert unknown ca' 'not correctly signed by the trusted CA'
+expect "a certificate from another CA (same CN and serial): refused (alert unknown ca, logged)" $?
 
 client c4.out -cert expired.pem -key expired.key
-! echoed device-expired c4.out && grep -q 'expired' echo.log.err
-expect "an expired certificate: refused" $?
+! echoed device-expired c4.out && grep -q 'expired' echo.log.err &&
+    refused c4.out 'alert certificate expired' 'validity has expired'
+expect "an expired certificate: refused (alert certificate expired, logged)" $?
 
 client c5.out -cert noeku.pem -key noeku.key
-! echoed device-noeku c5.out
-expect "a certificate without clientAuth (serverAuth only): refused" $?
+! echoed device-noeku c5.out &&
+    refused c5.out 'alert unsupported certificate' 'does not match the extendedKeyUsage'
+expect "a certificate without clientAuth (serverAuth only): refused (alert unsupported certificate)" $?
 
 client c6.out -cert rev1.pem -key rev1.key
-! echoed device-revoked c6.out && grep -q 'revoked' echo.log.err
-expect "a revoked serial is refused at the handshake" $?
+! echoed device-revoked c6.out && grep -q 'revoked' echo.log.err &&
+    refused c6.out 'alert certificate revoked' 'certificate has been revoked'
+expect "a revoked serial is refused at the handshake (alert certificate revoked, logged)" $?
 
 client c7.out -cert dev1.pem -key dev1.key -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0'
-! echoed device-one c7.out
-expect "TLS 1.1: refused" $?
+! echoed device-one c7.out && refused c7.out 'alert protocol version' 'not within min/max'
+expect "TLS 1.1: refused (alert protocol version)" $?
 
 client c8.out -cert dev1.pem -key dev1.key -tls1_3
-! echoed device-one c8.out
-expect "TLS 1.3 is not offered" $?
+! echoed device-one c8.out && refused c8.out 'alert handshake failure' 'no ciphersuites in common'
+expect "TLS 1.3 is not offered (alert handshake failure)" $?
 
 client c9.out -cert dev1.pem -key dev1.key -cipher ECDHE-ECDSA-AES128-SHA256 -tls1_2
-! echoed device-one c9.out
-expect "a CBC suite is not accepted by default" $?
+! echoed device-one c9.out && refused c9.out 'alert handshake failure' 'no ciphersuites in common'
+expect "a CBC suite is not accepted by default (alert handshake failure)" $?
 
 # ---- session tickets ---------------------------------------------------------------------
 client r1.out -cert dev1.pem -key dev1.key -sess_in dev1.sess
@@ -175,8 +190,8 @@ echo 4A0000000000000000000000000000D2 >>revoked.txt
 kill -HUP "$ECHO_PID"
 for _ in $(seq 50); do grep -q '^reloaded 2 ' echo.log && break; sleep 0.1; done
 client r3.out -cert dev2.pem -key dev2.key -sess_in dev2.sess
-! echoed device-two r3.out
-expect "a serial revoked after the first session is refused on resumption" $?
+! echoed device-two r3.out && refused r3.out 'alert certificate revoked' 'certificate has been revoked'
+expect "a serial revoked after the first session is refused on resumption (alert certificate revoked)" $?
 client r4.out -cert dev1.pem -key dev1.key -sess_in dev1.sess
 echoed device-one r4.out
 expect "other devices still resume" $?
@@ -222,8 +237,8 @@ rc=$?
 expect "silent clients are dropped after the handshake timeout, excess handshakes at once ($(cat idle.out))" $rc
 
 client c10.out -cert dev2.pem -key dev2.key
-! echoed device-two c10.out
-expect "the revoked device-two is still refused with a full handshake" $?
+! echoed device-two c10.out && refused c10.out 'alert certificate revoked' 'certificate has been revoked'
+expect "the revoked device-two is still refused with a full handshake (alert certificate revoked)" $?
 
 stop_echo
 expect "tls_echo exits cleanly on SIGTERM" $?
