@@ -143,7 +143,8 @@ static void activate(struct hub_req *r, int service)
         goto out;
     }
     if (rc == 0)
-        rc = hub_db_certificates_valid_serials(r->db, service ? "service_id" : "device_id", id, &old, &nold);
+        rc = hub_db_certificates_valid_serials(r->db, service ? "service_id" : "device_id", id,
+                                               &old, &nold);
     if (rc != 0) {
         hub_reply_internal(r, rc, "activation");
         goto out;

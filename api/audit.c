@@ -25,7 +25,8 @@ int hub_api_audit_write(struct hub_req *r, const char *target, const char *detai
         r->who.kind == HUB_WHO_TOKEN ? hub_request_role_name(r->who.role) : kinds[r->who.kind];
     char actor[200];
     snprintf(actor, sizeof actor, "%s:%s", kinds[r->who.kind], r->who.name[0] ? r->who.name : "-");
-    int rc = hub_db_audit_insert(r->db, actor, role, r->action, target, r->source, result, details_json);
+    int rc =
+        hub_db_audit_insert(r->db, actor, role, r->action, target, r->source, result, details_json);
     if (rc == 0)
         r->audited = 1;
     return rc;

@@ -1,7 +1,7 @@
-/* Published messages (the retained-message store is in retained.h). A message is one refcounted block
- * holding the PUBLISH as it goes on the wire (topic length, topic, a packet id slot when
- * qos > 0, payload) behind room for the fixed header: a delivery writes the header and the
- * packet id in place and goes out in one write, without a copy. */
+/* Published messages (the retained-message store is in retained.h). A message is one refcounted
+ * block holding the PUBLISH as it goes on the wire (topic length, topic, a packet id slot when qos
+ * > 0, payload) behind room for the fixed header: a delivery writes the header and the packet id in
+ * place and goes out in one write, without a copy. */
 #ifndef HUB_MQTT_MSG_H
 #define HUB_MQTT_MSG_H
 

@@ -251,8 +251,8 @@ int hub_init_rekey(const struct hub_config *cfg, const char *new_key_file)
     if (rc == 0) /* the session-ticket wrapping key; the ticket keys it wraps stay as they are */
         rc = hub_ticketsync_reseal(c, old_pass, new_pass, &count);
     if (rc == 0)
-        rc = hub_db_audit_insert(c, "iothubd rekey", "system", "master_key.rotate", NULL, "local", "ok",
-                          NULL);
+        rc = hub_db_audit_insert(c, "iothubd rekey", "system", "master_key.rotate", NULL, "local",
+                                 "ok", NULL);
     if (rc == 0)
         rc = hub_db_commit(c);
     if (rc != 0 && c != NULL)
