@@ -30,6 +30,7 @@
 #define SPARE_MAX 4           /* chunks kept for reuse per queue */
 #define QUEUE_HIGH (8u << 20) /* bytes waiting to go home: the worker stops reading */
 #define STATS_MS 500
+#define SCRATCH_KEEP 65536    /* a larger gathering buffer is freed after its write */
 
 enum rec_type {
     R_OPEN,
@@ -37,6 +38,7 @@ enum rec_type {
     R_CLOSED,
     R_DONE, /* worker -> home */
     R_WRITE,
+    R_WRITE_SHARED, /* a struct shared_write, then the bytes of its unshared pieces */
     R_CLOSE,
     R_AUTH,
     R_PAUSE,
@@ -51,6 +53,16 @@ struct rec {
     uint16_t arg; /* CLOSED: enum hub_tls_close_reason */
     uint32_t len; /* bytes following the header (padded to 8 in the chunk) */
     hub_wconn_t *c;
+};
+
+/* A write whose shared pieces stay in a refcounted buffer (hub_wconn_write_shared). */
+struct shared_write {
+    struct hub_rcbuf *buf; /* one reference, dropped by the worker */
+    uint32_t n;
+    struct {
+        const uint8_t *p; /* in buf; NULL: the next len bytes after this struct */
+        size_t len;
+    } v[HUB_WCONN_PIECES];
 };
 
 struct chunk {
@@ -90,6 +102,8 @@ struct worker {
     size_t live;        /* connections not yet released */
     unsigned listening; /* listeners not yet closed */
     int stopping, paused, handles;
+    uint8_t *scratch; /* where a shared write's pieces are gathered */
+    size_t scratch_cap;
     /* home thread only */
     int started, done;
     pthread_mutex_t stats_mu;
@@ -106,6 +120,7 @@ struct hub_workers {
     int port[HUB_WORKERS_LISTEN_MAX];
     hub_admission_shared_t *shared[HUB_WORKERS_LISTEN_MAX]; /* port-wide caps */
     int stopping;
+    uint64_t queued_bytes; /* home thread: payload bytes of writes pushed to the workers */
     void (*done)(void *);
     void *done_arg;
     struct worker *wk; /* n of them */
@@ -137,6 +152,22 @@ static void queue_init(struct queue *q, uv_async_t *wake)
     q->wake = wake;
 }
 
+/* Drops the buffer references of the shared writes in k's records that were never
+ * processed. */
+static void chunk_drop_refs(const struct chunk *k)
+{
+    for (size_t off = 0; off < k->used;) {
+        struct rec r;
+        memcpy(&r, k->data + off, sizeof r);
+        if (r.type == R_WRITE_SHARED) {
+            struct shared_write sw;
+            memcpy(&sw, k->data + off + sizeof r, sizeof sw);
+            hub_rcbuf_unref(sw.buf);
+        }
+        off += sizeof r + (((size_t)r.len + 7) & ~(size_t)7);
+    }
+}
+
 static void chunks_free(struct chunk *k)
 {
     while (k != NULL) {
@@ -149,6 +180,8 @@ static void chunks_free(struct chunk *k)
 
 static void queue_free(struct queue *q)
 {
+    for (const struct chunk *k = q->head; k != NULL; k = k->next)
+        chunk_drop_refs(k); /* spare chunks hold stale records: not theirs */
     chunks_free(q->head);
     chunks_free(q->spare);
     pthread_mutex_destroy(&q->mu);
@@ -355,6 +388,48 @@ static void worker_listener_closed(void *arg)
     worker_maybe_done(wk);
 }
 
+/* Gathers a shared write's pieces into the worker's scratch buffer (one TLS record, one
+ * write, as an R_WRITE would make), writes them unless the connection is gone, and drops the
+ * record's reference to the shared buffer in either case. */
+static void write_shared(struct worker *wk, hub_wconn_t *c, const uint8_t *payload)
+{
+    struct shared_write sw;
+    memcpy(&sw, payload, sizeof sw);
+    const uint8_t *copied = payload + sizeof sw;
+    size_t total = 0;
+    for (uint32_t i = 0; i < sw.n; i++)
+        total += sw.v[i].len;
+    if (c->tls != NULL && total > wk->scratch_cap) {
+        uint8_t *p = realloc(wk->scratch, total);
+        if (p == NULL) {
+            hub_warn("mqtt %s: out of memory writing: closing", c->peer);
+            hub_tls_conn_close(c->tls);
+        } else {
+            wk->scratch = p;
+            wk->scratch_cap = total;
+        }
+    }
+    if (c->tls != NULL && total <= wk->scratch_cap) {
+        size_t off = 0;
+        for (uint32_t i = 0; i < sw.n; i++) {
+            const uint8_t *p = sw.v[i].p;
+            if (p == NULL) {
+                p = copied;
+                copied += sw.v[i].len;
+            }
+            memcpy(wk->scratch + off, p, sw.v[i].len);
+            off += sw.v[i].len;
+        }
+        (void)hub_tls_conn_write(c->tls, wk->scratch, total);
+        if (wk->scratch_cap > SCRATCH_KEEP) {
+            free(wk->scratch);
+            wk->scratch = NULL;
+            wk->scratch_cap = 0;
+        }
+    }
+    hub_rcbuf_unref(sw.buf);
+}
+
 static void worker_wake(uv_async_t *a)
 {
     struct worker *wk = a->data;
@@ -368,6 +443,9 @@ static void worker_wake(uv_async_t *a)
         case R_WRITE:
             if (c->tls != NULL)
                 (void)hub_tls_conn_write(c->tls, payload, r.len);
+            break;
+        case R_WRITE_SHARED:
+            write_shared(wk, c, payload);
             break;
         case R_CLOSE:
             if (c->tls != NULL)
@@ -473,6 +551,7 @@ static void worker_free(struct worker *wk)
     uv_loop_close(&wk->loop);
     queue_free(&wk->in);
     queue_free(&wk->out);
+    free(wk->scratch);
     pthread_mutex_destroy(&wk->stats_mu);
 }
 
@@ -726,7 +805,49 @@ int hub_wconn_write(hub_wconn_t *c, const void *data, size_t len)
         return HUB_EIO;
     if (len > UINT32_MAX)
         return HUB_ERANGE;
-    return push(&c->wk->in, R_WRITE, 0, c, data, len) < 0 ? HUB_ENOMEM : 0;
+    if (push(&c->wk->in, R_WRITE, 0, c, data, len) < 0)
+        return HUB_ENOMEM;
+    c->wk->w->queued_bytes += len;
+    return 0;
+}
+
+int hub_wconn_write_shared(hub_wconn_t *c, struct hub_rcbuf *buf, const struct hub_rcbuf_piece *v,
+                           size_t n)
+{
+    if (c->closing)
+        return HUB_EIO;
+    uint8_t rec[sizeof(struct shared_write) + HUB_WCONN_COPY];
+    struct shared_write sw;
+    size_t copied = 0;
+    if (n > HUB_WCONN_PIECES)
+        return HUB_EINVAL;
+    memset(&sw, 0, sizeof sw);
+    sw.buf = buf;
+    sw.n = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        sw.v[i].len = v[i].len;
+        if (v[i].shared) {
+            sw.v[i].p = v[i].p;
+            continue;
+        }
+        if (copied + v[i].len > HUB_WCONN_COPY)
+            return HUB_EINVAL;
+        memcpy(rec + sizeof sw + copied, v[i].p, v[i].len);
+        copied += v[i].len;
+    }
+    memcpy(rec, &sw, sizeof sw);
+    hub_rcbuf_ref(buf); /* the record's, dropped by the worker */
+    if (push(&c->wk->in, R_WRITE_SHARED, 0, c, rec, sizeof sw + copied) < 0) {
+        hub_rcbuf_unref(buf);
+        return HUB_ENOMEM;
+    }
+    c->wk->w->queued_bytes += copied;
+    return 0;
+}
+
+uint64_t hub_workers_queued_bytes(const hub_workers_t *w)
+{
+    return w->queued_bytes;
 }
 
 void hub_wconn_close(hub_wconn_t *c)
