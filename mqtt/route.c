@@ -16,7 +16,7 @@ void hub_route_send(struct hub_mqtt_conn *c, const struct hub_msg *m, int qos, i
                     uint16_t pid, int retain)
 {
     struct hub_broker *b = c->b;
-    if (c->t->write_shared != NULL) { /* another thread writes it: share m, copy no bytes */
+    if (m->refs > 0 && c->t->write_shared != NULL) { /* another thread writes it: share m */
         uint8_t head[7];
         struct hub_rcbuf_piece v[HUB_MSG_PIECES];
         size_t k = hub_msg_pieces((struct hub_msg *)m, qos, retain, dup, pid, head, v);
