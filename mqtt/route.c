@@ -8,8 +8,8 @@
  * ones are copied once into a refcounted message laid out as the wire packet (mqtt/msg.h),
  * so each delivery is one write; a transport on another thread (write_shared) gets a reference
  * to the message and the few per-delivery header bytes instead of a copy. A received QoS 0
- * PUBLISH (borrowed, not refcounted) is still copied by such a transport. A QoS 0 copy of a QoS 1/2 message is encoded once per
- * routing. A full queue is flow control's to decide (flow.c). */
+ * PUBLISH (borrowed, not refcounted) is still copied by such a transport. A QoS 0 copy of a QoS 1/2
+ * message is encoded once per routing. A full queue is flow control's to decide (flow.c). */
 #include "mqtt/broker_internal.h"
 
 void hub_route_send(struct hub_mqtt_conn *c, const struct hub_msg *m, int qos, int dup,

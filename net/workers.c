@@ -30,7 +30,7 @@
 #define SPARE_MAX 4           /* chunks kept for reuse per queue */
 #define QUEUE_HIGH (8u << 20) /* bytes waiting to go home: the worker stops reading */
 #define STATS_MS 500
-#define SCRATCH_KEEP 65536    /* a larger gathering buffer is freed after its write */
+#define SCRATCH_KEEP 65536 /* a larger gathering buffer is freed after its write */
 
 enum rec_type {
     R_OPEN,
@@ -444,9 +444,7 @@ static void worker_wake(uv_async_t *a)
             if (c->tls != NULL)
                 (void)hub_tls_conn_write(c->tls, payload, r.len);
             break;
-        case R_WRITE_SHARED:
-            write_shared(wk, c, payload);
-            break;
+        case R_WRITE_SHARED: write_shared(wk, c, payload); break;
         case R_CLOSE:
             if (c->tls != NULL)
                 hub_tls_conn_close(c->tls);

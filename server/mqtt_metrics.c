@@ -191,8 +191,8 @@ static int render_messages(const struct hub_mqtt_metrics *s, hub_buf_t *out)
             "are withheld because a subscriber's queue is full.\n"
             "# TYPE iothub_mqtt_publishers_throttled gauge\n"
             "iothub_mqtt_publishers_throttled %zu\n",
-            s->bytes_in, s->bytes_out, s->queued_bytes, b->dropped_queue, b->dropped_acl, b->retained, b->sessions,
-            b->subscriptions, b->queued, b->inflight, b->throttled);
+            s->bytes_in, s->bytes_out, s->queued_bytes, b->dropped_queue, b->dropped_acl,
+            b->retained, b->sessions, b->subscriptions, b->queued, b->inflight, b->throttled);
     return rc;
 }
 

@@ -43,7 +43,8 @@
 
 enum mode { M_HANDSHAKE, M_RESUME, M_IDLE, M_PUBLISH, M_READMIT, M_FANOUT };
 
-/* publish-like: fanout is publish with the roles turned (peers[0] publishes, the rest subscribe). */
+/* publish-like: fanout is publish with the roles turned (peers[0] publishes, the rest subscribe).
+ */
 #define PUBLISHING(m) ((m) == M_PUBLISH || (m) == M_FANOUT)
 
 /* A connection slot and what the mode keeps about it. */
@@ -868,8 +869,8 @@ static void report(void)
         printf("sent %llu (%.1f/s), deliveries %llu (%.1f/s), lost %llu, acked %llu, %llu "
                "errors\n",
                (unsigned long long)n_sent, (double)n_sent / secs, (unsigned long long)n_recv,
-               (double)n_recv / secs, (unsigned long long)fanout_lost(), (unsigned long long)n_acked,
-               (unsigned long long)n_fail);
+               (double)n_recv / secs, (unsigned long long)fanout_lost(),
+               (unsigned long long)n_acked, (unsigned long long)n_fail);
         human_latency("end-to-end");
         break;
     }
