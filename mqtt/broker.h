@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/rcbuf.h"
+
 struct hub_broker;
 struct hub_mqtt_conn;
 
@@ -24,6 +26,12 @@ struct hub_mqtt_transport {
     /* Queues bytes for the peer (copies them or is done with them on return: the broker
      * reuses the buffer); returns 0 or a negative code (the connection is closing). */
     int (*write)(void *tconn, const void *data, size_t len);
+    /* Queues the n pieces of one packet in order: the shared ones lie inside buf, and the
+     * transport takes its own reference to buf (hub_rcbuf_ref) to keep them until written,
+     * dropping it on every path, on any thread; the others are copied. Returns as write.
+     * May be NULL: every packet then goes through write. */
+    int (*write_shared)(void *tconn, struct hub_rcbuf *buf, const struct hub_rcbuf_piece *v,
+                        size_t n);
     /* Starts closing; the transport later calls hub_mqtt_conn_closed. */
     void (*close)(void *tconn);
     /* The CONNECT was accepted (CONNACK 0 queued): the peer is authenticated. May be NULL. */

@@ -110,6 +110,14 @@ static inline void hub_conn_write(struct hub_mqtt_conn *c, const void *p, size_t
     if (!c->closing && c->t->write(c->tconn, p, n) != 0)
         hub_conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "write failed");
 }
+/* Writes one packet of n pieces, shared ones inside buf, through the transport's
+ * write_shared (which must be set) unless c is closing; closes c on failure. */
+static inline void hub_conn_write_shared(struct hub_mqtt_conn *c, struct hub_rcbuf *buf,
+                                         const struct hub_rcbuf_piece *v, size_t n)
+{
+    if (!c->closing && c->t->write_shared(c->tconn, buf, v, n) != 0)
+        hub_conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "write failed");
+}
 /* Writes a PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK with packet id pid. */
 static inline void hub_conn_send_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
 {

@@ -19,6 +19,11 @@ static uint8_t remlen(uint8_t out[4], size_t n)
     return k;
 }
 
+static void msg_release(struct hub_rcbuf *rc)
+{
+    free((struct hub_msg *)((char *)rc - offsetof(struct hub_msg, rc)));
+}
+
 struct hub_msg *hub_msg_new(const char *topic, size_t topic_len, const void *payload,
                             size_t payload_len, uint8_t qos, uint8_t retain)
 {
@@ -26,6 +31,7 @@ struct hub_msg *hub_msg_new(const char *topic, size_t topic_len, const void *pay
     struct hub_msg *m = malloc(sizeof *m + HUB_MSG_HEADROOM + 2 + topic_len + pid + payload_len);
     if (m == NULL)
         return NULL;
+    hub_rcbuf_init(&m->rc, msg_release);
     m->refs = 1;
     m->qos = qos;
     m->retain = retain;
@@ -81,7 +87,7 @@ struct hub_msg *hub_msg_ref(struct hub_msg *m)
 void hub_msg_unref(struct hub_msg *m)
 {
     if (m != NULL && m->refs > 0 && --m->refs == 0)
-        free(m);
+        hub_rcbuf_unref(&m->rc);
 }
 
 size_t hub_msg_packet(const struct hub_msg *m, int qos, int retain, int dup, uint16_t pid,
@@ -103,4 +109,27 @@ size_t hub_msg_packet(const struct hub_msg *m, int qos, int retain, int dup, uin
     }
     *pkt = h;
     return n + 1 + m->wire_len;
+}
+
+size_t hub_msg_pieces(struct hub_msg *m, int qos, int retain, int dup, uint16_t pid,
+                      uint8_t head[7], struct hub_rcbuf_piece v[HUB_MSG_PIECES])
+{
+    if (m->refs == 0 || m->wire == NULL || (qos > 0) != (m->qos > 0) || qos > 2 ||
+        m->wire_len > 268435455u)
+        return 0;
+    size_t n = m->remlen_n;
+    head[0] = (uint8_t)(0x30 | (dup && qos ? 0x08 : 0) | qos << 1 | (retain ? 1 : 0));
+    memcpy(head + 1, m->remlen, n);
+    v[0] = (struct hub_rcbuf_piece){head, n + 1, 0};
+    if (qos == 0) {
+        v[1] = (struct hub_rcbuf_piece){m->wire, m->wire_len, 1};
+        return 2;
+    }
+    size_t topic_end = 2 + m->topic_len;
+    head[n + 1] = (uint8_t)(pid >> 8);
+    head[n + 2] = (uint8_t)pid;
+    v[1] = (struct hub_rcbuf_piece){m->wire, topic_end, 1};
+    v[2] = (struct hub_rcbuf_piece){head + n + 1, 2, 0};
+    v[3] = (struct hub_rcbuf_piece){m->wire + topic_end + 2, m->wire_len - topic_end - 2, 1};
+    return v[3].len > 0 ? 4 : 3;
 }

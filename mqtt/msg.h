@@ -8,10 +8,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/rcbuf.h"
+
 /* Room for a PUBLISH fixed header: type byte and up to 4 remaining-length bytes. */
 #define HUB_MSG_HEADROOM 5
 
 struct hub_msg {
+    /* Holders on the broker's loop count in refs (plainly); together they hold one reference
+     * to rc, and every transport thread sharing the message (hub_msg_pieces) holds another:
+     * the block is freed with the last of them, on whichever thread drops it. */
+    struct hub_rcbuf rc;
     unsigned refs; /* 0: borrowed (hub_msg_borrow), never freed */
     uint8_t qos;
     uint8_t retain;
@@ -46,5 +52,15 @@ void hub_msg_unref(struct hub_msg *m);
  * with hub_mqtt_publish_append). */
 size_t hub_msg_packet(const struct hub_msg *m, int qos, int retain, int dup, uint16_t pid,
                       const uint8_t **pkt);
+
+/* Up to this many pieces make one PUBLISH (hub_msg_pieces). */
+#define HUB_MSG_PIECES 4
+/* Describes the PUBLISH of m at qos, as hub_msg_packet makes it, without writing into m: the
+ * per-delivery bytes (fixed header; packet id when qos > 0) go into head[7], which v points
+ * into, and the topic and payload are pieces shared in m->rc. Does not take a reference.
+ * Returns the number of pieces in v (at most HUB_MSG_PIECES), or 0 when m is borrowed or its
+ * layout does not fit qos (use hub_msg_packet's fallbacks). Loop thread. */
+size_t hub_msg_pieces(struct hub_msg *m, int qos, int retain, int dup, uint16_t pid,
+                      uint8_t head[7], struct hub_rcbuf_piece v[HUB_MSG_PIECES]);
 
 #endif

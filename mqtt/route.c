@@ -6,14 +6,27 @@
  *
  * Hot path: a received QoS 0 PUBLISH goes on as it came (no allocation, no copy); QoS 1/2
  * ones are copied once into a refcounted message laid out as the wire packet (mqtt/msg.h),
- * so each delivery is one write. A QoS 0 copy of a QoS 1/2 message is encoded once per
- * routing. A full queue is flow control's to decide (flow.c). */
+ * so each delivery is one write; a transport on another thread (write_shared) gets a reference
+ * to the message and the few per-delivery header bytes instead of a copy. A received QoS 0
+ * PUBLISH (borrowed, not refcounted) is still copied by such a transport. A QoS 0 copy of a QoS 1/2
+ * message is encoded once per routing. A full queue is flow control's to decide (flow.c). */
 #include "mqtt/broker_internal.h"
 
 void hub_route_send(struct hub_mqtt_conn *c, const struct hub_msg *m, int qos, int dup,
                     uint16_t pid, int retain)
 {
     struct hub_broker *b = c->b;
+    if (m->refs > 0 && c->t->write_shared != NULL) { /* another thread writes it: share m */
+        uint8_t head[7];
+        struct hub_rcbuf_piece v[HUB_MSG_PIECES];
+        size_t k = hub_msg_pieces((struct hub_msg *)m, qos, retain, dup, pid, head, v);
+        if (k > 0) {
+            hub_conn_write_shared(c, &((struct hub_msg *)m)->rc, v, k);
+            b->st.msgs_out++;
+            b->st.out_by_qos[qos > 2 ? 2 : qos]++;
+            return;
+        }
+    }
     const uint8_t *pkt;
     size_t n = hub_msg_packet(m, qos, retain, dup, pid, &pkt);
     if (n == 0) { /* a QoS 0 copy of a QoS 1/2 message: encoded once per routing */

@@ -23,56 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/wqueue.h"
 #include "util/error.h"
 #include "util/log.h"
 
-#define CHUNK_SIZE 65536
-#define SPARE_MAX 4           /* chunks kept for reuse per queue */
-#define QUEUE_HIGH (8u << 20) /* bytes waiting to go home: the worker stops reading */
+_Static_assert(HUB_WCONN_PIECES == HUB_WQUEUE_PIECES, "one piece count");
+
 #define STATS_MS 500
-
-enum rec_type {
-    R_OPEN,
-    R_DATA,
-    R_CLOSED,
-    R_DONE, /* worker -> home */
-    R_WRITE,
-    R_CLOSE,
-    R_AUTH,
-    R_PAUSE,
-    R_RELEASE,
-    R_RECHECK,
-    R_RESUME,
-    R_STOP /* home -> worker */
-};
-
-struct rec {
-    uint16_t type;
-    uint16_t arg; /* CLOSED: enum hub_tls_close_reason */
-    uint32_t len; /* bytes following the header (padded to 8 in the chunk) */
-    hub_wconn_t *c;
-};
-
-struct chunk {
-    struct chunk *next;
-    size_t used, cap; /* cap 0: a reserved slot (struct slot), never freed or reused here */
-    uint8_t *data;    /* 8-aligned: right after the header, or the slot's record */
-};
-
-/* A record reserved in advance (see the design note): a chunk holding exactly one record. */
-struct slot {
-    struct chunk k;
-    struct rec r;
-};
-
-struct queue {
-    pthread_mutex_t mu; /* also guards the pause/resume wishes of records queued here */
-    struct chunk *head, *tail, *spare;
-    unsigned nspare;
-    size_t bytes; /* payload bytes waiting */
-    int paused;   /* the producer stopped reading (worker -> home only) */
-    uv_async_t *wake;
-};
+#define SCRATCH_KEEP 65536 /* a larger gathering buffer is freed after its write */
 
 struct worker {
     hub_workers_t *w;
@@ -90,6 +48,8 @@ struct worker {
     size_t live;        /* connections not yet released */
     unsigned listening; /* listeners not yet closed */
     int stopping, paused, handles;
+    uint8_t *scratch; /* where a shared write's pieces are gathered */
+    size_t scratch_cap;
     /* home thread only */
     int started, done;
     pthread_mutex_t stats_mu;
@@ -106,6 +66,7 @@ struct hub_workers {
     int port[HUB_WORKERS_LISTEN_MAX];
     hub_admission_shared_t *shared[HUB_WORKERS_LISTEN_MAX]; /* port-wide caps */
     int stopping;
+    uint64_t queued_bytes; /* home thread: payload bytes of writes pushed to the workers */
     void (*done)(void *);
     void *done_arg;
     struct worker *wk; /* n of them */
@@ -127,161 +88,6 @@ struct hub_wconn {
     int pause_queued; /* a PAUSE is in wk->in; pause_wish is what it applies (wk->in.mu) */
     int pause_wish;
 };
-
-/* ---- queues ----------------------------------------------------------------------------- */
-
-static void queue_init(struct queue *q, uv_async_t *wake)
-{
-    memset(q, 0, sizeof *q);
-    pthread_mutex_init(&q->mu, NULL);
-    q->wake = wake;
-}
-
-static void chunks_free(struct chunk *k)
-{
-    while (k != NULL) {
-        struct chunk *next = k->next;
-        if (k->cap != 0) /* slots belong to their connection or worker */
-            free(k);
-        k = next;
-    }
-}
-
-static void queue_free(struct queue *q)
-{
-    chunks_free(q->head);
-    chunks_free(q->spare);
-    pthread_mutex_destroy(&q->mu);
-}
-
-static void append_chunk(struct queue *q, struct chunk *k)
-{
-    k->next = NULL;
-    if (q->tail != NULL)
-        q->tail->next = k;
-    else
-        q->head = k;
-    q->tail = k;
-}
-
-/* Appends a record under q->mu. With slot != NULL (a header-only record that must not fail)
- * the slot is queued when no room exists without allocating; else returns HUB_ENOMEM when
- * memory is short. Returns 1 when this DATA record took the queue over QUEUE_HIGH. */
-static int push_locked(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *c,
-                       const void *data, size_t len, struct slot *slot)
-{
-    size_t need = sizeof(struct rec) + ((len + 7) & ~(size_t)7);
-    struct rec r = {(uint16_t)type, (uint16_t)arg, (uint32_t)len, c};
-    struct chunk *k = q->tail;
-    if (k == NULL || k->used + need > k->cap) {
-        if (q->spare != NULL && need <= CHUNK_SIZE) {
-            k = q->spare;
-            q->spare = k->next;
-            q->nspare--;
-        } else if (slot != NULL) {
-            slot->r = r;
-            slot->k.data = (uint8_t *)&slot->r;
-            slot->k.used = sizeof slot->r;
-            slot->k.cap = 0;
-            append_chunk(q, &slot->k);
-            return 0;
-        } else {
-            size_t cap = need > CHUNK_SIZE ? need : CHUNK_SIZE;
-            if ((k = malloc(sizeof *k + cap)) == NULL)
-                return HUB_ENOMEM;
-            k->cap = cap;
-            k->data = (uint8_t *)(k + 1);
-        }
-        k->used = 0;
-        append_chunk(q, k);
-    }
-    memcpy(k->data + k->used, &r, sizeof r);
-    if (len > 0)
-        memcpy(k->data + k->used + sizeof r, data, len);
-    k->used += need;
-    q->bytes += len;
-    if (type == R_DATA && q->bytes > QUEUE_HIGH && !q->paused)
-        return q->paused = 1;
-    return 0;
-}
-
-/* Appends a record and wakes the consumer. Returns 1 when this DATA record took the queue
- * over QUEUE_HIGH (the caller should stop reading), 0, or HUB_ENOMEM. */
-static int push(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *c, const void *data,
-                size_t len)
-{
-    pthread_mutex_lock(&q->mu);
-    int rc = push_locked(q, type, arg, c, data, len, NULL);
-    pthread_mutex_unlock(&q->mu);
-    if (rc >= 0)
-        uv_async_send(q->wake);
-    return rc;
-}
-
-/* Pushes a record that must not be lost (a lost CLOSED, RELEASE, CLOSE, AUTH, PAUSE, RESUME,
- * STOP or DONE would leave a connection or a worker stuck) through its reserved slot, which
- * must not be queued already: never fails, never waits. */
-static void push_sure(struct queue *q, enum rec_type type, unsigned arg, hub_wconn_t *c,
-                      struct slot *slot)
-{
-    pthread_mutex_lock(&q->mu);
-    (void)push_locked(q, type, arg, c, NULL, 0, slot);
-    pthread_mutex_unlock(&q->mu);
-    uv_async_send(q->wake);
-}
-
-/* Takes every waiting record; *paused tells whether the producer had stopped reading. */
-static struct chunk *take(struct queue *q, int *paused)
-{
-    pthread_mutex_lock(&q->mu);
-    struct chunk *k = q->head;
-    q->head = q->tail = NULL;
-    q->bytes = 0;
-    if (paused != NULL)
-        *paused = q->paused;
-    q->paused = 0;
-    pthread_mutex_unlock(&q->mu);
-    return k;
-}
-
-/* Gives a processed chunk back: up to SPARE_MAX standard ones are kept. */
-static void give_back(struct queue *q, struct chunk *k)
-{
-    pthread_mutex_lock(&q->mu);
-    if (k->cap == CHUNK_SIZE && q->nspare < SPARE_MAX) {
-        k->next = q->spare;
-        q->spare = k;
-        q->nspare++;
-        k = NULL;
-    }
-    pthread_mutex_unlock(&q->mu);
-    free(k);
-}
-
-/* Steps through a list taken from q: fills *r and *payload with the next record (the
- * payload stays valid until the next call) and gives each chunk back once past it. A slot is
- * stepped past before its record is handled, since handling it may free it (RELEASE) or let
- * its owner queue it again (PAUSE, RESUME). Returns 0 at the end. */
-static int next_rec(struct queue *q, struct chunk **k, size_t *off, struct rec *r,
-                    const uint8_t **payload)
-{
-    while (*k != NULL && *off >= (*k)->used) {
-        struct chunk *done = *k;
-        *k = done->next;
-        *off = 0;
-        give_back(q, done);
-    }
-    if (*k == NULL)
-        return 0;
-    memcpy(r, (*k)->data + *off, sizeof *r);
-    *payload = (*k)->data + *off + sizeof *r;
-    *off += sizeof *r + (((size_t)r->len + 7) & ~(size_t)7);
-    if ((*k)->cap == 0) { /* a slot: one record, nothing to give back */
-        *k = (*k)->next;
-        *off = 0;
-    }
-    return 1;
-}
 
 /* ---- worker side ------------------------------------------------------------------------ */
 
@@ -309,7 +115,7 @@ static void *w_open(hub_tls_conn_t *t, const struct hub_tls_identity *id, void *
             memcpy(c->serial, id->serial, c->serial_len);
         c->resumed = id->resumed;
     }
-    if (push(&wk->out, R_OPEN, 0, c, NULL, 0) < 0) {
+    if (hub_wqueue_push(&wk->out, R_OPEN, 0, c, NULL, 0) < 0) {
         free(c);
         hub_tls_conn_close(t);
         return NULL;
@@ -323,7 +129,7 @@ static void w_data(hub_tls_conn_t *t, const uint8_t *plain, size_t len)
     hub_wconn_t *c = hub_tls_conn_user(t);
     if (c == NULL)
         return;
-    int rc = push(&c->wk->out, R_DATA, 0, c, plain, len);
+    int rc = hub_wqueue_push(&c->wk->out, R_DATA, 0, c, plain, len);
     if (rc < 0) {
         hub_warn("mqtt %s: out of memory queueing input: closing", c->peer);
         hub_tls_conn_close(t);
@@ -343,7 +149,7 @@ static void w_close(hub_tls_conn_t *t, enum hub_tls_close_reason reason)
         return;
     c->tls = NULL;
     /* CLOSED must get home or the connection is never released: its slot was reserved. */
-    push_sure(&c->wk->out, R_CLOSED, (unsigned)reason, c, &c->s_closed);
+    hub_wqueue_push_sure(&c->wk->out, R_CLOSED, (unsigned)reason, c, &c->s_closed);
 }
 
 static const struct hub_tls_callbacks worker_callbacks = {w_open, w_data, w_close};
@@ -355,20 +161,63 @@ static void worker_listener_closed(void *arg)
     worker_maybe_done(wk);
 }
 
+/* Gathers a shared write's pieces into the worker's scratch buffer (one TLS record, one
+ * write, as an R_WRITE would make), writes them unless the connection is gone, and drops the
+ * record's reference to the shared buffer in either case. */
+static void write_shared(struct worker *wk, hub_wconn_t *c, const uint8_t *payload)
+{
+    struct shared_write sw;
+    memcpy(&sw, payload, sizeof sw);
+    const uint8_t *copied = payload + sizeof sw;
+    size_t total = 0;
+    for (uint32_t i = 0; i < sw.n; i++)
+        total += sw.v[i].len;
+    if (c->tls != NULL && total > wk->scratch_cap) {
+        uint8_t *p = realloc(wk->scratch, total);
+        if (p == NULL) {
+            hub_warn("mqtt %s: out of memory writing: closing", c->peer);
+            hub_tls_conn_close(c->tls);
+        } else {
+            wk->scratch = p;
+            wk->scratch_cap = total;
+        }
+    }
+    if (c->tls != NULL && total <= wk->scratch_cap) {
+        size_t off = 0;
+        for (uint32_t i = 0; i < sw.n; i++) {
+            const uint8_t *p = sw.v[i].p;
+            if (p == NULL) {
+                p = copied;
+                copied += sw.v[i].len;
+            }
+            memcpy(wk->scratch + off, p, sw.v[i].len);
+            off += sw.v[i].len;
+        }
+        (void)hub_tls_conn_write(c->tls, wk->scratch, total);
+        if (wk->scratch_cap > SCRATCH_KEEP) {
+            free(wk->scratch);
+            wk->scratch = NULL;
+            wk->scratch_cap = 0;
+        }
+    }
+    hub_rcbuf_unref(sw.buf);
+}
+
 static void worker_wake(uv_async_t *a)
 {
     struct worker *wk = a->data;
-    struct chunk *at = take(&wk->in, NULL);
+    struct chunk *at = hub_wqueue_take(&wk->in, NULL);
     size_t off = 0;
     struct rec r;
     const uint8_t *payload;
-    while (next_rec(&wk->in, &at, &off, &r, &payload)) {
+    while (hub_wqueue_next(&wk->in, &at, &off, &r, &payload)) {
         hub_wconn_t *c = r.c;
         switch ((enum rec_type)r.type) {
         case R_WRITE:
             if (c->tls != NULL)
                 (void)hub_tls_conn_write(c->tls, payload, r.len);
             break;
+        case R_WRITE_SHARED: write_shared(wk, c, payload); break;
         case R_CLOSE:
             if (c->tls != NULL)
                 hub_tls_conn_close(c->tls);
@@ -454,7 +303,7 @@ static void worker_maybe_done(struct worker *wk)
     worker_publish_stats(wk);
     uv_close((uv_handle_t *)&wk->wake, worker_handle_closed);
     uv_close((uv_handle_t *)&wk->stats_timer, worker_handle_closed);
-    push_sure(&wk->out, R_DONE, 0, NULL, &wk->s_done);
+    hub_wqueue_push_sure(&wk->out, R_DONE, 0, NULL, &wk->s_done);
 }
 
 static void worker_main(void *arg)
@@ -471,8 +320,9 @@ static void worker_main(void *arg)
 static void worker_free(struct worker *wk)
 {
     uv_loop_close(&wk->loop);
-    queue_free(&wk->in);
-    queue_free(&wk->out);
+    hub_wqueue_free(&wk->in);
+    hub_wqueue_free(&wk->out);
+    free(wk->scratch);
     pthread_mutex_destroy(&wk->stats_mu);
 }
 
@@ -501,14 +351,14 @@ static void worker_joined(hub_workers_t *w, struct worker *wk)
 static void home_drain(hub_workers_t *w, struct worker *wk)
 {
     int paused = 0, finished = 0;
-    struct chunk *at = take(&wk->out, &paused);
+    struct chunk *at = hub_wqueue_take(&wk->out, &paused);
     /* The backlog is taken: the worker may read again. Sent before the records are
      * processed, so that it precedes any DONE the worker may answer them with. */
     if (paused) {
         pthread_mutex_lock(&wk->in.mu);
         if (!wk->resume_queued) { /* one queued RESUME is enough */
             wk->resume_queued = 1;
-            (void)push_locked(&wk->in, R_RESUME, 0, NULL, NULL, 0, &wk->s_resume);
+            (void)hub_wqueue_push_locked(&wk->in, R_RESUME, 0, NULL, NULL, 0, &wk->s_resume);
         }
         pthread_mutex_unlock(&wk->in.mu);
         uv_async_send(&wk->wake);
@@ -516,7 +366,7 @@ static void home_drain(hub_workers_t *w, struct worker *wk)
     size_t off = 0;
     struct rec r;
     const uint8_t *payload;
-    while (next_rec(&wk->out, &at, &off, &r, &payload)) {
+    while (hub_wqueue_next(&wk->out, &at, &off, &r, &payload)) {
         hub_wconn_t *c = r.c;
         switch ((enum rec_type)r.type) {
         case R_OPEN: {
@@ -536,7 +386,7 @@ static void home_drain(hub_workers_t *w, struct worker *wk)
         case R_CLOSED:
             if (w->cb.on_close != NULL)
                 w->cb.on_close(c, (enum hub_tls_close_reason)r.arg);
-            push_sure(&wk->in, R_RELEASE, 0, c, &c->s_release);
+            hub_wqueue_push_sure(&wk->in, R_RELEASE, 0, c, &c->s_release);
             break;
         case R_DONE: finished = 1; break;
         default: break;
@@ -600,8 +450,8 @@ int hub_workers_start(uv_loop_t *home, unsigned n, const struct hub_workers_list
         uv_timer_init(&wk->loop, &wk->stats_timer);
         wk->wake.data = wk->stats_timer.data = wk;
         wk->handles = 2;
-        queue_init(&wk->in, &wk->wake);
-        queue_init(&wk->out, &w->wake);
+        hub_wqueue_init(&wk->in, &wk->wake);
+        hub_wqueue_init(&wk->out, &w->wake);
         uv_timer_start(&wk->stats_timer, worker_stats_tick, STATS_MS, STATS_MS);
         for (size_t i = 0; i < nl && rc == 0; i++) {
             if (ls[i].host == NULL)
@@ -680,7 +530,7 @@ void hub_workers_stop(hub_workers_t *w, void (*done)(void *arg), void *arg)
     }
     for (unsigned i = 0; i < w->n; i++)
         if (w->wk[i].started && !w->wk[i].done)
-            push_sure(&w->wk[i].in, R_STOP, 0, NULL, &w->wk[i].s_stop);
+            hub_wqueue_push_sure(&w->wk[i].in, R_STOP, 0, NULL, &w->wk[i].s_stop);
 }
 
 void hub_workers_stats(hub_workers_t *w, size_t i, struct hub_tls_stats *out)
@@ -715,7 +565,7 @@ void hub_workers_recheck(hub_workers_t *w)
         return;
     for (unsigned i = 0; i < w->n; i++)
         if (w->wk[i].started && !w->wk[i].done)
-            (void)push(&w->wk[i].in, R_RECHECK, 0, NULL, NULL, 0);
+            (void)hub_wqueue_push(&w->wk[i].in, R_RECHECK, 0, NULL, NULL, 0);
 }
 
 /* ---- connections (home side) ------------------------------------------------------------ */
@@ -726,7 +576,49 @@ int hub_wconn_write(hub_wconn_t *c, const void *data, size_t len)
         return HUB_EIO;
     if (len > UINT32_MAX)
         return HUB_ERANGE;
-    return push(&c->wk->in, R_WRITE, 0, c, data, len) < 0 ? HUB_ENOMEM : 0;
+    if (hub_wqueue_push(&c->wk->in, R_WRITE, 0, c, data, len) < 0)
+        return HUB_ENOMEM;
+    c->wk->w->queued_bytes += len;
+    return 0;
+}
+
+int hub_wconn_write_shared(hub_wconn_t *c, struct hub_rcbuf *buf, const struct hub_rcbuf_piece *v,
+                           size_t n)
+{
+    if (c->closing)
+        return HUB_EIO;
+    uint8_t rec[sizeof(struct shared_write) + HUB_WCONN_COPY];
+    struct shared_write sw;
+    size_t copied = 0;
+    if (n > HUB_WCONN_PIECES)
+        return HUB_EINVAL;
+    memset(&sw, 0, sizeof sw);
+    sw.buf = buf;
+    sw.n = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        sw.v[i].len = v[i].len;
+        if (v[i].shared) {
+            sw.v[i].p = v[i].p;
+            continue;
+        }
+        if (copied + v[i].len > HUB_WCONN_COPY)
+            return HUB_EINVAL;
+        memcpy(rec + sizeof sw + copied, v[i].p, v[i].len);
+        copied += v[i].len;
+    }
+    memcpy(rec, &sw, sizeof sw);
+    hub_rcbuf_ref(buf); /* the record's, dropped by the worker */
+    if (hub_wqueue_push(&c->wk->in, R_WRITE_SHARED, 0, c, rec, sizeof sw + copied) < 0) {
+        hub_rcbuf_unref(buf);
+        return HUB_ENOMEM;
+    }
+    c->wk->w->queued_bytes += copied;
+    return 0;
+}
+
+uint64_t hub_workers_queued_bytes(const hub_workers_t *w)
+{
+    return w->queued_bytes;
 }
 
 void hub_wconn_close(hub_wconn_t *c)
@@ -734,7 +626,7 @@ void hub_wconn_close(hub_wconn_t *c)
     if (c->closing)
         return;
     c->closing = 1;
-    push_sure(&c->wk->in, R_CLOSE, 0, c, &c->s_close);
+    hub_wqueue_push_sure(&c->wk->in, R_CLOSE, 0, c, &c->s_close);
 }
 
 void hub_wconn_authenticated(hub_wconn_t *c)
@@ -742,7 +634,7 @@ void hub_wconn_authenticated(hub_wconn_t *c)
     if (c->authed) /* hub_tls_conn_authenticated is idempotent: once is enough */
         return;
     c->authed = 1;
-    push_sure(&c->wk->in, R_AUTH, 0, c, &c->s_auth);
+    hub_wqueue_push_sure(&c->wk->in, R_AUTH, 0, c, &c->s_auth);
 }
 
 void *hub_wconn_user(const hub_wconn_t *c)
@@ -765,7 +657,7 @@ void hub_wconn_pause(hub_wconn_t *c, int paused)
     int queue_one = !c->pause_queued; /* a queued PAUSE applies the latest wish */
     if (queue_one) {
         c->pause_queued = 1;
-        (void)push_locked(q, R_PAUSE, 0, c, NULL, 0, &c->s_pause);
+        (void)hub_wqueue_push_locked(q, R_PAUSE, 0, c, NULL, 0, &c->s_pause);
     }
     pthread_mutex_unlock(&q->mu);
     if (queue_one)

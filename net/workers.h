@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "net/tls_listener.h"
+#include "util/rcbuf.h"
 
 typedef struct hub_workers hub_workers_t;
 typedef struct hub_wconn hub_wconn_t;
@@ -43,6 +44,12 @@ struct hub_workers_listen {
  * errors logged) / HUB_ENOMEM / HUB_EINVAL. */
 int hub_workers_start(uv_loop_t *home, unsigned n, const struct hub_workers_listen *ls, size_t nl,
                       const struct hub_workers_callbacks *cb, void *user, hub_workers_t **out);
+#define HUB_WCONN_PIECES 4 /* pieces of one hub_wconn_write_shared */
+#define HUB_WCONN_COPY 32  /* bytes of its unshared pieces */
+
+/* The payload bytes home queued to the workers since start (the bytes of writes; a shared
+ * write counts its copied pieces only). Home thread. */
+uint64_t hub_workers_queued_bytes(const hub_workers_t *w);
 /* The number of worker threads. */
 unsigned hub_workers_count(const hub_workers_t *w);
 /* The port listener i is bound to. */
@@ -60,6 +67,12 @@ void hub_workers_recheck(hub_workers_t *w);
  * encrypts them in order; a connection that closed meanwhile drops them. Returns 0, or
  * HUB_EIO once hub_wconn_close was called, or HUB_ENOMEM. */
 int hub_wconn_write(hub_wconn_t *c, const void *data, size_t len);
+/* Queues one write of the n pieces in v (at most HUB_WCONN_PIECES, up to HUB_WCONN_COPY
+ * bytes of unshared ones): the worker gets a reference to buf instead of a copy of the shared
+ * pieces (which must lie inside buf) and drops it once they are written or the connection
+ * closed. Returns as hub_wconn_write. Home thread. */
+int hub_wconn_write_shared(hub_wconn_t *c, struct hub_rcbuf *buf, const struct hub_rcbuf_piece *v,
+                           size_t n);
 void hub_wconn_close(hub_wconn_t *c);
 void hub_wconn_authenticated(hub_wconn_t *c);
 /* Stops (1) or restarts (0) reading from the peer (hub_tls_conn_pause). */

@@ -161,6 +161,10 @@ static int render_messages(const struct hub_mqtt_metrics *s, hub_buf_t *out)
             "# HELP iothub_mqtt_sent_bytes_total MQTT bytes sent (before TLS).\n"
             "# TYPE iothub_mqtt_sent_bytes_total counter\n"
             "iothub_mqtt_sent_bytes_total %llu\n"
+            "# HELP iothub_mqtt_worker_queued_bytes_total Bytes of writes copied into the "
+            "worker queues (a shared message is queued by reference, its bytes not counted).\n"
+            "# TYPE iothub_mqtt_worker_queued_bytes_total counter\n"
+            "iothub_mqtt_worker_queued_bytes_total %llu\n"
             "# HELP iothub_mqtt_messages_dropped_total Messages not delivered: a session's "
             "queue was full, or the sender's ACL denied the topic.\n"
             "# TYPE iothub_mqtt_messages_dropped_total counter\n"
@@ -187,8 +191,8 @@ static int render_messages(const struct hub_mqtt_metrics *s, hub_buf_t *out)
             "are withheld because a subscriber's queue is full.\n"
             "# TYPE iothub_mqtt_publishers_throttled gauge\n"
             "iothub_mqtt_publishers_throttled %zu\n",
-            s->bytes_in, s->bytes_out, b->dropped_queue, b->dropped_acl, b->retained, b->sessions,
-            b->subscriptions, b->queued, b->inflight, b->throttled);
+            s->bytes_in, s->bytes_out, s->queued_bytes, b->dropped_queue, b->dropped_acl,
+            b->retained, b->sessions, b->subscriptions, b->queued, b->inflight, b->throttled);
     return rc;
 }
 

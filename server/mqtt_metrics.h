@@ -45,6 +45,7 @@ struct hub_mqtt_metrics {
     struct hub_broker_stats broker;
     unsigned long long closed[HUB_CLOSED_COUNT];
     unsigned long long bytes_in, bytes_out; /* MQTT bytes (TLS plaintext) */
+    unsigned long long queued_bytes;        /* bytes copied into the worker queues */
     size_t revoked_serials;
     int feed_ready;
     struct hub_revfeed_stats feed;

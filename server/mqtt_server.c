@@ -112,6 +112,17 @@ static int transport_write(void *tconn, const void *data, size_t len)
     return hub_wconn_write(tconn, data, len);
 }
 
+/* A packet whose shared pieces stay in a refcounted message: the worker gets a reference. */
+static int transport_write_shared(void *tconn, struct hub_rcbuf *buf,
+                                  const struct hub_rcbuf_piece *v, size_t n)
+{
+    struct link *k = hub_wconn_user(tconn);
+    if (k != NULL)
+        for (size_t i = 0; i < n; i++)
+            k->m->bytes_out += v[i].len;
+    return hub_wconn_write_shared(tconn, buf, v, n);
+}
+
 /* An accepted CONNECT takes the connection out of the listener's unauthenticated count
  * (mqtt_max_unauthenticated). */
 static void transport_accepted(void *tconn)
@@ -132,6 +143,7 @@ static void transport_pause(void *tconn, int paused)
 
 static const struct hub_mqtt_transport tls_transport = {
     .write = transport_write,
+    .write_shared = transport_write_shared,
     .close = transport_close,
     .accepted = transport_accepted,
     .pause = transport_pause,
@@ -473,6 +485,7 @@ static void metrics_publish(struct hub_mqtt_server *m)
     memcpy(s.closed, m->closed, sizeof s.closed);
     s.bytes_in = m->bytes_in;
     s.bytes_out = m->bytes_out;
+    s.queued_bytes = m->workers != NULL ? hub_workers_queued_bytes(m->workers) : 0;
     s.revoked_serials = hub_revset_count(m->revset);
     if (m->feed != NULL) {
         s.feed_ready = hub_revfeed_ready(m->feed);

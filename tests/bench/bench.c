@@ -18,6 +18,9 @@
  *   while the server is down and at most --concurrency attempts at once, and reports the time
  *   from the first drop to the last CONNACK (limit -d, default 60 s), how many re-admissions
  *   resumed the session and how many needed a full handshake, and the failed attempts.
+ * fanout: one device (the first certificate) publishes devices/<id>/telemetry at --rate to N
+ *   subscriber connections of the service (--service-cert, one client id each) subscribed to
+ *   devices/+/telemetry; reports deliveries/s, lost deliveries and latency.
  * Prints human lines, and with --json one JSON line at the end. */
 #include <errno.h>
 #include <getopt.h>
@@ -38,7 +41,11 @@
 #include "tests/bench/hist.h"
 #include "tests/bench/mqttc.h"
 
-enum mode { M_HANDSHAKE, M_RESUME, M_IDLE, M_PUBLISH, M_READMIT };
+enum mode { M_HANDSHAKE, M_RESUME, M_IDLE, M_PUBLISH, M_READMIT, M_FANOUT };
+
+/* publish-like: fanout is publish with the roles turned (peers[0] publishes, the rest subscribe).
+ */
+#define PUBLISHING(m) ((m) == M_PUBLISH || (m) == M_FANOUT)
 
 /* A connection slot and what the mode keeps about it. */
 typedef struct peer {
@@ -212,7 +219,9 @@ static void send_connect(peer_t *p)
 {
     char id[64];
     uint8_t b[128];
-    if (p->cert < 0)
+    if (p->cert < 0 && opt.mode == M_FANOUT)
+        snprintf(id, sizeof id, "bench-fan-%d-%d", (int)getpid(), (int)(p - peers));
+    else if (p->cert < 0)
         snprintf(id, sizeof id, "bench-sub-%d", (int)getpid());
     else
         snprintf(id, sizeof id, "bench-%d", p->cert);
@@ -258,14 +267,16 @@ static void readmit_arm(void);
  * time starts once none is left, in publish mode the sending. */
 static void launch(void)
 {
-    while (running && !fatal && launched < opt.n && in_progress < opt.concurrency) {
+    int total = opt.mode == M_FANOUT ? n_peers : opt.n;
+    while (running && !fatal && launched < total && in_progress < opt.concurrency) {
         peer_t *p = &peers[launched];
-        if (start_peer(p, launched, NULL) < 0)
+        int cert = opt.mode == M_FANOUT && launched > 0 ? -1 : launched;
+        if (start_peer(p, cert, NULL) < 0)
             break;
         launched++;
         in_progress++;
     }
-    if (opt.mode == M_PUBLISH) {
+    if (PUBLISHING(opt.mode)) {
         maybe_start_sending();
     } else if (!connected_done && in_progress == 0 && (launched == opt.n || fatal)) {
         connected_done = 1;
@@ -394,6 +405,12 @@ static void readmit_ready(peer_t *p)
 
 /* ---- publish ----------------------------------------------------------------------------- */
 
+/* How many connections receive each message. */
+static uint64_t subscribers(void)
+{
+    return opt.mode == M_FANOUT ? (uint64_t)(n_peers - 1) : 1;
+}
+
 static int prepare_publish(peer_t *p, int cert)
 {
     char topic[128];
@@ -453,6 +470,7 @@ static int publish_one(peer_t *p)
 static void publish_tick(void)
 {
     static int rr;
+    int n_pubs = opt.mode == M_FANOUT ? 1 : n_peers;
     uint64_t now = bench_now_ns();
     if (opt.rate > 0) {
         uint64_t due = (uint64_t)(opt.rate * (double)(now - t_begin) / 1e9);
@@ -460,8 +478,8 @@ static void publish_tick(void)
         if (budget > 100000)
             budget = 100000;
         int idle_round = 0;
-        while (budget > 0 && idle_round < n_peers) {
-            peer_t *p = &peers[rr++ % n_peers];
+        while (budget > 0 && idle_round < n_pubs) {
+            peer_t *p = &peers[rr++ % n_pubs];
             if (publish_one(p) == 0) {
                 budget--;
                 idle_round = 0;
@@ -470,7 +488,7 @@ static void publish_tick(void)
             }
         }
     } else {
-        for (int i = 0; i < n_peers; i++) {
+        for (int i = 0; i < n_pubs; i++) {
             peer_t *p = &peers[i];
             if (p->conn.writing || (p->conn.wbio && BIO_ctrl_pending(p->conn.wbio)))
                 continue;
@@ -542,7 +560,7 @@ static void subscribe(peer_t *p)
 {
     char filter[128];
     uint8_t b[160];
-    if (p == &sub_peer)
+    if (p == &sub_peer || opt.mode == M_FANOUT)
         snprintf(filter, sizeof filter, "devices/+/telemetry");
     else
         snprintf(filter, sizeof filter, "devices/%s/telemetry", cns[p->cert]);
@@ -560,7 +578,8 @@ static void packet_cb(bench_conn_t *c, const uint8_t *pkt, size_t len)
             bench_conn_close(c, why);
             return;
         }
-        if (opt.mode == M_PUBLISH && (p == &sub_peer || strcmp(opt.sub, "self") == 0))
+        if ((opt.mode == M_PUBLISH && (p == &sub_peer || strcmp(opt.sub, "self") == 0)) ||
+            (opt.mode == M_FANOUT && p != &peers[0]))
             subscribe(p);
         else
             became_ready(p);
@@ -621,6 +640,7 @@ static void closed_cb(bench_conn_t *c, const char *why)
     case M_RESUME: start_slot(p); break;
     case M_IDLE:
     case M_PUBLISH:
+    case M_FANOUT:
         if (p == &sub_peer && !sending && running) {
             t_end = bench_now_ns(); /* no subscriber: nothing to measure */
             t_begin = t_end;
@@ -685,12 +705,12 @@ static void tick_cb(uv_timer_t *t)
         if (opt.mode == M_PUBLISH)
             sweep_peer(&sub_peer, now);
     }
-    if (opt.mode == M_PUBLISH && sending && !draining)
+    if (PUBLISHING(opt.mode) && sending && !draining)
         publish_tick();
     if (opt.mode == M_READMIT && rphase == R_READMIT && in_progress < opt.concurrency)
         readmit_launch();
-    if (opt.mode == M_PUBLISH && draining) {
-        int done = n_recv >= n_sent && (opt.qos == 0 || n_acked >= n_sent);
+    if (PUBLISHING(opt.mode) && draining) {
+        int done = n_recv >= n_sent * subscribers() && (opt.qos == 0 || n_acked >= n_sent);
         if (done || now - t_end > 3000000000ull)
             close_all();
     }
@@ -719,6 +739,7 @@ static void end_cb(uv_timer_t *t)
         close_all();
         break;
     case M_PUBLISH:
+    case M_FANOUT:
         if (!sending) { /* never got ready: report what failed */
             t_begin = t_end;
             close_all();
@@ -768,10 +789,17 @@ static void human_latency(const char *what)
            bench_hist_quantile(&hist, 0.99) / 1e6, hist.max / 1e6, (unsigned long long)hist.n);
 }
 
+/* fanout: deliveries expected (every message to every subscriber) and not received. */
+static uint64_t fanout_lost(void)
+{
+    uint64_t want = n_sent * subscribers();
+    return want > n_recv ? want - n_recv : 0;
+}
+
 static void report(void)
 {
     double secs = (double)(t_end - t_begin) / 1e9;
-    static const char *names[] = {"handshake", "resume", "idle", "publish", "readmit"};
+    static const char *names[] = {"handshake", "resume", "idle", "publish", "readmit", "fanout"};
     if (secs <= 0)
         secs = 1e-9;
     printf("mode %s against %s:%d\n", names[opt.mode], opt.host, opt.port);
@@ -834,6 +862,17 @@ static void report(void)
                r_pending);
         human_latency("re-admission attempt (connect+handshake+CONNACK)");
         break;
+    case M_FANOUT:
+        printf("1 publisher, %d subscribers, QoS %d, target %.0f msg/s (0: as fast as possible), "
+               "%d-byte payloads, %.2f s\n",
+               n_peers - 1, opt.qos, opt.rate, opt.size, secs);
+        printf("sent %llu (%.1f/s), deliveries %llu (%.1f/s), lost %llu, acked %llu, %llu "
+               "errors\n",
+               (unsigned long long)n_sent, (double)n_sent / secs, (unsigned long long)n_recv,
+               (double)n_recv / secs, (unsigned long long)fanout_lost(),
+               (unsigned long long)n_acked, (unsigned long long)n_fail);
+        human_latency("end-to-end");
+        break;
     }
     if (!opt.json)
         return;
@@ -890,6 +929,17 @@ static void report(void)
                r_pending + (r_target - (int)n_dropped), (unsigned long long)n_attempts,
                (unsigned long long)(n_fail - fail_at_drop), readmit_s, back_s, opt.concurrency);
         print_reasons(stdout, "failure_reasons");
+        print_latency(stdout, "latency_ms");
+        break;
+    case M_FANOUT:
+        printf(",\"qos\":%d,\"subscribers\":%d,\"target_rate\":%.1f,\"payload_bytes\":%d,"
+               "\"duration_s\":%.3f,\"sent\":%llu,\"deliveries\":%llu,\"acked\":%llu,"
+               "\"lost\":%llu,\"sent_rate\":%.1f,\"delivery_rate\":%.1f,\"errors\":%llu",
+               opt.qos, n_peers - 1, opt.rate, opt.size, secs, (unsigned long long)n_sent,
+               (unsigned long long)n_recv, (unsigned long long)n_acked,
+               (unsigned long long)fanout_lost(), (double)n_sent / secs, (double)n_recv / secs,
+               (unsigned long long)n_fail);
+        print_reasons(stdout, "error_reasons");
         print_latency(stdout, "latency_ms");
         break;
     }
@@ -1037,6 +1087,8 @@ static void usage(FILE *f)
           "  --server-pid PID      idle: read the server's VmRSS before and after\n"
           "  --keepalive S         MQTT keepalive (default 30; a PINGREQ every S/2 idle)\n"
           "  --qos 0|1, --rate R (msg/s in all, 0 = as fast as possible), --size BYTES (>= 16)\n"
+          "fanout: -n service subscribers (--service-cert, --service-key) on devices/+/telemetry,\n"
+          "  the first device of --certs publishing at --rate (--qos, --size)\n"
           "  --sub service|self    publish: one service subscriber on devices/+/telemetry\n"
           "                        (--service-cert, --service-key) or each device on its own\n"
           "  --timeout S           connect + handshake + CONNACK time limit (default 10)\n"
@@ -1135,8 +1187,10 @@ static int parse_args(int argc, char **argv)
         opt.mode = M_PUBLISH;
     else if (strcmp(mode, "readmit") == 0)
         opt.mode = M_READMIT;
+    else if (strcmp(mode, "fanout") == 0)
+        opt.mode = M_FANOUT;
     else
-        err = "--mode must be handshake, resume, idle, publish or readmit";
+        err = "--mode must be handshake, resume, idle, publish, readmit or fanout";
     if (!err && opt.mode == M_READMIT && !opt.duration_set)
         opt.duration = 60;
     if (!err && (!opt.certs || !opt.ca))
@@ -1154,6 +1208,8 @@ static int parse_args(int argc, char **argv)
     else if (!err && opt.mode == M_PUBLISH && strcmp(opt.sub, "self") != 0 &&
              (strcmp(opt.sub, "service") != 0 || !opt.svc_cert || !opt.svc_key))
         err = "publish needs --service-cert and --service-key (or --sub self)";
+    else if (!err && opt.mode == M_FANOUT && (!opt.svc_cert || !opt.svc_key || opt.n < 1))
+        err = "fanout needs -n subscribers, --service-cert and --service-key";
     if (err) {
         fprintf(stderr, "iothub-bench: %s\n", err);
         usage(stderr);
@@ -1191,7 +1247,7 @@ int main(int argc, char **argv)
     }
     if (load_certs(opt.certs) < 0)
         return 1;
-    if (opt.mode == M_PUBLISH && strcmp(opt.sub, "service") == 0 &&
+    if (((opt.mode == M_PUBLISH && strcmp(opt.sub, "service") == 0) || opt.mode == M_FANOUT) &&
         load_pair(opt.svc_cert, opt.svc_key, &svc_x509, &svc_pkey) < 0)
         return 1;
     ctx = SSL_CTX_new(TLS_client_method());
@@ -1222,6 +1278,7 @@ int main(int argc, char **argv)
         }
         n_peers = opt.n;
         break;
+    case M_FANOUT: n_peers = opt.n + 1; break; /* the publisher and -n subscribers */
     }
     peers = calloc((size_t)n_peers, sizeof *peers);
     if (!peers)
@@ -1259,6 +1316,14 @@ int main(int argc, char **argv)
         else
             sub_ready = 1;
         launch(); /* maybe_start_sending starts the end timer */
+        break;
+    case M_FANOUT:
+        if (prepare_publish(&peers[0], 0) < 0) {
+            fprintf(stderr, "iothub-bench: cannot build the PUBLISH packet\n");
+            return 1;
+        }
+        sub_ready = 1;
+        launch();
         break;
     }
     uv_run(loop, UV_RUN_DEFAULT);

@@ -14,6 +14,8 @@
  *   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=bench_run \
  *            tests/bench/broker-bench fanin0
  * and divide the reported Ir by the messages printed.
+ * BROKER_BENCH_SHARED=1 gives the transport a write_shared (a reference to the message
+ * instead of a copy, as iothubd's worker transport has).
  * Usage: broker-bench [fanin0|fanin1|fanout0|fanout1|slow1|all] [messages|rounds]
  *                     [connections] */
 #include <stdint.h>
@@ -125,7 +127,39 @@ static void t_close(void *tconn)
     exit(1);
 }
 
-static const struct hub_mqtt_transport transport = {.write = t_write, .close = t_close};
+/* The shared path of a transport on another thread (server/mqtt_server.c over net/workers):
+ * a reference to the message and the few unshared bytes cross over, the pieces are gathered
+ * into one buffer at the last hop (as a worker does for its TLS record) and the reference is
+ * dropped. Used when BROKER_BENCH_SHARED=1. */
+static int t_write_shared(void *tconn, struct hub_rcbuf *buf, const struct hub_rcbuf_piece *v,
+                          size_t n)
+{
+    static uint8_t *gather;
+    static size_t cap;
+    size_t len = 0;
+    hub_rcbuf_ref(buf);
+    for (size_t i = 0; i < n; i++)
+        len += v[i].len;
+    if (len > cap) {
+        free(gather);
+        if ((gather = malloc(len)) == NULL)
+            return -1;
+        cap = len;
+    }
+    len = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(gather + len, v[i].p, v[i].len);
+        len += v[i].len;
+    }
+    int rc = t_write(tconn, gather, len);
+    hub_rcbuf_unref(buf);
+    return rc;
+}
+
+static const struct hub_mqtt_transport copying = {.write = t_write, .close = t_close};
+static const struct hub_mqtt_transport sharing = {
+    .write = t_write, .write_shared = t_write_shared, .close = t_close};
+static const struct hub_mqtt_transport *transport = &copying;
 
 static const char *const svc_sub[] = {"devices/+/telemetry", NULL};
 static const char *const svc_pub[] = {"devices/+/commands/#", NULL};
@@ -163,7 +197,7 @@ static void feed(struct peer *p, const hub_buf_t *b)
 static void connect_peer(struct hub_broker *br, struct peer *p, const char *client_id)
 {
     hub_buf_t body = {0}, pkt = {0};
-    p->c = hub_mqtt_conn_open(br, &transport, p, &p->who, 1000);
+    p->c = hub_mqtt_conn_open(br, transport, p, &p->who, 1000);
     put_str(&body, "MQTT");
     uint8_t v[4] = {4, 0x02, 0, 0}; /* level 4, clean session, no keepalive */
     hub_buf_append(&body, v, 4);
@@ -391,6 +425,8 @@ int main(int argc, char **argv)
     size_t conns = argc > 3 ? strtoul(argv[3], NULL, 10) : 1000;
     int rc = 0, found = 0;
     hub_log_setup(HUB_LOG_ERROR, HUB_LOG_TEXT); /* drop reports would swamp the numbers */
+    if (getenv("BROKER_BENCH_SHARED") != NULL && strcmp(getenv("BROKER_BENCH_SHARED"), "1") == 0)
+        transport = &sharing;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (strcmp(which, "all") != 0 && strcmp(which, all[i]) != 0)
             continue;

@@ -98,6 +98,15 @@ jcheck "publish QoS 1 at 50 msg/s: received == acked == sent, 0 lost, 0 errors" 
 "${B[@]}" --mode publish --sub self -n 5 --qos 1 --rate 50 -d 1 >pubself.out 2>pubself.err
 jcheck "publish QoS 1, each device subscribed to its own topic: received == sent" pubself.out \
     'd["subscriber"] == "self" and d["sent"] > 0 and d["received"] == d["sent"] and d["errors"] == 0'
+"${B[@]}" --mode fanout "${SVC[@]}" -n $DEVICES --qos 1 --rate 20 -d 2 >fan1.out 2>fan1.err
+jcheck "fanout QoS 1 at 20 msg/s, 1 device -> $DEVICES service subscribers: every message to every subscriber" \
+    fan1.out 'd["mode"] == "fanout" and d["subscribers"] == '$DEVICES' and d["sent"] > 0
+              and d["deliveries"] == d["sent"] * '$DEVICES' and d["lost"] == 0
+              and d["acked"] == d["sent"] and d["errors"] == 0'
+"${B[@]}" --mode fanout "${SVC[@]}" -n $DEVICES --qos 0 --rate 20 -d 2 >fan0.out 2>fan0.err
+jcheck "fanout QoS 0 at 20 msg/s to $DEVICES subscribers: deliveries <= sent x subscribers, 0 errors" \
+    fan0.out 'd["qos"] == 0 and d["sent"] > 0 and 0 < d["deliveries"] <= d["sent"] * '$DEVICES'
+              and d["errors"] == 0'
 
 # ---- readmit: the devices come back after a restart of iothubd -----------------------------
 # readmit RUN [SQL]: iothub-bench --mode readmit in the background; once it says the devices
@@ -138,6 +147,10 @@ expect "idle with more connections than certificates: exit 2 and a precise error
 rc=$?
 [ $rc = 2 ] && grep -q "needs --service-cert" nosvc.err
 expect "publish without a subscriber certificate: exit 2 and a precise error" $?
+"$BENCH" --mode fanout -n 2 --ca trust.pem --certs certs/devices.csv >nosvcf.out 2>nosvcf.err
+rc=$?
+[ $rc = 2 ] && grep -q "fanout needs" nosvcf.err
+expect "fanout without a subscriber certificate: exit 2 and a precise error" $?
 
 stop_server
 expect "iothubd stops cleanly" $?
