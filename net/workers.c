@@ -48,7 +48,7 @@ enum rec_type {
 
 struct rec {
     uint16_t type;
-    uint16_t arg; /* CLOSED: enum hub_tls_close_reason */
+    uint16_t arg; /* CLOSED: enum hub_close_reason */
     uint32_t len; /* bytes following the header (padded to 8 in the chunk) */
     hub_wconn_t *c;
 };
@@ -336,7 +336,7 @@ static void w_data(hub_tls_conn_t *t, const uint8_t *plain, size_t len)
     }
 }
 
-static void w_close(hub_tls_conn_t *t, enum hub_tls_close_reason reason)
+static void w_close(hub_tls_conn_t *t, enum hub_close_reason reason)
 {
     hub_wconn_t *c = hub_tls_conn_user(t);
     if (c == NULL)
@@ -535,7 +535,7 @@ static void home_drain(hub_workers_t *w, struct worker *wk)
             break;
         case R_CLOSED:
             if (w->cb.on_close != NULL)
-                w->cb.on_close(c, (enum hub_tls_close_reason)r.arg);
+                w->cb.on_close(c, (enum hub_close_reason)r.arg);
             push_sure(&wk->in, R_RELEASE, 0, c, &c->s_release);
             break;
         case R_DONE: finished = 1; break;
@@ -702,9 +702,7 @@ void hub_workers_stats(hub_workers_t *w, size_t i, struct hub_tls_stats *out)
         out->resumed += s->resumed;
         for (int f = 0; f < HUB_TLS_FAIL_COUNT; f++)
             out->failed[f] += s->failed[f];
-        for (int b = 0; b <= HUB_TLS_HS_BUCKETS; b++)
-            out->hs_bucket[b] += s->hs_bucket[b];
-        out->hs_sum_us += s->hs_sum_us;
+        hub_histogram_merge(&out->handshakes, &s->handshakes);
         pthread_mutex_unlock(&wk->stats_mu);
     }
 }
