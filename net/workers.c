@@ -258,43 +258,33 @@ static void give_back(struct queue *q, struct chunk *k)
     free(k);
 }
 
-/* Steps through a list taken from q: fills *r and *payload with the next record (the
- * payload stays valid until the next call) and gives each chunk back once past it. A slot is
- * stepped past before its record is handled, since handling it may free it (RELEASE) or let
- * its owner queue it again (PAUSE, RESUME). Returns 0 at the end. */
-static int next_rec(struct queue *q, struct chunk **k, size_t *off, struct rec *r,
-                    const uint8_t **payload)
-{
-    while (*k != NULL && *off >= (*k)->used) {
-        struct chunk *done = *k;
-        *k = done->next;
-        *off = 0;
-        give_back(q, done);
-    }
-    if (*k == NULL)
-        return 0;
-    memcpy(r, (*k)->data + *off, sizeof *r);
-    *payload = (*k)->data + *off + sizeof *r;
-    *off += sizeof *r + (((size_t)r->len + 7) & ~(size_t)7);
-    if ((*k)->cap == 0) { /* a slot: one record, nothing to give back */
-        *k = (*k)->next;
-        *off = 0;
-    }
-    return 1;
-}
-
-/* The one drain loop of both queues: hands every record of the list at (taken from q) to
- * handle with ctx. Each caller passes a constant handler, so once this is inlined the call
- * is direct, as in a loop written out. */
+/* The one drain loop of both queues: hands every record of the list k (taken from q) to
+ * handle with ctx and gives each chunk back once past it. A slot is stepped past before its
+ * record is handled, since handling it may free it (RELEASE) or let its owner queue it again
+ * (PAUSE, RESUME). Each caller passes a constant handler: inlined, the call is direct. */
 static inline __attribute__((always_inline)) void
-drain(struct queue *q, struct chunk *at,
+drain(struct queue *q, struct chunk *k,
       void (*handle)(void *ctx, const struct rec *r, const uint8_t *payload), void *ctx)
 {
     size_t off = 0;
-    struct rec r;
-    const uint8_t *payload;
-    while (next_rec(q, &at, &off, &r, &payload))
+    while (k != NULL) {
+        if (off >= k->used) {
+            struct chunk *done = k;
+            k = done->next;
+            off = 0;
+            give_back(q, done);
+            continue;
+        }
+        struct rec r;
+        memcpy(&r, k->data + off, sizeof r);
+        const uint8_t *payload = k->data + off + sizeof r;
+        off += sizeof r + (((size_t)r.len + 7) & ~(size_t)7);
+        if (k->cap == 0) { /* a slot: one record, nothing to give back */
+            k = k->next;
+            off = 0;
+        }
         handle(ctx, &r, payload);
+    }
 }
 
 /* ---- worker side ------------------------------------------------------------------------ */
