@@ -60,19 +60,9 @@ static int render_db(hub_buf_t *out, hub_db_pool_t *pool)
         "connection of the process; most are the REST API's).\n"
         "# TYPE iothub_db_query_duration_seconds histogram\n",
         ps.in_use, ps.open, ps.size, ps.busy, ps.down, ds.errors, ds.unavailable);
-    unsigned long long cum = 0;
-    for (int b = 0; rc == 0 && b < HUB_DB_BUCKETS; b++) {
-        cum += ds.bucket[b];
-        rc = hub_buf_printf(out, "iothub_db_query_duration_seconds_bucket{le=\"%g\"} %llu\n",
-                            hub_db_latency_bounds[b], cum);
-    }
-    cum += ds.bucket[HUB_DB_BUCKETS];
     if (rc == 0)
-        rc = hub_buf_printf(out,
-                            "iothub_db_query_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-                            "iothub_db_query_duration_seconds_sum %.6f\n"
-                            "iothub_db_query_duration_seconds_count %llu\n",
-                            cum, (double)ds.sum_us / 1e6, cum);
+        rc = hub_histogram_render(out, "iothub_db_query_duration_seconds", "",
+                                  &hub_db_latency_bounds, &ds.latency);
     return rc;
 }
 

@@ -70,11 +70,12 @@ int hub_db_xact_lock(PGconn *c, long long key)
     return rc ? rc : hub_db_exec(c, NULL, "SELECT pg_advisory_xact_lock($1::bigint)", 1, p);
 }
 
-const double hub_db_latency_bounds[HUB_DB_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                      0.1,   0.25,   0.5,   1,    2.5};
+const struct hub_histogram_bounds hub_db_latency_bounds = {
+    11, {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}};
 
 /* Any thread runs queries: relaxed atomics, one add per query, no lock. */
-static _Atomic unsigned long long lat_bucket[HUB_DB_BUCKETS + 1], lat_sum_us, failures[2];
+static struct hub_histogram_atomic latency;
+static _Atomic unsigned long long failures[2];
 
 static uint64_t mono_us(void)
 {
@@ -85,19 +86,12 @@ static uint64_t mono_us(void)
 
 static void observe(uint64_t t0)
 {
-    uint64_t us = mono_us() - t0;
-    size_t i = 0;
-    while (i < HUB_DB_BUCKETS && (double)us > hub_db_latency_bounds[i] * 1e6)
-        i++;
-    atomic_fetch_add_explicit(&lat_bucket[i], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&lat_sum_us, us, memory_order_relaxed);
+    hub_histogram_atomic_observe(&latency, &hub_db_latency_bounds, mono_us() - t0);
 }
 
 void hub_db_stats(struct hub_db_stats *out)
 {
-    for (size_t i = 0; i <= HUB_DB_BUCKETS; i++)
-        out->bucket[i] = atomic_load_explicit(&lat_bucket[i], memory_order_relaxed);
-    out->sum_us = atomic_load_explicit(&lat_sum_us, memory_order_relaxed);
+    hub_histogram_atomic_snapshot(&latency, &out->latency);
     out->errors = atomic_load_explicit(&failures[0], memory_order_relaxed);
     out->unavailable = atomic_load_explicit(&failures[1], memory_order_relaxed);
 }

@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 
 #include "util/buf.h"
+#include "util/histogram.h"
 #include "util/passhash.h"
 
 /* Opens a connection to url. Returns 0, or HUB_EDBDOWN with the libpq message logged. */
@@ -33,11 +34,9 @@ int hub_db_exec_script(PGconn *c, const char *sql);
 
 /* Every query run through hub_db_exec* (any connection, any thread): latency histogram and
  * failures, as relaxed atomic counters. */
-#define HUB_DB_BUCKETS 11
-extern const double hub_db_latency_bounds[HUB_DB_BUCKETS]; /* seconds; +Inf implied */
+extern const struct hub_histogram_bounds hub_db_latency_bounds; /* seconds */
 struct hub_db_stats {
-    unsigned long long bucket[HUB_DB_BUCKETS + 1]; /* per bucket, not cumulative; last +Inf */
-    unsigned long long sum_us;
+    struct hub_histogram latency;
     unsigned long long errors;      /* failed queries (unique violations not counted) */
     unsigned long long unavailable; /* failed because the connection was lost */
 };

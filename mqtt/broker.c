@@ -75,7 +75,7 @@ size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
         int hit = serial_hex != NULL ? strcasecmp(c->who.serial, serial_hex) == 0
                                      : is_revoked(c->who.serial, ctx);
         if (hit) {
-            hub_conn_close(c, 0, HUB_MQTT_CLOSE_REVOKED, "certificate revoked");
+            hub_conn_close(c, 0, HUB_CLOSE_REVOKED, "certificate revoked");
             n++;
         }
     }
@@ -87,7 +87,7 @@ size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const cha
     size_t n = 0;
     for (struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next) {
         if (!c->closing && strcmp(c->who.id, id) == 0) {
-            hub_conn_close(c, 0, HUB_MQTT_CLOSE_REVOKED, why);
+            hub_conn_close(c, 0, HUB_CLOSE_REVOKED, why);
             n++;
         }
     }
@@ -127,7 +127,7 @@ void hub_broker_close_all(struct hub_broker *b)
 {
     for (struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next)
         if (!c->closing)
-            hub_conn_close(c, 0, HUB_MQTT_CLOSE_SHUTDOWN, NULL);
+            hub_conn_close(c, 0, HUB_CLOSE_SHUTDOWN, NULL);
 }
 
 void hub_broker_stats(const struct hub_broker *b, struct hub_broker_stats *out)

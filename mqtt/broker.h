@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/close.h"
 #include "util/rcbuf.h"
 
 struct hub_broker;
@@ -77,20 +78,6 @@ struct hub_broker_stats {
     unsigned long long in_by_qos[3], out_by_qos[3]; /* PUBLISH packets by QoS */
 };
 
-/* Why the broker closed a connection (metrics). */
-enum hub_mqtt_close {
-    HUB_MQTT_CLOSE_NONE,     /* not closed by the broker (the transport went away) */
-    HUB_MQTT_CLOSE_NORMAL,   /* the client sent DISCONNECT */
-    HUB_MQTT_CLOSE_PROTOCOL, /* malformed or unexpected packet */
-    HUB_MQTT_CLOSE_TIMEOUT,  /* no CONNECT in time, keepalive expired */
-    HUB_MQTT_CLOSE_TAKEOVER, /* a new connection took the session over */
-    HUB_MQTT_CLOSE_REFUSED,  /* CONNECT answered with a refusal code */
-    HUB_MQTT_CLOSE_LIMIT,    /* packet larger than max_packet */
-    HUB_MQTT_CLOSE_REVOKED,  /* hub_broker_kick_serial / hub_broker_kick_principal */
-    HUB_MQTT_CLOSE_SHUTDOWN, /* hub_broker_close_all */
-    HUB_MQTT_CLOSE_ERROR,    /* write failure, out of memory */
-};
-
 /* Creates a broker. NULL on ENOMEM. */
 struct hub_broker *hub_broker_new(const struct hub_broker_options *o);
 /* Frees sessions and messages; every connection must have been closed first. */
@@ -100,9 +87,10 @@ void hub_broker_free(struct hub_broker *b);
 struct hub_mqtt_conn *hub_mqtt_conn_open(struct hub_broker *b,
                                          const struct hub_mqtt_transport *t, void *tconn,
                                          const struct hub_mqtt_identity *who, uint64_t now_ms);
-/* Why the broker closed c (HUB_MQTT_CLOSE_NONE if it did not); valid until
+/* Why the broker closed c (HUB_CLOSE_NONE if it did not; else one of NORMAL, PROTOCOL,
+ * TIMEOUT, TAKEOVER, REFUSED, LIMIT, REVOKED, SHUTDOWN, ERROR); valid until
  * hub_mqtt_conn_closed. */
-enum hub_mqtt_close hub_mqtt_conn_close_reason(const struct hub_mqtt_conn *c);
+enum hub_close_reason hub_mqtt_conn_close_reason(const struct hub_mqtt_conn *c);
 /* Bytes arrived from the peer. */
 void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len,
                         uint64_t now_ms);
@@ -118,7 +106,7 @@ void hub_broker_tick(struct hub_broker *b, uint64_t now_ms);
 size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
                               int (*is_revoked)(const char *serial_hex, void *ctx), void *ctx);
 /* Closes, without publishing wills, every connection of the device or service id (counted
- * as HUB_MQTT_CLOSE_REVOKED). Returns how many. */
+ * as HUB_CLOSE_REVOKED). Returns how many. */
 size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const char *why);
 /* Publishes as the server (commands): routed like a client PUBLISH, no ACL. Returns 1 if a
  * connected session of device_id (may be NULL) subscribed to it received it, else 0;

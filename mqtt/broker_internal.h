@@ -34,12 +34,12 @@ struct hub_mqtt_conn {
     void *tconn;
     struct hub_mqtt_identity who;
     char **pub_patterns, **sub_patterns; /* services: owned copies */
-    size_t acl_id_len;                /* devices: strlen(who.id), 0 when the id may own no topic */
-    hub_buf_t in;                     /* the start of a packet not complete yet */
-    int connected;                    /* CONNECT accepted */
-    int closing;                      /* close requested: ignore further input */
-    int keep_will;                    /* publish the will when the transport closes */
-    enum hub_mqtt_close close_reason; /* why the broker closed it (NONE: it did not) */
+    size_t acl_id_len; /* devices: strlen(who.id), 0 when the id may own no topic */
+    hub_buf_t in;      /* the start of a packet not complete yet */
+    int connected;     /* CONNECT accepted */
+    int closing;       /* close requested: ignore further input */
+    int keep_will;     /* publish the will when the transport closes */
+    enum hub_close_reason close_reason; /* why the broker closed it (NONE: it did not) */
     uint8_t level;
     uint16_t keepalive;
     uint64_t last_rx_ms, opened_ms;
@@ -101,14 +101,14 @@ void hub_broker_drop_session(struct hub_broker *b, struct hub_session *s);
 
 /* Starts closing c (once): records reason, logs why (may be NULL), keeps the will when
  * keep_will is set, and asks the transport to close. */
-void hub_conn_close(struct hub_mqtt_conn *c, int keep_will, enum hub_mqtt_close reason,
+void hub_conn_close(struct hub_mqtt_conn *c, int keep_will, enum hub_close_reason reason,
                     const char *why);
 /* Writes n bytes to c's transport unless it is closing; closes it on failure. Inline: once
  * per delivery. */
 static inline void hub_conn_write(struct hub_mqtt_conn *c, const void *p, size_t n)
 {
     if (!c->closing && c->t->write(c->tconn, p, n) != 0)
-        hub_conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "write failed");
+        hub_conn_close(c, 1, HUB_CLOSE_ERROR, "write failed");
 }
 /* Writes one packet of n pieces, shared ones inside buf, through the transport's
  * write_shared (which must be set) unless c is closing; closes c on failure. */

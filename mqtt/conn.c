@@ -16,7 +16,7 @@
 #include "util/error.h"
 #include "util/log.h"
 
-void hub_conn_close(struct hub_mqtt_conn *c, int keep_will, enum hub_mqtt_close reason,
+void hub_conn_close(struct hub_mqtt_conn *c, int keep_will, enum hub_close_reason reason,
                     const char *why)
 {
     if (c->closing)
@@ -94,18 +94,18 @@ static int handle(struct hub_mqtt_conn *c, const uint8_t *pkt, size_t len, uint6
         }
         hub_info("mqtt: malformed %s from %s: %s", hub_mqtt_type_name(pkt[0] >> 4), c->who.id,
                  why ? why : "?");
-        hub_conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, why ? why : "malformed packet");
+        hub_conn_close(c, 1, HUB_CLOSE_PROTOCOL, why ? why : "malformed packet");
         return -1;
     }
     if (!c->connected && p.type != HUB_MQTT_CONNECT) {
-        hub_conn_close(c, 0, HUB_MQTT_CLOSE_PROTOCOL, "first packet is not CONNECT");
+        hub_conn_close(c, 0, HUB_CLOSE_PROTOCOL, "first packet is not CONNECT");
         return -1;
     }
     c->last_rx_ms = now_ms;
     switch (p.type) {
     case HUB_MQTT_CONNECT:
         if (c->connected) {
-            hub_conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, "second CONNECT");
+            hub_conn_close(c, 1, HUB_CLOSE_PROTOCOL, "second CONNECT");
             return -1;
         }
         hub_connect_handle(c, &p.u.connect, now_ms);
@@ -122,8 +122,8 @@ static int handle(struct hub_mqtt_conn *c, const uint8_t *pkt, size_t len, uint6
         hub_conn_write(c, buf, hub_mqtt_pingresp(buf));
         break;
     }
-    case HUB_MQTT_DISCONNECT: hub_conn_close(c, 0, HUB_MQTT_CLOSE_NORMAL, NULL); return -1;
-    default: hub_conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, "unexpected packet type"); return -1;
+    case HUB_MQTT_DISCONNECT: hub_conn_close(c, 0, HUB_CLOSE_NORMAL, NULL); return -1;
+    default: hub_conn_close(c, 1, HUB_CLOSE_PROTOCOL, "unexpected packet type"); return -1;
     }
     return c->closing ? -1 : 0;
 }
@@ -138,7 +138,7 @@ static size_t handle_all(struct hub_mqtt_conn *c, const uint8_t *p, size_t n, ui
         if (rc == 0)
             return off;
         if (rc < 0) {
-            hub_conn_close(c, 1, rc == HUB_ERANGE ? HUB_MQTT_CLOSE_LIMIT : HUB_MQTT_CLOSE_PROTOCOL,
+            hub_conn_close(c, 1, rc == HUB_ERANGE ? HUB_CLOSE_LIMIT : HUB_CLOSE_PROTOCOL,
                            rc == HUB_ERANGE ? "packet larger than the maximum"
                                             : "malformed remaining length");
             return SIZE_MAX;
@@ -198,11 +198,11 @@ void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len
         if ((used = handle_all(c, data, len, now_ms)) == SIZE_MAX || used == len)
             return;
         if (hub_buf_append(in, data + used, len - used) != 0)
-            hub_conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
+            hub_conn_close(c, 1, HUB_CLOSE_ERROR, "out of memory");
         return;
     }
     if (hub_buf_append(in, data, len) != 0) {
-        hub_conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
+        hub_conn_close(c, 1, HUB_CLOSE_ERROR, "out of memory");
         return;
     }
     if ((used = handle_all(c, in->data, in->len, now_ms)) == SIZE_MAX)
@@ -244,7 +244,7 @@ void hub_mqtt_conn_closed(struct hub_mqtt_conn *c, int revoked)
     free(c);
 }
 
-enum hub_mqtt_close hub_mqtt_conn_close_reason(const struct hub_mqtt_conn *c)
+enum hub_close_reason hub_mqtt_conn_close_reason(const struct hub_mqtt_conn *c)
 {
     return c->close_reason;
 }
@@ -252,8 +252,8 @@ enum hub_mqtt_close hub_mqtt_conn_close_reason(const struct hub_mqtt_conn *c)
 void hub_conn_tick(struct hub_mqtt_conn *c, uint64_t now_ms)
 {
     if (!c->connected && now_ms - c->opened_ms > (uint64_t)c->b->o.connect_timeout * 1000)
-        hub_conn_close(c, 0, HUB_MQTT_CLOSE_TIMEOUT, "no CONNECT in time");
+        hub_conn_close(c, 0, HUB_CLOSE_TIMEOUT, "no CONNECT in time");
     else if (c->connected && c->keepalive > 0 && !c->reading_paused &&
              now_ms - c->last_rx_ms > (uint64_t)c->keepalive * 1500)
-        hub_conn_close(c, 1, HUB_MQTT_CLOSE_TIMEOUT, "keepalive expired");
+        hub_conn_close(c, 1, HUB_CLOSE_TIMEOUT, "keepalive expired");
 }

@@ -8,7 +8,8 @@
 #include "mqtt/broker_internal.h"
 
 /* Answers CONNACK rc and closes c (refused) with why. */
-static void refuse(struct hub_mqtt_conn *c, uint8_t rc, enum hub_mqtt_close reason, const char *why)
+static void refuse(struct hub_mqtt_conn *c, uint8_t rc, enum hub_close_reason reason,
+                   const char *why)
 {
     uint8_t ack[4];
     hub_conn_write(c, ack, hub_mqtt_connack(ack, 0, rc));
@@ -21,22 +22,21 @@ void hub_connect_handle(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, ui
     uint8_t ack[4];
     c->level = p->level;
     if (p->refuse) {
-        refuse(c, p->refuse, HUB_MQTT_CLOSE_REFUSED,
+        refuse(c, p->refuse, HUB_CLOSE_REFUSED,
                p->refuse == 1 ? "unacceptable protocol version" : "client identifier rejected");
         return;
     }
     if (!p->clean && p->client_id.len == 0) {
-        refuse(c, HUB_MQTT_CONNACK_BAD_CLIENT_ID, HUB_MQTT_CLOSE_REFUSED,
+        refuse(c, HUB_MQTT_CONNACK_BAD_CLIENT_ID, HUB_CLOSE_REFUSED,
                "empty client id with a persistent session");
         return;
     }
     if (p->will && !hub_conn_may_publish(c, p->will_topic.ptr, p->will_topic.len)) {
-        refuse(c, HUB_MQTT_CONNACK_NOT_AUTHORIZED, HUB_MQTT_CLOSE_REFUSED,
-               "will topic not allowed");
+        refuse(c, HUB_MQTT_CONNACK_NOT_AUTHORIZED, HUB_CLOSE_REFUSED, "will topic not allowed");
         return;
     }
     if (p->client_id.len > HUB_MQTT_MAX_CLIENT_ID) {
-        refuse(c, HUB_MQTT_CONNACK_BAD_CLIENT_ID, HUB_MQTT_CLOSE_REFUSED,
+        refuse(c, HUB_MQTT_CONNACK_BAD_CLIENT_ID, HUB_CLOSE_REFUSED,
                "client id longer than 256 bytes");
         return;
     }
@@ -53,7 +53,7 @@ void hub_connect_handle(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, ui
         old->s = NULL; /* detached: its close will not report presence, so do it here */
         if (old->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
             b->o.presence(old->who.id, 0, b->o.ctx);
-        hub_conn_close(old, 0, HUB_MQTT_CLOSE_TAKEOVER, "session taken over by a new connection");
+        hub_conn_close(old, 0, HUB_CLOSE_TAKEOVER, "session taken over by a new connection");
     }
     if (s != NULL && p->clean) {
         hub_broker_drop_session(b, s);
@@ -61,7 +61,7 @@ void hub_connect_handle(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, ui
     }
     int present = s != NULL;
     if (s == NULL && (s = hub_session_create(&b->sessions, key)) == NULL) {
-        refuse(c, HUB_MQTT_CONNACK_UNAVAILABLE, HUB_MQTT_CLOSE_ERROR, "out of memory");
+        refuse(c, HUB_MQTT_CONNACK_UNAVAILABLE, HUB_CLOSE_ERROR, "out of memory");
         return;
     }
     s->clean = p->clean;

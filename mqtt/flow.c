@@ -24,11 +24,11 @@
 void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid)
 {
     if (c->nheld >= HELD_MAX) {
-        hub_conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, "more than 65535 unacknowledged PUBLISHes");
+        hub_conn_close(c, 1, HUB_CLOSE_PROTOCOL, "more than 65535 unacknowledged PUBLISHes");
         return;
     }
     if (hub_broker_grow(&c->held, c->nheld, &c->held_cap, sizeof *c->held, 16) != 0) {
-        hub_conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
+        hub_conn_close(c, 1, HUB_CLOSE_ERROR, "out of memory");
         return;
     }
     if (c->nheld == 0)

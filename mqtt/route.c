@@ -35,7 +35,7 @@ void hub_route_send(struct hub_mqtt_conn *c, const struct hub_msg *m, int qos, i
             b->q0_msg = NULL;
             if (hub_mqtt_publish_append(&b->q0, m->topic, m->topic_len, 0, retain, 0, 0, m->payload,
                                         m->payload_len) != 0) {
-                hub_conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "out of memory");
+                hub_conn_close(c, 1, HUB_CLOSE_ERROR, "out of memory");
                 return;
             }
             b->q0_msg = m;

@@ -37,7 +37,7 @@ void hub_subscribe_add(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p)
     uint8_t codes[256];
     size_t off = 0, n = 0;
     if (p->count > sizeof codes) {
-        hub_conn_close(c, 1, HUB_MQTT_CLOSE_PROTOCOL, "more than 256 filters in one SUBSCRIBE");
+        hub_conn_close(c, 1, HUB_CLOSE_PROTOCOL, "more than 256 filters in one SUBSCRIBE");
         return;
     }
     hub_mqtt_str_t f;

@@ -47,7 +47,7 @@ struct hub_tls_conn {
     struct link timed; /* g->handshaking or g->closing */
     uint64_t deadline;
     enum conn_state state;
-    enum hub_tls_close_reason reason;
+    enum hub_close_reason reason;
     unsigned opened : 1;  /* on_open was called: on_close is due */
     unsigned in_read : 1; /* inside the read callback: flush at its end */
     unsigned resumed : 1;
@@ -123,19 +123,14 @@ static void link_remove(struct link *k)
 
 /* ---- handshake duration histogram ------------------------------------------------------ */
 
-const double hub_tls_hs_bounds[HUB_TLS_HS_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,
-                                                      0.25,  0.5,  1,     2.5};
+const struct hub_histogram_bounds hub_tls_hs_bounds = {
+    9, {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}};
 
 /* A handshake succeeded: counted by kind and in the duration histogram. */
 static void count_handshake(hub_tls_conn_t *c)
 {
     struct hub_tls_stats *st = &c->g->st;
-    uint64_t us = (uv_hrtime() - c->t0_ns) / 1000;
-    size_t i = 0;
-    while (i < HUB_TLS_HS_BUCKETS && (double)us > hub_tls_hs_bounds[i] * 1e6)
-        i++;
-    st->hs_bucket[i]++;
-    st->hs_sum_us += us;
+    hub_histogram_observe(&st->handshakes, &hub_tls_hs_bounds, (uv_hrtime() - c->t0_ns) / 1000);
     if (c->resumed)
         st->resumed++;
     else
@@ -178,7 +173,7 @@ static void timed_add(hub_tls_conn_t *c, struct link *list, unsigned ms)
 /* ---- connection output ----------------------------------------------------------- */
 
 static void conn_destroy(hub_tls_conn_t *c);
-static void conn_close(hub_tls_conn_t *c, enum hub_tls_close_reason reason, int flags);
+static void conn_close(hub_tls_conn_t *c, enum hub_close_reason reason, int flags);
 #define CLOSE_FLUSH 1  /* send what is queued (alerts, data) before closing */
 #define CLOSE_NOTIFY 2 /* and a close_notify if the session is open */
 
@@ -202,12 +197,12 @@ static void write_cb(uv_write_t *req, int status)
     }
     if (status < 0) {
         hub_debug("tls %s: write failed: %s", c->peer, uv_strerror(status));
-        conn_close(c, HUB_TLS_CLOSE_ERROR, 0);
+        conn_close(c, HUB_CLOSE_ERROR, 0);
         conn_destroy(c);
         return;
     }
     if (conn_write_next(c) != 0)
-        conn_close(c, HUB_TLS_CLOSE_ERROR, 0);
+        conn_close(c, HUB_CLOSE_ERROR, 0);
     else if (c->out.inflight)
         return;
     if (c->state == ST_CLOSING)
@@ -236,7 +231,7 @@ static void conn_flush(hub_tls_conn_t *c)
     if (rc == 0)
         return;
     hub_debug("tls %s: uv_write: %s", c->peer, uv_strerror(rc));
-    conn_close(c, HUB_TLS_CLOSE_ERROR, 0);
+    conn_close(c, HUB_CLOSE_ERROR, 0);
     conn_destroy(c);
 }
 
@@ -315,7 +310,7 @@ static void conn_destroy(hub_tls_conn_t *c)
 
 /* Stops reading and, with CLOSE_FLUSH, lets queued bytes (and a close_notify with
  * CLOSE_NOTIFY) go out first, for at most close_timeout_ms. */
-static void conn_close(hub_tls_conn_t *c, enum hub_tls_close_reason reason, int flags)
+static void conn_close(hub_tls_conn_t *c, enum hub_close_reason reason, int flags)
 {
     if (c->state >= ST_CLOSING)
         return;
@@ -351,7 +346,7 @@ static void conn_refuse(hub_tls_conn_t *c, unsigned char alert, enum hub_tls_fai
     hub_info("tls %s: client refused: %s (serial %s)", c->peer, why,
              c->id.serial_hex[0] ? c->id.serial_hex : "-");
     (void)mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL, alert);
-    conn_close(c, HUB_TLS_CLOSE_ERROR, CLOSE_FLUSH);
+    conn_close(c, HUB_CLOSE_ERROR, CLOSE_FLUSH);
 }
 
 /* After every completed handshake, full or resumed: re-check the certificate, open. */
@@ -398,7 +393,7 @@ static void handshake_done(hub_tls_conn_t *c)
 static void handshake_failed(hub_tls_conn_t *c, int rc)
 {
     c->fail = hub_tls_peer_failure(&c->ssl, rc, c->peer);
-    conn_close(c, HUB_TLS_CLOSE_ERROR, CLOSE_FLUSH); /* flushes mbedTLS's alert */
+    conn_close(c, HUB_CLOSE_ERROR, CLOSE_FLUSH); /* flushes mbedTLS's alert */
 }
 
 /* Feeds the ciphertext in c->in_p to mbedTLS until it wants more. */
@@ -425,11 +420,11 @@ static void conn_drive(hub_tls_conn_t *c)
         } else if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
             break;
         } else if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
-            conn_close(c, HUB_TLS_CLOSE_PEER, CLOSE_FLUSH | CLOSE_NOTIFY);
+            conn_close(c, HUB_CLOSE_PEER, CLOSE_FLUSH | CLOSE_NOTIFY);
         } else {
             if (rc != 0)
                 hub_tls_ctx_log(HUB_LOG_DEBUG, "mbedtls_ssl_read", c->peer, rc);
-            conn_close(c, HUB_TLS_CLOSE_ERROR, CLOSE_FLUSH);
+            conn_close(c, HUB_CLOSE_ERROR, CLOSE_FLUSH);
         }
     }
 }
@@ -449,7 +444,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (nread != UV_EOF)
             hub_debug("tls %s: read: %s", c->peer, uv_strerror((int)nread));
-        conn_close(c, nread == UV_EOF ? HUB_TLS_CLOSE_PEER : HUB_TLS_CLOSE_ERROR,
+        conn_close(c, nread == UV_EOF ? HUB_CLOSE_PEER : HUB_CLOSE_ERROR,
                    nread == UV_EOF ? CLOSE_FLUSH : 0);
         return;
     }
@@ -555,7 +550,7 @@ static void timer_cb(uv_timer_t *t)
             break;
         hub_debug("tls %s: handshake timeout", c->peer);
         c->fail = HUB_TLS_FAIL_TIMEOUT;
-        conn_close(c, HUB_TLS_CLOSE_ERROR, 0);
+        conn_close(c, HUB_CLOSE_ERROR, 0);
     }
     while (!link_empty(&g->closing)) {
         hub_tls_conn_t *c = CONN_OF(g->closing.next, timed);
@@ -635,7 +630,7 @@ void hub_tls_conn_group_close(hub_tls_conn_group_t *g, void (*done)(void *arg), 
             }
         }
         if (c->state < ST_CLOSING)
-            c->reason = HUB_TLS_CLOSE_SHUTDOWN;
+            c->reason = HUB_CLOSE_SHUTDOWN;
         conn_destroy(c);
     }
 }
@@ -671,7 +666,7 @@ int hub_tls_conn_group_recheck(hub_tls_conn_group_t *g)
                  c->id.cn);
         (void)mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                              MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED);
-        conn_close(c, HUB_TLS_CLOSE_REVOKED, CLOSE_FLUSH);
+        conn_close(c, HUB_CLOSE_REVOKED, CLOSE_FLUSH);
         n++;
     }
     return n;
@@ -691,7 +686,7 @@ int hub_tls_conn_write(hub_tls_conn_t *c, const void *data, size_t len)
     size_t max = c->g->max_pending;
     if (len > max || hub_outbuf_pending(&c->out) > max - len) {
         hub_warn("tls %s: more than %zu bytes queued: closing", c->peer, max);
-        conn_close(c, HUB_TLS_CLOSE_ERROR, 0);
+        conn_close(c, HUB_CLOSE_ERROR, 0);
         return HUB_ERANGE;
     }
     const unsigned char *p = data;
@@ -703,7 +698,7 @@ int hub_tls_conn_write(hub_tls_conn_t *c, const void *data, size_t len)
             int rc = mbedtls_ssl_write(&c->ssl, p, len);
             if (rc < 0) {
                 hub_tls_ctx_log(HUB_LOG_DEBUG, "mbedtls_ssl_write", c->peer, rc);
-                conn_close(c, HUB_TLS_CLOSE_ERROR, 0);
+                conn_close(c, HUB_CLOSE_ERROR, 0);
                 return rc == MBEDTLS_ERR_SSL_ALLOC_FAILED ? HUB_ENOMEM : HUB_EIO;
             }
             p += rc;
@@ -727,7 +722,7 @@ void hub_tls_conn_authenticated(hub_tls_conn_t *c)
 
 void hub_tls_conn_close(hub_tls_conn_t *c)
 {
-    conn_close(c, HUB_TLS_CLOSE_LOCAL, CLOSE_FLUSH | CLOSE_NOTIFY);
+    conn_close(c, HUB_CLOSE_LOCAL, CLOSE_FLUSH | CLOSE_NOTIFY);
 }
 
 void hub_tls_conn_pause(hub_tls_conn_t *c, int paused)

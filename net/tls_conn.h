@@ -14,6 +14,8 @@
 #include "net/admission.h"
 #include "net/tls_ctx.h"
 #include "net/tls_peer.h"
+#include "util/close.h"
+#include "util/histogram.h"
 
 typedef struct hub_tls_conn hub_tls_conn_t;
 typedef struct hub_tls_conn_group hub_tls_conn_group_t;
@@ -30,28 +32,22 @@ struct hub_tls_identity {
     int resumed; /* 1 when the session was resumed from a ticket */
 };
 
-enum hub_tls_close_reason {
-    HUB_TLS_CLOSE_LOCAL,    /* hub_tls_conn_close was called */
-    HUB_TLS_CLOSE_PEER,     /* the peer closed (EOF or close_notify) */
-    HUB_TLS_CLOSE_ERROR,    /* socket or TLS error */
-    HUB_TLS_CLOSE_REVOKED,  /* hub_tls_listener_recheck found the certificate revoked */
-    HUB_TLS_CLOSE_SHUTDOWN, /* hub_tls_listener_close */
-};
-
 /* Callbacks to the layer above, all on the listener's loop. on_open runs after a successful
  * handshake (identity NULL without a client certificate or in plain mode) and returns the
  * upper layer's per-connection pointer; it may call hub_tls_conn_close to refuse. on_data
  * gets plaintext valid during the call only. on_close runs once, for opened connections only,
- * right before the connection is freed; no hub_tls_* call on conn is allowed after it. */
+ * right before the connection is freed; no hub_tls_* call on conn is allowed after it. The
+ * transport's close reasons: HUB_CLOSE_LOCAL (hub_tls_conn_close was called), _PEER (EOF or
+ * close_notify), _ERROR (socket or TLS error), _REVOKED (hub_tls_listener_recheck found the
+ * certificate revoked), _SHUTDOWN (hub_tls_listener_close). */
 struct hub_tls_callbacks {
     void *(*on_open)(hub_tls_conn_t *conn, const struct hub_tls_identity *id, void *user);
     void (*on_data)(hub_tls_conn_t *conn, const uint8_t *plain, size_t len);
-    void (*on_close)(hub_tls_conn_t *conn, enum hub_tls_close_reason reason);
+    void (*on_close)(hub_tls_conn_t *conn, enum hub_close_reason reason);
 };
 
 /* Upper bounds (seconds) of the handshake duration histogram buckets; +Inf is implied. */
-#define HUB_TLS_HS_BUCKETS 9
-extern const double hub_tls_hs_bounds[HUB_TLS_HS_BUCKETS];
+extern const struct hub_histogram_bounds hub_tls_hs_bounds;
 
 /* Counters of a listener, written by its loop thread only (plain integers: read them on
  * that thread, see hub_tls_listener_stats). */
@@ -62,9 +58,7 @@ struct hub_tls_stats {
     uint64_t opened;        /* handshakes done and handed to on_open */
     uint64_t full, resumed; /* successful handshakes, by kind */
     uint64_t failed[HUB_TLS_FAIL_COUNT];
-    uint64_t hs_bucket[HUB_TLS_HS_BUCKETS + 1]; /* successful handshakes per bucket (not
-                                                   cumulative; the last one is +Inf) */
-    uint64_t hs_sum_us; /* total duration of successful handshakes, microseconds */
+    struct hub_histogram handshakes; /* durations of successful handshakes */
 };
 
 /* ---- the connections of one listener (called by net/tls_listener) ---------------------- */

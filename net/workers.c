@@ -142,7 +142,7 @@ static void w_data(hub_tls_conn_t *t, const uint8_t *plain, size_t len)
     }
 }
 
-static void w_close(hub_tls_conn_t *t, enum hub_tls_close_reason reason)
+static void w_close(hub_tls_conn_t *t, enum hub_close_reason reason)
 {
     hub_wconn_t *c = hub_tls_conn_user(t);
     if (c == NULL)
@@ -203,68 +203,83 @@ static void write_shared(struct worker *wk, hub_wconn_t *c, const uint8_t *paylo
     hub_rcbuf_unref(sw.buf);
 }
 
-static void worker_wake(uv_async_t *a)
+/* The one drain loop of both queues: hands every record of the list k (taken from q) to
+ * handle with ctx (hub_wqueue_next gives chunks back and steps past slots first). Each caller
+ * passes a constant handler: inlined, the call is direct. */
+static inline __attribute__((always_inline)) void
+drain(struct queue *q, struct chunk *k,
+      void (*handle)(void *ctx, const struct rec *r, const uint8_t *payload), void *ctx)
 {
-    struct worker *wk = a->data;
-    struct chunk *at = hub_wqueue_take(&wk->in, NULL);
     size_t off = 0;
     struct rec r;
     const uint8_t *payload;
-    while (hub_wqueue_next(&wk->in, &at, &off, &r, &payload)) {
-        hub_wconn_t *c = r.c;
-        switch ((enum rec_type)r.type) {
-        case R_WRITE:
-            if (c->tls != NULL)
-                (void)hub_tls_conn_write(c->tls, payload, r.len);
-            break;
-        case R_WRITE_SHARED: write_shared(wk, c, payload); break;
-        case R_CLOSE:
-            if (c->tls != NULL)
-                hub_tls_conn_close(c->tls);
-            break;
-        case R_AUTH:
-            if (c->tls != NULL)
-                hub_tls_conn_authenticated(c->tls);
-            break;
-        case R_PAUSE: {
-            pthread_mutex_lock(&wk->in.mu); /* the latest wish, see hub_wconn_pause */
-            int paused = c->pause_wish;
-            c->pause_queued = 0;
-            pthread_mutex_unlock(&wk->in.mu);
-            if (c->tls != NULL)
-                hub_tls_conn_pause(c->tls, paused);
-            break;
-        }
-        case R_RELEASE:
-            free(c);
-            wk->live--;
-            break;
-        case R_RECHECK:
-            for (size_t i = 0; i < wk->w->nl; i++)
-                if (wk->l[i] != NULL)
-                    (void)hub_tls_listener_recheck(wk->l[i]);
-            break;
-        case R_RESUME:
-            pthread_mutex_lock(&wk->in.mu);
-            wk->resume_queued = 0;
-            pthread_mutex_unlock(&wk->in.mu);
-            wk->paused = 0;
-            for (size_t i = 0; i < wk->w->nl; i++)
-                if (wk->l[i] != NULL)
-                    hub_tls_listener_pause(wk->l[i], 0);
-            break;
-        case R_STOP:
-            wk->stopping = 1;
-            for (size_t i = 0; i < wk->w->nl; i++) {
-                if (wk->l[i] != NULL) {
-                    hub_tls_listener_close(wk->l[i], worker_listener_closed, wk);
-                    wk->l[i] = NULL;
-                }
-            }
-            break;
-        default: break;
-        }
+    while (hub_wqueue_next(q, &k, &off, &r, &payload))
+        handle(ctx, &r, payload);
+}
+
+/* One record from home, on the worker's loop. */
+static void worker_rec(void *ctx, const struct rec *r, const uint8_t *payload)
+{
+    struct worker *wk = ctx;
+    hub_wconn_t *c = r->c;
+    switch ((enum rec_type)r->type) {
+    case R_WRITE:
+        if (c->tls != NULL)
+            (void)hub_tls_conn_write(c->tls, payload, r->len);
+        break;
+    case R_WRITE_SHARED: write_shared(wk, c, payload); break;
+    case R_CLOSE:
+        if (c->tls != NULL)
+            hub_tls_conn_close(c->tls);
+        break;
+    case R_AUTH:
+        if (c->tls != NULL)
+            hub_tls_conn_authenticated(c->tls);
+        break;
+    case R_PAUSE: {
+        pthread_mutex_lock(&wk->in.mu); /* the latest wish, see hub_wconn_pause */
+        int paused = c->pause_wish;
+        c->pause_queued = 0;
+        pthread_mutex_unlock(&wk->in.mu);
+        if (c->tls != NULL)
+            hub_tls_conn_pause(c->tls, paused);
+        break;
     }
+    case R_RELEASE:
+        free(c);
+        wk->live--;
+        break;
+    case R_RECHECK:
+        for (size_t i = 0; i < wk->w->nl; i++)
+            if (wk->l[i] != NULL)
+                (void)hub_tls_listener_recheck(wk->l[i]);
+        break;
+    case R_RESUME:
+        pthread_mutex_lock(&wk->in.mu);
+        wk->resume_queued = 0;
+        pthread_mutex_unlock(&wk->in.mu);
+        wk->paused = 0;
+        for (size_t i = 0; i < wk->w->nl; i++)
+            if (wk->l[i] != NULL)
+                hub_tls_listener_pause(wk->l[i], 0);
+        break;
+    case R_STOP:
+        wk->stopping = 1;
+        for (size_t i = 0; i < wk->w->nl; i++) {
+            if (wk->l[i] != NULL) {
+                hub_tls_listener_close(wk->l[i], worker_listener_closed, wk);
+                wk->l[i] = NULL;
+            }
+        }
+        break;
+    default: break;
+    }
+}
+
+static void worker_wake(uv_async_t *a)
+{
+    struct worker *wk = a->data;
+    drain(&wk->in, hub_wqueue_take(&wk->in, NULL), worker_rec, wk);
     worker_maybe_done(wk);
 }
 
@@ -348,9 +363,46 @@ static void worker_joined(hub_workers_t *w, struct worker *wk)
         uv_close((uv_handle_t *)&w->wake, home_closed);
 }
 
+/* The home side's drain of one worker's out-queue. */
+struct home_drain {
+    hub_workers_t *w;
+    struct worker *wk;
+    int finished; /* DONE seen */
+};
+
+/* One record from a worker, on the home loop. */
+static void home_rec(void *ctx, const struct rec *r, const uint8_t *payload)
+{
+    struct home_drain *h = ctx;
+    hub_wconn_t *c = r->c;
+    switch ((enum rec_type)r->type) {
+    case R_OPEN: {
+        struct hub_tls_identity id = {.cn = c->cn,
+                                      .o = c->has_o ? c->o : NULL,
+                                      .serial_hex = c->serial_hex,
+                                      .serial = c->serial,
+                                      .serial_len = c->serial_len,
+                                      .resumed = c->resumed};
+        c->user = h->w->cb.on_open(c, c->has_id ? &id : NULL, h->w->user);
+        break;
+    }
+    case R_DATA:
+        if (!c->closing && h->w->cb.on_data != NULL)
+            h->w->cb.on_data(c, payload, r->len);
+        break;
+    case R_CLOSED:
+        if (h->w->cb.on_close != NULL)
+            h->w->cb.on_close(c, (enum hub_close_reason)r->arg);
+        hub_wqueue_push_sure(&h->wk->in, R_RELEASE, 0, c, &c->s_release);
+        break;
+    case R_DONE: h->finished = 1; break;
+    default: break;
+    }
+}
+
 static void home_drain(hub_workers_t *w, struct worker *wk)
 {
-    int paused = 0, finished = 0;
+    int paused = 0;
     struct chunk *at = hub_wqueue_take(&wk->out, &paused);
     /* The backlog is taken: the worker may read again. Sent before the records are
      * processed, so that it precedes any DONE the worker may answer them with. */
@@ -363,36 +415,9 @@ static void home_drain(hub_workers_t *w, struct worker *wk)
         pthread_mutex_unlock(&wk->in.mu);
         uv_async_send(&wk->wake);
     }
-    size_t off = 0;
-    struct rec r;
-    const uint8_t *payload;
-    while (hub_wqueue_next(&wk->out, &at, &off, &r, &payload)) {
-        hub_wconn_t *c = r.c;
-        switch ((enum rec_type)r.type) {
-        case R_OPEN: {
-            struct hub_tls_identity id = {.cn = c->cn,
-                                          .o = c->has_o ? c->o : NULL,
-                                          .serial_hex = c->serial_hex,
-                                          .serial = c->serial,
-                                          .serial_len = c->serial_len,
-                                          .resumed = c->resumed};
-            c->user = w->cb.on_open(c, c->has_id ? &id : NULL, w->user);
-            break;
-        }
-        case R_DATA:
-            if (!c->closing && w->cb.on_data != NULL)
-                w->cb.on_data(c, payload, r.len);
-            break;
-        case R_CLOSED:
-            if (w->cb.on_close != NULL)
-                w->cb.on_close(c, (enum hub_tls_close_reason)r.arg);
-            hub_wqueue_push_sure(&wk->in, R_RELEASE, 0, c, &c->s_release);
-            break;
-        case R_DONE: finished = 1; break;
-        default: break;
-        }
-    }
-    if (finished)
+    struct home_drain h = {w, wk, 0};
+    drain(&wk->out, at, home_rec, &h);
+    if (h.finished)
         worker_joined(w, wk);
 }
 
@@ -552,9 +577,7 @@ void hub_workers_stats(hub_workers_t *w, size_t i, struct hub_tls_stats *out)
         out->resumed += s->resumed;
         for (int f = 0; f < HUB_TLS_FAIL_COUNT; f++)
             out->failed[f] += s->failed[f];
-        for (int b = 0; b <= HUB_TLS_HS_BUCKETS; b++)
-            out->hs_bucket[b] += s->hs_bucket[b];
-        out->hs_sum_us += s->hs_sum_us;
+        hub_histogram_merge(&out->handshakes, &s->handshakes);
         pthread_mutex_unlock(&wk->stats_mu);
     }
 }

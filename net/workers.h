@@ -25,7 +25,7 @@ typedef struct hub_wconn hub_wconn_t;
 struct hub_workers_callbacks {
     void *(*on_open)(hub_wconn_t *c, const struct hub_tls_identity *id, void *user);
     void (*on_data)(hub_wconn_t *c, const uint8_t *plain, size_t len);
-    void (*on_close)(hub_wconn_t *c, enum hub_tls_close_reason reason);
+    void (*on_close)(hub_wconn_t *c, enum hub_close_reason reason);
 };
 
 /* One listening port, served by every worker. host NULL: this slot is off. */

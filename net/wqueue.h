@@ -37,7 +37,7 @@ enum rec_type {
 
 struct rec {
     uint16_t type;
-    uint16_t arg; /* CLOSED: enum hub_tls_close_reason */
+    uint16_t arg; /* CLOSED: enum hub_close_reason */
     uint32_t len; /* bytes following the header (padded to 8 in the chunk) */
     struct hub_wconn *c;
 };

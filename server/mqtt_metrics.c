@@ -1,29 +1,10 @@
 #include "server/mqtt_metrics.h"
 
+#include <stdio.h>
+
 #include <uv.h>
 
 static const char *const LISTENER[HUB_LISTENER_COUNT] = {"mtls", "tls", "plain"};
-static const char *const CLOSED[HUB_CLOSED_COUNT] = {
-    "",         "normal",  "peer_closed", "revoked",         "timeout", "protocol_error",
-    "takeover", "refused", "limit",       "server_shutdown", "error"};
-
-enum hub_mqtt_closed hub_mqtt_metrics_closed_of(enum hub_mqtt_close reason)
-{
-    switch (reason) {
-    case HUB_MQTT_CLOSE_NORMAL: return HUB_CLOSED_NORMAL;
-    case HUB_MQTT_CLOSE_PROTOCOL: return HUB_CLOSED_PROTOCOL;
-    case HUB_MQTT_CLOSE_TIMEOUT: return HUB_CLOSED_TIMEOUT;
-    case HUB_MQTT_CLOSE_TAKEOVER: return HUB_CLOSED_TAKEOVER;
-    case HUB_MQTT_CLOSE_REFUSED: return HUB_CLOSED_REFUSED;
-    case HUB_MQTT_CLOSE_LIMIT: return HUB_CLOSED_LIMIT;
-    case HUB_MQTT_CLOSE_REVOKED: return HUB_CLOSED_REVOKED;
-    case HUB_MQTT_CLOSE_SHUTDOWN: return HUB_CLOSED_SHUTDOWN;
-    case HUB_MQTT_CLOSE_ERROR: return HUB_CLOSED_ERROR;
-    case HUB_MQTT_CLOSE_NONE: break;
-    }
-    return HUB_CLOSED_UNSET;
-}
-
 /* "# HELP" and "# TYPE" lines of one metric. */
 static int head(hub_buf_t *out, const char *name, const char *type, const char *help)
 {
@@ -71,9 +52,9 @@ static int render_connections(const struct hub_mqtt_metrics *s, hub_buf_t *out)
     if (rc == 0)
         rc = head(out, "iothub_mqtt_connections_closed_total", "counter",
                   "MQTT connections closed, by reason.");
-    for (int r = 1; rc == 0 && r < HUB_CLOSED_COUNT; r++)
+    for (int r = HUB_CLOSE_NORMAL; rc == 0 && r <= HUB_CLOSE_ERROR; r++)
         rc = hub_buf_printf(out, "iothub_mqtt_connections_closed_total{reason=\"%s\"} %llu\n",
-                            CLOSED[r], s->closed[r]);
+                            hub_close_reason_name((enum hub_close_reason)r), s->closed[r]);
     return rc;
 }
 
@@ -114,26 +95,10 @@ static int render_tls(const struct hub_mqtt_metrics *s, hub_buf_t *out)
     for (int i = 0; rc == 0 && i < HUB_LISTENER_COUNT; i++) {
         if (!tls_listener(s, i))
             continue;
-        const struct hub_tls_stats *t = &s->tls[i];
-        unsigned long long cum = 0;
-        for (int b = 0; rc == 0 && b < HUB_TLS_HS_BUCKETS; b++) {
-            cum += t->hs_bucket[b];
-            rc = hub_buf_printf(out,
-                                "iothub_tls_handshake_duration_seconds_bucket{listener=\"%s\","
-                                "le=\"%g\"} %llu\n",
-                                LISTENER[i], hub_tls_hs_bounds[b], cum);
-        }
-        cum += t->hs_bucket[HUB_TLS_HS_BUCKETS];
-        if (rc == 0)
-            rc = hub_buf_printf(out,
-                                "iothub_tls_handshake_duration_seconds_bucket{listener=\"%s\","
-                                "le=\"+Inf\"} %llu\n"
-                                "iothub_tls_handshake_duration_seconds_sum{listener=\"%s\"} "
-                                "%.6f\n"
-                                "iothub_tls_handshake_duration_seconds_count{listener=\"%s\"} "
-                                "%llu\n",
-                                LISTENER[i], cum, LISTENER[i], (double)t->hs_sum_us / 1e6,
-                                LISTENER[i], cum);
+        char labels[32];
+        snprintf(labels, sizeof labels, "listener=\"%s\"", LISTENER[i]);
+        rc = hub_histogram_render(out, "iothub_tls_handshake_duration_seconds", labels,
+                                  &hub_tls_hs_bounds, &s->tls[i].handshakes);
     }
     return rc;
 }
@@ -220,7 +185,7 @@ static int render_revocation(const struct hub_mqtt_metrics *s, hub_buf_t *out)
         "# HELP iothub_revocation_feed_last_load_age_seconds Seconds since the revocation set "
         "was last (re)loaded from the database (absent before the first load).\n"
         "# TYPE iothub_revocation_feed_last_load_age_seconds gauge\n",
-        s->closed[HUB_CLOSED_REVOKED], s->revoked_serials, reconnects, s->feed_ready);
+        s->closed[HUB_CLOSE_REVOKED], s->revoked_serials, reconnects, s->feed_ready);
     if (rc == 0 && s->feed.loads > 0) {
         /* uv_now() and uv_hrtime() both count from CLOCK_MONOTONIC. */
         uint64_t now_ms = uv_hrtime() / 1000000;

@@ -14,6 +14,7 @@
 #include "server/revfeed.h"
 #include "net/tls_listener.h"
 #include "util/buf.h"
+#include "util/close.h"
 
 enum hub_mqtt_listener_kind {
     HUB_LISTENER_MTLS,
@@ -22,37 +23,18 @@ enum hub_mqtt_listener_kind {
     HUB_LISTENER_COUNT
 };
 
-/* Why an MQTT connection (one whose handshake was done) closed: the reason label. 0 is
- * "not decided yet" and never rendered. */
-enum hub_mqtt_closed {
-    HUB_CLOSED_UNSET,
-    HUB_CLOSED_NORMAL,   /* DISCONNECT */
-    HUB_CLOSED_PEER,     /* the peer closed without DISCONNECT */
-    HUB_CLOSED_REVOKED,  /* certificate, device or service revoked */
-    HUB_CLOSED_TIMEOUT,  /* no CONNECT in time, keepalive expired */
-    HUB_CLOSED_PROTOCOL, /* malformed or unexpected packet */
-    HUB_CLOSED_TAKEOVER, /* a new connection took the session over */
-    HUB_CLOSED_REFUSED,  /* CONNECT refused: credentials, identity, client id */
-    HUB_CLOSED_LIMIT,    /* packet or buffered input over the limits */
-    HUB_CLOSED_SHUTDOWN, /* the server is stopping */
-    HUB_CLOSED_ERROR,    /* socket or TLS error, write failure, out of memory */
-    HUB_CLOSED_COUNT
-};
-
 struct hub_mqtt_metrics {
     int listening[HUB_LISTENER_COUNT];
     struct hub_tls_stats tls[HUB_LISTENER_COUNT];
     struct hub_broker_stats broker;
-    unsigned long long closed[HUB_CLOSED_COUNT];
-    unsigned long long bytes_in, bytes_out; /* MQTT bytes (TLS plaintext) */
-    unsigned long long queued_bytes;        /* bytes copied into the worker queues */
+    unsigned long long closed[HUB_CLOSE_COUNT]; /* by reason (util/close.h) */
+    unsigned long long bytes_in, bytes_out;     /* MQTT bytes (TLS plaintext) */
+    unsigned long long queued_bytes;            /* bytes copied into the worker queues */
     size_t revoked_serials;
     int feed_ready;
     struct hub_revfeed_stats feed;
 };
 
-/* The broker's close reason as a label index. */
-enum hub_mqtt_closed hub_mqtt_metrics_closed_of(enum hub_mqtt_close reason);
 /* Appends the snapshot in the Prometheus text format (0.0.4). */
 int hub_mqtt_metrics_render(const struct hub_mqtt_metrics *s, hub_buf_t *out);
 

@@ -71,7 +71,7 @@ struct hub_mqtt_server {
     int handles_open;
     /* Loop-thread counters (no atomics: only the loop writes them) and the snapshot the
      * tick publishes for API threads (server/mqtt_metrics.h). */
-    unsigned long long closed[HUB_CLOSED_COUNT], bytes_in, bytes_out;
+    unsigned long long closed[HUB_CLOSE_COUNT], bytes_in, bytes_out;
     pthread_mutex_t metrics_lock;
     struct hub_mqtt_metrics snap;
 };
@@ -85,9 +85,9 @@ struct link {
     struct hub_mqtt_identity who;
     hub_buf_t early;
     int loading, closed;
-    int password;             /* password listener: CONNECT carries id + secret */
-    int authed;               /* the secret matched */
-    enum hub_mqtt_closed why; /* set when this file closes the connection */
+    int password;              /* password listener: CONNECT carries id + secret */
+    int authed;                /* the secret matched */
+    enum hub_close_reason why; /* set when this file closes the connection */
     char user[64], pass[160];
     uint64_t opened_ms;
     struct link *prev, *next; /* m->waiting */
@@ -173,7 +173,7 @@ static void open_broker_conn(struct link *k)
         link_unlink(k);
     k->c = hub_mqtt_conn_open(k->m->broker, &tls_transport, k->conn, &k->who, now_ms());
     if (k->c == NULL) {
-        k->why = HUB_CLOSED_ERROR;
+        k->why = HUB_CLOSE_ERROR;
         hub_wconn_close(k->conn);
     }
 }
@@ -261,7 +261,7 @@ static void refuse(struct link *k, uint8_t code)
     uint8_t ack[4];
     size_t n = hub_mqtt_connack(ack, 0, code);
     k->m->bytes_out += n;
-    k->why = HUB_CLOSED_REFUSED;
+    k->why = HUB_CLOSE_REFUSED;
     hub_wconn_write(k->conn, ack, n);
     hub_wconn_close(k->conn);
 }
@@ -284,15 +284,15 @@ static void acl_done(uv_work_t *w, int status)
             hub_mqtt_conn_data(k->c, k->early.data, k->early.len, now_ms());
     } else if (k->acl == NULL || st == NULL) {
         hub_warn("mqtt: service %s unknown or the database is unreachable: refused", k->who.id);
-        k->why = HUB_CLOSED_REFUSED;
+        k->why = HUB_CLOSE_REFUSED;
         hub_wconn_close(k->conn);
     } else if (strcmp(st, "revoked") == 0) {
         hub_warn("mqtt: service %s is revoked: refused", k->who.id);
-        k->why = HUB_CLOSED_REVOKED;
+        k->why = HUB_CLOSE_REVOKED;
         hub_wconn_close(k->conn);
     } else if ((pub = patterns(json_object_get(k->acl, "publish"))) == NULL ||
                (sub = patterns(json_object_get(k->acl, "subscribe"))) == NULL) {
-        k->why = HUB_CLOSED_ERROR;
+        k->why = HUB_CLOSE_ERROR;
         hub_wconn_close(k->conn);
     } else {
         k->who.publish = pub;
@@ -331,7 +331,7 @@ static void *on_open(hub_wconn_t *conn, const struct hub_tls_identity *id, void 
         if (id != NULL && id->cn != NULL)
             hub_warn("mqtt: certificate CN \"%s\" is not a device or service id: refused", id->cn);
         free(k);
-        m->closed[HUB_CLOSED_REFUSED]++; /* on_close will not see it (no link) */
+        m->closed[HUB_CLOSE_REFUSED]++; /* on_close will not see it (no link) */
         hub_wconn_close(conn);
         return NULL;
     }
@@ -368,7 +368,7 @@ static void password_connect(struct link *k)
         if (rc > 0 && (k->early.data[0] >> 4) == HUB_MQTT_CONNECT && p.u.connect.refuse) {
             refuse(k, p.u.connect.refuse);
         } else {
-            k->why = rc == HUB_ERANGE ? HUB_CLOSED_LIMIT : HUB_CLOSED_PROTOCOL;
+            k->why = rc == HUB_ERANGE ? HUB_CLOSE_LIMIT : HUB_CLOSE_PROTOCOL;
             hub_wconn_close(k->conn);
         }
         k->password = 0;
@@ -376,7 +376,7 @@ static void password_connect(struct link *k)
     }
     const hub_mqtt_connect_t *cp = &p.u.connect;
     if (p.type != HUB_MQTT_CONNECT) {
-        k->why = HUB_CLOSED_PROTOCOL;
+        k->why = HUB_CLOSE_PROTOCOL;
         hub_wconn_close(k->conn);
         k->password = 0;
         return;
@@ -419,7 +419,7 @@ static void on_data(hub_wconn_t *conn, const uint8_t *plain, size_t len)
     if (!k->loading && !k->password)
         return; /* being refused */
     if (k->early.len + len > EARLY_MAX || hub_buf_append(&k->early, plain, len) != 0) {
-        k->why = HUB_CLOSED_LIMIT;
+        k->why = HUB_CLOSE_LIMIT;
         hub_wconn_close(conn);
         return;
     }
@@ -429,29 +429,28 @@ static void on_data(hub_wconn_t *conn, const uint8_t *plain, size_t len)
 
 /* The reason label of a closing connection: a revocation first, then whoever decided to
  * close (the broker, this file), then what the transport saw. */
-static enum hub_mqtt_closed closed_reason(const struct link *k, enum hub_tls_close_reason reason)
+static enum hub_close_reason closed_reason(const struct link *k, enum hub_close_reason reason)
 {
-    enum hub_mqtt_closed r =
-        k->c ? hub_mqtt_metrics_closed_of(hub_mqtt_conn_close_reason(k->c)) : HUB_CLOSED_UNSET;
-    if (reason == HUB_TLS_CLOSE_REVOKED)
-        return HUB_CLOSED_REVOKED;
-    if (r == HUB_CLOSED_UNSET)
+    enum hub_close_reason r = k->c ? hub_mqtt_conn_close_reason(k->c) : HUB_CLOSE_NONE;
+    if (reason == HUB_CLOSE_REVOKED)
+        return HUB_CLOSE_REVOKED;
+    if (r == HUB_CLOSE_NONE)
         r = k->why;
-    if (r != HUB_CLOSED_UNSET)
+    if (r != HUB_CLOSE_NONE)
         return r;
-    if (reason == HUB_TLS_CLOSE_SHUTDOWN || k->m->stopping)
-        return HUB_CLOSED_SHUTDOWN;
-    return reason == HUB_TLS_CLOSE_PEER ? HUB_CLOSED_PEER : HUB_CLOSED_ERROR;
+    if (reason == HUB_CLOSE_SHUTDOWN || k->m->stopping)
+        return HUB_CLOSE_SHUTDOWN;
+    return reason == HUB_CLOSE_PEER ? HUB_CLOSE_PEER : HUB_CLOSE_ERROR;
 }
 
-static void on_close(hub_wconn_t *conn, enum hub_tls_close_reason reason)
+static void on_close(hub_wconn_t *conn, enum hub_close_reason reason)
 {
     struct link *k = hub_wconn_user(conn);
     if (k == NULL)
         return;
     k->m->closed[closed_reason(k, reason)]++;
     if (k->c != NULL)
-        hub_mqtt_conn_closed(k->c, reason == HUB_TLS_CLOSE_REVOKED);
+        hub_mqtt_conn_closed(k->c, reason == HUB_CLOSE_REVOKED);
     link_unlink(k); /* no-op unless it still waits for its CONNECT */
     if (k->loading) {
         k->closed = 1; /* acl_done frees it */
@@ -515,7 +514,7 @@ static void tick_cb(uv_timer_t *t)
         if (!k->loading && now - k->opened_ms > m->connect_timeout_s * 1000ull) {
             hub_info("mqtt: %s sent no CONNECT in time: closing", hub_wconn_peer(k->conn));
             k->opened_ms = UINT64_MAX / 2; /* close once */
-            k->why = HUB_CLOSED_TIMEOUT;
+            k->why = HUB_CLOSE_TIMEOUT;
             hub_wconn_close(k->conn);
         }
     }

@@ -203,8 +203,8 @@ LIVE=$!
 for _ in $(seq 50); do echoed device-one live.out && break; sleep 0.1; done
 echo 4A0000000000000000000000000000D1 >>revoked.txt
 kill -HUP "$ECHO_PID"
-for _ in $(seq 50); do grep -q 'reason=3' echo.log && break; sleep 0.1; done
-grep -q '^reloaded 3 revoked serial(s), closed 1 connection' echo.log && grep -q 'reason=3' echo.log
+for _ in $(seq 50); do grep -q 'reason=revoked' echo.log && break; sleep 0.1; done
+grep -q '^reloaded 3 revoked serial(s), closed 1 connection' echo.log && grep -q 'reason=revoked' echo.log
 expect "revoking a connected device closes its live connection" $?
 wait $LIVE
 

@@ -83,11 +83,11 @@ static void on_data(hub_tls_conn_t *c, const uint8_t *plain, size_t len)
         hub_tls_conn_write(c, plain, len);
 }
 
-static void on_close(hub_tls_conn_t *c, enum hub_tls_close_reason reason)
+static void on_close(hub_tls_conn_t *c, enum hub_close_reason reason)
 {
     if (quiet)
         return;
-    printf("close %s reason=%d\n", hub_tls_conn_peer(c), (int)reason);
+    printf("close %s reason=%s\n", hub_tls_conn_peer(c), hub_close_reason_name(reason));
     fflush(stdout);
 }
 
