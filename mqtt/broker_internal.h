@@ -116,7 +116,7 @@ static inline void hub_conn_write_shared(struct hub_mqtt_conn *c, struct hub_rcb
                                          const struct hub_rcbuf_piece *v, size_t n)
 {
     if (!c->closing && c->t->write_shared(c->tconn, buf, v, n) != 0)
-        hub_conn_close(c, 1, HUB_MQTT_CLOSE_ERROR, "write failed");
+        hub_conn_close(c, 1, HUB_CLOSE_ERROR, "write failed");
 }
 /* Writes a PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK with packet id pid. */
 static inline void hub_conn_send_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
