@@ -14,9 +14,18 @@ ADMIN=$(cat admin.token)
 "$IOTHUBD" -c iothub.conf ca chain >trust.pem 2>/dev/null
 start_server iothub.conf serve.log
 expect "serve starts with the password listeners" $?
-grep -q "MQTT (TLS, device id + secret) listening on 127.0.0.1:$TLS_PORT" serve.log &&
-    grep -q "plain TCP (no encryption, labs only) listening on 127.0.0.1:$PLAIN_PORT" serve.log
-expect "both listeners are announced, the plain one with a warning" $?
+# /healthz answers as soon as the API is up; the MQTT listeners start right after it, so
+# their announcement may follow by a moment (seen under ASan): wait up to 5 s for it.
+announced=1
+for _ in $(seq 50); do
+    if grep -q "MQTT (TLS, device id + secret) listening on 127.0.0.1:$TLS_PORT" serve.log &&
+        grep -q "plain TCP (no encryption, labs only) listening on 127.0.0.1:$PLAIN_PORT" serve.log; then
+        announced=0
+        break
+    fi
+    sleep 0.1
+done
+expect "both listeners are announced, the plain one with a warning" $announced
 
 bearer "$ADMIN" POST /v1/products '{"name": "pw"}'
 PK=$(jf product_key)
