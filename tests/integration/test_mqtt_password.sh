@@ -35,16 +35,21 @@ SECRET=$(jf device_secret)
 TLS=(-h 127.0.0.1 -p "$TLS_PORT" --cafile trust.pem)
 PLAIN=(-h 127.0.0.1 -p "$PLAIN_PORT")
 
+# wait_connected: polls GET /v1/devices/$ID for up to 5 s; returns 0 once it says connected.
+wait_connected() {
+    for _ in $(seq 50); do
+        bearer "$ADMIN" GET "/v1/devices/$ID"
+        [ "$(jf connected)" = true ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # A command reaches a device on the TLS password listener.
 timeout 10 mosquitto_sub "${TLS[@]}" -u "$ID" -P "$SECRET" -q 1 -C 1 \
     -t "devices/$ID/commands/#" >cmd.out 2>cmd.err &
 sub=$!
-for _ in $(seq 50); do
-    bearer "$ADMIN" GET "/v1/devices/$ID"
-    [ "$(jf connected)" = true ] && break
-    sleep 0.1
-done
-[ "$(jf connected)" = true ]
+wait_connected
 expect "a device connected with id + secret shows connected" $?
 bearer "$ADMIN" POST "/v1/devices/$ID/commands" '{"name": "blink", "payload": "3"}'
 [ "$STATUS" = 202 ] && [ "$(jf delivered)" = true ]
@@ -101,12 +106,7 @@ expect "the new secret connects" $?
 timeout 20 mosquitto_sub "${PLAIN[@]}" -u "$ID" -P "$NEW_SECRET" -t "devices/$ID/#" \
     >live2.out 2>&1 &
 sub=$!
-for _ in $(seq 50); do
-    bearer "$ADMIN" GET "/v1/devices/$ID"
-    [ "$(jf connected)" = true ] && break
-    sleep 0.1
-done
-[ "$(jf connected)" = true ]
+wait_connected
 expect "a device connected with its new secret shows connected" $?
 closed=$(grep -c "closing device $ID: device revoked or reset" serve.log)
 start=$(date +%s%N)
