@@ -13,11 +13,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include "api/audit.h"
 #include "api/deadline.h"
 #include "api/metrics.h"
+#include "api/priorities.h"
 #include "api/reply.h"
 #include "api/request.h"
 #include "api/router.h"
@@ -25,12 +27,6 @@
 #include "util/log.h"
 #include "util/secure.h"
 
-/* TLS 1.2 and 1.3, AEAD suites with forward secrecy only, over elliptic curves only (no
- * finite-field DHE groups in TLS 1.3 either). */
-#define GNUTLS_PRIORITIES                                                                          \
-    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"         \
-    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-DH-ALL:"             \
-    "%SERVER_PRECEDENCE"
 /* Over-long bodies of up to this size are read and dropped before the 413 answer: closing
  * a connection with unread data resets it, and the client may never see the answer. */
 #define DRAIN_LIMIT (1024 * 1024)
@@ -41,6 +37,11 @@ struct hub_api {
     char *cert_pem;
     char *key_pem;
     char *trust_pem; /* issuing CA + root: makes GnuTLS request (not require) a client cert */
+    char *priorities; /* GnuTLS priority string (api/priorities.h) */
+    /* Every server certificate side by side (server_key_types), the trust and the DH group;
+     * set on each session in place of MHD's single-certificate credentials, so GnuTLS picks
+     * the certificate the negotiated suite can use. NULL: MHD's own (one certificate). */
+    gnutls_certificate_credentials_t creds;
     hub_deadlines_t *deadlines; /* request-header deadlines (slowloris), or NULL */
 };
 
@@ -72,6 +73,13 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
                           enum MHD_ConnectionNotificationCode code)
 {
     struct hub_api *api = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED && api->creds != NULL) {
+        const union MHD_ConnectionInfo *ti =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (ti != NULL && ti->tls_session != NULL)
+            gnutls_credentials_set((gnutls_session_t)ti->tls_session, GNUTLS_CRD_CERTIFICATE,
+                                   api->creds);
+    }
     if (api->deadlines == NULL)
         return;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
@@ -163,6 +171,30 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Credentials with every server certificate, the client CAs and the RFC 7919 DH groups. */
+static int make_creds(struct hub_api *api, const struct hub_api_options *o)
+{
+    int g = gnutls_certificate_allocate_credentials(&api->creds);
+    for (size_t i = 0; g >= 0 && i <= o->n_more_certs; i++) {
+        const char *cert = i == 0 ? o->cert_pem : o->more_certs[i - 1].cert_pem;
+        const char *key = i == 0 ? o->key_pem : o->more_certs[i - 1].key_pem;
+        gnutls_datum_t c = {(unsigned char *)cert, (unsigned)strlen(cert)};
+        gnutls_datum_t k = {(unsigned char *)key, (unsigned)strlen(key)};
+        g = gnutls_certificate_set_x509_key_mem(api->creds, &c, &k, GNUTLS_X509_FMT_PEM);
+    }
+    if (g >= 0) {
+        gnutls_datum_t t = {(unsigned char *)api->trust_pem, (unsigned)strlen(api->trust_pem)};
+        g = gnutls_certificate_set_x509_trust_mem(api->creds, &t, GNUTLS_X509_FMT_PEM);
+    }
+    if (g >= 0)
+        g = gnutls_certificate_set_known_dh_params(api->creds, GNUTLS_SEC_PARAM_MEDIUM);
+    if (g < 0) {
+        hub_error("HTTPS API credentials: %s", gnutls_strerror(g));
+        return HUB_ECRYPTO;
+    }
+    return 0;
+}
+
 static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -192,6 +224,13 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
         hub_api_stop(api);
         return HUB_ENOMEM;
     }
+    int rc = hub_api_priorities(o->ciphers, &api->priorities);
+    if (rc == 0 && o->n_more_certs > 0)
+        rc = make_creds(api, o);
+    if (rc != 0) {
+        hub_api_stop(api);
+        return rc;
+    }
 
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -220,7 +259,7 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
         flags, (uint16_t)o->port, NULL, NULL, access_cb, api, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_HTTPS_MEM_CERT, api->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, api->key_pem,
         MHD_OPTION_HTTPS_MEM_TRUST, api->trust_pem,
-        MHD_OPTION_HTTPS_PRIORITIES, GNUTLS_PRIORITIES, MHD_OPTION_NOTIFY_COMPLETED,
+        MHD_OPTION_HTTPS_PRIORITIES, api->priorities, MHD_OPTION_NOTIFY_COMPLETED,
         completed_cb, api, MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
         o->timeout_s, MHD_OPTION_NOTIFY_CONNECTION, connection_cb, api,
@@ -251,5 +290,8 @@ void hub_api_stop(struct hub_api *api)
     }
     free(api->cert_pem);
     free(api->trust_pem);
+    free(api->priorities);
+    if (api->creds != NULL)
+        gnutls_certificate_free_credentials(api->creds);
     free(api);
 }

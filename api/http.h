@@ -11,11 +11,21 @@
 
 struct hub_api;
 
+/* One more server certificate presented beside the first (PEM, NUL-terminated; copied). */
+struct hub_api_cert {
+    const char *cert_pem; /* certificate followed by the issuing CA */
+    const char *key_pem;
+};
+
 struct hub_api_options {
     const char *host; /* listen address ("0.0.0.0", "::", "127.0.0.1", ...) */
     int port;
     const char *cert_pem;            /* server certificate followed by the issuing CA */
     const char *key_pem;             /* server private key (PEM); copied by MHD */
+    const struct hub_api_cert *more_certs; /* server_key_types beyond the first: GnuTLS picks
+                                              the certificate the negotiated suite can use */
+    size_t n_more_certs;
+    const char *ciphers;             /* tls_ciphers (api/priorities.h), or NULL */
     struct hub_authority *authority; /* borrowed; outlives the API */
     hub_db_pool_t *pool;             /* borrowed */
     int device_cert_days;

@@ -383,6 +383,7 @@ static void handshake_done(hub_tls_conn_t *c)
     hub_debug("tls %s: handshake done (%s, %s)%s%s", c->peer, mbedtls_ssl_get_ciphersuite(&c->ssl),
               c->resumed ? "resumed" : "full", c->id.cn[0] ? " CN=" : "", c->id.cn);
     count_handshake(c);
+    hub_tls_ctx_count_suite(ctx, c->ssl.session->ciphersuite);
     g->st.opened++;
     c->opened = 1;
     if (g->reads_paused) /* handshakes go on during a pause; application data waits */

@@ -5,12 +5,18 @@
  *     every completed handshake, since a resumed session never calls the verify callback;
  *   - session tickets: written and opened with the caller's key set (net/tickets), which
  *     iothubd keeps in PostgreSQL so that sessions resume after a restart and on other nodes;
- *     the ticket callback tells the handshake it resumed through a thread-local flag. */
+ *     the ticket callback tells the handshake it resumed through a thread-local flag;
+ *   - several server certificates (EC and RSA side by side): mbedTLS 2.28 walks the suites in
+ *     the server's order (MBEDTLS_SSL_SRV_RESPECT_CLIENT_PREFERENCE is off in Debian's build)
+ *     and, for each suite the client offers, takes the first certificate whose key that suite
+ *     can use; so the order we give it decides, and forward-secret suites come first. */
 #include "net/tls_ctx.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbedtls/dhm.h>
 #include <mbedtls/error.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/ssl_ciphersuites.h>
@@ -20,11 +26,14 @@
 
 struct hub_tls_ctx {
     mbedtls_ssl_config conf;
-    mbedtls_x509_crt chain; /* our certificate and intermediates */
+    mbedtls_x509_crt chain[HUB_TLS_CTX_MAX_CERTS]; /* our certificates and intermediates */
+    mbedtls_pk_context key[HUB_TLS_CTX_MAX_CERTS];
+    size_t ncerts;
     mbedtls_x509_crt ca;    /* client CAs */
-    mbedtls_pk_context key;
     hub_tickets_t *tickets; /* borrowed; NULL: no session tickets */
     int *suites;            /* 0-terminated, referenced by conf */
+    uint64_t *suite_count;  /* handshakes per suite, parallel to suites (atomic) */
+    size_t nsuites;
     enum hub_tls_client_auth auth;
     hub_revset_t *revset;
 };
@@ -75,6 +84,26 @@ enum hub_tls_client_auth hub_tls_ctx_auth(const hub_tls_ctx_t *ctx)
 int hub_tls_ctx_has_revset(const hub_tls_ctx_t *ctx)
 {
     return ctx->revset != NULL;
+}
+
+void hub_tls_ctx_count_suite(hub_tls_ctx_t *ctx, int suite_id)
+{
+    for (size_t i = 0; i < ctx->nsuites; i++) {
+        if (ctx->suites[i] == suite_id) {
+            __atomic_fetch_add(&ctx->suite_count[i], 1, __ATOMIC_RELAXED);
+            return;
+        }
+    }
+}
+
+int hub_tls_ctx_suite_stats(const hub_tls_ctx_t *ctx, size_t i, const char **name,
+                            uint64_t *handshakes)
+{
+    if (ctx == NULL || i >= ctx->nsuites)
+        return HUB_ERANGE;
+    *name = mbedtls_ssl_get_ciphersuite_name(ctx->suites[i]);
+    *handshakes = __atomic_load_n(&ctx->suite_count[i], __ATOMIC_RELAXED);
+    return 0;
 }
 
 int hub_tls_ctx_take_resumed(void)
@@ -196,17 +225,18 @@ static void warm_up_ec(mbedtls_pk_context *pk, int is_private)
     }
 }
 
-static int load_key(hub_tls_ctx_t *ctx, const struct hub_tls_ctx_options *o)
+/* Loads the server key from key_pem, or copies the parsed key `in`, into dst. */
+static int load_key(mbedtls_pk_context *dst, const char *key_pem, mbedtls_pk_context *in)
 {
     int rc;
-    if (o->key_pem != NULL) {
-        rc = mbedtls_pk_parse_key(&ctx->key, (const unsigned char *)o->key_pem,
-                                  strlen(o->key_pem) + 1, NULL, 0);
+    if (key_pem != NULL) {
+        rc = mbedtls_pk_parse_key(dst, (const unsigned char *)key_pem, strlen(key_pem) + 1,
+                                  NULL, 0);
         if (rc != 0)
             hub_tls_ctx_log(HUB_LOG_ERROR, "server key: mbedtls_pk_parse_key", NULL, rc);
         return rc == 0 ? 0 : HUB_EINVAL;
     }
-    if (o->key == NULL) {
+    if (in == NULL) {
         hub_error("tls: no server key given");
         return HUB_EINVAL;
     }
@@ -215,13 +245,120 @@ static int load_key(hub_tls_ctx_t *ctx, const struct hub_tls_ctx_options *o)
     unsigned char *der = malloc(cap);
     if (der == NULL)
         return HUB_ENOMEM;
-    int len = mbedtls_pk_write_key_der(o->key, der, cap);
-    rc = len < 0 ? len : mbedtls_pk_parse_key(&ctx->key, der + cap - len, (size_t)len, NULL, 0);
+    int len = mbedtls_pk_write_key_der(in, der, cap);
+    rc = len < 0 ? len : mbedtls_pk_parse_key(dst, der + cap - len, (size_t)len, NULL, 0);
     hub_wipe(der, cap);
     free(der);
     if (rc != 0)
         hub_tls_ctx_log(HUB_LOG_ERROR, "server key: copy", NULL, rc);
     return rc == 0 ? 0 : HUB_EINVAL;
+}
+
+/* Parses one server certificate chain and its key into slot i, and checks they match. */
+static int load_cert(hub_tls_ctx_t *ctx, size_t i, const char *chain_pem, const char *key_pem,
+                     mbedtls_pk_context *key)
+{
+    int m, rc;
+    if (chain_pem == NULL ||
+        (m = mbedtls_x509_crt_parse(&ctx->chain[i], (const unsigned char *)chain_pem,
+                                    strlen(chain_pem) + 1)) != 0) {
+        hub_error("tls: the server certificate chain does not parse");
+        return HUB_EINVAL;
+    }
+    if ((rc = load_key(&ctx->key[i], key_pem, key)) != 0)
+        return rc;
+    if ((m = mbedtls_pk_check_pair(&ctx->chain[i].pk, &ctx->key[i])) != 0) {
+        hub_tls_ctx_log(HUB_LOG_ERROR, "server key does not match the certificate: check_pair",
+                        NULL, m);
+        return HUB_EINVAL;
+    }
+    return 0;
+}
+
+/* Forward secrecy of a suite's key exchange: 0 ephemeral ECDH, 1 ephemeral finite-field DH,
+ * 2 none (static RSA or ECDH, PSK alone). */
+static int fs_rank(int id)
+{
+    const mbedtls_ssl_ciphersuite_t *cs = mbedtls_ssl_ciphersuite_from_id(id);
+    switch (cs ? cs->key_exchange : MBEDTLS_KEY_EXCHANGE_NONE) {
+    case MBEDTLS_KEY_EXCHANGE_ECDHE_ECDSA:
+    case MBEDTLS_KEY_EXCHANGE_ECDHE_RSA:
+    case MBEDTLS_KEY_EXCHANGE_ECDHE_PSK: return 0;
+    case MBEDTLS_KEY_EXCHANGE_DHE_RSA:
+    case MBEDTLS_KEY_EXCHANGE_DHE_PSK: return 1;
+    default: return 2;
+    }
+}
+
+/* Reorders the 0-terminated list: ECDHE, then DHE, then the rest; stable within each. */
+static void order_forward_secret(int *ids)
+{
+    size_t n = 0;
+    while (ids[n] != 0)
+        n++;
+    for (size_t i = 1; i < n; i++) { /* insertion sort: stable, n is small */
+        int v = ids[i];
+        size_t j = i;
+        while (j > 0 && fs_rank(ids[j - 1]) > fs_rank(v)) {
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        ids[j] = v;
+    }
+}
+
+/* Names a key for messages: "EC P-256", "RSA 2048". */
+static void key_name(const mbedtls_pk_context *pk, char *out, size_t cap)
+{
+    if (mbedtls_pk_can_do(pk, MBEDTLS_PK_ECKEY))
+        snprintf(out, cap, "EC %s",
+                 mbedtls_pk_ec(*pk)->grp.id == MBEDTLS_ECP_DP_SECP384R1 ? "P-384" : "P-256");
+    else
+        snprintf(out, cap, "%s %zu", mbedtls_pk_get_name(pk), mbedtls_pk_get_bitlen(pk));
+}
+
+/* 1 when one of our keys can authenticate the suite. */
+static int servable(const hub_tls_ctx_t *ctx, int id)
+{
+    const mbedtls_ssl_ciphersuite_t *cs = mbedtls_ssl_ciphersuite_from_id(id);
+    mbedtls_pk_type_t need = cs ? mbedtls_ssl_get_ciphersuite_sig_pk_alg(cs) : MBEDTLS_PK_NONE;
+    for (size_t i = 0; need != MBEDTLS_PK_NONE && i < ctx->ncerts; i++)
+        if (mbedtls_pk_can_do(&ctx->key[i], need))
+            return 1;
+    return 0;
+}
+
+/* Refuses a list none of our keys can serve (HUB_ECONFIG), naming the keys and the suites;
+ * warns about listed suites no key serves. */
+static int check_servable(const hub_tls_ctx_t *ctx, int user_list)
+{
+    char keys[128] = "", bad[1024] = "", name[32];
+    size_t ok = 0, klen = 0, blen = 0;
+    for (size_t i = 0; i < ctx->ncerts; i++) {
+        key_name(&ctx->key[i], name, sizeof name);
+        klen += (size_t)snprintf(keys + klen, klen < sizeof keys ? sizeof keys - klen : 0, "%s%s",
+                                 i ? ", " : "", name);
+    }
+    for (size_t i = 0; ctx->suites[i] != 0; i++) {
+        if (servable(ctx, ctx->suites[i])) {
+            ok++;
+            continue;
+        }
+        blen += (size_t)snprintf(bad + blen, blen < sizeof bad ? sizeof bad - blen : 0, "%s%s",
+                                 blen ? ", " : "", mbedtls_ssl_get_ciphersuite_name(ctx->suites[i]));
+    }
+    if (ok == 0) {
+        hub_error("tls_ciphers: no listed cipher suite can be served by the server key(s) (%s) "
+                  "of server_key_types: %s; list suites for these keys or add a key type that "
+                  "serves them (rsa-2048 for *_RSA_* suites, ec-p256 for *_ECDSA_* suites)",
+                  keys, bad);
+        return HUB_ECONFIG;
+    }
+    if (user_list && blen > 0)
+        hub_warn("tls_ciphers: no server key (%s) can serve %s: these suites are never "
+                 "negotiated",
+                 keys, bad);
+    return 0;
 }
 
 int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out)
@@ -231,28 +368,28 @@ int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out)
     if (ctx == NULL)
         return HUB_ENOMEM;
     mbedtls_ssl_config_init(&ctx->conf);
-    mbedtls_x509_crt_init(&ctx->chain);
+    for (size_t i = 0; i < HUB_TLS_CTX_MAX_CERTS; i++) {
+        mbedtls_x509_crt_init(&ctx->chain[i]);
+        mbedtls_pk_init(&ctx->key[i]);
+    }
     mbedtls_x509_crt_init(&ctx->ca);
-    mbedtls_pk_init(&ctx->key);
     ctx->auth = o->client_auth;
     ctx->revset = o->revset;
     ctx->tickets = o->tickets;
     int rc = HUB_EINVAL, m;
 
-    if (o->cert_chain_pem == NULL ||
-        (m = mbedtls_x509_crt_parse(&ctx->chain, (const unsigned char *)o->cert_chain_pem,
-                                    strlen(o->cert_chain_pem) + 1)) != 0) {
-        hub_error("tls: the server certificate chain does not parse");
+    if (o->n_more_certs >= HUB_TLS_CTX_MAX_CERTS) {
+        hub_error("tls: at most %d server certificates", HUB_TLS_CTX_MAX_CERTS);
         goto out;
     }
-    if ((rc = load_key(ctx, o)) != 0)
+    if ((rc = load_cert(ctx, 0, o->cert_chain_pem, o->key_pem, o->key)) != 0)
         goto out;
+    for (ctx->ncerts = 1; ctx->ncerts <= o->n_more_certs; ctx->ncerts++) {
+        const struct hub_tls_ctx_cert *c = &o->more_certs[ctx->ncerts - 1];
+        if ((rc = load_cert(ctx, ctx->ncerts, c->cert_chain_pem, c->key_pem, NULL)) != 0)
+            goto out;
+    }
     rc = HUB_EINVAL;
-    if ((m = mbedtls_pk_check_pair(&ctx->chain.pk, &ctx->key)) != 0) {
-        hub_tls_ctx_log(HUB_LOG_ERROR, "server key does not match the certificate: check_pair",
-                        NULL, m);
-        goto out;
-    }
     if (o->client_auth == HUB_TLS_CLIENT_REQUIRED &&
         (o->ca_pem == NULL ||
          (m = mbedtls_x509_crt_parse(&ctx->ca, (const unsigned char *)o->ca_pem,
@@ -261,6 +398,14 @@ int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out)
         goto out;
     }
     if ((rc = parse_ciphers(o->ciphers ? o->ciphers : DEFAULT_CIPHERS, &ctx->suites)) != 0)
+        goto out;
+    if ((rc = check_servable(ctx, o->ciphers != NULL)) != 0) /* named in the listed order */
+        goto out;
+    order_forward_secret(ctx->suites);
+    while (ctx->suites[ctx->nsuites] != 0)
+        ctx->nsuites++;
+    rc = HUB_ENOMEM;
+    if ((ctx->suite_count = calloc(ctx->nsuites, sizeof *ctx->suite_count)) == NULL)
         goto out;
 
     rc = HUB_ECRYPTO;
@@ -278,8 +423,18 @@ int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out)
     mbedtls_ssl_conf_ciphersuites(&ctx->conf, ctx->suites);
     mbedtls_ssl_conf_curves(&ctx->conf, CURVES);
     mbedtls_ssl_conf_renegotiation(&ctx->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
-    if ((m = mbedtls_ssl_conf_own_cert(&ctx->conf, &ctx->chain, &ctx->key)) != 0) {
-        hub_tls_ctx_log(HUB_LOG_ERROR, "mbedtls_ssl_conf_own_cert", NULL, m);
+    for (size_t i = 0; i < ctx->ncerts; i++) {
+        if ((m = mbedtls_ssl_conf_own_cert(&ctx->conf, &ctx->chain[i], &ctx->key[i])) != 0) {
+            hub_tls_ctx_log(HUB_LOG_ERROR, "mbedtls_ssl_conf_own_cert", NULL, m);
+            goto out;
+        }
+    }
+    /* DHE_RSA suites (opt-in): the RFC 7919 2048-bit group. */
+    static const unsigned char dh_p[] = MBEDTLS_DHM_RFC7919_FFDHE2048_P_BIN;
+    static const unsigned char dh_g[] = MBEDTLS_DHM_RFC7919_FFDHE2048_G_BIN;
+    if ((m = mbedtls_ssl_conf_dh_param_bin(&ctx->conf, dh_p, sizeof dh_p, dh_g, sizeof dh_g)) !=
+        0) {
+        hub_tls_ctx_log(HUB_LOG_ERROR, "mbedtls_ssl_conf_dh_param_bin", NULL, m);
         goto out;
     }
     if (o->client_auth == HUB_TLS_CLIENT_REQUIRED) {
@@ -294,7 +449,8 @@ int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out)
     else
         mbedtls_ssl_conf_session_tickets(&ctx->conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
 
-    warm_up_ec(&ctx->key, 1);
+    for (size_t i = 0; i < ctx->ncerts; i++)
+        warm_up_ec(&ctx->key[i], 1);
     for (mbedtls_x509_crt *c = &ctx->ca; c != NULL && c->raw.p != NULL; c = c->next)
         warm_up_ec(&c->pk, 0);
     *out = ctx;
@@ -309,9 +465,12 @@ void hub_tls_ctx_free(hub_tls_ctx_t *ctx)
     if (ctx == NULL)
         return;
     mbedtls_ssl_config_free(&ctx->conf);
-    mbedtls_x509_crt_free(&ctx->chain);
+    for (size_t i = 0; i < HUB_TLS_CTX_MAX_CERTS; i++) {
+        mbedtls_x509_crt_free(&ctx->chain[i]);
+        mbedtls_pk_free(&ctx->key[i]);
+    }
     mbedtls_x509_crt_free(&ctx->ca);
-    mbedtls_pk_free(&ctx->key);
     free(ctx->suites);
+    free(ctx->suite_count);
     free(ctx);
 }

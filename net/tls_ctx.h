@@ -23,13 +23,30 @@ enum hub_tls_client_auth {
     HUB_TLS_CLIENT_REQUIRED, /* mTLS: a valid, unrevoked clientAuth certificate required */
 };
 
+/* Most server certificates one context presents side by side. */
+#define HUB_TLS_CTX_MAX_CERTS 4
+
+/* One more server certificate (chain and key, PEM, NUL-terminated; copied). */
+struct hub_tls_ctx_cert {
+    const char *cert_chain_pem;
+    const char *key_pem;
+};
+
 struct hub_tls_ctx_options {
     const char *cert_chain_pem; /* server certificate, then intermediates (NUL-terminated) */
     const char *key_pem;        /* server private key as PEM, or NULL to use key */
     mbedtls_pk_context *key;    /* or the parsed key (copied; the caller keeps its own) */
+    /* Further certificates presented side by side with the first (an RSA one next to an EC
+     * one): each handshake gets the first whose key the negotiated suite can use. */
+    const struct hub_tls_ctx_cert *more_certs;
+    size_t n_more_certs; /* at most HUB_TLS_CTX_MAX_CERTS - 1 */
     const char *ca_pem;         /* CAs client certificates must chain to (issuing + root) */
     enum hub_tls_client_auth client_auth;
-    const char *ciphers;    /* comma-separated IANA or mbedTLS names; NULL: ECDHE AEAD */
+    /* Comma-separated IANA or mbedTLS names; NULL: ECDHE AEAD. Handed to mbedTLS (which
+     * follows the server's order) forward-secret first: ECDHE, then DHE (RFC 7919 ffdhe2048),
+     * then static RSA, the listed order kept within each group. A list no certificate can
+     * serve is refused (HUB_ECONFIG, logged with the keys and the suites). */
+    const char *ciphers;
     hub_tickets_t *tickets; /* session-ticket keys, borrowed, must outlive the context
                                (shared by contexts and threads); NULL: no tickets */
     hub_revset_t *revset;   /* borrowed, must outlive the context; NULL: no revocation */
@@ -53,6 +70,12 @@ int hub_tls_ctx_revoked(const hub_tls_ctx_t *ctx, const uint8_t *serial, size_t 
 /* Points *p at the serial without its leading zero bytes and returns its length; 0 when it is
  * empty or longer than HUB_REVSET_MAX_SERIAL. */
 size_t hub_tls_ctx_serial(const mbedtls_x509_buf *s, const uint8_t **p);
+/* Counts a completed handshake under its negotiated suite (any thread; atomic). */
+void hub_tls_ctx_count_suite(hub_tls_ctx_t *ctx, int suite_id);
+/* The i-th configured suite (server order): its mbedTLS name and how many handshakes
+ * negotiated it. Returns 0, or HUB_ERANGE past the last suite. */
+int hub_tls_ctx_suite_stats(const hub_tls_ctx_t *ctx, size_t i, const char **name,
+                            uint64_t *handshakes);
 /* Returns 1 if a session ticket was accepted on this thread since the last call (i.e. by the
  * mbedtls_ssl_handshake step that just ran: the session resumed), and clears the flag. */
 int hub_tls_ctx_take_resumed(void);

@@ -187,6 +187,52 @@ static int set_tls_ciphers(struct hub_config *c, const char *v, char *why, size_
     return set_string(&c->tls_ciphers, v, why, n);
 }
 
+/* "ec-p256,rsa-2048": distinct server key types; RSA-4096 is not offered (handshake cost). */
+static int set_server_key_types(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    enum hub_key_type types[HUB_SERVER_KEY_TYPES_MAX] = {HUB_KEY_EC_P256};
+    int count = 0;
+    char name[32];
+    for (const char *p = v;;) {
+        p += strspn(p, " ,");
+        size_t len = strcspn(p, ", ");
+        if (len == 0)
+            break;
+        enum hub_key_type t;
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+        if (len >= sizeof name || hub_key_type_parse(name, &t) != 0 || t == HUB_KEY_RSA_4096) {
+            snprintf(why, n, "unknown server key type \"%.*s\" (expected ec-p256, ec-p384, "
+                     "rsa-2048 or rsa-3072)", (int)(len > 32 ? 32 : len), p);
+            return HUB_EINVAL;
+        }
+        for (int i = 0; i < count; i++) {
+            if (types[i] == t) {
+                snprintf(why, n, "\"%s\" listed twice", name);
+                return HUB_EINVAL;
+            }
+        }
+        types[count++] = t; /* at most 4 distinct types exist: no overflow */
+        p += len;
+    }
+    if (count == 0) {
+        snprintf(why, n, "expected at least one key type (ec-p256, ec-p384, rsa-2048, rsa-3072)");
+        return HUB_EINVAL;
+    }
+    memcpy(c->server_key_types, types, sizeof types);
+    c->n_server_key_types = count;
+    return 0;
+}
+
+int hub_config_server_key_types(const struct hub_config *cfg, enum hub_key_type *types)
+{
+    if (cfg->n_server_key_types == 0) {
+        types[0] = cfg->ca_key_type;
+        return 1;
+    }
+    memcpy(types, cfg->server_key_types, sizeof cfg->server_key_types);
+    return cfg->n_server_key_types;
+}
+
 static int set_workers(struct hub_config *c, const char *v, char *why, size_t n)
 {
     return set_int(&c->workers, v, 0, 256, why, n);
@@ -278,6 +324,7 @@ static const struct {
     {"log_level", set_log_level},
     {"log_format", set_log_format},
     {"metrics_access", set_metrics_access},
+    {"server_key_types", set_server_key_types},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

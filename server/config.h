@@ -13,6 +13,8 @@ struct hub_listen {
     int port;
 };
 
+#define HUB_SERVER_KEY_TYPES_MAX 4 /* ec-p256, ec-p384, rsa-2048, rsa-3072 */
+
 /* Who may read GET /metrics. */
 enum hub_metrics_access { HUB_METRICS_PUBLIC, HUB_METRICS_TOKEN };
 
@@ -48,6 +50,10 @@ struct hub_config {
     enum hub_log_format log_format;
     enum hub_metrics_access metrics_access; /* public (default) or token (auditor+) */
     char *path;            /* the file read, or NULL */
+    /* Server certificates presented side by side (SPEC §2): distinct types, in the order
+     * given; none set: the ca_key_type alone (ec-p256 by default). */
+    enum hub_key_type server_key_types[HUB_SERVER_KEY_TYPES_MAX];
+    int n_server_key_types;
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.
@@ -64,6 +70,9 @@ int hub_listen_parse(const char *s, struct hub_listen *out);
 /* Reads the master passphrase from master_key_file, else IOTHUB_MASTER_KEY. Returns a
  * malloc'ed string the caller wipes and frees, or NULL with the reason in err. */
 char *hub_config_master_key(const struct hub_config *cfg, char *err, size_t errlen);
+/* The server key types to present: server_key_types, or the ca_key_type when unset.
+ * Fills types (HUB_SERVER_KEY_TYPES_MAX entries) and returns how many. */
+int hub_config_server_key_types(const struct hub_config *cfg, enum hub_key_type *types);
 /* Splits cfg->hostname into a NULL-terminated array (one allocation; free() it). */
 char **hub_config_hostnames(const struct hub_config *cfg);
 

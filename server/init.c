@@ -18,6 +18,7 @@
 #include "db/db.h"
 #include "db/migrate.h"
 #include "db/tokens.h"
+#include "server/server_certs.h"
 #include "server/ticketsync.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -38,28 +39,26 @@ void hub_init_authority_settings(const struct hub_config *cfg, struct hub_author
     free(names);
 }
 
-/* Issues the HTTPS/MQTT server certificate unless (and even if, with force) a valid one
- * lasts 30 more days. */
+/* Issues the HTTPS/MQTT server certificate of key type t unless (and even if, with force) a
+ * valid one of that type lasts 30 more days. */
 static int ensure_server_cert(const struct hub_config *cfg, struct hub_authority *a,
-                              PGconn *c, const char *pass, int force, int *created)
+                              PGconn *c, const char *pass, enum hub_key_type t, int force,
+                              int *created)
 {
-    char serial[HUB_SERIAL_HEX];
     hub_buf_t der = HUB_BUF_INIT, sealed = HUB_BUF_INIT, plain = HUB_BUF_INIT;
     struct hub_issued issued = HUB_ISSUED_INIT;
     mbedtls_pk_context key;
     char **names = NULL;
     mbedtls_pk_init(&key);
-    int rc = force ? HUB_ENOTFOUND
-                   : hub_db_certificates_get_server(c, time(NULL) + SERVER_RENEW_DAYS * 24 * 3600,
-                                            serial, &der, &sealed);
-    if (rc != HUB_ENOTFOUND)
+    int rc = force ? 0 : hub_server_certs_have(c, t, time(NULL) + SERVER_RENEW_DAYS * 24 * 3600);
+    if (rc != 0) /* 1: there is one; < 0: an error */
         goto out;
     names = hub_config_hostnames(cfg);
     if (names == NULL) {
         rc = HUB_ENOMEM;
         goto out;
     }
-    rc = hub_key_generate(cfg->ca_key_type, &key);
+    rc = hub_key_generate(t, &key);
     if (rc == 0)
         rc = hub_key_write_der(&key, &plain);
     if (rc == 0)
@@ -78,7 +77,8 @@ static int ensure_server_cert(const struct hub_config *cfg, struct hub_authority
     };
     rc = hub_authority_issue(a, c, &req, &issued);
     if (rc == 0) {
-        hub_info("issued server certificate %s for %s", issued.serial, cfg->hostname);
+        hub_info("issued %s server certificate %s for %s", hub_key_type_name(t), issued.serial,
+                 cfg->hostname);
         (*created)++;
     }
 out:
@@ -88,6 +88,17 @@ out:
     hub_authority_issued_free(&issued);
     hub_buf_free(&sealed);
     hub_buf_free(&plain);
+    return rc < 0 ? rc : 0;
+}
+
+/* ensure_server_cert for every key type of server_key_types (SPEC §2). */
+static int ensure_server_certs(const struct hub_config *cfg, struct hub_authority *a, PGconn *c,
+                               const char *pass, int force, int *created)
+{
+    enum hub_key_type types[HUB_SERVER_KEY_TYPES_MAX];
+    int n = hub_config_server_key_types(cfg, types), rc = 0;
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = ensure_server_cert(cfg, a, c, pass, types[i], force, created);
     return rc;
 }
 
@@ -163,7 +174,7 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
         hub_init_authority_settings(cfg, &a);
     }
     if (rc == 0)
-        rc = ensure_server_cert(cfg, &a, c, pass, 0, &created);
+        rc = ensure_server_certs(cfg, &a, c, pass, 0, &created);
     if (rc == 0)
         rc = ensure_admin_token(c, tmp, &token_written);
     if (rc == 0 && (created > 0 || token_written))
@@ -302,7 +313,7 @@ int hub_init_rotate_issuing(const struct hub_config *cfg)
         hub_init_authority_settings(cfg, &b);
     }
     if (rc == 0)
-        rc = ensure_server_cert(cfg, &b, c, pass, 1, &created);
+        rc = ensure_server_certs(cfg, &b, c, pass, 1, &created);
     if (rc == 0)
         rc = hub_db_audit_insert(c, "iothubd ca rotate", "system", "ca.rotate", NULL, "local", "ok",
                           NULL);

@@ -23,6 +23,7 @@
 #include "server/config.h"
 #include "server/init.h"
 #include "server/mqtt_server.h"
+#include "server/server_certs.h"
 #include "server/ticketsync.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -195,12 +196,22 @@ static int serve(struct hub_config *cfg)
             hub_error("the master passphrase does not open the stored CA keys: check "
                       "master_key_file / IOTHUB_MASTER_KEY");
     }
-    hub_buf_t cert_pem = HUB_BUF_INIT, key_pem = HUB_BUF_INIT;
+    /* One server certificate per server_key_types entry: ids[0] first, the others beside. */
+    struct hub_server_identity ids[HUB_SERVER_KEY_TYPES_MAX];
+    enum hub_key_type types[HUB_SERVER_KEY_TYPES_MAX];
+    struct hub_tls_ctx_cert more[HUB_SERVER_KEY_TYPES_MAX];
+    struct hub_api_cert api_more[HUB_SERVER_KEY_TYPES_MAX];
+    int nids = hub_config_server_key_types(cfg, types);
+    memset(ids, 0, sizeof ids);
     if (rc == 0) {
         hub_init_authority_settings(cfg, &s.authority);
-        rc = hub_authority_server_identity(&s.authority, s.db, pass, &cert_pem, &key_pem);
-        if (rc == HUB_ENOTFOUND)
-            hub_error("no valid server certificate in the database: run `iothubd init`");
+        rc = hub_server_certs_load(&s.authority, s.db, pass, types, nids, ids);
+    }
+    for (int i = 1; rc == 0 && i < nids; i++) {
+        more[i - 1] = (struct hub_tls_ctx_cert){(char *)ids[i].cert_pem.data,
+                                                (char *)ids[i].key_pem.data};
+        api_more[i - 1] = (struct hub_api_cert){(char *)ids[i].cert_pem.data,
+                                                (char *)ids[i].key_pem.data};
     }
     if (rc == 0 && cfg->tls_ticket_lifetime_s > 0)
         rc = hub_ticketsync_start(uv_default_loop(), s.db, pass, cfg->db_url,
@@ -214,8 +225,11 @@ static int serve(struct hub_config *cfg)
         struct hub_api_options o = {
             .host = cfg->api_listen.host,
             .port = cfg->api_listen.port,
-            .cert_pem = (char *)cert_pem.data,
-            .key_pem = (char *)key_pem.data,
+            .cert_pem = (char *)ids[0].cert_pem.data,
+            .key_pem = (char *)ids[0].key_pem.data,
+            .more_certs = api_more,
+            .n_more_certs = (size_t)(nids - 1),
+            .ciphers = cfg->tls_ciphers,
             .authority = &s.authority,
             .pool = s.pool,
             .device_cert_days = cfg->device_cert_days,
@@ -237,10 +251,12 @@ static int serve(struct hub_config *cfg)
         struct hub_mqtt_server_options mo = {
             .loop = s.loop,
             .cfg = cfg,
-            .cert_chain_pem = (char *)cert_pem.data,
-            .key_pem = (char *)key_pem.data,
+            .cert_chain_pem = (char *)ids[0].cert_pem.data,
+            .key_pem = (char *)ids[0].key_pem.data,
             .ca_pem = (char *)ca_pem.data,
             .tickets = s.tickets,
+            .more_certs = more,
+            .n_more_certs = (size_t)(nids - 1),
         };
         struct hub_mqtt_server *m;
         rc = hub_mqtt_server_start(&mo, &m);
@@ -248,8 +264,7 @@ static int serve(struct hub_config *cfg)
             __atomic_store_n(&s.mqtt, m, __ATOMIC_RELEASE);
     }
     hub_buf_free(&ca_pem);
-    hub_buf_free(&cert_pem);
-    hub_buf_free(&key_pem); /* wipes */
+    hub_server_certs_free(ids, nids); /* wipes the keys */
     if (rc != 0)
         goto out;
 

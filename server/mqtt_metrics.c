@@ -207,3 +207,21 @@ int hub_mqtt_metrics_render(const struct hub_mqtt_metrics *s, hub_buf_t *out)
         rc = render_revocation(s, out);
     return rc;
 }
+
+int hub_mqtt_metrics_render_suites(const hub_tls_ctx_t *mtls, const hub_tls_ctx_t *tls,
+                                   hub_buf_t *out)
+{
+    const hub_tls_ctx_t *ctx[] = {mtls, tls};
+    const char *name;
+    uint64_t n;
+    int rc = head(out, "iothub_tls_handshakes_by_suite_total", "counter",
+                  "Successful TLS handshakes on the MQTT listeners by negotiated cipher suite "
+                  "(mbedTLS name; _RSA_ suites used the RSA server certificate).");
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; rc == 0 && hub_tls_ctx_suite_stats(ctx[l], i, &name, &n) == 0; i++)
+            rc = hub_buf_printf(out,
+                                "iothub_tls_handshakes_by_suite_total{listener=\"%s\",suite=\"%s\"}"
+                                " %llu\n",
+                                LISTENER[l], name, (unsigned long long)n);
+    return rc;
+}

@@ -12,6 +12,7 @@
 
 #include "mqtt/broker.h"
 #include "server/revfeed.h"
+#include "net/tls_ctx.h"
 #include "net/tls_listener.h"
 #include "util/buf.h"
 #include "util/close.h"
@@ -37,5 +38,9 @@ struct hub_mqtt_metrics {
 
 /* Appends the snapshot in the Prometheus text format (0.0.4). */
 int hub_mqtt_metrics_render(const struct hub_mqtt_metrics *s, hub_buf_t *out);
+/* Appends iothub_tls_handshakes_by_suite_total for the TLS contexts of the mTLS and the
+ * password listeners (NULL: not listening), one line per configured suite. */
+int hub_mqtt_metrics_render_suites(const hub_tls_ctx_t *mtls, const hub_tls_ctx_t *tls,
+                                   hub_buf_t *out);
 
 #endif

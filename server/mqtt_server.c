@@ -501,7 +501,10 @@ int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out)
     pthread_mutex_lock(&m->metrics_lock);
     s = m->snap;
     pthread_mutex_unlock(&m->metrics_lock);
-    return hub_mqtt_metrics_render(&s, out);
+    int rc = hub_mqtt_metrics_render(&s, out);
+    return rc == 0 ? hub_mqtt_metrics_render_suites(m->listening[HUB_LISTENER_MTLS] ? m->ctx : NULL,
+                                                    m->pw_ctx, out)
+                   : rc;
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -650,6 +653,8 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .ca_pem = o->ca_pem,
         .client_auth = HUB_TLS_CLIENT_REQUIRED,
         .ciphers = cfg->tls_ciphers,
+        .more_certs = o->more_certs,
+        .n_more_certs = o->n_more_certs,
         .revset = m->revset,
         .tickets = o->tickets,
     };

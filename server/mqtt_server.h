@@ -11,6 +11,7 @@
 
 #include "server/config.h"
 #include "net/tickets.h"
+#include "net/tls_ctx.h"
 #include "util/buf.h"
 
 struct hub_mqtt_server;
@@ -23,6 +24,9 @@ struct hub_mqtt_server_options {
     const char *ca_pem;         /* issuing CA + root: client certificates chain to these */
     hub_tickets_t *tickets;     /* session-ticket keys (borrowed, outlive the server); NULL:
                                    no session tickets */
+    const struct hub_tls_ctx_cert *more_certs; /* further server certificates presented side
+                                                  by side (server_key_types; copied) */
+    size_t n_more_certs;
 };
 
 /* Starts listening on cfg->mqtt_mtls_listen (when not off) and the revocation feed.

@@ -77,6 +77,7 @@ PARAMS = {
     "hub_db_certificates_insert#1": [["0123456789ABCDEF", ca, "device", device, NULL, "CN=x", "\\x00",
                               NULL, "1700000000", "1900000000"]],
     "hub_db_certificates_get_server#1": [["1700000000"]],
+    "hub_db_server_certs_list#1": [["1700000000"]],
     "hub_db_certificates_revoke#1": [[serial, "1"]],
     "hub_db_certificates_revoke#2": [[serial]],
     "hub_db_certificates_revoked_list#1": [[ca]],
