@@ -307,58 +307,77 @@ static void order_forward_secret(int *ids)
     }
 }
 
-/* Names a key for messages: "EC P-256", "RSA 2048". */
-static void key_name(const mbedtls_pk_context *pk, char *out, size_t cap)
-{
-    if (mbedtls_pk_can_do(pk, MBEDTLS_PK_ECKEY))
-        snprintf(out, cap, "EC %s",
-                 mbedtls_pk_ec(*pk)->grp.id == MBEDTLS_ECP_DP_SECP384R1 ? "P-384" : "P-256");
-    else
-        snprintf(out, cap, "%s %zu", mbedtls_pk_get_name(pk), mbedtls_pk_get_bitlen(pk));
-}
-
-/* 1 when one of our keys can authenticate the suite. */
-static int servable(const hub_tls_ctx_t *ctx, int id)
+/* 1 when a key of kind `have` (MBEDTLS_PK_ECKEY or MBEDTLS_PK_RSA) can authenticate the
+ * suite `id`. */
+static int servable(int id, mbedtls_pk_type_t have)
 {
     const mbedtls_ssl_ciphersuite_t *cs = mbedtls_ssl_ciphersuite_from_id(id);
-    mbedtls_pk_type_t need = cs ? mbedtls_ssl_get_ciphersuite_sig_pk_alg(cs) : MBEDTLS_PK_NONE;
-    for (size_t i = 0; need != MBEDTLS_PK_NONE && i < ctx->ncerts; i++)
-        if (mbedtls_pk_can_do(&ctx->key[i], need))
-            return 1;
-    return 0;
+    switch (cs ? mbedtls_ssl_get_ciphersuite_sig_pk_alg(cs) : MBEDTLS_PK_NONE) {
+    case MBEDTLS_PK_RSA: return have == MBEDTLS_PK_RSA;
+    case MBEDTLS_PK_ECDSA:
+    case MBEDTLS_PK_ECKEY: return have == MBEDTLS_PK_ECKEY;
+    default: return 0; /* PSK and anonymous suites: we hold no such credentials */
+    }
 }
 
-/* Refuses a list none of our keys can serve (HUB_ECONFIG), naming the keys and the suites;
- * warns about listed suites no key serves. */
-static int check_servable(const hub_tls_ctx_t *ctx, int user_list)
+/* The check of hub_tls_ctx_check_ciphers on a parsed list. */
+static int check_servable(const int *suites, const struct hub_tls_key_kind *keys, size_t nkeys,
+                          int user_list)
 {
-    char keys[128] = "", bad[1024] = "", name[32];
+    char names[160] = "", bad[1024] = "";
     size_t ok = 0, klen = 0, blen = 0;
-    for (size_t i = 0; i < ctx->ncerts; i++) {
-        key_name(&ctx->key[i], name, sizeof name);
-        klen += (size_t)snprintf(keys + klen, klen < sizeof keys ? sizeof keys - klen : 0, "%s%s",
-                                 i ? ", " : "", name);
-    }
-    for (size_t i = 0; ctx->suites[i] != 0; i++) {
-        if (servable(ctx, ctx->suites[i])) {
+    for (size_t i = 0; i < nkeys; i++)
+        klen += (size_t)snprintf(names + klen, klen < sizeof names ? sizeof names - klen : 0,
+                                 "%s%s", i ? ", " : "", keys[i].name);
+    for (size_t i = 0; suites[i] != 0; i++) {
+        int any = 0;
+        for (size_t k = 0; k < nkeys; k++)
+            any |= servable(suites[i], keys[k].kind);
+        if (any) {
             ok++;
             continue;
         }
         blen += (size_t)snprintf(bad + blen, blen < sizeof bad ? sizeof bad - blen : 0, "%s%s",
-                                 blen ? ", " : "", mbedtls_ssl_get_ciphersuite_name(ctx->suites[i]));
+                                 blen ? ", " : "", mbedtls_ssl_get_ciphersuite_name(suites[i]));
     }
     if (ok == 0) {
         hub_error("tls_ciphers: no listed cipher suite can be served by the server key(s) (%s) "
                   "of server_key_types: %s; list suites for these keys or add a key type that "
                   "serves them (rsa-2048 for *_RSA_* suites, ec-p256 for *_ECDSA_* suites)",
-                  keys, bad);
+                  names, bad);
         return HUB_ECONFIG;
     }
     if (user_list && blen > 0)
         hub_warn("tls_ciphers: no server key (%s) can serve %s: these suites are never "
                  "negotiated",
-                 keys, bad);
+                 names, bad);
     return 0;
+}
+
+int hub_tls_ctx_check_ciphers(const char *ciphers, const struct hub_tls_key_kind *keys,
+                              size_t nkeys)
+{
+    int *ids;
+    int rc = parse_ciphers(ciphers ? ciphers : DEFAULT_CIPHERS, &ids);
+    if (rc != 0)
+        return rc;
+    rc = check_servable(ids, keys, nkeys, ciphers != NULL);
+    free(ids);
+    return rc;
+}
+
+/* The kind and name of a loaded server key, for check_servable. */
+static void key_kind(const mbedtls_pk_context *pk, struct hub_tls_key_kind *k)
+{
+    if (mbedtls_pk_can_do(pk, MBEDTLS_PK_ECKEY)) {
+        k->kind = MBEDTLS_PK_ECKEY;
+        snprintf(k->name, sizeof k->name, "EC %s",
+                 mbedtls_pk_ec(*pk)->grp.id == MBEDTLS_ECP_DP_SECP384R1 ? "P-384" : "P-256");
+    } else {
+        k->kind = mbedtls_pk_get_type(pk);
+        snprintf(k->name, sizeof k->name, "%s %zu", mbedtls_pk_get_name(pk),
+                 mbedtls_pk_get_bitlen(pk));
+    }
 }
 
 int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out)
@@ -399,7 +418,11 @@ int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out)
     }
     if ((rc = parse_ciphers(o->ciphers ? o->ciphers : DEFAULT_CIPHERS, &ctx->suites)) != 0)
         goto out;
-    if ((rc = check_servable(ctx, o->ciphers != NULL)) != 0) /* named in the listed order */
+    struct hub_tls_key_kind kinds[HUB_TLS_CTX_MAX_CERTS];
+    for (size_t i = 0; i < ctx->ncerts; i++)
+        key_kind(&ctx->key[i], &kinds[i]);
+    /* Named in the listed order, before reordering. */
+    if ((rc = check_servable(ctx->suites, kinds, ctx->ncerts, o->ciphers != NULL)) != 0)
         goto out;
     order_forward_secret(ctx->suites);
     while (ctx->suites[ctx->nsuites] != 0)

@@ -178,6 +178,8 @@ static int serve(struct hub_config *cfg)
     s.api_mqtt = (struct hub_api_mqtt){api_command, api_connected, api_metrics, &s};
     int missing, rc;
 
+    if (hub_server_certs_check_ciphers(cfg) != 0) /* tls_ciphers vs server_key_types */
+        return 1;
     char *pass = hub_config_master_key(cfg, err, sizeof err);
     if (pass == NULL) {
         hub_error("%s", err);
@@ -188,6 +190,18 @@ static int serve(struct hub_config *cfg)
         hub_error("the database lacks %d migration(s): run `iothubd migrate` (or `iothubd "
                   "init` on a new installation)",
                   missing);
+    enum hub_key_type types[HUB_SERVER_KEY_TYPES_MAX];
+    int nids = hub_config_server_key_types(cfg, types);
+    if (rc == 0) { /* before the slow unsealing: a server_key_types entry init has not issued */
+        struct hub_db_ca issuing;
+        int r = hub_db_cas_get(s.db, "issuing", &issuing);
+        if (r == 0) {
+            hub_db_cas_free(&issuing);
+            rc = hub_server_certs_check_present(s.db, types, nids); /* logs the type */
+        } else if (r != HUB_ENOTFOUND) { /* no CA at all: hub_authority_load says so */
+            rc = r;
+        }
+    }
     if (rc == 0) {
         rc = hub_authority_load(s.db, pass, &s.authority);
         if (rc == HUB_ENOTFOUND)
@@ -198,10 +212,8 @@ static int serve(struct hub_config *cfg)
     }
     /* One server certificate per server_key_types entry: ids[0] first, the others beside. */
     struct hub_server_identity ids[HUB_SERVER_KEY_TYPES_MAX];
-    enum hub_key_type types[HUB_SERVER_KEY_TYPES_MAX];
     struct hub_tls_ctx_cert more[HUB_SERVER_KEY_TYPES_MAX];
     struct hub_api_cert api_more[HUB_SERVER_KEY_TYPES_MAX];
-    int nids = hub_config_server_key_types(cfg, types);
     memset(ids, 0, sizeof ids);
     if (rc == 0) {
         hub_init_authority_settings(cfg, &s.authority);

@@ -1,5 +1,6 @@
 #include "server/server_certs.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <mbedtls/ecp.h>
@@ -7,6 +8,7 @@
 #include "ca/pem.h"
 #include "ca/seal.h"
 #include "db/server_certs.h"
+#include "net/tls_ctx.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
@@ -62,6 +64,28 @@ int hub_server_certs_have(PGconn *c, enum hub_key_type t, time_t min_not_after)
     return found;
 }
 
+static void log_missing(enum hub_key_type t)
+{
+    hub_error("no valid %s server certificate in the database (server_key_types): run "
+              "`iothubd init` to add it",
+              hub_key_type_name(t));
+}
+
+int hub_server_certs_check_present(PGconn *c, const enum hub_key_type *types, int n)
+{
+    struct hub_db_server_cert *rows;
+    size_t nrows;
+    int rc = hub_db_server_certs_list(c, time(NULL), &rows, &nrows);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (find_type(rows, nrows, types[i]) < 0) {
+            log_missing(types[i]);
+            rc = HUB_ENOTFOUND;
+        }
+    }
+    hub_db_server_certs_free(rows, nrows);
+    return rc;
+}
+
 /* Fills one identity from a row: the certificate and the issuing CA, the unsealed key. */
 static int open_identity(struct hub_authority *a, const char *pass,
                          const struct hub_db_server_cert *row, struct hub_server_identity *id)
@@ -112,9 +136,7 @@ int hub_server_certs_load(struct hub_authority *a, PGconn *c, const char *pass,
     for (int i = 0; rc == 0 && i < n; i++) {
         int k = find_type(rows, nrows, types[i]);
         if (k < 0) {
-            hub_error("no valid %s server certificate in the database (server_key_types): run "
-                      "`iothubd init` to add it",
-                      hub_key_type_name(types[i]));
+            log_missing(types[i]);
             rc = HUB_ENOTFOUND;
             break;
         }
@@ -130,4 +152,21 @@ void hub_server_certs_free(struct hub_server_identity *ids, int n)
         hub_buf_free(&ids[i].cert_pem);
         hub_buf_free(&ids[i].key_pem); /* hub_buf_free wipes */
     }
+}
+
+int hub_server_certs_check_ciphers(const struct hub_config *cfg)
+{
+    static const char *const names[] = {
+        [HUB_KEY_EC_P256] = "EC P-256",   [HUB_KEY_EC_P384] = "EC P-384",
+        [HUB_KEY_RSA_2048] = "RSA 2048", [HUB_KEY_RSA_3072] = "RSA 3072",
+        [HUB_KEY_RSA_4096] = "RSA 4096",
+    };
+    enum hub_key_type types[HUB_SERVER_KEY_TYPES_MAX];
+    struct hub_tls_key_kind kinds[HUB_SERVER_KEY_TYPES_MAX];
+    int n = hub_config_server_key_types(cfg, types);
+    for (int i = 0; i < n; i++) {
+        kinds[i].kind = types[i] <= HUB_KEY_EC_P384 ? MBEDTLS_PK_ECKEY : MBEDTLS_PK_RSA;
+        snprintf(kinds[i].name, sizeof kinds[i].name, "%s", names[types[i]]);
+    }
+    return hub_tls_ctx_check_ciphers(cfg->tls_ciphers, kinds, (size_t)n);
 }

@@ -264,6 +264,37 @@ static void test_listen_parse(void)
     CHECK_EQ(hub_listen_parse("[::1:80", &l), HUB_EINVAL);
 }
 
+/* server_key_types: distinct types in order; unset means the ca_key_type alone. */
+static void test_server_key_types(void)
+{
+    struct hub_config cfg;
+    enum hub_key_type t[HUB_SERVER_KEY_TYPES_MAX];
+    char err[256] = "";
+    CHECK_EQ(parse(&cfg, "ca_key_type = rsa-3072\n", err, sizeof err), 0);
+    CHECK_EQ(hub_config_server_key_types(&cfg, t), 1);
+    CHECK_EQ(t[0], HUB_KEY_RSA_3072);
+    hub_config_free(&cfg);
+    CHECK_EQ(parse(&cfg, "server_key_types = ec-p256, rsa-2048\n", err, sizeof err), 0);
+    CHECK_EQ(hub_config_server_key_types(&cfg, t), 2);
+    CHECK_EQ(t[0], HUB_KEY_EC_P256);
+    CHECK_EQ(t[1], HUB_KEY_RSA_2048);
+    hub_config_free(&cfg);
+    static const struct {
+        const char *text, *expect;
+    } bad[] = {
+        {"server_key_types = rsa-4096\n", ":1: bad value for server_key_types: unknown server"},
+        {"server_key_types = ec-p256,ec-p256\n", "\"ec-p256\" listed twice"},
+        {"server_key_types = ,\n", "expected at least one key type"},
+        {"server_key_types = ec-p256x\n", "unknown server key type \"ec-p256x\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        CHECK(parse(&cfg, bad[i].text, err, sizeof err) != 0);
+        CHECK(strstr(err, bad[i].expect) != NULL);
+        hub_config_free(&cfg);
+    }
+}
+
 int main(void)
 {
     RUN(test_defaults);
@@ -274,5 +305,6 @@ int main(void)
     RUN(test_missing_file);
     RUN(test_master_key);
     RUN(test_listen_parse);
+    RUN(test_server_key_types);
     HARNESS_EXIT();
 }
