@@ -40,7 +40,8 @@ struct hub_api {
     char *priorities; /* GnuTLS priority string (api/priorities.h) */
     /* Every server certificate side by side (server_key_types), the trust and the DH group;
      * set on each session in place of MHD's single-certificate credentials, so GnuTLS picks
-     * the certificate the negotiated suite can use. NULL: MHD's own (one certificate). */
+     * the certificate the negotiated suite can use. NULL (one certificate, default suites):
+     * MHD's own. */
     gnutls_certificate_credentials_t creds;
     hub_deadlines_t *deadlines; /* request-header deadlines (slowloris), or NULL */
 };
@@ -225,7 +226,7 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
         return HUB_ENOMEM;
     }
     int rc = hub_api_priorities(o->ciphers, &api->priorities);
-    if (rc == 0 && o->n_more_certs > 0)
+    if (rc == 0 && (o->n_more_certs > 0 || o->ciphers != NULL)) /* several keys, or DHE */
         rc = make_creds(api, o);
     if (rc != 0) {
         hub_api_stop(api);

@@ -52,20 +52,6 @@ struct hub_tls_ctx_options {
     hub_revset_t *revset;   /* borrowed, must outlive the context; NULL: no revocation */
 };
 
-/* A server key as the suite check sees it: MBEDTLS_PK_ECKEY or MBEDTLS_PK_RSA, and a name
- * for messages ("EC P-256", "RSA 2048"). */
-struct hub_tls_key_kind {
-    mbedtls_pk_type_t kind;
-    char name[24];
-};
-
-/* Checks a tls_ciphers list (NULL: the default) against the server keys: HUB_ECONFIG when
- * no listed suite can be served by any of them (logged with the keys and the suites), a
- * warning for listed suites none serves, HUB_EINVAL for a bad name; 0 otherwise.
- * hub_tls_ctx_new runs it on the loaded keys; `serve` runs it before it unseals them. */
-int hub_tls_ctx_check_ciphers(const char *ciphers, const struct hub_tls_key_kind *keys,
-                              size_t nkeys);
-
 /* Builds a server TLS configuration (TLS 1.2 only). The context may be shared by listeners
  * on several loops, must outlive them, and is freed with hub_tls_ctx_free. Tickets are written
  * and opened with o->tickets, bound to the client_auth mode. Returns 0 or

@@ -8,7 +8,7 @@
 #include "ca/pem.h"
 #include "ca/seal.h"
 #include "db/server_certs.h"
-#include "net/tls_ctx.h"
+#include "net/tls_suites.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
@@ -168,5 +168,5 @@ int hub_server_certs_check_ciphers(const struct hub_config *cfg)
         kinds[i].kind = types[i] <= HUB_KEY_EC_P384 ? MBEDTLS_PK_ECKEY : MBEDTLS_PK_RSA;
         snprintf(kinds[i].name, sizeof kinds[i].name, "%s", names[types[i]]);
     }
-    return hub_tls_ctx_check_ciphers(cfg->tls_ciphers, kinds, (size_t)n);
+    return hub_tls_suites_check_list(cfg->tls_ciphers, kinds, (size_t)n);
 }
