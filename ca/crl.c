@@ -155,7 +155,7 @@ int hub_crl_build_by(const mbedtls_x509_crt *issuer, const struct hub_signer *si
     /* ~45 bytes per entry; generous so that 100,000 entries need no retry. */
     rc = hub_der_build(write_tbs, &c, 4096 + n * 64, "TBSCertList", &tbs);
     if (rc == 0)
-        rc = hub_der_sign_wrap_by(signer, &alg, tbs.data, tbs.len, "CRL", out);
+        rc = hub_signer_sign_wrap(signer, &alg, tbs.data, tbs.len, "CRL", out);
     hub_buf_free(&tbs);
     return rc;
 }

@@ -55,7 +55,7 @@ int hub_csrgen_write_der_by(const struct hub_signer *signer, const char *cn, hub
         return rc;
     rc = hub_der_build(write_cri, &c, 2048, "CertificationRequestInfo", &cri);
     if (rc == 0)
-        rc = hub_der_sign_wrap_by(signer, &alg, cri.data, cri.len, "certificate request",
+        rc = hub_signer_sign_wrap(signer, &alg, cri.data, cri.len, "certificate request",
                                   out);
     hub_buf_free(&cri);
     return rc;

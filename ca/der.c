@@ -301,13 +301,6 @@ static int write_signed(unsigned char **p, unsigned char *start, void *arg)
 int hub_der_sign_wrap(mbedtls_pk_context *key, const struct hub_der_sigalg *alg,
                       const uint8_t *tbs, size_t tbs_len, const char *what, hub_buf_t *out)
 {
-    struct hub_signer s = HUB_SIGNER_MEM(key);
-    return hub_der_sign_wrap_by(&s, alg, tbs, tbs_len, what, out);
-}
-
-int hub_der_sign_wrap_by(const struct hub_signer *s, const struct hub_der_sigalg *alg,
-                         const uint8_t *tbs, size_t tbs_len, const char *what, hub_buf_t *out)
-{
     unsigned char hash[MBEDTLS_MD_MAX_SIZE];
     unsigned char sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
     size_t sig_len = 0;
@@ -318,10 +311,18 @@ int hub_der_sign_wrap_by(const struct hub_signer *s, const struct hub_der_sigalg
         hub_der_log_mbedtls(what, "mbedtls_md", ret);
         return HUB_ECRYPTO;
     }
-    int rc = hub_signer_sign(s, alg->md, hash, mbedtls_md_get_size(md), sig, sizeof sig,
-                             &sig_len, what);
-    if (rc != 0)
-        return rc;
+    ret = mbedtls_pk_sign(key, alg->md, hash, mbedtls_md_get_size(md), sig, &sig_len,
+                          hub_rng_cb, NULL);
+    if (ret != 0) {
+        hub_der_log_mbedtls(what, "mbedtls_pk_sign", ret);
+        return HUB_ECRYPTO;
+    }
+    return hub_der_wrap_signed(alg, tbs, tbs_len, sig, sig_len, what, out);
+}
+
+int hub_der_wrap_signed(const struct hub_der_sigalg *alg, const uint8_t *tbs, size_t tbs_len,
+                        const uint8_t *sig, size_t sig_len, const char *what, hub_buf_t *out)
+{
     struct wrap_ctx w = {alg, tbs, tbs_len, sig, sig_len};
     return hub_der_build(write_signed, &w, tbs_len + sig_len + 64, what, out);
 }

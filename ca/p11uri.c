@@ -21,12 +21,24 @@ static int hexval(char c)
     return -1;
 }
 
+/* Whether c may appear unencoded in a value: pk11-pchar (path) or pk11-qchar (query). */
+static int plain_char(int c, int query)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    if (c != 0 && strchr("-._~:[]@!$'()*+,=", c) != NULL)
+        return 1;
+    return c != 0 && strchr(query ? "/?|" : "&", c) != NULL;
+}
+
 /* Percent-decodes [v, v+len) into out (cap bytes). Returns the length or -1. */
-static int pct_decode(const char *v, size_t len, uint8_t *out, size_t cap)
+static int pct_decode(const char *v, size_t len, uint8_t *out, size_t cap, int query)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)v[i];
+        if (c != '%' && !plain_char(c, query))
+            return -1;
         if (c == '%') {
             int hi = i + 2 < len ? hexval(v[i + 1]) : -1;
             int lo = i + 2 < len ? hexval(v[i + 2]) : -1;
@@ -43,9 +55,9 @@ static int pct_decode(const char *v, size_t len, uint8_t *out, size_t cap)
 }
 
 /* Decodes a text value into a NUL-terminated string of size cap (no NUL inside). */
-static int text_value(const char *v, size_t len, char *out, size_t cap)
+static int text_value(const char *v, size_t len, char *out, size_t cap, int query)
 {
-    int n = pct_decode(v, len, (uint8_t *)out, cap - 1);
+    int n = pct_decode(v, len, (uint8_t *)out, cap - 1, query);
     if (n < 0 || memchr(out, 0, (size_t)n) != NULL)
         return -1;
     out[n] = 0;
@@ -79,15 +91,16 @@ static int set_attr(struct hub_p11_uri *u, int query, const char *name, size_t n
             snprintf(err, errlen, "attribute %s is given twice", texts[i].name);
             return HUB_EINVAL;
         }
-        if (text_value(v, vlen, texts[i].dst, texts[i].cap) != 0 || texts[i].dst[0] == 0) {
-            snprintf(err, errlen, "attribute %s: empty, too long (at most %zu bytes) or badly "
-                     "percent-encoded", texts[i].name, texts[i].cap - 1);
+        if (text_value(v, vlen, texts[i].dst, texts[i].cap, query) != 0 ||
+            texts[i].dst[0] == 0) {
+            snprintf(err, errlen, "attribute %s: empty, too long (at most %zu bytes), or a "
+                     "character to percent-encode", texts[i].name, texts[i].cap - 1);
             return HUB_EINVAL;
         }
         return 0;
     }
     if (!query && nlen == 2 && memcmp(name, "id", 2) == 0) {
-        int n = u->id_len ? -1 : pct_decode(v, vlen, u->id, sizeof u->id);
+        int n = u->id_len ? -1 : pct_decode(v, vlen, u->id, sizeof u->id, 0);
         if (n <= 0) {
             snprintf(err, errlen, "attribute id: given twice, empty, over %zu bytes or badly "
                      "percent-encoded", sizeof u->id);

@@ -31,6 +31,27 @@ int hub_signer_sign(const struct hub_signer *s, mbedtls_md_type_t md, const uint
     return 0;
 }
 
+int hub_signer_sign_wrap(const struct hub_signer *s, const struct hub_der_sigalg *alg,
+                         const uint8_t *tbs, size_t tbs_len, const char *what, hub_buf_t *out)
+{
+    unsigned char hash[MBEDTLS_MD_MAX_SIZE];
+    unsigned char sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+    size_t sig_len = 0;
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(alg->md);
+
+    int ret = mbedtls_md(md, tbs, tbs_len, hash);
+    if (ret != 0) {
+        hub_der_log_mbedtls(what, "mbedtls_md", ret);
+        return HUB_ECRYPTO;
+    }
+    int rc = hub_signer_sign(s, alg->md, hash, mbedtls_md_get_size(md), sig, sizeof sig,
+                             &sig_len, what);
+    hub_wipe(hash, sizeof hash);
+    if (rc != 0)
+        return rc;
+    return hub_der_wrap_signed(alg, tbs, tbs_len, sig, sig_len, what, out);
+}
+
 int hub_signer_store_is_token(const char *key_store)
 {
     return key_store != NULL && strncmp(key_store, "pkcs11:", 7) == 0;

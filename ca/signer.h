@@ -10,7 +10,9 @@
 #include <mbedtls/md.h>
 #include <mbedtls/pk.h>
 
+#include "ca/der.h"
 #include "ca/pkcs11.h"
+#include "util/buf.h"
 
 struct hub_signer {
     mbedtls_pk_context *pk;    /* the private key; with token, only its public key */
@@ -26,6 +28,11 @@ struct hub_signer {
 int hub_signer_sign(const struct hub_signer *s, mbedtls_md_type_t md, const uint8_t *hash,
                     size_t hash_len, uint8_t *sig, size_t sig_size, size_t *sig_len,
                     const char *what);
+
+/* Hashes tbs (per alg), signs it with s and appends SEQUENCE { tbs, alg, BIT STRING sig }
+ * to out: a certificate, CRL or CSR. Returns 0 or a HUB_E* code. */
+int hub_signer_sign_wrap(const struct hub_signer *s, const struct hub_der_sigalg *alg,
+                         const uint8_t *tbs, size_t tbs_len, const char *what, hub_buf_t *out);
 
 /* Makes a new CA key of type t for key_store: NULL or "sealed" generates it in memory into
  * pk; a "pkcs11:" URI opens the token key it names, generating the pair in the token when
