@@ -301,13 +301,27 @@ void hub_authority_free(struct hub_authority *a)
 int hub_authority_rotate(struct hub_authority *a, PGconn *c, const char *pass,
                          enum hub_key_type t, int *generation)
 {
-    char cn[64];
+    return hub_authority_rotate_store(a, c, pass, t, NULL, generation);
+}
+
+int hub_authority_rotate_store(struct hub_authority *a, PGconn *c, const char *pass,
+                               enum hub_key_type t, const char *key_store, int *generation)
+{
+    char cn[64], uri[HUB_P11_URI_MAX];
+    if (hub_signer_store_is_token(key_store) && a->token[HUB_CA_ISSUING] != NULL &&
+        hub_p11_uri_redact(key_store, uri, sizeof uri) == 0 &&
+        strcmp(uri, hub_p11_key_uri(a->token[HUB_CA_ISSUING])) == 0) {
+        hub_error("ca_key_store %s names the key of the active issuing CA: name a new object "
+                  "(object=/id=) for its successor",
+                  uri);
+        return HUB_EEXIST;
+    }
     int rc = hub_db_cas_retire_issuing(c, generation);
     if (rc != 0)
         return rc;
     snprintf(cn, sizeof cn, "%s G%d", role_subjects[HUB_CA_ISSUING], *generation);
     struct hub_signer root = hub_authority_signer(a, HUB_CA_ROOT);
-    return create_ca(c, pass, t, HUB_CA_ISSUING, cn, &a->cert[HUB_CA_ROOT], &root, NULL);
+    return create_ca(c, pass, t, HUB_CA_ISSUING, cn, &a->cert[HUB_CA_ROOT], &root, key_store);
 }
 
 int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_issue *req,

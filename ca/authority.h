@@ -109,6 +109,10 @@ int hub_authority_publish_crl_of(struct hub_authority *a, PGconn *c, int ca_id);
  * unchanged: load it again to use the new CA. */
 int hub_authority_rotate(struct hub_authority *a, PGconn *c, const char *pass,
                          enum hub_key_type t, int *generation);
+/* Same, the successor's key kept where key_store says (see hub_authority_bootstrap_store):
+ * a token URI must name another object than the active CA's key (HUB_EEXIST otherwise). */
+int hub_authority_rotate_store(struct hub_authority *a, PGconn *c, const char *pass,
+                               enum hub_key_type t, const char *key_store, int *generation);
 /* cas.id of the active or retired CA (or the root) whose serial is the upper-case hex
  * serial, or 0. */
 int hub_authority_ca_by_serial(const struct hub_authority *a, const char *serial);

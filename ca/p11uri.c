@@ -65,8 +65,8 @@ static int text_value(const char *v, size_t len, char *out, size_t cap, int quer
 }
 
 /* Sets one attribute name=value (value still encoded). */
-static int set_attr(struct hub_p11_uri *u, int query, const char *name, size_t nlen,
-                    const char *v, size_t vlen, char *err, size_t errlen)
+static int set_attr(struct hub_p11_uri *u, int query, const char *name, size_t nlen, const char *v,
+                    size_t vlen, char *err, size_t errlen)
 {
     struct {
         int query;
@@ -91,10 +91,11 @@ static int set_attr(struct hub_p11_uri *u, int query, const char *name, size_t n
             snprintf(err, errlen, "attribute %s is given twice", texts[i].name);
             return HUB_EINVAL;
         }
-        if (text_value(v, vlen, texts[i].dst, texts[i].cap, query) != 0 ||
-            texts[i].dst[0] == 0) {
-            snprintf(err, errlen, "attribute %s: empty, too long (at most %zu bytes), or a "
-                     "character to percent-encode", texts[i].name, texts[i].cap - 1);
+        if (text_value(v, vlen, texts[i].dst, texts[i].cap, query) != 0 || texts[i].dst[0] == 0) {
+            snprintf(err, errlen,
+                     "attribute %s: empty, too long (at most %zu bytes), or a "
+                     "character to percent-encode",
+                     texts[i].name, texts[i].cap - 1);
             return HUB_EINVAL;
         }
         return 0;
@@ -102,8 +103,10 @@ static int set_attr(struct hub_p11_uri *u, int query, const char *name, size_t n
     if (!query && nlen == 2 && memcmp(name, "id", 2) == 0) {
         int n = u->id_len ? -1 : pct_decode(v, vlen, u->id, sizeof u->id, 0);
         if (n <= 0) {
-            snprintf(err, errlen, "attribute id: given twice, empty, over %zu bytes or badly "
-                     "percent-encoded", sizeof u->id);
+            snprintf(err, errlen,
+                     "attribute id: given twice, empty, over %zu bytes or badly "
+                     "percent-encoded",
+                     sizeof u->id);
             return HUB_EINVAL;
         }
         u->id_len = (size_t)n;
@@ -116,7 +119,8 @@ static int set_attr(struct hub_p11_uri *u, int query, const char *name, size_t n
                  (int)(vlen > 32 ? 32 : vlen), v);
         return HUB_EINVAL;
     }
-    snprintf(err, errlen, "%s attribute \"%.*s\" is not supported (path: token, manufacturer, "
+    snprintf(err, errlen,
+             "%s attribute \"%.*s\" is not supported (path: token, manufacturer, "
              "serial, model, object, id, type; query: module-path, pin-source, pin-value)",
              query ? "query" : "path", (int)(nlen > 32 ? 32 : nlen), name);
     return HUB_EINVAL;

@@ -26,15 +26,15 @@
 
 struct hub_p11_key {
     pthread_mutex_t lock;
-    struct hub_p11_uri u;     /* pin_value wiped: the PIN is in pin */
+    struct hub_p11_uri u;      /* pin_value wiped: the PIN is in pin */
     char uri[HUB_P11_URI_MAX]; /* redacted: for messages */
     char pin[128];
     size_t pin_len;
     CK_SLOT_ID slot;
     CK_SESSION_HANDLE session; /* CK_INVALID_HANDLE when closed */
     CK_OBJECT_HANDLE obj;
-    CK_KEY_TYPE type;          /* CKK_EC or CKK_RSA */
-    size_t ec_len;             /* EC: bytes of r (and of s) */
+    CK_KEY_TYPE type; /* CKK_EC or CKK_RSA */
+    size_t ec_len;    /* EC: bytes of r (and of s) */
 };
 
 static pthread_mutex_t mod_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -99,12 +99,16 @@ int hub_p11_configure(const char *store_uri, const char *module, const char *pin
     pthread_mutex_lock(&mod_lock);
     hub_wipe(&defaults, sizeof defaults);
     snprintf(defaults.module_path, sizeof defaults.module_path, "%s",
-             u.module_path[0] ? u.module_path : module ? module : "");
+             u.module_path[0] ? u.module_path
+             : module         ? module
+                              : "");
     if (u.pin_value[0])
         memcpy(defaults.pin_value, u.pin_value, sizeof u.pin_value);
     else
         snprintf(defaults.pin_source, sizeof defaults.pin_source, "%s",
-                 u.pin_source[0] ? u.pin_source : pin_file ? pin_file : "");
+                 u.pin_source[0] ? u.pin_source
+                 : pin_file      ? pin_file
+                                 : "");
     pthread_mutex_unlock(&mod_lock);
     hub_wipe(&u, sizeof u);
     return 0;
@@ -117,8 +121,8 @@ static int load_module(const char *path, const char *uri)
     pthread_mutex_lock(&mod_lock);
     if (p11 != NULL) {
         if (strcmp(path, mod_path) != 0) {
-            hub_error("CA key %s: module %s requested, but this process already uses %s",
-                      uri, path, mod_path);
+            hub_error("CA key %s: module %s requested, but this process already uses %s", uri, path,
+                      mod_path);
             rc = HUB_ECONFIG;
         }
         goto out;
@@ -261,8 +265,8 @@ static CK_RV find_objects(struct hub_p11_key *k, CK_OBJECT_CLASS cls, CK_OBJECT_
 /* Opens a session on the slot, logs in and finds the private key. */
 static int open_session(struct hub_p11_key *k)
 {
-    CK_RV rv = p11->C_OpenSession(k->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-                                  &k->session);
+    CK_RV rv =
+        p11->C_OpenSession(k->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &k->session);
     if (rv != CKR_OK) {
         k->session = CK_INVALID_HANDLE;
         log_rv(k->uri, "C_OpenSession", rv);
@@ -271,8 +275,8 @@ static int open_session(struct hub_p11_key *k)
     if (k->pin_len > 0) {
         rv = p11->C_Login(k->session, CKU_USER, (CK_UTF8CHAR *)k->pin, k->pin_len);
         if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_LOCKED) {
-            hub_error("CA key %s: the token refused the PIN (%s): check pkcs11_pin_file",
-                      k->uri, rv_name(rv));
+            hub_error("CA key %s: the token refused the PIN (%s): check pkcs11_pin_file", k->uri,
+                      rv_name(rv));
             return HUB_ECONFIG;
         }
         if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
@@ -289,7 +293,8 @@ static int open_session(struct hub_p11_key *k)
     if (count == 0) {
         if (k->pin_len == 0)
             hub_error("CA key %s: no private key object in the token (and no PIN given: set "
-                      "pkcs11_pin_file)", k->uri);
+                      "pkcs11_pin_file)",
+                      k->uri);
         return HUB_ENOTFOUND;
     }
     if (count > 1) {
@@ -354,13 +359,13 @@ static int read_public(struct hub_p11_key *k, mbedtls_pk_context *pub)
         if (ret == 0)
             ret = mbedtls_ecp_group_load(&mbedtls_pk_ec(*pub)->grp, gid);
         if (ret == 0)
-            ret = mbedtls_ecp_point_read_binary(&mbedtls_pk_ec(*pub)->grp,
-                                                &mbedtls_pk_ec(*pub)->Q, pt, len);
+            ret = mbedtls_ecp_point_read_binary(&mbedtls_pk_ec(*pub)->grp, &mbedtls_pk_ec(*pub)->Q,
+                                                pt, len);
     } else {
         ret = mbedtls_pk_setup(pub, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA));
         if (ret == 0)
-            ret = mbedtls_rsa_import_raw(mbedtls_pk_rsa(*pub), v1, a[0].ulValueLen, NULL, 0,
-                                         NULL, 0, NULL, 0, v2, a[1].ulValueLen);
+            ret = mbedtls_rsa_import_raw(mbedtls_pk_rsa(*pub), v1, a[0].ulValueLen, NULL, 0, NULL,
+                                         0, NULL, 0, v2, a[1].ulValueLen);
         if (ret == 0)
             ret = mbedtls_rsa_complete(mbedtls_pk_rsa(*pub));
     }
@@ -437,8 +442,8 @@ static int recoverable(CK_RV rv)
            rv == CKR_TOKEN_NOT_PRESENT;
 }
 
-int hub_p11_sign(struct hub_p11_key *k, mbedtls_md_type_t md, const uint8_t *hash,
-                 size_t hash_len, uint8_t *sig, size_t sig_size, size_t *sig_len)
+int hub_p11_sign(struct hub_p11_key *k, mbedtls_md_type_t md, const uint8_t *hash, size_t hash_len,
+                 uint8_t *sig, size_t sig_size, size_t *sig_len)
 {
     uint8_t data[64 + sizeof di_sha512], raw[ATTR_MAX];
     size_t len = 0;
@@ -474,9 +479,9 @@ int hub_p11_sign(struct hub_p11_key *k, mbedtls_md_type_t md, const uint8_t *has
     }
     pthread_mutex_unlock(&k->lock);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    hub_histogram_atomic_observe(&st_latency, &hub_p11_latency_bounds,
-                                 (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
-                                            (t1.tv_nsec - t0.tv_nsec) / 1000));
+    hub_histogram_atomic_observe(
+        &st_latency, &hub_p11_latency_bounds,
+        (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
     int rc = 0;
     if (rv != CKR_OK) {
         log_rv(k->uri, "C_Sign", rv);
@@ -593,8 +598,8 @@ int hub_p11_key_generate(const char *uri, enum hub_key_type t, mbedtls_pk_contex
     size_t oid_len = t == HUB_KEY_EC_P256 ? sizeof oid_p256 : sizeof oid_p384;
     CK_ATTRIBUTE pubt[6] = {{CKA_TOKEN, &yes, sizeof yes}, {CKA_VERIFY, &yes, sizeof yes}};
     CK_ATTRIBUTE privt[8] = {
-        {CKA_TOKEN, &yes, sizeof yes},      {CKA_PRIVATE, &yes, sizeof yes},
-        {CKA_SENSITIVE, &yes, sizeof yes},  {CKA_EXTRACTABLE, &no, sizeof no},
+        {CKA_TOKEN, &yes, sizeof yes},     {CKA_PRIVATE, &yes, sizeof yes},
+        {CKA_SENSITIVE, &yes, sizeof yes}, {CKA_EXTRACTABLE, &no, sizeof no},
         {CKA_SIGN, &yes, sizeof yes},
     };
     CK_ULONG np = 2, nv = 5;

@@ -41,8 +41,8 @@ int hub_p11_key_generate(const char *uri, enum hub_key_type t, mbedtls_pk_contex
 /* Signs hash (of md) with the token key: sig receives what mbedtls_pk_sign would write
  * (an ECDSA-Sig-Value in DER with minimal integers, or a PKCS#1 v1.5 signature). Thread
  * safe. Returns 0, HUB_ERANGE (sig too small) or HUB_ECRYPTO (logged). */
-int hub_p11_sign(struct hub_p11_key *k, mbedtls_md_type_t md, const uint8_t *hash,
-                 size_t hash_len, uint8_t *sig, size_t sig_size, size_t *sig_len);
+int hub_p11_sign(struct hub_p11_key *k, mbedtls_md_type_t md, const uint8_t *hash, size_t hash_len,
+                 uint8_t *sig, size_t sig_size, size_t *sig_len);
 /* The URI the key was opened with, without its PIN. */
 const char *hub_p11_key_uri(const struct hub_p11_key *k);
 /* Closes the key's session and wipes its PIN; NULL is a no-op. */

@@ -15,8 +15,7 @@ int hub_signer_sign(const struct hub_signer *s, mbedtls_md_type_t md, const uint
     if (s->token != NULL) {
         int rc = hub_p11_sign(s->token, md, hash, hash_len, sig, sig_size, sig_len);
         if (rc != 0)
-            hub_error("%s: signing with the CA key %s failed", what,
-                      hub_p11_key_uri(s->token));
+            hub_error("%s: signing with the CA key %s failed", what, hub_p11_key_uri(s->token));
         return rc;
     }
     if (sig_size < MBEDTLS_PK_SIGNATURE_MAX_SIZE)
@@ -44,8 +43,8 @@ int hub_signer_sign_wrap(const struct hub_signer *s, const struct hub_der_sigalg
         hub_der_log_mbedtls(what, "mbedtls_md", ret);
         return HUB_ECRYPTO;
     }
-    int rc = hub_signer_sign(s, alg->md, hash, mbedtls_md_get_size(md), sig, sizeof sig,
-                             &sig_len, what);
+    int rc =
+        hub_signer_sign(s, alg->md, hash, mbedtls_md_get_size(md), sig, sizeof sig, &sig_len, what);
     hub_wipe(hash, sizeof hash);
     if (rc != 0)
         return rc;

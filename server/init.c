@@ -308,7 +308,8 @@ int hub_init_rotate_issuing(const struct hub_config *cfg)
     if (rc == 0)
         rc = hub_authority_load(c, pass, &a);
     if (rc == 0)
-        rc = hub_authority_rotate(&a, c, pass, cfg->ca_key_type, &generation);
+        rc = hub_authority_rotate_store(&a, c, pass, cfg->ca_key_type, cfg->ca_key_store,
+                                        &generation);
     /* The server certificate must chain to the new issuing CA that serve will present. */
     if (rc == 0) {
         rc = hub_authority_load(c, pass, &b);

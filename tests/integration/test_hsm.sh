@@ -139,4 +139,21 @@ timeout 20 "$IOTHUBD" -c maker.conf serve >gone.out 2>&1
 [ $? = 1 ] && grep -q 'the issuing CA key pkcs11:token=hub;object=maker-ca?module-path=.* is not in the token' gone.out
 expect "serve after the object was deleted stops: \"the issuing CA key ... is not in the token\"" $?
 
+# ---- rotation into a new token object ------------------------------------------------------
+"$IOTHUBD" -c iothub.conf ca rotate >same.out 2>&1
+[ $? = 1 ] && grep -q 'names the key of the active issuing CA: name a new object' same.out
+expect "ca rotate with the active CA's own URI is refused" $?
+STORE2='pkcs11:token=hub;object=issuing-ca-g2'
+write_conf rot.conf "$URL" "ca_key_store = $STORE2" "pkcs11_module = $MODULE" "pkcs11_pin_file = $T/pin.txt"
+"$IOTHUBD" -c rot.conf ca rotate >rot.out 2>&1 &&
+    [ "$(sql "$URL" "SELECT key_uri FROM cas WHERE role = 'issuing' AND active")" = "$STORE2" ] &&
+    [ "$(sql "$URL" "SELECT key_uri FROM cas WHERE role = 'issuing' AND NOT active")" = "$STORE" ] &&
+    [ "$(sql "$URL" "SELECT count(*) FROM cas WHERE key_sealed IS NOT NULL")" = 1 ]
+expect "ca rotate with a new object: the successor's key is generated in the token too" $?
+"$IOTHUBD" -c rot.conf ca chain >rot-chain.pem 2>/dev/null
+awk '/BEGIN/ {n++} n == 1 {print > "rot-issuing.pem"} n == 2 {print > "rot-root.pem"}' rot-chain.pem
+openssl verify -x509_strict -CAfile root.pem rot-issuing.pem >/dev/null 2>&1 &&
+    openssl x509 -in rot-issuing.pem -noout -subject | grep -q 'Issuing CA G2'
+expect "the G2 issuing CA verifies under the same root" $?
+
 finish

@@ -35,15 +35,15 @@ static void test_parse_refusals(void)
     const char *bad[] = {
         "",
         "pkcs12:token=a;object=b",
-        "pkcs11:token=a",                       /* no object, no id */
-        "pkcs11:token=a;object=b;slot-id=3",    /* unsupported */
+        "pkcs11:token=a",                    /* no object, no id */
+        "pkcs11:token=a;object=b;slot-id=3", /* unsupported */
         "pkcs11:token=a;object=b?module-name=softhsm2",
         "pkcs11:token=a;object=b;type=cert",
-        "pkcs11:token=a;object=b;object=c",     /* duplicate */
-        "pkcs11:token=a;object=b%2",            /* truncated escape */
+        "pkcs11:token=a;object=b;object=c", /* duplicate */
+        "pkcs11:token=a;object=b%2",        /* truncated escape */
         "pkcs11:token=a;object=b%zz",
-        "pkcs11:token=a;object=b%00c",          /* NUL in a text value */
-        "pkcs11:token=a;object",                /* no value */
+        "pkcs11:token=a;object=b%00c",                             /* NUL in a text value */
+        "pkcs11:token=a;object",                                   /* no value */
         "pkcs11:token=123456789012345678901234567890123;object=b", /* label over 32 bytes */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -62,11 +62,13 @@ static void test_redact(void)
     char out[HUB_P11_URI_MAX];
     CHECK_EQ(hub_p11_uri_redact("pkcs11:token=a;object=b?pin-value=1234", out, sizeof out), 0);
     CHECK_STR(out, "pkcs11:token=a;object=b");
-    CHECK_EQ(hub_p11_uri_redact("pkcs11:token=a;object=b?pin-value=1234&module-path=/m.so",
-                                out, sizeof out), 0);
+    CHECK_EQ(hub_p11_uri_redact("pkcs11:token=a;object=b?pin-value=1234&module-path=/m.so", out,
+                                sizeof out),
+             0);
     CHECK_STR(out, "pkcs11:token=a;object=b?module-path=/m.so");
-    CHECK_EQ(hub_p11_uri_redact("pkcs11:object=b?module-path=/m.so&pin-value=1&pin-source=/p",
-                                out, sizeof out), 0);
+    CHECK_EQ(hub_p11_uri_redact("pkcs11:object=b?module-path=/m.so&pin-value=1&pin-source=/p", out,
+                                sizeof out),
+             0);
     CHECK_STR(out, "pkcs11:object=b?module-path=/m.so&pin-source=/p");
     CHECK_EQ(hub_p11_uri_redact("pkcs11:token=a;object=b", out, 10), HUB_ERANGE);
 }
