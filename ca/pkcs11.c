@@ -7,11 +7,13 @@
 #include "ca/pkcs11.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <mbedtls/ecp.h>
@@ -224,9 +226,13 @@ static int read_pin(struct hub_p11_key *k, const struct hub_p11_uri *d)
     const char *path = strncmp(source, "file:", 5) == 0 ? source + 5 : source;
     FILE *f = fopen(path, "re");
     if (f == NULL) {
-        hub_error("CA key %s: cannot read the PIN file %s", k->uri, path);
+        hub_error("CA key %s: cannot read the PIN file %s: %s", k->uri, path, strerror(errno));
         return HUB_ECONFIG;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+        hub_warn("PIN file %s is readable by group or others (mode %04o): chmod 600 it", path,
+                 (unsigned)(st.st_mode & 07777));
     size_t n = fread(k->pin, 1, sizeof k->pin - 1, f);
     fclose(f);
     while (n > 0 && (k->pin[n - 1] == '\n' || k->pin[n - 1] == '\r'))
