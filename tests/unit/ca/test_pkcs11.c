@@ -1,6 +1,7 @@
 /* Unit tests for ca/pkcs11 against SoftHSM2 (skipped when it is not installed): key
  * generation in a private token, ECDSA signatures converted from r||s to DER that mbedTLS
- * verifies (hundreds, so that r or s with a high bit or a leading zero byte occur), the
+ * verifies (hundreds, so that r or s with a high bit or a leading zero byte occur), RSA
+ * PKCS#1 v1.5 signatures over a DigestInfo (SHA-256, SHA-384), the
  * refusals of a wrong PIN and a missing object, and the new session after the token closed
  * ours (C_CloseAllSessions through the same module). */
 #include <dlfcn.h>
@@ -97,6 +98,29 @@ static void test_generate_sign_reopen(void)
     mbedtls_pk_free(&pub2);
 }
 
+static void test_rsa(void)
+{
+    mbedtls_pk_context pub;
+    struct hub_p11_key *k = NULL;
+    uint8_t hash[48], sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+    size_t len = 0;
+    mbedtls_pk_init(&pub);
+    CHECK_EQ(hub_p11_key_generate("pkcs11:token=unit;object=rsa?pin-value=1111", HUB_KEY_RSA_2048,
+                                  &pub, &k),
+             0);
+    CHECK_EQ(mbedtls_pk_get_type(&pub), MBEDTLS_PK_RSA);
+    CHECK_EQ(mbedtls_pk_get_bitlen(&pub), 2048);
+    CHECK_EQ(hub_random(hash, sizeof hash), 0);
+    CHECK_EQ(hub_p11_sign(k, MBEDTLS_MD_SHA256, hash, 32, sig, sizeof sig, &len), 0);
+    CHECK_EQ(len, 256);
+    CHECK_EQ(mbedtls_pk_verify(&pub, MBEDTLS_MD_SHA256, hash, 32, sig, len), 0);
+    CHECK_EQ(hub_p11_sign(k, MBEDTLS_MD_SHA384, hash, 48, sig, sizeof sig, &len), 0);
+    CHECK_EQ(mbedtls_pk_verify(&pub, MBEDTLS_MD_SHA384, hash, 48, sig, len), 0);
+    CHECK_EQ(hub_p11_sign(k, MBEDTLS_MD_SHA256, hash, 48, sig, sizeof sig, &len), HUB_EINVAL);
+    hub_p11_key_free(k);
+    mbedtls_pk_free(&pub);
+}
+
 static void test_refusals(void)
 {
     mbedtls_pk_context pub;
@@ -122,6 +146,7 @@ int main(void)
     }
     CHECK_EQ(hub_p11_configure(NULL, MODULE, NULL), 0);
     RUN(test_generate_sign_reopen);
+    RUN(test_rsa);
     RUN(test_refusals);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
