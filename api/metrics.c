@@ -2,6 +2,7 @@
 
 #include <stdatomic.h>
 
+#include "ca/pkcs11.h"
 #include "db/db.h"
 
 static _Atomic unsigned long long http_by_class[6];
@@ -66,6 +67,33 @@ static int render_db(hub_buf_t *out, hub_db_pool_t *pool)
     return rc;
 }
 
+/* Signatures by CA keys in a PKCS#11 token (ca_key_store = pkcs11:...). */
+static int render_token(hub_buf_t *out)
+{
+    struct hub_p11_stats st;
+    hub_p11_stats(&st);
+    int rc = hub_buf_printf(
+        out,
+        "# HELP iothub_ca_token_signatures_total Signatures asked of a CA key in a PKCS#11 "
+        "token (certificates, CRLs), by result.\n"
+        "# TYPE iothub_ca_token_signatures_total counter\n"
+        "iothub_ca_token_signatures_total{result=\"ok\"} %llu\n"
+        "iothub_ca_token_signatures_total{result=\"failed\"} %llu\n"
+        "# HELP iothub_ca_token_sessions_reopened_total Token sessions reopened after the token "
+        "forgot the session or the login.\n"
+        "# TYPE iothub_ca_token_sessions_reopened_total counter\n"
+        "iothub_ca_token_sessions_reopened_total %llu\n"
+        "# HELP iothub_ca_token_sign_duration_seconds Time of each C_Sign through the token, "
+        "waiting for its session included.\n"
+        "# TYPE iothub_ca_token_sign_duration_seconds histogram\n",
+        (unsigned long long)st.signed_ok, (unsigned long long)st.failed,
+        (unsigned long long)st.reopened);
+    if (rc == 0)
+        rc = hub_histogram_render(out, "iothub_ca_token_sign_duration_seconds", "",
+                                  &hub_p11_latency_bounds, &st.latency);
+    return rc;
+}
+
 int hub_metrics_render(hub_buf_t *out, hub_db_pool_t *pool)
 {
     int rc = hub_buf_puts(out, "# HELP iothub_http_responses_total HTTP answers of the REST "
@@ -80,5 +108,7 @@ int hub_metrics_render(hub_buf_t *out, hub_db_pool_t *pool)
                             atomic_load(&counters[m]));
     if (rc == 0 && pool != NULL)
         rc = render_db(out, pool);
+    if (rc == 0)
+        rc = render_token(out);
     return rc;
 }

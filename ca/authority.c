@@ -74,32 +74,57 @@ int hub_authority_reseal(PGconn *c, const char *old_pass, const char *new_pass, 
     return rc;
 }
 
-/* Creates one CA: a new key, a certificate (self-signed for the root), sealed and stored. */
+/* Creates one CA: a new key, a certificate (self-signed for the root, else signed by
+ * issuer_signer), sealed and stored; or, with a "pkcs11:" key_store, the key in the token
+ * and its URI stored. */
 static int create_ca(PGconn *c, const char *pass, enum hub_key_type t, enum hub_ca_role role,
                      const char *cn, const mbedtls_x509_crt *issuer,
-                     mbedtls_pk_context *issuer_key)
+                     const struct hub_signer *issuer_signer, const char *key_store)
 {
     mbedtls_pk_context key;
+    struct hub_p11_key *token = NULL;
     hub_buf_t der = HUB_BUF_INIT, plain = HUB_BUF_INIT, sealed = HUB_BUF_INIT;
     uint8_t serial[HUB_SERIAL_LEN];
-    char serial_hex[HUB_SERIAL_HEX], subject[128];
+    char serial_hex[HUB_SERIAL_HEX], subject[128], uri[HUB_P11_URI_MAX];
     time_t now = time(NULL);
+    int generated;
     mbedtls_pk_init(&key);
 
-    int rc = hub_key_generate(t, &key);
+    int rc = hub_signer_create_key(key_store, t, &key, &token, &generated);
+    if (rc == 0 && token != NULL && (rc = hub_key_type_of(&key, &t)) != 0)
+        hub_error("the CA key in the token is not EC P-256/P-384 or RSA 2048/3072/4096");
     if (rc != 0)
         goto out;
+    struct hub_signer own = {&key, token};
     struct hub_cert_request req = {
         .kind = role == HUB_CA_ROOT ? HUB_CERT_ROOT_CA : HUB_CERT_ISSUING_CA,
         .cn = cn,
         .o = "iothub",
         .subject_key = &key,
         .issuer = issuer,
-        .issuer_key = issuer_key ? issuer_key : &key,
+        .issuer_key = issuer_signer ? issuer_signer->pk : &key,
         .not_before = now - CLOCK_SKEW,
         .not_after = now + (role == HUB_CA_ROOT ? 20 : 10) * YEAR,
+        .issuer_signer = issuer_signer ? issuer_signer : &own,
     };
     rc = hub_cert_issue(&req, serial, &der);
+    if (rc != 0)
+        goto out;
+    hub_hex_upper(serial, sizeof serial, serial_hex);
+    snprintf(subject, sizeof subject, "CN=%s, O=iothub", cn);
+    if (token != NULL) {
+        int id;
+        rc = hub_p11_uri_redact(key_store, uri, sizeof uri);
+        if (rc == 0)
+            rc = hub_db_cas_insert_token(c, role_names[role], subject, hub_key_type_name(t),
+                                         serial_hex, &der, uri, req.not_before, req.not_after,
+                                         &id);
+        if (rc == 0)
+            hub_info("created %s CA %s (%s key %s in the token: %s, serial %s)",
+                     role_names[role], subject, hub_key_type_name(t),
+                     generated ? "generated" : "found", uri, serial_hex);
+        goto out;
+    }
     if (rc == 0)
         rc = hub_key_write_der(&key, &plain);
     if (rc == 0)
@@ -107,8 +132,6 @@ static int create_ca(PGconn *c, const char *pass, enum hub_key_type t, enum hub_
                       &sealed);
     if (rc != 0)
         goto out;
-    hub_hex_upper(serial, sizeof serial, serial_hex);
-    snprintf(subject, sizeof subject, "CN=%s, O=iothub", cn);
     int id;
     rc = hub_db_cas_insert(c, role_names[role], subject, hub_key_type_name(t), serial_hex, &der,
                           &sealed, req.not_before, req.not_after, &id);
@@ -116,6 +139,7 @@ static int create_ca(PGconn *c, const char *pass, enum hub_key_type t, enum hub_
         hub_info("created %s CA %s (%s, serial %s)", role_names[role], subject,
                  hub_key_type_name(t), serial_hex);
 out:
+    hub_p11_key_free(token);
     mbedtls_pk_free(&key);
     hub_buf_free(&der);
     hub_buf_free(&plain);
@@ -123,9 +147,11 @@ out:
     return rc;
 }
 
-/* Parses a CA row's certificate into cert (and its DER into der) and unseals its key. */
+/* Parses a CA row's certificate into cert (and its DER into der) and unseals its key, or
+ * opens its token key into *token (key then gets the certificate's public key). */
 static int open_ca(const char *pass, enum hub_ca_role role, const struct hub_db_ca *row,
-                   mbedtls_x509_crt *cert, mbedtls_pk_context *key, hub_buf_t *der)
+                   mbedtls_x509_crt *cert, mbedtls_pk_context *key, hub_buf_t *der,
+                   struct hub_p11_key **token)
 {
     hub_buf_t plain = HUB_BUF_INIT;
     int rc = 0, mrc = mbedtls_x509_crt_parse_der(cert, row->cert_der.data, row->cert_der.len);
@@ -137,6 +163,18 @@ static int open_ca(const char *pass, enum hub_ca_role role, const struct hub_db_
         return HUB_ECRYPTO;
     }
     rc = hub_buf_append(der, row->cert_der.data, row->cert_der.len);
+    if (rc == 0 && row->key_uri[0] != 0) {
+        if (mbedtls_pk_parse_public_key(key, cert->pk_raw.p, cert->pk_raw.len) != 0)
+            return HUB_ECRYPTO;
+        rc = hub_p11_key_open(row->key_uri, key, token);
+        if (rc == HUB_ENOTFOUND)
+            hub_error("the %s CA key %s is not in the token (no such private key object)",
+                      role_names[role], row->key_uri);
+        if (rc != 0)
+            hub_error("cannot use the %s CA key %s (CA serial %s): %s", role_names[role],
+                      row->key_uri, row->serial, hub_strerror(rc));
+        return rc;
+    }
     if (rc == 0)
         rc = hub_unseal(pass, seal_labels[role], row->key_sealed.data, row->key_sealed.len,
                         &plain);
@@ -154,7 +192,8 @@ static int load_ca(PGconn *c, const char *pass, enum hub_ca_role role, struct hu
     if (rc != 0)
         return rc;
     a->id[role] = row.id;
-    rc = open_ca(pass, role, &row, &a->cert[role], &a->key[role], &a->der[role]);
+    rc = open_ca(pass, role, &row, &a->cert[role], &a->key[role], &a->der[role],
+                 &a->token[role]);
     hub_db_cas_free(&row);
     return rc;
 }
@@ -175,7 +214,7 @@ static int load_retired(PGconn *c, const char *pass, struct hub_authority *a)
         mbedtls_pk_init(&r->key);
         a->nretired++;
         r->id = rows[i].id;
-        rc = open_ca(pass, HUB_CA_ISSUING, &rows[i], &r->cert, &r->key, &r->der);
+        rc = open_ca(pass, HUB_CA_ISSUING, &rows[i], &r->cert, &r->key, &r->der, &r->token);
     }
     for (size_t i = 0; i < n; i++)
         hub_db_cas_free(&rows[i]);
@@ -184,6 +223,12 @@ static int load_retired(PGconn *c, const char *pass, struct hub_authority *a)
 }
 
 int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, int *created)
+{
+    return hub_authority_bootstrap_store(c, pass, t, NULL, created);
+}
+
+int hub_authority_bootstrap_store(PGconn *c, const char *pass, enum hub_key_type t,
+                                  const char *key_store, int *created)
 {
     struct hub_authority a;
     *created = 0;
@@ -194,7 +239,7 @@ int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, in
     }
     int rc = load_ca(c, pass, HUB_CA_ROOT, &a);
     if (rc == HUB_ENOTFOUND) {
-        rc = create_ca(c, pass, t, HUB_CA_ROOT, role_subjects[HUB_CA_ROOT], NULL, NULL);
+        rc = create_ca(c, pass, t, HUB_CA_ROOT, role_subjects[HUB_CA_ROOT], NULL, NULL, NULL);
         if (rc == 0) {
             (*created)++;
             rc = load_ca(c, pass, HUB_CA_ROOT, &a);
@@ -206,8 +251,9 @@ int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, in
         if (rc == 0)
             hub_db_cas_free(&row);
         else if (rc == HUB_ENOTFOUND) {
+            struct hub_signer root = hub_authority_signer(&a, HUB_CA_ROOT);
             rc = create_ca(c, pass, t, HUB_CA_ISSUING, role_subjects[HUB_CA_ISSUING],
-                           &a.cert[HUB_CA_ROOT], &a.key[HUB_CA_ROOT]);
+                           &a.cert[HUB_CA_ROOT], &root, key_store);
             *created += rc == 0;
         }
     }
@@ -238,11 +284,14 @@ void hub_authority_free(struct hub_authority *a)
         mbedtls_x509_crt_free(&a->cert[r]);
         mbedtls_pk_free(&a->key[r]);
         hub_buf_free(&a->der[r]);
+        hub_p11_key_free(a->token[r]);
+        a->token[r] = NULL;
     }
     for (size_t i = 0; i < a->nretired; i++) {
         mbedtls_x509_crt_free(&a->retired[i].cert);
         mbedtls_pk_free(&a->retired[i].key);
         hub_buf_free(&a->retired[i].der);
+        hub_p11_key_free(a->retired[i].token);
     }
     free(a->retired);
     a->retired = NULL;
@@ -252,13 +301,27 @@ void hub_authority_free(struct hub_authority *a)
 int hub_authority_rotate(struct hub_authority *a, PGconn *c, const char *pass,
                          enum hub_key_type t, int *generation)
 {
-    char cn[64];
+    return hub_authority_rotate_store(a, c, pass, t, NULL, generation);
+}
+
+int hub_authority_rotate_store(struct hub_authority *a, PGconn *c, const char *pass,
+                               enum hub_key_type t, const char *key_store, int *generation)
+{
+    char cn[64], uri[HUB_P11_URI_MAX];
+    if (hub_signer_store_is_token(key_store) && a->token[HUB_CA_ISSUING] != NULL &&
+        hub_p11_uri_redact(key_store, uri, sizeof uri) == 0 &&
+        strcmp(uri, hub_p11_key_uri(a->token[HUB_CA_ISSUING])) == 0) {
+        hub_error("ca_key_store %s names the key of the active issuing CA: name a new object "
+                  "(object=/id=) for its successor",
+                  uri);
+        return HUB_EEXIST;
+    }
     int rc = hub_db_cas_retire_issuing(c, generation);
     if (rc != 0)
         return rc;
     snprintf(cn, sizeof cn, "%s G%d", role_subjects[HUB_CA_ISSUING], *generation);
-    return create_ca(c, pass, t, HUB_CA_ISSUING, cn, &a->cert[HUB_CA_ROOT],
-                     &a->key[HUB_CA_ROOT]);
+    struct hub_signer root = hub_authority_signer(a, HUB_CA_ROOT);
+    return create_ca(c, pass, t, HUB_CA_ISSUING, cn, &a->cert[HUB_CA_ROOT], &root, key_store);
 }
 
 int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_issue *req,
@@ -266,6 +329,7 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
 {
     time_t now = time(NULL);
     uint8_t raw[HUB_SERIAL_LEN];
+    struct hub_signer signer = hub_authority_signer(a, HUB_CA_ISSUING);
     struct hub_cert_request cr = {
         .kind = req->kind,
         .cn = req->cn,
@@ -277,6 +341,7 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
         .not_after = now + (time_t)req->days * 24 * 3600,
         .alt_names = req->alt_names,
         .crl_url = req->kind == HUB_CERT_CLIENT && a->crl_url[0] ? a->crl_url : NULL,
+        .issuer_signer = &signer,
     };
     /* A certificate may not outlive its issuer. */
     const mbedtls_x509_time *t = &a->cert[HUB_CA_ISSUING].valid_to;
@@ -330,7 +395,7 @@ void hub_authority_issued_free(struct hub_issued *out)
 
 /* Builds, signs and records the next CRL of CA id (certificate cert, key key). */
 static int publish_crl(struct hub_authority *a, PGconn *c, int id, const mbedtls_x509_crt *cert,
-                       mbedtls_pk_context *key, const char *name)
+                       const struct hub_signer *signer, const char *name)
 {
     struct hub_db_revoked *rows = NULL;
     struct hub_crl_entry *entries = NULL;
@@ -361,7 +426,7 @@ static int publish_crl(struct hub_authority *a, PGconn *c, int id, const mbedtls
     time_t now = time(NULL);
     time_t next = now + (time_t)a->crl_validity_hours * 3600;
     pthread_mutex_lock(&a->sign_lock);
-    rc = hub_crl_build(cert, key, number, now, next, entries, n, &der);
+    rc = hub_crl_build_by(cert, signer, number, now, next, entries, n, &der);
     pthread_mutex_unlock(&a->sign_lock);
     if (rc == 0)
         rc = hub_db_crls_insert(c, id, number, now, next, n, &der);
@@ -377,7 +442,8 @@ out:
 
 int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_role role)
 {
-    return publish_crl(a, c, a->id[role], &a->cert[role], &a->key[role], role_names[role]);
+    struct hub_signer s = hub_authority_signer(a, role);
+    return publish_crl(a, c, a->id[role], &a->cert[role], &s, role_names[role]);
 }
 
 int hub_authority_publish_crl_of(struct hub_authority *a, PGconn *c, int ca_id)
@@ -386,9 +452,10 @@ int hub_authority_publish_crl_of(struct hub_authority *a, PGconn *c, int ca_id)
         if (a->id[role] == ca_id)
             return hub_authority_publish_crl(a, c, (enum hub_ca_role)role);
     for (size_t i = 0; i < a->nretired; i++)
-        if (a->retired[i].id == ca_id)
-            return publish_crl(a, c, ca_id, &a->retired[i].cert, &a->retired[i].key,
-                               "retired issuing");
+        if (a->retired[i].id == ca_id) {
+            struct hub_signer s = {&a->retired[i].key, a->retired[i].token};
+            return publish_crl(a, c, ca_id, &a->retired[i].cert, &s, "retired issuing");
+        }
     return HUB_ENOTFOUND;
 }
 
@@ -474,6 +541,11 @@ int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char
     hub_buf_free(&sealed);
     hub_buf_free(&plain);
     return rc;
+}
+
+struct hub_signer hub_authority_signer(struct hub_authority *a, enum hub_ca_role role)
+{
+    return (struct hub_signer){&a->key[role], a->token[role]};
 }
 
 int hub_authority_chain_pem(const struct hub_authority *a, hub_buf_t *out)

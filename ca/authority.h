@@ -14,6 +14,7 @@
 
 #include "ca/cert.h"
 #include "ca/key.h"
+#include "ca/signer.h"
 #include "db/db.h"
 #include "util/buf.h"
 
@@ -30,6 +31,7 @@ struct hub_retired_ca {
     mbedtls_x509_crt cert;
     mbedtls_pk_context key;
     hub_buf_t der;
+    struct hub_p11_key *token; /* its key is in a PKCS#11 token: key is only the public key */
 };
 
 struct hub_authority {
@@ -37,6 +39,9 @@ struct hub_authority {
     mbedtls_x509_crt cert[2];  /* parsed certificates */
     mbedtls_pk_context key[2]; /* unsealed private keys */
     hub_buf_t der[2];          /* certificate DER */
+    /* A CA whose key is in a PKCS#11 token (cas.key_uri): key[] then holds its public key
+     * only and this signs (C_Sign). NULL for a sealed key. */
+    struct hub_p11_key *token[2];
     struct hub_retired_ca *retired; /* unexpired retired issuing CAs, oldest first */
     size_t nretired;
     int crl_validity_hours;
@@ -62,8 +67,15 @@ struct hub_issue {
 /* Creates the root and issuing CA in PostgreSQL when absent, with keys of type t sealed
  * under pass. *created counts what was made (0 when both existed). Run in a transaction. */
 int hub_authority_bootstrap(PGconn *c, const char *pass, enum hub_key_type t, int *created);
-/* Loads both CAs and unseals their keys. Returns 0, HUB_ENOTFOUND (run `iothubd init`),
- * HUB_EBADPASS or another HUB_E* code. Free with hub_authority_free in every case. */
+/* Same, with the issuing CA key kept where key_store says: NULL or "sealed" (sealed in
+ * PostgreSQL, as above), or a "pkcs11:" URI: the token key it names is used, or generated in
+ * the token when absent; cas.key_uri records the URI without its PIN. Call
+ * hub_p11_configure first for the module and PIN defaults. */
+int hub_authority_bootstrap_store(PGconn *c, const char *pass, enum hub_key_type t,
+                                  const char *key_store, int *created);
+/* Loads both CAs and unseals their keys (or opens a token key named by cas.key_uri: a
+ * missing module, absent token, refused PIN or missing object is logged naming the key).
+ * Returns 0, HUB_ENOTFOUND (run `iothubd init`), HUB_EBADPASS or another HUB_E* code. Free with hub_authority_free in every case. */
 int hub_authority_load(PGconn *c, const char *pass, struct hub_authority *a);
 void hub_authority_free(struct hub_authority *a);
 /* What hub_authority_issue made: everything an answer about the new certificate names,
@@ -97,6 +109,10 @@ int hub_authority_publish_crl_of(struct hub_authority *a, PGconn *c, int ca_id);
  * unchanged: load it again to use the new CA. */
 int hub_authority_rotate(struct hub_authority *a, PGconn *c, const char *pass,
                          enum hub_key_type t, int *generation);
+/* Same, the successor's key kept where key_store says (see hub_authority_bootstrap_store):
+ * a token URI must name another object than the active CA's key (HUB_EEXIST otherwise). */
+int hub_authority_rotate_store(struct hub_authority *a, PGconn *c, const char *pass,
+                               enum hub_key_type t, const char *key_store, int *generation);
 /* cas.id of the active or retired CA (or the root) whose serial is the upper-case hex
  * serial, or 0. */
 int hub_authority_ca_by_serial(const struct hub_authority *a, const char *serial);
@@ -116,6 +132,8 @@ int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char
  * caller's transaction; *count gets how many. HUB_EBADPASS (nothing changed) when old_pass
  * does not open one of them. Running daemons keep their unsealed keys until restarted. */
 int hub_authority_reseal(PGconn *c, const char *old_pass, const char *new_pass, size_t *count);
+/* The signer of the CA of role (its key in memory, or its token key). */
+struct hub_signer hub_authority_signer(struct hub_authority *a, enum hub_ca_role role);
 /* Appends the issuing CA then the root as PEM. */
 int hub_authority_chain_pem(const struct hub_authority *a, hub_buf_t *out);
 /* Appends the issuing CA and the root as a PKCS#7 certs-only bundle (DER). */

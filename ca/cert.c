@@ -222,10 +222,11 @@ int hub_cert_issue(const struct hub_cert_request *req, uint8_t serial_out[HUB_SE
     if (req->issuer != NULL && (rc = hub_der_issuer_key_id(req->issuer, c.aki, &c.aki_len)))
         return rc;
 
+    struct hub_signer mem = HUB_SIGNER_MEM(req->issuer_key);
     rc = hub_der_build(write_tbs, &c, 4096, "TBSCertificate", &tbs);
     if (rc == 0)
-        rc = hub_der_sign_wrap(req->issuer_key, &alg, tbs.data, tbs.len, "certificate",
-                               der_out);
+        rc = hub_signer_sign_wrap(req->issuer_signer ? req->issuer_signer : &mem, &alg,
+                                  tbs.data, tbs.len, "certificate", der_out);
     hub_buf_free(&tbs);
     return rc;
 }

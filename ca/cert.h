@@ -10,6 +10,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 
+#include "ca/signer.h"
 #include "util/buf.h"
 
 #define HUB_SERIAL_LEN 16
@@ -32,6 +33,9 @@ struct hub_cert_request {
     time_t not_after;
     const char *const *alt_names;   /* NULL-terminated DNS names or IP literals, or NULL */
     const char *crl_url;            /* CRL distribution point URI, or NULL */
+    /* Signs instead of issuer_key when set (a token key: issuer_key is then its public key,
+     * which picks the signature algorithm). */
+    const struct hub_signer *issuer_signer;
 };
 
 /* Issues a certificate: draws a random positive 16-byte serial into serial_out, appends the

@@ -120,6 +120,15 @@ int hub_crl_build(const mbedtls_x509_crt *issuer, mbedtls_pk_context *issuer_key
                   uint64_t crl_number, time_t this_update, time_t next_update,
                   const struct hub_crl_entry *entries, size_t n, hub_buf_t *out)
 {
+    struct hub_signer s = HUB_SIGNER_MEM(issuer_key);
+    return hub_crl_build_by(issuer, &s, crl_number, this_update, next_update, entries, n, out);
+}
+
+int hub_crl_build_by(const mbedtls_x509_crt *issuer, const struct hub_signer *signer,
+                     uint64_t crl_number, time_t this_update, time_t next_update,
+                     const struct hub_crl_entry *entries, size_t n, hub_buf_t *out)
+{
+    mbedtls_pk_context *issuer_key = signer->pk;
     struct hub_der_sigalg alg;
     struct crl_ctx c = {issuer, &alg, crl_number, this_update, next_update, entries, n,
                         {0}, 0};
@@ -146,7 +155,7 @@ int hub_crl_build(const mbedtls_x509_crt *issuer, mbedtls_pk_context *issuer_key
     /* ~45 bytes per entry; generous so that 100,000 entries need no retry. */
     rc = hub_der_build(write_tbs, &c, 4096 + n * 64, "TBSCertList", &tbs);
     if (rc == 0)
-        rc = hub_der_sign_wrap(issuer_key, &alg, tbs.data, tbs.len, "CRL", out);
+        rc = hub_signer_sign_wrap(signer, &alg, tbs.data, tbs.len, "CRL", out);
     hub_buf_free(&tbs);
     return rc;
 }

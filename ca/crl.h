@@ -9,6 +9,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 
+#include "ca/signer.h"
 #include "util/buf.h"
 
 /* RFC 5280 CRLReason codes. */
@@ -39,5 +40,9 @@ const char *hub_crl_reason_name(int reason);
 int hub_crl_build(const mbedtls_x509_crt *issuer, mbedtls_pk_context *issuer_key,
                   uint64_t crl_number, time_t this_update, time_t next_update,
                   const struct hub_crl_entry *entries, size_t n, hub_buf_t *out);
+/* Same, signed by signer (its pk picks the algorithm; a token key signs in the token). */
+int hub_crl_build_by(const mbedtls_x509_crt *issuer, const struct hub_signer *signer,
+                     uint64_t crl_number, time_t this_update, time_t next_update,
+                     const struct hub_crl_entry *entries, size_t n, hub_buf_t *out);
 
 #endif

@@ -35,6 +35,13 @@ static int write_cri(unsigned char **p, unsigned char *start, void *arg)
 
 int hub_csrgen_write_der(mbedtls_pk_context *key, const char *cn, hub_buf_t *out)
 {
+    struct hub_signer s = HUB_SIGNER_MEM(key);
+    return hub_csrgen_write_der_by(&s, cn, out);
+}
+
+int hub_csrgen_write_der_by(const struct hub_signer *signer, const char *cn, hub_buf_t *out)
+{
+    mbedtls_pk_context *key = signer->pk;
     struct hub_der_sigalg alg;
     struct cri_ctx c = {key, cn};
     hub_buf_t cri = HUB_BUF_INIT;
@@ -48,7 +55,8 @@ int hub_csrgen_write_der(mbedtls_pk_context *key, const char *cn, hub_buf_t *out
         return rc;
     rc = hub_der_build(write_cri, &c, 2048, "CertificationRequestInfo", &cri);
     if (rc == 0)
-        rc = hub_der_sign_wrap(key, &alg, cri.data, cri.len, "certificate request", out);
+        rc = hub_signer_sign_wrap(signer, &alg, cri.data, cri.len, "certificate request",
+                                  out);
     hub_buf_free(&cri);
     return rc;
 }

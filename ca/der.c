@@ -317,6 +317,12 @@ int hub_der_sign_wrap(mbedtls_pk_context *key, const struct hub_der_sigalg *alg,
         hub_der_log_mbedtls(what, "mbedtls_pk_sign", ret);
         return HUB_ECRYPTO;
     }
+    return hub_der_wrap_signed(alg, tbs, tbs_len, sig, sig_len, what, out);
+}
+
+int hub_der_wrap_signed(const struct hub_der_sigalg *alg, const uint8_t *tbs, size_t tbs_len,
+                        const uint8_t *sig, size_t sig_len, const char *what, hub_buf_t *out)
+{
     struct wrap_ctx w = {alg, tbs, tbs_len, sig, sig_len};
     return hub_der_build(write_signed, &w, tbs_len + sig_len + 64, what, out);
 }

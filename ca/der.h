@@ -82,6 +82,10 @@ int hub_der_build(hub_der_write_fn fn, void *ctx, size_t hint, const char *what,
  * out. Returns 0 or a HUB_E* code. */
 int hub_der_sign_wrap(mbedtls_pk_context *key, const struct hub_der_sigalg *alg,
                       const uint8_t *tbs, size_t tbs_len, const char *what, hub_buf_t *out);
+/* Appends SEQUENCE { tbs, alg, BIT STRING sig } to out, sig made elsewhere (a token).
+ * Returns 0 or a HUB_E* code. */
+int hub_der_wrap_signed(const struct hub_der_sigalg *alg, const uint8_t *tbs, size_t tbs_len,
+                        const uint8_t *sig, size_t sig_len, const char *what, hub_buf_t *out);
 /* Logs "<what>: <call> failed: -0xNNNN <mbedTLS text>" at error level. */
 void hub_der_log_mbedtls(const char *what, const char *call, int ret);
 

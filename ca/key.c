@@ -35,6 +35,20 @@ const char *hub_key_type_name(enum hub_key_type t)
     return key_names[t];
 }
 
+int hub_key_type_of(mbedtls_pk_context *pk, enum hub_key_type *out)
+{
+    size_t bits = mbedtls_pk_get_bitlen(pk);
+    if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECKEY && (bits == 256 || bits == 384))
+        *out = bits == 256 ? HUB_KEY_EC_P256 : HUB_KEY_EC_P384;
+    else if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_RSA && (bits == 2048 || bits == 3072 ||
+                                                           bits == 4096))
+        *out = bits == 2048 ? HUB_KEY_RSA_2048 : bits == 3072 ? HUB_KEY_RSA_3072
+                                                              : HUB_KEY_RSA_4096;
+    else
+        return HUB_EKEYPOLICY;
+    return 0;
+}
+
 int hub_key_generate(enum hub_key_type t, mbedtls_pk_context *pk)
 {
     int ret;

@@ -18,6 +18,8 @@ enum hub_key_type {
 int hub_key_type_parse(const char *s, enum hub_key_type *out);
 /* The configuration name of a key type. */
 const char *hub_key_type_name(enum hub_key_type t);
+/* The type of an existing key (say, one made in a token). Returns 0 or HUB_EKEYPOLICY. */
+int hub_key_type_of(mbedtls_pk_context *pk, enum hub_key_type *out);
 /* Generates a key of type t into pk (mbedtls_pk_init'ed by the caller, who frees it). */
 int hub_key_generate(enum hub_key_type t, mbedtls_pk_context *pk);
 /* Appends the private key as DER (SEC1 or PKCS#1) to out. */

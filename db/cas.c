@@ -6,15 +6,16 @@
 
 #include "util/error.h"
 
-/* Fills ca from columns 0-4 (id, serial, key_type, cert_der, key_sealed) of row i. On
+/* Fills ca from columns 0-5 (id, serial, key_type, cert_der, key_sealed, key_uri) of row i. On
  * failure the buffers filled so far stay in ca, for hub_db_cas_free. */
 static int ca_from_row(const PGresult *r, int i, struct hub_db_ca *ca)
 {
     ca->id = atoi(PQgetvalue(r, i, 0));
     hub_db_get_text(r, i, 1, ca->serial, sizeof ca->serial);
     hub_db_get_text(r, i, 2, ca->key_type, sizeof ca->key_type);
+    hub_db_get_text(r, i, 5, ca->key_uri, sizeof ca->key_uri);
     int rc = hub_db_get_bytea(r, i, 3, &ca->cert_der);
-    return rc != 0 ? rc : hub_db_get_bytea(r, i, 4, &ca->key_sealed);
+    return rc != 0 || PQgetisnull(r, i, 4) ? rc : hub_db_get_bytea(r, i, 4, &ca->key_sealed);
 }
 
 int hub_db_cas_get(PGconn *c, const char *role, struct hub_db_ca *out)
@@ -23,7 +24,7 @@ int hub_db_cas_get(PGconn *c, const char *role, struct hub_db_ca *out)
     const char *p[] = {role};
     PGresult *r;
     int rc = hub_db_exec_row(c, &r,
-                             "SELECT id, serial, key_type, cert_der, key_sealed FROM cas"
+                             "SELECT id, serial, key_type, cert_der, key_sealed, key_uri FROM cas"
                              " WHERE role = $1 AND active",
                              1, p);
     if (rc != 0)
@@ -47,7 +48,7 @@ int hub_db_cas_list_retired(PGconn *c, struct hub_db_ca **out, size_t *n)
     *out = NULL;
     *n = 0;
     int rc = hub_db_exec(c, &r,
-                         "SELECT id, serial, key_type, cert_der, key_sealed FROM cas"
+                         "SELECT id, serial, key_type, cert_der, key_sealed, key_uri FROM cas"
                          " WHERE role = 'issuing' AND NOT active AND not_after > now()"
                          " ORDER BY id",
                          0, NULL);
@@ -113,6 +114,32 @@ int hub_db_cas_insert(PGconn *c, const char *role, const char *subject, const ch
     PQclear(r);
     hub_buf_free(&der_hex);
     hub_buf_free(&key_hex);
+    return rc;
+}
+
+int hub_db_cas_insert_token(PGconn *c, const char *role, const char *subject,
+                            const char *key_type, const char *serial, const hub_buf_t *der,
+                            const char *key_uri, time_t not_before, time_t not_after,
+                            int *id_out)
+{
+    hub_buf_t der_hex = HUB_BUF_INIT;
+    char nb[24], na[24];
+    snprintf(nb, sizeof nb, "%lld", (long long)not_before);
+    snprintf(na, sizeof na, "%lld", (long long)not_after);
+    PGresult *r = NULL;
+    int rc = hub_db_bytea_param(der->data, der->len, &der_hex);
+    if (rc == 0) {
+        const char *p[] = {role, subject, key_type, serial, (char *)der_hex.data, key_uri, nb, na};
+        rc = hub_db_exec(c, &r,
+                         "INSERT INTO cas (role, subject, key_type, serial, cert_der, key_uri,"
+                         " not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6,"
+                         " to_timestamp($7), to_timestamp($8)) RETURNING id",
+                         8, p);
+    }
+    if (rc == 0)
+        *id_out = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    hub_buf_free(&der_hex);
     return rc;
 }
 

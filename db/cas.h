@@ -18,6 +18,7 @@ struct hub_db_ca {
     char key_type[16];
     hub_buf_t cert_der;
     hub_buf_t key_sealed;
+    char key_uri[1024]; /* PKCS#11 URI of a key kept in a token (key_sealed empty), or "" */
 };
 
 /* Loads the active CA with role "root" or "issuing". Returns 0 or HUB_ENOTFOUND/HUB_EDB. */
@@ -35,6 +36,12 @@ int hub_db_cas_retire_issuing(PGconn *c, int *generation);
 int hub_db_cas_insert(PGconn *c, const char *role, const char *subject, const char *key_type,
                       const char *serial, const hub_buf_t *der, const hub_buf_t *key_sealed,
                       time_t not_before, time_t not_after, int *id_out);
+/* Records a new active CA whose key lives in a PKCS#11 token named by key_uri (no PIN in
+ * it); key_sealed stays NULL. *id_out gets its id. */
+int hub_db_cas_insert_token(PGconn *c, const char *role, const char *subject,
+                            const char *key_type, const char *serial, const hub_buf_t *der,
+                            const char *key_uri, time_t not_before, time_t not_after,
+                            int *id_out);
 /* Appends the sealed keys of every CA to *list (row-locked; call inside a transaction), as
  * hub_db_query_sealed does. */
 int hub_db_cas_list_sealed(PGconn *c, struct hub_db_sealed **list, size_t *n);

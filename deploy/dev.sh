@@ -27,6 +27,8 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config libuv1-dev libmbe
           libmicrohttpd-dev libgnutls28-dev libpq-dev libmosquitto-dev libjansson-dev libcurl4-openssl-dev libssl-dev
           postgresql mosquitto-clients openssl curl python3 jq sslscan
           clang libclang-rt-14-dev)
+# CA keys in a PKCS#11 token (ca_key_store): the header to build, SoftHSM2 and pkcs11-tool to test.
+PACKAGES+=(libp11-kit-dev softhsm2 opensc)
 
 log() { printf '[dev] %s\n' "$*" >&2; }
 die() { printf '[dev] error: %s\n' "$*" >&2; exit 1; }

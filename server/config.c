@@ -14,6 +14,7 @@
 
 #include <mbedtls/ssl_ciphersuites.h>
 
+#include "ca/p11uri.h"
 #include "util/error.h"
 #include "util/secure.h"
 
@@ -144,6 +145,34 @@ static int set_ca_key_type(struct hub_config *c, const char *v, char *why, size_
         return HUB_EINVAL;
     }
     return 0;
+}
+
+static int set_ca_key_store(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    struct hub_p11_uri u;
+    char err[256];
+    free(c->ca_key_store);
+    c->ca_key_store = NULL;
+    if (*v == 0 || strcmp(v, "sealed") == 0)
+        return 0;
+    int rc = hub_p11_uri_parse(v, &u, err, sizeof err);
+    hub_wipe(&u, sizeof u);
+    if (rc != 0) {
+        snprintf(why, n, "expected \"sealed\" or a PKCS#11 URI (pkcs11:token=...;object=...): %s",
+                 err);
+        return HUB_EINVAL;
+    }
+    return set_string(&c->ca_key_store, v, why, n);
+}
+
+static int set_pkcs11_module(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    return set_string(&c->pkcs11_module, v, why, n);
+}
+
+static int set_pkcs11_pin_file(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    return set_string(&c->pkcs11_pin_file, v, why, n);
 }
 
 static int set_device_cert_days(struct hub_config *c, const char *v, char *why, size_t n)
@@ -325,6 +354,9 @@ static const struct {
     {"log_format", set_log_format},
     {"metrics_access", set_metrics_access},
     {"server_key_types", set_server_key_types},
+    {"ca_key_store", set_ca_key_store},
+    {"pkcs11_module", set_pkcs11_module},
+    {"pkcs11_pin_file", set_pkcs11_pin_file},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -535,6 +567,11 @@ void hub_config_free(struct hub_config *cfg)
     free(cfg->master_key_file);
     free(cfg->tls_ciphers);
     free(cfg->path);
+    if (cfg->ca_key_store != NULL)
+        hub_wipe(cfg->ca_key_store, strlen(cfg->ca_key_store)); /* may hold pin-value */
+    free(cfg->ca_key_store);
+    free(cfg->pkcs11_module);
+    free(cfg->pkcs11_pin_file);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -49,6 +49,10 @@ struct hub_config {
     enum hub_log_level log_level;
     enum hub_log_format log_format;
     enum hub_metrics_access metrics_access; /* public (default) or token (auditor+) */
+    /* Where the issuing CA key lives (docs/ca.md#issuing-ca-key-in-an-hsm). */
+    char *ca_key_store;    /* NULL: sealed in PostgreSQL; else a "pkcs11:" URI (RFC 7512) */
+    char *pkcs11_module;   /* PKCS#11 module path unless the URI has module-path */
+    char *pkcs11_pin_file; /* the token's user PIN unless the URI has pin-source/pin-value */
     char *path;            /* the file read, or NULL */
     /* Server certificates presented side by side (SPEC §2): distinct types, in the order
      * given; none set: the ca_key_type alone (ec-p256 by default). */

@@ -39,6 +39,16 @@ void hub_init_authority_settings(const struct hub_config *cfg, struct hub_author
     free(names);
 }
 
+/* Says when ca_key_store names a token but the issuing CA was made before with a sealed key:
+ * init never moves a key, so that CA keeps signing from PostgreSQL. */
+static void check_key_store(const struct hub_config *cfg, const struct hub_authority *a)
+{
+    if (hub_signer_store_is_token(cfg->ca_key_store) && a->token[HUB_CA_ISSUING] == NULL)
+        hub_warn("ca_key_store names a PKCS#11 token, but the issuing CA was created earlier "
+                 "with a key sealed in the database: that key keeps signing (a key is never "
+                 "moved into a token; see docs/ca.md)");
+}
+
 /* Issues the HTTPS/MQTT server certificate of key type t unless (and even if, with force) a
  * valid one of that type lasts 30 more days. */
 static int ensure_server_cert(const struct hub_config *cfg, struct hub_authority *a,
@@ -168,11 +178,14 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
     if (rc == 0)
         rc = hub_db_xact_lock(c, INIT_LOCK);
     if (rc == 0)
-        rc = hub_authority_bootstrap(c, pass, cfg->ca_key_type, &created);
+        rc = hub_authority_bootstrap_store(c, pass, cfg->ca_key_type, cfg->ca_key_store,
+                                           &created);
     if (rc == 0) {
         rc = hub_authority_load(c, pass, &a);
         hub_init_authority_settings(cfg, &a);
     }
+    if (rc == 0)
+        check_key_store(cfg, &a);
     if (rc == 0)
         rc = ensure_server_certs(cfg, &a, c, pass, 0, &created);
     if (rc == 0)
@@ -306,7 +319,8 @@ int hub_init_rotate_issuing(const struct hub_config *cfg)
     if (rc == 0)
         rc = hub_authority_load(c, pass, &a);
     if (rc == 0)
-        rc = hub_authority_rotate(&a, c, pass, cfg->ca_key_type, &generation);
+        rc = hub_authority_rotate_store(&a, c, pass, cfg->ca_key_type, cfg->ca_key_store,
+                                        &generation);
     /* The server certificate must chain to the new issuing CA that serve will present. */
     if (rc == 0) {
         rc = hub_authority_load(c, pass, &b);

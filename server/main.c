@@ -13,6 +13,7 @@
 #include "api/http.h"
 #include "api/request.h"
 #include "ca/authority.h"
+#include "ca/pkcs11.h"
 #include "ca/pem.h"
 #include "ca/pkcs7.h"
 #include <config.h>
@@ -440,6 +441,11 @@ int main(int argc, char **argv)
         return 1;
     }
     hub_log_setup(cfg.log_level, cfg.log_format);
+    /* Module and PIN of CA keys kept in a PKCS#11 token (ca_key_store). */
+    if (hub_p11_configure(cfg.ca_key_store, cfg.pkcs11_module, cfg.pkcs11_pin_file) != 0) {
+        hub_config_free(&cfg);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     int status;
