@@ -21,6 +21,8 @@ enum hub_ca_role { HUB_CA_ROOT, HUB_CA_ISSUING };
 
 /* AAD label binding a sealed server key to its use. */
 #define HUB_SEAL_LABEL_SERVER "iothub server-key"
+/* AAD label of the sealed issuing CA key (an external root's pending key is sealed with it). */
+#define HUB_SEAL_LABEL_ISSUING "iothub ca:issuing"
 
 
 /* An issuing CA replaced by a rotation whose certificates may still be in use: still
@@ -116,6 +118,9 @@ int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char
  * caller's transaction; *count gets how many. HUB_EBADPASS (nothing changed) when old_pass
  * does not open one of them. Running daemons keep their unsealed keys until restarted. */
 int hub_authority_reseal(PGconn *c, const char *old_pass, const char *new_pass, size_t *count);
+/* 1 when the root's key is not in the hub (an external root, `iothubd init --external-root`):
+ * the root's CRLs are imported, not published, and a rotation needs the maker's root. */
+int hub_authority_root_external(const struct hub_authority *a);
 /* Appends the issuing CA then the root as PEM. */
 int hub_authority_chain_pem(const struct hub_authority *a, hub_buf_t *out);
 /* Appends the issuing CA and the root as a PKCS#7 certs-only bundle (DER). */

@@ -18,7 +18,7 @@ enum hub_cert_kind {
     HUB_CERT_ROOT_CA,    /* self-signed; CA:TRUE; keyCertSign, cRLSign */
     HUB_CERT_ISSUING_CA, /* CA:TRUE pathlen 0; keyCertSign, cRLSign */
     HUB_CERT_SERVER,     /* serverAuth; subjectAltName from dns_names */
-    HUB_CERT_CLIENT,     /* device/service: digitalSignature, clientAuth, CRL DP */
+    HUB_CERT_CLIENT,     /* device/service: digitalSignature, clientAuth, SAN URI, CRL DP */
 };
 
 struct hub_cert_request {
@@ -32,6 +32,7 @@ struct hub_cert_request {
     time_t not_after;
     const char *const *alt_names;   /* NULL-terminated DNS names or IP literals, or NULL */
     const char *crl_url;            /* CRL distribution point URI, or NULL */
+    const char *san_uri;            /* clients: subjectAltName URI ("urn:uuid:<id>"), or NULL */
 };
 
 /* Issues a certificate: draws a random positive 16-byte serial into serial_out, appends the

@@ -18,12 +18,13 @@
 #include "db/db.h"
 #include "db/migrate.h"
 #include "db/tokens.h"
+#include "server/extroot.h"
 #include "server/ticketsync.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
 
-#define INIT_LOCK 7234002 /* advisory lock key of init */
+#define INIT_LOCK HUB_INIT_LOCK
 #define SERVER_CERT_DAYS 365
 #define SERVER_RENEW_DAYS 30
 
@@ -112,9 +113,7 @@ static int write_token_tmp(const char *tmp, const char *token)
     return 0;
 }
 
-/* Creates the bootstrap admin token when no admin token exists; *tmp_written is set when
- * the token went to tmp (to be renamed after commit). */
-static int ensure_admin_token(PGconn *c, const char *tmp, int *tmp_written)
+int hub_init_admin_token(PGconn *c, const char *tmp, int *tmp_written)
 {
     int count;
     *tmp_written = 0;
@@ -156,6 +155,8 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
         rc = hub_db_begin(c);
     if (rc == 0)
         rc = hub_db_xact_lock(c, INIT_LOCK);
+    if (rc == 0) /* an external root's keys wait for `iothubd ca import` (server/extroot.c) */
+        rc = hub_extroot_refuse_pending(c);
     if (rc == 0)
         rc = hub_authority_bootstrap(c, pass, cfg->ca_key_type, &created);
     if (rc == 0) {
@@ -165,7 +166,7 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
     if (rc == 0)
         rc = ensure_server_cert(cfg, &a, c, pass, 0, &created);
     if (rc == 0)
-        rc = ensure_admin_token(c, tmp, &token_written);
+        rc = hub_init_admin_token(c, tmp, &token_written);
     if (rc == 0 && (created > 0 || token_written))
         rc = hub_db_audit_insert(c, "iothubd init", "system", "init", NULL, "local",
                           "ok", NULL);
