@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <mbedtls/x509_crt.h>
 
+#include "ca/cert.h"
 #include "client/http.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -16,13 +17,6 @@
 #define BUNDLE_MAX (64 * 1024)
 #define BUNDLE_CERTS_MAX 16
 #define TIMEOUT_S 20
-
-static time_t to_time(const mbedtls_x509_time *t)
-{
-    struct tm tm = {.tm_year = t->year - 1900, .tm_mon = t->mon - 1, .tm_mday = t->day,
-                    .tm_hour = t->hour, .tm_min = t->min, .tm_sec = t->sec};
-    return timegm(&tm);
-}
 
 /* Parses PEM text (NUL at data[len]) into chain; the earliest notAfter into *earliest.
  * Returns the number of certificates, or -1 with why set. */
@@ -44,11 +38,12 @@ static int parse_bundle(const hub_buf_t *b, mbedtls_x509_crt *chain, time_t *ear
             *why = "a certificate in it is not a CA";
             return -1;
         }
-        if (mbedtls_x509_time_is_past(&c->valid_to) || mbedtls_x509_time_is_future(&c->valid_from)) {
+        if (mbedtls_x509_time_is_past(&c->valid_to) ||
+            mbedtls_x509_time_is_future(&c->valid_from)) {
             *why = "a certificate in it is not valid now";
             return -1;
         }
-        time_t t = to_time(&c->valid_to);
+        time_t t = hub_x509_time(&c->valid_to);
         if (*earliest == 0 || t < *earliest)
             *earliest = t;
     }
@@ -76,8 +71,8 @@ int hub_trust_earliest_expiry(const struct hub_state *st, time_t *out)
     }
     *out = 0;
     for (const mbedtls_x509_crt *c = &chain; rc == 0 && c != NULL && c->raw.len > 0; c = c->next)
-        if (*out == 0 || to_time(&c->valid_to) < *out)
-            *out = to_time(&c->valid_to);
+        if (*out == 0 || hub_x509_time(&c->valid_to) < *out)
+            *out = hub_x509_time(&c->valid_to);
     (void)why;
     mbedtls_x509_crt_free(&chain);
     hub_buf_free(&b);

@@ -31,8 +31,12 @@ static const char *const seal_labels[] = {"iothub ca:root", HUB_SEAL_LABEL_ISSUI
 /* The seal label of a key from hub_db_sealed_list, or NULL for a row we do not seal. */
 static const char *sealed_label(const struct hub_db_sealed *k)
 {
+    if (strcmp(k->role, "pending-issuing") == 0) /* db/pending: an external root's */
+        return HUB_SEAL_LABEL_ISSUING;
     if (k->ca_id == 0)
-        return strcmp(k->role, "server") == 0 ? HUB_SEAL_LABEL_SERVER : NULL;
+        return strcmp(k->role, "server") == 0 || strcmp(k->role, "pending-server") == 0
+                   ? HUB_SEAL_LABEL_SERVER
+                   : NULL;
     for (size_t i = 0; i < 2; i++)
         if (strcmp(k->role, role_names[i]) == 0)
             return seal_labels[i];

@@ -273,3 +273,14 @@ int hub_x509_serial_hex(const mbedtls_x509_buf *serial, char *out, size_t outlen
     hub_hex_upper(p, n, out);
     return 0;
 }
+
+time_t hub_x509_time(const mbedtls_x509_time *t)
+{
+    struct tm tm = {.tm_year = t->year - 1900,
+                    .tm_mon = t->mon - 1,
+                    .tm_mday = t->day,
+                    .tm_hour = t->hour,
+                    .tm_min = t->min,
+                    .tm_sec = t->sec};
+    return timegm(&tm);
+}

@@ -45,6 +45,9 @@ int hub_cert_issue(const struct hub_cert_request *req, uint8_t serial_out[HUB_SE
 void hub_x509_name_attr(const mbedtls_x509_name *n, const char *oid, size_t oid_len, char *out,
                         size_t outlen);
 
+/* A certificate time (UTC) as time_t. */
+time_t hub_x509_time(const mbedtls_x509_time *t);
+
 /* Writes a certificate's serial as stored (upper-case hex, without the DER sign byte) into
  * out. Returns 0, or HUB_ERANGE when it is empty or does not fit in outlen. */
 int hub_x509_serial_hex(const mbedtls_x509_buf *serial, char *out, size_t outlen);

@@ -16,13 +16,14 @@
 #include <mbedtls/oid.h>
 #include <mbedtls/x509_crl.h>
 
+#include "ca/cert.h"
 #include "ca/der.h"
 #include "util/error.h"
 
 #define PUBKEY_MAX 2600 /* SubjectPublicKeyInfo of RSA-8192 */
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen,
-                                                       const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen, const char *fmt,
+                                                        ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -31,17 +32,10 @@ __attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen
     return HUB_EINVAL;
 }
 
-static time_t to_time(const mbedtls_x509_time *t)
-{
-    struct tm tm = {.tm_year = t->year - 1900, .tm_mon = t->mon - 1, .tm_mday = t->day,
-                    .tm_hour = t->hour, .tm_min = t->min, .tm_sec = t->sec};
-    return timegm(&tm);
-}
-
 static void fmt_time(const mbedtls_x509_time *t, char out[32])
 {
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02dZ", t->year, t->mon, t->day, t->hour,
-             t->min, t->sec);
+    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02dZ", t->year, t->mon, t->day, t->hour, t->min,
+             t->sec);
 }
 
 /* Copies data with a NUL after it: mbedTLS parses PEM only from NUL-terminated input. */
@@ -60,8 +54,8 @@ static int is_pem(const uint8_t *data, size_t len)
     return len > 11 && memmem(data, len, "-----BEGIN ", 11) != NULL;
 }
 
-int hub_import_parse_cert(const uint8_t *data, size_t len, const char *name,
-                          mbedtls_x509_crt *crt, char *err, size_t errlen)
+int hub_import_parse_cert(const uint8_t *data, size_t len, const char *name, mbedtls_x509_crt *crt,
+                          char *err, size_t errlen)
 {
     uint8_t *copy = with_nul(data, len);
     if (copy == NULL)
@@ -107,14 +101,16 @@ static int check_ca(const mbedtls_x509_crt *c, const char *name, char *err, size
                       name);
     if (!(c->ext_types & MBEDTLS_X509_EXT_KEY_USAGE) ||
         !(c->key_usage & MBEDTLS_X509_KU_KEY_CERT_SIGN))
-        return refuse(err, errlen, "%s lacks keyUsage keyCertSign (keyUsage critical, "
-                      "keyCertSign, cRLSign)", name);
+        return refuse(err, errlen,
+                      "%s lacks keyUsage keyCertSign (keyUsage critical, "
+                      "keyCertSign, cRLSign)",
+                      name);
     return 0;
 }
 
 /* Verifies crt (with the certificates chained after it) up to trust; names the failure. */
-static int verify(mbedtls_x509_crt *crt, mbedtls_x509_crt *trust, const char *name,
-                  const char *by, char *err, size_t errlen)
+static int verify(mbedtls_x509_crt *crt, mbedtls_x509_crt *trust, const char *name, const char *by,
+                  char *err, size_t errlen)
 {
     uint32_t flags = 0;
     if (mbedtls_x509_crt_verify(crt, trust, NULL, NULL, &flags, NULL, NULL) == 0)
@@ -136,7 +132,8 @@ int hub_import_check_root(const mbedtls_x509_crt *root, char *err, size_t errlen
         return rc;
     if (root->issuer_raw.len != root->subject_raw.len ||
         memcmp(root->issuer_raw.p, root->subject_raw.p, root->subject_raw.len) != 0)
-        return refuse(err, errlen, "the root certificate is not self-signed (its issuer is "
+        return refuse(err, errlen,
+                      "the root certificate is not self-signed (its issuer is "
                       "not its subject): give the top of your chain");
     return 0;
 }
@@ -145,7 +142,8 @@ int hub_import_check_issuing(mbedtls_x509_crt *issuing, mbedtls_x509_crt *root,
                              mbedtls_pk_context *pending_key, char *err, size_t errlen)
 {
     if (!hub_import_same_key(&issuing->pk, pending_key))
-        return refuse(err, errlen, "the issuing CA certificate does not certify the key of "
+        return refuse(err, errlen,
+                      "the issuing CA certificate does not certify the key of "
                       "issuing-ca.csr (a certificate for another key?)");
     int rc = check_ca(issuing, "the issuing CA certificate", err, errlen);
     if (rc != 0)
@@ -164,8 +162,8 @@ static int names(const mbedtls_x509_crt *crt, const char *host)
         const mbedtls_x509_buf *b = &s->buf;
         if (b->p == NULL)
             continue;
-        if (iplen == 0 && b->tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2) &&
-            b->len == strlen(host) && strncasecmp((const char *)b->p, host, b->len) == 0)
+        if (iplen == 0 && b->tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2) && b->len == strlen(host) &&
+            strncasecmp((const char *)b->p, host, b->len) == 0)
             return 1;
         if (iplen > 0 && b->tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && b->len == iplen &&
             memcmp(b->p, ip, iplen) == 0)
@@ -176,12 +174,12 @@ static int names(const mbedtls_x509_crt *crt, const char *host)
 
 int hub_import_check_server(mbedtls_x509_crt *server, mbedtls_x509_crt *issuing,
                             mbedtls_x509_crt *root, mbedtls_pk_context *pending_key,
-                            const char *const *hostnames, int *by_root, char *err,
-                            size_t errlen)
+                            const char *const *hostnames, int *by_root, char *err, size_t errlen)
 {
     char t[32];
     if (!hub_import_same_key(&server->pk, pending_key))
-        return refuse(err, errlen, "the server certificate does not certify the key of "
+        return refuse(err, errlen,
+                      "the server certificate does not certify the key of "
                       "server.csr (a certificate for another key?)");
     if (mbedtls_x509_time_is_future(&server->valid_from)) {
         fmt_time(&server->valid_from, t);
@@ -192,7 +190,8 @@ int hub_import_check_server(mbedtls_x509_crt *server, mbedtls_x509_crt *issuing,
         return refuse(err, errlen, "the server certificate has expired (notAfter %s)", t);
     }
     if (server->ca_istrue)
-        return refuse(err, errlen, "the server certificate is a CA (basicConstraints CA:TRUE): "
+        return refuse(err, errlen,
+                      "the server certificate is a CA (basicConstraints CA:TRUE): "
                       "sign server.csr as an end entity");
     if (!(server->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE) ||
         mbedtls_x509_crt_check_extended_key_usage(server, MBEDTLS_OID_SERVER_AUTH,
@@ -200,7 +199,8 @@ int hub_import_check_server(mbedtls_x509_crt *server, mbedtls_x509_crt *issuing,
         return refuse(err, errlen, "the server certificate lacks extendedKeyUsage serverAuth");
     for (size_t i = 0; hostnames != NULL && hostnames[i] != NULL; i++)
         if (!names(server, hostnames[i]))
-            return refuse(err, errlen, "the server certificate does not name \"%s\" in its "
+            return refuse(err, errlen,
+                          "the server certificate does not name \"%s\" in its "
                           "subjectAltName (every name of `hostname` must be there)",
                           hostnames[i]);
     *by_root = server->issuer_raw.len == root->subject_raw.len &&
@@ -270,10 +270,9 @@ static int crl_number(const mbedtls_x509_crl *crl, uint64_t *out)
     return HUB_ENOTFOUND;
 }
 
-int hub_import_check_crl(const uint8_t *data, size_t len, const char *name,
-                         mbedtls_x509_crt *root, const mbedtls_x509_crt *watched,
-                         struct hub_import_crl *out, int *listed, hub_buf_t *der, char *err,
-                         size_t errlen)
+int hub_import_check_crl(const uint8_t *data, size_t len, const char *name, mbedtls_x509_crt *root,
+                         const mbedtls_x509_crt *watched, struct hub_import_crl *out, int *listed,
+                         hub_buf_t *der, char *err, size_t errlen)
 {
     mbedtls_x509_crl crl;
     mbedtls_x509_crl_init(&crl);
@@ -295,8 +294,10 @@ int hub_import_check_crl(const uint8_t *data, size_t len, const char *name,
         rc = refuse(err, errlen, "%s holds several CRLs: give one", name);
     } else if (crl.issuer_raw.len != root->subject_raw.len ||
                memcmp(crl.issuer_raw.p, root->subject_raw.p, root->subject_raw.len) != 0) {
-        rc = refuse(err, errlen, "%s was not issued by the root (its issuer is not the root's "
-                    "subject)", name);
+        rc = refuse(err, errlen,
+                    "%s was not issued by the root (its issuer is not the root's "
+                    "subject)",
+                    name);
     } else if (md == NULL || mbedtls_md(md, crl.tbs.p, crl.tbs.len, hash) != 0 ||
                mbedtls_pk_verify_ext(crl.sig_pk, crl.sig_opts, &root->pk, crl.sig_md, hash,
                                      mbedtls_md_get_size(md), crl.sig.p, crl.sig.len) != 0) {
@@ -313,8 +314,8 @@ int hub_import_check_crl(const uint8_t *data, size_t len, const char *name,
                                          : "malformed cRLNumber");
     }
     if (rc == 0) {
-        out->this_update = to_time(&crl.this_update);
-        out->next_update = to_time(&crl.next_update);
+        out->this_update = hub_x509_time(&crl.this_update);
+        out->next_update = hub_x509_time(&crl.next_update);
         out->entries = 0;
         for (const mbedtls_x509_crl_entry *e = &crl.entry; e != NULL; e = e->next) {
             if (e->raw.len == 0)

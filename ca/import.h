@@ -17,8 +17,8 @@
 
 /* Parses exactly one certificate (PEM or DER) of data into crt (initialised by the caller,
  * who frees it). name is the file name used in err. */
-int hub_import_parse_cert(const uint8_t *data, size_t len, const char *name,
-                          mbedtls_x509_crt *crt, char *err, size_t errlen);
+int hub_import_parse_cert(const uint8_t *data, size_t len, const char *name, mbedtls_x509_crt *crt,
+                          char *err, size_t errlen);
 /* 1 when a and b hold the same public key. */
 int hub_import_same_key(mbedtls_pk_context *a, mbedtls_pk_context *b);
 /* The root: self-signed, CA:TRUE, keyCertSign, valid now. */
@@ -32,8 +32,7 @@ int hub_import_check_issuing(mbedtls_x509_crt *issuing, mbedtls_x509_crt *root,
  * or by the root. *by_root is set when the root signed it. */
 int hub_import_check_server(mbedtls_x509_crt *server, mbedtls_x509_crt *issuing,
                             mbedtls_x509_crt *root, mbedtls_pk_context *pending_key,
-                            const char *const *hostnames, int *by_root, char *err,
-                            size_t errlen);
+                            const char *const *hostnames, int *by_root, char *err, size_t errlen);
 
 /* What a root CRL says. */
 struct hub_import_crl {
@@ -44,9 +43,8 @@ struct hub_import_crl {
 /* A CRL (PEM or DER) of the root: one CRL, issued and signed by root, a cRLNumber, a
  * nextUpdate still ahead. der gets its DER (appended). *listed is set when the CRL revokes
  * the certificate watched (the issuing CA; NULL: none). */
-int hub_import_check_crl(const uint8_t *data, size_t len, const char *name,
-                         mbedtls_x509_crt *root, const mbedtls_x509_crt *watched,
-                         struct hub_import_crl *out, int *listed, hub_buf_t *der, char *err,
-                         size_t errlen);
+int hub_import_check_crl(const uint8_t *data, size_t len, const char *name, mbedtls_x509_crt *root,
+                         const mbedtls_x509_crt *watched, struct hub_import_crl *out, int *listed,
+                         hub_buf_t *der, char *err, size_t errlen);
 
 #endif

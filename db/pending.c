@@ -53,6 +53,30 @@ int hub_db_pending_delete(PGconn *c, const char *role)
     return hub_db_exec(c, NULL, "DELETE FROM pending_keys WHERE role = $1", 1, p);
 }
 
+int hub_db_pending_list_sealed(PGconn *c, struct hub_db_sealed **list, size_t *n)
+{
+    return hub_db_query_sealed(c,
+                               "SELECT 0, 'pending-' || role, role, key_sealed FROM pending_keys"
+                               " ORDER BY role FOR UPDATE",
+                               list, n);
+}
+
+int hub_db_pending_set_sealed(PGconn *c, const char *role, const hub_buf_t *blob)
+{
+    hub_buf_t hex = HUB_BUF_INIT;
+    char back[16];
+    int rc = hub_db_bytea_param(blob->data, blob->len, &hex);
+    if (rc == 0) {
+        const char *p[] = {(char *)hex.data, role};
+        rc = hub_db_query_text(c,
+                               "UPDATE pending_keys SET key_sealed = $1 WHERE role = $2"
+                               " RETURNING role",
+                               2, p, back, sizeof back);
+    }
+    hub_buf_free(&hex);
+    return rc;
+}
+
 void hub_db_pending_free(struct hub_db_pending *p)
 {
     hub_buf_free(&p->key_sealed);

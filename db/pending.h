@@ -4,7 +4,11 @@
 #ifndef HUB_DB_PENDING_H
 #define HUB_DB_PENDING_H
 
+#include <stddef.h>
+
 #include <libpq-fe.h>
+
+#include "db/db.h"
 
 #include "util/buf.h"
 
@@ -23,6 +27,11 @@ int hub_db_pending_put(PGconn *c, const char *role, const char *key_type,
 int hub_db_pending_get(PGconn *c, const char *role, struct hub_db_pending *out);
 /* Deletes the pending key of a role (no error when there is none). */
 int hub_db_pending_delete(PGconn *c, const char *role);
+/* Appends the sealed pending keys to *list (row-locked; call inside a transaction) as
+ * hub_db_query_sealed does: ca_id 0, role "pending-<role>", serial "<role>". */
+int hub_db_pending_list_sealed(PGconn *c, struct hub_db_sealed **list, size_t *n);
+/* Replaces the sealed key of the pending role. HUB_ENOTFOUND when there is none. */
+int hub_db_pending_set_sealed(PGconn *c, const char *role, const hub_buf_t *blob);
 /* Releases the buffers of a pending key (not the struct itself). */
 void hub_db_pending_free(struct hub_db_pending *p);
 

@@ -18,6 +18,7 @@
 #include <mbedtls/x509_csr.h>
 
 #include "ca/authority.h"
+#include "ca/cert.h"
 #include "ca/csr.h"
 #include "ca/csrgen.h"
 #include "ca/import.h"
@@ -43,21 +44,6 @@
 static const char *const pending_roles[] = {"issuing", "server"};
 static const char *const csr_names[] = {"issuing-ca.csr", "server.csr"};
 static const char *const ext_names[] = {"issuing-ca.ext", "server.ext"};
-
-int hub_extroot_refuse_pending(PGconn *c)
-{
-    struct hub_db_pending p;
-    int rc = hub_db_pending_get(c, "issuing", &p);
-    hub_db_pending_free(&p);
-    if (rc == HUB_ENOTFOUND)
-        return 0;
-    if (rc == 0) {
-        hub_error("keys wait for certificates from your external root: run `iothubd ca "
-                  "import --root ... --issuing ... --server ...` (docs/ca.md)");
-        return HUB_EEXIST;
-    }
-    return rc;
-}
 
 /* Makes one pending key: generated and sealed as the CAs' keys are, its CSR with CN cn. */
 static int make_pending(PGconn *c, const char *pass, enum hub_key_type t, const char *role,
@@ -237,8 +223,8 @@ int hub_extroot_init(const struct hub_config *cfg, const char *token_path, const
     if (rc == 0)
         rc = hub_init_admin_token(c, tmp, &token_written);
     if (rc == 0 && (created > 0 || token_written))
-        rc = hub_db_audit_insert(c, "iothubd init", "system", "init.external_root", NULL,
-                                 "local", "ok", NULL);
+        rc = hub_db_audit_insert(c, "iothubd init", "system", "init.external_root", NULL, "local",
+                                 "ok", NULL);
     if (rc == 0)
         rc = hub_db_commit(c);
     if (rc != 0) {
@@ -312,7 +298,8 @@ int hub_extroot_rotate(const struct hub_config *cfg, const char *csr_dir)
         hub_db_rollback(c);
     if (rc == 0) {
         printf("new pending keys for \"%s\" and the server; the current issuing CA keeps "
-               "signing until the import.\n", cn);
+               "signing until the import.\n",
+               cn);
         rc = write_csrs(cfg, c, csr_dir);
     }
     hub_db_cas_free(&root);
@@ -357,17 +344,12 @@ static const char *key_type_of(mbedtls_pk_context *pk)
     }
     if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_RSA) {
         size_t bits = mbedtls_pk_get_bitlen(pk);
-        return bits == 2048 ? "rsa-2048" : bits == 3072 ? "rsa-3072" : bits == 4096 ? "rsa-4096"
-                                                                                 : "external";
+        return bits == 2048   ? "rsa-2048"
+               : bits == 3072 ? "rsa-3072"
+               : bits == 4096 ? "rsa-4096"
+                              : "external";
     }
     return "external";
-}
-
-static time_t crt_time(const mbedtls_x509_time *t)
-{
-    struct tm tm = {.tm_year = t->year - 1900, .tm_mon = t->mon - 1, .tm_mday = t->day,
-                    .tm_hour = t->hour, .tm_min = t->min, .tm_sec = t->sec};
-    return timegm(&tm);
 }
 
 /* Records a CA certificate in cas (key_sealed NULL for the root). */
@@ -383,7 +365,7 @@ static int insert_ca(PGconn *c, const char *role, mbedtls_x509_crt *crt,
         snprintf(subject, sizeof subject, "?");
     hub_buf_t der = {.data = crt->raw.p, .len = crt->raw.len};
     return hub_db_cas_insert(c, role, subject, key_type_of(&crt->pk), serial, &der, key_sealed,
-                             crt_time(&crt->valid_from), crt_time(&crt->valid_to), id);
+                             hub_x509_time(&crt->valid_from), hub_x509_time(&crt->valid_to), id);
 }
 
 /* State of one import, freed at one place. */
@@ -418,21 +400,23 @@ static int import_root(PGconn *c, const struct hub_extroot_files *f, struct impo
 {
     int rc = hub_db_cas_get(c, "root", &im->stored_root);
     if (rc == 0 && im->stored_root.key_sealed.len > 0) {
-        snprintf(err, errlen, "this hub's root CA is its own (made by `iothubd init`): "
+        snprintf(err, errlen,
+                 "this hub's root CA is its own (made by `iothubd init`): "
                  "`ca import` is for a hub initialised with --external-root");
         return HUB_EINVAL;
     }
     if (rc == 0) {
-        if (f->root != NULL && (im->in[0].len == 0 ||
-                                hub_import_parse_cert(im->in[0].data, im->in[0].len, f->root,
-                                                      &im->root, err, errlen) != 0 ||
-                                im->root.raw.len != im->stored_root.cert_der.len ||
-                                memcmp(im->root.raw.p, im->stored_root.cert_der.data,
-                                       im->root.raw.len) != 0)) {
+        if (f->root != NULL &&
+            (im->in[0].len == 0 ||
+             hub_import_parse_cert(im->in[0].data, im->in[0].len, f->root, &im->root, err,
+                                   errlen) != 0 ||
+             im->root.raw.len != im->stored_root.cert_der.len ||
+             memcmp(im->root.raw.p, im->stored_root.cert_der.data, im->root.raw.len) != 0)) {
             if (err[0] == 0)
-                snprintf(err, errlen, "%s is not the root installed in this hub (serial %s): "
-                         "a hub keeps the root it was imported with", f->root,
-                         im->stored_root.serial);
+                snprintf(err, errlen,
+                         "%s is not the root installed in this hub (serial %s): "
+                         "a hub keeps the root it was imported with",
+                         f->root, im->stored_root.serial);
             return HUB_EINVAL;
         }
         mbedtls_x509_crt_free(&im->root);
@@ -460,7 +444,8 @@ static int import_check_pair(PGconn *c, const char *pass, const struct hub_extro
     for (int i = 0; i < 2; i++) {
         int rc = hub_db_pending_get(c, pending_roles[i], &im->pend[i]);
         if (rc == HUB_ENOTFOUND)
-            snprintf(err, errlen, "no keys wait for certificates: run `iothubd init "
+            snprintf(err, errlen,
+                     "no keys wait for certificates: run `iothubd init "
                      "--external-root` (or `iothubd ca rotate --external`) first");
         if (rc != 0)
             return rc == HUB_ENOTFOUND ? HUB_EINVAL : rc;
@@ -472,8 +457,8 @@ static int import_check_pair(PGconn *c, const char *pass, const struct hub_extro
             return rc;
         }
     }
-    int rc = hub_import_parse_cert(im->in[1].data, im->in[1].len, f->issuing, &im->issuing, err,
-                                   errlen);
+    int rc =
+        hub_import_parse_cert(im->in[1].data, im->in[1].len, f->issuing, &im->issuing, err, errlen);
     if (rc == 0)
         rc = hub_import_check_issuing(&im->issuing, &im->root, &im->csr[0].pk, err, errlen);
     if (rc == 0)
@@ -481,8 +466,7 @@ static int import_check_pair(PGconn *c, const char *pass, const struct hub_extro
                                    errlen);
     if (rc == 0)
         rc = hub_import_check_server(&im->server, &im->issuing, &im->root, &im->csr[1].pk,
-                                     (const char *const *)im->names, server_by_root, err,
-                                     errlen);
+                                     (const char *const *)im->names, server_by_root, err, errlen);
     /* Last (PBKDF2 is slow): the passphrase must still open the keys the certificates go
      * with, or `serve` could not use them. */
     for (int i = 0; rc == 0 && i < 2; i++) {
@@ -491,8 +475,7 @@ static int import_check_pair(PGconn *c, const char *pass, const struct hub_extro
                         im->pend[i].key_sealed.data, im->pend[i].key_sealed.len, &plain);
         hub_buf_free(&plain);
         if (rc == HUB_EBADPASS)
-            hub_error("the master passphrase does not open the pending %s key",
-                      pending_roles[i]);
+            hub_error("the master passphrase does not open the pending %s key", pending_roles[i]);
     }
     return rc;
 }
@@ -527,8 +510,8 @@ static int import_install(PGconn *c, struct import *im, int root_new, int server
             .der_len = im->server.raw.len,
             .key_sealed = im->pend[1].key_sealed.data,
             .key_sealed_len = im->pend[1].key_sealed.len,
-            .not_before = crt_time(&im->server.valid_from),
-            .not_after = crt_time(&im->server.valid_to),
+            .not_before = hub_x509_time(&im->server.valid_from),
+            .not_after = hub_x509_time(&im->server.valid_to),
         };
         rc = hub_db_certificates_insert(c, &row);
     }
@@ -538,9 +521,8 @@ static int import_install(PGconn *c, struct import *im, int root_new, int server
 }
 
 /* Checks and records a root CRL; its cRLNumber must exceed the last one imported. */
-static int import_crl(PGconn *c, const struct hub_extroot_files *f, struct import *im,
-                      int root_id, struct hub_import_crl *info, int *listed, char *err,
-                      size_t errlen)
+static int import_crl(PGconn *c, const struct hub_extroot_files *f, struct import *im, int root_id,
+                      struct hub_import_crl *info, int *listed, char *err, size_t errlen)
 {
     hub_buf_t der = HUB_BUF_INIT;
     const mbedtls_x509_crt *watched = im->issuing.raw.len > 0 ? &im->issuing : NULL;
@@ -550,15 +532,16 @@ static int import_crl(PGconn *c, const struct hub_extroot_files *f, struct impor
         mbedtls_x509_crt_parse_der(&active, im->stored_issuing.cert_der.data,
                                    im->stored_issuing.cert_der.len) == 0)
         watched = &active;
-    int rc = hub_import_check_crl(im->in[3].data, im->in[3].len, f->crl, &im->root, watched,
-                                  info, listed, &der, err, errlen);
+    int rc = hub_import_check_crl(im->in[3].data, im->in[3].len, f->crl, &im->root, watched, info,
+                                  listed, &der, err, errlen);
     uint64_t last;
     time_t tu, nu;
     int have = rc == 0 ? hub_db_crls_latest(c, root_id, NULL, &last, &tu, &nu) : HUB_ENOTFOUND;
     if (rc == 0 && have == 0 && info->number <= last) {
-        snprintf(err, errlen, "%s has cRLNumber %llu, not above the last one imported (%llu): "
-                 "give a newer CRL", f->crl, (unsigned long long)info->number,
-                 (unsigned long long)last);
+        snprintf(err, errlen,
+                 "%s has cRLNumber %llu, not above the last one imported (%llu): "
+                 "give a newer CRL",
+                 f->crl, (unsigned long long)info->number, (unsigned long long)last);
         rc = HUB_EINVAL;
     } else if (rc == 0 && have != 0 && have != HUB_ENOTFOUND) {
         rc = have;
@@ -619,9 +602,19 @@ int hub_extroot_import(const struct hub_config *cfg, const struct hub_extroot_fi
         rc = import_install(c, &im, root_new, by_root, &root_id, &retired);
     if (rc == 0 && f->crl != NULL)
         rc = import_crl(c, f, &im, root_id, &crl_info, &listed, err, sizeof err);
-    if (rc == 0)
-        rc = hub_db_audit_insert(c, "iothubd ca import", "system", "ca.import", NULL, "local",
-                                 "ok", NULL);
+    if (rc == 0) {
+        char details[256], issuing[HUB_SERIAL_HEX] = "", crl[32] = "null";
+        if (f->issuing != NULL && hub_x509_serial_hex(&im.issuing.serial, issuing, sizeof issuing))
+            issuing[0] = 0;
+        if (f->crl != NULL)
+            snprintf(crl, sizeof crl, "%llu", (unsigned long long)crl_info.number);
+        snprintf(details, sizeof details,
+                 "{\"root_installed\": %s, \"issuing_serial\": %s%s%s, \"root_crl_number\": %s}",
+                 root_new ? "true" : "false", issuing[0] ? "\"" : "", issuing[0] ? issuing : "null",
+                 issuing[0] ? "\"" : "", crl);
+        rc = hub_db_audit_insert(c, "iothubd ca import", "system", "ca.import", NULL, "local", "ok",
+                                 details);
+    }
     if (rc == 0)
         rc = hub_db_commit(c);
     else if (c != NULL)

@@ -25,8 +25,4 @@ int hub_extroot_rotate(const struct hub_config *cfg, const char *csr_dir);
 /* `iothubd ca import`: checks and installs the files in one transaction (all or nothing).
  * Returns 0, HUB_EINVAL (refused: the reason printed on stderr) or another HUB_E* code. */
 int hub_extroot_import(const struct hub_config *cfg, const struct hub_extroot_files *f);
-/* HUB_EEXIST (logged: "run `iothubd ca import`") when pending keys wait for their
- * certificates, so that a plain `iothubd init` does not make an internal root meanwhile. */
-int hub_extroot_refuse_pending(PGconn *c);
-
 #endif

@@ -14,11 +14,12 @@
 #include "api/token.h"
 #include "ca/seal.h"
 #include "db/audit.h"
+#include "db/cas.h"
 #include "db/certificates.h"
 #include "db/db.h"
 #include "db/migrate.h"
+#include "db/pending.h"
 #include "db/tokens.h"
-#include "server/extroot.h"
 #include "server/ticketsync.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -92,6 +93,29 @@ out:
     return rc;
 }
 
+/* HUB_EEXIST (logged) when there is no root yet and an external root's pending keys
+ * (server/extroot.c) wait for their certificates: a plain init must not make an internal
+ * root meanwhile. */
+static int refuse_pending(PGconn *c)
+{
+    struct hub_db_pending p;
+    struct hub_db_ca root;
+    int rc = hub_db_cas_get(c, "root", &root);
+    hub_db_cas_free(&root);
+    if (rc != HUB_ENOTFOUND)
+        return rc; /* a root exists (pending keys then belong to a rotation) or a failure */
+    rc = hub_db_pending_get(c, "issuing", &p);
+    hub_db_pending_free(&p);
+    if (rc == HUB_ENOTFOUND)
+        return 0;
+    if (rc == 0) {
+        hub_error("keys wait for certificates from your external root: run `iothubd ca "
+                  "import --root ... --issuing ... --server ...` (docs/ca.md)");
+        return HUB_EEXIST;
+    }
+    return rc;
+}
+
 /* Opens PATH.tmp for the token with mode 0600 and writes it. */
 static int write_token_tmp(const char *tmp, const char *token)
 {
@@ -156,7 +180,7 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
     if (rc == 0)
         rc = hub_db_xact_lock(c, INIT_LOCK);
     if (rc == 0) /* an external root's keys wait for `iothubd ca import` (server/extroot.c) */
-        rc = hub_extroot_refuse_pending(c);
+        rc = refuse_pending(c);
     if (rc == 0)
         rc = hub_authority_bootstrap(c, pass, cfg->ca_key_type, &created);
     if (rc == 0) {

@@ -67,6 +67,12 @@ expect "a plain init refuses while keys wait for the import (no internal root ma
 [ $? != 0 ] && grep -q 'no certificate authority' noserve.out
 expect "serve refuses before the import" $?
 
+(umask 077; printf 'the passphrase after a rekey\n' >new.key)
+"$IOTHUBD" -c iothub.conf rekey --new-master-key-file new.key >rekey.out 2>rekey.err &&
+    grep -q '^2 sealed key(s) re-encrypted' rekey.out
+expect "iothubd rekey re-seals the pending keys too" $?
+export IOTHUB_MASTER_KEY="the passphrase after a rekey"
+
 # ---- step 2: the maker signs, with the printed commands ---------------------------------------
 cp csr/*.csr csr/*.ext maker/
 (cd maker && grep '^  openssl ' ../init.out | sed 's/^  //' >sign.sh && sh sign.sh 2>/dev/null)
@@ -144,6 +150,8 @@ expect "ca import installs root, issuing CA and server certificate with the root
     [ "$(count "cas WHERE role = 'issuing' AND active AND key_sealed IS NOT NULL")" = 1 ] &&
     [ "$(count pending_keys)" = 0 ] && [ "$(count "certificates WHERE kind = 'server'")" = 1 ]
 expect "the root is stored without a key; the issuing key moved out of pending_keys" $?
+[ "$(sql "$URL" "SELECT details->>'root_installed' || ' ' || (details->>'root_crl_number') FROM audit_log WHERE action = 'ca.import'")" = "true 4096" ]
+expect "the import is audited (ca.import: root installed, root CRL number)" $?
 "$IOTHUBD" -c iothub.conf ca chain >trust.pem 2>/dev/null
 awk '/BEGIN/ {n++} n == 1 {print > "issuing.pem"} n == 2 {print > "root.pem"}' trust.pem
 cmp -s <(openssl x509 -in root.pem -outform DER) <(openssl x509 -in $M/root.pem -outform DER) &&
@@ -157,6 +165,9 @@ expect "importing again is refused: no pending keys" $?
 [ $? != 0 ] && grep -q 'is not the root installed in this hub' swap.err
 expect "another root is refused once one is installed" $?
 
+"$IOTHUBD" -c iothub.conf init --token-file admin3.token >plain2.out 2>plain2.err &&
+    grep -q 'already initialised' plain2.out && [ "$(count cas)" = 2 ]
+expect "a plain init after the import changes nothing (it works with a keyless root)" $?
 start_server iothub.conf serve.log
 expect "iothubd serve starts with the imported certificates" $?
 call GET /v1/ca
