@@ -29,6 +29,7 @@
 #include "agent/enroll.h"
 #include "agent/exec.h"
 #include "agent/pin.h"
+#include "agent/trust.h"
 #include "agent/state.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -422,6 +423,7 @@ static void try_connect(struct run *r)
 {
     char why[300];
     double lifetime, left;
+    hub_trust_on_connect(&r->st, &r->pin); /* agent/trust.c: chain.pem from GET /v1/ca */
     r->last_err[0] = 0;
     r->pin.verify_error[0] = 0;
     cert_times(r, &lifetime, &left);

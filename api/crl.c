@@ -20,10 +20,12 @@ void hub_api_crl_show(struct hub_req *r)
     int pem;
     if (hub_params_format(r, "der", "pem", &pem) != 0)
         return;
-    /* ?ca=SERIAL: the CRL of another of our CAs (a retired issuing CA, or the root). */
+    /* ?ca=SERIAL: the CRL of another of our CAs (a retired issuing CA, or the root);
+     * ?ca=root: the root's, published here or imported from an external root. */
     const char *ca = hub_request_query(r, "ca");
-    int ca_id = ca ? hub_authority_ca_by_serial(r->api->authority, ca)
-                   : r->api->authority->id[HUB_CA_ISSUING];
+    int ca_id = ca == NULL                ? r->api->authority->id[HUB_CA_ISSUING]
+                : strcmp(ca, "root") == 0 ? r->api->authority->id[HUB_CA_ROOT] /* or imported */
+                                          : hub_authority_ca_by_serial(r->api->authority, ca);
     if (ca_id == 0) {
         hub_reply_error(r, 404, "not_found", "no CA with serial %.64s", ca);
         return;

@@ -26,13 +26,17 @@
 
 static const char *const role_names[] = {"root", "issuing"};
 static const char *const role_subjects[] = {"iothub Root CA", "iothub Issuing CA"};
-static const char *const seal_labels[] = {"iothub ca:root", "iothub ca:issuing"};
+static const char *const seal_labels[] = {"iothub ca:root", HUB_SEAL_LABEL_ISSUING};
 
 /* The seal label of a key from hub_db_sealed_list, or NULL for a row we do not seal. */
 static const char *sealed_label(const struct hub_db_sealed *k)
 {
+    if (strcmp(k->role, "pending-issuing") == 0) /* db/pending: an external root's */
+        return HUB_SEAL_LABEL_ISSUING;
     if (k->ca_id == 0)
-        return strcmp(k->role, "server") == 0 ? HUB_SEAL_LABEL_SERVER : NULL;
+        return strcmp(k->role, "server") == 0 || strcmp(k->role, "pending-server") == 0
+                   ? HUB_SEAL_LABEL_SERVER
+                   : NULL;
     for (size_t i = 0; i < 2; i++)
         if (strcmp(k->role, role_names[i]) == 0)
             return seal_labels[i];
@@ -175,6 +179,8 @@ static int open_ca(const char *pass, enum hub_ca_role role, const struct hub_db_
                       row->key_uri, row->serial, hub_strerror(rc));
         return rc;
     }
+    if (rc == 0 && role == HUB_CA_ROOT && row->key_sealed.len == 0)
+        return 0; /* an external root: the maker keeps its key */
     if (rc == 0)
         rc = hub_unseal(pass, seal_labels[role], row->key_sealed.data, row->key_sealed.len,
                         &plain);
@@ -316,6 +322,12 @@ int hub_authority_rotate_store(struct hub_authority *a, PGconn *c, const char *p
                   uri);
         return HUB_EEXIST;
     }
+    if (hub_authority_root_external(a)) {
+        hub_error("the root is external (its key is not in the hub): run `iothubd ca rotate "
+                  "--external --csr-dir DIR`, have your root sign the two CSRs, then "
+                  "`iothubd ca import --issuing ... --server ...` (docs/ca.md)");
+        return HUB_EINVAL;
+    }
     int rc = hub_db_cas_retire_issuing(c, generation);
     if (rc != 0)
         return rc;
@@ -330,6 +342,10 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
     time_t now = time(NULL);
     uint8_t raw[HUB_SERIAL_LEN];
     struct hub_signer signer = hub_authority_signer(a, HUB_CA_ISSUING);
+    char uri[96] = "";
+    const char *owner = req->device_id ? req->device_id : req->service_id;
+    if (req->kind == HUB_CERT_CLIENT && owner != NULL)
+        snprintf(uri, sizeof uri, "urn:uuid:%s", owner);
     struct hub_cert_request cr = {
         .kind = req->kind,
         .cn = req->cn,
@@ -342,6 +358,7 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
         .alt_names = req->alt_names,
         .crl_url = req->kind == HUB_CERT_CLIENT && a->crl_url[0] ? a->crl_url : NULL,
         .issuer_signer = &signer,
+        .san_uri = uri[0] ? uri : NULL,
     };
     /* A certificate may not outlive its issuer. */
     const mbedtls_x509_time *t = &a->cert[HUB_CA_ISSUING].valid_to;
@@ -402,6 +419,11 @@ static int publish_crl(struct hub_authority *a, PGconn *c, int id, const mbedtls
     hub_buf_t der = HUB_BUF_INIT;
     size_t n = 0;
     uint64_t number;
+    if (mbedtls_pk_get_type(key) == MBEDTLS_PK_NONE) {
+        hub_error("the %s CA's key is not in the hub: its CRLs are imported (iothubd ca import "
+                  "--crl)", name);
+        return HUB_EINVAL;
+    }
     /* Lock the CA row first: concurrent publishers then see each other's revocations. */
     int rc = hub_db_crls_next_number(c, id, &number);
     if (rc == 0)
@@ -466,6 +488,8 @@ int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_miss
     for (size_t i = 0; i < 2 + a->nretired; i++) {
         int id = i < 2 ? a->id[i] : a->retired[i - 2].id;
         uint64_t number;
+        if (i == HUB_CA_ROOT && hub_authority_root_external(a))
+            continue; /* the maker publishes it; `iothubd ca import --crl` brings it */
         time_t this_update, next_update;
         int rc = hub_db_crls_latest(c, id, NULL, &number, &this_update, &next_update);
         if (rc != 0 && rc != HUB_ENOTFOUND)
@@ -522,7 +546,16 @@ int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char
         rc = hub_key_parse_der(plain.data, plain.len, &key);
     if (rc == 0)
         rc = hub_pem_encode("CERTIFICATE", der.data, der.len, cert_pem);
-    if (rc == 0)
+    /* The issuing CA follows unless the server certificate comes straight from the root (an
+     * external root may sign it): clients hold the root. */
+    mbedtls_x509_crt crt;
+    mbedtls_x509_crt_init(&crt);
+    const mbedtls_x509_buf *subj = &a->cert[HUB_CA_ISSUING].subject_raw;
+    int by_issuing = rc != 0 || mbedtls_x509_crt_parse_der(&crt, der.data, der.len) != 0 ||
+                     (crt.issuer_raw.len == subj->len &&
+                      memcmp(crt.issuer_raw.p, subj->p, subj->len) == 0);
+    mbedtls_x509_crt_free(&crt);
+    if (rc == 0 && by_issuing)
         rc = hub_pem_encode("CERTIFICATE", a->der[HUB_CA_ISSUING].data,
                             a->der[HUB_CA_ISSUING].len, cert_pem);
     if (rc == 0) {
@@ -546,6 +579,11 @@ int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char
 struct hub_signer hub_authority_signer(struct hub_authority *a, enum hub_ca_role role)
 {
     return (struct hub_signer){&a->key[role], a->token[role]};
+}
+
+int hub_authority_root_external(const struct hub_authority *a)
+{
+    return mbedtls_pk_get_type(&a->key[HUB_CA_ROOT]) == MBEDTLS_PK_NONE;
 }
 
 int hub_authority_chain_pem(const struct hub_authority *a, hub_buf_t *out)

@@ -22,6 +22,8 @@ enum hub_ca_role { HUB_CA_ROOT, HUB_CA_ISSUING };
 
 /* AAD label binding a sealed server key to its use. */
 #define HUB_SEAL_LABEL_SERVER "iothub server-key"
+/* AAD label of the sealed issuing CA key (an external root's pending key is sealed with it). */
+#define HUB_SEAL_LABEL_ISSUING "iothub ca:issuing"
 
 
 /* An issuing CA replaced by a rotation whose certificates may still be in use: still
@@ -134,6 +136,9 @@ int hub_authority_server_identity(struct hub_authority *a, PGconn *c, const char
 int hub_authority_reseal(PGconn *c, const char *old_pass, const char *new_pass, size_t *count);
 /* The signer of the CA of role (its key in memory, or its token key). */
 struct hub_signer hub_authority_signer(struct hub_authority *a, enum hub_ca_role role);
+/* 1 when the root's key is not in the hub (an external root, `iothubd init --external-root`):
+ * the root's CRLs are imported, not published, and a rotation needs the maker's root. */
+int hub_authority_root_external(const struct hub_authority *a);
 /* Appends the issuing CA then the root as PEM. */
 int hub_authority_chain_pem(const struct hub_authority *a, hub_buf_t *out);
 /* Appends the issuing CA and the root as a PKCS#7 certs-only bundle (DER). */

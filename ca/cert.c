@@ -103,6 +103,16 @@ static int ext_san(unsigned char **p, unsigned char *start, const char *const *n
                              MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, len);
 }
 
+/* subjectAltName of a client: one uniformResourceIdentifier [6] IA5String (SPEC §5). */
+static int ext_san_uri(unsigned char **p, unsigned char *start, const char *uri)
+{
+    size_t len = 0;
+    HUB_DER_CHK(len, mbedtls_asn1_write_tagged_string(p, start, CTX(6), uri, strlen(uri)));
+    HUB_DER_CHK(len, write_header(p, start, len, SEQ));
+    return hub_der_write_ext(p, start, MBEDTLS_OID_SUBJECT_ALT_NAME,
+                             MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, len);
+}
+
 static int ext_ski(unsigned char **p, unsigned char *start, const uint8_t ski[20])
 {
     size_t len = 0;
@@ -135,6 +145,8 @@ static int write_extensions(unsigned char **p, unsigned char *start, const struc
     HUB_DER_CHK(len, ext_ski(p, start, c->ski));
     if (req->kind == HUB_CERT_SERVER && req->alt_names != NULL && req->alt_names[0] != NULL)
         HUB_DER_CHK(len, ext_san(p, start, req->alt_names));
+    if (req->kind == HUB_CERT_CLIENT && req->san_uri != NULL)
+        HUB_DER_CHK(len, ext_san_uri(p, start, req->san_uri));
     if (req->kind == HUB_CERT_SERVER || req->kind == HUB_CERT_CLIENT)
         HUB_DER_CHK(len, ext_eku(p, start, req->kind));
     HUB_DER_CHK(len, ext_key_usage(p, start, c));
@@ -183,6 +195,12 @@ static int check_request(const struct hub_cert_request *req)
     if ((req->kind == HUB_CERT_ROOT_CA) != (req->issuer == NULL)) {
         hub_error("certificate request: a root has no issuer, other kinds need one");
         return HUB_EINVAL;
+    }
+    for (const char *s = req->san_uri; s != NULL && *s; s++) {
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) {
+            hub_error("certificate request: SAN URI \"%s\" is not ASCII", req->san_uri);
+            return HUB_EINVAL;
+        }
     }
     for (size_t i = 0; req->alt_names != NULL && req->alt_names[i] != NULL; i++) {
         const char *s = req->alt_names[i];
@@ -255,4 +273,15 @@ int hub_x509_serial_hex(const mbedtls_x509_buf *serial, char *out, size_t outlen
         return HUB_ERANGE;
     hub_hex_upper(p, n, out);
     return 0;
+}
+
+time_t hub_x509_time(const mbedtls_x509_time *t)
+{
+    struct tm tm = {.tm_year = t->year - 1900,
+                    .tm_mon = t->mon - 1,
+                    .tm_mday = t->day,
+                    .tm_hour = t->hour,
+                    .tm_min = t->min,
+                    .tm_sec = t->sec};
+    return timegm(&tm);
 }

@@ -19,7 +19,7 @@ enum hub_cert_kind {
     HUB_CERT_ROOT_CA,    /* self-signed; CA:TRUE; keyCertSign, cRLSign */
     HUB_CERT_ISSUING_CA, /* CA:TRUE pathlen 0; keyCertSign, cRLSign */
     HUB_CERT_SERVER,     /* serverAuth; subjectAltName from dns_names */
-    HUB_CERT_CLIENT,     /* device/service: digitalSignature, clientAuth, CRL DP */
+    HUB_CERT_CLIENT,     /* device/service: digitalSignature, clientAuth, SAN URI, CRL DP */
 };
 
 struct hub_cert_request {
@@ -36,6 +36,7 @@ struct hub_cert_request {
     /* Signs instead of issuer_key when set (a token key: issuer_key is then its public key,
      * which picks the signature algorithm). */
     const struct hub_signer *issuer_signer;
+    const char *san_uri;            /* clients: subjectAltName URI ("urn:uuid:<id>"), or NULL */
 };
 
 /* Issues a certificate: draws a random positive 16-byte serial into serial_out, appends the
@@ -47,6 +48,9 @@ int hub_cert_issue(const struct hub_cert_request *req, uint8_t serial_out[HUB_SE
  * ("" when absent; truncated to outlen). */
 void hub_x509_name_attr(const mbedtls_x509_name *n, const char *oid, size_t oid_len, char *out,
                         size_t outlen);
+
+/* A certificate time (UTC) as time_t. */
+time_t hub_x509_time(const mbedtls_x509_time *t);
 
 /* Writes a certificate's serial as stored (upper-case hex, without the DER sign byte) into
  * out. Returns 0, or HUB_ERANGE when it is empty or does not fit in outlen. */

@@ -98,11 +98,13 @@ int hub_db_cas_insert(PGconn *c, const char *role, const char *subject, const ch
     snprintf(na, sizeof na, "%lld", (long long)not_after);
     PGresult *r = NULL;
     int rc = hub_db_bytea_param(der->data, der->len, &der_hex);
-    if (rc == 0)
+    if (rc == 0 && key_sealed != NULL) /* NULL: an external root, no key here */
         rc = hub_db_bytea_param(key_sealed->data, key_sealed->len, &key_hex);
     if (rc == 0) {
-        const char *p[] = {
-            role, subject, key_type, serial, (char *)der_hex.data, (char *)key_hex.data, nb, na};
+        const char *p[] = {role,         subject,
+                           key_type,     serial,
+                           (char *)der_hex.data, key_sealed ? (char *)key_hex.data : NULL,
+                           nb,           na};
         rc = hub_db_exec(c, &r,
                          "INSERT INTO cas (role, subject, key_type, serial, cert_der, key_sealed,"
                          " not_before, not_after) VALUES ($1, $2, $3, $4, $5, $6,"

@@ -32,7 +32,7 @@ int hub_db_cas_list_retired(PGconn *c, struct hub_db_ca **out, size_t *n);
 /* Retires the active issuing CA (call in the transaction that creates its successor) and
  * sets *generation to its successor's number (2 at the first rotation). */
 int hub_db_cas_retire_issuing(PGconn *c, int *generation);
-/* Records a new active CA; *id_out gets its id. */
+/* Records a new active CA (key_sealed NULL: an external root); *id_out gets its id. */
 int hub_db_cas_insert(PGconn *c, const char *role, const char *subject, const char *key_type,
                       const char *serial, const hub_buf_t *der, const hub_buf_t *key_sealed,
                       time_t not_before, time_t not_after, int *id_out);

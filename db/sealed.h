@@ -1,5 +1,5 @@
-/* Every sealed private key at rest, of CAs (db/cas) and server certificates
- * (db/certificates), as a seal-key rotation (iothubd rekey) lists and rewrites them in one
+/* Every sealed private key at rest, of CAs (db/cas), server certificates
+ * (db/certificates) and pending keys of an external root (db/pending), as a seal-key rotation (iothubd rekey) lists and rewrites them in one
  * transaction. No SQL of its own: it composes the two table modules. */
 #ifndef HUB_DB_SEALED_H
 #define HUB_DB_SEALED_H

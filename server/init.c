@@ -14,9 +14,11 @@
 #include "api/token.h"
 #include "ca/seal.h"
 #include "db/audit.h"
+#include "db/cas.h"
 #include "db/certificates.h"
 #include "db/db.h"
 #include "db/migrate.h"
+#include "db/pending.h"
 #include "db/tokens.h"
 #include "server/server_certs.h"
 #include "server/ticketsync.h"
@@ -24,7 +26,7 @@
 #include "util/log.h"
 #include "util/secure.h"
 
-#define INIT_LOCK 7234002 /* advisory lock key of init */
+#define INIT_LOCK HUB_INIT_LOCK
 #define SERVER_CERT_DAYS 365
 #define SERVER_RENEW_DAYS 30
 
@@ -112,6 +114,29 @@ static int ensure_server_certs(const struct hub_config *cfg, struct hub_authorit
     return rc;
 }
 
+/* HUB_EEXIST (logged) when there is no root yet and an external root's pending keys
+ * (server/extroot.c) wait for their certificates: a plain init must not make an internal
+ * root meanwhile. */
+static int refuse_pending(PGconn *c)
+{
+    struct hub_db_pending p;
+    struct hub_db_ca root;
+    int rc = hub_db_cas_get(c, "root", &root);
+    hub_db_cas_free(&root);
+    if (rc != HUB_ENOTFOUND)
+        return rc; /* a root exists (pending keys then belong to a rotation) or a failure */
+    rc = hub_db_pending_get(c, "issuing", &p);
+    hub_db_pending_free(&p);
+    if (rc == HUB_ENOTFOUND)
+        return 0;
+    if (rc == 0) {
+        hub_error("keys wait for certificates from your external root: run `iothubd ca "
+                  "import --root ... --issuing ... --server ...` (docs/ca.md)");
+        return HUB_EEXIST;
+    }
+    return rc;
+}
+
 /* Opens PATH.tmp for the token with mode 0600 and writes it. */
 static int write_token_tmp(const char *tmp, const char *token)
 {
@@ -133,9 +158,7 @@ static int write_token_tmp(const char *tmp, const char *token)
     return 0;
 }
 
-/* Creates the bootstrap admin token when no admin token exists; *tmp_written is set when
- * the token went to tmp (to be renamed after commit). */
-static int ensure_admin_token(PGconn *c, const char *tmp, int *tmp_written)
+int hub_init_admin_token(PGconn *c, const char *tmp, int *tmp_written)
 {
     int count;
     *tmp_written = 0;
@@ -177,6 +200,8 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
         rc = hub_db_begin(c);
     if (rc == 0)
         rc = hub_db_xact_lock(c, INIT_LOCK);
+    if (rc == 0) /* an external root's keys wait for `iothubd ca import` (server/extroot.c) */
+        rc = refuse_pending(c);
     if (rc == 0)
         rc = hub_authority_bootstrap_store(c, pass, cfg->ca_key_type, cfg->ca_key_store,
                                            &created);
@@ -189,7 +214,7 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
     if (rc == 0)
         rc = ensure_server_certs(cfg, &a, c, pass, 0, &created);
     if (rc == 0)
-        rc = ensure_admin_token(c, tmp, &token_written);
+        rc = hub_init_admin_token(c, tmp, &token_written);
     if (rc == 0 && (created > 0 || token_written))
         rc = hub_db_audit_insert(c, "iothubd init", "system", "init", NULL, "local",
                           "ok", NULL);

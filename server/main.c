@@ -22,6 +22,7 @@
 #include "db/db.h"
 #include "db/migrate.h"
 #include "server/config.h"
+#include "server/extroot.h"
 #include "server/init.h"
 #include "server/mqtt_server.h"
 #include "server/server_certs.h"
@@ -44,6 +45,13 @@ static const char usage[] =
     "  ca chain [--format pem|p7b]    print the issuing CA and the root\n"
     "  ca crl [--format der|pem]      print the current CRL of the issuing CA\n"
     "  ca rotate                      replace the issuing CA (the old one stays trusted)\n"
+    "  init --external-root [--csr-dir DIR] [--token-file PATH]\n"
+    "                                 keep the root outside: make the issuing CA and server\n"
+    "                                 keys, write their CSRs to DIR (default .) and stop\n"
+    "  ca import [--root root.pem] [--issuing issuing.pem --server server.pem] [--crl root.crl]\n"
+    "                                 verify and install what an external root signed\n"
+    "  ca rotate --external [--csr-dir DIR]\n"
+    "                                 new issuing CA CSRs for an external root\n"
     "  rekey --new-master-key-file PATH\n"
     "                                 re-encrypt the CA and server keys under a new master\n"
     "                                 passphrase (all or nothing)\n"
@@ -335,10 +343,57 @@ static int emit(const hub_buf_t *b, int binary)
     return fwrite(b->data, 1, b->len, stdout) == b->len && fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* `ca import` and `ca rotate --external` (server/extroot.c). Returns the exit status, or -1
+ * when argv is neither. */
+static int cmd_ca_external(const struct hub_config *cfg, int argc, char **argv)
+{
+    const char *what = argc > 0 ? argv[0] : "";
+    int import = strcmp(what, "import") == 0, rotate = strcmp(what, "rotate") == 0;
+    int external = 0;
+    for (int i = 1; rotate && i < argc; i++)
+        external |= strcmp(argv[i], "--external") == 0;
+    if (!import && !(rotate && external))
+        return -1;
+    struct hub_extroot_files f = {0};
+    const char *csr_dir = ".";
+    for (int i = 1; i < argc; i++) {
+        const char **slot = NULL;
+        if (import && strcmp(argv[i], "--root") == 0)
+            slot = &f.root;
+        else if (import && strcmp(argv[i], "--issuing") == 0)
+            slot = &f.issuing;
+        else if (import && strcmp(argv[i], "--server") == 0)
+            slot = &f.server;
+        else if (import && strcmp(argv[i], "--crl") == 0)
+            slot = &f.crl;
+        else if (rotate && strcmp(argv[i], "--csr-dir") == 0)
+            slot = &csr_dir;
+        else if (rotate && strcmp(argv[i], "--external") == 0)
+            continue;
+        if (slot == NULL || i + 1 >= argc) {
+            fprintf(stderr, "iothubd ca %s: unexpected argument \"%s\"\n%s", what, argv[i], usage);
+            return 2;
+        }
+        *slot = argv[++i];
+    }
+    if (rotate)
+        return hub_extroot_rotate(cfg, csr_dir) == 0 ? 0 : 1;
+    if ((f.issuing == NULL) != (f.server == NULL) ||
+        (f.root == NULL && f.issuing == NULL && f.crl == NULL)) {
+        fprintf(stderr, "iothubd ca import: give --issuing and --server together, with --root "
+                        "the first time, and/or --crl\n%s", usage);
+        return 2;
+    }
+    return hub_extroot_import(cfg, &f) == 0 ? 0 : 1;
+}
+
 static int cmd_ca(const struct hub_config *cfg, int argc, char **argv)
 {
     const char *what = argc > 0 ? argv[0] : "";
     const char *format = NULL;
+    int ext = cmd_ca_external(cfg, argc, argv);
+    if (ext >= 0)
+        return ext;
     if (strcmp(what, "rotate") == 0) {
         if (argc > 1) {
             fprintf(stderr, "iothubd ca rotate: unexpected argument \"%s\"\n%s", argv[1], usage);
@@ -452,9 +507,14 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "serve") == 0 && optind == argc) {
         status = serve(&cfg);
     } else if (strcmp(cmd, "init") == 0) {
-        const char *token_file = "admin.token";
+        const char *token_file = "admin.token", *csr_dir = NULL;
+        int external_root = 0;
         for (int i = optind; i < argc; i++) {
-            if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc)
+            if (strcmp(argv[i], "--external-root") == 0)
+                external_root = 1;
+            else if (strcmp(argv[i], "--csr-dir") == 0 && i + 1 < argc)
+                csr_dir = argv[++i];
+            else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc)
                 token_file = argv[++i];
             else if (strncmp(argv[i], "--token-file=", 13) == 0)
                 token_file = argv[i] + 13;
@@ -464,7 +524,15 @@ int main(int argc, char **argv)
                 return 2;
             }
         }
-        status = hub_init_run(&cfg, token_file) == 0 ? 0 : 1;
+        if (csr_dir != NULL && !external_root) {
+            fprintf(stderr, "iothubd init: --csr-dir goes with --external-root\n%s", usage);
+            hub_config_free(&cfg);
+            return 2;
+        }
+        if (external_root)
+            status = hub_extroot_init(&cfg, token_file, csr_dir ? csr_dir : ".") == 0 ? 0 : 1;
+        else
+            status = hub_init_run(&cfg, token_file) == 0 ? 0 : 1;
     } else if (strcmp(cmd, "migrate") == 0 && optind == argc) {
         status = cmd_migrate(&cfg);
     } else if (strcmp(cmd, "rekey") == 0) {

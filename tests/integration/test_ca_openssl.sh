@@ -66,6 +66,8 @@ for ca_type in ec-p256 ec-p384 rsa-2048; do
             grep -q 'X509v3 Authority Key Identifier' dev.txt &&
             grep -q "URI:https://localhost:$API_PORT/v1/crl" dev.txt
         expect "[$ca_type/$key] profile: keyUsage, clientAuth, SKI, AKI, CRL distribution point" $?
+        grep -A1 'X509v3 Subject Alternative Name' dev.txt | grep -qx " *URI:urn:uuid:$DEV"
+        expect "[$ca_type/$key] subjectAltName URI:urn:uuid:<device id> (SPEC 5)" $?
         serial=$(openssl x509 -in dev.pem -noout -serial | cut -d= -f2)
         [[ $serial =~ ^[0-7][0-9A-F]{31}$ ]] &&
             [ "$(sql "$URL" "SELECT device_id FROM certificates WHERE serial = '$serial'")" = "$DEV" ]
