@@ -245,6 +245,22 @@ static int set_metrics_access(struct hub_config *c, const char *v, char *why, si
     return 0;
 }
 
+static int set_device_ca_max_per_product(struct hub_config *c, const char *v, char *why,
+                                         size_t n)
+{
+    return set_int(&c->device_ca_max_per_product, v, 1, 10000, why, n);
+}
+
+static int set_device_ca_code_ttl_s(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    return set_int(&c->device_ca_code_ttl_s, v, 60, 7 * 86400, why, n);
+}
+
+static int set_device_ca_crl_refresh(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    return set_int(&c->device_ca_crl_refresh, v, 1, 7 * 86400, why, n);
+}
+
 static const struct {
     const char *key;
     setter_fn set;
@@ -278,6 +294,9 @@ static const struct {
     {"log_level", set_log_level},
     {"log_format", set_log_format},
     {"metrics_access", set_metrics_access},
+    {"device_ca_max_per_product", set_device_ca_max_per_product},
+    {"device_ca_code_ttl_s", set_device_ca_code_ttl_s},
+    {"device_ca_crl_refresh", set_device_ca_crl_refresh},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -353,6 +372,9 @@ static int set_defaults(struct hub_config *cfg)
     cfg->log_level = HUB_LOG_INFO;
     cfg->log_format = HUB_LOG_TEXT;
     cfg->metrics_access = HUB_METRICS_PUBLIC;
+    cfg->device_ca_max_per_product = 10;
+    cfg->device_ca_code_ttl_s = 3600;
+    cfg->device_ca_crl_refresh = 3600;
     return 0;
 }
 

@@ -47,6 +47,11 @@ struct hub_config {
     enum hub_log_level log_level;
     enum hub_log_format log_format;
     enum hub_metrics_access metrics_access; /* public (default) or token (auditor+) */
+    /* Factory device CAs (issue 15): enabled CAs per product, registration code lifetime,
+     * CRL fetch interval (seconds). */
+    int device_ca_max_per_product;
+    int device_ca_code_ttl_s;
+    int device_ca_crl_refresh;
     char *path;            /* the file read, or NULL */
 };
 
