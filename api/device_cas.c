@@ -244,8 +244,8 @@ void hub_api_device_cas_create(struct hub_req *r)
     json_t *body = hub_params_json(r);
     if (body == NULL || parse_create(r, body, &q) != 0)
         goto out;
-    if (hub_devca_cert_load((const uint8_t *)q.ca_pem, strlen(q.ca_pem),
-                            "ca_certificate_malformed", &ca, &why) != 0 ||
+    if (hub_devca_cert_load((const uint8_t *)q.ca_pem, strlen(q.ca_pem), "ca_certificate_malformed",
+                            &ca, &why) != 0 ||
         hub_devca_check_ca(&ca, now, &why) != 0 ||
         hub_devca_cert_load((const uint8_t *)q.verification_pem, strlen(q.verification_pem),
                             "verification_certificate_malformed", &v, &why) != 0 ||
@@ -255,13 +255,12 @@ void hub_api_device_cas_create(struct hub_req *r)
     }
     if (register_ca(r, &q, &ca, code, &out) == 0) {
         hub_api_device_cas_count(HUB_DEVCA_M_REGISTERED);
-        json_t *o = json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "id", json_object_get(out, "id"),
-                              "product_key", json_object_get(out, "product_key"), "subject",
-                              json_object_get(out, "subject"), "fingerprint",
-                              json_object_get(out, "fingerprint"), "not_after",
-                              json_object_get(out, "not_after"), "status",
-                              json_object_get(out, "status"), "registration",
-                              json_object_get(out, "registration"));
+        json_t *o = json_pack(
+            "{s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "id", json_object_get(out, "id"), "product_key",
+            json_object_get(out, "product_key"), "subject", json_object_get(out, "subject"),
+            "fingerprint", json_object_get(out, "fingerprint"), "not_after",
+            json_object_get(out, "not_after"), "status", json_object_get(out, "status"),
+            "registration", json_object_get(out, "registration"));
         hub_reply_json(r, 201, o);
     }
 out:
@@ -336,8 +335,8 @@ void hub_api_device_cas_update(struct hub_req *r)
     if (c == NULL)
         goto out;
     int rc = hub_db_begin(c);
-    if (rc == 0 && (rc = hub_db_device_cas_lock(c, r->params[0], &product_id, status)) ==
-                       HUB_ENOTFOUND) {
+    if (rc == 0 &&
+        (rc = hub_db_device_cas_lock(c, r->params[0], &product_id, status)) == HUB_ENOTFOUND) {
         hub_reply_error(r, 404, "not_found", "no device CA %s", r->params[0]);
         goto out;
     }
@@ -379,7 +378,7 @@ int hub_api_device_cas_store_crl(PGconn *c, const char *id, const uint8_t *data,
     mbedtls_x509_crt_init(&ca);
     int rc = hub_db_device_cas_lock_cert(c, id, &cert);
     if (rc == 0 && mbedtls_x509_crt_parse_der(&ca, cert.data, cert.len) != 0)
-        rc = HUB_EINVAL; /* stored certificates parsed when registered */
+        rc = HUB_ECRYPTO; /* it parsed when it was registered: not the client's fault */
     if (rc == 0)
         rc = hub_devca_crl_check(&ca, data, len, time(NULL), info, &der, why);
     if (rc == 0) {
@@ -414,9 +413,9 @@ void hub_api_device_cas_crl(struct hub_req *r)
     json_t *body = NULL;
     const char *ct = hub_request_header(r, "Content-Type");
     if (ct != NULL && strncasecmp(ct, "application/json", 16) == 0) {
-        const char *pem = (body = hub_params_json(r)) ? hub_params_string(r, body, "crl", 1,
-                                                                           HUB_DEVCA_CRL_MAX)
-                                                      : NULL;
+        const char *pem = (body = hub_params_json(r))
+                              ? hub_params_string(r, body, "crl", 1, HUB_DEVCA_CRL_MAX)
+                              : NULL;
         if (pem == NULL) {
             json_decref(body);
             return;
@@ -441,9 +440,9 @@ void hub_api_device_cas_crl(struct hub_req *r)
         return;
     }
     if (rc == 0)
-        rc = audit(r, r->params[0],
-                   json_pack("{s:s,s:I}", "crl_number", crl.number, "entries",
-                             (json_int_t)crl.entries));
+        rc = audit(
+            r, r->params[0],
+            json_pack("{s:s,s:I}", "crl_number", crl.number, "entries", (json_int_t)crl.entries));
     if (rc != 0) {
         hub_reply_internal(r, rc, "device CA CRL");
         return;
@@ -463,8 +462,8 @@ void hub_api_device_cas_approve(struct hub_req *r)
     if (c == NULL)
         return;
     if (strcmp(status, "pending") != 0) {
-        hub_reply_error(r, 409, "device_not_pending", "device %s is %s, not pending",
-                        r->params[0], status);
+        hub_reply_error(r, 409, "device_not_pending", "device %s is %s, not pending", r->params[0],
+                        status);
         return;
     }
     int rc = hub_db_devices_set_status(c, r->params[0], "active");

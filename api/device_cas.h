@@ -43,13 +43,13 @@ int hub_api_device_cas_store_crl(PGconn *c, const char *id, const uint8_t *data,
 
 /* What the CRL fetcher counts (lock-free). */
 enum hub_devca_metric {
-    HUB_DEVCA_M_REGISTERED,       /* device CAs registered */
-    HUB_DEVCA_M_REFUSED,          /* registrations refused (any 4xx) */
-    HUB_DEVCA_M_LIMIT,            /* refused by device_ca_max_per_product */
-    HUB_DEVCA_M_CRLS,             /* CRLs stored (upload or fetch) */
-    HUB_DEVCA_M_CRL_REFUSED,      /* CRLs refused (upload or fetch) */
-    HUB_DEVCA_M_FETCHES,          /* CRL fetches attempted */
-    HUB_DEVCA_M_FETCH_FAILURES,   /* fetches that failed (transport, HTTP status, size) */
+    HUB_DEVCA_M_REGISTERED,     /* device CAs registered */
+    HUB_DEVCA_M_REFUSED,        /* registrations refused (any 4xx) */
+    HUB_DEVCA_M_LIMIT,          /* refused by device_ca_max_per_product */
+    HUB_DEVCA_M_CRLS,           /* CRLs stored (upload or fetch) */
+    HUB_DEVCA_M_CRL_REFUSED,    /* CRLs refused (upload or fetch) */
+    HUB_DEVCA_M_FETCHES,        /* CRL fetches attempted */
+    HUB_DEVCA_M_FETCH_FAILURES, /* fetches that failed (transport, HTTP status, size) */
     HUB_DEVCA_M_COUNT
 };
 void hub_api_device_cas_count(enum hub_devca_metric m);

@@ -28,8 +28,8 @@
 /* id-ce-cRLNumber 2.5.29.20 */
 static const uint8_t oid_crl_number[] = {0x55, 0x1D, 0x14};
 
-__attribute__((format(printf, 3, 4))) static int refuse(struct hub_devca_why *why,
-                                                       const char *code, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int refuse(struct hub_devca_why *why, const char *code,
+                                                        const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -183,8 +183,8 @@ static int verify_sig(const mbedtls_pk_context *key, mbedtls_md_type_t md_type,
                                  mbedtls_md_get_size(md), sig->p, sig->len);
 }
 
-int hub_devca_check_verification(const mbedtls_x509_crt *ca, const mbedtls_x509_crt *v,
-                                 time_t now, char cn[65], struct hub_devca_why *why)
+int hub_devca_check_verification(const mbedtls_x509_crt *ca, const mbedtls_x509_crt *v, time_t now,
+                                 char cn[65], struct hub_devca_why *why)
 {
     char name[256] = "";
     const mbedtls_x509_name *n;
@@ -257,7 +257,8 @@ static int crl_number(const mbedtls_x509_buf *ext, char *out, size_t cap)
             return -1;
         unsigned char *oid = p;
         p += olen;
-        if (mbedtls_asn1_get_bool(&p, next, &critical) != 0 && p < next && *p == MBEDTLS_ASN1_BOOLEAN)
+        if (mbedtls_asn1_get_bool(&p, next, &critical) != 0 && p < next &&
+            *p == MBEDTLS_ASN1_BOOLEAN)
             return -1;
         if (mbedtls_asn1_get_tag(&p, next, &vlen, MBEDTLS_ASN1_OCTET_STRING) != 0)
             return -1;
@@ -318,7 +319,8 @@ int hub_devca_crl_check(const mbedtls_x509_crt *ca, const uint8_t *data, size_t 
         rc = refuse(why, "crl_signature_invalid", "the CRL is not signed by the CA's key");
         goto out;
     }
-    if ((ca->ext_types & MBEDTLS_X509_EXT_KEY_USAGE) && !(ca->key_usage & MBEDTLS_X509_KU_CRL_SIGN)) {
+    if ((ca->ext_types & MBEDTLS_X509_EXT_KEY_USAGE) &&
+        !(ca->key_usage & MBEDTLS_X509_KU_CRL_SIGN)) {
         rc = refuse(why, "ca_no_crlsign", "the CA certificate's keyUsage lacks cRLSign");
         goto out;
     }

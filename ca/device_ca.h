@@ -38,8 +38,8 @@ int hub_devca_check_ca(const mbedtls_x509_crt *ca, time_t now, struct hub_devca_
  * is 64 lower-case hex digits (verification_code_unknown), its signature verifies with
  * ca's public key (verification_signature_invalid), it is within its validity
  * (verification_expired, verification_not_yet_valid). Returns 0 or HUB_EINVAL. */
-int hub_devca_check_verification(const mbedtls_x509_crt *ca, const mbedtls_x509_crt *v,
-                                 time_t now, char cn[65], struct hub_devca_why *why);
+int hub_devca_check_verification(const mbedtls_x509_crt *ca, const mbedtls_x509_crt *v, time_t now,
+                                 char cn[65], struct hub_devca_why *why);
 /* SHA-256 of the certificate's DER as 64 lower-case hex digits + NUL. */
 int hub_devca_fingerprint(const mbedtls_x509_crt *crt, char hex[65]);
 /* The subject as "CN=..., O=..." (mbedtls_x509_dn_gets), truncated to cap. */
@@ -49,7 +49,7 @@ time_t hub_devca_time(const mbedtls_x509_time *t);
 
 /* What a verified CRL says about itself. */
 struct hub_devca_crl {
-    char number[64];    /* cRLNumber in decimal */
+    char number[64]; /* cRLNumber in decimal */
     time_t this_update;
     time_t next_update; /* 0 when absent */
     size_t entries;

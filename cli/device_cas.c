@@ -99,10 +99,13 @@ int hub_cmd_device_cas_code(struct hub_ctl *ctl)
 
 int hub_cmd_device_cas_register(struct hub_ctl *ctl)
 {
-    static const struct hub_field f[] = {
-        {"id", "id"},           {"product key", "product_key"}, {"subject", "subject"},
-        {"fingerprint", "fingerprint"}, {"not after", "not_after"}, {"status", "status"},
-        {"registration", "registration"}};
+    static const struct hub_field f[] = {{"id", "id"},
+                                         {"product key", "product_key"},
+                                         {"subject", "subject"},
+                                         {"fingerprint", "fingerprint"},
+                                         {"not after", "not_after"},
+                                         {"status", "status"},
+                                         {"registration", "registration"}};
     const char *product = ctl->a->val[OPT_PRODUCT];
     const char *policy = ctl->nwords > 2 ? ctl->words[2] : "auto";
     hub_buf_t ca = HUB_BUF_INIT, ver = HUB_BUF_INIT;
@@ -130,10 +133,13 @@ int hub_cmd_device_cas_register(struct hub_ctl *ctl)
 
 int hub_cmd_device_cas_list(struct hub_ctl *ctl)
 {
-    static const struct hub_field cols[] = {
-        {"ID", "id"},         {"PRODUCT", "product_key"},    {"STATUS", "status"},
-        {"REGISTRATION", "registration"}, {"NOT AFTER", "not_after"}, {"DEVICES", "devices"},
-        {"SUBJECT", "subject"}};
+    static const struct hub_field cols[] = {{"ID", "id"},
+                                            {"PRODUCT", "product_key"},
+                                            {"STATUS", "status"},
+                                            {"REGISTRATION", "registration"},
+                                            {"NOT AFTER", "not_after"},
+                                            {"DEVICES", "devices"},
+                                            {"SUBJECT", "subject"}};
     struct hub_response resp;
     int rc = hub_client_call(ctl->client, "GET", "/v1/device-cas", NULL, HUB_CLIENT_BEARER, &resp);
     if (rc == 0 && ctl->json)

@@ -7,17 +7,17 @@
 #include "util/error.h"
 
 #define DEVICE_CA_JSON                                                                             \
-    "json_build_object('id', d.id, 'product_key', p.product_key, 'subject', d.subject,"          \
-    " 'serial', d.serial, 'fingerprint', d.fingerprint, 'not_before', rfc3339(d.not_before),"    \
-    " 'not_after', rfc3339(d.not_after), 'status', d.status, 'registration', d.registration,"    \
-    " 'crl_url', d.crl_url, 'crl_number', d.crl_number::text,"                                   \
-    " 'crl_this_update', rfc3339(d.crl_this_update),"                                            \
-    " 'crl_next_update', rfc3339(d.crl_next_update), 'created_by', d.created_by,"                \
-    " 'created_at', rfc3339(d.created_at), 'disabled_at', rfc3339(d.disabled_at),"               \
+    "json_build_object('id', d.id, 'product_key', p.product_key, 'subject', d.subject,"            \
+    " 'serial', d.serial, 'fingerprint', d.fingerprint, 'not_before', rfc3339(d.not_before),"      \
+    " 'not_after', rfc3339(d.not_after), 'status', d.status, 'registration', d.registration,"      \
+    " 'crl_url', d.crl_url, 'crl_number', d.crl_number::text,"                                     \
+    " 'crl_this_update', rfc3339(d.crl_this_update),"                                              \
+    " 'crl_next_update', rfc3339(d.crl_next_update), 'created_by', d.created_by,"                  \
+    " 'created_at', rfc3339(d.created_at), 'disabled_at', rfc3339(d.disabled_at),"                 \
     " 'devices', (SELECT count(*) FROM devices v WHERE v.device_ca_id = d.id)"
 
 #define DEVICE_CA_PEM                                                                              \
-    ", 'certificate_pem', der_pem('CERTIFICATE', d.cert_der),"                                   \
+    ", 'certificate_pem', der_pem('CERTIFICATE', d.cert_der),"                                     \
     " 'crl_pem', der_pem('X509 CRL', d.crl_der))"
 
 int hub_db_device_cas_code_insert(PGconn *c, const char *code, const char *created_by, int ttl_s,
@@ -74,9 +74,8 @@ int hub_db_device_cas_insert(PGconn *c, const struct hub_db_device_ca *ca, json_
     snprintf(na, sizeof na, "%lld", (long long)ca->not_after);
     int rc = hub_db_bytea_param(ca->der, ca->der_len, &der);
     if (rc == 0) {
-        const char *p[] = {pid,         ca->subject,     ca->serial,       ca->fingerprint,
-                           (char *)der.data, nb,         na,               ca->registration,
-                           ca->crl_url, ca->created_by};
+        const char *p[] = {pid, ca->subject, ca->serial,       ca->fingerprint, (char *)der.data,
+                           nb,  na,          ca->registration, ca->crl_url,     ca->created_by};
         rc = hub_db_query_json(
             c,
             "WITH d AS (INSERT INTO device_cas (product_id, subject, serial, fingerprint, cert_der,"
@@ -144,8 +143,8 @@ int hub_db_device_cas_lock_cert(PGconn *c, const char *id, hub_buf_t *der)
 {
     const char *p[] = {id};
     PGresult *r;
-    int rc = hub_db_exec_row(c, &r, "SELECT cert_der FROM device_cas WHERE id = $1::uuid FOR UPDATE",
-                             1, p);
+    int rc = hub_db_exec_row(
+        c, &r, "SELECT cert_der FROM device_cas WHERE id = $1::uuid FOR UPDATE", 1, p);
     if (rc != 0)
         return rc;
     rc = hub_db_get_bytea(r, 0, 0, der);

@@ -140,7 +140,7 @@ expect "after the refusals nothing is registered and the code is still unused" $
 verification good fca "$CODE" && register_body reg.json "$PK" fca.pem good.pem
 bearer "$AUDITOR" POST /v1/device-cas @reg.json
 expect_error "auditor: POST /v1/device-cas -> 403 forbidden" 403 forbidden
-psql "$URL" -X -q -c "LISTEN iothub_device_cas" -c "SELECT pg_sleep(4)" >notify.out 2>&1 &
+psql "$URL" -X -q -c "LISTEN iothub_device_cas" -c "SELECT pg_sleep(3)" >notify.out 2>&1 &
 LISTENER=$!
 sleep 0.5
 bearer "$ADMIN" POST /v1/device-cas @reg.json
@@ -233,7 +233,10 @@ grep -q '^iothub_device_ca_crl_fetches_total [1-9]' metrics.out &&
     grep -q '^iothub_device_cas_registered_total 2$' metrics.out
 expect "/metrics counts CRL fetches and registrations" $?
 kill "$HTTPD" 2>/dev/null; wait "$HTTPD" 2>/dev/null
-sleep 4.5
+for _ in $(seq 100); do
+    grep -q "CRL fetch from http://127.0.0.1:$CRL_PORT/crl-fca2.pem failed" serve.log && break
+    sleep 0.2
+done
 grep -q '^iothub_device_ca_crl_fetch_failures_total [1-9]' <(curl -sk "https://127.0.0.1:$API_PORT/metrics") &&
     grep -q "CRL fetch from http://127.0.0.1:$CRL_PORT/crl-fca2.pem failed" serve.log
 expect "with the distribution point down, the failed fetch is logged and counted" $?

@@ -22,9 +22,14 @@ static int issue(enum hub_cert_kind kind, const char *cn, mbedtls_pk_context *su
                  const mbedtls_x509_crt *issuer, mbedtls_pk_context *issuer_key, time_t nb,
                  time_t na, hub_buf_t *out)
 {
-    struct hub_cert_request req = {.kind = kind, .cn = cn, .o = "Maker", .subject_key = subject,
-                                   .issuer = issuer, .issuer_key = issuer_key,
-                                   .not_before = nb, .not_after = na};
+    struct hub_cert_request req = {.kind = kind,
+                                   .cn = cn,
+                                   .o = "Maker",
+                                   .subject_key = subject,
+                                   .issuer = issuer,
+                                   .issuer_key = issuer_key,
+                                   .not_before = nb,
+                                   .not_after = na};
     uint8_t s[HUB_SERIAL_LEN];
     return hub_cert_issue(&req, s, out);
 }
@@ -41,10 +46,12 @@ static void setup(void)
     CHECK_EQ(hub_key_generate(HUB_KEY_EC_P256, &ca_key), 0);
     CHECK_EQ(hub_key_generate(HUB_KEY_EC_P256, &other_key), 0);
     CHECK_EQ(hub_key_generate(HUB_KEY_EC_P256, &leaf_key), 0);
-    CHECK_EQ(issue(HUB_CERT_ROOT_CA, "Factory CA", &ca_key, NULL, &ca_key, now - 60,
-                   now + 86400, &ca_der), 0);
+    CHECK_EQ(issue(HUB_CERT_ROOT_CA, "Factory CA", &ca_key, NULL, &ca_key, now - 60, now + 86400,
+                   &ca_der),
+             0);
     CHECK_EQ(issue(HUB_CERT_ROOT_CA, "Factory CA", &other_key, NULL, &other_key, now - 60,
-                   now + 86400, &other_der), 0);
+                   now + 86400, &other_der),
+             0);
     CHECK_EQ(mbedtls_x509_crt_parse_der(&ca, ca_der.data, ca_der.len), 0);
     CHECK_EQ(mbedtls_x509_crt_parse_der(&other, other_der.data, other_der.len), 0);
 }
@@ -187,8 +194,9 @@ static void test_crl_issuer(void)
     hub_buf_t der = HUB_BUF_INIT, crl = HUB_BUF_INIT, out = HUB_BUF_INIT;
     mbedtls_x509_crt third;
     mbedtls_x509_crt_init(&third);
-    CHECK_EQ(issue(HUB_CERT_ROOT_CA, "Another CA", &ca_key, NULL, &ca_key, now - 60, now + 86400,
-                   &der), 0);
+    CHECK_EQ(
+        issue(HUB_CERT_ROOT_CA, "Another CA", &ca_key, NULL, &ca_key, now - 60, now + 86400, &der),
+        0);
     CHECK_EQ(mbedtls_x509_crt_parse_der(&third, der.data, der.len), 0);
     CHECK_EQ(hub_crl_build(&third, &ca_key, 2, now, now + 3600, NULL, 0, &crl), 0);
     CHECK_EQ(hub_devca_crl_check(&ca, crl.data, crl.len, now, &info, &out, &why), HUB_EINVAL);
