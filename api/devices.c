@@ -17,6 +17,7 @@
 #include "ca/crl.h"
 #include "db/certificates.h"
 #include "db/db.h"
+#include "db/device_cas.h"
 #include "db/devices.h"
 #include "db/products.h"
 #include "util/error.h"
@@ -182,11 +183,18 @@ void hub_api_devices_list(struct hub_req *r)
         hub_reply_error(r, 400, "invalid_parameter", "after must be a device id");
         return;
     }
+    /* ?status=pending: devices a device CA registered for approval (issue 15). */
+    const char *status = hub_request_query(r, "status");
+    if (status != NULL && strcmp(status, "pending") != 0) {
+        hub_reply_error(r, 400, "invalid_parameter", "status can only be \"pending\"");
+        return;
+    }
     PGconn *c = hub_transaction_db(r);
     json_t *list;
     if (c == NULL)
         return;
-    int rc = hub_db_devices_list(c, after, limit, &list);
+    int rc = status != NULL ? hub_db_device_cas_pending(c, after, limit, &list)
+                            : hub_db_devices_list(c, after, limit, &list);
     if (rc != 0) {
         hub_reply_internal(r, rc, "device listing");
         return;

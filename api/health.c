@@ -1,6 +1,7 @@
 /* GET /healthz and GET /metrics. */
 #include "api/health.h"
 
+#include "api/device_cas.h"
 #include "api/metrics.h"
 #include "api/reply.h"
 #include "db/pool.h"
@@ -19,6 +20,8 @@ void hub_api_health_metrics(struct hub_req *r)
     hub_buf_t out = HUB_BUF_INIT;
     const struct hub_api_mqtt *mq = r->api->mqtt;
     int rc = hub_metrics_render(&out, r->api->pool);
+    if (rc == 0)
+        rc = hub_api_device_cas_metrics(&out);
     if (rc == 0 && mq != NULL && mq->metrics != NULL)
         rc = mq->metrics(mq->ctx, &out);
     if (rc != 0) {

@@ -14,6 +14,7 @@
 #include "api/chain.h"
 #include "api/commands.h"
 #include "api/crl.h"
+#include "api/device_cas.h"
 #include "api/devices.h"
 #include "api/health.h"
 #include "api/params.h"
@@ -53,6 +54,16 @@ const struct hub_route hub_router_routes[] = {
     {"POST", "/v1/services/{}/renew", HUB_AUTH_SERVICE_CERT, HUB_ROLE_NONE, "service.renew",
      hub_api_activation_service},
     {"GET", "/v1/audit", ROLE(AUDITOR), NULL, hub_api_audit_list},
+    /* Factory device CAs (issue 15, api/device_cas.c). */
+    {"POST", "/v1/device-cas/registration-codes", ROLE(ADMIN), "device_ca.code",
+     hub_api_device_cas_code},
+    {"POST", "/v1/device-cas", ROLE(ADMIN), "device_ca.register", hub_api_device_cas_create},
+    {"GET", "/v1/device-cas", ROLE(AUDITOR), NULL, hub_api_device_cas_list},
+    {"GET", "/v1/device-cas/{}", ROLE(AUDITOR), NULL, hub_api_device_cas_show},
+    {"PATCH", "/v1/device-cas/{}", ROLE(ADMIN), "device_ca.update", hub_api_device_cas_update},
+    {"PUT", "/v1/device-cas/{}/crl", ROLE(ADMIN), "device_ca.crl", hub_api_device_cas_crl},
+    {"POST", "/v1/devices/{}/approve", ROLE(OPERATOR), "device.approve",
+     hub_api_device_cas_approve},
     {"GET", "/healthz", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_show},
     {"GET", "/metrics", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_metrics},
     {NULL, NULL, HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, NULL},

@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/device_cas.h"
 #include "cli/settings.h"
 
 #define B(o) OPT_BIT(OPT_##o)
@@ -100,6 +101,33 @@ static const struct command commands[] = {
      "publish a command to devices/DEVICE_ID/commands/NAME (QoS 1)",
      "The payload (at most 64 KiB of UTF-8 text) reaches the device byte for byte.\n",
      hub_cmd_commands_send},
+    /* Factory device CAs (issue 15, cli/device_cas.c). */
+    {"device-cas", "code", 0, 0, 0, "device-cas code",
+     "get a one-time registration code (CN of the verification certificate, 1 h)", NULL,
+     hub_cmd_device_cas_code},
+    {"device-cas", "register", 2, 4, B(PRODUCT),
+     "device-cas register --product KEY CA_PEM VERIFICATION_PEM [auto|approve [CRL_URL]]",
+     "register a factory device CA with its proof of possession",
+     "CA_PEM: the device CA's certificate (cA=TRUE, keyUsage keyCertSign); VERIFICATION_PEM:\n"
+     "a certificate with CN=<code from `device-cas code`> signed by the CA's key. auto: its\n"
+     "devices are registered active on first connection; approve: held pending until\n"
+     "`devices approve`. CRL_URL: where the hub fetches the CA's CRL (http or https).\n",
+     hub_cmd_device_cas_register},
+    {"device-cas", "list", 0, 0, 0, "device-cas list",
+     "list the device CAs (what the hub trusts for devices)", NULL, hub_cmd_device_cas_list},
+    {"device-cas", "show", 1, 1, B(PEM), "device-cas show ID [--pem]",
+     "show a device CA; --pem prints only its certificate", NULL, hub_cmd_device_cas_show},
+    {"device-cas", "enable", 1, 1, 0, "device-cas enable ID", "trust a device CA's devices again",
+     NULL, hub_cmd_device_cas_enable},
+    {"device-cas", "disable", 1, 1, 0, "device-cas disable ID",
+     "refuse every device of a device CA and close their sessions", NULL,
+     hub_cmd_device_cas_disable},
+    {"device-cas", "crl", 3, 3, 0, "device-cas crl upload ID FILE",
+     "upload a CRL of the device CA (DER or PEM; signed by it, cRLNumber increasing)", NULL,
+     hub_cmd_device_cas_crl},
+    {"devices", "approve", 1, 1, 0, "devices approve ID",
+     "approve a pending device (registered by a device CA with policy approve)", NULL,
+     hub_cmd_devices_approve},
     {"audit", NULL, 0, 0, B(LIMIT) | B(BEFORE), "audit [--limit N] [--before ID]",
      "show the audit log, newest first", NULL, hub_cmd_audit},
     {"health", NULL, 0, 0, 0, "health", "check the hub's health (exit 1 when unavailable)",

@@ -320,6 +320,22 @@ static int set_metrics_access(struct hub_config *c, const char *v, char *why, si
     return 0;
 }
 
+static int set_device_ca_max_per_product(struct hub_config *c, const char *v, char *why,
+                                         size_t n)
+{
+    return set_int(&c->device_ca_max_per_product, v, 1, 10000, why, n);
+}
+
+static int set_device_ca_code_ttl_s(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    return set_int(&c->device_ca_code_ttl_s, v, 60, 7 * 86400, why, n);
+}
+
+static int set_device_ca_crl_refresh(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    return set_int(&c->device_ca_crl_refresh, v, 1, 7 * 86400, why, n);
+}
+
 static const struct {
     const char *key;
     setter_fn set;
@@ -357,6 +373,9 @@ static const struct {
     {"ca_key_store", set_ca_key_store},
     {"pkcs11_module", set_pkcs11_module},
     {"pkcs11_pin_file", set_pkcs11_pin_file},
+    {"device_ca_max_per_product", set_device_ca_max_per_product},
+    {"device_ca_code_ttl_s", set_device_ca_code_ttl_s},
+    {"device_ca_crl_refresh", set_device_ca_crl_refresh},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -432,6 +451,9 @@ static int set_defaults(struct hub_config *cfg)
     cfg->log_level = HUB_LOG_INFO;
     cfg->log_format = HUB_LOG_TEXT;
     cfg->metrics_access = HUB_METRICS_PUBLIC;
+    cfg->device_ca_max_per_product = 10;
+    cfg->device_ca_code_ttl_s = 3600;
+    cfg->device_ca_crl_refresh = 3600;
     return 0;
 }
 

@@ -53,6 +53,11 @@ struct hub_config {
     char *ca_key_store;    /* NULL: sealed in PostgreSQL; else a "pkcs11:" URI (RFC 7512) */
     char *pkcs11_module;   /* PKCS#11 module path unless the URI has module-path */
     char *pkcs11_pin_file; /* the token's user PIN unless the URI has pin-source/pin-value */
+    /* Factory device CAs (issue 15): enabled CAs per product, registration code lifetime,
+     * CRL fetch interval (seconds). */
+    int device_ca_max_per_product;
+    int device_ca_code_ttl_s;
+    int device_ca_crl_refresh;
     char *path;            /* the file read, or NULL */
     /* Server certificates presented side by side (SPEC §2): distinct types, in the order
      * given; none set: the ca_key_type alone (ec-p256 by default). */

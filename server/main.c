@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include "api/device_cas.h"
 #include "api/http.h"
 #include "api/request.h"
 #include "ca/authority.h"
@@ -23,6 +24,7 @@
 #include "db/migrate.h"
 #include "server/config.h"
 #include "server/extroot.h"
+#include "server/device_ca_crl.h"
 #include "server/init.h"
 #include "server/mqtt_server.h"
 #include "server/server_certs.h"
@@ -75,6 +77,7 @@ struct serve {
     struct hub_mqtt_server *mqtt;
     hub_tickets_t *tickets; /* session-ticket keys of the MQTT listeners, or NULL */
     struct hub_ticketsync *ticketsync;
+    struct hub_device_ca_crl *device_ca_crl; /* CRL fetcher of device CAs */
     struct hub_api_mqtt api_mqtt;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t maintenance;
@@ -262,7 +265,11 @@ static int serve(struct hub_config *cfg)
             .mqtt = &s.api_mqtt,
             .metrics_token = cfg->metrics_access == HUB_METRICS_TOKEN,
         };
+        hub_api_device_cas_configure(cfg->device_ca_max_per_product, cfg->device_ca_code_ttl_s);
         rc = hub_api_start(&o, &s.api);
+        if (rc == 0 && (s.device_ca_crl = hub_device_ca_crl_start(cfg->db_url,
+                                                                  cfg->device_ca_crl_refresh)) == NULL)
+            rc = HUB_ENOMEM;
     }
     s.loop = uv_default_loop();
     hub_buf_t ca_pem = HUB_BUF_INIT;
@@ -311,6 +318,7 @@ out:
         hub_ticketsync_stop(s.ticketsync);
         uv_run(uv_default_loop(), UV_RUN_DEFAULT);
     }
+    hub_device_ca_crl_stop(s.device_ca_crl);
     hub_tickets_free(s.tickets);
     hub_api_stop(s.api);
     hub_db_pool_free(s.pool);

@@ -95,6 +95,14 @@ PARAMS = {
     "hub_db_certificates_get#1": [[serial]],
     "hub_db_certificates_list#1": [[NULL, "100"], [device, "100"]],
     "hub_db_devices_mark_seen#1": [['["%s"]' % device], [ids]],
+    # device CAs (issue 15): their device counts and the pending devices
+    "hub_db_device_cas_insert#1": [[product, "CN=x", "01", "0" * 64, "\\x00", "1700000000",
+                                    "1900000000", "auto", NULL, "token:x"]],
+    "hub_db_device_cas_list#1": [[]],
+    "hub_db_device_cas_list#2": [[]],
+    "hub_db_device_cas_get#1": [["00000000-0000-0000-0000-000000000001"]],
+    "hub_db_device_cas_update#1": [["00000000-0000-0000-0000-000000000001", "disabled", NULL]],
+    "hub_db_device_cas_pending#1": [[NULL, "100"], [device, "100"]],
 }
 
 
