@@ -55,6 +55,7 @@ static void check_accepted(mbedtls_x509_csr *csr)
         .not_before = 1750000000,
         .not_after = 1750000000 + 365 * 86400L,
         .crl_url = "https://localhost:8443/v1/crl",
+        .san_uri = "urn:uuid:0b8e3b8a-1111-4c1e-8a6e-00000000000a",
     };
     if (hub_cert_issue(&req, serial, &der) != 0)
         abort();
