@@ -94,6 +94,12 @@ PARAMS = {
     "hub_db_certificates_get#1": [[serial]],
     "hub_db_certificates_list#1": [[NULL, "100"], [device, "100"]],
     "hub_db_devices_mark_seen#1": [['["%s"]' % device], [ids]],
+    # jit: device-CA certificates (db/registrations.c)
+    "hub_db_registrations_lookup#1": [[serial, "00000000-0000-0000-0000-000000000000", "\\x00"]],
+    "register_rows#1": [["00000000-0000-5000-8000-000000000000", product, "SN-jit", "x", "active",
+                         NULL]],
+    "register_rows#2": [["0123456789ABCDEF", NULL, "00000000-0000-5000-8000-000000000000",
+                         "CN=x", "\\x00", "1700000000", "1900000000"]],
 }
 
 
