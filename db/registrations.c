@@ -111,8 +111,8 @@ static int register_rows(PGconn *c, const struct hub_db_registration *g, const c
     int rc = hub_db_bytea_param(g->der, g->der_len, &der_hex);
     if (rc != 0)
         return rc;
-    const char *d[] = {g->device_id, product_id, g->serial_number, g->secret_hash, status,
-                       g->device_ca_id};
+    const char *d[] = {g->device_id,   product_id, g->serial_number,
+                       g->secret_hash, status,     g->device_ca_id};
     rc = hub_db_exec(c, &r,
                      "INSERT INTO devices (id, product_id, serial_number, secret_hash, status,"
                      " device_ca_id, activated_at) VALUES ($1, $2, $3, $4, $5, $6,"
@@ -124,8 +124,13 @@ static int register_rows(PGconn *c, const struct hub_db_registration *g, const c
     }
     snprintf(nb, sizeof nb, "%lld", (long long)g->not_before);
     snprintf(na, sizeof na, "%lld", (long long)g->not_after);
-    const char *p[] = {g->cert_serial, g->device_ca_id, g->device_id, g->subject,
-                       (const char *)der_hex.data, nb, na};
+    const char *p[] = {g->cert_serial,
+                       g->device_ca_id,
+                       g->device_id,
+                       g->subject,
+                       (const char *)der_hex.data,
+                       nb,
+                       na};
     if (rc == 0)
         rc = hub_db_exec(c, &r,
                          "INSERT INTO certificates (serial, ca_id, device_ca_id, kind, device_id,"

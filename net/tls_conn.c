@@ -406,7 +406,8 @@ static void handshake_done(hub_tls_conn_t *c)
 static void handshake_failed(hub_tls_conn_t *c, int rc)
 {
     c->fail = hub_tls_peer_failure(&c->ssl, rc, c->peer);
-    hub_tls_peer_refused(c->g->ctx, c->ssl.session_negotiate ? c->ssl.session_negotiate->peer_cert : NULL,
+    hub_tls_peer_refused(c->g->ctx,
+                         c->ssl.session_negotiate ? c->ssl.session_negotiate->peer_cert : NULL,
                          c->fail, c->peer);
     conn_close(c, HUB_CLOSE_ERROR, CLOSE_FLUSH); /* flushes mbedTLS's alert */
 }
@@ -674,8 +675,7 @@ int hub_tls_conn_group_recheck(hub_tls_conn_group_t *g)
     int n = 0;
     for (struct link *k = g->conns.next; k != &g->conns; k = k->next) {
         hub_tls_conn_t *c = CONN_OF(k, all);
-        if (c->state != ST_OPEN || c->id.serial_len == 0 ||
-            !hub_tls_peer_revoked(g->ctx, &c->id))
+        if (c->state != ST_OPEN || c->id.serial_len == 0 || !hub_tls_peer_revoked(g->ctx, &c->id))
             continue;
         hub_info("tls %s: certificate %s of %s revoked: closing", c->peer, c->id.serial_hex,
                  c->id.cn);

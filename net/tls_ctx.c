@@ -169,9 +169,10 @@ static int verify_cb(void *p, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
         uint32_t all = *flags | upper_flags, dev = 0;
         char id[HUB_TRUST_ID_LEN + 1];
         upper_flags = 0;
-        *flags = (all & MBEDTLS_X509_BADCERT_NOT_TRUSTED) && hub_trust_verify(ctx->trust, crt, &dev, id)
-                     ? dev
-                     : all;
+        *flags =
+            (all & MBEDTLS_X509_BADCERT_NOT_TRUSTED) && hub_trust_verify(ctx->trust, crt, &dev, id)
+                ? dev
+                : all;
     }
     if (hub_tls_ctx_serial(&crt->serial, &s) == 0)
         *flags |= MBEDTLS_X509_BADCERT_OTHER;

@@ -130,8 +130,7 @@ int hub_tls_peer_revoked(const hub_tls_ctx_t *ctx, const struct hub_tls_peer *p)
     if (hub_tls_ctx_revoked(ctx, p->serial, p->serial_len))
         return 1;
     return p->device_ca[0] != 0 && hub_tls_ctx_trust(ctx) != NULL &&
-           !hub_trust_still_trusted(hub_tls_ctx_trust(ctx), p->device_ca, p->serial,
-                                    p->serial_len);
+           !hub_trust_still_trusted(hub_tls_ctx_trust(ctx), p->device_ca, p->serial, p->serial_len);
 }
 
 void hub_tls_peer_refused(const hub_tls_ctx_t *ctx, const mbedtls_x509_crt *crt,

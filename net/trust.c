@@ -217,8 +217,7 @@ int hub_trust_verify(hub_trust_t *t, mbedtls_x509_crt *crt, uint32_t *flags,
 }
 
 enum hub_trust_class hub_trust_classify(hub_trust_t *t, const mbedtls_x509_crt *crt,
-                                        const mbedtls_x509_crt *ours,
-                                        char id[HUB_TRUST_ID_LEN + 1])
+                                        const mbedtls_x509_crt *ours, char id[HUB_TRUST_ID_LEN + 1])
 {
     int named_ours = 0;
     for (const mbedtls_x509_crt *c = ours; c != NULL && c->raw.p != NULL; c = c->next)
@@ -238,9 +237,9 @@ enum hub_trust_class hub_trust_classify(hub_trust_t *t, const mbedtls_x509_crt *
         if ((named_ours || candidates > 1) && !crt_signed_by(crt, &e->crt))
             continue;
         memcpy(id, e->id, HUB_TRUST_ID_LEN + 1);
-        r = !e->enabled                                       ? HUB_TRUST_DISABLED
+        r = !e->enabled                                    ? HUB_TRUST_DISABLED
             : crl_lists(e, crt->serial.p, crt->serial.len) ? HUB_TRUST_REVOKED
-                                                              : HUB_TRUST_DEVICE;
+                                                           : HUB_TRUST_DEVICE;
         break;
     }
     pthread_rwlock_unlock(&t->lock);

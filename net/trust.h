@@ -17,11 +17,11 @@ typedef struct hub_trust hub_trust_t;
 
 /* One device CA as stored (borrowed by hub_trust_replace, which copies what it keeps). */
 struct hub_trust_ca {
-    const char *id;          /* UUID */
-    int enabled;             /* 0: its devices are refused at the handshake */
-    const uint8_t *der;      /* the CA certificate */
+    const char *id;     /* UUID */
+    int enabled;        /* 0: its devices are refused at the handshake */
+    const uint8_t *der; /* the CA certificate */
     size_t der_len;
-    const uint8_t *crl_der;  /* the CA's own CRL, or NULL */
+    const uint8_t *crl_der; /* the CA's own CRL, or NULL */
     size_t crl_len;
 };
 
@@ -67,11 +67,11 @@ int hub_trust_still_trusted(hub_trust_t *t, const char *id, const uint8_t *seria
 
 /* A handshake refusal, noted by the worker loops, drained by the daemon to audit them. */
 struct hub_trust_refusal {
-    char reason[24];     /* "unknown_ca", "device_ca_disabled", "expired", "revoked", ... */
-    char peer[64];       /* "ip:port" */
-    char subject[96];    /* the certificate's subject CN (or "") */
-    char issuer[160];    /* its issuer DN (or "") */
-    char serial[41];     /* upper-case hex (or "") */
+    char reason[24];  /* "unknown_ca", "device_ca_disabled", "expired", "revoked", ... */
+    char peer[64];    /* "ip:port" */
+    char subject[96]; /* the certificate's subject CN (or "") */
+    char issuer[160]; /* its issuer DN (or "") */
+    char serial[41];  /* upper-case hex (or "") */
     char device_ca[HUB_TRUST_ID_LEN + 1]; /* the device CA concerned, or "" */
 };
 #define HUB_TRUST_REFUSALS 64 /* noted and not yet drained; more are counted as dropped */

@@ -316,8 +316,7 @@ static void acl_done(uv_work_t *w, int status)
     finish(m); /* the job held a reference */
 }
 
-/* A device CA's certificate was looked up (server/registration.h): the connection goes on
- * as that device id, or is refused (pending or revoked: not authorized; busy: unavailable). */
+/* A device CA's certificate looked up (server/registration.h): go on as that id, or refuse. */
 static void registered(void *arg, enum hub_registration_result r, const char *device_id)
 {
     struct link *k = arg;
@@ -566,11 +565,6 @@ static void revoked_cb(const char *serial_hex, void *ctx)
         hub_workers_recheck(m->workers);
 }
 
-static void trust_changed(void *ctx)
-{
-    revoked_cb(NULL, ctx); /* a disabled device CA or a CRL entry: re-check live sessions */
-}
-
 static void release(struct hub_mqtt_server *m, struct command *c)
 {
     if (--c->refs == 0) {
@@ -703,7 +697,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
             goto out;
     }
     if ((rc = hub_revfeed_start(m->loop, cfg->db_url, m->revset, revoked_cb, m, &m->feed)) != 0 ||
-        (rc = hub_registration_feed(m->reg, trust_changed, m)) != 0)
+        (rc = hub_registration_feed(m->reg, revoked_cb, m)) != 0) /* NULL: re-check all */
         goto out;
     struct hub_tls_limits lim = {
         .handshake_timeout_ms = (unsigned)cfg->mqtt_handshake_timeout_ms,

@@ -91,8 +91,7 @@ int hub_registration_new(uv_loop_t *loop, const char *db_url, unsigned max_pendi
                          struct hub_registration **out)
 {
     struct hub_registration *r = calloc(1, sizeof *r);
-    if (r == NULL || (r->db_url = strdup(db_url)) == NULL ||
-        (r->trust = hub_trust_new()) == NULL) {
+    if (r == NULL || (r->db_url = strdup(db_url)) == NULL || (r->trust = hub_trust_new()) == NULL) {
         if (r != NULL)
             free(r->db_url);
         free(r);
@@ -111,7 +110,8 @@ hub_trust_t *hub_registration_trust(struct hub_registration *r)
     return r->trust;
 }
 
-int hub_registration_feed(struct hub_registration *r, void (*changed)(void *ctx), void *ctx)
+int hub_registration_feed(struct hub_registration *r, void (*changed)(const char *, void *),
+                          void *ctx)
 {
     return hub_trustfeed_start(r->loop, r->db_url, r->trust, changed, ctx, &r->feed);
 }
@@ -160,8 +160,12 @@ static PGconn *conn(struct hub_registration *r)
 
 static time_t x509_time(const mbedtls_x509_time *t)
 {
-    struct tm tm = {.tm_year = t->year - 1900, .tm_mon = t->mon - 1, .tm_mday = t->day,
-                    .tm_hour = t->hour, .tm_min = t->min, .tm_sec = t->sec};
+    struct tm tm = {.tm_year = t->year - 1900,
+                    .tm_mon = t->mon - 1,
+                    .tm_mday = t->day,
+                    .tm_hour = t->hour,
+                    .tm_min = t->min,
+                    .tm_sec = t->sec};
     return timegm(&tm);
 }
 
@@ -221,8 +225,8 @@ static void lookup_work(uv_work_t *w)
     pthread_mutex_lock(&r->db_lock);
     PGconn *c = conn(r);
     int rc = c == NULL ? HUB_EDBDOWN
-                       : hub_db_registrations_lookup(c, j->serial, j->device_ca, j->der,
-                                                     j->der_len, &reg);
+                       : hub_db_registrations_lookup(c, j->serial, j->device_ca, j->der, j->der_len,
+                                                     &reg);
     if (rc == HUB_ENOTFOUND) {
         do_register(j, c);
     } else if (rc != 0) {
@@ -321,9 +325,9 @@ static void audit_work(uv_work_t *w)
     char *texts[AUDIT_PER_S] = {0};
     for (size_t i = 0; i < r->nrefusals; i++) {
         struct hub_trust_refusal *f = &r->refusals[i];
-        json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:s?}", "reason", f->reason, "subject",
-                              f->subject, "issuer", f->issuer, "serial", f->serial,
-                              "device_ca_id", f->device_ca[0] ? f->device_ca : NULL);
+        json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:s?}", "reason", f->reason, "subject", f->subject,
+                              "issuer", f->issuer, "serial", f->serial, "device_ca_id",
+                              f->device_ca[0] ? f->device_ca : NULL);
         texts[i] = d ? json_dumps(d, JSON_COMPACT) : NULL;
         json_decref(d);
         targets[i] = f->device_ca[0] ? f->device_ca : f->subject;
@@ -332,9 +336,9 @@ static void audit_work(uv_work_t *w)
     }
     pthread_mutex_lock(&r->db_lock);
     PGconn *c = conn(r);
-    int rc = c == NULL ? HUB_EDBDOWN
-                       : hub_db_registrations_audit_refusals(c, targets, sources, details,
-                                                             r->nrefusals);
+    int rc = c == NULL
+                 ? HUB_EDBDOWN
+                 : hub_db_registrations_audit_refusals(c, targets, sources, details, r->nrefusals);
     pthread_mutex_unlock(&r->db_lock);
     for (size_t i = 0; i < r->nrefusals; i++)
         free(texts[i]);

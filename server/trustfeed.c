@@ -17,9 +17,9 @@ struct hub_trustfeed {
     uv_loop_t *loop;
     char *db_url;
     hub_trust_t *trust;
-    void (*changed)(void *ctx);
+    void (*changed)(const char *, void *);
     void *ctx;
-    PGconn *db; /* owned by the job while it runs, by the loop otherwise */
+    PGconn *db;                   /* owned by the job while it runs, by the loop otherwise */
     struct hub_db_device_ca *cas; /* loaded by the job */
     size_t ncas;
     int loaded;
@@ -28,7 +28,6 @@ struct hub_trustfeed {
     uv_timer_t retry;
     unsigned retry_ms;
     int job_running, stopping, handles_open;
-    unsigned long long loads;
 };
 
 static void run_job(struct hub_trustfeed *f);
@@ -159,12 +158,11 @@ static void load_done(uv_work_t *req, int status)
         retry_later(f, "out of memory loading the device CAs");
         return;
     }
-    f->loads++;
     f->retry_ms = 0;
     hub_info("device CAs: %d enabled of %zu trusted for client certificates", n,
              hub_trust_known(f->trust));
     if (f->changed != NULL)
-        f->changed(f->ctx);
+        f->changed(NULL, f->ctx);
     if (drain(f)) { /* changed again while loading */
         run_job(f);
         return;
@@ -191,7 +189,8 @@ static void run_job(struct hub_trustfeed *f)
 }
 
 int hub_trustfeed_start(uv_loop_t *loop, const char *db_url, hub_trust_t *trust,
-                        void (*changed)(void *ctx), void *ctx, struct hub_trustfeed **out)
+                        void (*changed)(const char *, void *), void *ctx,
+                        struct hub_trustfeed **out)
 {
     struct hub_trustfeed *f = calloc(1, sizeof *f);
     if (f == NULL || (f->db_url = strdup(db_url)) == NULL) {
@@ -218,9 +217,4 @@ void hub_trustfeed_stop(struct hub_trustfeed *f)
     stop_polling(f);
     uv_timer_stop(&f->retry);
     uv_close((uv_handle_t *)&f->retry, handle_closed);
-}
-
-unsigned long long hub_trustfeed_loads(const struct hub_trustfeed *f)
-{
-    return f->loads;
 }

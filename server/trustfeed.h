@@ -13,14 +13,13 @@
 
 struct hub_trustfeed;
 
-/* Starts the feed on loop; trust is borrowed and must outlive it. changed(ctx) runs on the
- * loop after each load. Returns 0 or HUB_ENOMEM. */
+/* Starts the feed on loop; trust is borrowed and must outlive it. changed(NULL, ctx) runs on
+ * the loop after each load. Returns 0 or HUB_ENOMEM. */
 int hub_trustfeed_start(uv_loop_t *loop, const char *db_url, hub_trust_t *trust,
-                        void (*changed)(void *ctx), void *ctx, struct hub_trustfeed **out);
+                        void (*changed)(const char *, void *), void *ctx,
+                        struct hub_trustfeed **out);
 /* Stops the feed; memory is released once its job and handles are done (keep the loop
  * running). NULL accepted. */
 void hub_trustfeed_stop(struct hub_trustfeed *f);
-/* Loads done since start (metrics). Loop thread. */
-unsigned long long hub_trustfeed_loads(const struct hub_trustfeed *f);
 
 #endif

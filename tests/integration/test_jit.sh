@@ -122,6 +122,12 @@ fi
 pub d2 -t "devices/$U2/telemetry" -m x
 expect "once approved, the device connects" $?
 
+# A serial already recorded (certificates.serial is unique over all issuers): refused.
+serial_of d1 >fab2.serial && make_dev dup fab2 SN-DUP && pub dup -t x -m x
+[ $? != 0 ] && refused_as 'not authori' && grep -q 'SN-DUP.* refused: its serial is recorded for another certificate' serve.log &&
+    [ "$(sql "$URL" "SELECT count(*) FROM devices WHERE serial_number = 'SN-DUP'")" = 0 ]
+expect "a fab2 certificate reusing a fab1 serial is refused at CONNECT (not authorized), logged" $?
+
 # ---- revocation through the API -----------------------------------------------------------------
 U3=$(uuid_of fab1 SN-0003)
 sub d3 live3.out -t "devices/$U3/commands/#" -W 15

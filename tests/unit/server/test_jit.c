@@ -10,81 +10,75 @@
 #include "server/registration.h"
 #include "tests/unit/harness.h"
 
-static const char FAB[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBuDCCAV2gAwIBAgIUY6eL8Bu/oUcOOLK83fqW7Mpgj0cwCgYIKoZIzj0EAwIw\n"
-    "KDEOMAwGA1UECgwFTWFrZXIxFjAUBgNVBAMMDUZhYiBkZXZpY2UgQ0EwIBcNMjYx\n"
-    "MjA3MTI1NDM3WhgPMjEyNjExMTMxMjU0MzdaMCgxDjAMBgNVBAoMBU1ha2VyMRYw\n"
-    "FAYDVQQDDA1GYWIgZGV2aWNlIENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
-    "3lnl2ZmZyZDBoWktL99XtnxuL4OterMHnvIc3uR5THcAbfdNEdg5LFvH16A7esVx\n"
-    "1WBClTli/Pzu+L8EfW1xm6NjMGEwHQYDVR0OBBYEFLAeITRIkpqkmX6TxKfCiEtB\n"
-    "/UhXMB8GA1UdIwQYMBaAFLAeITRIkpqkmX6TxKfCiEtB/UhXMA8GA1UdEwEB/wQF\n"
-    "MAMBAf8wDgYDVR0PAQH/BAQDAgEGMAoGCCqGSM49BAMCA0kAMEYCIQDRk3YGo6gr\n"
-    "3y/Pwyr/gJZcveYhIw195pj296RMLPd0vwIhAJwpWeiQclW4X4I0Ls+N3GCmSL1y\n"
-    "1HOskdY1tu5EITM7\n"
-    "-----END CERTIFICATE-----\n";
+static const char FAB[] = "-----BEGIN CERTIFICATE-----\n"
+                          "MIIBuDCCAV2gAwIBAgIUY6eL8Bu/oUcOOLK83fqW7Mpgj0cwCgYIKoZIzj0EAwIw\n"
+                          "KDEOMAwGA1UECgwFTWFrZXIxFjAUBgNVBAMMDUZhYiBkZXZpY2UgQ0EwIBcNMjYx\n"
+                          "MjA3MTI1NDM3WhgPMjEyNjExMTMxMjU0MzdaMCgxDjAMBgNVBAoMBU1ha2VyMRYw\n"
+                          "FAYDVQQDDA1GYWIgZGV2aWNlIENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
+                          "3lnl2ZmZyZDBoWktL99XtnxuL4OterMHnvIc3uR5THcAbfdNEdg5LFvH16A7esVx\n"
+                          "1WBClTli/Pzu+L8EfW1xm6NjMGEwHQYDVR0OBBYEFLAeITRIkpqkmX6TxKfCiEtB\n"
+                          "/UhXMB8GA1UdIwQYMBaAFLAeITRIkpqkmX6TxKfCiEtB/UhXMA8GA1UdEwEB/wQF\n"
+                          "MAMBAf8wDgYDVR0PAQH/BAQDAgEGMAoGCCqGSM49BAMCA0kAMEYCIQDRk3YGo6gr\n"
+                          "3y/Pwyr/gJZcveYhIw195pj296RMLPd0vwIhAJwpWeiQclW4X4I0Ls+N3GCmSL1y\n"
+                          "1HOskdY1tu5EITM7\n"
+                          "-----END CERTIFICATE-----\n";
 
-static const char TWIN[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBtjCCAV2gAwIBAgIULhn1CiiuHejvpUwvOVe9lDdR1CUwCgYIKoZIzj0EAwIw\n"
-    "KDEOMAwGA1UECgwFTWFrZXIxFjAUBgNVBAMMDUZhYiBkZXZpY2UgQ0EwIBcNMjYx\n"
-    "MjA3MTI1NDM3WhgPMjEyNjExMTMxMjU0MzdaMCgxDjAMBgNVBAoMBU1ha2VyMRYw\n"
-    "FAYDVQQDDA1GYWIgZGV2aWNlIENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
-    "cgWbHg4/Gh1mSeHvay1xWMYRi2+g1gwVorNJ0Qfmdfx5tt7FluO9h0DVOoG4XU4/\n"
-    "HMoJmxyNvxHPAT8QCmrdz6NjMGEwHQYDVR0OBBYEFC0M8wzJSo4zDgXzeKJ92hy4\n"
-    "bMfMMB8GA1UdIwQYMBaAFC0M8wzJSo4zDgXzeKJ92hy4bMfMMA8GA1UdEwEB/wQF\n"
-    "MAMBAf8wDgYDVR0PAQH/BAQDAgEGMAoGCCqGSM49BAMCA0cAMEQCIEG8+GZt9Zef\n"
-    "V1m4VjtzfMYcwJXVU0PnQO4TBnCQSlwhAiBGrr0wDiN2zxRRz/t1Mf2kNxvZnrtJ\n"
-    "htcuFsWE7q3aiQ==\n"
-    "-----END CERTIFICATE-----\n";
+static const char TWIN[] = "-----BEGIN CERTIFICATE-----\n"
+                           "MIIBtjCCAV2gAwIBAgIULhn1CiiuHejvpUwvOVe9lDdR1CUwCgYIKoZIzj0EAwIw\n"
+                           "KDEOMAwGA1UECgwFTWFrZXIxFjAUBgNVBAMMDUZhYiBkZXZpY2UgQ0EwIBcNMjYx\n"
+                           "MjA3MTI1NDM3WhgPMjEyNjExMTMxMjU0MzdaMCgxDjAMBgNVBAoMBU1ha2VyMRYw\n"
+                           "FAYDVQQDDA1GYWIgZGV2aWNlIENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
+                           "cgWbHg4/Gh1mSeHvay1xWMYRi2+g1gwVorNJ0Qfmdfx5tt7FluO9h0DVOoG4XU4/\n"
+                           "HMoJmxyNvxHPAT8QCmrdz6NjMGEwHQYDVR0OBBYEFC0M8wzJSo4zDgXzeKJ92hy4\n"
+                           "bMfMMB8GA1UdIwQYMBaAFC0M8wzJSo4zDgXzeKJ92hy4bMfMMA8GA1UdEwEB/wQF\n"
+                           "MAMBAf8wDgYDVR0PAQH/BAQDAgEGMAoGCCqGSM49BAMCA0cAMEQCIEG8+GZt9Zef\n"
+                           "V1m4VjtzfMYcwJXVU0PnQO4TBnCQSlwhAiBGrr0wDiN2zxRRz/t1Mf2kNxvZnrtJ\n"
+                           "htcuFsWE7q3aiQ==\n"
+                           "-----END CERTIFICATE-----\n";
 
-static const char D1[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBmzCCAUGgAwIBAgICegEwCgYIKoZIzj0EAwIwKDEOMAwGA1UECgwFTWFrZXIx\n"
-    "FjAUBgNVBAMMDUZhYiBkZXZpY2UgQ0EwIBcNMjYxMjA3MTI1NDM4WhgPMjEyNjEx\n"
-    "MTMxMjU0MzhaMA8xDTALBgNVBAMMBFNOLTEwWTATBgcqhkjOPQIBBggqhkjOPQMB\n"
-    "BwNCAATllFcfNNQL/gziMzIROPtePtAp8/mnBZPZdcntJweb6X5NkvojPoZIvI17\n"
-    "B6jJwa3rsTZJnxmwr96fkVRDacWxo3IwcDAJBgNVHRMEAjAAMA4GA1UdDwEB/wQE\n"
-    "AwIHgDATBgNVHSUEDDAKBggrBgEFBQcDAjAdBgNVHQ4EFgQUNd/FuKvUMNXbY5Tp\n"
-    "u9hkCHZUxUMwHwYDVR0jBBgwFoAUsB4hNEiSmqSZfpPEp8KIS0H9SFcwCgYIKoZI\n"
-    "zj0EAwIDSAAwRQIhAIzBk6Azwf9RnHd+S4BfFh5msuVajJrg9CSb7KZfNF/oAiBf\n"
-    "xiTL7OOKJo9DeZscezIiNpFX6XYj07y8l5E6t432sw==\n"
-    "-----END CERTIFICATE-----\n";
+static const char D1[] = "-----BEGIN CERTIFICATE-----\n"
+                         "MIIBmzCCAUGgAwIBAgICegEwCgYIKoZIzj0EAwIwKDEOMAwGA1UECgwFTWFrZXIx\n"
+                         "FjAUBgNVBAMMDUZhYiBkZXZpY2UgQ0EwIBcNMjYxMjA3MTI1NDM4WhgPMjEyNjEx\n"
+                         "MTMxMjU0MzhaMA8xDTALBgNVBAMMBFNOLTEwWTATBgcqhkjOPQIBBggqhkjOPQMB\n"
+                         "BwNCAATllFcfNNQL/gziMzIROPtePtAp8/mnBZPZdcntJweb6X5NkvojPoZIvI17\n"
+                         "B6jJwa3rsTZJnxmwr96fkVRDacWxo3IwcDAJBgNVHRMEAjAAMA4GA1UdDwEB/wQE\n"
+                         "AwIHgDATBgNVHSUEDDAKBggrBgEFBQcDAjAdBgNVHQ4EFgQUNd/FuKvUMNXbY5Tp\n"
+                         "u9hkCHZUxUMwHwYDVR0jBBgwFoAUsB4hNEiSmqSZfpPEp8KIS0H9SFcwCgYIKoZI\n"
+                         "zj0EAwIDSAAwRQIhAIzBk6Azwf9RnHd+S4BfFh5msuVajJrg9CSb7KZfNF/oAiBf\n"
+                         "xiTL7OOKJo9DeZscezIiNpFX6XYj07y8l5E6t432sw==\n"
+                         "-----END CERTIFICATE-----\n";
 
-static const char D2[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBnDCCAUGgAwIBAgICegIwCgYIKoZIzj0EAwIwKDEOMAwGA1UECgwFTWFrZXIx\n"
-    "FjAUBgNVBAMMDUZhYiBkZXZpY2UgQ0EwIBcNMjYxMjA3MTI1NDM5WhgPMjEyNjEx\n"
-    "MTMxMjU0MzlaMA8xDTALBgNVBAMMBFNOLTIwWTATBgcqhkjOPQIBBggqhkjOPQMB\n"
-    "BwNCAASKd5UzSrZAgTidDRNNIsbceIgIjhNDTWcGthKWwjhwiqVoRp6VBBfbed7v\n"
-    "t835d8he/tNYQPUSbIPx0CjBjAzmo3IwcDAJBgNVHRMEAjAAMA4GA1UdDwEB/wQE\n"
-    "AwIHgDATBgNVHSUEDDAKBggrBgEFBQcDAjAdBgNVHQ4EFgQUvP98Zac7Vt6F/fX+\n"
-    "+P4CUN6PFzEwHwYDVR0jBBgwFoAUsB4hNEiSmqSZfpPEp8KIS0H9SFcwCgYIKoZI\n"
-    "zj0EAwIDSQAwRgIhANb0mqse01WN3sk7gyLcW/O8lLnUo8GgDuliQ8g84iI9AiEA\n"
-    "u1mQOr9vYOi16/xOIwNboZ7wTtf2M277W0AZ+vy0Gro=\n"
-    "-----END CERTIFICATE-----\n";
+static const char D2[] = "-----BEGIN CERTIFICATE-----\n"
+                         "MIIBnDCCAUGgAwIBAgICegIwCgYIKoZIzj0EAwIwKDEOMAwGA1UECgwFTWFrZXIx\n"
+                         "FjAUBgNVBAMMDUZhYiBkZXZpY2UgQ0EwIBcNMjYxMjA3MTI1NDM5WhgPMjEyNjEx\n"
+                         "MTMxMjU0MzlaMA8xDTALBgNVBAMMBFNOLTIwWTATBgcqhkjOPQIBBggqhkjOPQMB\n"
+                         "BwNCAASKd5UzSrZAgTidDRNNIsbceIgIjhNDTWcGthKWwjhwiqVoRp6VBBfbed7v\n"
+                         "t835d8he/tNYQPUSbIPx0CjBjAzmo3IwcDAJBgNVHRMEAjAAMA4GA1UdDwEB/wQE\n"
+                         "AwIHgDATBgNVHSUEDDAKBggrBgEFBQcDAjAdBgNVHQ4EFgQUvP98Zac7Vt6F/fX+\n"
+                         "+P4CUN6PFzEwHwYDVR0jBBgwFoAUsB4hNEiSmqSZfpPEp8KIS0H9SFcwCgYIKoZI\n"
+                         "zj0EAwIDSQAwRgIhANb0mqse01WN3sk7gyLcW/O8lLnUo8GgDuliQ8g84iI9AiEA\n"
+                         "u1mQOr9vYOi16/xOIwNboZ7wTtf2M277W0AZ+vy0Gro=\n"
+                         "-----END CERTIFICATE-----\n";
 
-static const char D3[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBmzCCAUGgAwIBAgICewEwCgYIKoZIzj0EAwIwKDEOMAwGA1UECgwFTWFrZXIx\n"
-    "FjAUBgNVBAMMDUZhYiBkZXZpY2UgQ0EwIBcNMjYxMjA3MTI1NDQwWhgPMjEyNjEx\n"
-    "MTMxMjU0NDBaMA8xDTALBgNVBAMMBFNOLTMwWTATBgcqhkjOPQIBBggqhkjOPQMB\n"
-    "BwNCAAR94zlQ9slk1pKGmibpRStvzs4o4sU26sRU325nGJXNaWdvG+PW17KGr6aN\n"
-    "WlN5QLRS88rDNDKP5GA9AkMMQZILo3IwcDAJBgNVHRMEAjAAMA4GA1UdDwEB/wQE\n"
-    "AwIHgDATBgNVHSUEDDAKBggrBgEFBQcDAjAdBgNVHQ4EFgQUVEDiRnKxBo3spZT8\n"
-    "DpnRfIWgfjQwHwYDVR0jBBgwFoAULQzzDMlKjjMOBfN4on3aHLhsx8wwCgYIKoZI\n"
-    "zj0EAwIDSAAwRQIhAP7fl3G+O6znrMMqIYK6eQ51zhxRTW0EUcnw8hVQ4GleAiBx\n"
-    "1T3tkP8AwOGF8xUD0Q1pSXbAdSDpFbxTnl8wBQF/Mg==\n"
-    "-----END CERTIFICATE-----\n";
+static const char D3[] = "-----BEGIN CERTIFICATE-----\n"
+                         "MIIBmzCCAUGgAwIBAgICewEwCgYIKoZIzj0EAwIwKDEOMAwGA1UECgwFTWFrZXIx\n"
+                         "FjAUBgNVBAMMDUZhYiBkZXZpY2UgQ0EwIBcNMjYxMjA3MTI1NDQwWhgPMjEyNjEx\n"
+                         "MTMxMjU0NDBaMA8xDTALBgNVBAMMBFNOLTMwWTATBgcqhkjOPQIBBggqhkjOPQMB\n"
+                         "BwNCAAR94zlQ9slk1pKGmibpRStvzs4o4sU26sRU325nGJXNaWdvG+PW17KGr6aN\n"
+                         "WlN5QLRS88rDNDKP5GA9AkMMQZILo3IwcDAJBgNVHRMEAjAAMA4GA1UdDwEB/wQE\n"
+                         "AwIHgDATBgNVHSUEDDAKBggrBgEFBQcDAjAdBgNVHQ4EFgQUVEDiRnKxBo3spZT8\n"
+                         "DpnRfIWgfjQwHwYDVR0jBBgwFoAULQzzDMlKjjMOBfN4on3aHLhsx8wwCgYIKoZI\n"
+                         "zj0EAwIDSAAwRQIhAP7fl3G+O6znrMMqIYK6eQ51zhxRTW0EUcnw8hVQ4GleAiBx\n"
+                         "1T3tkP8AwOGF8xUD0Q1pSXbAdSDpFbxTnl8wBQF/Mg==\n"
+                         "-----END CERTIFICATE-----\n";
 
-static const char FAB_CRL[] =
-    "-----BEGIN X509 CRL-----\n"
-    "MIHYMIGAAgEBMAoGCCqGSM49BAMCMCgxDjAMBgNVBAoMBU1ha2VyMRYwFAYDVQQD\n"
-    "DA1GYWIgZGV2aWNlIENBFw0yNjEyMDcxMjU0NDBaGA8yMTI2MTExMzEyNTQ0MFow\n"
-    "FTATAgJ6AhcNMjYxMjA3MTI1NDQwWqAOMAwwCgYDVR0UBAMCAQEwCgYIKoZIzj0E\n"
-    "AwIDRwAwRAIgPYqDyuhae3PROfDqDb9f00rxo9QzPV4HZZS1FXkmaokCIHZLmw+F\n"
-    "HY3YvzZeCRSkeL89YVd9uf5fGkujJBAJfy17\n"
-    "-----END X509 CRL-----\n";
+static const char FAB_CRL[] = "-----BEGIN X509 CRL-----\n"
+                              "MIHYMIGAAgEBMAoGCCqGSM49BAMCMCgxDjAMBgNVBAoMBU1ha2VyMRYwFAYDVQQD\n"
+                              "DA1GYWIgZGV2aWNlIENBFw0yNjEyMDcxMjU0NDBaGA8yMTI2MTExMzEyNTQ0MFow\n"
+                              "FTATAgJ6AhcNMjYxMjA3MTI1NDQwWqAOMAwwCgYDVR0UBAMCAQEwCgYIKoZIzj0E\n"
+                              "AwIDRwAwRAIgPYqDyuhae3PROfDqDb9f00rxo9QzPV4HZZS1FXkmaokCIHZLmw+F\n"
+                              "HY3YvzZeCRSkeL89YVd9uf5fGkujJBAJfy17\n"
+                              "-----END X509 CRL-----\n";
 
 static const char FAB_ID[] = "11111111-1111-4111-8111-111111111111";
 
@@ -112,8 +106,8 @@ static void load(hub_trust_t *t, int enabled, int with_crl)
     uint8_t crl[2048];
     parse(&fab, FAB);
     size_t crl_len = crl_der(crl, sizeof crl);
-    struct hub_trust_ca ca = {FAB_ID, enabled, fab.raw.p, fab.raw.len, with_crl ? crl : NULL,
-                              with_crl ? crl_len : 0};
+    struct hub_trust_ca ca = {
+        FAB_ID, enabled, fab.raw.p, fab.raw.len, with_crl ? crl : NULL, with_crl ? crl_len : 0};
     CHECK_EQ(hub_trust_replace(t, &ca, 1), enabled ? 1 : 0);
     mbedtls_x509_crt_free(&fab);
 }
