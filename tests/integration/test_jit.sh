@@ -185,6 +185,9 @@ sql "$URL" "UPDATE devices SET status = 'active', activated_at = now() WHERE id 
 sub d6 live6.out -t "devices/$U6/commands/#" -W 15 && SUB6=$SUB_PID &&
     sub d2 live2.out -t "devices/$U2/commands/#" -W 15
 expect "two fab2 devices connected" $?
+# A TLS session of d2 to resume after the CA is disabled (resumption skips the verify callback).
+sleep 1 | timeout 10 openssl s_client -connect "127.0.0.1:$MQTT_PORT" -CAfile trust.pem \
+    -cert d2.pem -key d2.key -sess_out d2.sess >sess1.out 2>&1
 t0=$(date +%s%N)
 sql "$URL" "UPDATE device_cas SET status = 'disabled', disabled_at = now() WHERE id = '$FAB2';
             NOTIFY iothub_device_cas, '$FAB2'"
@@ -199,6 +202,10 @@ rc=$?
 tls_probe dis.out "$MQTT_PORT" trust.pem -cert d2.pem -key d2.key
 [ $rc != 0 ] && grep -q 'alert unknown ca' dis.out
 expect "a device of the disabled CA is refused at the handshake" $?
+sleep 1 | timeout 10 openssl s_client -connect "127.0.0.1:$MQTT_PORT" -CAfile trust.pem \
+    -cert d2.pem -key d2.key -sess_in d2.sess >sess2.out 2>&1
+grep -q '^Reused' sess2.out && grep -q 'client refused: device CA disabled' serve.log
+expect "a session ticket of the disabled CA's device resumes and is then refused" $?
 
 # ---- audit of refusals, metrics, our devices ------------------------------------------------------
 for _ in $(seq 30); do
