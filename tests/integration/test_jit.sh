@@ -57,10 +57,10 @@ register_ca() {
     sql "$URL" "NOTIFY iothub_device_cas, '$id'" || return 1
     echo "$id"
 }
-# loads_reach N: waits until iothubd has loaded the device CAs N times (the log says so).
+# loads_reach N [LOG]: waits until iothubd has loaded the device CAs N times (the log says so).
 loads_reach() {
     for _ in $(seq 100); do
-        [ "$(grep -c 'device CAs: ' serve.log)" -ge "$1" ] && return 0
+        [ "$(grep -c 'device CAs: ' "${2:-serve.log}")" -ge "$1" ] && return 0
         sleep 0.1
     done
     return 1
@@ -234,4 +234,26 @@ activate_as device "$OURS" "$(jf device_secret)" ours && pub ours -t "devices/$O
 expect "a device of our own CA still activates and connects" $?
 server_alive
 expect "iothubd is still up" $?
+
+# ---- the limit on queued lookups/registrations -----------------------------------------------
+make_dev d9 fab1 SN-0009 && make_dev d10 fab1 SN-0010 && U9=$(uuid_of fab1 SN-0009) &&
+    stop_server && echo "mqtt_max_registrations = 1" >>iothub.conf &&
+    start_server iothub.conf serve2.log && loads_reach 1 serve2.log
+expect "iothubd restarted with mqtt_max_registrations = 1" $?
+# A transaction holding d9's device id makes its registration wait in PostgreSQL.
+psql "$URL" -X -q -c "BEGIN; INSERT INTO devices (id, product_id, serial_number, secret_hash)
+    VALUES ('$U9', $PID, 'SN-0009', 'x'); SELECT pg_sleep(4); ROLLBACK;" >/dev/null 2>&1 &
+HOLD=$!
+sleep 0.5
+pub d9 -t "devices/$U9/telemetry" -m x &
+P9=$!
+sleep 1
+: >pub.log
+pub d10 -t x -m x
+[ $? != 0 ] && grep -q 'unavailable' pub.log && grep -q 'already queued: refused (server unavailable)' serve2.log &&
+    curl -sk "https://127.0.0.1:$API_PORT/metrics" | grep -q '^iothub_jit_refused_total{reason="busy"} 1$'
+expect "over mqtt_max_registrations a new device gets CONNACK 3 (server unavailable), counted" $?
+wait "$HOLD"
+wait "$P9"
+expect "the waiting registration completes once the database lets it (the device connects)" $?
 finish
