@@ -18,7 +18,8 @@
 #include "util/error.h"
 #include "util/log.h"
 
-#define AUDIT_PER_S 10 /* handshake refusals audited per second at most */
+#define AUDIT_PER_S 10    /* handshake refusals audited per second at most */
+#define MAX_WAIT_MS 10000 /* a lookup queued longer is answered "server unavailable" */
 /* A device registered through a device CA has no password: a well-formed hash no secret
  * matches, so the password listener spends the same time on it as on any id. */
 #define NO_SECRET                                                                                  \
@@ -26,6 +27,8 @@
 
 struct job {
     struct hub_registration *r;
+    struct job *next; /* r->queue */
+    uint64_t queued_ms;
     uv_work_t work;
     hub_registration_cb cb;
     void *arg;
@@ -52,7 +55,10 @@ struct hub_registration {
     char *db_url;
     hub_trust_t *trust; /* owned */
     struct hub_trustfeed *feed;
-    unsigned max_pending, pending;
+    unsigned max_pending, pending; /* queued + running */
+    struct job *head, *tail;       /* waiting for the one running job (FIFO) */
+    int running;
+    int in_callback; /* a job's callback may free r (hub_registration_free): deferred */
     int stopping, freeing, audit_running;
     pthread_mutex_t db_lock;
     PGconn *db;
@@ -118,7 +124,7 @@ int hub_registration_feed(struct hub_registration *r, void (*changed)(const char
 
 static void free_if_done(struct hub_registration *r)
 {
-    if (!r->freeing || r->pending > 0 || r->audit_running)
+    if (!r->freeing || r->pending > 0 || r->running || r->in_callback || r->audit_running)
         return;
     PQfinish(r->db);
     hub_trust_free(r->trust);
@@ -153,8 +159,11 @@ static PGconn *conn(struct hub_registration *r)
         PQfinish(r->db);
         r->db = NULL;
     }
-    if (r->db == NULL)
-        hub_db_connect(r->db_url, &r->db);
+    if (r->db == NULL && hub_db_connect(r->db_url, &r->db) == 0 &&
+        hub_db_exec(r->db, NULL, "SET statement_timeout = 5000", 0, NULL) != 0) {
+        PQfinish(r->db); /* bounded: a CONNECT never waits on a stuck query for long */
+        r->db = NULL;
+    }
     return r->db;
 }
 
@@ -250,6 +259,20 @@ static void lookup_work(uv_work_t *w)
     pthread_mutex_unlock(&r->db_lock);
 }
 
+static void run_next(struct hub_registration *r);
+
+/* Answers a job (it is no longer queued nor running) and frees it. */
+static void answer(struct hub_registration *r, struct job *j, enum hub_registration_result res,
+                   const char *device_id)
+{
+    r->pending--;
+    r->in_callback++;
+    j->cb(j->arg, res, device_id);
+    r->in_callback--;
+    free(j->der);
+    free(j);
+}
+
 static void lookup_done(uv_work_t *w, int status)
 {
     (void)status;
@@ -277,11 +300,35 @@ static void lookup_done(uv_work_t *w, int status)
     r->st.refused += j->result == HUB_REG_REFUSED;
     r->st.errors += j->result == HUB_REG_ERROR;
     pthread_mutex_unlock(&r->stats_lock);
-    r->pending--;
-    j->cb(j->arg, j->result, j->device_id);
-    free(j->der);
-    free(j);
+    r->running = 0;
+    answer(r, j, j->result, j->device_id);
+    run_next(r);
     free_if_done(r);
+}
+
+/* Starts the oldest waiting job: one at a time, so that a flood of new certificates holds
+ * one thread of the shared pool, not all of them. One that waited over MAX_WAIT_MS is
+ * answered "server unavailable" without a query. Loop thread. */
+static void run_next(struct hub_registration *r)
+{
+    while (!r->running && r->head != NULL) {
+        struct job *j = r->head;
+        r->head = j->next;
+        if (r->head == NULL)
+            r->tail = NULL;
+        if (!r->stopping && uv_now(r->loop) - j->queued_ms <= MAX_WAIT_MS) {
+            r->running = 1;
+            uv_queue_work(r->loop, &j->work, lookup_work, lookup_done);
+            return;
+        }
+        hub_warn("mqtt %s: certificate %s not looked up (queued over %d ms, or stopping): "
+                 "refused (server unavailable)",
+                 j->peer, j->serial, MAX_WAIT_MS);
+        pthread_mutex_lock(&r->stats_lock);
+        r->st.busy++;
+        pthread_mutex_unlock(&r->stats_lock);
+        answer(r, j, HUB_REG_BUSY, "");
+    }
 }
 
 int hub_registration_start(struct hub_registration *r, const struct hub_tls_identity *id,
@@ -311,8 +358,14 @@ int hub_registration_start(struct hub_registration *r, const struct hub_tls_iden
     snprintf(j->serial, sizeof j->serial, "%s", id->serial_hex);
     snprintf(j->peer, sizeof j->peer, "%s", peer);
     j->work.data = j;
+    j->queued_ms = uv_now(r->loop);
     r->pending++;
-    uv_queue_work(r->loop, &j->work, lookup_work, lookup_done);
+    if (r->tail != NULL)
+        r->tail->next = j;
+    else
+        r->head = j;
+    r->tail = j;
+    run_next(r);
     return 0;
 }
 
