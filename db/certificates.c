@@ -95,7 +95,7 @@ int hub_db_certificates_revoke(PGconn *c, const char *serial, int reason, int *c
     if (rc != 0)
         return rc;
     int changed = PQntuples(r);
-    if (changed > 0 && ca_id != NULL)
+    if (changed > 0 && ca_id != NULL && !PQgetisnull(r, 0, 0)) /* NULL: a device CA's */
         *ca_id = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     if (changed > 0)

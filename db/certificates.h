@@ -51,7 +51,9 @@ int hub_db_certificates_list(PGconn *c, const char *device_id, int limit, json_t
 int hub_db_certificates_get_server(PGconn *c, time_t min_not_after, char serial[HUB_SERIAL_HEX],
                                    hub_buf_t *der, hub_buf_t *key_sealed);
 /* Marks a valid certificate revoked now with reason; *ca_id (if not NULL) gets the CA that
- * issued it. HUB_ENOTFOUND if no such serial, HUB_EEXIST if it was already revoked. */
+ * issued it, and is left as it was for a certificate a device CA signed (ca_id NULL: the
+ * maker's CA publishes its CRL, not us). HUB_ENOTFOUND if no such serial, HUB_EEXIST if it
+ * was already revoked. */
 int hub_db_certificates_revoke(PGconn *c, const char *serial, int reason, int *ca_id);
 /* Lists revoked certificates of a CA that have not expired (an expired one leaves the CRL,
  * RFC 5280 §3.3). *out is malloc'ed (caller frees); *n its length. */

@@ -358,6 +358,7 @@ static void handshake_done(hub_tls_conn_t *c)
     handshake_end(c);
     c->state = ST_OPEN;
     struct hub_tls_identity id = {.resumed = c->resumed}, *idp = NULL;
+    uint8_t *der = NULL;
     char org[HUB_TLS_PEER_NAME_MAX + 1];
     if (hub_tls_ctx_auth(ctx) == HUB_TLS_CLIENT_REQUIRED) {
         unsigned char alert;
@@ -365,6 +366,8 @@ static void handshake_done(hub_tls_conn_t *c)
         int fail =
             hub_tls_peer_check(ctx, mbedtls_ssl_get_peer_cert(&c->ssl), &c->id, org, &alert, &why);
         if (fail >= 0) {
+            hub_tls_peer_refused(ctx, mbedtls_ssl_get_peer_cert(&c->ssl), (enum hub_tls_fail)fail,
+                                 c->peer);
             conn_refuse(c, alert, (enum hub_tls_fail)fail, why);
             return;
         }
@@ -374,6 +377,15 @@ static void handshake_done(hub_tls_conn_t *c)
         id.serial = c->id.serial;
         id.serial_len = c->id.serial_len;
         idp = &id;
+        if (c->id.device_ca[0] != 0) { /* a device CA's: registered from its DER (on_open) */
+            const mbedtls_x509_crt *pc = mbedtls_ssl_get_peer_cert(&c->ssl);
+            id.device_ca = c->id.device_ca;
+            if ((der = malloc(pc->raw.len)) != NULL) {
+                memcpy(der, pc->raw.p, pc->raw.len);
+                id.der = der;
+                id.der_len = pc->raw.len;
+            }
+        }
         /* Everything used later is copied, and the session ticket was written during the
          * handshake: the parsed certificate (about 3 KB) is not kept. */
         mbedtls_x509_crt_free(c->ssl.session->peer_cert);
@@ -389,11 +401,15 @@ static void handshake_done(hub_tls_conn_t *c)
     if (g->reads_paused) /* handshakes go on during a pause; application data waits */
         uv_read_stop((uv_stream_t *)&c->tcp);
     c->user = g->cb.on_open(c, idp, g->user);
+    free(der);
 }
 
 static void handshake_failed(hub_tls_conn_t *c, int rc)
 {
     c->fail = hub_tls_peer_failure(&c->ssl, rc, c->peer);
+    hub_tls_peer_refused(c->g->ctx,
+                         c->ssl.session_negotiate ? c->ssl.session_negotiate->peer_cert : NULL,
+                         c->fail, c->peer);
     conn_close(c, HUB_CLOSE_ERROR, CLOSE_FLUSH); /* flushes mbedTLS's alert */
 }
 
@@ -660,8 +676,7 @@ int hub_tls_conn_group_recheck(hub_tls_conn_group_t *g)
     int n = 0;
     for (struct link *k = g->conns.next; k != &g->conns; k = k->next) {
         hub_tls_conn_t *c = CONN_OF(k, all);
-        if (c->state != ST_OPEN || c->id.serial_len == 0 ||
-            !hub_tls_ctx_revoked(g->ctx, c->id.serial, c->id.serial_len))
+        if (c->state != ST_OPEN || c->id.serial_len == 0 || !hub_tls_peer_revoked(g->ctx, &c->id))
             continue;
         hub_info("tls %s: certificate %s of %s revoked: closing", c->peer, c->id.serial_hex,
                  c->id.cn);

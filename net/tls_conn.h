@@ -30,6 +30,9 @@ struct hub_tls_identity {
     const uint8_t *serial;  /* the same as bytes */
     size_t serial_len;
     int resumed; /* 1 when the session was resumed from a ticket */
+    const char *device_ca; /* the device CA (net/trust.h) that issued it, or NULL: ours */
+    const uint8_t *der;    /* with device_ca: the certificate (DER) */
+    size_t der_len;
 };
 
 /* Callbacks to the layer above, all on the listener's loop. on_open runs after a successful

@@ -37,6 +37,7 @@ struct hub_tls_ctx {
     size_t nsuites;
     enum hub_tls_client_auth auth;
     hub_revset_t *revset;
+    hub_trust_t *trust; /* device CAs, borrowed; NULL: none */
 };
 
 /* Set by the ticket callback when this thread's current handshake step resumed a session. */
@@ -82,6 +83,16 @@ enum hub_tls_client_auth hub_tls_ctx_auth(const hub_tls_ctx_t *ctx)
     return ctx->auth;
 }
 
+hub_trust_t *hub_tls_ctx_trust(const hub_tls_ctx_t *ctx)
+{
+    return ctx->trust;
+}
+
+const mbedtls_x509_crt *hub_tls_ctx_client_cas(const hub_tls_ctx_t *ctx)
+{
+    return &ctx->ca;
+}
+
 int hub_tls_ctx_has_revset(const hub_tls_ctx_t *ctx)
 {
     return ctx->revset != NULL;
@@ -117,14 +128,33 @@ int hub_tls_ctx_take_resumed(void)
 static const mbedtls_ecp_group_id CURVES[] = {MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1,
                                               MBEDTLS_ECP_DP_SECP384R1, MBEDTLS_ECP_DP_NONE};
 
+/* With device CAs, the flags of the upper certificates of the chain being verified on this
+ * thread (mbedTLS calls the callback from the top of the chain down to depth 0). */
+static _Thread_local uint32_t upper_flags;
+
 /* Verify callback: runs for every certificate of the client's chain during a full
- * handshake, after mbedTLS has checked signatures and validity against the CA chain. */
+ * handshake, after mbedTLS has checked signatures and validity against the CA chain. With
+ * device CAs (net/trust.h), the flags of upper certificates are held until depth 0: a
+ * certificate our CAs do not verify is then verified against the enabled device CAs. */
 static int verify_cb(void *p, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
     hub_tls_ctx_t *ctx = p;
     const uint8_t *s;
+    if (depth != 0 && ctx->trust != NULL) {
+        upper_flags |= *flags;
+        *flags = 0;
+    }
     if (depth != 0)
         return 0;
+    if (ctx->trust != NULL) {
+        uint32_t all = *flags | upper_flags, dev = 0;
+        char id[HUB_TRUST_ID_LEN + 1];
+        upper_flags = 0;
+        *flags =
+            (all & MBEDTLS_X509_BADCERT_NOT_TRUSTED) && hub_trust_verify(ctx->trust, crt, &dev, id)
+                ? dev
+                : all;
+    }
     if (hub_tls_ctx_serial(&crt->serial, &s) == 0)
         *flags |= MBEDTLS_X509_BADCERT_OTHER;
     else if (is_revoked(ctx, crt))
@@ -132,6 +162,8 @@ static int verify_cb(void *p, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
     if (mbedtls_x509_crt_check_extended_key_usage(crt, MBEDTLS_OID_CLIENT_AUTH,
                                                   MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)) != 0)
         *flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
+    if (ctx->trust != NULL && *flags != 0) /* for the audit of the refusal (net/trust.h) */
+        hub_trust_capture(ctx->trust, crt);
     return 0;
 }
 
@@ -241,6 +273,7 @@ int hub_tls_ctx_new(const struct hub_tls_ctx_options *o, hub_tls_ctx_t **out)
     mbedtls_x509_crt_init(&ctx->ca);
     ctx->auth = o->client_auth;
     ctx->revset = o->revset;
+    ctx->trust = o->trust;
     ctx->tickets = o->tickets;
     int rc = HUB_EINVAL, m;
 

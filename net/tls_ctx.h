@@ -14,6 +14,7 @@
 
 #include "net/revset.h"
 #include "net/tickets.h"
+#include "net/trust.h"
 #include "util/log.h"
 
 typedef struct hub_tls_ctx hub_tls_ctx_t;
@@ -50,6 +51,8 @@ struct hub_tls_ctx_options {
     hub_tickets_t *tickets; /* session-ticket keys, borrowed, must outlive the context
                                (shared by contexts and threads); NULL: no tickets */
     hub_revset_t *revset;   /* borrowed, must outlive the context; NULL: no revocation */
+    hub_trust_t *trust;     /* device CAs trusted besides ca_pem (net/trust.h), borrowed,
+                               must outlive the context; NULL: none */
 };
 
 /* Builds a server TLS configuration (TLS 1.2 only). The context may be shared by listeners
@@ -67,6 +70,9 @@ enum hub_tls_client_auth hub_tls_ctx_auth(const hub_tls_ctx_t *ctx);
 int hub_tls_ctx_has_revset(const hub_tls_ctx_t *ctx);
 /* 1 when the serial (DER INTEGER bytes, leading zeros allowed) is in the revocation set. */
 int hub_tls_ctx_revoked(const hub_tls_ctx_t *ctx, const uint8_t *serial, size_t len);
+/* The device CAs (NULL: none) and our client CAs (the parsed ca_pem), for net/tls_peer. */
+hub_trust_t *hub_tls_ctx_trust(const hub_tls_ctx_t *ctx);
+const mbedtls_x509_crt *hub_tls_ctx_client_cas(const hub_tls_ctx_t *ctx);
 /* Points *p at the serial without its leading zero bytes and returns its length; 0 when it is
  * empty or longer than HUB_REVSET_MAX_SERIAL. */
 size_t hub_tls_ctx_serial(const mbedtls_x509_buf *s, const uint8_t **p);

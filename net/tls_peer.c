@@ -94,6 +94,26 @@ int hub_tls_peer_check(const hub_tls_ctx_t *ctx, const mbedtls_x509_crt *crt,
         *why = "certificate expired";
         return HUB_TLS_FAIL_EXPIRED;
     }
+    p->device_ca[0] = 0;
+    if (hub_tls_ctx_trust(ctx) != NULL) {
+        switch (hub_trust_classify(hub_tls_ctx_trust(ctx), crt, hub_tls_ctx_client_cas(ctx),
+                                   p->device_ca)) {
+        case HUB_TRUST_OURS: p->device_ca[0] = 0; break;
+        case HUB_TRUST_DEVICE: break;
+        case HUB_TRUST_REVOKED:
+            *alert = MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED;
+            *why = "certificate listed in its device CA's CRL";
+            return HUB_TLS_FAIL_REVOKED;
+        case HUB_TRUST_DISABLED:
+            *alert = MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA;
+            *why = "device CA disabled";
+            return HUB_TLS_FAIL_UNKNOWN_CA;
+        default:
+            *alert = MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA;
+            *why = "issuer is no longer trusted";
+            return HUB_TLS_FAIL_UNKNOWN_CA;
+        }
+    }
     if (extract_attr(crt, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN), p->cn) != 0) {
         *alert = MBEDTLS_SSL_ALERT_MSG_BAD_CERT;
         *why = "subject CN missing or invalid";
@@ -103,6 +123,24 @@ int hub_tls_peer_check(const hub_tls_ctx_t *ctx, const mbedtls_x509_crt *crt,
                      MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORGANIZATION), org) != 0)
         org[0] = 0;
     return -1;
+}
+
+int hub_tls_peer_revoked(const hub_tls_ctx_t *ctx, const struct hub_tls_peer *p)
+{
+    if (hub_tls_ctx_revoked(ctx, p->serial, p->serial_len))
+        return 1;
+    return p->device_ca[0] != 0 && hub_tls_ctx_trust(ctx) != NULL &&
+           !hub_trust_still_trusted(hub_tls_ctx_trust(ctx), p->device_ca, p->serial, p->serial_len);
+}
+
+void hub_tls_peer_refused(const hub_tls_ctx_t *ctx, const mbedtls_x509_crt *crt,
+                          enum hub_tls_fail fail, const char *peer)
+{
+    hub_trust_t *t = hub_tls_ctx_trust(ctx);
+    if (t == NULL || (fail != HUB_TLS_FAIL_BAD_CERT && fail != HUB_TLS_FAIL_UNKNOWN_CA &&
+                      fail != HUB_TLS_FAIL_EXPIRED && fail != HUB_TLS_FAIL_REVOKED))
+        return;
+    hub_trust_note_refusal(t, hub_tls_peer_fail_name(fail), peer, crt);
 }
 
 enum hub_tls_fail hub_tls_peer_failure(const mbedtls_ssl_context *ssl, int rc, const char *peer)

@@ -39,6 +39,7 @@ struct hub_tls_peer {
     uint8_t serial[HUB_REVSET_MAX_SERIAL];
     size_t serial_len;
     char serial_hex[2 * HUB_REVSET_MAX_SERIAL + 1];
+    char device_ca[HUB_TRUST_ID_LEN + 1]; /* the device CA that issued it, "" for our CAs */
 };
 
 /* The peer of an accepted socket as "ip:port" in out (n bytes) and, in addr, the key the
@@ -52,6 +53,14 @@ void hub_tls_peer_address(uv_tcp_t *t, char *out, size_t n, uint8_t addr[16]);
 int hub_tls_peer_check(const hub_tls_ctx_t *ctx, const mbedtls_x509_crt *crt,
                        struct hub_tls_peer *p, char org[HUB_TLS_PEER_NAME_MAX + 1],
                        unsigned char *alert, const char **why);
+/* 1 when the certificate of a live connection must go: its serial is in the revocation set,
+ * or its device CA is disabled, gone, or lists it in its CRL (hub_tls_conn_group_recheck). */
+int hub_tls_peer_revoked(const hub_tls_ctx_t *ctx, const struct hub_tls_peer *p);
+/* Notes a refused client certificate (crt may be NULL) for the daemon's rate-limited audit
+ * (hub_trust_note_refusal), when the context has device CAs; failures that are not about
+ * the certificate are not noted. */
+void hub_tls_peer_refused(const hub_tls_ctx_t *ctx, const mbedtls_x509_crt *crt,
+                          enum hub_tls_fail fail, const char *peer);
 /* The failure reason of a handshake that failed with mbedTLS code rc; a refused client
  * certificate is logged (info) with the verification flags, anything else at debug level
  * with peer ("ip:port"). */

@@ -81,6 +81,9 @@ struct hub_wconn {
     char cn[65], o[65], serial_hex[2 * HUB_REVSET_MAX_SERIAL + 1];
     uint8_t serial[HUB_REVSET_MAX_SERIAL];
     size_t serial_len;
+    char device_ca[HUB_TRUST_ID_LEN + 1]; /* "" unless a device CA issued the certificate */
+    uint8_t *der;                         /* its DER until home's on_open (device CAs only) */
+    size_t der_len;
     char peer[64];
     /* reserved records: CLOSED (worker -> home); CLOSE, AUTH, PAUSE, RELEASE (home -> worker) */
     struct slot s_closed, s_close, s_auth, s_pause, s_release;
@@ -114,8 +117,14 @@ static void *w_open(hub_tls_conn_t *t, const struct hub_tls_identity *id, void *
         if (c->serial_len > 0)
             memcpy(c->serial, id->serial, c->serial_len);
         c->resumed = id->resumed;
+        if (id->device_ca != NULL && id->der != NULL && (c->der = malloc(id->der_len)) != NULL) {
+            snprintf(c->device_ca, sizeof c->device_ca, "%s", id->device_ca);
+            memcpy(c->der, id->der, id->der_len);
+            c->der_len = id->der_len;
+        }
     }
     if (hub_wqueue_push(&wk->out, R_OPEN, 0, c, NULL, 0) < 0) {
+        free(c->der);
         free(c);
         hub_tls_conn_close(t);
         return NULL;
@@ -246,6 +255,7 @@ static void worker_rec(void *ctx, const struct rec *r, const uint8_t *payload)
         break;
     }
     case R_RELEASE:
+        free(c->der);
         free(c);
         wk->live--;
         break;
@@ -382,8 +392,13 @@ static void home_rec(void *ctx, const struct rec *r, const uint8_t *payload)
                                       .serial_hex = c->serial_hex,
                                       .serial = c->serial,
                                       .serial_len = c->serial_len,
-                                      .resumed = c->resumed};
+                                      .resumed = c->resumed,
+                                      .device_ca = c->device_ca[0] ? c->device_ca : NULL,
+                                      .der = c->der,
+                                      .der_len = c->der_len};
         c->user = h->w->cb.on_open(c, c->has_id ? &id : NULL, h->w->user);
+        free(c->der);
+        c->der = NULL;
         break;
     }
     case R_DATA:

@@ -282,6 +282,7 @@ INT_KEY(mqtt_max_unauthenticated, 1, 1000000)
 INT_KEY(mqtt_max_connections, 0, 10000000)
 INT_KEY(mqtt_connect_timeout_s, 1, 3600)
 INT_KEY(mqtt_max_packet, 1024, 268435455)
+INT_KEY(mqtt_max_registrations, 1, 100000)
 INT_KEY(api_max_connections, 1, 10000)
 INT_KEY(api_max_connections_per_ip, 1, 10000)
 INT_KEY(api_idle_timeout_s, 1, 3600)
@@ -358,6 +359,7 @@ static const struct {
     {"mqtt_max_handshakes", set_mqtt_max_handshakes},
     {"mqtt_max_handshakes_per_ip", set_mqtt_max_handshakes_per_ip},
     {"mqtt_max_unauthenticated", set_mqtt_max_unauthenticated},
+    {"mqtt_max_registrations", set_mqtt_max_registrations},
     {"mqtt_max_connections", set_mqtt_max_connections},
     {"mqtt_connect_timeout_s", set_mqtt_connect_timeout_s},
     {"mqtt_max_packet", set_mqtt_max_packet},
@@ -443,6 +445,7 @@ static int set_defaults(struct hub_config *cfg)
     cfg->mqtt_max_unauthenticated = 2048;
     cfg->mqtt_connect_timeout_s = 10;
     cfg->mqtt_max_packet = 256 * 1024;
+    cfg->mqtt_max_registrations = 64;
     cfg->api_max_connections = 512;
     cfg->api_max_connections_per_ip = 64;
     cfg->api_idle_timeout_s = 30;

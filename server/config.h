@@ -41,6 +41,7 @@ struct hub_config {
     int mqtt_max_connections;       /* per listener; 0: unlimited */
     int mqtt_connect_timeout_s;     /* handshake done (or accept) to CONNECT */
     int mqtt_max_packet;            /* bytes */
+    int mqtt_max_registrations;     /* device-CA lookups/JIT registrations queued at once */
     int api_max_connections;
     int api_max_connections_per_ip;
     int api_idle_timeout_s;   /* no byte received for this long: closed */

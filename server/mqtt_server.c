@@ -19,6 +19,7 @@
 #include "mqtt/topic.h"
 #include "server/mqtt_metrics.h"
 #include "server/presence.h"
+#include "server/registration.h"
 #include "server/revfeed.h"
 #include "net/revset.h"
 #include "net/tls_listener.h"
@@ -57,6 +58,7 @@ struct hub_mqtt_server {
     hub_revset_t *revset;
     struct hub_revfeed *feed;
     struct hub_presence *presence;
+    struct hub_registration *reg; /* device CAs: trust, JIT registration (issue 15) */
     uv_timer_t tick;
     uv_async_t wakeup;
     pthread_mutex_t lock; /* commands queue */
@@ -87,6 +89,7 @@ struct link {
     int loading, closed;
     int password;              /* password listener: CONNECT carries id + secret */
     int authed;                /* the secret matched */
+    uint8_t refuse_code;       /* device CA certificates: CONNACK code of a refusal, or 0 */
     enum hub_close_reason why; /* set when this file closes the connection */
     char user[64], pass[160];
     uint64_t opened_ms;
@@ -278,6 +281,8 @@ static void acl_done(uv_work_t *w, int status)
     } else if (k->password && !k->authed) {
         hub_warn("mqtt: %s: wrong id or secret, or revoked", hub_wconn_peer(k->conn));
         refuse(k, HUB_MQTT_CONNACK_BAD_CREDENTIALS);
+    } else if (k->refuse_code != 0) {
+        refuse(k, k->refuse_code);
     } else if (k->who.kind == HUB_MQTT_DEVICE) {
         open_broker_conn(k);
         if (k->c != NULL)
@@ -311,6 +316,18 @@ static void acl_done(uv_work_t *w, int status)
     finish(m); /* the job held a reference */
 }
 
+/* A device CA's certificate looked up (server/registration.h): go on as that id, or refuse. */
+static void registered(void *arg, enum hub_registration_result r, const char *device_id)
+{
+    struct link *k = arg;
+    snprintf(k->who.id, sizeof k->who.id, "%s", device_id);
+    k->refuse_code = r == HUB_REG_ACTIVE ? 0
+                     : r >= HUB_REG_BUSY ? HUB_MQTT_CONNACK_UNAVAILABLE
+                                         : HUB_MQTT_CONNACK_NOT_AUTHORIZED;
+    k->work.data = k;
+    acl_done(&k->work, 0);
+}
+
 static void *on_open(hub_wconn_t *conn, const struct hub_tls_identity *id, void *user)
 {
     struct hub_mqtt_server *m = user;
@@ -324,6 +341,17 @@ static void *on_open(hub_wconn_t *conn, const struct hub_tls_identity *id, void 
         if (m->waiting != NULL)
             m->waiting->prev = k;
         m->waiting = k;
+        return k;
+    }
+    if (k != NULL && id != NULL && id->device_ca != NULL) { /* CN: the maker's serial */
+        k->m = m;
+        k->conn = conn;
+        k->loading = 1;
+        k->who.kind = HUB_MQTT_DEVICE;
+        snprintf(k->who.serial, sizeof k->who.serial, "%s", id->serial_hex);
+        m->handles_open++;
+        if (hub_registration_start(m->reg, id, hub_wconn_peer(conn), registered, k) != 0)
+            registered(k, HUB_REG_BUSY, "");
         return k;
     }
     /* Identities are UUIDs: they become topic levels, so nothing else gets through. */
@@ -502,9 +530,10 @@ int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out)
     s = m->snap;
     pthread_mutex_unlock(&m->metrics_lock);
     int rc = hub_mqtt_metrics_render(&s, out);
-    return rc == 0 ? hub_mqtt_metrics_render_suites(m->listening[HUB_LISTENER_MTLS] ? m->ctx : NULL,
-                                                    m->pw_ctx, out)
-                   : rc;
+    if (rc == 0)
+        rc = hub_mqtt_metrics_render_suites(m->listening[HUB_LISTENER_MTLS] ? m->ctx : NULL,
+                                            m->pw_ctx, out);
+    return rc == 0 && m->reg != NULL ? hub_registration_metrics(m->reg, out) : rc;
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -513,6 +542,7 @@ static void tick_cb(uv_timer_t *t)
     uint64_t now = now_ms();
     metrics_publish(m);
     hub_broker_tick(m->broker, now);
+    hub_registration_tick(m->reg);
     for (struct link *k = m->waiting; k != NULL; k = k->next) {
         if (!k->loading && now - k->opened_ms > m->connect_timeout_s * 1000ull) {
             hub_info("mqtt: %s sent no CONNECT in time: closing", hub_wconn_peer(k->conn));
@@ -645,7 +675,9 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     m->broker = hub_broker_new(&bo);
     m->revset = hub_revset_new();
     m->presence = hub_presence_new(cfg->db_url);
-    if (m->db_url == NULL || m->broker == NULL || m->revset == NULL || m->presence == NULL)
+    if (m->db_url == NULL || m->broker == NULL || m->revset == NULL || m->presence == NULL ||
+        hub_registration_new(m->loop, cfg->db_url, (unsigned)cfg->mqtt_max_registrations,
+                             &m->reg) != 0)
         goto out;
     struct hub_tls_ctx_options to = {
         .cert_chain_pem = o->cert_chain_pem,
@@ -657,6 +689,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .n_more_certs = o->n_more_certs,
         .revset = m->revset,
         .tickets = o->tickets,
+        .trust = hub_registration_trust(m->reg),
     };
     if ((rc = hub_tls_ctx_new(&to, &m->ctx)) != 0)
         goto out;
@@ -664,10 +697,12 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         struct hub_tls_ctx_options po = to;
         po.client_auth = HUB_TLS_CLIENT_NONE;
         po.revset = NULL;
+        po.trust = NULL;
         if ((rc = hub_tls_ctx_new(&po, &m->pw_ctx)) != 0)
             goto out;
     }
-    if ((rc = hub_revfeed_start(m->loop, cfg->db_url, m->revset, revoked_cb, m, &m->feed)) != 0)
+    if ((rc = hub_revfeed_start(m->loop, cfg->db_url, m->revset, revoked_cb, m, &m->feed)) != 0 ||
+        (rc = hub_registration_feed(m->reg, revoked_cb, m)) != 0) /* NULL: re-check all */
         goto out;
     struct hub_tls_limits lim = {
         .handshake_timeout_ms = (unsigned)cfg->mqtt_handshake_timeout_ms,
@@ -720,6 +755,7 @@ static void finish(struct hub_mqtt_server *m)
     hub_tls_ctx_free(m->ctx);
     hub_tls_ctx_free(m->pw_ctx);
     hub_presence_free(m->presence);
+    hub_registration_free(m->reg); /* after the TLS contexts, which use its device CAs */
     hub_revset_free(m->revset);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->lookup_lock);
@@ -755,6 +791,7 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
         m->workers = NULL;
     }
     hub_revfeed_stop(m->feed);
+    hub_registration_stop(m->reg);
     uv_timer_stop(&m->tick);
     uv_close((uv_handle_t *)&m->tick, handle_closed);
     uv_close((uv_handle_t *)&m->wakeup, handle_closed);

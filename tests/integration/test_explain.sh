@@ -103,6 +103,12 @@ PARAMS = {
     "hub_db_device_cas_get#1": [["00000000-0000-0000-0000-000000000001"]],
     "hub_db_device_cas_update#1": [["00000000-0000-0000-0000-000000000001", "disabled", NULL]],
     "hub_db_device_cas_pending#1": [[NULL, "100"], [device, "100"]],
+    # jit: device-CA certificates (db/registrations.c)
+    "hub_db_registrations_lookup#1": [[serial, "00000000-0000-0000-0000-000000000000", "\\x00"]],
+    "register_rows#1": [["00000000-0000-5000-8000-000000000000", product, "SN-jit", "x", "active",
+                         NULL]],
+    "register_rows#2": [["0123456789ABCDEF", NULL, "00000000-0000-5000-8000-000000000000",
+                         "CN=x", "\\x00", "1700000000", "1900000000"]],
 }
 
 
