@@ -419,7 +419,7 @@ static int publish_crl(struct hub_authority *a, PGconn *c, int id, const mbedtls
     hub_buf_t der = HUB_BUF_INIT;
     size_t n = 0;
     uint64_t number;
-    if (mbedtls_pk_get_type(key) == MBEDTLS_PK_NONE) {
+    if (signer->token == NULL && mbedtls_pk_get_type(signer->pk) == MBEDTLS_PK_NONE) {
         hub_error("the %s CA's key is not in the hub: its CRLs are imported (iothubd ca import "
                   "--crl)", name);
         return HUB_EINVAL;
