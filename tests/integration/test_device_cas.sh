@@ -140,9 +140,21 @@ expect "after the refusals nothing is registered and the code is still unused" $
 verification good fca "$CODE" && register_body reg.json "$PK" fca.pem good.pem
 bearer "$AUDITOR" POST /v1/device-cas @reg.json
 expect_error "auditor: POST /v1/device-cas -> 403 forbidden" 403 forbidden
-psql "$URL" -X -q -c "LISTEN iothub_device_cas" -c "SELECT pg_sleep(3)" >notify.out 2>&1 &
+# A psql session LISTENs from here on; it prints what it received after each later command.
+mkfifo listen.fifo
+psql "$URL" -X -q <listen.fifo >notify.out 2>&1 &
 LISTENER=$!
-sleep 0.5
+exec 7>listen.fifo
+echo "LISTEN iothub_device_cas; LISTEN iothub_device_approved; SELECT 'listening';" >&7
+for _ in $(seq 50); do grep -q listening notify.out && break; sleep 0.1; done
+# notified CHANNEL PAYLOAD: how many notifications of PAYLOAD on CHANNEL so far.
+notified() {
+    local before
+    before=$(grep -c flush notify.out)
+    echo "SELECT 'flush';" >&7
+    for _ in $(seq 50); do [ "$(grep -c flush notify.out)" -gt "$before" ] && break; sleep 0.1; done
+    grep -c "\"$1\" with payload \"$2\"" notify.out
+}
 bearer "$ADMIN" POST /v1/device-cas @reg.json
 CA1=$(jf id)
 FP=$(openssl x509 -in fca.pem -outform DER | sha256sum | cut -d' ' -f1)
@@ -153,8 +165,7 @@ expect "POST /v1/device-cas -> 201 {id, product_key, subject, fingerprint (SHA-2
 [ "$(count "device_ca_codes WHERE code = '$CODE' AND used_at IS NOT NULL")" = 1 ] &&
     [ "$(audit_result device_ca.register)" = ok ]
 expect "the code is marked used and the registration audited" $?
-wait "$LISTENER"
-grep -q "iothub_device_cas\" with payload \"$CA1\"" notify.out
+[ "$(notified iothub_device_cas "$CA1")" = 1 ]
 expect "the registration is announced: NOTIFY iothub_device_cas '<id>'" $?
 bearer "$ADMIN" POST /v1/device-cas @reg.json
 expect_error "the same code again -> 422 verification_code_used" 422 verification_code_used
@@ -189,6 +200,8 @@ bearer "$ADMIN" PATCH "/v1/device-cas/$CA1" '{"status":"enabled","registration":
 [ "$STATUS" = 200 ] && [ "$(jf status)" = enabled ] && [ "$(jf disabled_at)" = null ] &&
     [ "$(jf registration)" = approve ]
 expect "PATCH {status: enabled, registration: approve} -> 200" $?
+[ "$(notified iothub_device_cas "$CA1")" = 3 ]
+expect "each PATCH is announced on iothub_device_cas" $?
 
 # ---- CRL upload -----------------------------------------------------------------------
 openssl ca -gencrl -config maker.cnf -cert fca.pem -keyfile fca.key -out crl1.pem >>openssl.err 2>&1 &&
@@ -202,6 +215,8 @@ call PUT "/v1/device-cas/$CA1/crl" -H "Authorization: Bearer $ADMIN" \
     [ "$(sql "$URL" "SELECT crl_number FROM device_cas WHERE id = '$CA1'")" = 2 ] &&
     [ "$(audit_result device_ca.crl)" = ok ]
 expect "PUT /v1/device-cas/{id}/crl (DER) -> 200 {crl_number: 2}, stored, audited" $?
+[ "$(notified iothub_device_cas "$CA1")" = 4 ]
+expect "the stored CRL is announced on iothub_device_cas" $?
 call PUT "/v1/device-cas/$CA1/crl" -H "Authorization: Bearer $ADMIN" --data-binary @crl1.pem
 expect_error "an older CRL (number 1, PEM) -> 409 crl_not_newer" 409 crl_not_newer
 call PUT "/v1/device-cas/$CA1/crl" -H "Authorization: Bearer $ADMIN" --data-binary @crlbad.pem
@@ -265,6 +280,10 @@ bearer "$OPERATOR" POST "/v1/devices/$DEV/approve"
     [ "$(sql "$URL" "SELECT status FROM devices WHERE id = '$DEV'")" = active ] &&
     [ "$(audit_result device.approve)" = ok ]
 expect "operator: POST /v1/devices/{id}/approve -> 200 active, audited" $?
+[ "$(notified iothub_device_approved "$DEV")" = 1 ]
+expect "the approval is announced: NOTIFY iothub_device_approved '<device id>'" $?
+exec 7>&-
+wait "$LISTENER"
 bearer "$OPERATOR" POST "/v1/devices/$DEV/approve"
 expect_error "approving it again -> 409 device_not_pending" 409 device_not_pending
 
