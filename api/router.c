@@ -19,6 +19,8 @@
 #include "api/params.h"
 #include "api/products.h"
 #include "api/reply.h"
+#include "api/rollouts.h"
+#include "api/tags.h"
 #include "api/services.h"
 #include "api/tokens.h"
 
@@ -53,6 +55,14 @@ const struct hub_route hub_router_routes[] = {
     {"POST", "/v1/services/{}/renew", HUB_AUTH_SERVICE_CERT, HUB_ROLE_NONE, "service.renew",
      hub_api_activation_service},
     {"GET", "/v1/audit", ROLE(AUDITOR), NULL, hub_api_audit_list},
+    /* rollouts (issue 16) */
+    {"PATCH", "/v1/devices/{}", ROLE(OPERATOR), "device.tag", hub_api_tags_update},
+    {"POST", "/v1/rollouts", ROLE(OPERATOR), "rollout.create", hub_api_rollouts_create},
+    {"GET", "/v1/rollouts", ROLE(AUDITOR), NULL, hub_api_rollouts_list},
+    {"GET", "/v1/rollouts/{}", ROLE(AUDITOR), NULL, hub_api_rollouts_show},
+    {"POST", "/v1/rollouts/{}/pause", ROLE(OPERATOR), "rollout.pause", hub_api_rollouts_pause},
+    {"POST", "/v1/rollouts/{}/resume", ROLE(OPERATOR), "rollout.resume", hub_api_rollouts_resume},
+    {"POST", "/v1/rollouts/{}/cancel", ROLE(OPERATOR), "rollout.cancel", hub_api_rollouts_cancel},
     {"GET", "/healthz", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_show},
     {"GET", "/metrics", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_metrics},
     {NULL, NULL, HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, NULL},
