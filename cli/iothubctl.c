@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/rollouts.h"
 #include "cli/settings.h"
 
 #define B(o) OPT_BIT(OPT_##o)
@@ -100,6 +101,34 @@ static const struct command commands[] = {
      "publish a command to devices/DEVICE_ID/commands/NAME (QoS 1)",
      "The payload (at most 64 KiB of UTF-8 text) reaches the device byte for byte.\n",
      hub_cmd_commands_send},
+    /* rollouts (issue 16) */
+    {"devices", "tag", 1, 33, 0, "devices tag ID [TAG...]",
+     "replace a device's tags (none: remove them all)",
+     "A tag is 1 to 64 letters, digits and -_.: ; a device has at most 32. Rollouts target\n"
+     "devices by tag.\n",
+     hub_cmd_devices_tag},
+    {"rollouts", "create", 0, 0,
+     B(FIRMWARE) | B(PRODUCT) | B(TAG) | B(DEVICES) | B(WAVES) | B(WAVE_PAUSE) |
+         B(FAILURE_THRESHOLD),
+     "rollouts create --firmware ID (--product KEY | --tag TAG | --devices ID,ID...) "
+     "[--waves 10,50%,100%] [--wave-pause S] [--failure-threshold N|N%]",
+     "roll a firmware image out to devices in waves",
+     "--waves: the cumulative size reached by each wave, a device count or a percentage of\n"
+     "the target (default 100%); --wave-pause S: seconds between a wave's end and the next;\n"
+     "--failure-threshold: failed + rolled back devices that halt the rollout (default 10%).\n",
+     hub_cmd_rollouts_create},
+    {"rollouts", "list", 0, 0, B(LIMIT) | B(BEFORE), "rollouts list [--limit N] [--before ID]",
+     "list rollouts, newest first", NULL, hub_cmd_rollouts_list},
+    {"rollouts", "show", 1, 1, B(LIMIT) | B(AFTER) | B(STATE),
+     "rollouts show ID [--state S] [--limit N] [--after DEVICE_ID]",
+     "show a rollout, its device counts and a page of its devices", NULL,
+     hub_cmd_rollouts_show},
+    {"rollouts", "pause", 1, 1, 0, "rollouts pause ID", "pause a running rollout", NULL,
+     hub_cmd_rollouts_pause},
+    {"rollouts", "resume", 1, 1, 0, "rollouts resume ID", "resume a paused rollout", NULL,
+     hub_cmd_rollouts_resume},
+    {"rollouts", "cancel", 1, 1, 0, "rollouts cancel ID",
+     "cancel a rollout (its pending devices are skipped)", NULL, hub_cmd_rollouts_cancel},
     {"audit", NULL, 0, 0, B(LIMIT) | B(BEFORE), "audit [--limit N] [--before ID]",
      "show the audit log, newest first", NULL, hub_cmd_audit},
     {"health", NULL, 0, 0, 0, "health", "check the hub's health (exit 1 when unavailable)",
