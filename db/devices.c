@@ -113,7 +113,8 @@ int hub_db_devices_set_firmware_versions(PGconn *c, const char *versions_json)
     return hub_db_exec(c, NULL,
                        "UPDATE devices d SET firmware_version = j.version FROM"
                        " jsonb_to_recordset($1::jsonb) AS j(device_id uuid, version text)"
-                       " WHERE d.id = j.device_id AND d.firmware_version IS DISTINCT FROM"
-                       " j.version",
+                       " WHERE d.id = ANY (ARRAY(SELECT (e->>'device_id')::uuid FROM"
+                       " jsonb_array_elements($1::jsonb) e)) AND d.id = j.device_id"
+                       " AND d.firmware_version IS DISTINCT FROM j.version",
                        1, p);
 }
