@@ -38,6 +38,13 @@ enum hub_opt {
     OPT_PAYLOAD_FILE,
     OPT_PEM,
     OPT_BEFORE,
+    /* firmware (cli/firmware.c) */
+    OPT_FIRMWARE_VERSION,
+    OPT_SIGNATURE,
+    OPT_SIGNER,
+    OPT_HARDWARE,
+    OPT_MIN_VERSION,
+    OPT_NOTES,
     OPT_COUNT
 };
 

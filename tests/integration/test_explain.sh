@@ -94,6 +94,7 @@ PARAMS = {
     "hub_db_certificates_get#1": [[serial]],
     "hub_db_certificates_list#1": [[NULL, "100"], [device, "100"]],
     "hub_db_devices_mark_seen#1": [['["%s"]' % device], [ids]],
+    "hub_db_firmware_for_device#1": [[device, device, serial], [device, device, ""]],
 }
 
 
