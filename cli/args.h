@@ -46,6 +46,13 @@ enum hub_opt {
     OPT_WAVE_PAUSE,
     OPT_FAILURE_THRESHOLD,
     OPT_STATE,
+    /* firmware (cli/firmware.c) */
+    OPT_FIRMWARE_VERSION,
+    OPT_SIGNATURE,
+    OPT_SIGNER,
+    OPT_HARDWARE,
+    OPT_MIN_VERSION,
+    OPT_NOTES,
     OPT_COUNT
 };
 

@@ -13,6 +13,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/rollouts.h"
+#include "cli/firmware.h"
 #include "cli/settings.h"
 
 #define B(o) OPT_BIT(OPT_##o)
@@ -129,6 +130,38 @@ static const struct command commands[] = {
      hub_cmd_rollouts_resume},
     {"rollouts", "cancel", 1, 1, 0, "rollouts cancel ID",
      "cancel a rollout (its pending devices are skipped)", NULL, hub_cmd_rollouts_cancel},
+    /* firmware (cli/firmware.c) */
+    {"firmware-signers", "add", 2, 2, 0, "firmware-signers add NAME CERT.pem",
+     "register a firmware signing certificate (admin)",
+     "CERT.pem: one PEM certificate with keyUsage digitalSignature, an EC P-256/P-384 or\n"
+     "RSA >= 2048 key, within its validity. Only the certificate is sent; the key stays with\n"
+     "you. See docs/firmware.md.\n",
+     hub_cmd_fw_signers_add},
+    {"firmware-signers", "list", 0, 0, 0, "firmware-signers list", "list the firmware signers",
+     NULL, hub_cmd_fw_signers_list},
+    {"firmware-signers", "show", 1, 1, 0, "firmware-signers show ID",
+     "show a firmware signer with its certificate", NULL, hub_cmd_fw_signers_show},
+    {"firmware-signers", "disable", 1, 1, 0, "firmware-signers disable ID",
+     "disable a signer: no new upload may name it, devices stop trusting it", NULL,
+     hub_cmd_fw_signers_disable},
+    {"firmware-signers", "enable", 1, 1, 0, "firmware-signers enable ID",
+     "enable a disabled signer again", NULL, hub_cmd_fw_signers_enable},
+    {"firmware", "upload", 1, 1,
+     B(PRODUCT) | B(FIRMWARE_VERSION) | B(SIGNATURE) | B(SIGNER) | B(HARDWARE) | B(MIN_VERSION) |
+         B(NOTES),
+     "firmware upload FILE --product KEY --firmware-version V --signature FILE.sig --signer ID "
+     "[--hardware A,B] [--min-version V] [--notes TEXT]",
+     "upload a signed firmware image (streamed from FILE; admin)",
+     "FILE.sig: what `openssl dgst -sha256 -sign key.pem -out FILE.sig FILE` writes. --signer:\n"
+     "the signer's id or SHA-256 fingerprint. The version must be newer than every image of\n"
+     "the product (dotted numbers). --firmware-version, because --version prints iothubctl's.\n",
+     hub_cmd_firmware_upload},
+    {"firmware", "list", 0, 0, B(PRODUCT), "firmware list [--product KEY]",
+     "list the firmware images, newest version first", NULL, hub_cmd_firmware_list},
+    {"firmware", "show", 1, 1, 0, "firmware show ID", "show an image's manifest", NULL,
+     hub_cmd_firmware_show},
+    {"firmware", "delete", 1, 1, 0, "firmware delete ID",
+     "delete an image (refused while a rollout uses it)", NULL, hub_cmd_firmware_delete},
     {"audit", NULL, 0, 0, B(LIMIT) | B(BEFORE), "audit [--limit N] [--before ID]",
      "show the audit log, newest first", NULL, hub_cmd_audit},
     {"health", NULL, 0, 0, 0, "health", "check the hub's health (exit 1 when unavailable)",

@@ -107,6 +107,7 @@ PARAMS = {
     "hub_db_rollouts_materialize#1": [[product, ids, ROLLOUT, "{10,100}"]],
     "hub_db_rollouts_materialize#2": [[product, "beta", ROLLOUT, "{10,100}"]],
     "hub_db_rollouts_materialize#3": [[product, NULL, ROLLOUT, "{10,100}"]],
+    "hub_db_firmware_for_device#1": [[device, device, serial], [device, device, ""]],
 }
 
 
