@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -589,7 +590,12 @@ struct hub_update *hub_update_new(const struct hub_state *st, const struct hub_a
     snprintf(u->topic_state, sizeof u->topic_state, "devices/%s/firmware/state", st->device_id);
     hub_state_path(st, "firmware-notice.json", u->p_notice, sizeof u->p_notice);
     hub_state_path(st, "firmware.partial", u->p_partial, sizeof u->p_partial);
-    hub_state_path(st, "firmware.img", u->p_image, sizeof u->p_image);
+    /* The hooks get an absolute path to the image, whatever their working directory. */
+    char abs[PATH_MAX];
+    if (realpath(st->dir, abs) != NULL)
+        snprintf(u->p_image, sizeof u->p_image, "%.1000s/firmware.img", abs);
+    else
+        hub_state_path(st, "firmware.img", u->p_image, sizeof u->p_image);
     hub_state_path(st, "signers.pem", u->p_signers, sizeof u->p_signers);
     if (hub_fw_state_load(st, conf->firmware_version, &u->fw) != 0) {
         free(u);
