@@ -485,3 +485,12 @@ out:
     wipe_free(&b);
     return rc;
 }
+
+int hub_keystore_check(const char *path)
+{
+    mbedtls_pk_context pk;
+    mbedtls_pk_init(&pk);
+    int rc = hub_keystore_load(path, &pk);
+    mbedtls_pk_free(&pk);
+    return rc;
+}

@@ -38,6 +38,9 @@ int hub_keystore_write_pem(mbedtls_pk_context *pk, hub_buf_t *out);
  * or no passphrase), HUB_EKEYPOLICY (plaintext while enforced) or HUB_EINVAL; logged, naming
  * path. */
 int hub_keystore_load(const char *path, mbedtls_pk_context *pk);
+/* Loads path as hub_keystore_load does and forgets the key: a check before a TLS client
+ * (OpenSSL) reads the file itself. */
+int hub_keystore_check(const char *path);
 /* 1 when the PEM text is an encrypted key (PKCS#8 or legacy Proc-Type), 0 otherwise. */
 int hub_keystore_is_encrypted(const char *pem);
 

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <mbedtls/pk.h>
 #include <mosquitto.h>
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -179,16 +178,13 @@ static void disconnect_cb(struct mosquitto *m, void *arg, int rc)
 static void subscribe_cb(struct mosquitto *m, void *arg, int mid, int n, const int *granted)
 {
     struct run *r = arg;
-    if (mid == r->notice_mid && n >= 1 && granted[0] <= 2)
-        hub_info("subscribed to %s (QoS %d)", hub_update_topic(r->update), granted[0]);
-    else if (mid == r->notice_mid)
-        hub_error("the server refused the subscription to %s: firmware notices will not arrive",
-                  hub_update_topic(r->update));
-    else if (n >= 1 && granted[0] <= 2)
-        hub_info("subscribed to %s# (QoS %d)", r->topic_cmd_prefix, granted[0]);
+    int fw = mid == r->notice_mid;
+    const char *topic = fw ? hub_update_topic(r->update) : r->topic_cmd_prefix;
+    if (n >= 1 && granted[0] <= 2)
+        hub_info("subscribed to %s%s (QoS %d)", topic, fw ? "" : "#", granted[0]);
     else
-        hub_error("the server refused the subscription to %s#: commands will not arrive",
-                  r->topic_cmd_prefix);
+        hub_error("the server refused the subscription to %s%s: %s will not arrive", topic,
+                  fw ? "" : "#", fw ? "firmware notices" : "commands");
 }
 
 static void publish_cb(struct mosquitto *m, void *arg, int mid)
@@ -389,8 +385,7 @@ static SSL_CTX *make_ssl_ctx(struct run *r)
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
         goto fail;
     what = key;
-    /* OpenSSL's default password callback hands the userdata over as the passphrase of an
-     * encrypted key file: the key is decrypted in memory only. */
+    /* OpenSSL's default callback passes the userdata as the key file's passphrase. */
     SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)hub_keystore_passphrase());
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1)
@@ -580,18 +575,6 @@ static void update_shutdown(void *arg)
     }
 }
 
-/* The key must open under the key store's policy before anything connects with it. */
-static int check_key(struct run *r)
-{
-    char path[1100];
-    mbedtls_pk_context pk;
-    hub_state_path(&r->st, "key.pem", path, sizeof path);
-    mbedtls_pk_init(&pk);
-    int rc = hub_keystore_load(path, &pk);
-    mbedtls_pk_free(&pk);
-    return rc;
-}
-
 static const char run_usage[] =
     "usage: iothub-device run [--dir STATE] (--telemetry-command CMD [--interval SEC] | --stdin)\n"
     "                         [--command-handler PROG] [--command-timeout SEC]\n"
@@ -762,14 +745,11 @@ int hub_run_main(int argc, char **argv)
         return 1;
     }
     hub_state_recover(&r.st);
-    if (check_key(&r) != 0) {
-        hub_keystore_close();
-        close(lock_fd);
-        return 1;
-    }
+    char key_path[1100];
+    hub_state_path(&r.st, "key.pem", key_path, sizeof key_path);
     struct hub_update_io io = {&r, update_publish, update_service, update_shutdown};
-    r.update = hub_update_new(&r.st, &r.conf, &r.pin, &io, argc, argv);
-    if (r.update == NULL) {
+    if (hub_keystore_check(key_path) != 0 ||
+        (r.update = hub_update_new(&r.st, &r.conf, &r.pin, &io, argc, argv)) == NULL) {
         hub_keystore_close();
         close(lock_fd);
         return 1;
