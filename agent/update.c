@@ -313,6 +313,12 @@ static void progress(void *arg, long long have)
     }
 }
 
+static const char *const hook_env[] = {
+    "IOTHUB_HOOK",           "IOTHUB_DEVICE_ID",        "IOTHUB_STATE_DIR",
+    "IOTHUB_FIRMWARE_ROLLOUT", "IOTHUB_FIRMWARE_VERSION", "IOTHUB_FIRMWARE_PREVIOUS_VERSION",
+    "IOTHUB_FIRMWARE_SLOT",  "IOTHUB_FIRMWARE_PREVIOUS_SLOT", "IOTHUB_FIRMWARE_IMAGE",
+};
+
 /* Runs a hook: `/bin/sh -c 'HOOK "$@"' hook ARGS...` with the IOTHUB_* environment; returns
  * its exit status (-1 on timeout, 127 when it cannot run) and its first output line in out. */
 static int run_hook(struct hub_update *u, const char *hook, const char *a1, const char *a2,
@@ -338,7 +344,8 @@ static int run_hook(struct hub_update *u, const char *hook, const char *a1, cons
     const char *text = output.data ? (const char *)output.data : "";
     snprintf(out, out_len, "%.*s", (int)strcspn(text, "\n"), text);
     hub_buf_free(&output);
-    unsetenv("IOTHUB_HOOK");
+    for (size_t i = 0; i < sizeof hook_env / sizeof hook_env[0]; i++)
+        unsetenv(hook_env[i]); /* the telemetry command and handlers do not see them */
     hub_info("hook %s %s %s %s: exit %d%s%s", hook, a1 ? a1 : "", a2 ? a2 : "", a3 ? a3 : "", code,
              out[0] ? ": " : "", out);
     return code;
