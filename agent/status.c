@@ -12,8 +12,10 @@
 #include <jansson.h>
 #include <mbedtls/pk.h>
 
+#include "agent/keystore.h"
 #include "agent/state.h"
 #include "util/log.h"
+#include "util/secure.h"
 
 static void rfc3339(time_t t, char out[32])
 {
@@ -28,7 +30,14 @@ static void key_type(const struct hub_state *st, char *out, size_t len)
     mbedtls_pk_context pk;
     mbedtls_pk_init(&pk);
     hub_state_path(st, "key.pem", path, sizeof path);
-    if (mbedtls_pk_parse_keyfile(&pk, path, NULL) != 0)
+    hub_buf_t pem = HUB_BUF_INIT;
+    int encrypted = hub_state_file_read(path, &pem, 32768) == 0 &&
+                    hub_keystore_is_encrypted((const char *)pem.data);
+    hub_wipe(pem.data, pem.len);
+    hub_buf_free(&pem);
+    if (encrypted) /* no passphrase here: the type enrollment recorded */
+        snprintf(out, len, "%s (encrypted)", st->key_type);
+    else if (mbedtls_pk_parse_keyfile(&pk, path, NULL) != 0)
         snprintf(out, len, "unreadable");
     else if (mbedtls_pk_get_type(&pk) == MBEDTLS_PK_RSA)
         snprintf(out, len, "rsa-%zu", mbedtls_pk_get_bitlen(&pk));
