@@ -98,10 +98,14 @@ firmware_health_hook = $T/health.sh
 firmware_rollback_hook = $T/rollback.sh
 firmware_download_attempts = 5
 EOF
-for i in $(seq 0 $((N - 1))); do
-    bearer "$ADMIN" POST /v1/devices "{\"product_key\": \"$PK\", \"serial_number\": \"E2E-$i\"}"
-    echo "$(jf device_id) $(jf device_secret)" >>devices.txt
-done
+provision_one() { # provision_one I: prints "id secret"
+    curl -sS --cacert trust.pem -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+        --data-binary "{\"product_key\": \"$PK\", \"serial_number\": \"E2E-$1\"}" "$BASE/v1/devices" |
+        "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(d["device_id"], d["device_secret"])'
+}
+export -f provision_one
+export ADMIN PK BASE PY
+seq 0 $((N - 1)) | xargs -P 8 -I{} bash -c 'provision_one {}' >devices.txt 2>provision.err
 sort devices.txt >devices.sorted
 mapfile -t DEV < <(cut -d' ' -f1 devices.sorted)
 [ "${#DEV[@]}" = $N ]
