@@ -142,15 +142,15 @@ wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
     return 1
 }
 ready() { for i in 0 1 2 3 5; do [ -e "sim/${DEV[$i]}.ready" ] || return 1; done; }
-wait_for 10 ready
+wait_for 30 ready
 expect "five simulated agents connected and subscribed" $?
 versions() { [ "$(sql "$URL" "SELECT count(*) FROM devices WHERE firmware_version = '1.0.0'")" = 5 ]; }
-wait_for 5 versions
+wait_for 20 versions
 expect "their \"running\" reports set devices.firmware_version" $?
 
-# ---- rollout A: tag beta (devices 0-4), waves [2, 100%], a pause of 3 s ------------------------
+# ---- rollout A: tag beta (devices 0-4), waves [2, 100%], a pause of 5 s ------------------------
 rollout "{\"firmware_id\": \"$FW1\", \"target\": {\"tag\": \"beta\"}, \"waves\": [2, \"100%\"],
-          \"wave_pause_s\": 3, \"failure_threshold\": 2}"
+          \"wave_pause_s\": 5, \"failure_threshold\": 2}"
 expect_status "POST /v1/rollouts: 201" 201
 A=$(jf rollout_id)
 [ "$(jf device_count)" = 5 ] && [ "$(jf state)" = running ] && [ "$(jf per_wave.0.devices)" = 2 ] &&
@@ -163,7 +163,7 @@ expect_error "a device already in an active rollout: 409" 409 device_busy
 
 installed() { [ "$(sql "$URL" "SELECT count(*) FROM rollout_devices WHERE rollout_id = '$A'
                                 AND wave = $1 AND state = 'installed'")" = "$2" ]; }
-wait_for 10 installed 0 2
+wait_for 30 installed 0 2
 expect "wave 1: both devices notified, downloaded, installed" $?
 N0=$(head -n 1 "sim/${DEV[0]}.notices")
 "$PY" -c '
@@ -185,12 +185,17 @@ expect_status "pause during the pause between waves: 200" 200
 expect "the rollout is paused" $?
 bearer "$OPS" POST "/v1/rollouts/$A/pause"
 expect_error "pausing a paused rollout: 409" 409 invalid_state
-sleep 3
+# past the end of the wave pause (a rollout paused before its wave settled never settles)
+past_pause() {
+    [ "$(sql "$URL" "SELECT coalesce(now() > wave_settled_at + interval '6 s', true) FROM rollouts
+                     WHERE id = '$A'")" = t ]
+}
+wait_for 20 past_pause
 [ "$(sql "$URL" "SELECT current_wave FROM rollouts WHERE id = '$A'")" = 0 ] && [ ! -e "sim/${DEV[2]}.notices" ]
 expect "paused: the second wave did not start after the pause" $?
 bearer "$OPS" POST "/v1/rollouts/$A/resume"
 expect_status "resume: 200" 200
-wait_for 10 installed 1 2
+wait_for 30 installed 1 2
 expect "wave 2: the two online devices installed" $?
 [ "$(sql "$URL" "SELECT state FROM rollout_devices WHERE rollout_id = '$A' AND device_id = '${DEV[4]}'")" = pending ]
 expect "the offline device's row stays pending" $?
@@ -198,10 +203,10 @@ bearer "$AUDITOR" GET "/v1/devices/${DEV[4]}"
 [ "$(jf rollout.state)" = pending ] && [ "$(jf rollout.rollout_id)" = "$A" ] && [ "$(jf rollout.version)" = 1.1.0 ]
 expect "GET /v1/devices/{id} shows the device's rollout state" $?
 touch "sim/${DEV[4]}.online"
-wait_for 10 installed 1 3
+wait_for 30 installed 1 3
 expect "the offline device got its notice on connecting and installed" $?
 completed() { [ "$(sql "$URL" "SELECT state FROM rollouts WHERE id = '$A'")" = completed ]; }
-wait_for 5 completed
+wait_for 15 completed
 expect "rollout A completed" $?
 bearer "$AUDITOR" GET "/v1/rollouts/$A?limit=2"
 [ "$(jf counts.installed)" = 5 ] && [ "$(jf per_wave.1.counts.installed)" = 3 ] &&
@@ -218,13 +223,13 @@ expect_error "cancelling a completed rollout: 409" 409 invalid_state
 
 # ---- hostile state reports ---------------------------------------------------------------------
 printf '{"rollout_id": "%s", "state": "exploded"}' "$A" >"sim/${DEV[0]}.send"
-wait_for 5 grep -q "firmware/state refused: unknown state" serve.log
+wait_for 20 grep -q "firmware/state refused: unknown state" serve.log
 expect "an unknown state is refused and logged" $?
 head -c 3000 /dev/zero | tr '\0' ' ' >"sim/${DEV[1]}.send"
 printf '{"rollout_id": "%s", "state": "installed", "version": "1.1.0; DROP"}' "$A" >"sim/${DEV[2]}.send"
 rejected() { curl -sk "$BASE/metrics" >"$T/metrics.out"; grep -q '^iothub_rollout_state_reports_total{result="rejected"} 2$' "$T/metrics.out"; }
 dropped() { curl -sk "$BASE/metrics" | grep -q '^iothub_rollout_state_reports_total{result="dropped"} 1$'; }
-wait_for 15 rejected && wait_for 5 dropped
+wait_for 30 rejected && wait_for 10 dropped
 expect "malformed reports counted as rejected, a 3000-byte one as dropped" $? ||
     grep rollout_state_reports "$T/metrics.out" >&2
 
@@ -235,7 +240,7 @@ rollout "{\"firmware_id\": \"$FW2\", \"target\": {\"device_ids\": [\"${DEV[5]}\"
 expect_status "rollout B: 201" 201
 B=$(jf rollout_id)
 halted() { [ "$(sql "$URL" "SELECT state FROM rollouts WHERE id = '$B'")" = halted ]; }
-wait_for 10 halted
+wait_for 30 halted
 expect "rollout B halted by itself when device 5 failed" $?
 bearer "$AUDITOR" GET "/v1/rollouts/$B?state=failed"
 [ "$(jf counts.failed)" = 1 ] && [ "$(jf devices.0.reason)" = "install hook exited with status 1" ] &&
@@ -249,7 +254,7 @@ gauges() {
         grep -q "^iothub_rollout_info{rollout=\"$B\",state=\"halted\"} 1$" metrics.out &&
         grep -q "^iothub_rollout_devices{rollout=\"$A\",state=\"installed\"} 5$" metrics.out
 }
-wait_for 10 gauges
+wait_for 20 gauges
 expect "metrics: halts, per-rollout device states" $?
 touch "sim/${DEV[6]}.online"
 sleep 3
