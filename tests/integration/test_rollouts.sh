@@ -222,16 +222,17 @@ bearer "$OPS" POST "/v1/rollouts/$A/cancel"
 expect_error "cancelling a completed rollout: 409" 409 invalid_state
 
 # ---- hostile state reports ---------------------------------------------------------------------
-printf '{"rollout_id": "%s", "state": "exploded"}' "$A" >"sim/${DEV[0]}.send"
+send() { cat >"sim/$1.tmp" && mv "sim/$1.tmp" "sim/$1.send"; } # send ID <PAYLOAD: published by ID's agent
+printf '{"rollout_id": "%s", "state": "exploded"}' "$A" | send "${DEV[0]}"
 wait_for 20 grep -q "firmware/state refused: unknown state" serve.log
 expect "an unknown state is refused and logged" $?
-head -c 3000 /dev/zero | tr '\0' ' ' >"sim/${DEV[1]}.send"
-printf '{"rollout_id": "%s", "state": "installed", "version": "1.1.0; DROP"}' "$A" >"sim/${DEV[2]}.send"
+head -c 3000 /dev/zero | tr '\0' ' ' | send "${DEV[1]}"
+printf '{"rollout_id": "%s", "state": "installed", "version": "1.1.0; DROP"}' "$A" | send "${DEV[2]}"
 rejected() { curl -sk "$BASE/metrics" >"$T/metrics.out"; grep -q '^iothub_rollout_state_reports_total{result="rejected"} 2$' "$T/metrics.out"; }
 dropped() { curl -sk "$BASE/metrics" | grep -q '^iothub_rollout_state_reports_total{result="dropped"} 1$'; }
 wait_for 30 rejected && wait_for 10 dropped
-expect "malformed reports counted as rejected, a 3000-byte one as dropped" $? ||
-    grep rollout_state_reports "$T/metrics.out" >&2
+expect "malformed reports counted as rejected, a 3000-byte one as dropped" $?
+[ "$FAILED" = 0 ] || grep rollout_state_reports "$T/metrics.out" >&2
 
 # ---- rollout B: halts on its failure threshold -------------------------------------------------
 # Devices 5 (fails), 6 and 7 (offline); threshold 1 failure.
