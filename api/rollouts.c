@@ -299,7 +299,8 @@ void hub_api_rollouts_create(struct hub_req *r)
     json_t *target = json_object_get(body, "target");
     json_t *waves = json_object_get(body, "waves");
     char *target_text = json_dumps(target, JSON_COMPACT);
-    char *waves_text = waves ? json_dumps(waves, JSON_COMPACT) : strdup("[\"100%\"]");
+    char *waves_text = json_is_array(waves) ? json_dumps(waves, JSON_COMPACT)
+                                            : strdup("[\"100%\"]");
     rc = target_text && waves_text ? 0 : HUB_ENOMEM;
     if (rc == 0)
         rc = hub_db_rollouts_insert(r->db, s.firmware_id, target_text, waves_text, s.wave_count,

@@ -25,7 +25,7 @@ struct hub_rollout_spec {
     int failure_count, failure_percent; /* one of them set */
 };
 
-/* The body check of POST /v1/rollouts without the database (also fuzzed): fills spec.
+/* The body check of POST /v1/rollouts without the database: fills spec.
  * Returns 0, or HUB_REPLIED after a 400. Free spec->value_owned after. */
 int hub_api_rollouts_parse(struct hub_req *r, json_t *body, struct hub_rollout_spec *spec);
 /* The cumulative end of each wave but the last for n devices, as a PostgreSQL array text

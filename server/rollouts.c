@@ -29,6 +29,7 @@
 #define SEEN_MAX 256           /* active rollouts a node tracks for wave dispatch */
 #define METRICS_ROLLOUTS 20    /* rollouts with per-state gauges in /metrics */
 #define METRICS_EVERY 5        /* rounds between two per-rollout snapshots */
+#define REFUSALS_LOGGED 5      /* refused reports logged per round (the rest counted) */
 
 struct report {
     char device_id[37];
@@ -207,12 +208,13 @@ static void apply_reports(struct hub_rollouts *e, struct report *list)
         struct report *r = list;
         const char *why;
         list = r->next;
-        if (hub_rollouts_parse_state(r->device_id, r->data, r->len, reports, versions, &why) != 0) {
-            rejected++;
+        if (hub_rollouts_parse_state(r->device_id, r->data, r->len, reports, versions, &why) != 0 &&
+            ++rejected <= REFUSALS_LOGGED)
             hub_warn("rollouts: device %s: firmware/state refused: %s", r->device_id, why);
-        }
         free(r);
     }
+    if (rejected > REFUSALS_LOGGED)
+        hub_warn("rollouts: %llu more firmware/state reports refused", rejected - REFUSALS_LOGGED);
     char *rt = values_text(reports), *vt = values_text(versions);
     long long n = 0;
     int rc = 0;

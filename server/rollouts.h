@@ -64,7 +64,7 @@ int hub_rollouts_metrics(struct hub_rollouts *r, hub_buf_t *out);
 /* Checks one firmware/state payload (JSON per docs/mqtt.md) and appends its row to the
  * batches: reports (for rollout_devices, when it names a rollout) and versions (for
  * devices.firmware_version, when it names a version). Returns 0, or HUB_EINVAL with *why
- * set. Pure: unit tested and fuzzed. */
+ * set. Pure: tests/unit/server/test_rollouts.c. */
 int hub_rollouts_parse_state(const char *device_id, const void *payload, size_t len,
                              json_t *reports, json_t *versions, const char **why);
 
