@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# test-lane: alone
+# The firmware download benchmark (docs/BENCHMARKS.md#firmware-downloads): DEVICES devices
+# (provision.sh) download one SIZE_MB image at once, each with its client certificate
+# (tests/bench/firmware_download.sh). By default a smoke run (20 devices, 2 MB) that checks
+# every download is complete; the documented numbers come from
+#   IOTHUB_FW_BENCH_DEVICES=1000 IOTHUB_FW_BENCH_MB=10 ./deploy/dev.sh test bench_firmware
+. "$(dirname "$0")/api_lib.sh"
+
+DEVICES=${IOTHUB_FW_BENCH_DEVICES:-20}
+MB=${IOTHUB_FW_BENCH_MB:-2}
+URL=$(new_db bench) || exit 1
+write_conf iothub.conf "$URL" "api_max_connections = $((DEVICES + 64))" \
+    "api_max_connections_per_ip = $((DEVICES + 64))" "firmware_max_downloads = $DEVICES" \
+    "api_idle_timeout_s = 120" "log_level = warn"
+"$IOTHUBD" -c iothub.conf init --token-file admin.token >init.out 2>&1 &&
+    "$IOTHUBD" -c iothub.conf ca chain >trust.pem 2>/dev/null
+ADMIN=$(cat admin.token)
+start_server iothub.conf serve.log
+expect "serve starts (firmware_max_downloads = $DEVICES)" $?
+
+PROVISION_JOBS=4 bash "$ROOT/tests/bench/provision.sh" "$BASE" admin.token trust.pem "$DEVICES" certs \
+    >provision.log 2>&1
+expect "provision.sh: $DEVICES devices activated" $?
+PK=$(openssl x509 -in certs/dev-1.pem -noout -subject -nameopt multiline | awk '/organizationName/ {print $3}')
+
+openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout signer.key \
+    -subj "/CN=bench signer" -days 2 -addext "basicConstraints=critical,CA:FALSE" \
+    -addext "keyUsage=digitalSignature" -out signer.pem 2>/dev/null
+"$PY" -c 'import json; print(json.dumps({"name": "bench", "certificate": open("signer.pem").read()}))' >signer.json
+bearer "$ADMIN" POST /v1/firmware-signers @signer.json
+SIGNER=$(jf id)
+head -c $((MB * 1048576)) /dev/urandom >image.bin
+openssl dgst -sha256 -sign signer.key -out image.sig image.bin
+"$BUILD/iothubctl" --url "$BASE" --cacert trust.pem --token-file admin.token --json \
+    firmware upload image.bin --product "$PK" --firmware-version 1.0.0 --signature image.sig \
+    --signer "$SIGNER" >upload.json 2>upload.err
+FW=$("$PY" -c 'import json; print(json.load(open("upload.json"))["id"])' 2>/dev/null)
+[ -n "$FW" ]
+rc=$?
+[ $rc = 0 ] || cat upload.err upload.json >&2
+expect "a $MB MiB image uploaded with iothubctl" $rc
+
+bash "$ROOT/tests/bench/firmware_download.sh" "$BASE" trust.pem certs/devices.csv "$FW" "$DEVICES" \
+    "$SERVER_PID" >bench.json 2>bench.err
+cat bench.json bench.err
+DEV1=$(openssl x509 -in certs/dev-1.pem -noout -subject -nameopt multiline | awk '/commonName/ {print $3}')
+call GET "/v1/devices/$DEV1/firmware/$FW" --cert certs/dev-1.pem --key certs/dev-1.key -o /dev/null
+echo "one download of dev-1 ($DEV1, $FW): $STATUS $(head -c 200 curl.err)"
+"$PY" - bench.json "$DEVICES" $((MB * 1048576)) <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+n, size = int(sys.argv[2]), int(sys.argv[3])
+sys.exit(0 if d["status"] == {"200": n} and d["bytes"] == n * size else 1)
+PY
+expect "$DEVICES concurrent downloads all complete (200, $DEVICES x $MB MiB)" $?
+server_alive
+expect "the server is alive" $?
+stop_server
+expect "serve stops cleanly" $?
+finish
