@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # N devices download one firmware image at once, each with its own client certificate, over
 # N concurrent HTTPS connections (curl --parallel), while the server's RSS is sampled:
-#   tests/bench/firmware_download.sh URL CA_FILE DEVICES_CSV FIRMWARE_ID N [SERVER_PID]
-# DEVICES_CSV is what tests/bench/provision.sh writes ("certfile,keyfile"; the device id is
-# the certificate's CN). The hub needs firmware_max_downloads >= N and api_max_connections /
+#   tests/bench/firmware_download.sh URL CA_FILE DEVICES FIRMWARE_ID N [SERVER_PID]
+# DEVICES has a line per device: "cert CERTFILE KEYFILE" (its client certificate, as
+# tests/bench/provision.sh makes them; the device id is the certificate's CN) or
+# "basic DEVICE_ID SECRET" (HTTP Basic device credentials). The hub needs firmware_max_downloads >= N and api_max_connections /
 # api_max_connections_per_ip above N (docs/BENCHMARKS.md#firmware-downloads). Prints one
 # line of JSON: transfers by status, bytes, wall time, aggregate MB/s, server RSS (KiB)
 # before, at its peak during, and after.
 set -euo pipefail
 
 if [ $# -lt 5 ]; then
-    echo "usage: $0 URL CA_FILE DEVICES_CSV FIRMWARE_ID N [SERVER_PID]" >&2
+    echo "usage: $0 URL CA_FILE DEVICES FIRMWARE_ID N [SERVER_PID]" >&2
     exit 2
 fi
 URL=${1%/} CA=$2 CSV=$3 FW=$4 N=$5 PID=${6:-}
 [[ $N =~ ^[1-9][0-9]*$ ]] || { echo "N must be a positive number" >&2; exit 2; }
-[ "$(tail -n +2 "$CSV" | wc -l)" -ge "$N" ] || { echo "$CSV has fewer than $N devices" >&2; exit 2; }
+[ "$(wc -l <"$CSV")" -ge "$N" ] || { echo "$CSV has fewer than $N devices" >&2; exit 2; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"; [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null; true' EXIT
 
@@ -23,11 +24,16 @@ rss() { [ -n "$PID" ] && awk '/^VmRSS/ {print $2}' "/proc/$PID/status" 2>/dev/nu
 
 # One curl config: a section per device, separated by `next` (options do not carry over).
 i=0
-tail -n +2 "$CSV" | head -n "$N" | while IFS=, read -r cert key; do
-    id=$(openssl x509 -in "$cert" -noout -subject -nameopt multiline | awk '/commonName/ {print $3}')
+head -n "$N" "$CSV" | while read -r kind a b; do
     [ $((i++)) = 0 ] || echo next
-    printf 'url = "%s/v1/devices/%s/firmware/%s"\ncert = "%s"\nkey = "%s"\ncacert = "%s"\n' \
-        "$URL" "$id" "$FW" "$cert" "$key" "$CA"
+    if [ "$kind" = cert ]; then
+        id=$(openssl x509 -in "$a" -noout -subject -nameopt multiline | awk '/commonName/ {print $3}')
+        printf 'cert = "%s"\nkey = "%s"\n' "$a" "$b"
+    else
+        id=$a
+        printf 'user = "%s:%s"\n' "$a" "$b"
+    fi
+    printf 'url = "%s/v1/devices/%s/firmware/%s"\ncacert = "%s"\n' "$URL" "$id" "$FW" "$CA"
     printf 'output = "/dev/null"\nsilent\nshow-error\nwrite-out = "%%{http_code} %%{size_download}\\n"\n'
 done >"$WORK/curl.conf"
 
