@@ -22,20 +22,24 @@ trap 'rm -rf "$WORK"; [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null; true
 
 rss() { [ -n "$PID" ] && awk '/^VmRSS/ {print $2}' "/proc/$PID/status" 2>/dev/null || echo 0; }
 
-# One curl config: a section per device, separated by `next` (options do not carry over).
-i=0
-head -n "$N" "$CSV" | while read -r kind a b; do
-    [ $((i++)) = 0 ] || echo next
-    if [ "$kind" = cert ]; then
-        id=$(openssl x509 -in "$a" -noout -subject -nameopt multiline | awk '/commonName/ {print $3}')
-        printf 'cert = "%s"\nkey = "%s"\n' "$a" "$b"
-    else
-        id=$a
-        printf 'user = "%s:%s"\n' "$a" "$b"
-    fi
-    printf 'url = "%s/v1/devices/%s/firmware/%s"\ncacert = "%s"\n' "$URL" "$id" "$FW" "$CA"
-    printf 'output = "/dev/null"\nsilent\nshow-error\nwrite-out = "%%{http_code} %%{size_download}\\n"\n'
-done >"$WORK/curl.conf"
+# curl configs of at most 250 transfers each (curl runs at most 300 in parallel): a section
+# per device, separated by `next` (options do not carry over).
+head -n "$N" "$CSV" | split -l 250 - "$WORK/part."
+for part in "$WORK"/part.*; do
+    i=0
+    while read -r kind a b; do
+        [ $((i++)) = 0 ] || echo next
+        if [ "$kind" = cert ]; then
+            id=$(openssl x509 -in "$a" -noout -subject -nameopt multiline | awk '/commonName/ {print $3}')
+            printf 'cert = "%s"\nkey = "%s"\n' "$a" "$b"
+        else
+            id=$a
+            printf 'user = "%s:%s"\n' "$a" "$b"
+        fi
+        printf 'url = "%s/v1/devices/%s/firmware/%s"\ncacert = "%s"\n' "$URL" "$id" "$FW" "$CA"
+        printf 'output = "/dev/null"\nsilent\nshow-error\nwrite-out = "%%{http_code} %%{size_download}\\n"\n'
+    done <"$part" >"$part.conf"
+done
 
 BEFORE=$(rss)
 echo "$BEFORE" >"$WORK/rss"
@@ -44,8 +48,14 @@ if [ -n "$PID" ]; then
     SAMPLER=$!
 fi
 T0=$(date +%s.%N)
-curl --parallel --parallel-immediate --parallel-max "$N" -K "$WORK/curl.conf" \
-    >"$WORK/results" 2>"$WORK/errors" || true
+CURLS=()
+for conf in "$WORK"/part.*.conf; do
+    curl --parallel --parallel-immediate --parallel-max 250 -K "$conf" >"$conf.results" 2>"$conf.errors" &
+    CURLS+=($!)
+done
+wait "${CURLS[@]}" || true
+cat "$WORK"/part.*.results >"$WORK/results"
+cat "$WORK"/part.*.errors | grep -v '^ *[0-9-]' >"$WORK/errors" || true
 T1=$(date +%s.%N)
 [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null && wait "$SAMPLER" 2>/dev/null || true
 SAMPLER=

@@ -16,7 +16,7 @@ MB=${IOTHUB_FW_BENCH_MB:-2}
 URL=$(new_db bench) || exit 1
 write_conf iothub.conf "$URL" "api_max_connections = $((DEVICES + 64))" \
     "api_max_connections_per_ip = $((DEVICES + 64))" "firmware_max_downloads = $DEVICES" \
-    "api_idle_timeout_s = 120" "log_level = warn"
+    "api_idle_timeout_s = 120" "api_header_timeout_s = 120" "log_level = warn"
 "$IOTHUBD" -c iothub.conf init --token-file admin.token >init.out 2>&1 &&
     "$IOTHUBD" -c iothub.conf ca chain >trust.pem 2>/dev/null
 ADMIN=$(cat admin.token)
@@ -60,7 +60,7 @@ expect "a $MB MiB image uploaded with iothubctl" $rc
 bash "$ROOT/tests/bench/firmware_download.sh" "$BASE" trust.pem devices.txt "$FW" "$DEVICES" \
     "$SERVER_PID" >bench.json 2>bench.err
 cat bench.json bench.err
-[ -z "${IOTHUB_FW_BENCH_OUT:-}" ] || cat bench.json bench.err >"$IOTHUB_FW_BENCH_OUT"
+[ -z "${IOTHUB_FW_BENCH_OUT:-}" ] || cat bench.json bench.err serve.log >"$IOTHUB_FW_BENCH_OUT"
 DEV1=$(openssl x509 -in certs/dev-1.pem -noout -subject -nameopt multiline | awk '/commonName/ {print $3}')
 call GET "/v1/devices/$DEV1/firmware/$FW" --cert certs/dev-1.pem --key certs/dev-1.key -o /dev/null
 echo "one download of dev-1 ($DEV1, $FW): $STATUS $(head -c 200 curl.err)"
