@@ -59,8 +59,10 @@ expect "a $MB MiB image uploaded with iothubctl" $rc
 
 bash "$ROOT/tests/bench/firmware_download.sh" "$BASE" trust.pem devices.txt "$FW" "$DEVICES" \
     "$SERVER_PID" >bench.json 2>bench.err
-cat bench.json bench.err
-[ -z "${IOTHUB_FW_BENCH_OUT:-}" ] || cat bench.json bench.err serve.log >"$IOTHUB_FW_BENCH_OUT"
+call GET /metrics
+grep '^iothub_firmware' body.out >metrics.txt
+cat bench.json bench.err metrics.txt
+[ -z "${IOTHUB_FW_BENCH_OUT:-}" ] || cat bench.json bench.err metrics.txt serve.log >"$IOTHUB_FW_BENCH_OUT"
 DEV1=$(openssl x509 -in certs/dev-1.pem -noout -subject -nameopt multiline | awk '/commonName/ {print $3}')
 call GET "/v1/devices/$DEV1/firmware/$FW" --cert certs/dev-1.pem --key certs/dev-1.key -o /dev/null
 echo "one download of dev-1 ($DEV1, $FW): $STATUS $(head -c 200 curl.err)"
@@ -71,6 +73,8 @@ n, size = int(sys.argv[2]), int(sys.argv[3])
 sys.exit(0 if d["status"] == {"200": n} and d["bytes"] == n * size else 1)
 PY
 expect "$DEVICES concurrent downloads all complete (200, $DEVICES x $MB MiB)" $?
+grep -qx "iothub_firmware_cache_reads_total{result=\"miss\"} $((MB * 4))" metrics.txt
+expect "each of the $((MB * 4)) chunks was read from the database once (the chunk cache served the rest)" $?
 server_alive
 expect "the server is alive" $?
 stop_server
