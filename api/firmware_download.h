@@ -1,8 +1,9 @@
 /* GET /v1/devices/{device_id}/firmware/{firmware_id}: a device downloads an image of its
  * product (firmware-contract.md). The answer is streamed: MHD pulls it through a reader
- * that holds one 64 KiB slice and reads the next slice of the next chunk from PostgreSQL
- * with a pooled connection taken for that one query, so memory per download is flat and a
- * slow device holds no database connection. Range (one range), If-Range, ETag (the SHA-256)
+ * that holds a reference to one 256 KiB chunk of the node's chunk cache
+ * (api/firmware_cache.h), which reads a missing chunk from PostgreSQL with a pooled
+ * connection taken for that one query: memory per download is flat, concurrent downloads of
+ * one image share its chunks, and a slow device holds no database connection. Range (one range), If-Range, ETag (the SHA-256)
  * and If-None-Match are honoured. At most firmware_max_downloads run at once (503 beyond)
  * and one per device (429). */
 #ifndef HUB_API_FIRMWARE_DOWNLOAD_H

@@ -192,7 +192,9 @@ static int start_transaction(struct hub_req *r, struct hub_fw_upload *u, const c
                  : HUB_ENOTFOUND;
     if (rc == HUB_ENOTFOUND) {
         REFUSE(r, 422, "signer_unknown",
-               "no active firmware signer %.64s (give its id or its SHA-256 fingerprint)", signer);
+               "no active firmware signer %.64s within its validity (give its id or its SHA-256 "
+               "fingerprint)",
+               signer);
         return HUB_REPLIED;
     }
     if (rc == 0)

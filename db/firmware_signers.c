@@ -81,8 +81,10 @@ int hub_db_firmware_signers_lookup(PGconn *c, const char *ref, char *id_out, hub
     int rc = hub_db_exec_row(c, &r,
                              byid ? "SELECT id, cert_der FROM firmware_signers"
                                     " WHERE id = $1::uuid AND status = 'active'"
+                                    " AND now() BETWEEN not_before AND not_after"
                                   : "SELECT id, cert_der FROM firmware_signers"
-                                    " WHERE fingerprint = $1 AND status = 'active'",
+                                    " WHERE fingerprint = lower($1) AND status = 'active'"
+                                    " AND now() BETWEEN not_before AND not_after",
                              1, p);
     if (rc != 0)
         return rc;

@@ -30,8 +30,9 @@ int hub_db_firmware_signers_set_status(PGconn *c, const char *id, const char *st
                                        json_t **out);
 /* The certificate DER of every active signer, as a JSON array of hex strings. */
 int hub_db_firmware_signers_active(PGconn *c, json_t **out);
-/* An active signer by id (uuid) or fingerprint (64 hex): its id into id_out (37 bytes) and
- * its certificate DER appended to der. HUB_ENOTFOUND when unknown or disabled. */
+/* An active signer by id (uuid) or fingerprint (64 hex, either case) whose certificate is
+ * within its validity now: its id into id_out (37 bytes) and its certificate DER appended to
+ * der. HUB_ENOTFOUND when unknown, disabled or expired. */
 int hub_db_firmware_signers_lookup(PGconn *c, const char *ref, char *id_out, hub_buf_t *der);
 
 #endif
