@@ -199,8 +199,8 @@ static int write_pkcs8(mbedtls_pk_context *pk, unsigned char **p, unsigned char 
     MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_algorithm_identifier(p, start, oid, oid_len, par));
     MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_int(p, start, 0));
     MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(p, start, len));
-    MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(p, start,
-                                                     MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+    MBEDTLS_ASN1_CHK_ADD(
+        len, mbedtls_asn1_write_tag(p, start, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
     return (int)len;
 }
 
@@ -211,8 +211,8 @@ static int derive(const char *pass, size_t pass_len, const uint8_t *salt, size_t
     mbedtls_md_init(&md);
     int ret = mbedtls_md_setup(&md, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1);
     if (ret == 0)
-        ret = mbedtls_pkcs5_pbkdf2_hmac(&md, (const unsigned char *)pass, pass_len, salt,
-                                        salt_len, iterations, 32, key);
+        ret = mbedtls_pkcs5_pbkdf2_hmac(&md, (const unsigned char *)pass, pass_len, salt, salt_len,
+                                        iterations, 32, key);
     mbedtls_md_free(&md);
     return ret;
 }
@@ -252,11 +252,11 @@ int hub_pkcs8_encrypt(mbedtls_pk_context *pk, const char *pass, size_t pass_len,
         goto out;
     size_t len = plen, l2 = 0, kdf = 0, enc = 0;
     ret = 0;
-#define W(acc, call)                                                                           \
-    do {                                                                                       \
-        if ((ret = (call)) < 0)                                                                \
-            goto out;                                                                          \
-        acc += (size_t)ret;                                                                    \
+#define W(acc, call)                                                                               \
+    do {                                                                                           \
+        if ((ret = (call)) < 0)                                                                    \
+            goto out;                                                                              \
+        acc += (size_t)ret;                                                                        \
     } while (0)
     W(len, mbedtls_asn1_write_len(&q, out, plen));
     W(len, mbedtls_asn1_write_tag(&q, out, MBEDTLS_ASN1_OCTET_STRING));
@@ -336,7 +336,8 @@ int hub_pkcs8_decrypt(const uint8_t *der, size_t der_len, const char *pass, size
         oid_is(&p, e_alg, OID_PBES2, OIDLEN(OID_PBES2)) != 0 || seq(&p, e_alg, &e_par) != 0 ||
         e_par != e_alg || seq(&p, e_par, &e_kdf) != 0 ||
         oid_is(&p, e_kdf, OID_PBKDF2, OIDLEN(OID_PBKDF2)) != 0 || seq(&p, e_kdf, &e_kdfp) != 0 ||
-        e_kdfp != e_kdf || mbedtls_asn1_get_tag(&p, e_kdfp, &salt_len, MBEDTLS_ASN1_OCTET_STRING) != 0)
+        e_kdfp != e_kdf ||
+        mbedtls_asn1_get_tag(&p, e_kdfp, &salt_len, MBEDTLS_ASN1_OCTET_STRING) != 0)
         goto out;
     salt = p;
     p += salt_len;

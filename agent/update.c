@@ -75,8 +75,8 @@ static long long now_ms(void)
 }
 
 /* Publishes a state report; rollout NULL for "running". Returns 0 or -1. */
-static int report(struct hub_update *u, const char *rollout, const char *state,
-                  const char *version, const char *reason, long long progress)
+static int report(struct hub_update *u, const char *rollout, const char *state, const char *version,
+                  const char *reason, long long progress)
 {
     json_t *j = json_pack("{s:o,s:s,s:s}", "rollout_id",
                           rollout && rollout[0] ? json_string(rollout) : json_null(), "state",
@@ -126,8 +126,8 @@ static void finish(struct hub_update *u, const char *state, const char *reason)
 }
 
 /* A notice from JSON; returns 0 or HUB_EINVAL with why. */
-static int notice_parse(const struct hub_update *u, const void *data, size_t len,
-                        struct notice *n, char *why, size_t why_len)
+static int notice_parse(const struct hub_update *u, const void *data, size_t len, struct notice *n,
+                        char *why, size_t why_len)
 {
     json_error_t jerr;
     memset(n, 0, sizeof *n);
@@ -142,12 +142,12 @@ static int notice_parse(const struct hub_update *u, const void *data, size_t len
         snprintf(why, why_len, "notice is not a JSON object");
         goto out;
     }
-#define FIELD(name, dst)                                                                       \
-    s = json_string_value(json_object_get(j, name));                                           \
-    if (s == NULL || strlen(s) == 0 || strlen(s) >= sizeof(dst)) {                             \
-        snprintf(why, why_len, "notice: \"%s\" missing or invalid", name);                     \
-        goto out;                                                                              \
-    }                                                                                          \
+#define FIELD(name, dst)                                                                           \
+    s = json_string_value(json_object_get(j, name));                                               \
+    if (s == NULL || strlen(s) == 0 || strlen(s) >= sizeof(dst)) {                                 \
+        snprintf(why, why_len, "notice: \"%s\" missing or invalid", name);                         \
+        goto out;                                                                                  \
+    }                                                                                              \
     memcpy(dst, s, strlen(s) + 1)
     FIELD("rollout_id", n->rollout);
     FIELD("firmware_id", n->firmware_id);
@@ -191,8 +191,9 @@ static int notice_parse(const struct hub_update *u, const void *data, size_t len
         goto out;
     }
     s = json_string_value(json_object_get(j, "signature"));
-    if (s == NULL || mbedtls_base64_decode(n->sig, sizeof n->sig, &n->sig_len,
-                                           (const unsigned char *)s, strlen(s)) != 0 ||
+    if (s == NULL ||
+        mbedtls_base64_decode(n->sig, sizeof n->sig, &n->sig_len, (const unsigned char *)s,
+                              strlen(s)) != 0 ||
         n->sig_len == 0) {
         snprintf(why, why_len, "notice: signature must be base64 of at most %d bytes", SIG_MAX);
         goto out;
@@ -270,8 +271,8 @@ void hub_update_notice(struct hub_update *u, const void *payload, size_t len)
         if (strcmp(n.rollout, fw->rollout) == 0)
             hub_info("firmware notice for rollout %s: already in progress", n.rollout);
         else
-            hub_warn("firmware notice for rollout %s ignored: rollout %s is in progress",
-                     n.rollout, fw->rollout);
+            hub_warn("firmware notice for rollout %s ignored: rollout %s is in progress", n.rollout,
+                     fw->rollout);
         return;
     }
     hub_info("firmware notice: rollout %s, version %s (%lld bytes), installed %s", n.rollout,
@@ -314,9 +315,15 @@ static void progress(void *arg, long long have)
 }
 
 static const char *const hook_env[] = {
-    "IOTHUB_HOOK",           "IOTHUB_DEVICE_ID",        "IOTHUB_STATE_DIR",
-    "IOTHUB_FIRMWARE_ROLLOUT", "IOTHUB_FIRMWARE_VERSION", "IOTHUB_FIRMWARE_PREVIOUS_VERSION",
-    "IOTHUB_FIRMWARE_SLOT",  "IOTHUB_FIRMWARE_PREVIOUS_SLOT", "IOTHUB_FIRMWARE_IMAGE",
+    "IOTHUB_HOOK",
+    "IOTHUB_DEVICE_ID",
+    "IOTHUB_STATE_DIR",
+    "IOTHUB_FIRMWARE_ROLLOUT",
+    "IOTHUB_FIRMWARE_VERSION",
+    "IOTHUB_FIRMWARE_PREVIOUS_VERSION",
+    "IOTHUB_FIRMWARE_SLOT",
+    "IOTHUB_FIRMWARE_PREVIOUS_SLOT",
+    "IOTHUB_FIRMWARE_IMAGE",
 };
 
 /* Runs a hook: `/bin/sh -c 'HOOK "$@"' hook ARGS...` with the IOTHUB_* environment; returns
@@ -325,8 +332,8 @@ static int run_hook(struct hub_update *u, const char *hook, const char *a1, cons
                     const char *a3, char *out, size_t out_len)
 {
     char slot[2] = {u->fw.target ? u->fw.target : u->fw.slot, 0}, prev[2] = {u->fw.slot, 0};
-    const char *argv[] = {"/bin/sh", "-c", "exec $IOTHUB_HOOK \"$@\"", "iothub-hook", a1, a2, a3,
-                          NULL};
+    const char *argv[] = {"/bin/sh", "-c", "exec $IOTHUB_HOOK \"$@\"", "iothub-hook", a1, a2,
+                          a3,        NULL};
     hub_buf_t output = HUB_BUF_INIT;
     int code = 127, truncated;
     setenv("IOTHUB_HOOK", hook, 1);
@@ -391,8 +398,7 @@ static void reboot(struct hub_update *u)
         u->exit_requested = 1;
         return;
     }
-    hub_info("re-executing the agent to start firmware %s in slot %c", u->fw.version,
-             u->fw.target);
+    hub_info("re-executing the agent to start firmware %s in slot %c", u->fw.version, u->fw.target);
     char **args = calloc((size_t)u->argc + 2, sizeof *args);
     if (args != NULL) {
         args[0] = "iothub-device";
@@ -433,8 +439,7 @@ static void install(struct hub_update *u)
         int code =
             run_hook(u, u->conf->install_hook, u->p_image, fw->version, slot, out, sizeof out);
         if (code != 0) {
-            snprintf(why, sizeof why, "install hook exited %d%s%s", code, out[0] ? ": " : "",
-                     out);
+            snprintf(why, sizeof why, "install hook exited %d%s%s", code, out[0] ? ": " : "", out);
             finish(u, "failed", why);
             return;
         }
@@ -466,8 +471,7 @@ static void settle(struct hub_update *u, int connected)
         int code = run_hook(u, u->conf->health_hook, fw->version, slot, NULL, out, sizeof out);
         healthy = code == 0;
         if (!healthy)
-            snprintf(why, sizeof why, "health check exited %d%s%s", code, out[0] ? ": " : "",
-                     out);
+            snprintf(why, sizeof why, "health check exited %d%s%s", code, out[0] ? ": " : "", out);
     }
     if (healthy) {
         fw->slot = fw->target;
@@ -567,8 +571,7 @@ int hub_update_fetch_signers(const struct hub_state *st, const struct hub_agent_
     if (conf->signers_url[0])
         snprintf(url, sizeof url, "%s", conf->signers_url);
     else
-        snprintf(url, sizeof url, "%s/v1/devices/%s/firmware-signers", st->api_url,
-                 st->device_id);
+        snprintf(url, sizeof url, "%s/v1/devices/%s/firmware-signers", st->api_url, st->device_id);
     hub_state_path(st, "chain.pem", cacert, sizeof cacert);
     hub_state_path(st, "cert.pem", cert, sizeof cert);
     hub_state_path(st, "key.pem", key, sizeof key);
@@ -592,8 +595,7 @@ struct hub_update *hub_update_new(const struct hub_state *st, const struct hub_a
     u->io = *io;
     u->argc = argc;
     u->argv = argv;
-    snprintf(u->topic_notice, sizeof u->topic_notice, "devices/%s/firmware/notice",
-             st->device_id);
+    snprintf(u->topic_notice, sizeof u->topic_notice, "devices/%s/firmware/notice", st->device_id);
     snprintf(u->topic_state, sizeof u->topic_state, "devices/%s/firmware/state", st->device_id);
     hub_state_path(st, "firmware-notice.json", u->p_notice, sizeof u->p_notice);
     hub_state_path(st, "firmware.partial", u->p_partial, sizeof u->p_partial);
@@ -619,12 +621,12 @@ struct hub_update *hub_update_new(const struct hub_state *st, const struct hub_a
         if (rc != 0 || strcmp(u->job.rollout, fw->rollout) != 0)
             fw->phase = HUB_FW_IDLE, unlink(u->p_partial);
         else
-            hub_info("resuming the download of firmware %s (rollout %s)", fw->version,
-                     fw->rollout);
+            hub_info("resuming the download of firmware %s (rollout %s)", fw->version, fw->rollout);
         u->next_try_ms = now_ms();
     } else if (fw->phase == HUB_FW_INSTALLING) {
-        finish(u, "failed", "the agent stopped during the installation; the inactive slot was "
-                            "not switched to");
+        finish(u, "failed",
+               "the agent stopped during the installation; the inactive slot was "
+               "not switched to");
     } else if (fw->phase == HUB_FW_SWITCHED) {
         hub_info("started after the switch to firmware %s in slot %c: checking its health",
                  fw->version, fw->target);

@@ -61,8 +61,7 @@ static void round_trip(enum hub_key_type t)
     uint8_t *longer = malloc(der.len + 1);
     memcpy(longer, der.data, der.len);
     longer[der.len] = 0;
-    CHECK_EQ(hub_pkcs8_decrypt(longer, der.len + 1, "correct horse", 13, &back, &iter),
-             HUB_EINVAL);
+    CHECK_EQ(hub_pkcs8_decrypt(longer, der.len + 1, "correct horse", 13, &back, &iter), HUB_EINVAL);
     free(longer);
     mbedtls_pk_free(&pk);
     mbedtls_pk_free(&back);
