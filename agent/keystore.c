@@ -123,6 +123,10 @@ int hub_keystore_open(const struct hub_agent_conf *c, const char *dir)
     int rc = 0;
     hub_keystore_close();
     if (c->passphrase_file[0]) {
+        struct stat sb;
+        if (stat(c->passphrase_file, &sb) == 0 && (sb.st_mode & 077) != 0)
+            hub_warn("key_passphrase_file %s is readable by others (mode %03o): chmod 600 it",
+                     c->passphrase_file, (unsigned)(sb.st_mode & 0777));
         rc = read_file(c->passphrase_file, &b, PASS_MAX);
         if (rc != 0)
             hub_error("cannot read key_passphrase_file %s: %s", c->passphrase_file,

@@ -8,7 +8,8 @@
 # notice re-reported, not re-downloaded; wrong SHA-256, untrusted signer, tampered image (bad
 # signature), downgrade, wrong hardware: failed with reasons; an interrupted download resumed
 # with Range + If-Range; an install hook failure: failed; an RSA-signed update whose health
-# check fails: rolled back to the previous slot.
+# check fails: rolled back to the previous slot; an agent killed during a download resumes it
+# after its restart.
 . "$(dirname "$0")/api_lib.sh"
 
 AGENT=$BUILD/iothub-device
@@ -271,6 +272,22 @@ grep -q '^rollback a 1.3.0' hooks.log && [ "$(fwstate installed)" = 1.2.0 ] && [
     wait_for 5 null running version=1.2.0
 expect "the rollback hook got the previous slot a; 1.2.0 stays installed and running" $?
 rm -f health.fail
+
+# ---- the agent killed during a download --------------------------------------------------------
+touch www/fw-1.4.0.bin.stall
+R11=$(uuid)
+notice "$R11" 1.4.0 fw-1.4.0.bin signer-ec
+for _ in $(seq 200); do [ -s dev/firmware.partial ] && break; sleep 0.1; done
+kill -KILL "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+[ -s dev/firmware.partial ] && [ "$(fwstate phase)" = downloading ] && [ "$(fwstate rollout)" = "$R11" ]
+expect "killed mid-download: STATE/firmware says downloading $R11 and the partial file is kept" $?
+"$AGENT" run --dir dev --config agent.conf --telemetry-command 'echo {}' --interval 3600 2>agent2.log &
+AGENT_PID=$!
+wait_for 30 "$R11" installed version=1.4.0 && grep -q "resuming the download of firmware 1.4.0" agent2.log &&
+    grep "fw-1.4.0.bin" fw_requests.log | tail -n 1 | grep -q 'range=bytes=[1-9][0-9]*- .* status=206' &&
+    cmp -s slots/b.img www/fw-1.4.0.bin
+expect "the restarted agent resumes that download with a Range request and installs 1.4.0" $?
 
 kill -TERM "$AGENT_PID"
 wait "$AGENT_PID"
