@@ -325,6 +325,17 @@ static int oid_is(unsigned char **p, const unsigned char *lim, const char *oid, 
     return 0;
 }
 
+/* PBES2 has no integrity check: a changed ciphertext block can decrypt to another valid
+ * scalar. The private and public halves must agree (d·G = Q; RSA's p, q, d, e). */
+static int consistent(mbedtls_pk_context *pk)
+{
+    if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECKEY)
+        return mbedtls_ecp_check_pub_priv(mbedtls_pk_ec(*pk), mbedtls_pk_ec(*pk)) == 0;
+    if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_RSA)
+        return mbedtls_rsa_check_privkey(mbedtls_pk_rsa(*pk)) == 0;
+    return 0;
+}
+
 int hub_pkcs8_decrypt(const uint8_t *der, size_t der_len, const char *pass, size_t pass_len,
                       mbedtls_pk_context *pk, unsigned *iterations)
 {
@@ -387,7 +398,7 @@ int hub_pkcs8_decrypt(const uint8_t *der, size_t der_len, const char *pass, size
     for (size_t i = ct_len - pad; i < ct_len; i++)
         if (plain[i] != pad)
             goto out;
-    if (mbedtls_pk_parse_key(pk, plain, ct_len - pad, NULL, 0) != 0)
+    if (mbedtls_pk_parse_key(pk, plain, ct_len - pad, NULL, 0) != 0 || !consistent(pk))
         goto out;
     rc = 0;
 out:
