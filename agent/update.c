@@ -125,6 +125,27 @@ static void finish(struct hub_update *u, const char *state, const char *reason)
     }
 }
 
+/* 1 when s has no control character, space or DEL (it goes into logs and reasons). */
+static int printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* 1 for a non-empty string of hex digits and dashes (a UUID's alphabet). */
+static int uuid_chars(const char *s)
+{
+    if (s[0] == 0)
+        return 0;
+    for (; *s; s++)
+        if (!(*s == '-' || (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') ||
+              (*s >= 'A' && *s <= 'F')))
+            return 0;
+    return 1;
+}
+
 /* A notice from JSON; returns 0 or HUB_EINVAL with why. */
 static int notice_parse(const struct hub_update *u, const void *data, size_t len, struct notice *n,
                         char *why, size_t why_len)
@@ -156,12 +177,10 @@ static int notice_parse(const struct hub_update *u, const void *data, size_t len
     FIELD("signer", n->signer);
     FIELD("url", n->url);
 #undef FIELD
-    for (const char *p = n->rollout; *p; p++)
-        if (!(*p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
-              (*p >= 'A' && *p <= 'F'))) {
-            snprintf(why, why_len, "notice: rollout_id is not a UUID");
-            goto out;
-        }
+    if (!uuid_chars(n->rollout) || !uuid_chars(n->firmware_id)) {
+        snprintf(why, why_len, "notice: rollout_id and firmware_id must be UUIDs");
+        goto out;
+    }
     if (hub_version_parse(n->version, NULL) != 0) {
         snprintf(why, why_len, "notice: version \"%.31s\" is not MAJOR.MINOR.PATCH", n->version);
         goto out;
@@ -198,8 +217,8 @@ static int notice_parse(const struct hub_update *u, const void *data, size_t len
         snprintf(why, why_len, "notice: signature must be base64 of at most %d bytes", SIG_MAX);
         goto out;
     }
-    if (strncmp(n->url, "https://", 8) != 0) {
-        snprintf(why, why_len, "notice: url must be https://");
+    if (strncmp(n->url, "https://", 8) != 0 || !printable(n->url)) {
+        snprintf(why, why_len, "notice: url must be https:// without spaces or controls");
         goto out;
     }
     json_t *hw = json_object_get(j, "hardware"), *v;
@@ -208,7 +227,7 @@ static int notice_parse(const struct hub_update *u, const void *data, size_t len
     json_array_foreach(hw, i, v)
     {
         s = json_string_value(v);
-        if (s == NULL)
+        if (s == NULL || !printable(s))
             continue;
         if (strcmp(s, u->conf->hardware) == 0)
             n->hardware_ok = 1;
@@ -250,9 +269,11 @@ void hub_update_notice(struct hub_update *u, const void *payload, size_t len)
     struct hub_fw_state *fw = &u->fw;
     if (notice_parse(u, payload, len, &n, why, sizeof why) != 0) {
         hub_warn("firmware notice refused: %s", why);
-        if (n.rollout[0] != 0 && fw->phase == HUB_FW_IDLE) {
+        /* Reported only under a rollout id that is one (the id is stored and echoed). */
+        if (uuid_chars(n.rollout) && fw->phase == HUB_FW_IDLE) {
             snprintf(fw->rollout, sizeof fw->rollout, "%s", n.rollout);
-            snprintf(fw->version, sizeof fw->version, "%s", n.version);
+            snprintf(fw->version, sizeof fw->version, "%s",
+                     hub_version_parse(n.version, NULL) == 0 ? n.version : "");
             finish(u, "failed", why);
         }
         return;
