@@ -155,7 +155,11 @@ wait_for() { # wait_for SECONDS ARGS...: until `has ARGS` holds
 }
 # notice ROLLOUT VERSION IMAGE SIGNER [key=value...]: publishes a notice (overrides: sha256,
 # size, hardware=JSON, min_version=JSON, signer=HEX, sig=FILE).
+# mk_notice: the same, written to notice.json only.
 notice() {
+    mk_notice "$@" && pub pubsvc -t "devices/$S/firmware/notice" -q 1 -f notice.json
+}
+mk_notice() {
     local r=$1 v=$2 img=$3 signer=$4
     shift 4
     "$PY" - "$r" "$v" "$img" "$signer" "$S" "$FW_URL" "$@" >notice.json <<'EOF'
@@ -173,7 +177,6 @@ n = {"rollout_id": r, "firmware_id": "0f0f0f0f-0000-4000-8000-%012d" % len(data)
      "min_version": json.loads(o.get("min_version", '"1.0.0"'))}
 print(json.dumps(n))
 EOF
-    pub pubsvc -t "devices/$S/firmware/notice" -q 1 -f notice.json
 }
 uuid() { cat /proc/sys/kernel/random/uuid; }
 fwstate() { sed -n "s/^$1 = //p" dev/firmware; }
@@ -231,6 +234,13 @@ R7=$(uuid)
 notice "$R7" 1.4.0 fw-1.4.0.bin signer-ec 'min_version="1.1.5"'
 wait_for 20 "$R7" failed && reason "$R7" failed | grep -q "older than min_version 1.1.5"
 expect "an image that needs at least 1.1.5 is refused on 1.1.0" $?
+mk_notice "$(uuid)" 9.9.9 fw-1.4.0.bin signer-ec
+sed 's/"rollout_id": "[^"]*"/"rollout_id": "1\\ninstalled = 9.9.9"/' notice.json >evil.json
+pub pubsvc -t "devices/$S/firmware/notice" -q 1 -f evil.json
+for _ in $(seq 50); do [ "$(grep -c "firmware notice refused" agent.log)" -ge 1 ] && break; sleep 0.1; done
+grep -q "firmware notice refused: notice: rollout_id and firmware_id must be UUIDs" agent.log &&
+    [ "$(fwstate installed)" = 1.1.0 ] && ! grep -q "9.9.9" dev/firmware
+expect "a notice whose rollout_id carries a newline is refused; nothing of it reaches STATE/firmware" $?
 [ "$(fwstate installed)" = 1.1.0 ] && [ "$(fwstate slot)" = b ] && [ ! -e dev/firmware.partial ] &&
     [ ! -e slots/a.img ]
 expect "after the refusals 1.1.0 in slot b is still installed and nothing is left over" $?
