@@ -298,6 +298,10 @@ wait_for 30 "$R11" installed version=1.4.0 && grep -q "resuming the download of 
     grep "fw-1.4.0.bin" fw_requests.log | tail -n 1 | grep -q 'range=bytes=[1-9][0-9]*- .* status=206' &&
     cmp -s slots/b.img www/fw-1.4.0.bin
 expect "the restarted agent resumes that download with a Range request and installs 1.4.0" $?
+"$AGENT" status --dir dev --json >status.json && "$PY" -c '
+import json; s = json.load(open("status.json"))
+assert s["firmware_version"] == "1.4.0" and s["firmware_slot"] == "b" and "firmware_update" not in s, s'
+expect "iothub-device status --json shows firmware 1.4.0 in slot b" $?
 
 kill -TERM "$AGENT_PID"
 wait "$AGENT_PID"
