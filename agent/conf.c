@@ -11,7 +11,8 @@
 #include "util/error.h"
 #include "util/log.h"
 
-#define STR(field) offsetof(struct hub_agent_conf, field), sizeof(((struct hub_agent_conf *)0)->field)
+#define STR(field)                                                                                 \
+    offsetof(struct hub_agent_conf, field), sizeof(((struct hub_agent_conf *)0)->field)
 
 enum kind { K_STR, K_INT, K_SIZE, K_STORE, K_VERSION };
 

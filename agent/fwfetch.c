@@ -169,10 +169,10 @@ int hub_fw_download(struct hub_fw_download *d)
         hub_http_error(&x.errbody, msg, sizeof msg);
         snprintf(d->error, sizeof d->error, "GET %s: HTTP %ld %s", d->url, x.status, msg);
         rc = x.status >= 400 && x.status < 500 && x.status != 408 && x.status != 429 ? HUB_EINVAL
-                                                                                  : HUB_EIO;
+                                                                                     : HUB_EIO;
     } else if (x.have != d->size) {
-        snprintf(d->error, sizeof d->error, "the transfer ended after %lld of %lld bytes",
-                 x.have, d->size);
+        snprintf(d->error, sizeof d->error, "the transfer ended after %lld of %lld bytes", x.have,
+                 d->size);
     } else {
         rc = 0;
     }

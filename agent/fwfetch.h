@@ -18,9 +18,9 @@ struct hub_fw_tls {
 /* One download attempt. */
 struct hub_fw_download {
     const char *url;
-    const char *path;    /* the partial file: appended to, restarted on a 200 */
-    const char *etag;    /* the expected ETag ("\"<sha256 hex>\""), sent as If-Range */
-    long long size;      /* the image's size: more bytes abort the transfer */
+    const char *path; /* the partial file: appended to, restarted on a 200 */
+    const char *etag; /* the expected ETag ("\"<sha256 hex>\""), sent as If-Range */
+    long long size;   /* the image's size: more bytes abort the transfer */
     struct hub_fw_tls tls;
     void (*progress)(void *arg, long long have); /* bytes in the partial file so far */
     void *arg;

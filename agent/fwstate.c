@@ -89,12 +89,16 @@ static void clean(char *s)
             *s = ' ';
 }
 
-int hub_fw_state_save(const struct hub_state *st, const struct hub_fw_state *fw)
+int hub_fw_state_save(const struct hub_state *st, const struct hub_fw_state *fw_in)
 {
-    char path[1100], reason[256];
+    char path[1100];
     hub_buf_t b = HUB_BUF_INIT;
-    COPY(reason, fw->last_reason);
-    clean(reason);
+    /* One value per line whatever a notice carried: no line can be injected. */
+    struct hub_fw_state copy = *fw_in, *fw = &copy;
+    char *fields[] = {fw->installed,    fw->rollout,    fw->firmware_id,  fw->version,
+                      fw->last_rollout, fw->last_state, fw->last_version, fw->last_reason};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        clean(fields[i]);
     int rc = hub_buf_printf(&b,
                             "# iothub-device firmware state (written by the agent)\n"
                             "installed = %s\nslot = %c\nphase = %s\nrollout = %s\n"
@@ -104,7 +108,7 @@ int hub_fw_state_save(const struct hub_state *st, const struct hub_fw_state *fw)
                             fw->installed, fw->slot, phase_names[fw->phase], fw->rollout,
                             fw->firmware_id, fw->version, fw->target ? fw->target : '-',
                             fw->switched_at, fw->last_rollout, fw->last_state, fw->last_version,
-                            reason, fw->last_reported);
+                            fw->last_reason, fw->last_reported);
     if (rc == 0)
         rc = hub_state_path(st, "firmware", path, sizeof path);
     if (rc == 0)

@@ -76,8 +76,8 @@ static int hash_file(const char *path, uint8_t md[32], long long *size)
 }
 
 int hub_fw_verify(const char *image_path, long long size, const char *sha256_hex,
-                  const uint8_t *sig, size_t sig_len, const char *signers_path,
-                  const char *fp_hex, char *why, size_t why_len)
+                  const uint8_t *sig, size_t sig_len, const char *signers_path, const char *fp_hex,
+                  char *why, size_t why_len)
 {
     uint8_t md[32], want[32];
     char hex[65];
@@ -111,8 +111,8 @@ int hub_fw_verify(const char *image_path, long long size, const char *sha256_hex
         if (ret == 0)
             rc = 0;
         else
-            snprintf(why, why_len, "signature does not verify with signer %.64s (-0x%04X)",
-                     fp_hex, (unsigned)-ret);
+            snprintf(why, why_len, "signature does not verify with signer %.64s (-0x%04X)", fp_hex,
+                     (unsigned)-ret);
     }
     mbedtls_x509_crt_free(&chain);
     return rc;

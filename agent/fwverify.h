@@ -14,7 +14,7 @@ int hub_fw_signer_trusted(const char *signers_path, const char *fp_hex);
 /* Checks the image file against the notice. Returns 0, or HUB_EINVAL with why (the reason
  * reported to the hub: "size …", "sha256 mismatch …", "signature …"), or HUB_EIO. */
 int hub_fw_verify(const char *image_path, long long size, const char *sha256_hex,
-                  const uint8_t *sig, size_t sig_len, const char *signers_path,
-                  const char *fp_hex, char *why, size_t why_len);
+                  const uint8_t *sig, size_t sig_len, const char *signers_path, const char *fp_hex,
+                  char *why, size_t why_len);
 
 #endif

@@ -22,9 +22,8 @@
 #include "util/file.h"
 #include "util/log.h"
 
-static const char key_usage[] =
-    "usage: iothub-device key status  [--dir STATE] [--config FILE]\n"
-    "       iothub-device key migrate [--dir STATE] [--config FILE]\n";
+static const char key_usage[] = "usage: iothub-device key status  [--dir STATE] [--config FILE]\n"
+                                "       iothub-device key migrate [--dir STATE] [--config FILE]\n";
 
 /* One line about a key file: its protection, and whether the passphrase opens it. */
 static int describe(const char *path)
@@ -38,10 +37,9 @@ static int describe(const char *path)
     if (rc != 0)
         return 1;
     const char *text = (const char *)b.data;
-    const char *form = strstr(text, "BEGIN ENCRYPTED PRIVATE KEY")
-                           ? "encrypted (PKCS#8 PBES2)"
-                           : strstr(text, "Proc-Type: 4,ENCRYPTED") ? "encrypted (legacy PEM)"
-                                                                      : "plaintext";
+    const char *form = strstr(text, "BEGIN ENCRYPTED PRIVATE KEY") ? "encrypted (PKCS#8 PBES2)"
+                       : strstr(text, "Proc-Type: 4,ENCRYPTED")    ? "encrypted (legacy PEM)"
+                                                                   : "plaintext";
     int encrypted = hub_keystore_is_encrypted(text);
     mbedtls_platform_zeroize(b.data, b.len);
     hub_buf_free(&b);
@@ -175,8 +173,9 @@ int hub_keycmd_main(int argc, char **argv)
             hub_keystore_close();
             return 1;
         }
-        printf("key_store:     %s\n", hub_keystore_enforced() ? "enforced (recorded in STATE/key_store)"
-                                                              : "auto (plaintext keys accepted)");
+        printf("key_store:     %s\n", hub_keystore_enforced()
+                                          ? "enforced (recorded in STATE/key_store)"
+                                          : "auto (plaintext keys accepted)");
         printf("passphrase:    %s\n", conf.passphrase_file[0]      ? "key_passphrase_file"
                                       : conf.passphrase_command[0] ? "key_passphrase_command"
                                                                    : "none configured");

@@ -123,6 +123,10 @@ int hub_keystore_open(const struct hub_agent_conf *c, const char *dir)
     int rc = 0;
     hub_keystore_close();
     if (c->passphrase_file[0]) {
+        struct stat sb;
+        if (stat(c->passphrase_file, &sb) == 0 && (sb.st_mode & 077) != 0)
+            hub_warn("key_passphrase_file %s is readable by others (mode %03o): chmod 600 it",
+                     c->passphrase_file, (unsigned)(sb.st_mode & 0777));
         rc = read_file(c->passphrase_file, &b, PASS_MAX);
         if (rc != 0)
             hub_error("cannot read key_passphrase_file %s: %s", c->passphrase_file,
@@ -199,8 +203,8 @@ static int write_pkcs8(mbedtls_pk_context *pk, unsigned char **p, unsigned char 
     MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_algorithm_identifier(p, start, oid, oid_len, par));
     MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_int(p, start, 0));
     MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(p, start, len));
-    MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(p, start,
-                                                     MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+    MBEDTLS_ASN1_CHK_ADD(
+        len, mbedtls_asn1_write_tag(p, start, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
     return (int)len;
 }
 
@@ -211,8 +215,8 @@ static int derive(const char *pass, size_t pass_len, const uint8_t *salt, size_t
     mbedtls_md_init(&md);
     int ret = mbedtls_md_setup(&md, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1);
     if (ret == 0)
-        ret = mbedtls_pkcs5_pbkdf2_hmac(&md, (const unsigned char *)pass, pass_len, salt,
-                                        salt_len, iterations, 32, key);
+        ret = mbedtls_pkcs5_pbkdf2_hmac(&md, (const unsigned char *)pass, pass_len, salt, salt_len,
+                                        iterations, 32, key);
     mbedtls_md_free(&md);
     return ret;
 }
@@ -252,11 +256,11 @@ int hub_pkcs8_encrypt(mbedtls_pk_context *pk, const char *pass, size_t pass_len,
         goto out;
     size_t len = plen, l2 = 0, kdf = 0, enc = 0;
     ret = 0;
-#define W(acc, call)                                                                           \
-    do {                                                                                       \
-        if ((ret = (call)) < 0)                                                                \
-            goto out;                                                                          \
-        acc += (size_t)ret;                                                                    \
+#define W(acc, call)                                                                               \
+    do {                                                                                           \
+        if ((ret = (call)) < 0)                                                                    \
+            goto out;                                                                              \
+        acc += (size_t)ret;                                                                        \
     } while (0)
     W(len, mbedtls_asn1_write_len(&q, out, plen));
     W(len, mbedtls_asn1_write_tag(&q, out, MBEDTLS_ASN1_OCTET_STRING));
@@ -321,6 +325,17 @@ static int oid_is(unsigned char **p, const unsigned char *lim, const char *oid, 
     return 0;
 }
 
+/* PBES2 has no integrity check: a changed ciphertext block can decrypt to another valid
+ * scalar. The private and public halves must agree (d·G = Q; RSA's p, q, d, e). */
+static int consistent(mbedtls_pk_context *pk)
+{
+    if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECKEY)
+        return mbedtls_ecp_check_pub_priv(mbedtls_pk_ec(*pk), mbedtls_pk_ec(*pk)) == 0;
+    if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_RSA)
+        return mbedtls_rsa_check_privkey(mbedtls_pk_rsa(*pk)) == 0;
+    return 0;
+}
+
 int hub_pkcs8_decrypt(const uint8_t *der, size_t der_len, const char *pass, size_t pass_len,
                       mbedtls_pk_context *pk, unsigned *iterations)
 {
@@ -336,7 +351,8 @@ int hub_pkcs8_decrypt(const uint8_t *der, size_t der_len, const char *pass, size
         oid_is(&p, e_alg, OID_PBES2, OIDLEN(OID_PBES2)) != 0 || seq(&p, e_alg, &e_par) != 0 ||
         e_par != e_alg || seq(&p, e_par, &e_kdf) != 0 ||
         oid_is(&p, e_kdf, OID_PBKDF2, OIDLEN(OID_PBKDF2)) != 0 || seq(&p, e_kdf, &e_kdfp) != 0 ||
-        e_kdfp != e_kdf || mbedtls_asn1_get_tag(&p, e_kdfp, &salt_len, MBEDTLS_ASN1_OCTET_STRING) != 0)
+        e_kdfp != e_kdf ||
+        mbedtls_asn1_get_tag(&p, e_kdfp, &salt_len, MBEDTLS_ASN1_OCTET_STRING) != 0)
         goto out;
     salt = p;
     p += salt_len;
@@ -382,7 +398,7 @@ int hub_pkcs8_decrypt(const uint8_t *der, size_t der_len, const char *pass, size
     for (size_t i = ct_len - pad; i < ct_len; i++)
         if (plain[i] != pad)
             goto out;
-    if (mbedtls_pk_parse_key(pk, plain, ct_len - pad, NULL, 0) != 0)
+    if (mbedtls_pk_parse_key(pk, plain, ct_len - pad, NULL, 0) != 0 || !consistent(pk))
         goto out;
     rc = 0;
 out:

@@ -580,8 +580,7 @@ static const char run_usage[] =
     "                         [--command-handler PROG] [--command-timeout SEC]\n"
     "                         [--renew-before DAYS] [--once] [--config FILE]\n";
 
-static int parse_options(struct run *r, int argc, char **argv, const char **dir,
-                         const char **conf)
+static int parse_options(struct run *r, int argc, char **argv, const char **dir, const char **conf)
 {
     static const struct option opts[] = {
         {"dir", required_argument, NULL, 'd'},
@@ -736,8 +735,7 @@ int hub_run_main(int argc, char **argv)
         hub_error("%s/state: pin_sha256 is not 64 hex digits", dir);
         return 1;
     }
-    if (hub_agent_conf_load(conf_path, dir, &r.conf) != 0 ||
-        hub_keystore_open(&r.conf, dir) != 0)
+    if (hub_agent_conf_load(conf_path, dir, &r.conf) != 0 || hub_keystore_open(&r.conf, dir) != 0)
         return 1;
     int lock_fd = -1;
     if (hub_state_lock(dir, &lock_fd) != 0) {

@@ -75,8 +75,8 @@ static long long now_ms(void)
 }
 
 /* Publishes a state report; rollout NULL for "running". Returns 0 or -1. */
-static int report(struct hub_update *u, const char *rollout, const char *state,
-                  const char *version, const char *reason, long long progress)
+static int report(struct hub_update *u, const char *rollout, const char *state, const char *version,
+                  const char *reason, long long progress)
 {
     json_t *j = json_pack("{s:o,s:s,s:s}", "rollout_id",
                           rollout && rollout[0] ? json_string(rollout) : json_null(), "state",
@@ -125,9 +125,30 @@ static void finish(struct hub_update *u, const char *state, const char *reason)
     }
 }
 
+/* 1 when s has no control character, space or DEL (it goes into logs and reasons). */
+static int printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* 1 for a non-empty string of hex digits and dashes (a UUID's alphabet). */
+static int uuid_chars(const char *s)
+{
+    if (s[0] == 0)
+        return 0;
+    for (; *s; s++)
+        if (!(*s == '-' || (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') ||
+              (*s >= 'A' && *s <= 'F')))
+            return 0;
+    return 1;
+}
+
 /* A notice from JSON; returns 0 or HUB_EINVAL with why. */
-static int notice_parse(const struct hub_update *u, const void *data, size_t len,
-                        struct notice *n, char *why, size_t why_len)
+static int notice_parse(const struct hub_update *u, const void *data, size_t len, struct notice *n,
+                        char *why, size_t why_len)
 {
     json_error_t jerr;
     memset(n, 0, sizeof *n);
@@ -142,12 +163,12 @@ static int notice_parse(const struct hub_update *u, const void *data, size_t len
         snprintf(why, why_len, "notice is not a JSON object");
         goto out;
     }
-#define FIELD(name, dst)                                                                       \
-    s = json_string_value(json_object_get(j, name));                                           \
-    if (s == NULL || strlen(s) == 0 || strlen(s) >= sizeof(dst)) {                             \
-        snprintf(why, why_len, "notice: \"%s\" missing or invalid", name);                     \
-        goto out;                                                                              \
-    }                                                                                          \
+#define FIELD(name, dst)                                                                           \
+    s = json_string_value(json_object_get(j, name));                                               \
+    if (s == NULL || strlen(s) == 0 || strlen(s) >= sizeof(dst)) {                                 \
+        snprintf(why, why_len, "notice: \"%s\" missing or invalid", name);                         \
+        goto out;                                                                                  \
+    }                                                                                              \
     memcpy(dst, s, strlen(s) + 1)
     FIELD("rollout_id", n->rollout);
     FIELD("firmware_id", n->firmware_id);
@@ -156,12 +177,10 @@ static int notice_parse(const struct hub_update *u, const void *data, size_t len
     FIELD("signer", n->signer);
     FIELD("url", n->url);
 #undef FIELD
-    for (const char *p = n->rollout; *p; p++)
-        if (!(*p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
-              (*p >= 'A' && *p <= 'F'))) {
-            snprintf(why, why_len, "notice: rollout_id is not a UUID");
-            goto out;
-        }
+    if (!uuid_chars(n->rollout) || !uuid_chars(n->firmware_id)) {
+        snprintf(why, why_len, "notice: rollout_id and firmware_id must be UUIDs");
+        goto out;
+    }
     if (hub_version_parse(n->version, NULL) != 0) {
         snprintf(why, why_len, "notice: version \"%.31s\" is not MAJOR.MINOR.PATCH", n->version);
         goto out;
@@ -191,14 +210,15 @@ static int notice_parse(const struct hub_update *u, const void *data, size_t len
         goto out;
     }
     s = json_string_value(json_object_get(j, "signature"));
-    if (s == NULL || mbedtls_base64_decode(n->sig, sizeof n->sig, &n->sig_len,
-                                           (const unsigned char *)s, strlen(s)) != 0 ||
+    if (s == NULL ||
+        mbedtls_base64_decode(n->sig, sizeof n->sig, &n->sig_len, (const unsigned char *)s,
+                              strlen(s)) != 0 ||
         n->sig_len == 0) {
         snprintf(why, why_len, "notice: signature must be base64 of at most %d bytes", SIG_MAX);
         goto out;
     }
-    if (strncmp(n->url, "https://", 8) != 0) {
-        snprintf(why, why_len, "notice: url must be https://");
+    if (strncmp(n->url, "https://", 8) != 0 || !printable(n->url)) {
+        snprintf(why, why_len, "notice: url must be https:// without spaces or controls");
         goto out;
     }
     json_t *hw = json_object_get(j, "hardware"), *v;
@@ -207,7 +227,7 @@ static int notice_parse(const struct hub_update *u, const void *data, size_t len
     json_array_foreach(hw, i, v)
     {
         s = json_string_value(v);
-        if (s == NULL)
+        if (s == NULL || !printable(s))
             continue;
         if (strcmp(s, u->conf->hardware) == 0)
             n->hardware_ok = 1;
@@ -249,9 +269,11 @@ void hub_update_notice(struct hub_update *u, const void *payload, size_t len)
     struct hub_fw_state *fw = &u->fw;
     if (notice_parse(u, payload, len, &n, why, sizeof why) != 0) {
         hub_warn("firmware notice refused: %s", why);
-        if (n.rollout[0] != 0 && fw->phase == HUB_FW_IDLE) {
+        /* Reported only under a rollout id that is one (the id is stored and echoed). */
+        if (uuid_chars(n.rollout) && fw->phase == HUB_FW_IDLE) {
             snprintf(fw->rollout, sizeof fw->rollout, "%s", n.rollout);
-            snprintf(fw->version, sizeof fw->version, "%s", n.version);
+            snprintf(fw->version, sizeof fw->version, "%s",
+                     hub_version_parse(n.version, NULL) == 0 ? n.version : "");
             finish(u, "failed", why);
         }
         return;
@@ -270,8 +292,8 @@ void hub_update_notice(struct hub_update *u, const void *payload, size_t len)
         if (strcmp(n.rollout, fw->rollout) == 0)
             hub_info("firmware notice for rollout %s: already in progress", n.rollout);
         else
-            hub_warn("firmware notice for rollout %s ignored: rollout %s is in progress",
-                     n.rollout, fw->rollout);
+            hub_warn("firmware notice for rollout %s ignored: rollout %s is in progress", n.rollout,
+                     fw->rollout);
         return;
     }
     hub_info("firmware notice: rollout %s, version %s (%lld bytes), installed %s", n.rollout,
@@ -314,9 +336,15 @@ static void progress(void *arg, long long have)
 }
 
 static const char *const hook_env[] = {
-    "IOTHUB_HOOK",           "IOTHUB_DEVICE_ID",        "IOTHUB_STATE_DIR",
-    "IOTHUB_FIRMWARE_ROLLOUT", "IOTHUB_FIRMWARE_VERSION", "IOTHUB_FIRMWARE_PREVIOUS_VERSION",
-    "IOTHUB_FIRMWARE_SLOT",  "IOTHUB_FIRMWARE_PREVIOUS_SLOT", "IOTHUB_FIRMWARE_IMAGE",
+    "IOTHUB_HOOK",
+    "IOTHUB_DEVICE_ID",
+    "IOTHUB_STATE_DIR",
+    "IOTHUB_FIRMWARE_ROLLOUT",
+    "IOTHUB_FIRMWARE_VERSION",
+    "IOTHUB_FIRMWARE_PREVIOUS_VERSION",
+    "IOTHUB_FIRMWARE_SLOT",
+    "IOTHUB_FIRMWARE_PREVIOUS_SLOT",
+    "IOTHUB_FIRMWARE_IMAGE",
 };
 
 /* Runs a hook: `/bin/sh -c 'HOOK "$@"' hook ARGS...` with the IOTHUB_* environment; returns
@@ -325,8 +353,8 @@ static int run_hook(struct hub_update *u, const char *hook, const char *a1, cons
                     const char *a3, char *out, size_t out_len)
 {
     char slot[2] = {u->fw.target ? u->fw.target : u->fw.slot, 0}, prev[2] = {u->fw.slot, 0};
-    const char *argv[] = {"/bin/sh", "-c", "exec $IOTHUB_HOOK \"$@\"", "iothub-hook", a1, a2, a3,
-                          NULL};
+    const char *argv[] = {"/bin/sh", "-c", "exec $IOTHUB_HOOK \"$@\"", "iothub-hook", a1, a2,
+                          a3,        NULL};
     hub_buf_t output = HUB_BUF_INIT;
     int code = 127, truncated;
     setenv("IOTHUB_HOOK", hook, 1);
@@ -391,8 +419,7 @@ static void reboot(struct hub_update *u)
         u->exit_requested = 1;
         return;
     }
-    hub_info("re-executing the agent to start firmware %s in slot %c", u->fw.version,
-             u->fw.target);
+    hub_info("re-executing the agent to start firmware %s in slot %c", u->fw.version, u->fw.target);
     char **args = calloc((size_t)u->argc + 2, sizeof *args);
     if (args != NULL) {
         args[0] = "iothub-device";
@@ -433,8 +460,7 @@ static void install(struct hub_update *u)
         int code =
             run_hook(u, u->conf->install_hook, u->p_image, fw->version, slot, out, sizeof out);
         if (code != 0) {
-            snprintf(why, sizeof why, "install hook exited %d%s%s", code, out[0] ? ": " : "",
-                     out);
+            snprintf(why, sizeof why, "install hook exited %d%s%s", code, out[0] ? ": " : "", out);
             finish(u, "failed", why);
             return;
         }
@@ -466,8 +492,7 @@ static void settle(struct hub_update *u, int connected)
         int code = run_hook(u, u->conf->health_hook, fw->version, slot, NULL, out, sizeof out);
         healthy = code == 0;
         if (!healthy)
-            snprintf(why, sizeof why, "health check exited %d%s%s", code, out[0] ? ": " : "",
-                     out);
+            snprintf(why, sizeof why, "health check exited %d%s%s", code, out[0] ? ": " : "", out);
     }
     if (healthy) {
         fw->slot = fw->target;
@@ -567,8 +592,7 @@ int hub_update_fetch_signers(const struct hub_state *st, const struct hub_agent_
     if (conf->signers_url[0])
         snprintf(url, sizeof url, "%s", conf->signers_url);
     else
-        snprintf(url, sizeof url, "%s/v1/devices/%s/firmware-signers", st->api_url,
-                 st->device_id);
+        snprintf(url, sizeof url, "%s/v1/devices/%s/firmware-signers", st->api_url, st->device_id);
     hub_state_path(st, "chain.pem", cacert, sizeof cacert);
     hub_state_path(st, "cert.pem", cert, sizeof cert);
     hub_state_path(st, "key.pem", key, sizeof key);
@@ -592,8 +616,7 @@ struct hub_update *hub_update_new(const struct hub_state *st, const struct hub_a
     u->io = *io;
     u->argc = argc;
     u->argv = argv;
-    snprintf(u->topic_notice, sizeof u->topic_notice, "devices/%s/firmware/notice",
-             st->device_id);
+    snprintf(u->topic_notice, sizeof u->topic_notice, "devices/%s/firmware/notice", st->device_id);
     snprintf(u->topic_state, sizeof u->topic_state, "devices/%s/firmware/state", st->device_id);
     hub_state_path(st, "firmware-notice.json", u->p_notice, sizeof u->p_notice);
     hub_state_path(st, "firmware.partial", u->p_partial, sizeof u->p_partial);
@@ -619,12 +642,12 @@ struct hub_update *hub_update_new(const struct hub_state *st, const struct hub_a
         if (rc != 0 || strcmp(u->job.rollout, fw->rollout) != 0)
             fw->phase = HUB_FW_IDLE, unlink(u->p_partial);
         else
-            hub_info("resuming the download of firmware %s (rollout %s)", fw->version,
-                     fw->rollout);
+            hub_info("resuming the download of firmware %s (rollout %s)", fw->version, fw->rollout);
         u->next_try_ms = now_ms();
     } else if (fw->phase == HUB_FW_INSTALLING) {
-        finish(u, "failed", "the agent stopped during the installation; the inactive slot was "
-                            "not switched to");
+        finish(u, "failed",
+               "the agent stopped during the installation; the inactive slot was "
+               "not switched to");
     } else if (fw->phase == HUB_FW_SWITCHED) {
         hub_info("started after the switch to firmware %s in slot %c: checking its health",
                  fw->version, fw->target);

@@ -3,7 +3,8 @@
 
 Serves ROOT/<name> with ETag "<sha256 hex>", Accept-Ranges, Range: bytes=N- / N-M (206 with
 Content-Range) and If-Range. A file ROOT/<name>.drop makes the next GET of <name> send half
-of the bytes it announced and close the connection (the flag is removed): a broken download.
+of the bytes it announced and close the connection (the flag is removed): a broken download;
+ROOT/<name>.stall sends half and then nothing for 40 s (an agent killed meanwhile).
 It asks for a client certificate (verified against --client-ca) and logs one line per request
 to --log: "GET <path> range=<Range or -> if-range=<If-Range or -> cn=<client CN or ->
 status=<code>". Usage: fw_server.py PORT ROOT CERT KEY --client-ca CA.pem --log FILE
@@ -14,6 +15,7 @@ import http.server
 import os
 import ssl
 import sys
+import time
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -71,6 +73,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, len(data)))
         self.end_headers()
+        stall = path + ".stall"
+        if os.path.exists(stall):
+            os.unlink(stall)
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            time.sleep(40)
+            self.close_connection = True
+            return
         drop = path + ".drop"
         if os.path.exists(drop):
             os.unlink(drop)

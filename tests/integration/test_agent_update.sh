@@ -8,7 +8,8 @@
 # notice re-reported, not re-downloaded; wrong SHA-256, untrusted signer, tampered image (bad
 # signature), downgrade, wrong hardware: failed with reasons; an interrupted download resumed
 # with Range + If-Range; an install hook failure: failed; an RSA-signed update whose health
-# check fails: rolled back to the previous slot.
+# check fails: rolled back to the previous slot; an agent killed during a download resumes it
+# after its restart.
 . "$(dirname "$0")/api_lib.sh"
 
 AGENT=$BUILD/iothub-device
@@ -154,7 +155,11 @@ wait_for() { # wait_for SECONDS ARGS...: until `has ARGS` holds
 }
 # notice ROLLOUT VERSION IMAGE SIGNER [key=value...]: publishes a notice (overrides: sha256,
 # size, hardware=JSON, min_version=JSON, signer=HEX, sig=FILE).
+# mk_notice: the same, written to notice.json only.
 notice() {
+    mk_notice "$@" && pub pubsvc -t "devices/$S/firmware/notice" -q 1 -f notice.json
+}
+mk_notice() {
     local r=$1 v=$2 img=$3 signer=$4
     shift 4
     "$PY" - "$r" "$v" "$img" "$signer" "$S" "$FW_URL" "$@" >notice.json <<'EOF'
@@ -172,7 +177,6 @@ n = {"rollout_id": r, "firmware_id": "0f0f0f0f-0000-4000-8000-%012d" % len(data)
      "min_version": json.loads(o.get("min_version", '"1.0.0"'))}
 print(json.dumps(n))
 EOF
-    pub pubsvc -t "devices/$S/firmware/notice" -q 1 -f notice.json
 }
 uuid() { cat /proc/sys/kernel/random/uuid; }
 fwstate() { sed -n "s/^$1 = //p" dev/firmware; }
@@ -230,6 +234,13 @@ R7=$(uuid)
 notice "$R7" 1.4.0 fw-1.4.0.bin signer-ec 'min_version="1.1.5"'
 wait_for 20 "$R7" failed && reason "$R7" failed | grep -q "older than min_version 1.1.5"
 expect "an image that needs at least 1.1.5 is refused on 1.1.0" $?
+mk_notice "$(uuid)" 9.9.9 fw-1.4.0.bin signer-ec
+sed 's/"rollout_id": "[^"]*"/"rollout_id": "1\\ninstalled = 9.9.9"/' notice.json >evil.json
+pub pubsvc -t "devices/$S/firmware/notice" -q 1 -f evil.json
+for _ in $(seq 50); do [ "$(grep -c "firmware notice refused" agent.log)" -ge 1 ] && break; sleep 0.1; done
+grep -q "firmware notice refused: notice: rollout_id and firmware_id must be UUIDs" agent.log &&
+    [ "$(fwstate installed)" = 1.1.0 ] && ! grep -q "9.9.9" dev/firmware
+expect "a notice whose rollout_id carries a newline is refused; nothing of it reaches STATE/firmware" $?
 [ "$(fwstate installed)" = 1.1.0 ] && [ "$(fwstate slot)" = b ] && [ ! -e dev/firmware.partial ] &&
     [ ! -e slots/a.img ]
 expect "after the refusals 1.1.0 in slot b is still installed and nothing is left over" $?
@@ -271,6 +282,26 @@ grep -q '^rollback a 1.3.0' hooks.log && [ "$(fwstate installed)" = 1.2.0 ] && [
     wait_for 5 null running version=1.2.0
 expect "the rollback hook got the previous slot a; 1.2.0 stays installed and running" $?
 rm -f health.fail
+
+# ---- the agent killed during a download --------------------------------------------------------
+touch www/fw-1.4.0.bin.stall
+R11=$(uuid)
+notice "$R11" 1.4.0 fw-1.4.0.bin signer-ec
+for _ in $(seq 200); do [ -s dev/firmware.partial ] && break; sleep 0.1; done
+kill -KILL "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+[ -s dev/firmware.partial ] && [ "$(fwstate phase)" = downloading ] && [ "$(fwstate rollout)" = "$R11" ]
+expect "killed mid-download: STATE/firmware says downloading $R11 and the partial file is kept" $?
+"$AGENT" run --dir dev --config agent.conf --telemetry-command 'echo {}' --interval 3600 2>agent2.log &
+AGENT_PID=$!
+wait_for 30 "$R11" installed version=1.4.0 && grep -q "resuming the download of firmware 1.4.0" agent2.log &&
+    grep "fw-1.4.0.bin" fw_requests.log | tail -n 1 | grep -q 'range=bytes=[1-9][0-9]*- .* status=206' &&
+    cmp -s slots/b.img www/fw-1.4.0.bin
+expect "the restarted agent resumes that download with a Range request and installs 1.4.0" $?
+"$AGENT" status --dir dev --json >status.json && "$PY" -c '
+import json; s = json.load(open("status.json"))
+assert s["firmware_version"] == "1.4.0" and s["firmware_slot"] == "b" and "firmware_update" not in s, s'
+expect "iothub-device status --json shows firmware 1.4.0 in slot b" $?
 
 kill -TERM "$AGENT_PID"
 wait "$AGENT_PID"

@@ -61,8 +61,7 @@ static void round_trip(enum hub_key_type t)
     uint8_t *longer = malloc(der.len + 1);
     memcpy(longer, der.data, der.len);
     longer[der.len] = 0;
-    CHECK_EQ(hub_pkcs8_decrypt(longer, der.len + 1, "correct horse", 13, &back, &iter),
-             HUB_EINVAL);
+    CHECK_EQ(hub_pkcs8_decrypt(longer, der.len + 1, "correct horse", 13, &back, &iter), HUB_EINVAL);
     free(longer);
     mbedtls_pk_free(&pk);
     mbedtls_pk_free(&back);
@@ -80,11 +79,44 @@ static void pkcs8_round_trip_rsa(void)
     round_trip(HUB_KEY_RSA_2048);
 }
 
+/* Every truncation is refused. PBES2 has no MAC: a changed ciphertext bit can decrypt to
+ * another valid key (the agent's certificate check then refuses it), but never to a key
+ * whose halves disagree, and most changes are refused. */
+static void pkcs8_hostile(void)
+{
+    mbedtls_pk_context pk, back;
+    hub_buf_t der = HUB_BUF_INIT;
+    unsigned iter;
+    mbedtls_pk_init(&pk);
+    CHECK_EQ(hub_key_generate(HUB_KEY_EC_P256, &pk), 0);
+    CHECK_EQ(hub_pkcs8_encrypt(&pk, "pw", 2, 1000, &der), 0);
+    for (size_t n = 0; n < der.len; n++) {
+        mbedtls_pk_init(&back);
+        CHECK(hub_pkcs8_decrypt(der.data, n, "pw", 2, &back, &iter) != 0);
+        mbedtls_pk_free(&back);
+    }
+    int accepted = 0;
+    for (size_t i = 0; i < der.len; i++) {
+        der.data[i] ^= 0x01;
+        mbedtls_pk_init(&back);
+        if (hub_pkcs8_decrypt(der.data, der.len, "pw", 2, &back, &iter) == 0) {
+            accepted++;
+            CHECK_EQ(mbedtls_pk_check_pair(&back, &back), 0);
+        }
+        mbedtls_pk_free(&back);
+        der.data[i] ^= 0x01;
+    }
+    CHECK(accepted < (int)der.len / 4);
+    mbedtls_pk_free(&pk);
+    hub_buf_free(&der);
+}
+
 int main(void)
 {
     RUN(version_compare);
     RUN(version_parse);
     RUN(pkcs8_round_trip_ec);
     RUN(pkcs8_round_trip_rsa);
+    RUN(pkcs8_hostile);
     HARNESS_EXIT();
 }
