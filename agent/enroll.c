@@ -20,7 +20,10 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 
+#include "agent/conf.h"
+#include "agent/keystore.h"
 #include "agent/pin.h"
+#include "agent/update.h"
 #include "ca/csrgen.h"
 #include "client/http.h"
 #include "ca/key.h"
@@ -39,6 +42,7 @@ struct call {
     struct hub_pin *pin;     /* or NULL */
     const char *user, *pass; /* HTTP Basic, or NULL */
     const char *cert, *key;  /* client certificate and key files, or NULL */
+    const char *key_passwd;  /* passphrase of an encrypted key file, or NULL */
 };
 
 /* What the server answered to activate or renew. */
@@ -53,18 +57,14 @@ static void issued_free(struct issued *is)
     hub_buf_free(&is->chain);
 }
 
-/* Writes key as PEM into out (wiped by the caller). */
+/* Writes key as PEM into out (wiped by the caller): encrypted PKCS#8 when the key store has
+ * a passphrase (keystore.h). */
 static int key_pem(mbedtls_pk_context *key, hub_buf_t *out)
 {
-    int rc = hub_buf_reserve(out, KEY_PEM_MAX);
+    int rc = hub_keystore_write_pem(key, out);
     if (rc != 0)
-        return rc;
-    if (mbedtls_pk_write_key_pem(key, out->data, KEY_PEM_MAX) != 0) {
         hub_error("cannot write the private key as PEM");
-        return HUB_ECRYPTO;
-    }
-    out->len = strlen((char *)out->data);
-    return 0;
+    return rc;
 }
 
 static void pin_install(void *ssl_ctx, void *pin)
@@ -87,6 +87,7 @@ static int post(const struct call *call, const char *json, long *status, hub_buf
                                   .pass = call->pass,
                                   .cert = call->cert,
                                   .key = call->key,
+                                  .key_passwd = call->key_passwd,
                                   .timeout_s = TIMEOUT_S,
                                   .answer_max = ANSWER_MAX};
     struct hub_http_failure f;
@@ -223,7 +224,7 @@ static int pending_key(const char *path, enum hub_key_type kt, mbedtls_pk_contex
 {
     hub_buf_t pem = HUB_BUF_INIT;
     if (access(path, F_OK) == 0) {
-        if (mbedtls_pk_parse_keyfile(key, path, NULL) == 0) {
+        if (hub_keystore_load(path, key) == 0) {
             hub_info("reusing the key of a pending renewal (%s)", path);
             return 0;
         }
@@ -307,7 +308,8 @@ static const char enroll_usage[] =
     "usage: iothub-device enroll --url https://HOST:PORT --cacert CA.pem --device-id ID\n"
     "                            (--secret-file FILE | env IOTHUB_DEVICE_SECRET)\n"
     "                            [--dir STATE] [--key-type ec-p256|ec-p384|rsa-2048]\n"
-    "                            [--mqtt HOST:PORT] [--pin-sha256 HEX] [--force]\n";
+    "                            [--mqtt HOST:PORT] [--pin-sha256 HEX] [--force]\n"
+    "                            [--config FILE]\n";
 
 int hub_enroll_main(int argc, char **argv)
 {
@@ -321,11 +323,13 @@ int hub_enroll_main(int argc, char **argv)
         {"mqtt", required_argument, NULL, 'm'},
         {"pin-sha256", required_argument, NULL, 'p'},
         {"force", no_argument, NULL, 'f'},
+        {"config", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *cacert = NULL, *id_arg = NULL, *secret_file = NULL;
     const char *dir = HUB_STATE_DEFAULT_DIR, *key_type = "ec-p256", *mqtt = NULL, *pin_hex = NULL;
+    const char *conf_path = NULL;
     int force = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -339,6 +343,7 @@ int hub_enroll_main(int argc, char **argv)
         case 'm': mqtt = optarg; break;
         case 'p': pin_hex = optarg; break;
         case 'f': force = 1; break;
+        case 'C': conf_path = optarg; break;
         case 'h': fputs(enroll_usage, stdout); return 0;
         default: fputs(enroll_usage, stderr); return 2;
         }
@@ -406,11 +411,17 @@ int hub_enroll_main(int argc, char **argv)
         hub_error("cannot create %s: %s", dir, strerror(errno));
         return 1;
     }
+    struct hub_agent_conf conf;
+    if (hub_agent_conf_load(conf_path, dir, &conf) != 0 || hub_keystore_open(&conf, dir) != 0)
+        return 1;
     int lock_fd = -1;
-    if (hub_state_lock(dir, &lock_fd) != 0)
+    if (hub_state_lock(dir, &lock_fd) != 0 ||
+        read_secret(secret_file, secret, sizeof secret) != 0) {
+        hub_keystore_close();
+        if (lock_fd >= 0)
+            close(lock_fd);
         return 1;
-    if (read_secret(secret_file, secret, sizeof secret) != 0)
-        return 1;
+    }
 
     mbedtls_pk_context key;
     hub_buf_t kpem = HUB_BUF_INIT, url_buf = HUB_BUF_INIT;
@@ -443,8 +454,11 @@ int hub_enroll_main(int argc, char **argv)
     if (rc == 0)
         rc = install_pair(&st);
     if (rc == 0)
-        hub_info("enrolled device %s: certificate %s valid until %s; state in %s", st.device_id,
-                 is.serial, is.not_after, st.dir);
+        hub_info("enrolled device %s: certificate %s valid until %s; state in %s%s", st.device_id,
+                 is.serial, is.not_after, st.dir,
+                 hub_keystore_passphrase() ? " (key encrypted)" : "");
+    if (rc == 0) /* the firmware signers it trusts; a failure keeps the device enrolled */
+        hub_update_fetch_signers(&st, &conf, &pin);
     else
         hub_error("enrollment of device %s failed", st.device_id);
     mbedtls_pk_free(&key);
@@ -452,6 +466,7 @@ int hub_enroll_main(int argc, char **argv)
     hub_buf_free(&url_buf);
     issued_free(&is);
     close(lock_fd);
+    hub_keystore_close();
     return rc == 0 ? 0 : 1;
 }
 
@@ -474,8 +489,12 @@ int hub_enroll_renew(const struct hub_state *st, struct hub_pin *pin)
     if (rc == 0)
         rc = hub_buf_printf(&url, "%s/v1/devices/%s/renew", st->api_url, st->device_id);
     if (rc == 0) {
-        struct call h = {
-            .url = (const char *)url.data, .cacert = chain, .pin = pin, .cert = cert, .key = keyp};
+        struct call h = {.url = (const char *)url.data,
+                         .cacert = chain,
+                         .pin = pin,
+                         .cert = cert,
+                         .key = keyp,
+                         .key_passwd = hub_keystore_passphrase()};
         rc = request(&h, "renewal", &key, st->device_id, &is);
     }
     /* renew.key is kept on failure: the next attempt asks for the same key. */

@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include "agent/enroll.h"
+#include "agent/keycmd.h"
 #include "agent/run.h"
 #include "agent/status.h"
 #include "util/log.h"
@@ -21,8 +22,10 @@ static const char usage[] =
     "           IOTHUB_DEVICE_SECRET, --dir, --key-type, --mqtt, --pin-sha256, --force)\n"
     "  run      connect over MQTT with the certificate: telemetry, commands, renewal\n"
     "           (--dir, --telemetry-command CMD --interval SEC | --stdin,\n"
-    "           --command-handler PROG, --command-timeout SEC, --renew-before DAYS, --once)\n"
+    "           --command-handler PROG, --command-timeout SEC, --renew-before DAYS, --once,\n"
+    "           --config FILE), firmware updates\n"
     "  status   the enrolled identity and certificate (--dir, --json)\n"
+    "  key      status | migrate: the private key's encryption at rest (--dir, --config)\n"
     "\n"
     "The state directory defaults to " HUB_STATE_DEFAULT_DIR "; see docs/device.md.\n"
     "Environment: IOTHUB_LOG_LEVEL=debug|info|warn|error.\n";
@@ -53,6 +56,8 @@ int main(int argc, char **argv)
         rc = hub_run_main(argc - 1, argv + 1);
     } else if (strcmp(argv[1], "status") == 0) {
         rc = hub_status_main(argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "key") == 0) {
+        rc = hub_keycmd_main(argc - 1, argv + 1);
     } else {
         fprintf(stderr, "iothub-device: unknown command \"%s\"\n\n%s", argv[1], usage);
         rc = 2;

@@ -26,11 +26,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "agent/conf.h"
 #include "agent/enroll.h"
 #include "agent/exec.h"
+#include "agent/keystore.h"
 #include "agent/pin.h"
 #include "agent/trust.h"
 #include "agent/state.h"
+#include "agent/update.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
@@ -47,13 +50,16 @@ static volatile sig_atomic_t stop_signal;
 struct run {
     struct hub_state st;
     struct hub_pin pin;
+    struct hub_agent_conf conf;
+    struct hub_update *update; /* the firmware update client */
     struct mosquitto *mosq;
     /* options */
     int interval_s, use_stdin, once, cmd_timeout_s;
     const char *telemetry_cmd, *handler;
     double renew_before_days; /* < 0: a third of the certificate's lifetime */
     /* connection */
-    int sock_up, connected;
+    int sock_up, connected, just_connected;
+    int notice_mid; /* of the subscription to the firmware notices */
     unsigned attempt;
     long long next_connect_ms;
     char last_err[256];
@@ -136,6 +142,11 @@ static void connect_cb(struct mosquitto *m, void *arg, int rc)
     int src = mosquitto_subscribe(m, NULL, filter, 1);
     if (src != MOSQ_ERR_SUCCESS)
         hub_error("subscribe to %s failed: %s", filter, mosquitto_strerror(src));
+    src = mosquitto_subscribe(m, &r->notice_mid, hub_update_topic(r->update), 1);
+    if (src != MOSQ_ERR_SUCCESS)
+        hub_error("subscribe to %s failed: %s", hub_update_topic(r->update),
+                  mosquitto_strerror(src));
+    r->just_connected = 1; /* the update client runs from the loop, not from this callback */
 }
 
 static void disconnect_cb(struct mosquitto *m, void *arg, int rc)
@@ -168,11 +179,13 @@ static void disconnect_cb(struct mosquitto *m, void *arg, int rc)
 static void subscribe_cb(struct mosquitto *m, void *arg, int mid, int n, const int *granted)
 {
     struct run *r = arg;
+    int fw = mid == r->notice_mid;
+    const char *topic = fw ? hub_update_topic(r->update) : r->topic_cmd_prefix;
     if (n >= 1 && granted[0] <= 2)
-        hub_info("subscribed to %s# (QoS %d)", r->topic_cmd_prefix, granted[0]);
+        hub_info("subscribed to %s%s (QoS %d)", topic, fw ? "" : "#", granted[0]);
     else
-        hub_error("the server refused the subscription to %s#: commands will not arrive",
-                  r->topic_cmd_prefix);
+        hub_error("the server refused the subscription to %s%s: %s will not arrive", topic,
+                  fw ? "" : "#", fw ? "firmware notices" : "commands");
 }
 
 static void publish_cb(struct mosquitto *m, void *arg, int mid)
@@ -232,6 +245,10 @@ static void message_cb(struct mosquitto *m, void *arg, const struct mosquitto_me
 {
     struct run *r = arg;
     size_t plen = strlen(r->topic_cmd_prefix);
+    if (strcmp(msg->topic, hub_update_topic(r->update)) == 0) {
+        hub_update_notice(r->update, msg->payload, (size_t)msg->payloadlen);
+        return;
+    }
     if (strncmp(msg->topic, r->topic_cmd_prefix, plen) != 0 || msg->topic[plen] == 0) {
         hub_warn("message on unexpected topic %s ignored", msg->topic);
         return;
@@ -369,6 +386,8 @@ static SSL_CTX *make_ssl_ctx(struct run *r)
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
         goto fail;
     what = key;
+    /* OpenSSL's default callback passes the userdata as the key file's passphrase. */
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)hub_keystore_passphrase());
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1)
         goto fail;
@@ -379,10 +398,12 @@ static SSL_CTX *make_ssl_ctx(struct run *r)
     if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, r->st.mqtt_host)
                : X509_VERIFY_PARAM_set1_host(param, r->st.mqtt_host, 0)) != 1)
         goto fail;
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     hub_pin_install(ctx, &r->pin);
     return ctx;
 fail:
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
     ERR_error_string_n(ERR_get_error(), err, sizeof err);
     hub_error("TLS setup of the MQTT client failed at %s: %s", what, err);
     SSL_CTX_free(ctx);
@@ -510,12 +531,58 @@ static void stdin_read(struct run *r)
     }
 }
 
+/* The update client's publish: only on a live connection. */
+static int update_publish(void *arg, const char *topic, const char *text)
+{
+    struct run *r = arg;
+    if (!r->connected)
+        return -1;
+    return publish(r, topic, text, strlen(text));
+}
+
+/* Reads and writes what the MQTT socket has, without waiting (during downloads). */
+static void update_service(void *arg)
+{
+    struct run *r = arg;
+    int sock = r->sock_up ? mosquitto_socket(r->mosq) : -1;
+    if (sock < 0)
+        return;
+    struct pollfd pf = {sock, POLLIN | (mosquitto_want_write(r->mosq) ? POLLOUT : 0), 0};
+    if (poll(&pf, 1, 0) > 0) {
+        if (pf.revents & (POLLIN | POLLHUP | POLLERR))
+            mosquitto_loop_read(r->mosq, 1);
+        if (r->sock_up && (pf.revents & POLLOUT))
+            mosquitto_loop_write(r->mosq, 1);
+    }
+    if (r->sock_up) {
+        mosquitto_loop_misc(r->mosq);
+        if (mosquitto_socket(r->mosq) < 0 && r->sock_up)
+            disconnect_cb(r->mosq, r, MOSQ_ERR_CONN_LOST);
+    }
+}
+
+/* Before a re-exec or a reboot: wait briefly for the PUBACKs of the reports, disconnect. */
+static void update_shutdown(void *arg)
+{
+    struct run *r = arg;
+    long long until = now_ms() + 2000;
+    while (r->sock_up && r->pending > 0 && now_ms() < until) {
+        update_service(r);
+        usleep(10000);
+    }
+    if (r->sock_up) {
+        mosquitto_disconnect(r->mosq);
+        mosquitto_loop_write(r->mosq, 1);
+        r->sock_up = r->connected = 0;
+    }
+}
+
 static const char run_usage[] =
     "usage: iothub-device run [--dir STATE] (--telemetry-command CMD [--interval SEC] | --stdin)\n"
     "                         [--command-handler PROG] [--command-timeout SEC]\n"
-    "                         [--renew-before DAYS] [--once]\n";
+    "                         [--renew-before DAYS] [--once] [--config FILE]\n";
 
-static int parse_options(struct run *r, int argc, char **argv, const char **dir)
+static int parse_options(struct run *r, int argc, char **argv, const char **dir, const char **conf)
 {
     static const struct option opts[] = {
         {"dir", required_argument, NULL, 'd'},
@@ -526,6 +593,7 @@ static int parse_options(struct run *r, int argc, char **argv, const char **dir)
         {"command-timeout", required_argument, NULL, 'T'},
         {"renew-before", required_argument, NULL, 'r'},
         {"once", no_argument, NULL, 'o'},
+        {"config", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -560,6 +628,7 @@ static int parse_options(struct run *r, int argc, char **argv, const char **dir)
             }
             break;
         case 'o': r->once = 1; break;
+        case 'C': *conf = optarg; break;
         case 'h': fputs(run_usage, stdout); return 1;
         default: fputs(run_usage, stderr); return 2;
         }
@@ -576,7 +645,7 @@ static int parse_options(struct run *r, int argc, char **argv, const char **dir)
 
 static int done(struct run *r)
 {
-    if (stop_signal || r->failed)
+    if (stop_signal || r->failed || hub_update_exit_requested(r->update))
         return 1;
     if (r->use_stdin && r->stdin_eof && r->line.len == 0 && r->pending == 0 && r->connected)
         return 1;
@@ -596,6 +665,13 @@ static void loop(struct run *r)
             if (r->failed)
                 break;
         }
+        if (r->connected && r->just_connected) {
+            r->just_connected = 0;
+            hub_update_connected(r->update);
+        }
+        long long update_wait = hub_update_tick(r->update, r->connected);
+        if (done(r))
+            break;
         if (r->connected && r->telemetry_cmd != NULL && now_ms() >= r->next_telemetry_ms &&
             !(r->once && r->published > 0))
             telemetry_tick(r);
@@ -611,7 +687,7 @@ static void loop(struct run *r)
             in_idx = n;
             pf[n++] = (struct pollfd){0, POLLIN, 0};
         }
-        long long wait = 1000;
+        long long wait = update_wait < 1000 ? update_wait : 1000;
         if (!r->sock_up && r->next_connect_ms - now_ms() < wait)
             wait = r->next_connect_ms - now_ms();
         if (r->connected && r->telemetry_cmd && r->next_telemetry_ms - now_ms() < wait)
@@ -647,12 +723,12 @@ static void loop(struct run *r)
 int hub_run_main(int argc, char **argv)
 {
     struct run r;
-    const char *dir = HUB_STATE_DEFAULT_DIR;
+    const char *dir = HUB_STATE_DEFAULT_DIR, *conf_path = NULL;
     memset(&r, 0, sizeof r);
     r.interval_s = 60;
     r.cmd_timeout_s = 30;
     r.renew_before_days = -1;
-    int prc = parse_options(&r, argc, argv, &dir);
+    int prc = parse_options(&r, argc, argv, &dir, &conf_path);
     if (prc != 0)
         return prc == 1 ? 0 : prc;
     if (hub_state_load(dir, &r.st) != 0)
@@ -661,10 +737,23 @@ int hub_run_main(int argc, char **argv)
         hub_error("%s/state: pin_sha256 is not 64 hex digits", dir);
         return 1;
     }
-    int lock_fd = -1;
-    if (hub_state_lock(dir, &lock_fd) != 0)
+    if (hub_agent_conf_load(conf_path, dir, &r.conf) != 0 || hub_keystore_open(&r.conf, dir) != 0)
         return 1;
+    int lock_fd = -1;
+    if (hub_state_lock(dir, &lock_fd) != 0) {
+        hub_keystore_close();
+        return 1;
+    }
     hub_state_recover(&r.st);
+    char key_path[1100];
+    hub_state_path(&r.st, "key.pem", key_path, sizeof key_path);
+    struct hub_update_io io = {&r, update_publish, update_service, update_shutdown};
+    if (hub_keystore_check(key_path) != 0 ||
+        (r.update = hub_update_new(&r.st, &r.conf, &r.pin, &io, argc, argv)) == NULL) {
+        hub_keystore_close();
+        close(lock_fd);
+        return 1;
+    }
     snprintf(r.topic_tele, sizeof r.topic_tele, "devices/%s/telemetry", r.st.device_id);
     snprintf(r.topic_cmd_prefix, sizeof r.topic_cmd_prefix, "devices/%s/commands/", r.st.device_id);
     snprintf(r.topic_ack_prefix, sizeof r.topic_ack_prefix, "devices/%s/acks/", r.st.device_id);
@@ -699,6 +788,8 @@ int hub_run_main(int argc, char **argv)
     if (r.mosq != NULL)
         mosquitto_destroy(r.mosq);
     mosquitto_lib_cleanup();
+    hub_update_free(r.update);
+    hub_keystore_close();
     hub_buf_free(&r.line);
     close(lock_fd);
     return rc == 0 ? 0 : 1;

@@ -21,6 +21,7 @@
 #include <mbedtls/sha256.h>
 #include <mbedtls/x509_crt.h>
 
+#include "agent/keystore.h"
 #include "ca/cert.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -194,7 +195,7 @@ static int pair_matches(const char *key_path, const char *cert_path, const char 
     mbedtls_x509_crt crt;
     mbedtls_pk_init(&key);
     mbedtls_x509_crt_init(&crt);
-    int ok = mbedtls_pk_parse_keyfile(&key, key_path, NULL) == 0 &&
+    int ok = hub_keystore_load(key_path, &key) == 0 &&
              mbedtls_x509_crt_parse_file(&crt, cert_path) == 0 &&
              mbedtls_pk_check_pair(&crt.pk, &key) == 0;
     mbedtls_pk_free(&key);

@@ -12,8 +12,11 @@
 #include <jansson.h>
 #include <mbedtls/pk.h>
 
+#include "agent/fwstate.h"
+#include "agent/keystore.h"
 #include "agent/state.h"
 #include "util/log.h"
+#include "util/secure.h"
 
 static void rfc3339(time_t t, char out[32])
 {
@@ -28,7 +31,14 @@ static void key_type(const struct hub_state *st, char *out, size_t len)
     mbedtls_pk_context pk;
     mbedtls_pk_init(&pk);
     hub_state_path(st, "key.pem", path, sizeof path);
-    if (mbedtls_pk_parse_keyfile(&pk, path, NULL) != 0)
+    hub_buf_t pem = HUB_BUF_INIT;
+    int encrypted = hub_state_file_read(path, &pem, 32768) == 0 &&
+                    hub_keystore_is_encrypted((const char *)pem.data);
+    hub_wipe(pem.data, pem.len);
+    hub_buf_free(&pem);
+    if (encrypted) /* no passphrase here: the type enrollment recorded */
+        snprintf(out, len, "%s (encrypted)", st->key_type);
+    else if (mbedtls_pk_parse_keyfile(&pk, path, NULL) != 0)
         snprintf(out, len, "unreadable");
     else if (mbedtls_pk_get_type(&pk) == MBEDTLS_PK_RSA)
         snprintf(out, len, "rsa-%zu", mbedtls_pk_get_bitlen(&pk));
@@ -72,6 +82,12 @@ int hub_status_main(int argc, char **argv)
     rfc3339(ci.not_after, na);
     snprintf(mqtt, sizeof mqtt, "%s:%d", st.mqtt_host, st.mqtt_port);
     double days = floor(difftime(ci.not_after, time(NULL)) / 86400.0 * 10) / 10;
+    /* The firmware state as the update client left it ("" before any update: the factory
+     * version is in the agent configuration). */
+    struct hub_fw_state fw;
+    if (hub_fw_state_load(&st, "", &fw) != 0)
+        return 1;
+    char slot[2] = {fw.slot, 0};
     if (json) {
         json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:f,s:s,s:s,s:s,s:b,s:s*,s:s,s:b}",
                               "device_id", st.device_id, "product_key", ci.o, "serial", ci.serial,
@@ -79,6 +95,13 @@ int hub_status_main(int argc, char **argv)
                               na, "days_left", days, "key_type", kt, "api_url", st.api_url, "mqtt",
                               mqtt, "pinned", st.pin[0] != 0, "pin_sha256",
                               st.pin[0] ? st.pin : NULL, "dir", st.dir, "renewal_pending", pending);
+        json_object_set_new(o, "firmware_version",
+                            fw.installed[0] ? json_string(fw.installed) : json_null());
+        json_object_set_new(o, "firmware_slot", json_string(slot));
+        if (fw.phase != HUB_FW_IDLE)
+            json_object_set_new(
+                o, "firmware_update",
+                json_pack("{s:s,s:s}", "rollout_id", fw.rollout, "version", fw.version));
         char *text = json_dumps(o, JSON_INDENT(2));
         puts(text ? text : "{}");
         free(text);
@@ -97,6 +120,9 @@ int hub_status_main(int argc, char **argv)
     printf("mqtt:         %s\n", mqtt);
     printf("pinned:       %s\n", st.pin[0] ? st.pin : "no");
     printf("dir:          %s\n", st.dir);
+    printf("firmware:     %s, slot %s\n", fw.installed[0] ? fw.installed : "factory", slot);
+    if (fw.phase != HUB_FW_IDLE)
+        printf("update:       %s (rollout %s) in progress\n", fw.version, fw.rollout);
     if (pending)
         printf("renewal:      pending (renew.key waits for its certificate; the next `run` "
                "retries with the same key)\n");

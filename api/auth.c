@@ -202,6 +202,9 @@ int hub_auth_check(struct hub_req *r, enum hub_auth kind, enum hub_role min_role
 {
     if (kind == HUB_AUTH_NONE)
         return 0;
+    if (kind == HUB_AUTH_DEVICE_ANY)
+        kind = hub_request_header(r, MHD_HTTP_HEADER_AUTHORIZATION) != NULL ? HUB_AUTH_DEVICE
+                                                                           : HUB_AUTH_DEVICE_CERT;
     if (kind == HUB_AUTH_DEVICE_CERT || kind == HUB_AUTH_SERVICE_CERT)
         return auth_client_cert(r, kind);
     const char *h = hub_request_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -251,7 +254,8 @@ int hub_auth_check(struct hub_req *r, enum hub_auth kind, enum hub_role min_role
 
 const char *hub_auth_name(enum hub_auth kind)
 {
-    static const char *const names[] = {"none",    "role",        "provision",   "device",
-                                        "service", "device_cert", "service_cert"};
-    return kind >= HUB_AUTH_NONE && kind <= HUB_AUTH_SERVICE_CERT ? names[kind] : "?";
+    static const char *const names[] = {"none",        "role",         "provision",
+                                        "device",      "service",      "device_cert",
+                                        "service_cert", "device_any"};
+    return kind >= HUB_AUTH_NONE && kind <= HUB_AUTH_DEVICE_ANY ? names[kind] : "?";
 }

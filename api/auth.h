@@ -14,6 +14,8 @@ enum hub_auth {
     HUB_AUTH_SERVICE,      /* Basic service_id:service_secret, the id in the path */
     HUB_AUTH_DEVICE_CERT,  /* TLS client certificate of the device in the path */
     HUB_AUTH_SERVICE_CERT, /* TLS client certificate of the service in the path */
+    HUB_AUTH_DEVICE_ANY,   /* Basic device credentials if an Authorization header is sent,
+                              else the device's TLS client certificate (firmware downloads) */
 };
 
 /* Authenticates r for a route of kind (min_role for tokens), setting r->who; the path's

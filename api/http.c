@@ -18,6 +18,8 @@
 
 #include "api/audit.h"
 #include "api/deadline.h"
+#include "api/firmware_cache.h"
+#include "api/firmware_upload.h"
 #include "api/metrics.h"
 #include "api/priorities.h"
 #include "api/reply.h"
@@ -122,6 +124,22 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         }
         const char *cl = hub_request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long declared = cl != NULL ? strtoull(cl, NULL, 10) : 0;
+        if (hub_api_firmware_upload_wanted(r)) {
+            /* Streamed to the database as it arrives (api/firmware_upload.h). A refusal
+             * before the body is answered at once to a client waiting for "100 Continue",
+             * else after the body is read and dropped. */
+            hub_api_firmware_upload_begin(r);
+            if (r->response == NULL) {
+                /* An admin's image may take minutes: from here on the idle timeout, not the
+                 * request deadline, bounds it. */
+                deadline_update(api, conn, 0);
+                return MHD_YES;
+            }
+            hub_api_audit_failure(r);
+            if (hub_request_header(r, MHD_HTTP_HEADER_EXPECT) == NULL && declared <= DRAIN_LIMIT)
+                return MHD_YES;
+            return queue(r);
+        }
         if (declared > api->shared.body_limit) {
             /* A client waiting for "100 Continue" gets the answer before sending its body;
              * other clients' bodies are dropped as they arrive (up to DRAIN_LIMIT). */
@@ -133,6 +151,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             return queue(r);
         }
         return MHD_YES;
+    }
+    if (*upload_data_size > 0 && hub_api_firmware_upload_wanted(r)) {
+        int rc = hub_api_firmware_upload_data(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return rc == 0 ? MHD_YES : MHD_NO;
     }
     if (*upload_data_size > 0) {
         if (!r->body_too_large && r->body.len + *upload_data_size <= api->shared.body_limit) {
@@ -167,6 +190,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->response != NULL)
         MHD_destroy_response(r->response);
     hub_router_release(r);
+    hub_api_firmware_upload_free(r);
     hub_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
@@ -215,6 +239,9 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
     api->shared.body_limit = o->body_limit;
     api->shared.metrics_token = o->metrics_token;
     api->shared.mqtt = o->mqtt;
+    api->shared.firmware_max_size = o->firmware_max_size;
+    api->shared.firmware_max_downloads = o->firmware_max_downloads;
+    hub_fw_cache_init(o->firmware_cache_size);
     api->cert_pem = strdup(o->cert_pem);
     api->key_pem = strdup(o->key_pem);
     hub_buf_t trust = HUB_BUF_INIT;

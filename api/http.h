@@ -38,6 +38,9 @@ struct hub_api_options {
                                         answer; 0: no limit */
     const struct hub_api_mqtt *mqtt; /* the MQTT side (commands, presence), or NULL */
     int metrics_token;               /* GET /metrics needs a bearer token (auditor+) */
+    unsigned long long firmware_max_size; /* largest firmware image (bytes) */
+    unsigned firmware_max_downloads;      /* concurrent firmware downloads */
+    size_t firmware_cache_size;           /* bytes of firmware chunks cached (process-wide) */
 };
 
 /* Starts listening. Returns 0 or a HUB_E* code (the reason is logged). */

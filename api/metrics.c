@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 
 #include "ca/pkcs11.h"
+#include "api/firmware_metrics.h"
 #include "db/db.h"
 
 static _Atomic unsigned long long http_by_class[6];
@@ -106,6 +107,8 @@ int hub_metrics_render(hub_buf_t *out, hub_db_pool_t *pool)
         rc = hub_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", info[m].name,
                             info[m].help, info[m].name, info[m].name,
                             atomic_load(&counters[m]));
+    if (rc == 0)
+        rc = hub_fw_metrics_render(out);
     if (rc == 0 && pool != NULL)
         rc = render_db(out, pool);
     if (rc == 0)

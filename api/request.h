@@ -15,6 +15,7 @@
 
 struct MHD_Connection;
 struct MHD_Response;
+struct hub_fw_upload;
 
 enum hub_role {
     HUB_ROLE_NONE,
@@ -62,6 +63,9 @@ struct hub_api_shared {
     int device_cert_days;
     size_t body_limit;
     int metrics_token; /* GET /metrics needs a bearer token (auditor or above) */
+    /* Firmware (api/firmware_*.c). */
+    unsigned long long firmware_max_size; /* largest image accepted (bytes); larger: 413 */
+    unsigned firmware_max_downloads;      /* concurrent image downloads; more: 503 */
 };
 
 #define HUB_REQ_PARAMS 3
@@ -85,6 +89,7 @@ struct hub_req {
     unsigned status;
     struct MHD_Response *response;
     const char *error_code; /* for failure audit */
+    struct hub_fw_upload *fw_upload; /* a streamed firmware upload (api/firmware_upload.h) */
 };
 
 /* Value of query parameter name, or NULL (owned by MHD, valid until the request ends). */

@@ -16,10 +16,16 @@
 #include "api/crl.h"
 #include "api/device_cas.h"
 #include "api/devices.h"
+#include "api/firmware.h"
+#include "api/firmware_download.h"
+#include "api/firmware_signers.h"
+#include "api/firmware_upload.h"
 #include "api/health.h"
 #include "api/params.h"
 #include "api/products.h"
 #include "api/reply.h"
+#include "api/rollouts.h"
+#include "api/tags.h"
 #include "api/services.h"
 #include "api/tokens.h"
 
@@ -64,6 +70,29 @@ const struct hub_route hub_router_routes[] = {
     {"PUT", "/v1/device-cas/{}/crl", ROLE(ADMIN), "device_ca.crl", hub_api_device_cas_crl},
     {"POST", "/v1/devices/{}/approve", ROLE(OPERATOR), "device.approve",
      hub_api_device_cas_approve},
+    /* rollouts (issue 16) */
+    {"PATCH", "/v1/devices/{}", ROLE(OPERATOR), "device.tag", hub_api_tags_update},
+    {"POST", "/v1/rollouts", ROLE(OPERATOR), "rollout.create", hub_api_rollouts_create},
+    {"GET", "/v1/rollouts", ROLE(AUDITOR), NULL, hub_api_rollouts_list},
+    {"GET", "/v1/rollouts/{}", ROLE(AUDITOR), NULL, hub_api_rollouts_show},
+    {"POST", "/v1/rollouts/{}/pause", ROLE(OPERATOR), "rollout.pause", hub_api_rollouts_pause},
+    {"POST", "/v1/rollouts/{}/resume", ROLE(OPERATOR), "rollout.resume", hub_api_rollouts_resume},
+    {"POST", "/v1/rollouts/{}/cancel", ROLE(OPERATOR), "rollout.cancel", hub_api_rollouts_cancel},
+    /* Firmware (api/firmware*.c). */
+    {"POST", "/v1/firmware-signers", ROLE(ADMIN), "firmware_signer.create",
+     hub_api_firmware_signers_create},
+    {"GET", "/v1/firmware-signers", ROLE(AUDITOR), NULL, hub_api_firmware_signers_list},
+    {"GET", "/v1/firmware-signers/{}", ROLE(AUDITOR), NULL, hub_api_firmware_signers_show},
+    {"PATCH", "/v1/firmware-signers/{}", ROLE(ADMIN), "firmware_signer.update",
+     hub_api_firmware_signers_update},
+    {"POST", "/v1/firmware", ROLE(ADMIN), "firmware.upload", hub_api_firmware_upload},
+    {"GET", "/v1/firmware", ROLE(AUDITOR), NULL, hub_api_firmware_list},
+    {"GET", "/v1/firmware/{}", ROLE(AUDITOR), NULL, hub_api_firmware_show},
+    {"DELETE", "/v1/firmware/{}", ROLE(ADMIN), "firmware.delete", hub_api_firmware_delete},
+    {"GET", "/v1/devices/{}/firmware/{}", HUB_AUTH_DEVICE_ANY, HUB_ROLE_NONE, NULL,
+     hub_api_firmware_download},
+    {"GET", "/v1/devices/{}/firmware-signers", HUB_AUTH_DEVICE_ANY, HUB_ROLE_NONE, NULL,
+     hub_api_firmware_signers_bundle},
     {"GET", "/healthz", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_show},
     {"GET", "/metrics", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_metrics},
     {NULL, NULL, HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, NULL},

@@ -37,6 +37,19 @@ static const struct {
     [OPT_PAYLOAD_FILE] = {"payload-file", 0, 1},
     [OPT_PEM] = {"pem", 0, 0},
     [OPT_BEFORE] = {"before", 0, 1},
+    [OPT_FIRMWARE] = {"firmware", 0, 1},
+    [OPT_TAG] = {"tag", 0, 1},
+    [OPT_DEVICES] = {"devices", 0, 1},
+    [OPT_WAVES] = {"waves", 0, 1},
+    [OPT_WAVE_PAUSE] = {"wave-pause", 0, 1},
+    [OPT_FAILURE_THRESHOLD] = {"failure-threshold", 0, 1},
+    [OPT_STATE] = {"state", 0, 1},
+    [OPT_FIRMWARE_VERSION] = {"firmware-version", 0, 1},
+    [OPT_SIGNATURE] = {"signature", 0, 1},
+    [OPT_SIGNER] = {"signer", 0, 1},
+    [OPT_HARDWARE] = {"hardware", 0, 1},
+    [OPT_MIN_VERSION] = {"min-version", 0, 1},
+    [OPT_NOTES] = {"notes", 0, 1},
 };
 
 const char *hub_args_name(enum hub_opt o)

@@ -38,6 +38,21 @@ enum hub_opt {
     OPT_PAYLOAD_FILE,
     OPT_PEM,
     OPT_BEFORE,
+    /* rollouts (cli/rollouts.c) */
+    OPT_FIRMWARE,
+    OPT_TAG,
+    OPT_DEVICES,
+    OPT_WAVES,
+    OPT_WAVE_PAUSE,
+    OPT_FAILURE_THRESHOLD,
+    OPT_STATE,
+    /* firmware (cli/firmware.c) */
+    OPT_FIRMWARE_VERSION,
+    OPT_SIGNATURE,
+    OPT_SIGNER,
+    OPT_HARDWARE,
+    OPT_MIN_VERSION,
+    OPT_NOTES,
     OPT_COUNT
 };
 

@@ -13,6 +13,8 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/device_cas.h"
+#include "cli/rollouts.h"
+#include "cli/firmware.h"
 #include "cli/settings.h"
 
 #define B(o) OPT_BIT(OPT_##o)
@@ -128,6 +130,66 @@ static const struct command commands[] = {
     {"devices", "approve", 1, 1, 0, "devices approve ID",
      "approve a pending device (registered by a device CA with policy approve)", NULL,
      hub_cmd_devices_approve},
+    /* rollouts (issue 16) */
+    {"devices", "tag", 1, 33, 0, "devices tag ID [TAG...]",
+     "replace a device's tags (none: remove them all)",
+     "A tag is 1 to 64 letters, digits and -_.: ; a device has at most 32. Rollouts target\n"
+     "devices by tag.\n",
+     hub_cmd_devices_tag},
+    {"rollouts", "create", 0, 0,
+     B(FIRMWARE) | B(PRODUCT) | B(TAG) | B(DEVICES) | B(WAVES) | B(WAVE_PAUSE) |
+         B(FAILURE_THRESHOLD),
+     "rollouts create --firmware ID (--product KEY | --tag TAG | --devices ID,ID...) "
+     "[--waves 10,50%,100%] [--wave-pause S] [--failure-threshold N|N%]",
+     "roll a firmware image out to devices in waves",
+     "--waves: the cumulative size reached by each wave, a device count or a percentage of\n"
+     "the target (default 100%); --wave-pause S: seconds between a wave's end and the next;\n"
+     "--failure-threshold: failed + rolled back devices that halt the rollout (default 10%).\n",
+     hub_cmd_rollouts_create},
+    {"rollouts", "list", 0, 0, B(LIMIT) | B(BEFORE), "rollouts list [--limit N] [--before ID]",
+     "list rollouts, newest first", NULL, hub_cmd_rollouts_list},
+    {"rollouts", "show", 1, 1, B(LIMIT) | B(AFTER) | B(STATE),
+     "rollouts show ID [--state S] [--limit N] [--after DEVICE_ID]",
+     "show a rollout, its device counts and a page of its devices", NULL,
+     hub_cmd_rollouts_show},
+    {"rollouts", "pause", 1, 1, 0, "rollouts pause ID", "pause a running rollout", NULL,
+     hub_cmd_rollouts_pause},
+    {"rollouts", "resume", 1, 1, 0, "rollouts resume ID", "resume a paused rollout", NULL,
+     hub_cmd_rollouts_resume},
+    {"rollouts", "cancel", 1, 1, 0, "rollouts cancel ID",
+     "cancel a rollout (its pending devices are skipped)", NULL, hub_cmd_rollouts_cancel},
+    /* firmware (cli/firmware.c) */
+    {"firmware-signers", "add", 2, 2, 0, "firmware-signers add NAME CERT.pem",
+     "register a firmware signing certificate (admin)",
+     "CERT.pem: one PEM certificate with keyUsage digitalSignature, an EC P-256/P-384 or\n"
+     "RSA >= 2048 key, within its validity. Only the certificate is sent; the key stays with\n"
+     "you. See docs/firmware.md.\n",
+     hub_cmd_fw_signers_add},
+    {"firmware-signers", "list", 0, 0, 0, "firmware-signers list", "list the firmware signers",
+     NULL, hub_cmd_fw_signers_list},
+    {"firmware-signers", "show", 1, 1, 0, "firmware-signers show ID",
+     "show a firmware signer with its certificate", NULL, hub_cmd_fw_signers_show},
+    {"firmware-signers", "disable", 1, 1, 0, "firmware-signers disable ID",
+     "disable a signer: no new upload may name it, devices stop trusting it", NULL,
+     hub_cmd_fw_signers_disable},
+    {"firmware-signers", "enable", 1, 1, 0, "firmware-signers enable ID",
+     "enable a disabled signer again", NULL, hub_cmd_fw_signers_enable},
+    {"firmware", "upload", 1, 1,
+     B(PRODUCT) | B(FIRMWARE_VERSION) | B(SIGNATURE) | B(SIGNER) | B(HARDWARE) | B(MIN_VERSION) |
+         B(NOTES),
+     "firmware upload FILE --product KEY --firmware-version V --signature FILE.sig --signer ID "
+     "[--hardware A,B] [--min-version V] [--notes TEXT]",
+     "upload a signed firmware image (streamed from FILE; admin)",
+     "FILE.sig: what `openssl dgst -sha256 -sign key.pem -out FILE.sig FILE` writes. --signer:\n"
+     "the signer's id or SHA-256 fingerprint. The version must be newer than every image of\n"
+     "the product (dotted numbers). --firmware-version, because --version prints iothubctl's.\n",
+     hub_cmd_firmware_upload},
+    {"firmware", "list", 0, 0, B(PRODUCT), "firmware list [--product KEY]",
+     "list the firmware images, newest version first", NULL, hub_cmd_firmware_list},
+    {"firmware", "show", 1, 1, 0, "firmware show ID", "show an image's manifest", NULL,
+     hub_cmd_firmware_show},
+    {"firmware", "delete", 1, 1, 0, "firmware delete ID",
+     "delete an image (refused while a rollout uses it)", NULL, hub_cmd_firmware_delete},
     {"audit", NULL, 0, 0, B(LIMIT) | B(BEFORE), "audit [--limit N] [--before ID]",
      "show the audit log, newest first", NULL, hub_cmd_audit},
     {"health", NULL, 0, 0, 0, "health", "check the hub's health (exit 1 when unavailable)",

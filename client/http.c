@@ -77,6 +77,8 @@ CURLcode hub_http_perform(CURL *h, const struct hub_http_request *rq, long *stat
     if (rq->cert != NULL) {
         curl_easy_setopt(h, CURLOPT_SSLCERT, rq->cert);
         curl_easy_setopt(h, CURLOPT_SSLKEY, rq->key);
+        if (rq->key_passwd != NULL)
+            curl_easy_setopt(h, CURLOPT_KEYPASSWD, rq->key_passwd);
     }
     hdrs = curl_slist_append(hdrs, "Accept: application/json");
     if (rq->body != NULL) {

@@ -26,6 +26,7 @@ struct hub_http_request {
     const char *user, *pass;        /* HTTP Basic, or NULL */
     const char *bearer;             /* Authorization: Bearer, or NULL */
     const char *cert, *key;         /* client certificate and key files, or NULL */
+    const char *key_passwd;         /* passphrase of an encrypted key file, or NULL */
     const char *user_agent;         /* or NULL: none sent */
     long timeout_s;                 /* the whole request; connecting is bounded to 10 s */
     size_t answer_max;              /* larger answers fail with CURLE_WRITE_ERROR and too_large */

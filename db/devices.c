@@ -8,6 +8,15 @@
     " 'created_at', rfc3339(d.created_at), 'activated_at', rfc3339(d.activated_at),"               \
     " 'last_seen', rfc3339(d.last_seen)"
 
+/* Tags, reported firmware version and the device's latest rollout row (db/rollouts.c). */
+#define DEVICE_ROLLOUT_JSON                                                                        \
+    ", 'tags', to_json(d.tags), 'firmware_version', d.firmware_version, 'rollout', (SELECT"        \
+    " json_build_object('rollout_id', x.rollout_id, 'rollout_state', r.state, 'wave', x.wave,"     \
+    " 'state', x.state, 'reason', x.reason, 'progress', x.progress, 'version', f.version,"         \
+    " 'updated_at', rfc3339(x.updated_at)) FROM rollout_devices x JOIN rollouts r ON"              \
+    " r.id = x.rollout_id JOIN firmware f ON f.id = r.firmware_id WHERE x.device_id = d.id"        \
+    " ORDER BY x.updated_at DESC LIMIT 1)"
+
 int hub_db_devices_secret(PGconn *c, const char *device_id, struct hub_db_secret *out)
 {
     return hub_db_query_secret(c,
@@ -34,7 +43,7 @@ int hub_db_devices_get(PGconn *c, const char *device_id, json_t **out)
     return hub_db_query_json(c,
                              "SELECT " DEVICE_JSON ", 'certificates', (SELECT coalesce(json_agg("
                              "certificate_json(x, false) ORDER BY x.created_at DESC), '[]')"
-                             " FROM certificates x WHERE x.device_id = d.id))"
+                             " FROM certificates x WHERE x.device_id = d.id)" DEVICE_ROLLOUT_JSON ")"
                              " FROM devices d JOIN products p ON p.id = d.product_id"
                              " WHERE d.id = $1::uuid",
                              1, p, out);
@@ -84,5 +93,28 @@ int hub_db_devices_mark_seen(PGconn *c, const char *ids_json)
     return hub_db_exec(c, NULL,
                        "UPDATE devices SET last_seen = now() WHERE id = ANY"
                        " (ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::uuid))",
+                       1, p);
+}
+
+int hub_db_devices_set_tags(PGconn *c, const char *device_id, const char *tags_json,
+                            json_t **previous)
+{
+    const char *p[] = {device_id, tags_json};
+    return hub_db_query_json(c,
+                             "UPDATE devices d SET tags = ARRAY(SELECT jsonb_array_elements_text("
+                             "$2::jsonb)) FROM devices o WHERE d.id = $1::uuid AND o.id = d.id"
+                             " RETURNING to_json(o.tags)",
+                             2, p, previous);
+}
+
+int hub_db_devices_set_firmware_versions(PGconn *c, const char *versions_json)
+{
+    const char *p[] = {versions_json};
+    return hub_db_exec(c, NULL,
+                       "UPDATE devices d SET firmware_version = j.version FROM"
+                       " jsonb_to_recordset($1::jsonb) AS j(device_id uuid, version text)"
+                       " WHERE d.id = ANY (ARRAY(SELECT (e->>'device_id')::uuid FROM"
+                       " jsonb_array_elements($1::jsonb) e)) AND d.id = j.device_id"
+                       " AND d.firmware_version IS DISTINCT FROM j.version",
                        1, p);
 }

@@ -17,7 +17,8 @@ int hub_db_devices_secret(PGconn *c, const char *device_id, struct hub_db_secret
  * serial is taken in that product. */
 int hub_db_devices_insert(PGconn *c, long long product_id, const char *serial,
                           const char *secret_hash, char device_id[37]);
-/* One device with its certificates; HUB_ENOTFOUND. */
+/* One device with its certificates, tags, reported firmware version and latest rollout
+ * row; HUB_ENOTFOUND. */
 int hub_db_devices_get(PGconn *c, const char *device_id, json_t **out);
 /* Devices ordered by id after `after` (NULL: from the start), at most limit. */
 int hub_db_devices_list(PGconn *c, const char *after, int limit, json_t **out);
@@ -30,5 +31,12 @@ int hub_db_devices_set_secret(PGconn *c, const char *device_id, const char *secr
 int hub_db_devices_lock(PGconn *c, const char *device_id, char status[16]);
 /* Sets last_seen = now() for the devices in ids_json (a JSON array of UUID strings). */
 int hub_db_devices_mark_seen(PGconn *c, const char *ids_json);
+/* Replaces the device's tags with those of tags_json (a JSON array of strings, checked by
+ * the caller); *previous gets the tags it had. HUB_ENOTFOUND. */
+int hub_db_devices_set_tags(PGconn *c, const char *device_id, const char *tags_json,
+                            json_t **previous);
+/* Records the versions devices report running: versions_json is [{device_id, version}]
+ * (one per device). */
+int hub_db_devices_set_firmware_versions(PGconn *c, const char *versions_json);
 
 #endif

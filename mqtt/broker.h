@@ -66,6 +66,11 @@ struct hub_broker_options {
     unsigned connect_timeout; /* seconds a connection may take to send CONNECT */
     /* Presence of devices (connected or not) for last_seen; may be NULL. */
     void (*presence)(const char *device_id, int connected, void *ctx);
+    /* A device's PUBLISH that its ACL allows, before it is routed (firmware state reports,
+     * server/rollouts.h); the callee copies what it keeps. Loop thread; may be NULL. */
+    void (*device_publish)(const char *device_id, const char *topic, size_t tlen,
+                           const uint8_t *payload, size_t len, void *ctx);
+    void *device_publish_ctx;
     void *ctx;
 };
 

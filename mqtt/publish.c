@@ -7,6 +7,15 @@
 #include "mqtt/broker_internal.h"
 #include "util/log.h"
 
+/* Shows an allowed device PUBLISH to the server's hook (firmware state reports). */
+static void device_publish(struct hub_mqtt_conn *c, const hub_mqtt_publish_t *p)
+{
+    const struct hub_broker_options *o = &c->b->o;
+    if (c->who.kind == HUB_MQTT_DEVICE && o->device_publish != NULL)
+        o->device_publish(c->who.id, p->topic.ptr, p->topic.len, p->payload, p->payload_len,
+                          o->device_publish_ctx);
+}
+
 void hub_publish_handle(struct hub_mqtt_conn *c, const hub_mqtt_publish_t *p, const uint8_t *pkt,
                         size_t len)
 {
@@ -26,11 +35,13 @@ void hub_publish_handle(struct hub_mqtt_conn *c, const hub_mqtt_publish_t *p, co
     } else if (hub_msg_borrowable(pkt, len)) {
         /* QoS 0, no RETAIN: sent on as it came (QoS 0 copies are never kept). */
         struct hub_msg m;
+        device_publish(c, p);
         hub_msg_borrow(&m, pkt, len);
         hub_route_message(b, &m, NULL, NULL, c);
     } else {
         struct hub_msg *m =
             hub_msg_new(p->topic.ptr, p->topic.len, p->payload, p->payload_len, p->qos, p->retain);
+        device_publish(c, p);
         if (m != NULL) {
             hub_route_message(b, m, NULL, NULL, c);
             hub_msg_unref(m);

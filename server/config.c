@@ -288,6 +288,9 @@ INT_KEY(api_max_connections_per_ip, 1, 10000)
 INT_KEY(api_idle_timeout_s, 1, 3600)
 INT_KEY(api_header_timeout_s, 1, 3600)
 INT_KEY(api_max_body, 1024, 64 << 20)
+INT_KEY(firmware_max_size, 1, 2047 << 20)
+INT_KEY(firmware_max_downloads, 1, 10000)
+INT_KEY(firmware_cache_size, 0, 2047 << 20)
 #undef INT_KEY
 
 static int set_log_level(struct hub_config *c, const char *v, char *why, size_t n)
@@ -368,6 +371,9 @@ static const struct {
     {"api_idle_timeout_s", set_api_idle_timeout_s},
     {"api_header_timeout_s", set_api_header_timeout_s},
     {"api_max_body", set_api_max_body},
+    {"firmware_max_size", set_firmware_max_size},
+    {"firmware_max_downloads", set_firmware_max_downloads},
+    {"firmware_cache_size", set_firmware_cache_size},
     {"log_level", set_log_level},
     {"log_format", set_log_format},
     {"metrics_access", set_metrics_access},
@@ -451,6 +457,9 @@ static int set_defaults(struct hub_config *cfg)
     cfg->api_idle_timeout_s = 30;
     cfg->api_header_timeout_s = 20;
     cfg->api_max_body = 64 * 1024;
+    cfg->firmware_max_size = 256 << 20;
+    cfg->firmware_max_downloads = 256;
+    cfg->firmware_cache_size = 64 << 20;
     cfg->log_level = HUB_LOG_INFO;
     cfg->log_format = HUB_LOG_TEXT;
     cfg->metrics_access = HUB_METRICS_PUBLIC;

@@ -47,6 +47,9 @@ struct hub_config {
     int api_idle_timeout_s;   /* no byte received for this long: closed */
     int api_header_timeout_s; /* request line + headers must arrive within this */
     int api_max_body;         /* bytes; larger: 413 */
+    int firmware_max_size;      /* bytes of one firmware image; larger: 413 */
+    int firmware_max_downloads; /* concurrent firmware downloads; more: 503 */
+    int firmware_cache_size;    /* bytes of firmware chunks cached for downloads */
     enum hub_log_level log_level;
     enum hub_log_format log_format;
     enum hub_metrics_access metrics_access; /* public (default) or token (auditor+) */

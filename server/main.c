@@ -264,6 +264,9 @@ static int serve(struct hub_config *cfg)
             .header_timeout_s = (unsigned)cfg->api_header_timeout_s,
             .mqtt = &s.api_mqtt,
             .metrics_token = cfg->metrics_access == HUB_METRICS_TOKEN,
+            .firmware_max_size = (unsigned long long)cfg->firmware_max_size,
+            .firmware_max_downloads = (unsigned)cfg->firmware_max_downloads,
+            .firmware_cache_size = (size_t)cfg->firmware_cache_size,
         };
         hub_api_device_cas_configure(cfg->device_ca_max_per_product, cfg->device_ca_code_ttl_s);
         rc = hub_api_start(&o, &s.api);

@@ -21,6 +21,7 @@
 #include "server/presence.h"
 #include "server/registration.h"
 #include "server/revfeed.h"
+#include "server/rollouts.h"
 #include "net/revset.h"
 #include "net/tls_listener.h"
 #include "net/workers.h"
@@ -43,7 +44,7 @@ struct command {
     char device_id[40];
     void *payload;
     size_t len;
-    int done, delivered, refs;
+    int done, delivered, refs, async; /* async: a rollout notice, nobody waits */
     struct command *next;
 };
 
@@ -59,6 +60,8 @@ struct hub_mqtt_server {
     struct hub_revfeed *feed;
     struct hub_presence *presence;
     struct hub_registration *reg; /* device CAs: trust, JIT registration (issue 15) */
+    struct hub_rollouts *rollouts;
+    size_t async_queued; /* rollout notices in queue (under lock) */
     uv_timer_t tick;
     uv_async_t wakeup;
     pthread_mutex_t lock; /* commands queue */
@@ -496,7 +499,10 @@ static void presence_cb(const char *device_id, int connected, void *ctx)
 {
     struct hub_mqtt_server *m = ctx;
     hub_presence_set(m->presence, device_id, connected);
+    if (connected && m->rollouts != NULL)
+        hub_rollouts_connected(m->rollouts, device_id);
 }
+
 
 /* Publishes the counters for API threads (see server/mqtt_metrics.h). Loop thread. */
 static void metrics_publish(struct hub_mqtt_server *m)
@@ -533,7 +539,9 @@ int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out)
     if (rc == 0)
         rc = hub_mqtt_metrics_render_suites(m->listening[HUB_LISTENER_MTLS] ? m->ctx : NULL,
                                             m->pw_ctx, out);
-    return rc == 0 && m->reg != NULL ? hub_registration_metrics(m->reg, out) : rc;
+    if (rc == 0 && m->reg != NULL)
+        rc = hub_registration_metrics(m->reg, out);
+    return rc == 0 && m->rollouts != NULL ? hub_rollouts_metrics(m->rollouts, out) : rc;
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -590,6 +598,7 @@ static void wakeup_cb(uv_async_t *a)
         pthread_mutex_lock(&m->lock);
         c->delivered = rc > 0;
         c->done = 1;
+        m->async_queued -= (size_t)c->async;
         release(m, c);
         pthread_cond_broadcast(&m->done);
         pthread_mutex_unlock(&m->lock);
@@ -635,6 +644,34 @@ int hub_mqtt_server_command(struct hub_mqtt_server *m, const char *device_id, co
     return ok ? 0 : HUB_ERANGE;
 }
 
+/* The rollout engine's notices: queued to the loop, nobody waits (server/rollouts.h). */
+static int publish_async(void *ctx, const char *device_id, const char *topic, const void *payload,
+                         size_t len)
+{
+    struct hub_mqtt_server *m = ctx;
+    struct command *c = calloc(1, sizeof *c);
+    if (c == NULL || (c->payload = malloc(len + 1)) == NULL) {
+        free(c);
+        return HUB_ENOMEM;
+    }
+    snprintf(c->topic, sizeof c->topic, "%s", topic);
+    snprintf(c->device_id, sizeof c->device_id, "%s", device_id);
+    memcpy(c->payload, payload, c->len = len);
+    c->refs = c->async = 1;
+    pthread_mutex_lock(&m->lock);
+    int full = m->async_queued >= HUB_ROLLOUTS_NOTICES_QUEUED;
+    if (!full) {
+        m->async_queued++;
+        c->next = m->queue;
+        m->queue = c;
+        uv_async_send(&m->wakeup);
+    } else {
+        release(m, c);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return full ? HUB_ERANGE : 0;
+}
+
 int hub_mqtt_server_connected(struct hub_mqtt_server *m, const char *device_id)
 {
     return hub_presence_connected(m->presence, device_id);
@@ -668,14 +705,18 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .max_inflight = MAX_INFLIGHT,
         .connect_timeout = m->connect_timeout_s,
         .presence = presence_cb,
+        .device_publish = hub_rollouts_publish_seen,
         .ctx = m,
     };
     int rc = HUB_ENOMEM;
     m->db_url = strdup(cfg->db_url);
+    m->presence = hub_presence_new(cfg->db_url);
+    struct hub_rollouts_options ro = {cfg, m->presence, publish_async, m};
+    bo.device_publish_ctx = m->rollouts = m->presence ? hub_rollouts_new(&ro) : NULL;
     m->broker = hub_broker_new(&bo);
     m->revset = hub_revset_new();
-    m->presence = hub_presence_new(cfg->db_url);
     if (m->db_url == NULL || m->broker == NULL || m->revset == NULL || m->presence == NULL ||
+        m->rollouts == NULL ||
         hub_registration_new(m->loop, cfg->db_url, (unsigned)cfg->mqtt_max_registrations,
                              &m->reg) != 0)
         goto out;
@@ -756,6 +797,7 @@ static void finish(struct hub_mqtt_server *m)
     hub_tls_ctx_free(m->pw_ctx);
     hub_presence_free(m->presence);
     hub_registration_free(m->reg); /* after the TLS contexts, which use its device CAs */
+    hub_rollouts_free(m->rollouts);
     hub_revset_free(m->revset);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->lookup_lock);
@@ -781,6 +823,7 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
     if (m == NULL || m->stopping)
         return;
     m->stopping = 1;
+    hub_rollouts_stop(m->rollouts); /* no notice is queued after this */
     /* A shutdown is not a client vanishing: no wills. */
     if (m->broker != NULL) /* NULL: a start that failed early */
         hub_broker_close_all(m->broker);

@@ -69,6 +69,7 @@ service = q("SELECT id FROM services ORDER BY id OFFSET 50 LIMIT 1")
 ca = q("SELECT id FROM cas WHERE role = 'issuing'")
 product = q("SELECT product_id FROM devices WHERE id = '%s'" % device)
 NULL = None
+ROLLOUT = "00000000-0000-4000-8000-000000000001"
 # Parameters of each statement ("function#n": the n-th statement of that function in source
 # order), as the request paths pass them: one list per EXPLAIN.
 PARAMS = {
@@ -109,6 +110,19 @@ PARAMS = {
                          NULL]],
     "register_rows#2": [["0123456789ABCDEF", NULL, "00000000-0000-5000-8000-000000000000",
                          "CN=x", "\\x00", "1700000000", "1900000000"]],
+    # rollouts (issue 16)
+    "hub_db_devices_set_tags#1": [[device, '["beta", "site:lyon"]']],
+    "hub_db_devices_set_firmware_versions#1": [['[{"device_id": "%s", "version": "1.2.0"}]' % device]],
+    "hub_db_rollouts_target_count#1": [[product, ids]],
+    "hub_db_rollouts_target_count#2": [[product, "beta"]],
+    "hub_db_rollouts_target_count#3": [[product]],
+    "hub_db_rollouts_target_busy#1": [[product, ids]],
+    "hub_db_rollouts_target_busy#2": [[product, "beta"]],
+    "hub_db_rollouts_target_busy#3": [[product]],
+    "hub_db_rollouts_materialize#1": [[product, ids, ROLLOUT, "{10,100}"]],
+    "hub_db_rollouts_materialize#2": [[product, "beta", ROLLOUT, "{10,100}"]],
+    "hub_db_rollouts_materialize#3": [[product, NULL, ROLLOUT, "{10,100}"]],
+    "hub_db_firmware_for_device#1": [[device, device, serial], [device, device, ""]],
 }
 
 
