@@ -18,6 +18,7 @@
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
 #include "server/mqtt_metrics.h"
+#include "server/mqtt_server_internal.h"
 #include "server/presence.h"
 #include "server/registration.h"
 #include "server/revfeed.h"
@@ -32,54 +33,11 @@
 
 #define MAX_QUEUED 1000
 #define MAX_INFLIGHT 32
-#define COMMAND_WAIT_S 5
 #define EARLY_MAX (64 * 1024) /* bytes a service may send while its ACL loads */
 #define SERVICES_O "services" /* organizationName of service certificates */
 /* Verified against when the id is unknown, so timing does not tell which ids exist. */
 #define DUMMY_HASH                                                                                 \
     "pbkdf2-sha256$10000$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-
-struct command {
-    char topic[160];
-    char device_id[40];
-    void *payload;
-    size_t len;
-    int done, delivered, refs, async; /* async: a rollout notice, nobody waits */
-    struct command *next;
-};
-
-struct hub_mqtt_server {
-    uv_loop_t *loop;
-    struct hub_broker *broker;
-    hub_tls_ctx_t *ctx;
-    hub_tls_ctx_t *pw_ctx;  /* TLS without client certificates */
-    hub_workers_t *workers; /* the loops that own the connections (net/workers.h) */
-    int listening[HUB_LISTENER_COUNT];
-    struct link *waiting; /* password connections before their CONNECT is accepted */
-    hub_revset_t *revset;
-    struct hub_revfeed *feed;
-    struct hub_presence *presence;
-    struct hub_registration *reg; /* device CAs: trust, JIT registration (issue 15) */
-    struct hub_rollouts *rollouts;
-    size_t async_queued; /* rollout notices in queue (under lock) */
-    uv_timer_t tick;
-    uv_async_t wakeup;
-    pthread_mutex_t lock; /* commands queue */
-    pthread_cond_t done;
-    struct command *queue;
-    pthread_mutex_t lookup_lock; /* lookup_db, used by thread-pool jobs one at a time */
-    PGconn *lookup_db;
-    char *db_url;
-    size_t max_packet;
-    unsigned connect_timeout_s;
-    int stopping;
-    int handles_open;
-    /* Loop-thread counters (no atomics: only the loop writes them) and the snapshot the
-     * tick publishes for API threads (server/mqtt_metrics.h). */
-    unsigned long long closed[HUB_CLOSE_COUNT], bytes_in, bytes_out;
-    pthread_mutex_t metrics_lock;
-    struct hub_mqtt_metrics snap;
-};
 
 /* Per TLS connection: the broker's connection, or a service waiting for its topic patterns
  * (loaded from PostgreSQL on the thread pool, so the loop never waits). */
@@ -576,102 +534,6 @@ static void revoked_cb(const char *serial_hex, void *ctx)
         hub_workers_recheck(m->workers);
 }
 
-static void release(struct hub_mqtt_server *m, struct command *c)
-{
-    if (--c->refs == 0) {
-        free(c->payload);
-        free(c);
-    }
-}
-
-static void wakeup_cb(uv_async_t *a)
-{
-    struct hub_mqtt_server *m = a->data;
-    pthread_mutex_lock(&m->lock);
-    struct command *list = m->queue;
-    m->queue = NULL;
-    pthread_mutex_unlock(&m->lock);
-    while (list != NULL) {
-        struct command *c = list;
-        list = c->next;
-        int rc = hub_broker_publish(m->broker, c->topic, c->payload, c->len, 1, 0, c->device_id);
-        pthread_mutex_lock(&m->lock);
-        c->delivered = rc > 0;
-        c->done = 1;
-        m->async_queued -= (size_t)c->async;
-        release(m, c);
-        pthread_cond_broadcast(&m->done);
-        pthread_mutex_unlock(&m->lock);
-    }
-}
-
-int hub_mqtt_server_command(struct hub_mqtt_server *m, const char *device_id, const char *name,
-                            const void *payload, size_t len, int *delivered)
-{
-    struct command *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return HUB_ENOMEM;
-    int n = snprintf(c->topic, sizeof c->topic, "devices/%s/commands/%s", device_id, name);
-    if (n < 0 || (size_t)n >= sizeof c->topic || strpbrk(name, "/+#") != NULL ||
-        !hub_topic_name_valid(c->topic, (size_t)n)) {
-        free(c);
-        return HUB_EINVAL;
-    }
-    snprintf(c->device_id, sizeof c->device_id, "%s", device_id);
-    if (len > 0 && (c->payload = malloc(len)) == NULL) {
-        free(c);
-        return HUB_ENOMEM;
-    }
-    if (len > 0)
-        memcpy(c->payload, payload, len);
-    c->len = len;
-    c->refs = 2; /* the loop and this caller */
-
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += COMMAND_WAIT_S;
-    pthread_mutex_lock(&m->lock);
-    c->next = m->queue;
-    m->queue = c;
-    uv_async_send(&m->wakeup);
-    int rc = 0;
-    while (!c->done && rc == 0)
-        rc = pthread_cond_timedwait(&m->done, &m->lock, &until);
-    int ok = c->done;
-    *delivered = c->delivered;
-    release(m, c);
-    pthread_mutex_unlock(&m->lock);
-    return ok ? 0 : HUB_ERANGE;
-}
-
-/* The rollout engine's notices: queued to the loop, nobody waits (server/rollouts.h). */
-static int publish_async(void *ctx, const char *device_id, const char *topic, const void *payload,
-                         size_t len)
-{
-    struct hub_mqtt_server *m = ctx;
-    struct command *c = calloc(1, sizeof *c);
-    if (c == NULL || (c->payload = malloc(len + 1)) == NULL) {
-        free(c);
-        return HUB_ENOMEM;
-    }
-    snprintf(c->topic, sizeof c->topic, "%s", topic);
-    snprintf(c->device_id, sizeof c->device_id, "%s", device_id);
-    memcpy(c->payload, payload, c->len = len);
-    c->refs = c->async = 1;
-    pthread_mutex_lock(&m->lock);
-    int full = m->async_queued >= HUB_ROLLOUTS_NOTICES_QUEUED;
-    if (!full) {
-        m->async_queued++;
-        c->next = m->queue;
-        m->queue = c;
-        uv_async_send(&m->wakeup);
-    } else {
-        release(m, c);
-    }
-    pthread_mutex_unlock(&m->lock);
-    return full ? HUB_ERANGE : 0;
-}
-
 int hub_mqtt_server_connected(struct hub_mqtt_server *m, const char *device_id)
 {
     return hub_presence_connected(m->presence, device_id);
@@ -694,7 +556,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     pthread_cond_init(&m->done, NULL);
     uv_timer_init(m->loop, &m->tick);
     m->tick.data = m;
-    uv_async_init(m->loop, &m->wakeup, wakeup_cb);
+    uv_async_init(m->loop, &m->wakeup, hub_mqtt_commands_wakeup);
     m->wakeup.data = m;
     m->handles_open = 2;
     m->max_packet = (size_t)cfg->mqtt_max_packet;
@@ -711,7 +573,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     int rc = HUB_ENOMEM;
     m->db_url = strdup(cfg->db_url);
     m->presence = hub_presence_new(cfg->db_url);
-    struct hub_rollouts_options ro = {cfg, m->presence, publish_async, m};
+    struct hub_rollouts_options ro = {cfg, m->presence, hub_mqtt_commands_publish_async, m};
     bo.device_publish_ctx = m->rollouts = m->presence ? hub_rollouts_new(&ro) : NULL;
     m->broker = hub_broker_new(&bo);
     m->revset = hub_revset_new();
