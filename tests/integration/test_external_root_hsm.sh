@@ -123,6 +123,14 @@ expect "ca rotate --external makes the successor's key in the token under the ne
 cp rot/*.csr rot/*.ext maker/
 (cd maker && grep '^  openssl ' ../rot.out | sed 's/^  //' | sed 's/-out \([a-z]*\)\.pem/-out \1-2.pem/' >sign2.sh &&
     sh sign2.sh 2>/dev/null)
+cp -a tokens tokens.saved
+"${P11[@]}" --delete-object --type privkey --label issuing-ca-2 >/dev/null 2>&1
+"$IOTHUBD" -c iothub.conf ca import --issuing maker/issuing-2.pem --server maker/server-2.pem \
+    >gone.out 2>&1
+[ $? != 0 ] && grep -q "ca import refused: the pending issuing key $STORE2 is not in the token; nothing changed" gone.out &&
+    [ "$(count pending_keys)" = 2 ] && [ "$(sql "$URL" "SELECT key_uri FROM cas WHERE role = 'issuing' AND active")" = "$STORE" ]
+expect "ca import refuses when the pending key is gone from the token (nothing changed)" $?
+rm -rf tokens && mv tokens.saved tokens
 "$IOTHUBD" -c iothub.conf ca import --issuing maker/issuing-2.pem --server maker/server-2.pem \
     >import2.out 2>&1 &&
     [ "$(sql "$URL" "SELECT key_uri FROM cas WHERE role = 'issuing' AND active")" = "$STORE2" ] &&
