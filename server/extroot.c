@@ -1,6 +1,7 @@
 /* The two steps of an external root. Step one makes the keys the hub will hold and stops:
- * they are sealed like every other key (ca/key + ca/seal, the one place a PKCS#11 store
- * would hook in) and kept in pending_keys with their CSRs. Step two verifies what the
+ * they are sealed like every other key (ca/key + ca/seal), or, with ca_key_store = pkcs11:...,
+ * the issuing key is made (or found) in the token and only its URI is kept; pending_keys
+ * holds them with their CSRs. Step two verifies what the
  * maker's root signed against those keys and installs root (keyless), issuing CA and
  * server certificate in one transaction, so that `serve` and the devices see a hub like any
  * other. Everything runs under the init advisory lock. */
@@ -23,8 +24,10 @@
 #include "ca/csrgen.h"
 #include "ca/import.h"
 #include "ca/key.h"
+#include "ca/p11uri.h"
 #include "ca/pem.h"
 #include "ca/seal.h"
+#include "ca/signer.h"
 #include "db/audit.h"
 #include "db/cas.h"
 #include "db/certificates.h"
@@ -69,6 +72,34 @@ static int make_pending(PGconn *c, const char *pass, enum hub_key_type t, const 
     mbedtls_pk_free(&key);
     hub_buf_free(&plain); /* wipes */
     hub_buf_free(&sealed);
+    hub_buf_free(&csr);
+    return rc;
+}
+
+/* Makes the pending issuing key in the token key_store names (generated there, or the object
+ * found there: its type is the token's) and records its URI without PIN, with its CSR. */
+static int make_pending_token(PGconn *c, const char *key_store, enum hub_key_type t, const char *cn)
+{
+    mbedtls_pk_context pub;
+    struct hub_p11_key *token = NULL;
+    hub_buf_t csr = HUB_BUF_INIT;
+    char uri[HUB_P11_URI_MAX];
+    int generated = 0;
+    mbedtls_pk_init(&pub);
+    int rc = hub_p11_uri_redact(key_store, uri, sizeof uri);
+    if (rc == 0)
+        rc = hub_signer_create_key(key_store, t, &pub, &token, &generated);
+    if (rc == 0 && (rc = hub_key_type_of(&pub, &t)) != 0)
+        hub_error("the key %s is not EC P-256/P-384 or RSA 2048/3072/4096", uri);
+    if (rc == 0)
+        rc = hub_csrgen_write_der_by(&(struct hub_signer){&pub, token}, cn, &csr);
+    if (rc == 0)
+        rc = hub_db_pending_put_token(c, "issuing", hub_key_type_name(t), uri, &csr);
+    if (rc == 0)
+        hub_info("the pending issuing key (%s) for \"%s\" is in the token (%s there): %s",
+                 hub_key_type_name(t), cn, generated ? "generated" : "found", uri);
+    hub_p11_key_free(token);
+    mbedtls_pk_free(&pub);
     hub_buf_free(&csr);
     return rc;
 }
@@ -175,11 +206,19 @@ static int ensure_pending(const struct hub_config *cfg, PGconn *c, const char *p
     for (int i = 0; rc == 0 && i < 2; i++) {
         struct hub_db_pending p;
         rc = replace ? HUB_ENOTFOUND : hub_db_pending_get(c, pending_roles[i], &p);
+        if (rc == 0 && i == 0 &&
+            (p.key_uri[0] != 0) != hub_signer_store_is_token(cfg->ca_key_store))
+            hub_warn("the pending issuing key was made %s; it stays there (ca_key_store changed "
+                     "since `init --external-root`)",
+                     p.key_uri[0] != 0 ? "in a token" : "sealed in the database");
         if (rc == 0)
             hub_db_pending_free(&p);
         if (rc == HUB_ENOTFOUND) {
-            rc = make_pending(c, pass, cfg->ca_key_type, pending_roles[i],
-                              i == 0 ? issuing_cn : names[0]);
+            if (i == 0 && hub_signer_store_is_token(cfg->ca_key_store))
+                rc = make_pending_token(c, cfg->ca_key_store, cfg->ca_key_type, issuing_cn);
+            else
+                rc = make_pending(c, pass, cfg->ca_key_type, pending_roles[i],
+                                  i == 0 ? issuing_cn : names[0]);
             *created += rc == 0;
         }
     }
@@ -248,15 +287,40 @@ int hub_extroot_init(const struct hub_config *cfg, const char *token_path, const
         printf("iothub is already initialised with an external root: nothing changed\n");
         goto out;
     }
-    printf("%s: the issuing CA key and the server key are in the hub (sealed); the root's "
-           "key stays with you.\n",
-           created > 0 ? "created the pending keys" : "the pending keys exist already");
+    if (hub_signer_store_is_token(cfg->ca_key_store))
+        printf("%s: the issuing CA key is in the token (ca_key_store), the server key in the hub "
+               "(sealed); the root's key stays with you.\n",
+               created > 0 ? "created the pending keys" : "the pending keys exist already");
+    else
+        printf("%s: the issuing CA key and the server key are in the hub (sealed); the root's "
+               "key stays with you.\n",
+               created > 0 ? "created the pending keys" : "the pending keys exist already");
     rc = write_csrs(cfg, c, csr_dir);
 out:
     PQfinish(c);
     hub_wipe(pass, strlen(pass));
     free(pass);
     return rc;
+}
+
+/* A successor's key must be a new token object: ca_key_store may not name the active one. */
+static int refuse_active_token_key(const struct hub_config *cfg, PGconn *c)
+{
+    char uri[HUB_P11_URI_MAX];
+    struct hub_db_ca active;
+    if (!hub_signer_store_is_token(cfg->ca_key_store))
+        return 0;
+    int rc = hub_p11_uri_redact(cfg->ca_key_store, uri, sizeof uri);
+    if (rc == 0 && (rc = hub_db_cas_get(c, "issuing", &active)) == 0) {
+        if (strcmp(active.key_uri, uri) == 0) {
+            hub_error("ca_key_store %s names the key of the active issuing CA: name a new "
+                      "object (object=/id=) for its successor",
+                      uri);
+            rc = HUB_EEXIST;
+        }
+        hub_db_cas_free(&active);
+    }
+    return rc == HUB_ENOTFOUND ? 0 : rc;
 }
 
 int hub_extroot_rotate(const struct hub_config *cfg, const char *csr_dir)
@@ -287,6 +351,8 @@ int hub_extroot_rotate(const struct hub_config *cfg, const char *csr_dir)
         hub_error("the root is the hub's own: rotate with `iothubd ca rotate`");
         rc = HUB_EINVAL;
     }
+    if (rc == 0)
+        rc = refuse_active_token_key(cfg, c);
     if (rc == 0)
         rc = ensure_pending(cfg, c, pass, cn, 1, &created);
     if (rc == 0)
@@ -352,9 +418,10 @@ static const char *key_type_of(mbedtls_pk_context *pk)
     return "external";
 }
 
-/* Records a CA certificate in cas (key_sealed NULL for the root). */
+/* Records a CA certificate in cas (key_sealed NULL for the root; key_uri, when not empty,
+ * names the issuing key in a token). */
 static int insert_ca(PGconn *c, const char *role, mbedtls_x509_crt *crt,
-                     const hub_buf_t *key_sealed, int *id)
+                     const hub_buf_t *key_sealed, const char *key_uri, int *id)
 {
     char serial[HUB_SERIAL_HEX], subject[400];
     if (hub_x509_serial_hex(&crt->serial, serial, sizeof serial) != 0) {
@@ -364,6 +431,10 @@ static int insert_ca(PGconn *c, const char *role, mbedtls_x509_crt *crt,
     if (mbedtls_x509_dn_gets(subject, sizeof subject, &crt->subject) < 0)
         snprintf(subject, sizeof subject, "?");
     hub_buf_t der = {.data = crt->raw.p, .len = crt->raw.len};
+    if (key_uri != NULL && key_uri[0] != 0)
+        return hub_db_cas_insert_token(c, role, subject, key_type_of(&crt->pk), serial, &der,
+                                       key_uri, hub_x509_time(&crt->valid_from),
+                                       hub_x509_time(&crt->valid_to), id);
     return hub_db_cas_insert(c, role, subject, key_type_of(&crt->pk), serial, &der, key_sealed,
                              hub_x509_time(&crt->valid_from), hub_x509_time(&crt->valid_to), id);
 }
@@ -437,6 +508,28 @@ static int import_root(PGconn *c, const struct hub_extroot_files *f, struct impo
     return rc != 0 ? rc : hub_import_check_root(&im->root, err, errlen);
 }
 
+/* The pending issuing key in the token: present, and the key the issuing certificate
+ * certifies (a test signature checked with the certificate's public key). */
+static int check_token_key(const char *uri, mbedtls_x509_crt *issuing, char *err, size_t errlen)
+{
+    mbedtls_pk_context pub;
+    struct hub_p11_key *token = NULL;
+    mbedtls_pk_init(&pub);
+    int rc = mbedtls_pk_parse_public_key(&pub, issuing->pk_raw.p, issuing->pk_raw.len) == 0
+                 ? hub_p11_key_open(uri, &pub, &token)
+                 : HUB_ECRYPTO;
+    if (rc == HUB_ENOTFOUND)
+        snprintf(err, errlen, "the pending issuing key %s is not in the token", uri);
+    else if (rc != 0)
+        snprintf(err, errlen,
+                 "the pending issuing key %s cannot sign for the issuing "
+                 "certificate (%s)",
+                 uri, hub_strerror(rc));
+    hub_p11_key_free(token);
+    mbedtls_pk_free(&pub);
+    return rc != 0 ? HUB_EINVAL : 0;
+}
+
 /* Checks the issuing CA and server certificates against the pending keys. */
 static int import_check_pair(PGconn *c, const char *pass, const struct hub_extroot_files *f,
                              struct import *im, int *server_by_root, char *err, size_t errlen)
@@ -470,6 +563,10 @@ static int import_check_pair(PGconn *c, const char *pass, const struct hub_extro
     /* Last (PBKDF2 is slow): the passphrase must still open the keys the certificates go
      * with, or `serve` could not use them. */
     for (int i = 0; rc == 0 && i < 2; i++) {
+        if (im->pend[i].key_uri[0] != 0) {
+            rc = check_token_key(im->pend[i].key_uri, &im->issuing, err, errlen);
+            continue;
+        }
         hub_buf_t plain = HUB_BUF_INIT;
         rc = hub_unseal(pass, i == 0 ? HUB_SEAL_LABEL_ISSUING : HUB_SEAL_LABEL_SERVER,
                         im->pend[i].key_sealed.data, im->pend[i].key_sealed.len, &plain);
@@ -486,13 +583,14 @@ static int import_install(PGconn *c, struct import *im, int root_new, int server
 {
     int issuing_id = 0, rc = 0, generation;
     if (root_new)
-        rc = insert_ca(c, "root", &im->root, NULL, root_id);
+        rc = insert_ca(c, "root", &im->root, NULL, NULL, root_id);
     if (rc == 0 && im->stored_issuing.id != 0) {
         rc = hub_db_cas_retire_issuing(c, &generation);
         *retired = rc == 0;
     }
     if (rc == 0)
-        rc = insert_ca(c, "issuing", &im->issuing, &im->pend[0].key_sealed, &issuing_id);
+        rc = insert_ca(c, "issuing", &im->issuing, &im->pend[0].key_sealed, im->pend[0].key_uri,
+                       &issuing_id);
     char serial[HUB_SERIAL_HEX], subject[400];
     if (rc == 0 && hub_x509_serial_hex(&im->server.serial, serial, sizeof serial) != 0) {
         hub_error("the server certificate's serial is longer than 20 bytes");
