@@ -122,6 +122,11 @@ static const struct command commands[] = {
     {"device-cas", "disable", 1, 1, 0, "device-cas disable ID",
      "refuse every device of a device CA and close their sessions", NULL,
      hub_cmd_device_cas_disable},
+    {"device-cas", "registration", 2, 2, 0, "device-cas registration ID auto|approve",
+     "set a device CA's policy for devices it has not registered yet",
+     "auto: registered active on their first connection; approve: held pending (refused at\n"
+     "CONNECT, listed by GET /v1/devices?status=pending) until `devices approve`.\n",
+     hub_cmd_device_cas_registration},
     {"device-cas", "crl", 3, 3, 0, "device-cas crl upload ID FILE",
      "upload a CRL of the device CA (DER or PEM; signed by it, cRLNumber increasing)", NULL,
      hub_cmd_device_cas_crl},
