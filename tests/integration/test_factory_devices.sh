@@ -39,8 +39,8 @@ lost() {
     done
     return 1
 }
-CTL products create "Factory sensor" --json && PK=$(field product_key)
-expect "iothubctl products create (the product the factory CA registers devices under)" $?
+loads_reach 1 && CTL products create "Factory sensor" --json && PK=$(field product_key)
+expect "device CAs loaded at start; iothubctl products create (the product of the factory CA)" $?
 
 # ---- the maker: a factory CA, its registration with proof of possession ------------------------
 mkdir -p line && : >line/index && echo 1000 >line/serial && echo 01 >line/crlnumber
