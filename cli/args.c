@@ -37,6 +37,7 @@ static const struct {
     [OPT_PAYLOAD_FILE] = {"payload-file", 0, 1},
     [OPT_PEM] = {"pem", 0, 0},
     [OPT_BEFORE] = {"before", 0, 1},
+    [OPT_PENDING] = {"pending", 0, 0},
 };
 
 const char *hub_args_name(enum hub_opt o)

@@ -38,6 +38,7 @@ enum hub_opt {
     OPT_PAYLOAD_FILE,
     OPT_PEM,
     OPT_BEFORE,
+    OPT_PENDING, /* devices list --pending (factory devices awaiting approval) */
     OPT_COUNT
 };
 

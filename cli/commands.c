@@ -187,7 +187,8 @@ int hub_cmd_devices_list(struct hub_ctl *ctl)
         struct hub_response resp;
         if (hub_buf_puts(&path, "/v1/devices") != 0 ||
             add_query(&path, "limit", a->val[OPT_LIMIT]) != 0 ||
-            add_query(&path, "after", after) != 0) {
+            add_query(&path, "after", after) != 0 ||
+            add_query(&path, "status", a->val[OPT_PENDING] ? "pending" : NULL) != 0) {
             hub_buf_free(&path);
             rc = out_of_memory();
             break;

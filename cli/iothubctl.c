@@ -38,10 +38,11 @@ static const struct command commands[] = {
      "--product-secret-file F (or --product-secret S) authenticates with the product's key\n"
      "and secret (product claim).\n",
      hub_cmd_devices_provision},
-    {"devices", "list", 0, 0, B(LIMIT) | B(AFTER) | B(ALL),
-     "devices list [--limit N] [--after ID] [--all]", "list devices, one page or --all",
+    {"devices", "list", 0, 0, B(LIMIT) | B(AFTER) | B(ALL) | B(PENDING),
+     "devices list [--limit N] [--after ID] [--all] [--pending]", "list devices, one page or --all",
      "--limit N: page size, 1..1000 (server default 100); --after ID: the page after device ID;\n"
-     "--all: follow the pages to the end.\n",
+     "--all: follow the pages to the end; --pending: only devices awaiting approval (registered\n"
+     "by a device CA with policy approve).\n",
      hub_cmd_devices_list},
     {"devices", "show", 1, 1, 0, "devices show ID", "show a device with its certificates", NULL,
      hub_cmd_devices_show},
