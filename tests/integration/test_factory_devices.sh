@@ -111,9 +111,9 @@ expect "SN-0001 connects with no prior API call; iothubctl commands send reaches
 pub d3 -t "devices/$U3/telemetry" -m first && pub d4 -t "devices/$U4/telemetry" -m first
 expect "SN-0003 and SN-0004 connect and publish on their uuid5 topics" $?
 bearer "$ADMIN" GET /v1/devices
-echo "$BODY" | "$PY" -c '
+"$PY" -c '
 import json, sys
-d = {x["device_id"]: x for x in json.load(sys.stdin)["devices"]}
+d = {x["device_id"]: x for x in json.load(open("body.out"))["devices"]}
 for u in sys.argv[2:]:
     assert d[u]["status"] == "active" and d[u]["device_ca_id"] == sys.argv[1], d.get(u)' "$FAB" "$U1" "$U3" "$U4"
 expect "GET /v1/devices lists them active, with device_ca_id" $?
@@ -121,15 +121,18 @@ bearer "$ADMIN" GET "/v1/devices/$U1"
 [ "$STATUS" = 200 ] && [ "$(jf serial_number)" = SN-0001 ] && [ "$(jf device_ca_id)" = "$FAB" ] &&
     [ "$(jf certificates.0.serial)" = "$(serial_of d1)" ] && [ "$(jf certificates.0.device_ca_id)" = "$FAB" ]
 expect "GET /v1/devices/{id}: serial number = CN, its certificate naming the device CA" $?
+CTL devices show "$U1" && grep -q "^device ca: *$FAB" ctl.out && grep -q "^serial number: *SN-0001" ctl.out &&
+    CTL certs show "$(serial_of d1)" && grep -q "^device ca: *$FAB" ctl.out
+expect "iothubctl devices show / certs show name the device CA" $?
 bearer "$ADMIN" GET "/v1/certificates/$(serial_of d1)"
 [ "$STATUS" = 200 ] && [ "$(jf device_ca_id)" = "$FAB" ] && [ "$(jf device_id)" = "$U1" ] &&
     [ "$(jf status)" = valid ] && [ "$(jf certificate | openssl x509 -noout -fingerprint)" = "$(openssl x509 -in d1.pem -noout -fingerprint)" ] ||
     echo "GET /v1/certificates/$(serial_of d1): $STATUS $BODY" >&2
 expect "GET /v1/certificates/{serial}: device_ca_id, device_id, the PEM signed on the line" $?
 bearer "$ADMIN" GET "/v1/audit?limit=100"
-echo "$BODY" | "$PY" -c '
+"$PY" -c '
 import json, sys
-a = [e for e in json.load(sys.stdin)["entries"] if e["action"] == "device.registered_jit"]
+a = [e for e in json.load(open("body.out"))["entries"] if e["action"] == "device.registered_jit"]
 assert sorted(e["target"] for e in a) == sorted(sys.argv[1:]), a' "$U1" "$U3" "$U4"
 expect "GET /v1/audit shows one device.registered_jit per device" $?
 CTL device-cas show "$FAB" --json && [ "$(field devices)" = 3 ]
@@ -201,6 +204,18 @@ tls_probe unk.out "$MQTT_PORT" trust.pem -cert d9.pem -key d9.key
 [ $rc != 0 ] && grep -q 'alert unknown ca' unk.out &&
     [ "$(sql "$URL" "SELECT count(*) FROM devices WHERE serial_number = 'SN-0009'")" = 0 ]
 expect "a device under an unregistered CA is refused at the handshake, not registered" $?
+# refusals_audited: GET /v1/audit shows the handshake refusals of the disabled CA (naming
+# it) and of the unknown CA (written off the loop, at most 10 a second: polled up to 10 s).
+refusals_audited() {
+    bearer "$ADMIN" GET "/v1/audit?limit=200" && "$PY" -c '
+import json, sys
+r = {(e["target"], (e["details"] or {}).get("reason")) for e in json.load(open("body.out"))["entries"]
+     if e["action"] == "mqtt.handshake_refused"}
+assert (sys.argv[1], "device_ca_disabled") in r and any(x[1] == "unknown_ca" for x in r), r' "$FAB" 2>"${1:-/dev/null}"
+}
+for _ in $(seq 100); do refusals_audited && break; sleep 0.1; done
+refusals_audited /dev/stderr
+expect "GET /v1/audit shows the refusals: disabled CA (naming it), unknown CA" $?
 pub d4 -t "devices/$U4/telemetry" -m x && server_alive
 expect "SN-0004 still connects; iothubd is up" $?
 finish
