@@ -171,8 +171,9 @@ expect "SN-0001, not on the CRL, still connects" $?
 
 # ---- disable / enable the CA --------------------------------------------------------------------------
 sub d1 live1.out -t "devices/$U1/commands/#" -W 20 && SUB1=$SUB_PID &&
-    sub d3 live3.out -t "devices/$U3/commands/#" -W 20
-expect "two devices of the CA connected" $?
+    sub d3 live3.out -t "devices/$U3/commands/#" -W 20 &&
+    bearer "$ADMIN" GET "/v1/devices/$U1" && [ "$(jf connected)" = true ]
+expect "two devices of the CA connected (GET /v1/devices/{id}: connected true)" $?
 n=$(loads) t0=$(date +%s%N)
 CTL device-cas disable "$FAB" && lost live1.out 20 && lost live3.out 20
 rc=$? ms=$((($(date +%s%N) - t0) / 1000000))
