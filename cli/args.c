@@ -50,6 +50,7 @@ static const struct {
     [OPT_HARDWARE] = {"hardware", 0, 1},
     [OPT_MIN_VERSION] = {"min-version", 0, 1},
     [OPT_NOTES] = {"notes", 0, 1},
+    [OPT_PENDING] = {"pending", 0, 0},
 };
 
 const char *hub_args_name(enum hub_opt o)

@@ -53,6 +53,7 @@ enum hub_opt {
     OPT_HARDWARE,
     OPT_MIN_VERSION,
     OPT_NOTES,
+    OPT_PENDING, /* devices list --pending (factory devices awaiting approval) */
     OPT_COUNT
 };
 

@@ -187,7 +187,8 @@ int hub_cmd_devices_list(struct hub_ctl *ctl)
         struct hub_response resp;
         if (hub_buf_puts(&path, "/v1/devices") != 0 ||
             add_query(&path, "limit", a->val[OPT_LIMIT]) != 0 ||
-            add_query(&path, "after", after) != 0) {
+            add_query(&path, "after", after) != 0 ||
+            add_query(&path, "status", a->val[OPT_PENDING] ? "pending" : NULL) != 0) {
             hub_buf_free(&path);
             rc = out_of_memory();
             break;
@@ -235,7 +236,8 @@ int hub_cmd_devices_show(struct hub_ctl *ctl)
         {"device id", "device_id"},         {"product key", "product_key"},
         {"serial number", "serial_number"}, {"status", "status"},
         {"connected", "connected"},         {"created", "created_at"},
-        {"activated", "activated_at"},      {"last seen", "last_seen"}};
+        {"activated", "activated_at"},      {"last seen", "last_seen"},
+        {"device ca", "device_ca_id"}};
     hub_buf_t path = HUB_BUF_INIT;
     struct hub_response resp;
     if (path_with_id(&path, "devices", ctl->words[0], "") != 0)
@@ -324,7 +326,8 @@ int hub_cmd_certs_show(struct hub_ctl *ctl)
         {"subject", "subject"},       {"status", "status"},
         {"device id", "device_id"},   {"service id", "service_id"},
         {"not before", "not_before"}, {"not after", "not_after"},
-        {"revoked at", "revoked_at"}, {"revocation reason", "revocation_reason"}};
+        {"revoked at", "revoked_at"}, {"revocation reason", "revocation_reason"},
+        {"device ca", "device_ca_id"}};
     hub_buf_t path = HUB_BUF_INIT;
     struct hub_response resp;
     if (path_with_id(&path, "certificates", ctl->words[0], "") != 0)

@@ -168,10 +168,11 @@ int hub_cmd_device_cas_show(struct hub_ctl *ctl)
     return rc;
 }
 
-static int set_status(struct hub_ctl *ctl, const char *status)
+/* PATCH /v1/device-cas/<id> {field: value}. */
+static int patch_ca(struct hub_ctl *ctl, const char *field, const char *value)
 {
     hub_buf_t path = HUB_BUF_INIT;
-    json_t *body = json_pack("{s:s}", "status", status);
+    json_t *body = json_pack("{s:s}", field, value);
     if (body == NULL || ca_path(&path, "/v1/device-cas/", ctl->words[0], "") != 0) {
         json_decref(body);
         hub_buf_free(&path);
@@ -184,12 +185,21 @@ static int set_status(struct hub_ctl *ctl, const char *status)
 
 int hub_cmd_device_cas_enable(struct hub_ctl *ctl)
 {
-    return set_status(ctl, "enabled");
+    return patch_ca(ctl, "status", "enabled");
 }
 
 int hub_cmd_device_cas_disable(struct hub_ctl *ctl)
 {
-    return set_status(ctl, "disabled");
+    return patch_ca(ctl, "status", "disabled");
+}
+
+int hub_cmd_device_cas_registration(struct hub_ctl *ctl)
+{
+    const char *policy = ctl->words[1];
+    if (strcmp(policy, "auto") != 0 && strcmp(policy, "approve") != 0)
+        return hub_ctl_usage_error(ctl, "the registration policy is auto or approve, not \"%s\"",
+                                   policy);
+    return patch_ca(ctl, "registration", policy);
 }
 
 int hub_cmd_device_cas_crl(struct hub_ctl *ctl)

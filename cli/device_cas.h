@@ -13,6 +13,8 @@ int hub_cmd_device_cas_list(struct hub_ctl *ctl);
 int hub_cmd_device_cas_show(struct hub_ctl *ctl);
 int hub_cmd_device_cas_enable(struct hub_ctl *ctl);
 int hub_cmd_device_cas_disable(struct hub_ctl *ctl);
+/* device-cas registration ID auto|approve: the CA's policy for devices not seen yet. */
+int hub_cmd_device_cas_registration(struct hub_ctl *ctl);
 /* device-cas crl upload ID FILE (DER or PEM). */
 int hub_cmd_device_cas_crl(struct hub_ctl *ctl);
 /* devices approve ID: a pending device becomes active. */

@@ -40,10 +40,11 @@ static const struct command commands[] = {
      "--product-secret-file F (or --product-secret S) authenticates with the product's key\n"
      "and secret (product claim).\n",
      hub_cmd_devices_provision},
-    {"devices", "list", 0, 0, B(LIMIT) | B(AFTER) | B(ALL),
-     "devices list [--limit N] [--after ID] [--all]", "list devices, one page or --all",
+    {"devices", "list", 0, 0, B(LIMIT) | B(AFTER) | B(ALL) | B(PENDING),
+     "devices list [--limit N] [--after ID] [--all] [--pending]", "list devices, one page or --all",
      "--limit N: page size, 1..1000 (server default 100); --after ID: the page after device ID;\n"
-     "--all: follow the pages to the end.\n",
+     "--all: follow the pages to the end; --pending: only devices awaiting approval (registered\n"
+     "by a device CA with policy approve).\n",
      hub_cmd_devices_list},
     {"devices", "show", 1, 1, 0, "devices show ID", "show a device with its certificates", NULL,
      hub_cmd_devices_show},
@@ -124,6 +125,11 @@ static const struct command commands[] = {
     {"device-cas", "disable", 1, 1, 0, "device-cas disable ID",
      "refuse every device of a device CA and close their sessions", NULL,
      hub_cmd_device_cas_disable},
+    {"device-cas", "registration", 2, 2, 0, "device-cas registration ID auto|approve",
+     "set a device CA's policy for devices it has not registered yet",
+     "auto: registered active on their first connection; approve: held pending (refused at\n"
+     "CONNECT, listed by GET /v1/devices?status=pending) until `devices approve`.\n",
+     hub_cmd_device_cas_registration},
     {"device-cas", "crl", 3, 3, 0, "device-cas crl upload ID FILE",
      "upload a CRL of the device CA (DER or PEM; signed by it, cRLNumber increasing)", NULL,
      hub_cmd_device_cas_crl},

@@ -5,6 +5,7 @@
 #define DEVICE_JSON                                                                                \
     "json_build_object('device_id', d.id, 'product_key', p.product_key,"                           \
     " 'serial_number', d.serial_number, 'status', d.status, 'connected', false,"                   \
+    " 'device_ca_id', d.device_ca_id,"                                                             \
     " 'created_at', rfc3339(d.created_at), 'activated_at', rfc3339(d.activated_at),"               \
     " 'last_seen', rfc3339(d.last_seen)"
 
