@@ -240,7 +240,7 @@ unchanged "conflicts and unknown ids wrote nothing"
 bearer "$ADMIN" POST /v1/devices "{\"product_key\":\"$PK2\",\"serial_number\":\"SN-1\"}"
 expect_status "the same serial number under another product -> 201" 201
 
-for m in "DELETE /v1/devices/$ID1|GET, HEAD" "PUT /v1/products|POST, GET, HEAD" "GET /v1/devices/$ID1/activate|POST" \
+for m in "DELETE /v1/devices/$ID1|GET, HEAD, PATCH" "PUT /v1/products|POST, GET, HEAD" "GET /v1/devices/$ID1/activate|POST" \
          "POST /v1/crl|GET, HEAD" "PATCH /v1/tokens|POST, GET, HEAD"; do
     IFS='|' read -r p allow <<<"$m"
     bearer "$ADMIN" $p

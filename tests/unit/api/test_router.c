@@ -5,14 +5,14 @@
 #include "api/router.h"
 #include "tests/unit/harness.h"
 
-/* Every route is unique, state-changing ones are audited, role routes name a role and
+/* Every route is unique, state-changing ones (every method but GET) are audited, role routes name a role and
  * routes of a principal's own credentials take its id as the first {} segment. */
 static void test_table(void)
 {
     size_t n = 0;
     for (const struct hub_route *a = hub_router_routes; a->pattern; a++, n++) {
         CHECK(a->handler != NULL);
-        CHECK((strcmp(a->method, "POST") == 0) == (a->action != NULL));
+        CHECK((strcmp(a->method, "GET") != 0) == (a->action != NULL));
         CHECK((a->auth == HUB_AUTH_ROLE) == (a->min_role != HUB_ROLE_NONE) ||
               a->auth == HUB_AUTH_PROVISION);
         if (a->auth == HUB_AUTH_DEVICE || a->auth == HUB_AUTH_DEVICE_CERT)
