@@ -48,7 +48,7 @@ uuid_of() { python3 -c 'import sys, uuid; print(uuid.uuid5(uuid.NAMESPACE_URL, s
 # register_ca NAME POLICY: the row POST /v1/device-cas writes, and its NOTIFY; prints the id.
 register_ca() {
     local hex id
-    hex=$(openssl x509 -in "$1.pem" -outform der | xxd -p | tr -d '\n')
+    hex=$(openssl x509 -in "$1.pem" -outform der | od -An -v -tx1 | tr -d ' \n')
     id=$(sql "$URL" "INSERT INTO device_cas (product_id, subject, serial, fingerprint, cert_der,
                      not_before, not_after, registration, created_by)
                      VALUES ($PID, 'CN=$1 device CA', '$(serial_of "$1")', '$(fingerprint "$1")',
@@ -153,7 +153,7 @@ U4=$(uuid_of fab1 SN-0004)
 sub d4 live4.out -t "devices/$U4/commands/#" -W 15
 openssl ca -config fab1.cnf -revoke d4.pem -keyfile fab1.key -cert fab1.pem >>openssl.log 2>&1 &&
     openssl ca -config fab1.cnf -gencrl -keyfile fab1.key -cert fab1.pem -out fab1.crl >>openssl.log 2>&1 &&
-    CRL=$(openssl crl -in fab1.crl -outform der | xxd -p | tr -d '\n') &&
+    CRL=$(openssl crl -in fab1.crl -outform der | od -An -v -tx1 | tr -d ' \n') &&
     sql "$URL" "UPDATE device_cas SET crl_der = '\\x$CRL' WHERE id = '$FAB1'" &&
     sql "$URL" "NOTIFY iothub_device_cas, '$FAB1'" && lost live4.out 20
 expect "a fab1 CRL listing a connected device closes its session (within 2 s)" $?
