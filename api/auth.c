@@ -20,6 +20,7 @@
 #include "ca/cert.h"
 #include "db/db.h"
 #include "db/devices.h"
+#include "db/pool.h"
 #include "db/products.h"
 #include "db/services.h"
 #include "db/tokens.h"
@@ -68,6 +69,7 @@ static int auth_basic(struct hub_req *r, enum hub_auth kind, const char *user, c
     static const char dummy[] = "pbkdf2-sha256$10000$AAAAAAAAAAAAAAAAAAAAAA==$"
                                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     struct hub_db_secret s;
+    int fresh = r->db == NULL; /* the request's connection was taken for this lookup */
     PGconn *c = hub_transaction_db(r);
     if (c == NULL)
         return HUB_REPLIED;
@@ -83,6 +85,10 @@ static int auth_basic(struct hub_req *r, enum hub_auth kind, const char *user, c
     if (rc != 0 && rc != HUB_ENOTFOUND) {
         hub_reply_internal(r, rc, "credential lookup");
         return HUB_REPLIED;
+    }
+    if (fresh) { /* the slow hash holds none of the pool's connections (the handler takes one) */
+        hub_db_pool_release(r->api->pool, r->db);
+        r->db = NULL;
     }
     int ok = hub_passhash_verify(pass, rc == 0 ? s.hash : dummy) && rc == 0;
     if (!ok) {
