@@ -110,9 +110,12 @@ kill "$SUB_PID" 2>/dev/null
 wait "$SUB_PID" 2>/dev/null
 
 # ---- the numbers ------------------------------------------------------------------------------
+# Each worker loop publishes its counters on its own tick: under load one may lag the others.
 wait_for 'iothub_revocation_sessions_closed_total' -ge 1 &&
-    wait_for 'iothub_mqtt_connections{listener="mtls"}' -eq 0
-expect "the snapshot catches up within 5 s (revocation counted, every connection gone)" $?
+    wait_for 'iothub_mqtt_connections{listener="mtls"}' -eq 0 &&
+    wait_for 'iothub_tls_handshakes_total{listener="mtls",result="full"}' -ge 4 &&
+    wait_for 'iothub_mqtt_connections_accepted_total{listener="mtls"}' -ge 4
+expect "the snapshot catches up within 5 s (revocation counted, every connection gone, every handshake counted)" $?
 $CHECK metrics.txt >check.out 2>&1
 rc=$?
 expect "/metrics after traffic parses as strict Prometheus text ($(head -c 200 check.out))" $rc
