@@ -288,8 +288,8 @@ int hub_db_mqtt_gc(PGconn *c, uint64_t *cursor, int limit, long *deleted)
     PGresult *r;
     int rc = hub_db_exec_row(
         c, &r,
-        "WITH w AS (SELECT id, created_at FROM mqtt_messages WHERE id > $1 ORDER BY id"
-        " LIMIT $2), d AS (DELETE FROM mqtt_messages m USING w WHERE m.id = w.id"
+        "WITH w AS (SELECT id FROM mqtt_messages WHERE id > $1 ORDER BY id LIMIT $2),"
+        " d AS (DELETE FROM mqtt_messages m WHERE m.id = ANY (ARRAY(SELECT id FROM w))"
         " AND m.created_at < now() - interval '60 seconds'"
         " AND NOT EXISTS (SELECT 1 FROM mqtt_queue q WHERE q.msg_id = m.id)"
         " AND NOT EXISTS (SELECT 1 FROM mqtt_retained t WHERE t.msg_id = m.id) RETURNING 1)"
