@@ -152,15 +152,17 @@ int hub_db_mqtt_sync(PGconn *c, size_t *failed)
     *failed = 0;
     if (PQpipelineSync(c) != 1)
         return HUB_EDBDOWN;
+    int nulls = 0;
     for (;;) {
         PGresult *r = PQgetResult(c);
         if (r == NULL) {
-            /* end of one statement's results; a NULL twice in a row without the sync
-             * means the connection is gone */
-            if (PQstatus(c) != CONNECTION_OK)
+            /* the end of one statement's results; twice in a row (nothing left before the
+             * sync) only when the connection is gone */
+            if (PQstatus(c) != CONNECTION_OK || ++nulls > 1)
                 return HUB_EDBDOWN;
             continue;
         }
+        nulls = 0;
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(r);

@@ -50,6 +50,7 @@ struct hub_mqtt_store {
     /* released ids: the writer appends, the loop swaps */
     pthread_mutex_t rel_lock;
     hub_buf_t released, releasing;
+    int closing; /* under rel_lock: the async handle is closing, no more sends */
     void (*closed)(void *arg);
     void *closed_arg;
     /* writer state */
@@ -222,9 +223,9 @@ static void release(struct hub_mqtt_store *s, const hub_buf_t *batch, const hub_
         hub_buf_append(&s->released, &r.id, sizeof r.id);
         n++;
     }
-    pthread_mutex_unlock(&s->rel_lock);
-    if (n > 0)
+    if (n > 0 && !s->closing)
         uv_async_send(&s->async);
+    pthread_mutex_unlock(&s->rel_lock);
 }
 
 /* Deletes unreferenced messages, GC_WINDOW ids at a time, for at most GC_BUDGET_MS. */
@@ -251,6 +252,16 @@ static void take_spare_boot(struct hub_mqtt_store *s)
         atomic_store(&s->spare_boot, boot);
 }
 
+/* The end of an outage: logged once. */
+static void back_up(struct hub_mqtt_store *s)
+{
+    if (s->up)
+        return;
+    s->up = 1;
+    atomic_store_explicit(&s->down, 0, memory_order_relaxed);
+    hub_info("mqtt store: PostgreSQL reachable again; the records kept meanwhile are written");
+}
+
 static void *writer(void *arg)
 {
     struct hub_mqtt_store *s = arg;
@@ -266,6 +277,7 @@ static void *writer(void *arg)
                 if (stop)
                     break;
                 if (connect_db(s) == 0) {
+                    back_up(s);
                     collect(s);
                     take_spare_boot(s);
                 }
@@ -297,12 +309,7 @@ static void *writer(void *arg)
         }
         hub_histogram_atomic_observe(&s->commit, &commit_bounds, mono_us() - t0);
         backoff = 0;
-        if (!s->up) {
-            s->up = 1;
-            atomic_store_explicit(&s->down, 0, memory_order_relaxed);
-            hub_info("mqtt store: PostgreSQL reachable again; the records kept meanwhile are "
-                     "written");
-        }
+        back_up(s);
         ADD(batches, 1);
         ADD(written, (unsigned long long)n);
         release(s, &batch, &lost);
@@ -580,6 +587,9 @@ void hub_mqtt_store_stop(struct hub_mqtt_store *s, void (*closed)(void *arg), vo
     s->closed = closed;
     s->closed_arg = arg;
     s->broker = NULL; /* nothing is released after this */
+    pthread_mutex_lock(&s->rel_lock);
+    s->closing = 1;
+    pthread_mutex_unlock(&s->rel_lock);
     uv_close((uv_handle_t *)&s->async, async_closed);
 }
 
