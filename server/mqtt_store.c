@@ -57,7 +57,7 @@ struct hub_mqtt_store {
     uint64_t gc_cursor, gc_at;
     int up;
     /* counters: relaxed atomics (writer and loop write, /metrics reads) */
-    _Atomic unsigned long long batches, written, failed, outages, gc_deleted, unreleased;
+    _Atomic unsigned long long batches, written, skipped, failed, outages, gc_deleted, unreleased;
     _Atomic int down;
     struct hub_histogram_atomic commit;
     unsigned long long restored[5]; /* sessions, subscriptions, deliveries, QoS 2 ids, retained */
@@ -160,7 +160,7 @@ static int write_batch(struct hub_mqtt_store *s, const hub_buf_t *batch, size_t 
         return HUB_EDBDOWN;
     int rc = hub_db_mqtt_send_begin(c);
     while (rc == 0 && hub_mqtt_records_next(batch, &off, &r)) {
-        if (r.type == HUB_REC_HOLD)
+        if (r.type == HUB_REC_HOLD || r.type == HUB_REC_NONE)
             continue;
         rc = send_record(c, &r);
         if (rc == 0 && ++*n % SEGMENT == 0 && (rc = hub_db_mqtt_sync(c, &f)) == 0)
@@ -185,7 +185,7 @@ static int write_each(struct hub_mqtt_store *s, const hub_buf_t *batch, hub_buf_
         return HUB_EDBDOWN;
     int rc = 0;
     while (rc == 0 && hub_mqtt_records_next(batch, &off, &r)) {
-        if (r.type == HUB_REC_HOLD)
+        if (r.type == HUB_REC_HOLD || r.type == HUB_REC_NONE)
             continue;
         if ((rc = send_record(c, &r)) != 0 || (rc = hub_db_mqtt_sync(c, &f)) != 0)
             break;
@@ -266,6 +266,7 @@ static void *writer(void *arg)
 {
     struct hub_mqtt_store *s = arg;
     hub_buf_t batch = HUB_BUF_INIT, lost = HUB_BUF_INIT;
+    struct hub_mqtt_records_scratch sc = {0};
     unsigned backoff = 0;
     uint64_t stop_at = 0;
     int stop = 0;
@@ -283,6 +284,9 @@ static void *writer(void *arg)
                 }
                 continue;
             }
+            int c = hub_mqtt_records_cancel(&batch, &sc);
+            if (c > 0)
+                ADD(skipped, (unsigned long long)c);
         }
         size_t n = 0;
         uint64_t t0 = mono_us();
@@ -323,6 +327,7 @@ static void *writer(void *arg)
     }
     hub_buf_free(&batch);
     hub_buf_free(&lost);
+    hub_mqtt_records_scratch_free(&sc);
     return NULL;
 }
 
@@ -631,6 +636,9 @@ int hub_mqtt_store_metrics(struct hub_mqtt_store *s, hub_buf_t *out)
         "# TYPE iothub_mqtt_store_batches_total counter\niothub_mqtt_store_batches_total %llu\n"
         "# HELP iothub_mqtt_store_writes_total Statements committed by the writer.\n"
         "# TYPE iothub_mqtt_store_writes_total counter\niothub_mqtt_store_writes_total %llu\n"
+        "# HELP iothub_mqtt_store_skipped_total Records not written: a delivery that ended "
+        "before its batch was written, and its message when nothing else needed it.\n"
+        "# TYPE iothub_mqtt_store_skipped_total counter\niothub_mqtt_store_skipped_total %llu\n"
         "# HELP iothub_mqtt_store_refused_total Records refused because "
         "mqtt_store_max_pending bytes were waiting.\n"
         "# TYPE iothub_mqtt_store_refused_total counter\niothub_mqtt_store_refused_total %llu\n"
@@ -654,7 +662,7 @@ int hub_mqtt_store_metrics(struct hub_mqtt_store *s, hub_buf_t *out)
         "iothub_mqtt_store_restored{kind=\"retained\"} %llu\n"
         "# HELP iothub_mqtt_store_batch_seconds Time to write and commit one batch.\n"
         "# TYPE iothub_mqtt_store_batch_seconds histogram\n",
-        !GET(down), pending, GET(batches), GET(written), refused, GET(failed), GET(unreleased),
+        !GET(down), pending, GET(batches), GET(written), GET(skipped), refused, GET(failed), GET(unreleased),
         GET(outages), GET(gc_deleted), s->restored[0], s->restored[1], s->restored[2],
         s->restored[3], s->restored[4]);
     return rc == 0 ? hub_histogram_render(out, "iothub_mqtt_store_batch_seconds", "",
