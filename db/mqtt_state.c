@@ -78,15 +78,15 @@ static const struct stmt {
     /* Many rows at once; topics, payloads and keys are slices of one bytea ($1). */
     [S_MESSAGES] = {"mqtt_messages_many", 7,
                     "INSERT INTO mqtt_messages (id, topic, payload, qos) SELECT DISTINCT ON (u.id)"
-                    " u.id, convert_from(substring($1 FROM u.toff FOR u.tlen), 'UTF8'),"
-                    " substring($1 FROM u.poff FOR u.plen), u.qos FROM unnest($2::bigint[],"
+                    " u.id, convert_from(substring($1::bytea FROM u.toff FOR u.tlen), 'UTF8'),"
+                    " substring($1::bytea FROM u.poff FOR u.plen), u.qos FROM unnest($2::bigint[],"
                     " $3::int[], $4::int[], $5::int[], $6::int[], $7::smallint[])"
                     " AS u(id, toff, tlen, poff, plen, qos)"
                     " ON CONFLICT (id) DO UPDATE SET created_at = now()"
                     " WHERE mqtt_messages.created_at < now() - interval '30 seconds'"},
     [S_QUEUES] = {"mqtt_queue_many", 5,
                   "INSERT INTO mqtt_queue (session_key, msg_id, qos) SELECT"
-                  " convert_from(substring($1 FROM u.koff FOR u.klen), 'UTF8'), u.id, u.qos"
+                  " convert_from(substring($1::bytea FROM u.koff FOR u.klen), 'UTF8'), u.id, u.qos"
                   " FROM unnest($2::int[], $3::int[], $4::bigint[], $5::smallint[])"
                   " WITH ORDINALITY AS u(koff, klen, id, qos, n) ORDER BY u.n"
                   " ON CONFLICT DO NOTHING"},
