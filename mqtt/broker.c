@@ -212,10 +212,12 @@ int hub_broker_check(const struct hub_broker *b)
             return HUB_EINVAL; /* the front could have gone out */
         parked += c->park_key != NULL;
     }
+    size_t listed = 0;
     for (const struct hub_mqtt_conn *c = b->parked; c != NULL; c = c->parked_next)
-        parked--;
+        listed++;
     if (queued != b->sessions.queued || inflight != b->sessions.inflight ||
-        throttled != b->throttled || held != b->holds.count || parked != 0)
+        throttled != b->throttled || held != b->holds.count || parked != listed ||
+        listed != b->nparked)
         return HUB_EINVAL;
     return 0;
 }
