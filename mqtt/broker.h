@@ -86,11 +86,10 @@ struct hub_broker_options {
 struct hub_broker_stats {
     size_t connections, sessions, subscriptions, retained;
     size_t queued, inflight; /* QoS 1/2 deliveries kept, of which sent and unacknowledged */
-    size_t throttled;        /* connections whose acknowledgements are withheld (flow
-                                control, or holds of the hooks) */
+    size_t throttled;        /* publishers waiting on a full subscriber (flow control) */
     unsigned long long msgs_in, msgs_out, dropped_acl, dropped_queue;
     unsigned long long in_by_qos[3], out_by_qos[3]; /* PUBLISH packets by QoS */
-    /* Durability and several nodes (hooks): acknowledgements waiting on holds now, parked
+    /* Durability and several nodes (hooks): acknowledgements the hooks hold now, parked
      * CONNECTs now, messages injected and injected duplicates ignored, sessions expired. */
     size_t held_acks, parked;
     unsigned long long injected, inject_dupes, sessions_expired;

@@ -102,7 +102,7 @@ struct hub_broker {
     size_t nparked;
     int expiring;               /* some session has a finite expiry (tick walks them) */
     uint64_t now_ms;  /* latest time given by the transport */
-    size_t throttled; /* connections with acknowledgements withheld */
+    size_t throttled; /* connections waiting on full sessions (c->nwaits > 0) */
     struct hub_broker_stats st;
 };
 
