@@ -188,7 +188,8 @@ struct hub_broker_hooks {
      * the publishing device, NULL for services and the server. Returns the holds it takes on
      * the publisher's acknowledgement (0 or 1; ignored for QoS 0, the server and wills): the
      * PUBACK/PUBREC goes out, in packet order, once every hold was released with
-     * hub_broker_release(b, m->id). May call hub_broker_release. */
+     * hub_broker_release(b, m->id), which may be called from this or an earlier hook of m
+     * (queued, retained) too. */
     unsigned (*accepted)(void *ctx, const struct hub_msg *m, const char *origin_device_id);
     /* CONNECT of a persistent session whose key is not in memory. Return 0: go on (a new
      * session). Return 1: the connection is parked (no CONNACK; input buffered; the CONNECT

@@ -28,6 +28,7 @@ static unsigned hold_every; /* accepted holds messages whose payload starts with
 static int claim_answer;    /* what claim returns */
 static struct hub_broker *cur;
 static int release_in_accepted; /* accepted releases its own hold at once */
+static int release_in_queued;   /* queued releases the message's hold (before accepted) */
 static uint64_t ids[64];        /* ids seen by accepted */
 static size_t nids;
 
@@ -85,6 +86,8 @@ static void h_queued(void *ctx, const char *key, const struct hub_msg *m, uint8_
 {
     (void)ctx;
     ev("queued %s %llu %u %d", k(key), (unsigned long long)m->id, qos, remote);
+    if (release_in_queued)
+        hub_broker_release(cur, m->id);
 }
 static void h_delivered(void *ctx, const char *key, uint64_t id)
 {
@@ -156,7 +159,7 @@ static struct hub_broker *hbroker(size_t max_queued, unsigned max_inflight, uint
     events[0] = 0;
     hold_every = 0;
     claim_answer = 0;
-    release_in_accepted = 0;
+    release_in_accepted = release_in_queued = 0;
     nids = 0;
     cur = hub_broker_new(&o);
     hub_broker_set_hooks(cur, &hooks);
@@ -336,15 +339,26 @@ static void test_ack_holds(void)
     CHECK_STR(pids(&dev, HUB_MQTT_PUBACK, 0), "1,2,10,11,12,13,20");
     release_in_accepted = 0;
 
+    /* ... or by an earlier hook of the same message (queued, on a persistent session). */
+    struct peer svc;
+    open_peer(b, &svc, 1, SVC, "p", 0);
+    subscribe(&svc, "devices/+/telemetry", 1);
+    release_in_queued = 1;
+    publish(&dev, TOPIC_A, 1, 0, 22, "h");
+    CHECK_STR(pids(&dev, HUB_MQTT_PUBACK, 0), "1,2,10,11,12,13,20,22");
+    release_in_queued = 0;
+    close_peer(&svc);
+    CHECK_EQ(hub_broker_check(b), 0);
+
     /* Closing while held: the holds are forgotten, a late release finds nothing. */
-    publish(&dev, TOPIC_A, 1, 0, 21, "h"); /* ID(10) */
+    publish(&dev, TOPIC_A, 1, 0, 21, "h"); /* ID(11) */
     hub_broker_stats(b, &st);
     CHECK_EQ(st.held_acks, 1);
     close_peer(&dev);
     hub_broker_stats(b, &st);
     CHECK_EQ(st.held_acks, 0);
     CHECK_EQ(st.throttled, 0);
-    hub_broker_release(b, ID(10));
+    hub_broker_release(b, ID(11));
     CHECK_EQ(hub_broker_check(b), 0);
     hub_broker_free(b);
 }
