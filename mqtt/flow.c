@@ -1,5 +1,5 @@
-/* Flow control and acknowledgement holds. When a QoS 1/2 PUBLISH from a client meets a connected session whose queue
- * holds max_queued messages, the message is still queued and the publisher's
+/* Flow control and acknowledgement holds. When a QoS 1/2 PUBLISH from a client meets a connected
+ * session whose queue holds max_queued messages, the message is still queued and the publisher's
  * acknowledgements (PUBACK/PUBREC, kept in order) are withheld until that queue has drained
  * to 3/4, the session goes offline or HOLD_MAX_MS pass: the publisher's own in-flight window
  * then slows it to the subscriber's pace. A publisher may have max_inflight acknowledgements
@@ -29,8 +29,7 @@
 #define DROP_LOG_MS 10000 /* a session's dropped messages are reported this often */
 #define HELD_MAX 65535    /* withheld acknowledgements per connection (distinct ids) */
 
-void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid, uint64_t id,
-                       unsigned holds)
+void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid, uint64_t id, unsigned holds)
 {
     struct hub_broker *b = c->b;
     if (c->nheld >= HELD_MAX) {

@@ -78,8 +78,7 @@ static int seen(struct hub_broker *b, uint64_t id)
 int hub_broker_inject(struct hub_broker *b, const char *topic, size_t tlen, const uint8_t *payload,
                       size_t len, uint8_t qos, int retain, uint64_t id)
 {
-    if (qos > 2 || tlen > 65535 || !hub_topic_name_valid(topic, tlen) ||
-        len > b->o.max_packet)
+    if (qos > 2 || tlen > 65535 || !hub_topic_name_valid(topic, tlen) || len > b->o.max_packet)
         return HUB_EINVAL;
     if (qos > 0 && id != 0) {
         int rc = seen(b, id);

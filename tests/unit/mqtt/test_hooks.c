@@ -23,7 +23,7 @@
 
 /* ---- a recorder of hook calls ------------------------------------------------------------ */
 
-static char events[8192]; /* "name args;" per call */
+static char events[8192];   /* "name args;" per call */
 static unsigned hold_every; /* accepted holds messages whose payload starts with 'h' */
 static int claim_answer;    /* what claim returns */
 static struct hub_broker *cur;
@@ -247,8 +247,8 @@ static void test_hook_sequence(void)
     CHECK_EQ(count(&dev, HUB_MQTT_PUBCOMP, 0), 1);
 
     /* The will: an id, accepted (origin the device). */
-    uint8_t will_connect[] = {0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x06, 0, 0, 0, 1, 'w',
-                              0, 0, 0, 1, 'x'};
+    uint8_t will_connect[] = {0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x06,
+                              0,    0, 0, 1, 'w', 0,   0,   0,   1, 'x'};
     const char *wt = "devices/" DEV_A "/will";
     hub_buf_t wc = {0};
     hub_buf_append(&wc, will_connect, 15);
@@ -299,17 +299,17 @@ static void test_ack_holds(void)
     struct peer dev;
     hold_every = 1;
     open_peer(b, &dev, 0, DEV_A, "dev", 1);
-    publish(&dev, TOPIC_A, 1, 0, 1, "h1");  /* ID(1) held */
-    publish(&dev, TOPIC_A, 1, 0, 2, "u2");  /* ID(2) not held, waits behind 1 */
-    publish(&dev, TOPIC_A, 2, 0, 3, "h3");  /* ID(3) held (PUBREC) */
-    publish(&dev, TOPIC_A, 0, 0, 0, "h0");  /* QoS 0: never held */
+    publish(&dev, TOPIC_A, 1, 0, 1, "h1"); /* ID(1) held */
+    publish(&dev, TOPIC_A, 1, 0, 2, "u2"); /* ID(2) not held, waits behind 1 */
+    publish(&dev, TOPIC_A, 2, 0, 3, "h3"); /* ID(3) held (PUBREC) */
+    publish(&dev, TOPIC_A, 0, 0, 0, "h0"); /* QoS 0: never held */
     CHECK_EQ(count(&dev, HUB_MQTT_PUBACK, 0) + count(&dev, HUB_MQTT_PUBREC, 0), 0);
     hub_broker_stats(b, &st);
     CHECK_EQ(st.held_acks, 2);
     CHECK_EQ(st.throttled, 0); /* holds are not flow control */
     CHECK_EQ(hub_broker_check(b), 0);
-    hub_broker_release(b, ID(3)); /* out of order: nothing goes before 1 */
-    CHECK_EQ(dev.npkts, 1);       /* the CONNACK only */
+    hub_broker_release(b, ID(3));  /* out of order: nothing goes before 1 */
+    CHECK_EQ(dev.npkts, 1);        /* the CONNACK only */
     hub_broker_release(b, ID(99)); /* unknown: ignored */
     hub_broker_release(b, ID(1));
     CHECK_STR(pids(&dev, HUB_MQTT_PUBACK, 0), "1,2");
@@ -417,9 +417,9 @@ static void test_inject(void)
     CHECK_EQ(count(&svc, HUB_MQTT_PUBLISH, 0), 1);
     CHECK_EQ(hub_broker_inject(b, TOPIC_A, strlen(TOPIC_A), pl, 1, 1, 0, 77), 0);
     CHECK_EQ(count(&svc, HUB_MQTT_PUBLISH, 0), 1);
-    CHECK_EQ(hub_broker_inject(b, "devices/" DEV_A "/r", strlen("devices/" DEV_A "/r"), pl, 1, 1, 1,
-                               78),
-             0);
+    CHECK_EQ(
+        hub_broker_inject(b, "devices/" DEV_A "/r", strlen("devices/" DEV_A "/r"), pl, 1, 1, 1, 78),
+        0);
     CHECK(strstr(events, "retained devices/" DEV_A "/r 78 1;") != NULL);
     CHECK(strstr(events, "accepted") == NULL);
     CHECK_EQ(hub_broker_inject(b, "a/+", 3, pl, 1, 1, 0, 79), HUB_EINVAL);
@@ -462,8 +462,8 @@ static void test_restore_resume(void)
     CHECK_EQ(hub_broker_restore_delivery(b, SKEY("r"), t, strlen(t), pl, 1, 1, 104, 0, 0), 1);
     CHECK(strstr(events, "delivered S/r 104;") != NULL); /* over max_queued: dropped */
     CHECK_EQ(hub_broker_restore_incoming(b, SKEY("r"), 9), 0);
-    CHECK_EQ(hub_broker_restore_retained(b, "devices/" DEV_A "/state", strlen("devices/" DEV_A
-                                         "/state"), pl, 1, 1, 55),
+    CHECK_EQ(hub_broker_restore_retained(b, "devices/" DEV_A "/state",
+                                         strlen("devices/" DEV_A "/state"), pl, 1, 1, 55),
              0);
     CHECK_EQ(hub_broker_check(b), 0);
     struct hub_broker_stats st;
