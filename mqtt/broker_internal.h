@@ -171,6 +171,9 @@ static inline void hub_conn_send_ack(struct hub_mqtt_conn *c, int type, uint16_t
  * topic), or for a SUBSCRIBE filter. Returns 1 (allowed) or 0. */
 int hub_conn_may_publish(const struct hub_mqtt_conn *c, const char *topic, size_t len);
 int hub_conn_may_subscribe(const struct hub_mqtt_conn *c, const char *filter, size_t len);
+/* Whether c's principal may receive a PUBLISH on topic (a session resumed with restored
+ * state, which no SUBSCRIBE of this connection checked). Returns 1 or 0. */
+int hub_conn_may_receive(const struct hub_mqtt_conn *c, const char *topic, size_t len);
 /* Handles the packets buffered in c->in (while its CONNECT was parked). */
 void hub_conn_input(struct hub_mqtt_conn *c, uint64_t now_ms);
 /* Once a second: closes c when its CONNECT or keepalive (1.5 x the client's value) is due. */

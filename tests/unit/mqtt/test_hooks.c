@@ -518,6 +518,36 @@ static void test_restore_resume(void)
     hub_broker_free(b);
 }
 
+/* Restored state no SUBSCRIBE of the principal checked: filters and messages outside its
+ * ACL are dropped when it connects (the store told), the rest resumes. */
+static void test_restore_outside_acl(void)
+{
+    struct hub_broker *b = hbroker(100, 10, 0);
+    const char *mine = "devices/" DEV_A "/commands/x", *other = "devices/" DEV_B "/commands/x";
+    const uint8_t pl[] = "c";
+    CHECK_EQ(hub_broker_restore_session(b, DKEY_A, UINT32_MAX), 0);
+    CHECK_EQ(hub_broker_restore_sub(b, DKEY_A, "devices/#", 1), 0);
+    CHECK_EQ(hub_broker_restore_sub(b, DKEY_A, "devices/" DEV_A "/commands/#", 1), 0);
+    CHECK_EQ(hub_broker_restore_delivery(b, DKEY_A, other, strlen(other), pl, 1, 1, 31, 1, 3), 0);
+    CHECK_EQ(hub_broker_restore_delivery(b, DKEY_A, mine, strlen(mine), pl, 1, 1, 32, 0, 0), 0);
+    events[0] = 0;
+    struct peer dev;
+    open_peer(b, &dev, 0, DEV_A, "dev", 0);
+    CHECK_STR(events, "open D 0;unsub D 1 devices/#;delivered D 31;");
+    CHECK_EQ(count(&dev, HUB_MQTT_PUBLISH, 0), 1); /* only its own command */
+    struct hub_broker_stats st;
+    hub_broker_stats(b, &st);
+    CHECK_EQ(st.subscriptions, 1);
+    CHECK_EQ(st.queued, 1);
+    CHECK_EQ(st.inflight, 1);
+    CHECK_EQ(hub_broker_check(b), 0);
+    /* A command to device B no longer reaches A. */
+    CHECK_EQ(hub_broker_publish(b, other, pl, 1, 1, 0, DEV_B), 0);
+    CHECK_EQ(count(&dev, HUB_MQTT_PUBLISH, 0), 1);
+    close_peer(&dev);
+    hub_broker_free(b);
+}
+
 /* A CONNECT parked for claim: no CONNACK, input after it buffered; claim_done(ok) answers
  * with the session the server restored meanwhile and handles what was buffered;
  * claim_done(0) refuses (server unavailable); the CONNECT timeout closes a parked one. */
@@ -670,6 +700,7 @@ int main(void)
     RUN(test_holds_with_flow);
     RUN(test_inject);
     RUN(test_restore_resume);
+    RUN(test_restore_outside_acl);
     RUN(test_parked_connect);
     RUN(test_release_session);
     RUN(test_expiry_and_kick);
