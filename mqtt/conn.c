@@ -56,6 +56,14 @@ int hub_conn_may_subscribe(const struct hub_mqtt_conn *c, const char *filter, si
                           count_patterns((const char *const *)c->sub_patterns), filter, len, 1);
 }
 
+int hub_conn_may_receive(const struct hub_mqtt_conn *c, const char *topic, size_t len)
+{
+    if (c->who.kind == HUB_MQTT_DEVICE)
+        return hub_acl_device(c->who.id, topic, len, 0);
+    return hub_acl_allows((const char *const *)c->sub_patterns,
+                          count_patterns((const char *const *)c->sub_patterns), topic, len, 0);
+}
+
 static char **copy_patterns(const char *const *in)
 {
     size_t n = count_patterns(in);
@@ -194,8 +202,8 @@ void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len
     if (c->closing)
         return;
     c->b->now_ms = now_ms;
-    if (c->park_key != NULL) { /* kept until the claim is done, within one packet's size */
-        if (in->len + len > c->b->o.max_packet + 5)
+    if (c->park_key != NULL) { /* kept until the claim is done, within two packets' size */
+        if (in->len + len > 2 * c->b->o.max_packet + 10)
             hub_conn_close(c, 0, HUB_CLOSE_LIMIT, "too much input before CONNACK");
         else if (hub_buf_append(in, data, len) != 0)
             hub_conn_close(c, 0, HUB_CLOSE_ERROR, "out of memory");
