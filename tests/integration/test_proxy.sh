@@ -21,6 +21,11 @@ write_conf iothub.conf "$URL" "log_level = debug" "mqtt_mtls_proxy_protocol = on
 expect "iothubd init" $?
 ADMIN=$(cat admin.token)
 
+write_conf notrust.conf "$URL" "mqtt_mtls_proxy_protocol = on"
+timeout 20 "$IOTHUBD" -c notrust.conf serve >notrust.log 2>&1
+[ $? = 1 ] && grep -q "proxy_trusted: a listener has the PROXY protocol on" notrust.log
+expect "serve refuses to start with a PROXY listener and no proxy_trusted, naming the key" $?
+
 # Direct health check with a PROXY v1 header (curl --haproxy-protocol), as from a proxy.
 "$IOTHUBD" -c iothub.conf serve >serve.log 2>&1 &
 SERVER_PID=$!
@@ -109,9 +114,9 @@ expect "the refusal is counted in iothub_mqtt_connections_refused_total ($before
 # ---- raw sockets straight to the PROXY listeners ------------------------------------------------
 raw() { "${PC[@]}" raw 127.0.0.1 "$MQTT_PORT" "$@"; }
 hdr() { "${PC[@]}" v2 "$1"; }
-[ "$(raw 127.0.0.1 "$(hdr tcp4)" 1.5)" = open ]
+[ "$(raw 127.0.0.1 "$(hdr tcp4)" 1)" = open ]
 expect "a valid PROXY v2 header (TCP4) from a trusted proxy: the connection waits for TLS" $?
-[ "$(raw 127.0.0.1 "$(hdr local)" 1.5)" = open ]
+[ "$(raw 127.0.0.1 "$(hdr local)" 1)" = open ]
 expect "a PROXY v2 LOCAL header (a proxy's own health check) is accepted" $?
 # A TLS ClientHello's first bytes, without any header.
 [ "$(raw 127.0.0.1 16030100a5010000a10303 2)" = closed ]
@@ -124,7 +129,7 @@ for k in badver unix bigtlv tlvbad; do
 done
 [ "$(raw 127.0.0.1 "$(hdr truncated)" 3)" = closed ]
 expect "a truncated header is closed after proxy_header_timeout_ms" $?
-[ "$(raw 127.0.0.1 "$(printf 'PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nX' | od -An -tx1 | tr -d ' \n')" 1.5)" = open ]
+[ "$(raw 127.0.0.1 "$(printf 'PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nX' | od -An -tx1 | tr -d ' \n')" 1)" = open ]
 expect "a valid PROXY v1 line is accepted too" $?
 [ "$(raw 127.0.0.1 "$(printf 'PROXY TCP4 1.2.3.400 5.6.7.8 1 2\r\n' | od -An -tx1 | tr -d ' \n')" 2)" = closed ]
 expect "a v1 line with a bad address is closed" $?
