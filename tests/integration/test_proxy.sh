@@ -15,7 +15,7 @@ trap 'kill_sub >/dev/null 2>&1; [ -n "$HAPROXY_PID" ] && kill "$HAPROXY_PID" 2>/
 URL=$(new_db proxy)
 write_conf iothub.conf "$URL" "log_level = debug" "mqtt_mtls_proxy_protocol = on" \
     "api_proxy_protocol = on" "proxy_trusted = 127.0.0.1, ::1" "proxy_header_timeout_ms = 1000" \
-    "mqtt_max_handshakes_per_ip = 2" "shutdown_drain_s = 30"
+    "mqtt_max_handshakes_per_ip = 2" "api_max_connections_per_ip = 8" "shutdown_drain_s = 30"
 "$IOTHUBD" -c iothub.conf init --token-file admin.token >init.out 2>init.err &&
     "$IOTHUBD" -c iothub.conf ca chain >trust.pem 2>/dev/null
 expect "iothubd init" $?
@@ -110,6 +110,16 @@ for _ in $(seq 30); do
 done
 [ "${after:-0}" -gt "${before:-0}" ]
 expect "the refusal is counted in iothub_mqtt_connections_refused_total ($before -> $after)" $?
+
+# The API's per-client connection limit (api_max_connections_per_ip = 8) counts the client too.
+"${PC[@]}" hold 127.0.0.1 "$LB_API" 127.0.0.3 8 6 >hold-api.out 2>&1 &
+HOLD=$!
+sleep 1.5
+code3=$(curl -s --cacert trust.pem --interface 127.0.0.3 --max-time 5 -o /dev/null -w '%{http_code}' "$BASE/healthz")
+code2=$(curl -s --cacert trust.pem --interface 127.0.0.2 --max-time 5 -o /dev/null -w '%{http_code}' "$BASE/healthz")
+kill "$HOLD" 2>/dev/null; wait "$HOLD" 2>/dev/null
+[ "$code3" = 000 ] && [ "$code2" = 200 ]
+expect "API: 8 connections held from 127.0.0.3 -> its 9th is refused ($code3), 127.0.0.2 is served ($code2)" $?
 
 # ---- raw sockets straight to the PROXY listeners ------------------------------------------------
 raw() { "${PC[@]}" raw 127.0.0.1 "$MQTT_PORT" "$@"; }
