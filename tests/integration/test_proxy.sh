@@ -167,6 +167,10 @@ am=$(curl -s --cacert trust.pem "$BASE/metrics" | grep -E '^iothub_api_proxy_ref
 expect "iothub_api_proxy_refused_total counts both (malformed, untrusted)" $?
 
 # ---- health: a draining node is taken out ------------------------------------------------------
+# hc [ENV...]: the container image's health check (deploy/entrypoint.sh) against this node.
+hc() { env IOTHUB_API_LISTEN="127.0.0.1:$API_PORT" "$@" sh "$ROOT/deploy/entrypoint.sh" healthcheck; }
+hc IOTHUB_API_PROXY_PROTOCOL=on && ! hc
+expect "the entry point's health check passes with IOTHUB_API_PROXY_PROTOCOL=on (PROXY header), fails without" $?
 kill -TERM "$SERVER_PID"
 code=
 for _ in $(seq 50); do
@@ -176,6 +180,8 @@ for _ in $(seq 50); do
 done
 [ "$code" = 503 ]
 expect "after SIGTERM (shutdown_drain_s = 30) /healthz answers 503 (draining)" $?
+! hc IOTHUB_API_PROXY_PROTOCOL=on
+expect "the entry point's health check fails while the node drains" $?
 down=1
 for _ in $(seq 100); do
     [ "$(node_status mqtt_nodes)" = DOWN ] && [ "$(node_status api_nodes)" = DOWN ] && { down=0; break; }
