@@ -37,8 +37,10 @@ done
 expect "iothubd serves /healthz to a client that sends a PROXY v1 header (curl --haproxy-protocol)" $up
 
 LB_BIND=127.0.0.1 LB_MQTT_PORT=$LB_MQTT LB_API_PORT=$LB_API LB_STATS=127.0.0.1:$LB_STATS \
-    NODE1=127.0.0.1 NODE2=127.0.0.1 NODE3=127.0.0.1 NODE_MQTT_PORT=$MQTT_PORT \
-    NODE_API_PORT=$API_PORT haproxy -db -f "$ROOT/deploy/haproxy.cfg" >haproxy.log 2>&1 &
+    NODE1=127.0.0.1 NODE2=127.0.0.1 NODE3=127.0.0.1 NODE1_MQTT_PORT=$MQTT_PORT \
+    NODE2_MQTT_PORT=$MQTT_PORT NODE3_MQTT_PORT=$MQTT_PORT NODE1_API_PORT=$API_PORT \
+    NODE2_API_PORT=$API_PORT NODE3_API_PORT=$API_PORT \
+    haproxy -db -f "$ROOT/deploy/haproxy.cfg" >haproxy.log 2>&1 &
 HAPROXY_PID=$!
 # node_status BACKEND: HAProxy's view of node1 (UP, DOWN, ...) from its stats page.
 node_status() {
