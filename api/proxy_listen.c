@@ -34,7 +34,7 @@ struct hub_api_proxy {
     int lfd, wake[2];
     pthread_t th;
     int started;
-    struct waiting *w; /* o.max_pending slots */
+    struct waiting *w;  /* o.max_pending slots */
     struct pollfd *pfd; /* 2 + o.max_pending */
     uint64_t last_log;
 };
@@ -99,8 +99,8 @@ static void serve(struct hub_api_proxy *p, struct waiting *w)
         close(w->fd);
     } else {
         const struct sockaddr_storage *from = h.local ? &w->peer : &h.src;
-        socklen_t len = from->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                     : sizeof(struct sockaddr_in);
+        socklen_t len =
+            from->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
         /* MHD closes the socket itself when it cannot take it (per-address limit...). */
         if (MHD_add_connection(p->o.mhd, w->fd, (const struct sockaddr *)from, len) != MHD_YES)
             hub_debug("api: connection not taken (limits): %s", strerror(errno));

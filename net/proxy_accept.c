@@ -36,8 +36,8 @@ struct hub_proxy_accept {
 
 const char *hub_proxy_refusal_name(enum hub_proxy_refusal r)
 {
-    static const char *const names[HUB_PROXY_REFUSAL_COUNT] = {"untrusted", "malformed",
-                                                               "timeout", "overload"};
+    static const char *const names[HUB_PROXY_REFUSAL_COUNT] = {"untrusted", "malformed", "timeout",
+                                                               "overload"};
     return r < HUB_PROXY_REFUSAL_COUNT ? names[r] : "?";
 }
 

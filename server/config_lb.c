@@ -29,8 +29,7 @@ int hub_config_set_mqtt_mtls_proxy_protocol(struct hub_config *c, const char *v,
     return set_bool(&c->mqtt_mtls_proxy_protocol, v, why, n);
 }
 
-int hub_config_set_mqtt_tls_proxy_protocol(struct hub_config *c, const char *v, char *why,
-                                           size_t n)
+int hub_config_set_mqtt_tls_proxy_protocol(struct hub_config *c, const char *v, char *why, size_t n)
 {
     return set_bool(&c->mqtt_tls_proxy_protocol, v, why, n);
 }
@@ -75,8 +74,7 @@ static int set_range(int *slot, const char *v, long min, long max, char *why, si
     return 0;
 }
 
-int hub_config_set_proxy_header_timeout_ms(struct hub_config *c, const char *v, char *why,
-                                           size_t n)
+int hub_config_set_proxy_header_timeout_ms(struct hub_config *c, const char *v, char *why, size_t n)
 {
     return set_range(&c->proxy_header_timeout_ms, v, 100, 60000, why, n);
 }

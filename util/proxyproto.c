@@ -109,6 +109,17 @@ static int parse_v1(const uint8_t *p, size_t n, struct hub_proxy_header *h, cons
 
 /* ---- version 2: binary ----------------------------------------------------------------- */
 
+/* Bytes of the address block for the family byte (high nibble: UNSPEC, INET, INET6, UNIX;
+ * low: UNSPEC, STREAM, DGRAM; both UNSPEC or neither), or -1 for any other value. */
+static long v2_addr_len(unsigned fam)
+{
+    static const long len[4] = {0, 12, 36, 216};
+    unsigned af = fam >> 4, proto = fam & 0x0f;
+    if (af > 3 || proto > 2 || (af == 0) != (proto == 0))
+        return -1;
+    return len[af];
+}
+
 static int parse_v2(const uint8_t *p, size_t n, struct hub_proxy_header *h, const char **why)
 {
     if (n < 16)
@@ -121,13 +132,10 @@ static int parse_v2(const uint8_t *p, size_t n, struct hub_proxy_header *h, cons
         return fail(why, "PROXY v2: unknown command");
     if (16 + len > HUB_PROXY_MAX)
         return fail(why, "PROXY v2: header longer than the limit (TLVs too long)");
-    switch (fam) {
-    case 0x00: addr_len = 0; break;   /* UNSPEC */
-    case 0x11: case 0x12: addr_len = 12; break;  /* IPv4 stream/datagram */
-    case 0x21: case 0x22: addr_len = 36; break;  /* IPv6 */
-    case 0x31: case 0x32: addr_len = 216; break; /* UNIX */
-    default: return fail(why, "PROXY v2: unknown address family or protocol");
-    }
+    long alen = v2_addr_len(fam);
+    if (alen < 0)
+        return fail(why, "PROXY v2: unknown address family or protocol");
+    addr_len = (size_t)alen;
     if (cmd == 1 && fam != 0x11 && fam != 0x21)
         return fail(why, "PROXY v2: only TCP over IPv4 or IPv6 is accepted");
     if (addr_len > len)
@@ -181,8 +189,7 @@ int hub_proxy_parse(const uint8_t *p, size_t n, struct hub_proxy_header *h, cons
 
 /* ---- reading it off a socket -------------------------------------------------------------- */
 
-int hub_proxy_read(int fd, struct hub_proxy_reader *r, struct hub_proxy_header *h,
-                   const char **why)
+int hub_proxy_read(int fd, struct hub_proxy_reader *r, struct hub_proxy_header *h, const char **why)
 {
     ssize_t got;
     do

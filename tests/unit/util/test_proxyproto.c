@@ -11,7 +11,8 @@
 #include "util/error.h"
 #include "util/proxyproto.h"
 
-static const uint8_t SIG[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+static const uint8_t SIG[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+                                0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 
 /* A v2 header: command/version byte vc, family fam, then body (blen bytes). */
 static size_t v2(uint8_t *out, uint8_t vc, uint8_t fam, const uint8_t *body, size_t blen)
