@@ -88,13 +88,13 @@ static int v1_line(char *line, struct hub_proxy_header *h, const char **why)
 static int parse_v1(const uint8_t *p, size_t n, struct hub_proxy_header *h, const char **why)
 {
     for (size_t i = 0; i < n; i++) {
+        if (i + 1 >= V1_MAX) /* no CR where the last one may be */
+            return fail(why, "PROXY v1: line longer than 107 bytes");
         if (p[i] == '\r') {
             if (i + 1 == n)
                 return 0;
             if (p[i + 1] != '\n')
                 return fail(why, "PROXY v1: CR without LF");
-            if (i + 2 > V1_MAX)
-                return fail(why, "PROXY v1: line longer than 107 bytes");
             char line[V1_MAX];
             memcpy(line, p, i);
             line[i] = 0;
@@ -104,7 +104,7 @@ static int parse_v1(const uint8_t *p, size_t n, struct hub_proxy_header *h, cons
         if (p[i] < 0x20 || p[i] > 0x7e)
             return fail(why, "PROXY v1: control or non-ASCII byte");
     }
-    return n >= V1_MAX ? fail(why, "PROXY v1: line longer than 107 bytes") : 0;
+    return 0;
 }
 
 /* ---- version 2: binary ----------------------------------------------------------------- */
@@ -192,6 +192,10 @@ int hub_proxy_parse(const uint8_t *p, size_t n, struct hub_proxy_header *h, cons
 int hub_proxy_read(int fd, struct hub_proxy_reader *r, struct hub_proxy_header *h, const char **why)
 {
     ssize_t got;
+    if (r->have >= sizeof r->buf) { /* cannot happen: a full buffer is a complete or bad header */
+        *why = "PROXY header longer than the limit";
+        return HUB_EINVAL;
+    }
     do
         got = recv(fd, r->buf + r->have, sizeof r->buf - r->have, MSG_PEEK | MSG_DONTWAIT);
     while (got < 0 && errno == EINTR);

@@ -131,6 +131,17 @@ static void test_v1(void)
     memcpy(longline, "PROXY ", 6);
     longline[199] = 0;
     CHECK_EQ(p1(longline, &h), HUB_EINVAL); /* no CRLF within 107 bytes */
+    longline[150] = '\r';
+    longline[151] = 0;
+    CHECK_EQ(p1(longline, &h), HUB_EINVAL); /* ends in CR, but far past 107 bytes */
+    longline[105] = '\r';
+    longline[106] = '\n';
+    longline[107] = 0;
+    memcpy(longline, "PROXY UNKNOWN ", 14);
+    CHECK_EQ(p1(longline, &h), 107); /* the longest line */
+    longline[105] = 'A';
+    longline[106] = '\r';
+    CHECK_EQ(p1(longline, &h), HUB_EINVAL); /* one byte longer */
 }
 
 /* The reader leaves the bytes after the header in the socket, whatever the chunks. */
