@@ -167,6 +167,8 @@ expect "the API refuses a PROXY header from outside proxy_trusted (got HTTP $cod
 am=$(curl -s --cacert trust.pem "$BASE/metrics" | grep -E '^iothub_api_proxy_refused_total\{reason="(malformed|untrusted)"\} [1-9]' | wc -l)
 [ "$am" = 2 ]
 expect "iothub_api_proxy_refused_total counts both (malformed, untrusted)" $?
+curl -s --cacert trust.pem "$BASE/metrics" >metrics.txt && "$PY" "$ROOT/tests/integration/prom_check.py" metrics.txt
+expect "/metrics with the PROXY counters is well-formed Prometheus text (prom_check.py)" $?
 
 # ---- health: a draining node is taken out ------------------------------------------------------
 # hc [ENV...]: the container image's health check (deploy/entrypoint.sh) against this node.
