@@ -15,6 +15,7 @@
 #include <mbedtls/ssl_ciphersuites.h>
 
 #include "ca/p11uri.h"
+#include "server/config_internal.h"
 #include "util/error.h"
 #include "util/secure.h"
 
@@ -390,6 +391,14 @@ static const struct {
     {"device_ca_max_per_product", set_device_ca_max_per_product},
     {"device_ca_code_ttl_s", set_device_ca_code_ttl_s},
     {"device_ca_crl_refresh", set_device_ca_crl_refresh},
+    /* Behind a load balancer (server/config_lb.c). */
+    {"mqtt_mtls_proxy_protocol", hub_config_set_mqtt_mtls_proxy_protocol},
+    {"mqtt_tls_proxy_protocol", hub_config_set_mqtt_tls_proxy_protocol},
+    {"mqtt_plain_proxy_protocol", hub_config_set_mqtt_plain_proxy_protocol},
+    {"api_proxy_protocol", hub_config_set_api_proxy_protocol},
+    {"proxy_trusted", hub_config_set_proxy_trusted},
+    {"proxy_header_timeout_ms", hub_config_set_proxy_header_timeout_ms},
+    {"shutdown_drain_s", hub_config_set_shutdown_drain_s},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -475,6 +484,7 @@ static int set_defaults(struct hub_config *cfg)
     cfg->device_ca_max_per_product = 10;
     cfg->device_ca_code_ttl_s = 3600;
     cfg->device_ca_crl_refresh = 3600;
+    cfg->proxy_header_timeout_ms = 5000;
     return 0;
 }
 
@@ -615,6 +625,7 @@ void hub_config_free(struct hub_config *cfg)
     free(cfg->ca_key_store);
     free(cfg->pkcs11_module);
     free(cfg->pkcs11_pin_file);
+    free(cfg->proxy_trusted);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -71,6 +71,13 @@ struct hub_config {
      * given; none set: the ca_key_type alone (ec-p256 by default). */
     enum hub_key_type server_key_types[HUB_SERVER_KEY_TYPES_MAX];
     int n_server_key_types;
+    /* Behind a load balancer (server/config_lb.h): the PROXY protocol per listener (0/1),
+     * the proxies allowed to send it (NULL: none), the header timeout, the SIGTERM drain. */
+    int mqtt_mtls_proxy_protocol, mqtt_tls_proxy_protocol, mqtt_plain_proxy_protocol;
+    int api_proxy_protocol;
+    char *proxy_trusted;
+    int proxy_header_timeout_ms;
+    int shutdown_drain_s; /* /healthz answers 503 this long after SIGTERM before stopping */
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.
