@@ -14,6 +14,7 @@
 #include "api/http.h"
 #include "api/request.h"
 #include "ca/authority.h"
+#include "ca/ocsp_signers.h"
 #include "ca/pkcs11.h"
 #include "ca/pem.h"
 #include "ca/pkcs7.h"
@@ -99,6 +100,9 @@ static void maintenance_work(uv_work_t *req)
     if (rc != 0)
         hub_warn("CRL refresh failed (%s); retrying in %d s", hub_strerror(rc),
                  MAINTENANCE_INTERVAL_MS / 1000);
+    int signers; /* OCSP responder certificates past half their validity (ca/ocsp_signers.h) */
+    if (hub_ocsp_signers_refresh(s->authority.ocsp, s->db, &signers) != 0)
+        hub_warn("OCSP signer renewal failed; retrying in %d s", MAINTENANCE_INTERVAL_MS / 1000);
 }
 
 static void maintenance_done(uv_work_t *req, int status)
@@ -227,6 +231,12 @@ static int serve(struct hub_config *cfg)
     struct hub_tls_ctx_cert more[HUB_SERVER_KEY_TYPES_MAX];
     struct hub_api_cert api_more[HUB_SERVER_KEY_TYPES_MAX];
     memset(ids, 0, sizeof ids);
+    if (rc == 0) { /* OCSP: one delegated signer per CA before the API answers */
+        int made;
+        rc = hub_ocsp_signers_new(&s.authority, &s.authority.ocsp);
+        if (rc == 0 && hub_ocsp_signers_refresh(s.authority.ocsp, s.db, &made) != 0)
+            hub_warn("OCSP: some CA has no responder certificate; retrying every minute");
+    }
     if (rc == 0) {
         hub_init_authority_settings(cfg, &s.authority);
         rc = hub_server_certs_load(&s.authority, s.db, pass, types, nids, ids);
@@ -325,6 +335,7 @@ out:
     hub_tickets_free(s.tickets);
     hub_api_stop(s.api);
     hub_db_pool_free(s.pool);
+    hub_ocsp_signers_free(s.authority.ocsp);
     hub_authority_free(&s.authority);
     PQfinish(s.db);
     return rc == 0 ? 0 : 1;
