@@ -1,6 +1,9 @@
 /* Delegated OCSP signers, one per CA the hub holds a key for. Each CA entry has a mutex
- * that guards its current signer: signing a response holds it (one signature, ~0.35 ms),
- * replacing the signer takes it only to swap the pointer. The signer's key never leaves
+ * that guards its current signer pointer and the signers' reference counts: a response
+ * takes a reference under it, signs without it (API threads sign in parallel: the key's
+ * comb table is filled by a warm-up signature before the signer is published, after which
+ * mbedTLS only reads the key), and drops the reference; a replaced signer is freed by
+ * whoever drops its last reference. The signer's key never leaves
  * memory: a restart simply issues a new certificate (a few per day per node), which is
  * cheaper and safer than sealing keys that answer for only 48 hours. */
 #include "ca/ocsp_signers.h"
@@ -30,6 +33,7 @@ struct signer {
     hub_buf_t cert;
     char serial[HUB_SERIAL_HEX];
     time_t not_after, renew_at;
+    unsigned refs; /* the entry's (while current) + responses signing with it */
 };
 
 struct ocsp_ca {
@@ -181,6 +185,7 @@ static int issue(struct hub_ocsp_signers *s, struct ocsp_ca *e, PGconn *c, struc
                  g->serial, e->ca_id);
     hub_info("OCSP: issued responder certificate %s (%s) valid until %lld", g->serial, cn,
              (long long)g->not_after);
+    g->refs = 1;
     *out = g;
     return 0;
 }
@@ -209,8 +214,10 @@ int hub_ocsp_signers_refresh(struct hub_ocsp_signers *s, PGconn *c, int *made)
         pthread_mutex_lock(&e->lock);
         struct signer *old = e->cur;
         e->cur = g;
+        int last = old != NULL && --old->refs == 0;
         pthread_mutex_unlock(&e->lock);
-        signer_free(old);
+        if (last)
+            signer_free(old);
         (*made)++;
     }
     return first;
@@ -241,20 +248,28 @@ int hub_ocsp_signers_sign(struct hub_ocsp_signers *s, int ca, struct hub_ocsp_ba
     if (s == NULL || ca < 0 || (size_t)ca >= s->n)
         return HUB_ENOTFOUND;
     struct ocsp_ca *e = &s->cas[ca];
-    int rc = HUB_ENOTFOUND;
     pthread_mutex_lock(&e->lock);
     struct signer *g = e->cur;
-    if (g != NULL && time(NULL) < g->not_after) {
-        b->key = &g->key;
-        b->key_hash = g->key_hash;
-        b->cert = g->cert.data;
-        b->cert_len = g->cert.len;
-        rc = hub_ocsp_response_build(b, out);
-        b->key = NULL;
-        b->key_hash = NULL;
-        b->cert = NULL;
-    }
+    if (g != NULL && time(NULL) < g->not_after)
+        g->refs++;
+    else
+        g = NULL;
     pthread_mutex_unlock(&e->lock);
+    if (g == NULL)
+        return HUB_ENOTFOUND;
+    b->key = &g->key;
+    b->key_hash = g->key_hash;
+    b->cert = g->cert.data;
+    b->cert_len = g->cert.len;
+    int rc = hub_ocsp_response_build(b, out);
+    b->key = NULL;
+    b->key_hash = NULL;
+    b->cert = NULL;
+    pthread_mutex_lock(&e->lock);
+    int last = --g->refs == 0;
+    pthread_mutex_unlock(&e->lock);
+    if (last)
+        signer_free(g);
     return rc;
 }
 

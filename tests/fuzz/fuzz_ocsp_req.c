@@ -67,11 +67,19 @@ static void check_response(const hub_buf_t *out)
     p += len;
     tbs_len = (size_t)(p - tbs);
     if (mbedtls_asn1_get_alg(&p, end, &alg, &params) != 0 ||
-        mbedtls_asn1_get_bitstring_null(&p, end, &sig_len) != 0 || p + sig_len != end)
+        mbedtls_asn1_get_bitstring_null(&p, end, &sig_len) != 0 || (size_t)(end - p) < sig_len)
+        abort();
+    unsigned char *sig = p;
+    p += sig_len;
+    /* certs [0] EXPLICIT SEQUENCE OF Certificate: exactly the responder certificate */
+    if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONTEXT_SPECIFIC |
+                                                 MBEDTLS_ASN1_CONSTRUCTED) != 0 ||
+        mbedtls_asn1_get_tag(&p, end, &len, SEQ) != 0 || len != ca.der.len ||
+        memcmp(p, ca.der.data, len) != 0 || p + len != end)
         abort();
     uint8_t hash[32];
     if (mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), tbs, tbs_len, hash) != 0 ||
-        mbedtls_pk_verify(&ca.key, MBEDTLS_MD_SHA256, hash, 32, p, sig_len) != 0)
+        mbedtls_pk_verify(&ca.key, MBEDTLS_MD_SHA256, hash, 32, sig, sig_len) != 0)
         abort();
 }
 
