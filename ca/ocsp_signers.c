@@ -19,8 +19,6 @@
 #include "ca/cert.h"
 #include "ca/der.h"
 #include "ca/key.h"
-#include "db/db.h"
-#include "db/ocsp.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
@@ -126,7 +124,8 @@ void hub_ocsp_signers_free(struct hub_ocsp_signers *s)
 }
 
 /* Issues a new signer for CA e: a fresh P-256 key, a certificate from the CA. */
-static int issue(struct hub_ocsp_signers *s, struct ocsp_ca *e, PGconn *c, struct signer **out)
+static int issue(struct hub_ocsp_signers *s, struct ocsp_ca *e, hub_ocsp_record_cb record,
+                 void *ctx, struct signer **out)
 {
     struct signer *g = calloc(1, sizeof *g);
     if (g == NULL)
@@ -179,8 +178,8 @@ static int issue(struct hub_ocsp_signers *s, struct ocsp_ca *e, PGconn *c, struc
         signer_free(g);
         return rc;
     }
-    if (c != NULL && hub_db_ocsp_signer_insert(c, g->serial, e->ca_id, g->cert.data, g->cert.len,
-                                               req.not_before, req.not_after) != 0)
+    if (record != NULL && record(ctx, g->serial, e->ca_id, g->cert.data, g->cert.len,
+                                 req.not_before, req.not_after) != 0)
         hub_warn("OCSP: signer %s of CA %d not recorded in ocsp_signers; it is used anyway",
                  g->serial, e->ca_id);
     hub_info("OCSP: issued responder certificate %s (%s) valid until %lld", g->serial, cn,
@@ -190,7 +189,8 @@ static int issue(struct hub_ocsp_signers *s, struct ocsp_ca *e, PGconn *c, struc
     return 0;
 }
 
-int hub_ocsp_signers_refresh(struct hub_ocsp_signers *s, PGconn *c, int *made)
+int hub_ocsp_signers_refresh(struct hub_ocsp_signers *s, hub_ocsp_record_cb record, void *ctx,
+                             int *made)
 {
     int first = 0;
     *made = 0;
@@ -203,7 +203,7 @@ int hub_ocsp_signers_refresh(struct hub_ocsp_signers *s, PGconn *c, int *made)
         if (!due)
             continue;
         struct signer *g = NULL;
-        int rc = issue(s, e, c, &g);
+        int rc = issue(s, e, record, ctx, &g);
         if (rc != 0) {
             hub_warn("OCSP: no new responder certificate for CA %d (%s)", e->ca_id,
                      hub_strerror(rc));

@@ -10,7 +10,8 @@
 
 #include <stddef.h>
 
-#include <libpq-fe.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "ca/authority.h"
 #include "ca/ocsp.h"
@@ -27,10 +28,15 @@ struct hub_ocsp_signers;
 int hub_ocsp_signers_new(struct hub_authority *a, struct hub_ocsp_signers **out);
 /* Frees the set and wipes the signer keys. NULL is ignored. */
 void hub_ocsp_signers_free(struct hub_ocsp_signers *s);
+/* Records a new signer certificate (server/ stores it in ocsp_signers). Returns 0 or a
+ * HUB_E* code (logged by the caller of the callback, the signer is used anyway). */
+typedef int (*hub_ocsp_record_cb)(void *ctx, const char *serial, int ca_id, const uint8_t *der,
+                                  size_t der_len, time_t not_before, time_t not_after);
 /* Issues a signer for every CA that has none or whose signer is past half its validity,
- * and records each in ocsp_signers through c (a failed INSERT is logged; the signer is used
- * anyway). *made counts them. Returns 0 or the first HUB_E* code (the others still run). */
-int hub_ocsp_signers_refresh(struct hub_ocsp_signers *s, PGconn *c, int *made);
+ * and hands each to record (may be NULL) with ctx. *made counts them. Returns 0 or the
+ * first HUB_E* code (the other CAs still get theirs). */
+int hub_ocsp_signers_refresh(struct hub_ocsp_signers *s, hub_ocsp_record_cb record, void *ctx,
+                             int *made);
 /* The CA a CertID names (hash algorithm, issuerNameHash, issuerKeyHash), compared in
  * constant time: its cas.id in *ca_id and whether it is the root. Returns an index >= 0, or
  * -1 when no CA of the set has these hashes (or the hash algorithm is not SHA-1/SHA-256). */

@@ -23,6 +23,7 @@
 #include "db/crls.h"
 #include "db/db.h"
 #include "db/migrate.h"
+#include "db/ocsp.h"
 #include "server/config.h"
 #include "server/extroot.h"
 #include "server/device_ca_crl.h"
@@ -87,6 +88,13 @@ struct serve {
     int stopping;
 };
 
+/* Records a new OCSP responder certificate (hub_ocsp_record_cb) on the connection ctx. */
+static int record_ocsp_signer(void *ctx, const char *serial, int ca_id, const uint8_t *der,
+                              size_t der_len, time_t not_before, time_t not_after)
+{
+    return hub_db_ocsp_signer_insert(ctx, serial, ca_id, der, der_len, not_before, not_after);
+}
+
 static void maintenance_work(uv_work_t *req)
 {
     struct serve *s = req->data;
@@ -101,7 +109,7 @@ static void maintenance_work(uv_work_t *req)
         hub_warn("CRL refresh failed (%s); retrying in %d s", hub_strerror(rc),
                  MAINTENANCE_INTERVAL_MS / 1000);
     int signers; /* OCSP responder certificates past half their validity (ca/ocsp_signers.h) */
-    if (hub_ocsp_signers_refresh(s->authority.ocsp, s->db, &signers) != 0)
+    if (hub_ocsp_signers_refresh(s->authority.ocsp, record_ocsp_signer, s->db, &signers) != 0)
         hub_warn("OCSP signer renewal failed; retrying in %d s", MAINTENANCE_INTERVAL_MS / 1000);
 }
 
@@ -234,7 +242,8 @@ static int serve(struct hub_config *cfg)
     if (rc == 0) { /* OCSP: one delegated signer per CA before the API answers */
         int made;
         rc = hub_ocsp_signers_new(&s.authority, &s.authority.ocsp);
-        if (rc == 0 && hub_ocsp_signers_refresh(s.authority.ocsp, s.db, &made) != 0)
+        if (rc == 0 && hub_ocsp_signers_refresh(s.authority.ocsp, record_ocsp_signer, s.db,
+                                                   &made) != 0)
             hub_warn("OCSP: some CA has no responder certificate; retrying every minute");
     }
     if (rc == 0) {
