@@ -127,25 +127,26 @@ call POST /ocsp -H 'Content-Type: application/ocsp-request' --data-binary @sha38
 expect "a SHA-384 CertID (not served): unauthorized" $?
 # bit flips of a real request: every answer is an OCSPResponse, the server lives on
 API_PORT=$API_PORT python3 - get.req <<'PY' >flips.out
-import random, ssl, sys, urllib.request
+import http.client, os, random, ssl, sys
 ctx = ssl.create_default_context(cafile="trust.pem")
 ctx.check_hostname = False
+conn = http.client.HTTPSConnection("127.0.0.1", int(os.environ["API_PORT"]), context=ctx, timeout=10)
 req = open(sys.argv[1], "rb").read()
 random.seed(7)
 bad = 0
-for i in range(200):
+for i in range(300):
     b = bytearray(req)
     for _ in range(random.randint(1, 3)):
         b[random.randrange(len(b))] = random.randrange(256)
-    r = urllib.request.Request("https://127.0.0.1:%s/ocsp" % __import__("os").environ["API_PORT"],
-                               data=bytes(b), headers={"Content-Type": "application/ocsp-request"})
-    body = urllib.request.urlopen(r, context=ctx, timeout=10).read()
-    if body[:1] != b"\x30":
+    conn.request("POST", "/ocsp", body=bytes(b), headers={"Content-Type": "application/ocsp-request"})
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 200 or body[:1] != b"\x30":
         bad += 1
 print("non-OCSP answers:", bad)
 PY
 grep -q 'non-OCSP answers: 0' flips.out && server_alive
-expect "200 mutated requests: each answered with an OCSPResponse, the server still serves" $?
+expect "300 mutated requests: each answered with an OCSPResponse, the server still serves" $?
 on_fail flips.out
 
 # ---- metrics ---------------------------------------------------------------------------------
