@@ -11,6 +11,7 @@
 #include <mbedtls/md.h>
 #include <mbedtls/oid.h>
 
+#include "ca/cert.h"
 #include "ca/der.h"
 #include "ca/key.h"
 #include "ca/ocsp.h"
@@ -222,10 +223,75 @@ static void test_response(void)
     mbedtls_pk_free(&key);
 }
 
+/* The delegated responder profile and the AIA of a client certificate, parsed back. */
+static void test_profiles(void)
+{
+    mbedtls_pk_context ca_key, key;
+    mbedtls_x509_crt ca, crt;
+    hub_buf_t ca_der = HUB_BUF_INIT, der = HUB_BUF_INIT;
+    uint8_t serial[HUB_SERIAL_LEN];
+    time_t now = time(NULL);
+    mbedtls_pk_init(&ca_key);
+    mbedtls_pk_init(&key);
+    mbedtls_x509_crt_init(&ca);
+    mbedtls_x509_crt_init(&crt);
+    CHECK_EQ(hub_key_generate(HUB_KEY_EC_P256, &ca_key), 0);
+    CHECK_EQ(hub_key_generate(HUB_KEY_EC_P256, &key), 0);
+    struct hub_cert_request r = {.kind = HUB_CERT_ROOT_CA, .cn = "CA", .o = "iothub",
+                                 .subject_key = &ca_key, .issuer_key = &ca_key,
+                                 .not_before = now - 60, .not_after = now + 86400};
+    CHECK_EQ(hub_cert_issue(&r, serial, &ca_der), 0);
+    CHECK_EQ(mbedtls_x509_crt_parse_der(&ca, ca_der.data, ca_der.len), 0);
+    r = (struct hub_cert_request){.kind = HUB_CERT_OCSP_SIGNER, .cn = "CA OCSP Responder",
+                                  .o = "iothub", .subject_key = &key, .issuer = &ca,
+                                  .issuer_key = &ca_key, .not_before = now - 60,
+                                  .not_after = now + 48 * 3600};
+    CHECK_EQ(hub_cert_issue(&r, serial, &der), 0);
+    CHECK_EQ(mbedtls_x509_crt_parse_der(&crt, der.data, der.len), 0);
+    CHECK_EQ(mbedtls_x509_crt_check_extended_key_usage(&crt, MBEDTLS_OID_OCSP_SIGNING,
+                                                       MBEDTLS_OID_SIZE(MBEDTLS_OID_OCSP_SIGNING)),
+             0);
+    CHECK_EQ(mbedtls_x509_crt_check_extended_key_usage(&crt, MBEDTLS_OID_CLIENT_AUTH,
+                                                       MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)),
+             MBEDTLS_ERR_X509_BAD_INPUT_DATA);
+    CHECK_EQ(mbedtls_x509_crt_check_key_usage(&crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE), 0);
+    CHECK(!crt.ca_istrue);
+    /* id-pkix-ocsp-nocheck, extnValue NULL */
+    CHECK(memmem(der.data, der.len, "\x06\x09\x2b\x06\x01\x05\x05\x07\x30\x01\x05\x04\x02\x05\x00",
+                 15) != NULL);
+    uint32_t flags = 0;
+    CHECK_EQ(mbedtls_x509_crt_verify(&crt, &ca, NULL, NULL, &flags, NULL, NULL), 0);
+    mbedtls_x509_crt_free(&crt);
+    mbedtls_x509_crt_init(&crt);
+    der.len = 0;
+    r = (struct hub_cert_request){.kind = HUB_CERT_CLIENT, .cn = "dev", .o = "PK",
+                                  .subject_key = &key, .issuer = &ca, .issuer_key = &ca_key,
+                                  .not_before = now - 60, .not_after = now + 3600,
+                                  .crl_url = "https://h:1/v1/crl",
+                                  .ocsp_url = "https://h:1/ocsp"};
+    CHECK_EQ(hub_cert_issue(&r, serial, &der), 0);
+    CHECK_EQ(mbedtls_x509_crt_parse_der(&crt, der.data, der.len), 0);
+    /* AIA { AccessDescription { id-ad-ocsp, [6] "https://h:1/ocsp" } } after the CRL DP */
+    const char aia[] = "\x06\x08\x2b\x06\x01\x05\x05\x07\x01\x01\x04\x20\x30\x1e\x30\x1c"
+                       "\x06\x08\x2b\x06\x01\x05\x05\x07\x30\x01\x86\x10https://h:1/ocsp";
+    uint8_t *at = memmem(der.data, der.len, aia, sizeof aia - 1);
+    CHECK(at != NULL);
+    CHECK(at > (uint8_t *)memmem(der.data, der.len, "https://h:1/v1/crl", 18));
+    r.ocsp_url = "https://h:1/\x01";
+    CHECK_EQ(hub_cert_issue(&r, serial, &der), HUB_EINVAL); /* not ASCII: refused */
+    mbedtls_x509_crt_free(&crt);
+    mbedtls_x509_crt_free(&ca);
+    mbedtls_pk_free(&key);
+    mbedtls_pk_free(&ca_key);
+    hub_buf_free(&der);
+    hub_buf_free(&ca_der);
+}
+
 int main(void)
 {
     RUN(test_parse_openssl);
     RUN(test_parse_malformed);
     RUN(test_response);
+    RUN(test_profiles);
     HARNESS_EXIT();
 }
