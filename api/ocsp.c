@@ -105,15 +105,18 @@ static struct slot *cache_slot(const uint8_t *key, size_t len)
     return &cache[h % CACHE_SLOTS];
 }
 
-/* Appends a cached answer for key to out: 1 when found fresh, else 0. */
-static int cache_get(const uint8_t *key, size_t len, time_t now, hub_buf_t *out)
+/* Appends a cached answer for key to out and sets *made to when it was signed: 1 when one
+ * was found fresh, else 0. */
+static int cache_get(const uint8_t *key, size_t len, time_t now, hub_buf_t *out, time_t *made)
 {
     int found = 0;
     struct slot *s = cache_slot(key, len);
     pthread_mutex_lock(&cache_lock);
     if (s->key_len == len && memcmp(s->key, key, len) == 0 && now - s->made < CACHE_S &&
-        now >= s->made)
+        now >= s->made) {
         found = hub_buf_append(out, s->der.data, s->der.len) == 0;
+        *made = s->made;
+    }
     pthread_mutex_unlock(&cache_lock);
     return found;
 }
@@ -247,11 +250,11 @@ static void answer(struct hub_req *r, const uint8_t *der, size_t len, int is_get
         hub_db_pool_release(r->api->pool, r->db);
         r->db = NULL;
     }
-    time_t now = time(NULL);
+    time_t now = time(NULL), made = now;
     uint8_t key[CACHE_KEY_MAX];
     size_t key_len = q.n == 1 && q.nonce == NULL ? cache_key(ca, &single[0], key) : 0;
     hub_buf_t out = HUB_BUF_INIT;
-    if (key_len > 0 && cache_get(key, key_len, now, &out)) {
+    if (key_len > 0 && cache_get(key, key_len, now, &out, &made)) {
         atomic_fetch_add(&cache_hits, 1);
     } else {
         struct hub_ocsp_basic b = {.produced_at = now,
@@ -275,7 +278,7 @@ static void answer(struct hub_req *r, const uint8_t *der, size_t len, int is_get
     atomic_fetch_add(&by_status[HUB_OCSP_SUCCESSFUL], 1);
     for (size_t i = 0; i < q.n; i++)
         atomic_fetch_add(&by_cert[single[i].status], 1);
-    reply_der(r, &out, is_get && q.nonce == NULL, now);
+    reply_der(r, &out, is_get && q.nonce == NULL, made);
     hub_buf_free(&out);
 }
 
