@@ -98,6 +98,11 @@ static int record_ocsp_signer(void *ctx, const char *serial, int ca_id, const ui
 static void maintenance_work(uv_work_t *req)
 {
     struct serve *s = req->data;
+    /* OCSP responder certificates past half their validity (ca/ocsp_signers.h): renewed even
+     * while the database is down (recording them in ocsp_signers is then only logged). */
+    int signers;
+    if (hub_ocsp_signers_refresh(s->authority.ocsp, record_ocsp_signer, s->db, &signers) != 0)
+        hub_warn("OCSP signer renewal failed; retrying in %d s", MAINTENANCE_INTERVAL_MS / 1000);
     if (PQstatus(s->db) != CONNECTION_OK && hub_db_reset(s->db) != 0) {
         hub_warn("database still unreachable; CRL maintenance retries in %d s",
                  MAINTENANCE_INTERVAL_MS / 1000);
@@ -108,9 +113,6 @@ static void maintenance_work(uv_work_t *req)
     if (rc != 0)
         hub_warn("CRL refresh failed (%s); retrying in %d s", hub_strerror(rc),
                  MAINTENANCE_INTERVAL_MS / 1000);
-    int signers; /* OCSP responder certificates past half their validity (ca/ocsp_signers.h) */
-    if (hub_ocsp_signers_refresh(s->authority.ocsp, record_ocsp_signer, s->db, &signers) != 0)
-        hub_warn("OCSP signer renewal failed; retrying in %d s", MAINTENANCE_INTERVAL_MS / 1000);
 }
 
 static void maintenance_done(uv_work_t *req, int status)
