@@ -39,8 +39,8 @@
 
 /* ---- counters ------------------------------------------------------------------------- */
 
-static _Atomic unsigned long long by_status[7];     /* OCSPResponseStatus */
-static _Atomic unsigned long long by_cert[3];       /* good, revoked, unknown */
+static _Atomic unsigned long long by_status[7]; /* OCSPResponseStatus */
+static _Atomic unsigned long long by_cert[3];   /* good, revoked, unknown */
 static _Atomic unsigned long long cache_hits;
 
 int hub_api_ocsp_metrics(hub_buf_t *out)
@@ -52,16 +52,16 @@ int hub_api_ocsp_metrics(hub_buf_t *out)
     int rc = hub_buf_puts(out, "# HELP iothub_ocsp_responses_total OCSP responses by "
                                "responseStatus.\n# TYPE iothub_ocsp_responses_total counter\n");
     for (size_t i = 0; rc == 0 && i < sizeof statuses / sizeof statuses[0]; i++)
-        rc = hub_buf_printf(out, "iothub_ocsp_responses_total{status=\"%s\"} %llu\n",
-                            hub_ocsp_status_name(statuses[i]),
-                            atomic_load(&by_status[statuses[i]]));
+        rc =
+            hub_buf_printf(out, "iothub_ocsp_responses_total{status=\"%s\"} %llu\n",
+                           hub_ocsp_status_name(statuses[i]), atomic_load(&by_status[statuses[i]]));
     if (rc == 0)
         rc = hub_buf_puts(out, "# HELP iothub_ocsp_certificates_total Certificate statuses "
                                "answered by the OCSP responder.\n"
                                "# TYPE iothub_ocsp_certificates_total counter\n");
     for (int i = 0; rc == 0 && i < 3; i++)
-        rc = hub_buf_printf(out, "iothub_ocsp_certificates_total{status=\"%s\"} %llu\n",
-                            certs[i], atomic_load(&by_cert[i]));
+        rc = hub_buf_printf(out, "iothub_ocsp_certificates_total{status=\"%s\"} %llu\n", certs[i],
+                            atomic_load(&by_cert[i]));
     if (rc == 0)
         rc = hub_buf_printf(out,
                             "# HELP iothub_ocsp_cache_hits_total OCSP answers served from "
@@ -236,8 +236,8 @@ static void answer(struct hub_req *r, const uint8_t *der, size_t len, int is_get
         is_root = root;
     }
     for (size_t i = 0; i < q.n; i++) {
-        single[i] = (struct hub_ocsp_single){.certid = q.ids[i].raw,
-                                             .certid_len = q.ids[i].raw_len};
+        single[i] =
+            (struct hub_ocsp_single){.certid = q.ids[i].raw, .certid_len = q.ids[i].raw_len};
         int rc = lookup(r, &q.ids[i], ca_id, is_root, &single[i]);
         if (rc != 0) {
             hub_warn("OCSP: certificate status lookup failed (%s)", hub_strerror(rc));

@@ -58,10 +58,9 @@ static int write_gtime(unsigned char **p, unsigned char *start, time_t t)
         hub_der_failed_call = "gmtime_r";
         return MBEDTLS_ERR_ASN1_INVALID_DATA;
     }
-    int n = snprintf(s, sizeof s, "%04d%02d%02d%02d%02d%02dZ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    return mbedtls_asn1_write_tagged_string(p, start, MBEDTLS_ASN1_GENERALIZED_TIME, s,
-                                            (size_t)n);
+    int n = snprintf(s, sizeof s, "%04d%02d%02d%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return mbedtls_asn1_write_tagged_string(p, start, MBEDTLS_ASN1_GENERALIZED_TIME, s, (size_t)n);
 }
 
 struct tbs_ctx {
@@ -151,8 +150,8 @@ static int write_outer(unsigned char **p, unsigned char *start, void *arg)
     /* responseBytes [0] EXPLICIT SEQUENCE { id-pkix-ocsp-basic, OCTET STRING { basic } } */
     len = basic;
     HUB_DER_CHK(len, write_hdr(p, start, basic, MBEDTLS_ASN1_OCTET_STRING));
-    HUB_DER_CHK(len, mbedtls_asn1_write_oid(p, start, OID_OCSP_BASIC,
-                                            MBEDTLS_OID_SIZE(OID_OCSP_BASIC)));
+    HUB_DER_CHK(len,
+                mbedtls_asn1_write_oid(p, start, OID_OCSP_BASIC, MBEDTLS_OID_SIZE(OID_OCSP_BASIC)));
     HUB_DER_CHK(len, write_hdr(p, start, len, SEQ));
     HUB_DER_CHK(len, write_hdr(p, start, len, CTX_CONS(0)));
     HUB_DER_CHK(len, mbedtls_asn1_write_enum(p, start, HUB_OCSP_SUCCESSFUL));
@@ -196,8 +195,8 @@ int hub_ocsp_response_build(const struct hub_ocsp_basic *b, hub_buf_t *out)
     }
     if (rc == 0) {
         struct outer_ctx o = {b, &alg, &tbs, sig, sig_len};
-        rc = hub_der_build(write_outer, &o, tbs.len + sig_len + b->cert_len + 128,
-                           "OCSPResponse", out);
+        rc = hub_der_build(write_outer, &o, tbs.len + sig_len + b->cert_len + 128, "OCSPResponse",
+                           out);
     }
     hub_buf_free(&tbs);
     return rc;

@@ -27,23 +27,23 @@ enum hub_ocsp_cert_status { HUB_OCSP_GOOD, HUB_OCSP_REVOKED, HUB_OCSP_UNKNOWN };
 
 /* One SingleResponse. */
 struct hub_ocsp_single {
-    const uint8_t *certid;   /* the request's CertID DER, echoed as is */
+    const uint8_t *certid; /* the request's CertID DER, echoed as is */
     size_t certid_len;
     enum hub_ocsp_cert_status status;
-    time_t revoked_at;       /* REVOKED only */
-    int reason;              /* REVOKED: RFC 5280 CRLReason; 0 (unspecified) is omitted */
+    time_t revoked_at; /* REVOKED only */
+    int reason;        /* REVOKED: RFC 5280 CRLReason; 0 (unspecified) is omitted */
 };
 
 /* Everything a BasicOCSPResponse says. */
 struct hub_ocsp_basic {
-    mbedtls_pk_context *key;          /* the responder's private key (signs in memory) */
-    const uint8_t *key_hash;          /* ResponderID byKey: SHA-1 of its public key bits */
-    const uint8_t *cert;              /* its certificate, put in certs (or NULL) */
+    mbedtls_pk_context *key; /* the responder's private key (signs in memory) */
+    const uint8_t *key_hash; /* ResponderID byKey: SHA-1 of its public key bits */
+    const uint8_t *cert;     /* its certificate, put in certs (or NULL) */
     size_t cert_len;
     time_t produced_at, this_update, next_update; /* next_update 0: omitted */
     const struct hub_ocsp_single *single;
     size_t n;
-    const uint8_t *nonce;             /* nonce extnValue contents to echo, or NULL */
+    const uint8_t *nonce; /* nonce extnValue contents to echo, or NULL */
     size_t nonce_len;
 };
 

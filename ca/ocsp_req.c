@@ -66,8 +66,8 @@ static int parse_hash_alg(struct span *s, mbedtls_md_type_t *md)
     struct span alg, oid, null;
     if (tlv(s, SEQ, &alg) != 0 || tlv(&alg, MBEDTLS_ASN1_OID, &oid) != 0 || oid.p == oid.end)
         return HUB_EINVAL;
-    if (peek(&alg, MBEDTLS_ASN1_NULL) && (tlv(&alg, MBEDTLS_ASN1_NULL, &null) != 0 ||
-                                          null.p != null.end))
+    if (peek(&alg, MBEDTLS_ASN1_NULL) &&
+        (tlv(&alg, MBEDTLS_ASN1_NULL, &null) != 0 || null.p != null.end))
         return HUB_EINVAL;
     if (alg.p != alg.end)
         return HUB_EINVAL; /* other parameters: no hash we know takes any */
@@ -126,8 +126,7 @@ static int parse_extensions(struct span *s, struct hub_ocsp_request *out)
         return HUB_EINVAL;
     while (exts.p < exts.end) {
         int critical = 0;
-        if (tlv(&exts, SEQ, &e) != 0 || tlv(&e, MBEDTLS_ASN1_OID, &oid) != 0 ||
-            oid.p == oid.end)
+        if (tlv(&exts, SEQ, &e) != 0 || tlv(&e, MBEDTLS_ASN1_OID, &oid) != 0 || oid.p == oid.end)
             return HUB_EINVAL;
         if (peek(&e, MBEDTLS_ASN1_BOOLEAN)) {
             /* DER: TRUE is 0xFF, and FALSE (the DEFAULT) is never written. */
@@ -153,11 +152,11 @@ static int parse_extensions(struct span *s, struct hub_ocsp_request *out)
     return 0;
 }
 
-#define FAIL(reason)                                                                     \
-    do {                                                                                 \
-        if (why != NULL)                                                                 \
-            *why = (reason);                                                             \
-        return HUB_EINVAL;                                                               \
+#define FAIL(reason)                                                                               \
+    do {                                                                                           \
+        if (why != NULL)                                                                           \
+            *why = (reason);                                                                       \
+        return HUB_EINVAL;                                                                         \
     } while (0)
 
 int hub_ocsp_request_parse(const uint8_t *der, size_t len, struct hub_ocsp_request *out,

@@ -19,20 +19,20 @@
 
 /* One CertID (§4.1.1). Pointers point into the parsed buffer. */
 struct hub_ocsp_certid {
-    mbedtls_md_type_t md;        /* MBEDTLS_MD_SHA1 or _SHA256; MBEDTLS_MD_NONE: another hash */
-    const uint8_t *name_hash;    /* issuerNameHash contents */
+    mbedtls_md_type_t md;     /* MBEDTLS_MD_SHA1 or _SHA256; MBEDTLS_MD_NONE: another hash */
+    const uint8_t *name_hash; /* issuerNameHash contents */
     size_t name_hash_len;
-    const uint8_t *key_hash;     /* issuerKeyHash contents */
+    const uint8_t *key_hash; /* issuerKeyHash contents */
     size_t key_hash_len;
-    const uint8_t *serial;       /* serialNumber contents without a leading 0x00 sign byte */
+    const uint8_t *serial; /* serialNumber contents without a leading 0x00 sign byte */
     size_t serial_len;
-    int serial_negative;         /* a negative INTEGER: no certificate of ours has it */
-    const uint8_t *raw;          /* the whole CertID, echoed in the SingleResponse */
+    int serial_negative; /* a negative INTEGER: no certificate of ours has it */
+    const uint8_t *raw;  /* the whole CertID, echoed in the SingleResponse */
     size_t raw_len;
 };
 
 struct hub_ocsp_request {
-    size_t n;                                   /* 1..HUB_OCSP_MAX_REQUESTS */
+    size_t n; /* 1..HUB_OCSP_MAX_REQUESTS */
     struct hub_ocsp_certid ids[HUB_OCSP_MAX_REQUESTS];
     const uint8_t *nonce; /* the id-pkix-ocsp-nonce extnValue contents, or NULL */
     size_t nonce_len;

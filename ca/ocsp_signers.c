@@ -40,7 +40,7 @@ struct ocsp_ca {
     const mbedtls_x509_crt *cert; /* borrowed from the authority */
     struct hub_signer ca_signer;  /* the CA's own key (borrowed) */
     uint8_t name_sha1[20], key_sha1[20], name_sha256[32], key_sha256[32];
-    pthread_mutex_t lock;         /* guards cur */
+    pthread_mutex_t lock; /* guards cur */
     struct signer *cur;
 };
 
@@ -88,7 +88,8 @@ int hub_ocsp_signers_new(struct hub_authority *a, struct hub_ocsp_signers **out)
     s->a = a;
     /* An external root's key is not in the hub: nobody here can sign for it. */
     if (!hub_authority_root_external(a))
-        s->cas[s->n++] = (struct ocsp_ca){.ca_id = a->id[HUB_CA_ROOT], .is_root = 1,
+        s->cas[s->n++] = (struct ocsp_ca){.ca_id = a->id[HUB_CA_ROOT],
+                                          .is_root = 1,
                                           .cert = &a->cert[HUB_CA_ROOT],
                                           .ca_signer = hub_authority_signer(a, HUB_CA_ROOT)};
     s->cas[s->n++] = (struct ocsp_ca){.ca_id = a->id[HUB_CA_ISSUING],
@@ -173,8 +174,8 @@ static int issue(struct hub_ocsp_signers *s, struct ocsp_ca *e, hub_ocsp_record_
     uint8_t hash[32] = {0}, sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
     size_t sig_len;
     struct hub_signer mem = HUB_SIGNER_MEM(&g->key);
-    if ((rc = hub_signer_sign(&mem, MBEDTLS_MD_SHA256, hash, sizeof hash, sig, sizeof sig,
-                              &sig_len, "OCSP signer")) != 0) {
+    if ((rc = hub_signer_sign(&mem, MBEDTLS_MD_SHA256, hash, sizeof hash, sig, sizeof sig, &sig_len,
+                              "OCSP signer")) != 0) {
         signer_free(g);
         return rc;
     }

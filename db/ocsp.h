@@ -12,10 +12,10 @@
 
 /* A certificate's revocation state as the responder answers it. */
 struct hub_db_ocsp_status {
-    int ca_id;       /* the CA that issued it */
-    int revoked;     /* 1: revoked_at and reason are set */
+    int ca_id;   /* the CA that issued it */
+    int revoked; /* 1: revoked_at and reason are set */
     time_t revoked_at;
-    int reason;      /* RFC 5280 CRLReason */
+    int reason; /* RFC 5280 CRLReason */
 };
 
 /* Looks a certificate up by serial (upper-case hex). Returns 0, HUB_ENOTFOUND, or

@@ -52,8 +52,8 @@ static void check_response(const hub_buf_t *out)
     mbedtls_asn1_buf alg, params;
     if (mbedtls_asn1_get_tag(&p, end, &len, SEQ) != 0 || p + len != end ||
         mbedtls_asn1_get_enum(&p, end, &st) != 0 || st != 0 ||
-        mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONTEXT_SPECIFIC |
-                                                 MBEDTLS_ASN1_CONSTRUCTED) != 0 ||
+        mbedtls_asn1_get_tag(&p, end, &len,
+                             MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_ASN1_CONSTRUCTED) != 0 ||
         mbedtls_asn1_get_tag(&p, end, &len, SEQ) != 0 ||
         mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_OID) != 0)
         abort();
@@ -72,8 +72,8 @@ static void check_response(const hub_buf_t *out)
     unsigned char *sig = p;
     p += sig_len;
     /* certs [0] EXPLICIT SEQUENCE OF Certificate: exactly the responder certificate */
-    if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONTEXT_SPECIFIC |
-                                                 MBEDTLS_ASN1_CONSTRUCTED) != 0 ||
+    if (mbedtls_asn1_get_tag(&p, end, &len,
+                             MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_ASN1_CONSTRUCTED) != 0 ||
         mbedtls_asn1_get_tag(&p, end, &len, SEQ) != 0 || len != ca.der.len ||
         memcmp(p, ca.der.data, len) != 0 || p + len != end)
         abort();
@@ -115,16 +115,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         inside(id->serial, id->serial_len, id->raw, id->raw_len);
         int st = (choice >> (2 * (i % 4))) & 3;
         s[i] = (struct hub_ocsp_single){id->raw, id->raw_len,
-                                        st == 1 ? HUB_OCSP_REVOKED
+                                        st == 1   ? HUB_OCSP_REVOKED
                                         : st == 2 ? HUB_OCSP_UNKNOWN
                                                   : HUB_OCSP_GOOD,
                                         1700000000 + (time_t)i, (int)(i % 11 == 7 ? 0 : i % 11)};
     }
-    struct hub_ocsp_basic b = {.key = &ca.key, .key_hash = key_hash,
-                               .cert = ca.der.data, .cert_len = ca.der.len,
-                               .produced_at = 1750000000, .this_update = 1750000000,
+    struct hub_ocsp_basic b = {.key = &ca.key,
+                               .key_hash = key_hash,
+                               .cert = ca.der.data,
+                               .cert_len = ca.der.len,
+                               .produced_at = 1750000000,
+                               .this_update = 1750000000,
                                .next_update = (choice & 0x80) ? 0 : 1750003600,
-                               .single = s, .n = q.n, .nonce = q.nonce,
+                               .single = s,
+                               .n = q.n,
+                               .nonce = q.nonce,
                                .nonce_len = q.nonce_len};
     hub_buf_t out = HUB_BUF_INIT;
     if (hub_ocsp_response_build(&b, &out) != 0)

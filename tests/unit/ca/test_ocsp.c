@@ -161,9 +161,15 @@ static void test_response(void)
         {q.ids[0].raw, q.ids[0].raw_len, HUB_OCSP_REVOKED, now - 60, 1},
         {q.ids[0].raw, q.ids[0].raw_len, HUB_OCSP_GOOD, 0, 0},
     };
-    struct hub_ocsp_basic b = {.key = &key, .key_hash = kh, .produced_at = now,
-                               .this_update = now, .next_update = now + 3600, .single = s,
-                               .n = 2, .nonce = q.nonce, .nonce_len = q.nonce_len};
+    struct hub_ocsp_basic b = {.key = &key,
+                               .key_hash = kh,
+                               .produced_at = now,
+                               .this_update = now,
+                               .next_update = now + 3600,
+                               .single = s,
+                               .n = 2,
+                               .nonce = q.nonce,
+                               .nonce_len = q.nonce_len};
     hub_buf_t out = HUB_BUF_INIT;
     CHECK_EQ(hub_ocsp_response_build(&b, &out), 0);
     unsigned char *p = out.data, *end = out.data + out.len, *v, *tbs, *sig;
@@ -197,7 +203,7 @@ static void test_response(void)
     CHECK_EQ(vl, 15);
     CHECK_EQ(get(&t, tend, SEQ, &v, &vl), 0); /* responses */
     CHECK(memmem(v, vl, q.ids[0].raw, q.ids[0].raw_len) != NULL);
-    CHECK(memmem(v, vl, "\x80\x00", 2) != NULL);            /* good */
+    CHECK(memmem(v, vl, "\x80\x00", 2) != NULL);             /* good */
     CHECK(memmem(v, vl, "\xa0\x03\x0a\x01\x01", 5) != NULL); /* reason keyCompromise */
     CHECK_EQ(get(&t, tend, MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_ASN1_CONSTRUCTED | 1, &v, &vl),
              0); /* the nonce, echoed */
@@ -237,14 +243,22 @@ static void test_profiles(void)
     mbedtls_x509_crt_init(&crt);
     CHECK_EQ(hub_key_generate(HUB_KEY_EC_P256, &ca_key), 0);
     CHECK_EQ(hub_key_generate(HUB_KEY_EC_P256, &key), 0);
-    struct hub_cert_request r = {.kind = HUB_CERT_ROOT_CA, .cn = "CA", .o = "iothub",
-                                 .subject_key = &ca_key, .issuer_key = &ca_key,
-                                 .not_before = now - 60, .not_after = now + 86400};
+    struct hub_cert_request r = {.kind = HUB_CERT_ROOT_CA,
+                                 .cn = "CA",
+                                 .o = "iothub",
+                                 .subject_key = &ca_key,
+                                 .issuer_key = &ca_key,
+                                 .not_before = now - 60,
+                                 .not_after = now + 86400};
     CHECK_EQ(hub_cert_issue(&r, serial, &ca_der), 0);
     CHECK_EQ(mbedtls_x509_crt_parse_der(&ca, ca_der.data, ca_der.len), 0);
-    r = (struct hub_cert_request){.kind = HUB_CERT_OCSP_SIGNER, .cn = "CA OCSP Responder",
-                                  .o = "iothub", .subject_key = &key, .issuer = &ca,
-                                  .issuer_key = &ca_key, .not_before = now - 60,
+    r = (struct hub_cert_request){.kind = HUB_CERT_OCSP_SIGNER,
+                                  .cn = "CA OCSP Responder",
+                                  .o = "iothub",
+                                  .subject_key = &key,
+                                  .issuer = &ca,
+                                  .issuer_key = &ca_key,
+                                  .not_before = now - 60,
                                   .not_after = now + 48 * 3600};
     CHECK_EQ(hub_cert_issue(&r, serial, &der), 0);
     CHECK_EQ(mbedtls_x509_crt_parse_der(&crt, der.data, der.len), 0);
@@ -264,9 +278,14 @@ static void test_profiles(void)
     mbedtls_x509_crt_free(&crt);
     mbedtls_x509_crt_init(&crt);
     der.len = 0;
-    r = (struct hub_cert_request){.kind = HUB_CERT_CLIENT, .cn = "dev", .o = "PK",
-                                  .subject_key = &key, .issuer = &ca, .issuer_key = &ca_key,
-                                  .not_before = now - 60, .not_after = now + 3600,
+    r = (struct hub_cert_request){.kind = HUB_CERT_CLIENT,
+                                  .cn = "dev",
+                                  .o = "PK",
+                                  .subject_key = &key,
+                                  .issuer = &ca,
+                                  .issuer_key = &ca_key,
+                                  .not_before = now - 60,
+                                  .not_after = now + 3600,
                                   .crl_url = "https://h:1/v1/crl",
                                   .ocsp_url = "https://h:1/ocsp"};
     CHECK_EQ(hub_cert_issue(&r, serial, &der), 0);
