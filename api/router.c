@@ -21,6 +21,7 @@
 #include "api/firmware_signers.h"
 #include "api/firmware_upload.h"
 #include "api/health.h"
+#include "api/ocsp.h"
 #include "api/params.h"
 #include "api/products.h"
 #include "api/reply.h"
@@ -93,6 +94,9 @@ const struct hub_route hub_router_routes[] = {
      hub_api_firmware_download},
     {"GET", "/v1/devices/{}/firmware-signers", HUB_AUTH_DEVICE_ANY, HUB_ROLE_NONE, NULL,
      hub_api_firmware_signers_bundle},
+    /* OCSP responder (RFC 6960, api/ocsp.c): {*} is the rest of the path, '/' included. */
+    {"POST", "/ocsp", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_ocsp_post},
+    {"GET", "/ocsp/{*}", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_ocsp_get},
     {"GET", "/healthz", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_show},
     {"GET", "/metrics", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_metrics},
     {NULL, NULL, HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, NULL},
@@ -109,12 +113,19 @@ void hub_router_auth(const struct hub_route *rt, int metrics_token, enum hub_aut
     }
 }
 
-/* Matches path against pattern, storing {} segments (decoded) in r->params. */
+/* Matches path against pattern, storing {} segments (decoded) in r->params; a final {*}
+ * takes the rest of the path, slashes included (a base64 OCSP request). */
 static int match(struct hub_req *r, const char *pattern)
 {
     const char *p = pattern, *s = r->path;
     int n = 0;
     while (*p && *s) {
+        if (strcmp(p, "{*}") == 0) {
+            if (n >= HUB_REQ_PARAMS)
+                return 0;
+            r->params[n] = strdup(s);
+            return r->params[n] != NULL;
+        }
         if (p[0] == '{' && p[1] == '}') {
             size_t len = strcspn(s, "/");
             if (len == 0 || n >= HUB_REQ_PARAMS)

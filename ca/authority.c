@@ -357,6 +357,7 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
         .not_after = now + (time_t)req->days * 24 * 3600,
         .alt_names = req->alt_names,
         .crl_url = req->kind == HUB_CERT_CLIENT && a->crl_url[0] ? a->crl_url : NULL,
+        .ocsp_url = req->kind == HUB_CERT_CLIENT && a->ocsp_url[0] ? a->ocsp_url : NULL,
         .issuer_signer = &signer,
         .san_uri = uri[0] ? uri : NULL,
     };

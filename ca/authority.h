@@ -48,6 +48,9 @@ struct hub_authority {
     size_t nretired;
     int crl_validity_hours;
     char crl_url[320];         /* cRLDistributionPoint put in client certificates */
+    char ocsp_url[320];        /* AIA id-ad-ocsp URI put in client certificates ("": none) */
+    /* Delegated OCSP signers (ca/ocsp_signers.h): made and freed by `serve`, NULL elsewhere. */
+    struct hub_ocsp_signers *ocsp;
     /* Serialises signing: mbedTLS 2.28 caches the EC comb table in the key's group on first
      * use without a lock, so concurrent first signatures race. */
     pthread_mutex_t sign_lock;

@@ -1,6 +1,7 @@
 /* X.509 v3 issuance. The TBSCertificate is written by hand (backwards, as mbedTLS's ASN.1
  * writer works), extensions last-to-first so they appear in the order: basicConstraints,
- * keyUsage, extKeyUsage, subjectAltName, SKI, AKI, cRLDistributionPoints. */
+ * keyUsage, extKeyUsage, subjectAltName, SKI, AKI, cRLDistributionPoints,
+ * authorityInfoAccess (clients), id-pkix-ocsp-nocheck (OCSP signers). */
 #include "ca/cert.h"
 
 #include <arpa/inet.h>
@@ -17,6 +18,9 @@
 #define SEQ (MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)
 #define CTX(n) (MBEDTLS_ASN1_CONTEXT_SPECIFIC | (n))
 #define CTX_CONS(n) (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_ASN1_CONSTRUCTED | (n))
+#define OID_AIA MBEDTLS_OID_PKIX "\x01\x01"              /* id-pe-authorityInfoAccess */
+#define OID_AD_OCSP MBEDTLS_OID_PKIX "\x30\x01"          /* id-ad-ocsp */
+#define OID_OCSP_NOCHECK MBEDTLS_OID_PKIX "\x30\x01\x05" /* id-pkix-ocsp-nocheck */
 
 struct tbs_ctx {
     const struct hub_cert_request *req;
@@ -70,6 +74,9 @@ static int ext_eku(unsigned char **p, unsigned char *start, enum hub_cert_kind k
     if (kind == HUB_CERT_SERVER)
         HUB_DER_CHK(len, mbedtls_asn1_write_oid(p, start, MBEDTLS_OID_SERVER_AUTH,
                                                 MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)));
+    else if (kind == HUB_CERT_OCSP_SIGNER)
+        HUB_DER_CHK(len, mbedtls_asn1_write_oid(p, start, MBEDTLS_OID_OCSP_SIGNING,
+                                                MBEDTLS_OID_SIZE(MBEDTLS_OID_OCSP_SIGNING)));
     else
         HUB_DER_CHK(len, mbedtls_asn1_write_oid(p, start, MBEDTLS_OID_CLIENT_AUTH,
                                                 MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)));
@@ -134,10 +141,35 @@ static int ext_crl_dp(unsigned char **p, unsigned char *start, const char *url)
                              MBEDTLS_OID_SIZE(MBEDTLS_OID_CRL_DISTRIBUTION_POINTS), 0, len);
 }
 
+/* authorityInfoAccess: SEQUENCE { AccessDescription { id-ad-ocsp, [6] URI } } (RFC 5280
+ * §4.2.2.1), where an OCSP client asks about this certificate. */
+static int ext_aia_ocsp(unsigned char **p, unsigned char *start, const char *url)
+{
+    size_t len = 0;
+    HUB_DER_CHK(len, mbedtls_asn1_write_tagged_string(p, start, CTX(6), url, strlen(url)));
+    HUB_DER_CHK(len, mbedtls_asn1_write_oid(p, start, OID_AD_OCSP, MBEDTLS_OID_SIZE(OID_AD_OCSP)));
+    HUB_DER_CHK(len, write_header(p, start, len, SEQ));
+    HUB_DER_CHK(len, write_header(p, start, len, SEQ));
+    return hub_der_write_ext(p, start, OID_AIA, MBEDTLS_OID_SIZE(OID_AIA), 0, len);
+}
+
+/* id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): extnValue is a NULL. */
+static int ext_ocsp_nocheck(unsigned char **p, unsigned char *start)
+{
+    size_t len = 0;
+    HUB_DER_CHK(len, mbedtls_asn1_write_null(p, start));
+    return hub_der_write_ext(p, start, OID_OCSP_NOCHECK, MBEDTLS_OID_SIZE(OID_OCSP_NOCHECK), 0,
+                             len);
+}
+
 static int write_extensions(unsigned char **p, unsigned char *start, const struct tbs_ctx *c)
 {
     const struct hub_cert_request *req = c->req;
     size_t len = 0;
+    if (req->kind == HUB_CERT_OCSP_SIGNER)
+        HUB_DER_CHK(len, ext_ocsp_nocheck(p, start));
+    if (req->kind == HUB_CERT_CLIENT && req->ocsp_url != NULL)
+        HUB_DER_CHK(len, ext_aia_ocsp(p, start, req->ocsp_url));
     if (req->kind == HUB_CERT_CLIENT && req->crl_url != NULL)
         HUB_DER_CHK(len, ext_crl_dp(p, start, req->crl_url));
     if (c->aki_len > 0)
@@ -147,7 +179,8 @@ static int write_extensions(unsigned char **p, unsigned char *start, const struc
         HUB_DER_CHK(len, ext_san(p, start, req->alt_names));
     if (req->kind == HUB_CERT_CLIENT && req->san_uri != NULL)
         HUB_DER_CHK(len, ext_san_uri(p, start, req->san_uri));
-    if (req->kind == HUB_CERT_SERVER || req->kind == HUB_CERT_CLIENT)
+    if (req->kind == HUB_CERT_SERVER || req->kind == HUB_CERT_CLIENT ||
+        req->kind == HUB_CERT_OCSP_SIGNER)
         HUB_DER_CHK(len, ext_eku(p, start, req->kind));
     HUB_DER_CHK(len, ext_key_usage(p, start, c));
     HUB_DER_CHK(len, ext_basic_constraints(p, start, req->kind));
@@ -195,6 +228,12 @@ static int check_request(const struct hub_cert_request *req)
     if ((req->kind == HUB_CERT_ROOT_CA) != (req->issuer == NULL)) {
         hub_error("certificate request: a root has no issuer, other kinds need one");
         return HUB_EINVAL;
+    }
+    for (const char *s = req->ocsp_url; s != NULL && *s; s++) {
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) {
+            hub_error("certificate request: OCSP URL \"%s\" is not ASCII", req->ocsp_url);
+            return HUB_EINVAL;
+        }
     }
     for (const char *s = req->san_uri; s != NULL && *s; s++) {
         if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) {

@@ -20,6 +20,7 @@ enum hub_cert_kind {
     HUB_CERT_ISSUING_CA, /* CA:TRUE pathlen 0; keyCertSign, cRLSign */
     HUB_CERT_SERVER,     /* serverAuth; subjectAltName from dns_names */
     HUB_CERT_CLIENT,     /* device/service: digitalSignature, clientAuth, SAN URI, CRL DP */
+    HUB_CERT_OCSP_SIGNER, /* delegated OCSP responder: digitalSignature, OCSPSigning, nocheck */
 };
 
 struct hub_cert_request {
@@ -37,6 +38,7 @@ struct hub_cert_request {
      * which picks the signature algorithm). */
     const struct hub_signer *issuer_signer;
     const char *san_uri;            /* clients: subjectAltName URI ("urn:uuid:<id>"), or NULL */
+    const char *ocsp_url;           /* clients: AIA id-ad-ocsp URI, or NULL */
 };
 
 /* Issues a certificate: draws a random positive 16-byte serial into serial_out, appends the

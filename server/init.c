@@ -37,6 +37,8 @@ void hub_init_authority_settings(const struct hub_config *cfg, struct hub_author
     int v6 = strchr(host, ':') != NULL;
     snprintf(a->crl_url, sizeof a->crl_url, "https://%s%s%s:%d/v1/crl", v6 ? "[" : "", host,
              v6 ? "]" : "", cfg->api_listen.port);
+    snprintf(a->ocsp_url, sizeof a->ocsp_url, "https://%s%s%s:%d/ocsp", v6 ? "[" : "", host,
+             v6 ? "]" : "", cfg->api_listen.port);
     a->crl_validity_hours = cfg->crl_validity_hours;
     free(names);
 }

@@ -14,6 +14,7 @@
 #include "api/http.h"
 #include "api/request.h"
 #include "ca/authority.h"
+#include "ca/ocsp_signers.h"
 #include "ca/pkcs11.h"
 #include "ca/pem.h"
 #include "ca/pkcs7.h"
@@ -22,6 +23,7 @@
 #include "db/crls.h"
 #include "db/db.h"
 #include "db/migrate.h"
+#include "db/ocsp.h"
 #include "server/config.h"
 #include "server/config_lb.h"
 #include "server/extroot.h"
@@ -91,9 +93,21 @@ struct serve {
     int draining;
 };
 
+/* Records a new OCSP responder certificate (hub_ocsp_record_cb) on the connection ctx. */
+static int record_ocsp_signer(void *ctx, const char *serial, int ca_id, const uint8_t *der,
+                              size_t der_len, time_t not_before, time_t not_after)
+{
+    return hub_db_ocsp_signer_insert(ctx, serial, ca_id, der, der_len, not_before, not_after);
+}
+
 static void maintenance_work(uv_work_t *req)
 {
     struct serve *s = req->data;
+    /* OCSP responder certificates past half their validity (ca/ocsp_signers.h): renewed even
+     * while the database is down (recording them in ocsp_signers is then only logged). */
+    int signers;
+    if (hub_ocsp_signers_refresh(s->authority.ocsp, record_ocsp_signer, s->db, &signers) != 0)
+        hub_warn("OCSP signer renewal failed; retrying in %d s", MAINTENANCE_INTERVAL_MS / 1000);
     if (PQstatus(s->db) != CONNECTION_OK && hub_db_reset(s->db) != 0) {
         hub_warn("database still unreachable; CRL maintenance retries in %d s",
                  MAINTENANCE_INTERVAL_MS / 1000);
@@ -260,6 +274,13 @@ static int serve(struct hub_config *cfg)
     struct hub_tls_ctx_cert more[HUB_SERVER_KEY_TYPES_MAX];
     struct hub_api_cert api_more[HUB_SERVER_KEY_TYPES_MAX];
     memset(ids, 0, sizeof ids);
+    if (rc == 0) { /* OCSP: one delegated signer per CA before the API answers */
+        int made;
+        rc = hub_ocsp_signers_new(&s.authority, &s.authority.ocsp);
+        if (rc == 0 && hub_ocsp_signers_refresh(s.authority.ocsp, record_ocsp_signer, s.db,
+                                                   &made) != 0)
+            hub_warn("OCSP: some CA has no responder certificate; retrying every minute");
+    }
     if (rc == 0) {
         hub_init_authority_settings(cfg, &s.authority);
         rc = hub_server_certs_load(&s.authority, s.db, pass, types, nids, ids);
@@ -363,6 +384,7 @@ out:
     hub_tickets_free(s.tickets);
     hub_api_stop(s.api);
     hub_db_pool_free(s.pool);
+    hub_ocsp_signers_free(s.authority.ocsp);
     hub_authority_free(&s.authority);
     PQfinish(s.db);
     hub_proxy_trust_free(s.proxy_trust);

@@ -394,6 +394,32 @@ def proxyproto_seeds():
     write("proxyproto", "tls_hello", bytes.fromhex("16030100a5010000a10303"))
 
 
+# ---- fuzz_ocsp_req --------------------------------------------------------------------------
+# Requests as `openssl ocsp -issuer ca.pem [-sha256] -cert d.pem [-no_nonce] -reqout` wrote
+# them (OpenSSL 3.0), and hand-made variants. The first input byte of the target chooses
+# the statuses of the answer; the request follows it.
+OCSP_SHA1 = bytes.fromhex(
+    "3051304f304d304b3049300906052b0e03021a050004145212402e6d5c95e8b3964bdd313cd1719dcacf530414"
+    "7c7982656d0eb11e0a5c5cd76e5cb425a195910202104abcdef0123456789abcdef012345678")
+OCSP_SHA256_NONCE = bytes.fromhex(
+    "308193308190306930673065300d060960864801650304020105000420f10098fc1daab33db9deea9c60aa22a9"
+    "6fe4081d89399e14f2f804af6a56e16c04202eedcbfe0baccc3d4f3544e03bb15c4ee6295aac78fc8301fe33f6"
+    "d5c5cf8c5c02104abcdef0123456789abcdef012345678a2233021301f06092b0601050507300102041204105641"
+    "770c70057414dec934434c1b4978")
+
+
+def ocsp_req_seeds():
+    write("ocsp_req", "sha1", b"\x00" + OCSP_SHA1)
+    write("ocsp_req", "sha256_nonce", b"\x05" + OCSP_SHA256_NONCE)
+    write("ocsp_req", "truncated", b"\x01" + OCSP_SHA1[:40])
+    write("ocsp_req", "long_form_length", b"\x02" + b"\x30\x81" + OCSP_SHA1[1:])
+    one = OCSP_SHA1[6:]  # a Request
+    lst = b"\x30\x82" + struct.pack(">H", 3 * len(one)) + 3 * one
+    tbs = b"\x30\x82" + struct.pack(">H", len(lst)) + lst
+    write("ocsp_req", "three_certs", b"\x07" + b"\x30\x82" + struct.pack(">H", len(tbs)) + tbs)
+    write("ocsp_req", "garbage", b"\x03garbage")
+
+
 if __name__ == "__main__":
     mqtt_session_seeds()
     mqtt_codec_seeds()
@@ -402,3 +428,4 @@ if __name__ == "__main__":
     csr_seeds()
     der_seeds()
     proxyproto_seeds()
+    ocsp_req_seeds()

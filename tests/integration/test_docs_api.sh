@@ -30,6 +30,8 @@ grep -q '"provisioned"' examples.out
 expect "product-claim provisioning answers status provisioned" $?
 grep -q 'Key Compromise' examples.out && grep -q 'revoked, as expected' examples.out
 expect "after the revocation the CRL lists it and verification fails" $?
+grep -q '^device.pem: revoked' examples.out && grep -q 'Reason: keyCompromise' examples.out
+expect "openssl ocsp at the certificate's AIA URL says revoked, keyCompromise" $?
 grep -q '"role": "operator"' examples.out
 expect "a token is created" $?
 grep -q 'device.activate' examples.out && grep -q 'device.revoke' examples.out

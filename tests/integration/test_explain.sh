@@ -123,6 +123,8 @@ PARAMS = {
     "hub_db_rollouts_materialize#2": [[product, "beta", ROLLOUT, "{10,100}"]],
     "hub_db_rollouts_materialize#3": [[product, NULL, ROLLOUT, "{10,100}"]],
     "hub_db_firmware_for_device#1": [[device, device, serial], [device, device, ""]],
+    # OCSP responder (db/ocsp.c): one primary-key probe per certificate asked about
+    "hub_db_ocsp_status#1": [[serial]],
 }
 
 
