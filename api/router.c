@@ -16,6 +16,7 @@
 #include "api/crl.h"
 #include "api/device_cas.h"
 #include "api/devices.h"
+#include "api/est.h"
 #include "api/firmware.h"
 #include "api/firmware_download.h"
 #include "api/firmware_signers.h"
@@ -93,6 +94,13 @@ const struct hub_route hub_router_routes[] = {
      hub_api_firmware_download},
     {"GET", "/v1/devices/{}/firmware-signers", HUB_AUTH_DEVICE_ANY, HUB_ROLE_NONE, NULL,
      hub_api_firmware_signers_bundle},
+    /* EST, RFC 7030 (api/est.c): the device is the one the credentials name. */
+    {"GET", "/.well-known/est/cacerts", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_est_cacerts},
+    {"POST", "/.well-known/est/simpleenroll", HUB_AUTH_DEVICE, HUB_ROLE_NONE, "device.activate",
+     hub_api_est_simpleenroll},
+    {"POST", "/.well-known/est/simplereenroll", HUB_AUTH_DEVICE_CERT, HUB_ROLE_NONE,
+     "device.renew", hub_api_est_simplereenroll},
+    {"GET", "/.well-known/est/csrattrs", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_est_csrattrs},
     {"GET", "/healthz", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_show},
     {"GET", "/metrics", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_metrics},
     {NULL, NULL, HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, NULL},
