@@ -25,6 +25,7 @@
 #include "api/params.h"
 #include "api/products.h"
 #include "api/reply.h"
+#include "api/revocations.h"
 #include "api/rollouts.h"
 #include "api/tags.h"
 #include "api/services.h"
@@ -94,6 +95,9 @@ const struct hub_route hub_router_routes[] = {
      hub_api_firmware_download},
     {"GET", "/v1/devices/{}/firmware-signers", HUB_AUTH_DEVICE_ANY, HUB_ROLE_NONE, NULL,
      hub_api_firmware_signers_bundle},
+    /* Bulk revocation (api/revocations.c, run by server/revjobs.c). */
+    {"POST", "/v1/revocations", ROLE(OPERATOR), "revocation.create", hub_api_revocations_create},
+    {"GET", "/v1/revocations/{}", ROLE(AUDITOR), NULL, hub_api_revocations_show},
     /* EST, RFC 7030 (api/est.c): the device is the one the credentials name. */
     {"GET", "/.well-known/est/cacerts", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_est_cacerts},
     {"POST", "/.well-known/est/simpleenroll", HUB_AUTH_DEVICE, HUB_ROLE_NONE, "device.activate",

@@ -25,6 +25,7 @@
 #include "server/config.h"
 #include "server/extroot.h"
 #include "server/device_ca_crl.h"
+#include "server/revjobs.h"
 #include "server/init.h"
 #include "server/mqtt_server.h"
 #include "server/server_certs.h"
@@ -78,6 +79,7 @@ struct serve {
     hub_tickets_t *tickets; /* session-ticket keys of the MQTT listeners, or NULL */
     struct hub_ticketsync *ticketsync;
     struct hub_device_ca_crl *device_ca_crl; /* CRL fetcher of device CAs */
+    struct hub_revjobs *revjobs;             /* bulk revocation engine */
     struct hub_api_mqtt api_mqtt;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t maintenance;
@@ -273,6 +275,8 @@ static int serve(struct hub_config *cfg)
         if (rc == 0 && (s.device_ca_crl = hub_device_ca_crl_start(cfg->db_url,
                                                                   cfg->device_ca_crl_refresh)) == NULL)
             rc = HUB_ENOMEM;
+        if (rc == 0 && (s.revjobs = hub_revjobs_start(cfg->db_url, &s.authority)) == NULL)
+            rc = HUB_ENOMEM;
     }
     s.loop = uv_default_loop();
     hub_buf_t ca_pem = HUB_BUF_INIT;
@@ -322,6 +326,7 @@ out:
         uv_run(uv_default_loop(), UV_RUN_DEFAULT);
     }
     hub_device_ca_crl_stop(s.device_ca_crl);
+    hub_revjobs_stop(s.revjobs); /* before the authority it signs CRLs with */
     hub_tickets_free(s.tickets);
     hub_api_stop(s.api);
     hub_db_pool_free(s.pool);
