@@ -94,12 +94,15 @@ int hub_db_revjobs_claim(PGconn *c, int stale_s, struct hub_db_revjob *job)
     return 0;
 }
 
-/* The statements that copy a job's selection: $1 the job, then its parameters. */
-#define SELECT_INTO_ITEMS(from_where)                                                              \
-    "WITH ins AS (INSERT INTO revocation_job_items (job_id, serial) SELECT $1::uuid, c.serial"    \
-    " " from_where " ON CONFLICT DO NOTHING RETURNING 1) UPDATE revocation_jobs SET"              \
-    " selected = true, total = (SELECT count(*) FROM ins), heartbeat_at = now() WHERE id = $1"  \
-    " RETURNING total"
+/* The statements that copy a job's selection into its items: ITEMS_INSERT, the FROM/WHERE
+ * of the selection ($1 the job, then its parameters), ITEMS_TOTAL. A product's certificates
+ * are looked up device by device (OFFSET 0 keeps the planner from turning the LATERAL into
+ * a join that scans every certificate). */
+#define ITEMS_INSERT                                                                               \
+    "WITH ins AS (INSERT INTO revocation_job_items (job_id, serial) SELECT $1::uuid, c.serial "
+#define ITEMS_TOTAL                                                                                \
+    " ON CONFLICT DO NOTHING RETURNING 1) UPDATE revocation_jobs SET selected = true,"            \
+    " total = (SELECT count(*) FROM ins), heartbeat_at = now() WHERE id = $1 RETURNING total"
 
 int hub_db_revjobs_select(PGconn *c, const char *id, int *total)
 {
@@ -118,34 +121,33 @@ int hub_db_revjobs_select(PGconn *c, const char *id, int *total)
     if (v[0] != NULL && v[1][0] == 'f') {
         const char *q[] = {id, v[0]};
         rc = hub_db_exec_row(c, &s,
-                             SELECT_INTO_ITEMS("FROM certificates c WHERE c.device_id IN (SELECT"
-                                               " x::uuid FROM json_array_elements_text($2::json) x)"
-                                               " AND c.status = 'valid'"),
+                             ITEMS_INSERT "FROM certificates c WHERE c.device_id IN (SELECT x::uuid"
+                             " FROM json_array_elements_text($2::json) x) AND c.status = 'valid'"
+                             ITEMS_TOTAL,
                              2, q);
     } else if (v[0] != NULL) {
         const char *q[] = {id, v[0]};
         rc = hub_db_exec_row(c, &s,
-                             SELECT_INTO_ITEMS("FROM certificates c WHERE c.serial IN (SELECT"
-                                               " json_array_elements_text($2::json))"
-                                               " AND c.status = 'valid' AND c.kind <> 'server'"),
+                             ITEMS_INSERT "FROM certificates c WHERE c.serial IN (SELECT"
+                             " json_array_elements_text($2::json)) AND c.status = 'valid'"
+                             " AND c.kind <> 'server'" ITEMS_TOTAL,
                              2, q);
     } else if (v[2] != NULL) {
         const char *q[] = {id, v[2], v[4], v[5]};
         rc = hub_db_exec_row(c, &s,
-                             SELECT_INTO_ITEMS("FROM devices d JOIN certificates c ON c.device_id ="
-                                               " d.id WHERE d.product_id = $2 AND c.status ="
-                                               " 'valid' AND c.created_at >= coalesce($3,"
-                                               " '-infinity'::timestamptz) AND c.created_at <"
-                                               " coalesce($4, 'infinity'::timestamptz)"),
+                             ITEMS_INSERT "FROM devices d, LATERAL (SELECT x.serial FROM certificates x"
+                             " WHERE x.device_id = d.id AND x.status = 'valid' AND x.created_at >="
+                             " coalesce($3, '-infinity'::timestamptz) AND x.created_at <"
+                             " coalesce($4, 'infinity'::timestamptz) OFFSET 0) c WHERE d.product_id = $2"
+                             ITEMS_TOTAL,
                              4, q);
     } else if (v[3] != NULL) {
         const char *q[] = {id, v[3], v[4], v[5]};
         rc = hub_db_exec_row(c, &s,
-                             SELECT_INTO_ITEMS("FROM certificates c WHERE c.ca_id = $2 AND"
-                                               " c.status = 'valid' AND c.kind <> 'server' AND"
-                                               " c.created_at >= coalesce($3,"
-                                               " '-infinity'::timestamptz) AND c.created_at <"
-                                               " coalesce($4, 'infinity'::timestamptz)"),
+                             ITEMS_INSERT "FROM certificates c WHERE c.ca_id = $2 AND c.status = 'valid'"
+                             " AND c.kind <> 'server' AND c.created_at >= coalesce($3,"
+                             " '-infinity'::timestamptz) AND c.created_at < coalesce($4,"
+                             " 'infinity'::timestamptz)" ITEMS_TOTAL,
                              4, q);
     } else {
         rc = HUB_EINVAL;

@@ -123,6 +123,18 @@ PARAMS = {
     "hub_db_rollouts_materialize#2": [[product, "beta", ROLLOUT, "{10,100}"]],
     "hub_db_rollouts_materialize#3": [[product, NULL, ROLLOUT, "{10,100}"]],
     "hub_db_firmware_for_device#1": [[device, device, serial], [device, device, ""]],
+    # bulk revocation (issue 14, db/revocation_jobs.c): the checks of a job's lists, its
+    # selection by devices, serials, product (with or without a window of issuance) and by
+    # CA within a window (a CA's every certificate is most of the table: a scan is right
+    # there), and a chunk
+    "hub_db_revjobs_missing#1": [['["%s"]' % serial]],
+    "hub_db_revjobs_missing#2": [[ids]],
+    "hub_db_revjobs_select#2": [[ROLLOUT, ids]],
+    "hub_db_revjobs_select#3": [[ROLLOUT, '["%s"]' % serial]],
+    "hub_db_revjobs_select#4": [[ROLLOUT, product, NULL, NULL],
+                                [ROLLOUT, product, "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"]],
+    "hub_db_revjobs_select#5": [[ROLLOUT, ca, "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]],
+    "hub_db_revjobs_chunk#1": [[ROLLOUT, "1", "t", "1000"]],
 }
 
 
