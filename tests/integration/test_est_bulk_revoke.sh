@@ -9,9 +9,7 @@
 . "$(dirname "$0")/api_lib.sh"
 CTL=$BUILD/iothubctl
 
-echo "# $(date +%T.%N) start"
 api_setup bulk
-echo "# $(date +%T.%N) setup done"
 expect "serve starts" $?
 bearer "$ADMIN" POST /v1/tokens '{"name": "bulk-operator", "role": "operator"}'
 OPERATOR=$(jf token)
@@ -55,7 +53,6 @@ SUB_B=$SUB_PID
 expect "a1 and b1 hold live MQTT sessions" $?
 
 # ---- roles and bad bodies ------------------------------------------------------------------
-echo "# $(date +%T.%N) $(sed -n 1p /proc/loadavg 2>/dev/null)"
 call POST /v1/revocations -H 'Content-Type: application/json' --data-binary "{\"product_key\": \"$PA\"}"
 expect_error "without a token: 401" 401 unauthorized
 bearer "$AUDITOR" POST /v1/revocations "{\"product_key\": \"$PA\"}"
@@ -105,7 +102,6 @@ expect_error "text/plain: 415" 415 unsupported_media_type
 expect "no refusal created a job or revoked anything" $?
 
 # ---- a job over product A ---------------------------------------------------------------------
-echo "# $(date +%T.%N) $(sed -n 1p /proc/loadavg 2>/dev/null)"
 t0=$(date +%s.%N)
 b "{\"product_key\": \"$PA\", \"reason\": \"keyCompromise\"}"
 expect_status "an operator's job over product A: 202" 202
@@ -147,7 +143,6 @@ expect "audited: the creation, the completion with its counts, the auditor's ref
 expect "the job's items are gone" $?
 
 # ---- serials, a CA window, lookups -------------------------------------------------------------
-echo "# $(date +%T.%N) $(sed -n 1p /proc/loadavg 2>/dev/null)"
 B1_SERIAL=$(openssl x509 -in b1.pem -noout -serial | cut -d= -f2)
 b "{\"serials\": [\"$(tr A-F a-f <<<"$B1_SERIAL")\", \"$(openssl x509 -in a3.pem -noout -serial | cut -d= -f2)\"]}"
 expect_status "a job over two serials (one lower-case, one already revoked): 202" 202
@@ -171,7 +166,6 @@ bearer "$AUDITOR" GET /v1/revocations/nope
 expect_error "a job id that is not a UUID: 404" 404 not_found
 
 # ---- iothubctl revoke --product P --issued-between T1 T2 ------------------------------------------
-echo "# $(date +%T.%N) $(sed -n 1p /proc/loadavg 2>/dev/null)"
 bearer "$ADMIN" POST /v1/products '{"name": "window"}'
 PC=$(jf product_key)
 sql "$URL" "
