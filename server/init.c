@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api/token.h"
+#include "ca/crlpub.h"
 #include "ca/seal.h"
 #include "db/audit.h"
 #include "db/cas.h"
@@ -38,6 +39,8 @@ void hub_init_authority_settings(const struct hub_config *cfg, struct hub_author
     snprintf(a->crl_url, sizeof a->crl_url, "https://%s%s%s:%d/v1/crl", v6 ? "[" : "", host,
              v6 ? "]" : "", cfg->api_listen.port);
     a->crl_validity_hours = cfg->crl_validity_hours;
+    a->crl_base_hours = cfg->crl_base_hours;
+    a->crl_history = cfg->crl_history;
     free(names);
 }
 
@@ -233,7 +236,7 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
         rc = HUB_EIO;
         goto out;
     }
-    rc = hub_authority_refresh_crls(&a, c, 1, &crls);
+    rc = hub_crlpub_refresh(&a, c, 1, &crls);
     if (rc != 0)
         goto out;
 
@@ -361,7 +364,7 @@ int hub_init_rotate_issuing(const struct hub_config *cfg)
     committed = rc == 0;
     if (rc != 0 && c != NULL)
         hub_db_rollback(c);
-    if (committed && hub_authority_refresh_crls(&b, c, 1, &crls) != 0)
+    if (committed && hub_crlpub_refresh(&b, c, 1, &crls) != 0)
         hub_warn("the new issuing CA has no CRL yet: `iothubd serve` publishes it at start");
     if (committed)
         printf("issuing CA rotated: \"iothub Issuing CA G%d\" signs from now on; the previous "
