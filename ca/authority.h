@@ -49,6 +49,7 @@ struct hub_authority {
     int crl_validity_hours;
     int crl_base_hours;        /* a new complete CRL at least this often (0: 12) */
     int crl_history;           /* CRL rows kept per CA besides the current base and delta */
+    int crl_rebuild_max_entries; /* a base instead of a delta while it would hold this few */
     char crl_url[320];         /* cRLDistributionPoint put in client certificates */
     /* Serialises signing: mbedTLS 2.28 caches the EC comb table in the key's group on first
      * use without a lock, so concurrent first signatures race. */

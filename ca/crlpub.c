@@ -25,10 +25,19 @@
 #define PRUNE_ROUNDS 4 /* per publication: a backlog shrinks by 2,000 rows each time */
 #define DEFAULT_BASE_HOURS 12
 
+static double elapsed_ms(const struct timespec *since)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - since->tv_sec) * 1e3 + (double)(t.tv_nsec - since->tv_nsec) / 1e6;
+}
+
 /* Builds, signs and records row (number, times, base_number, watermark set by the caller)
- * from the revoked certificates rows. */
+ * from the revoked certificates rows; started: when the caller began reading them (logged
+ * with the size). */
 static int record(struct hub_authority *a, PGconn *c, const struct hub_authority_ca *ca,
-                  struct hub_db_crl *row, const struct hub_db_revoked *rows, size_t n)
+                  struct hub_db_crl *row, const struct hub_db_revoked *rows, size_t n,
+                  const struct timespec *started)
 {
     struct hub_crl_entry *entries = NULL;
     hub_buf_t der = HUB_BUF_INIT;
@@ -55,11 +64,12 @@ static int record(struct hub_authority *a, PGconn *c, const struct hub_authority
     if (rc == 0)
         rc = hub_db_crls_record(c, ca->id, row, &der);
     if (rc == 0 && row->base_number == 0)
-        hub_info("published %s CA CRL #%llu with %zu entries (%zu bytes)", ca->name,
-                 (unsigned long long)row->number, n, der.len);
+        hub_info("published %s CA CRL #%llu with %zu entries (%zu bytes in %.1f ms)", ca->name,
+                 (unsigned long long)row->number, n, der.len, elapsed_ms(started));
     else if (rc == 0)
-        hub_debug("published %s CA delta CRL #%llu (base #%llu) with %zu entries", ca->name,
-                  (unsigned long long)row->number, (unsigned long long)row->base_number, n);
+        hub_debug("published %s CA delta CRL #%llu (base #%llu) with %zu entries (%zu bytes in "
+                  "%.1f ms)", ca->name, (unsigned long long)row->number,
+                  (unsigned long long)row->base_number, n, der.len, elapsed_ms(started));
 out:
     free(entries);
     hub_buf_free(&der);
@@ -69,13 +79,13 @@ out:
 /* The next delta of base: every revocation since its watermark (rows, n). */
 static int publish_delta(struct hub_authority *a, PGconn *c, const struct hub_authority_ca *ca,
                          const struct hub_db_crl *base, const struct hub_db_revoked *rows,
-                         size_t n, struct hub_db_crl *delta)
+                         size_t n, const struct timespec *started, struct hub_db_crl *delta)
 {
     time_t now = time(NULL);
     *delta = (struct hub_db_crl){0, now, now + (time_t)a->crl_validity_hours * 3600, 0,
                                  base->number, 0, 0};
     int rc = hub_db_crls_next_number(c, ca->id, &delta->number); /* locks the cas row */
-    return rc != 0 ? rc : record(a, c, ca, delta, rows, n);
+    return rc != 0 ? rc : record(a, c, ca, delta, rows, n, started);
 }
 
 /* A new base (every unexpired revocation, and its watermark), then its first delta. */
@@ -84,6 +94,8 @@ static int publish_base(struct hub_authority *a, PGconn *c, const struct hub_aut
 {
     struct hub_db_revoked *rows = NULL;
     size_t n = 0;
+    struct timespec started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     time_t now = time(NULL);
     *base = (struct hub_db_crl){0, now, now + (time_t)a->crl_validity_hours * 3600, 0, 0, 0, 0};
     /* The number first: the cas row lock makes concurrent publishers queue, so the one that
@@ -94,13 +106,14 @@ static int publish_base(struct hub_authority *a, PGconn *c, const struct hub_aut
     if (rc == 0)
         rc = hub_db_certificates_revoked_list(c, ca->id, &rows, &n);
     if (rc == 0)
-        rc = record(a, c, ca, base, rows, n);
+        rc = record(a, c, ca, base, rows, n, &started);
     free(rows);
     rows = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     if (rc == 0)
         rc = hub_db_certificates_revoked_since(c, ca->id, base->watermark, &rows, &n);
     if (rc == 0)
-        rc = publish_delta(a, c, ca, base, rows, n, delta);
+        rc = publish_delta(a, c, ca, base, rows, n, &started, delta);
     free(rows);
     return rc;
 }
@@ -138,6 +151,8 @@ static int publish_due(struct hub_authority *a, PGconn *c, const struct hub_auth
     struct hub_db_crl base = {0}, delta = {0}, new_base = {0}, new_delta = {0};
     struct hub_db_revoked *rows = NULL;
     size_t n = 0;
+    struct timespec started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     int rc = hub_db_crls_newest(c, ca->id, 0, NULL, &base);
     int have_base = rc == 0;
     if (rc == 0 || rc == HUB_ENOTFOUND)
@@ -163,6 +178,9 @@ static int publish_due(struct hub_authority *a, PGconn *c, const struct hub_auth
             goto out; /* nothing new */
         if (n > HUB_CRLPUB_DELTA_MIN_REBASE && n > base.entries / 8)
             need_base = 1;
+        /* A small CRL is rebuilt whole: clients that ignore deltas stay within a second. */
+        if (base.entries + n <= (size_t)a->crl_rebuild_max_entries)
+            need_base = 1;
     }
     /* At most one publication a second, whichever node made the last one. */
     long long age = have_base ? base.age_ms : -1;
@@ -178,7 +196,7 @@ static int publish_due(struct hub_authority *a, PGconn *c, const struct hub_auth
         res->base_entries = new_base.entries;
     } else {
         new_base = base;
-        rc = publish_delta(a, c, ca, &base, rows, n, &new_delta);
+        rc = publish_delta(a, c, ca, &base, rows, n, &started, &new_delta);
         res->published = rc == 0 ? 1 : 0;
     }
     res->delta_entries = new_delta.entries;

@@ -5,7 +5,8 @@
  *
  * Who publishes: whoever takes the CA's advisory lock (one node at a time; the others
  * skip). What: a base when there is none, when it is crl_base_hours old or past half its
- * validity, or when the revocations since it outgrow the delta limit; otherwise a delta when
+ * validity, when the revocations since it outgrow the delta limit, or when it would hold at
+ * most crl_rebuild_max_entries (a small CRL is simply rebuilt); otherwise a delta when
  * the revocations since the base are not all in the newest delta (or it is past half its
  * validity). When: at most once a second per CA, counted from the newest CRL's row. */
 #ifndef HUB_CA_CRLPUB_H

@@ -195,6 +195,11 @@ static int set_crl_history(struct hub_config *c, const char *v, char *why, size_
     return set_int(&c->crl_history, v, 0, 100000, why, n);
 }
 
+static int set_crl_rebuild_max_entries(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    return set_int(&c->crl_rebuild_max_entries, v, 0, 1000000, why, n);
+}
+
 /* Accepts IANA names (TLS_ECDHE_..._SHA256) and mbedTLS names (TLS-ECDHE-...-SHA256). */
 static int set_tls_ciphers(struct hub_config *c, const char *v, char *why, size_t n)
 {
@@ -366,6 +371,7 @@ static const struct {
     {"crl_validity_hours", set_crl_validity_hours},
     {"crl_base_hours", set_crl_base_hours},
     {"crl_history", set_crl_history},
+    {"crl_rebuild_max_entries", set_crl_rebuild_max_entries},
     {"tls_ciphers", set_tls_ciphers},
     {"tls_ticket_lifetime_s", set_tls_ticket_lifetime_s},
     {"tls_ticket_rotation_s", set_tls_ticket_rotation_s},
@@ -457,6 +463,7 @@ static int set_defaults(struct hub_config *cfg)
     cfg->crl_validity_hours = 24;
     cfg->crl_base_hours = 12;
     cfg->crl_history = 16;
+    cfg->crl_rebuild_max_entries = 10000;
     cfg->tls_ticket_lifetime_s = 86400;
     cfg->tls_ticket_rotation_s = 43200;
     cfg->mqtt_handshake_timeout_ms = 10000;
