@@ -238,18 +238,23 @@ int hub_crlpub_all(struct hub_authority *a, PGconn *c, enum hub_crlpub_mode mode
 {
     int ids[64];
     size_t n = hub_authority_ca_ids(a, ids, sizeof ids / sizeof ids[0]);
+    int first = 0; /* a CA that fails does not hold the others back */
     *published = *retry_ms = *busy = 0;
     for (size_t i = 0; i < n; i++) {
         struct hub_crlpub_result res;
         int rc = hub_crlpub_ca(a, c, ids[i], mode, &res);
-        if (rc != 0)
-            return rc;
+        if (rc != 0) {
+            first = first ? first : rc;
+            if (PQstatus(c) != CONNECTION_OK)
+                break;
+            continue;
+        }
         *published += res.published;
         *busy += res.busy;
         if (res.retry_ms > 0 && (*retry_ms == 0 || res.retry_ms < *retry_ms))
             *retry_ms = res.retry_ms;
     }
-    return 0;
+    return first;
 }
 
 int hub_crlpub_refresh(struct hub_authority *a, PGconn *c, int only_missing, int *published)

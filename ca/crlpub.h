@@ -40,8 +40,9 @@ struct hub_crlpub_result {
  * authority does not hold. */
 int hub_crlpub_ca(struct hub_authority *a, PGconn *c, int ca_id, enum hub_crlpub_mode mode,
                   struct hub_crlpub_result *res);
-/* hub_crlpub_ca for every CA of the authority; *published counts the CRLs, *retry_ms the
- * soonest retry asked (0: none), *busy the CAs another session was publishing. */
+/* hub_crlpub_ca for every CA of the authority (one failing does not stop the others);
+ * *published counts the CRLs, *retry_ms the soonest retry asked (0: none), *busy the CAs
+ * another session was publishing. Returns 0 or the first failure. */
 int hub_crlpub_all(struct hub_authority *a, PGconn *c, enum hub_crlpub_mode mode, int *published,
                    int *retry_ms, int *busy);
 /* hub_crlpub_all, only_missing choosing HUB_CRLPUB_MISSING (init) or HUB_CRLPUB_DUE (the

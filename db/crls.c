@@ -177,11 +177,12 @@ int hub_db_crls_prune(PGconn *c, int ca_id, uint64_t base, uint64_t delta, int h
     snprintf(l, sizeof l, "%d", limit);
     const char *p[] = {ca, b, d, h, l};
     PGresult *r;
-    /* The history rows and then one batch, newest first, on the primary key's index. */
+    /* The history rows skipped, then one batch, newest first, on the primary key's index;
+     * ARRAY(...) is computed once, so the DELETE itself is an index scan too. */
     int rc = hub_db_exec(c, &r,
-                         "DELETE FROM crls WHERE ca_id = $1 AND crl_number IN (SELECT crl_number"
-                         " FROM crls WHERE ca_id = $1 AND crl_number <> $2 AND crl_number <> $3"
-                         " ORDER BY crl_number DESC OFFSET $4 LIMIT $5)",
+                         "DELETE FROM crls WHERE ca_id = $1 AND crl_number = ANY (ARRAY("
+                         "SELECT crl_number FROM crls WHERE ca_id = $1 AND crl_number <> $2 AND"
+                         " crl_number <> $3 ORDER BY crl_number DESC OFFSET $4 LIMIT $5))",
                          5, p);
     if (rc != 0)
         return rc;

@@ -85,9 +85,9 @@ mv renewed.pem renewer.pem && mv renewed.key renewer.key
 OLD_SERIAL=$(serial_of old.pem)
 bearer "$ADMIN" POST "/v1/certificates/$OLD_SERIAL/revoke" '{"reason": "keyCompromise"}'
 expect_status "a retired-CA certificate is revoked" 200
-call GET "/v1/crl?ca=$OLD_CA&format=pem"
-cp body.out old-crl.pem
-for _ in $(seq 100); do # the retired CA's delta CRL follows within a second
+for _ in $(seq 100); do # the retired CA's CRLs follow within a second
+    call GET "/v1/crl?ca=$OLD_CA&format=pem"
+    cp body.out old-crl.pem
     call GET "/v1/crl?ca=$OLD_CA&delta=1&format=pem"
     cp body.out old-crl.delta.pem
     [ -n "$(crl_reason old-crl.pem "$OLD_SERIAL")" ] && break
