@@ -161,15 +161,13 @@ int hub_db_revjobs_select(PGconn *c, const char *id, int *total)
 }
 
 int hub_db_revjobs_chunk(PGconn *c, const struct hub_db_revjob *job, int limit, int *taken,
-                         int *revoked, int **ca_ids, size_t *nca)
+                         int *revoked)
 {
     char reason[8], lim[16];
     snprintf(reason, sizeof reason, "%d", job->reason);
     snprintf(lim, sizeof lim, "%d", limit);
     const char *p[] = {job->id, reason, job->mark_devices ? "t" : "f", lim};
     PGresult *r;
-    *ca_ids = NULL;
-    *nca = 0;
     int rc = hub_db_exec_row(
         c, &r,
         "WITH batch AS (DELETE FROM revocation_job_items WHERE job_id = $1 AND serial IN (SELECT"
@@ -177,7 +175,7 @@ int hub_db_revjobs_chunk(PGconn *c, const struct hub_db_revjob *job, int limit, 
         " RETURNING serial),"
         " rev AS (UPDATE certificates c SET status = 'revoked', revoked_at = now(),"
         " revocation_reason = $2 FROM batch WHERE c.serial = batch.serial AND c.status = 'valid'"
-        " RETURNING c.serial, c.device_id, c.ca_id),"
+        " RETURNING c.serial, c.device_id),"
         " dev AS (UPDATE devices d SET status = 'revoked' FROM rev WHERE $3::boolean AND d.id ="
         " rev.device_id AND d.status <> 'revoked' RETURNING d.id),"
         " job AS (UPDATE revocation_jobs SET done = done + (SELECT count(*) FROM rev), skipped ="
@@ -186,23 +184,14 @@ int hub_db_revjobs_chunk(PGconn *c, const struct hub_db_revjob *job, int limit, 
         " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM rev),"
         " (SELECT count(pg_notify('iothub_revocation', serial)) FROM rev),"
         " (SELECT count(pg_notify('iothub_revocation', 'device:' || id)) FROM dev),"
-        " (SELECT count(*) FROM job),"
-        " (SELECT coalesce(string_agg(DISTINCT ca_id::text, ','), '') FROM rev)",
+        " (SELECT count(*) FROM job)",
         4, p);
     if (rc != 0)
         return rc;
     *taken = atoi(PQgetvalue(r, 0, 0));
     *revoked = atoi(PQgetvalue(r, 0, 1));
-    const char *cas = PQgetvalue(r, 0, 5);
-    size_t n = cas[0] ? 1 : 0;
-    for (const char *s = cas; *s; s++)
-        n += *s == ',';
-    if (n > 0 && (*ca_ids = calloc(n, sizeof **ca_ids)) == NULL)
-        rc = HUB_ENOMEM;
-    for (const char *s = cas; rc == 0 && *s; s += strcspn(s, ",") + (s[strcspn(s, ",")] != 0))
-        (*ca_ids)[(*nca)++] = atoi(s);
     PQclear(r);
-    return rc;
+    return 0;
 }
 
 int hub_db_revjobs_finish(PGconn *c, const char *id, const char *error)

@@ -51,13 +51,13 @@ int hub_db_revjobs_claim(PGconn *c, int stale_s, struct hub_db_revjob *job);
 /* Copies the valid certificates the job selects into its items and sets total, in one
  * statement. *total gets their number. */
 int hub_db_revjobs_select(PGconn *c, const char *id, int *total);
-/* Revokes up to limit items of the job in the caller's transaction: the certificates still
- * valid become revoked (job's reason), each with NOTIFY iothub_revocation '<serial>'; with
- * mark_devices their devices become revoked with NOTIFY 'device:<id>'; done/skipped and the
- * heartbeat advance. *taken gets the items consumed (0: the job is finished), *revoked the
- * certificates revoked; *ca_ids (malloc'ed, caller frees) the CAs that issued them. */
+/* Revokes up to limit items of the job in one statement (autocommit: one transaction): the
+ * certificates still valid become revoked (job's reason, revoked_at now()), each with NOTIFY
+ * iothub_revocation '<serial>'; with mark_devices their devices become revoked with NOTIFY
+ * 'device:<id>'; done/skipped and the heartbeat advance. *taken gets the items consumed (0:
+ * the job is finished), *revoked the certificates revoked. */
 int hub_db_revjobs_chunk(PGconn *c, const struct hub_db_revjob *job, int limit, int *taken,
-                         int *revoked, int **ca_ids, size_t *nca);
+                         int *revoked);
 /* Ends the job: state "done", or "failed" with error (its remaining items counted failed and
  * dropped), with the audit row revocation.complete / revocation.fail. Autocommit. */
 int hub_db_revjobs_finish(PGconn *c, const char *id, const char *error);

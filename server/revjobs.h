@@ -5,21 +5,18 @@
  * certificates it selects, then revokes them HUB_REVJOBS_CHUNK per transaction: each chunk
  * commits the statuses, the job's progress and one NOTIFY iothub_revocation per certificate
  * (and 'device:<id>' per device it revokes), so every node's revocation feed closes the
- * affected live sessions as the job advances. The CRLs of the CAs concerned are republished
- * at most once a second while the job runs, and once at its end. */
+ * affected live sessions as the job advances, and the CRL publisher (server/crl_publisher.c)
+ * issues the delta CRLs within a second of each chunk. */
 #ifndef HUB_SERVER_REVJOBS_H
 #define HUB_SERVER_REVJOBS_H
-
-#include "ca/authority.h"
 
 #define HUB_REVJOBS_CHUNK 1000  /* certificates per transaction */
 #define HUB_REVJOBS_STALE_S 60  /* a running job without a heartbeat this long is resumed */
 
 struct hub_revjobs;
 
-/* Starts the engine thread on db_url; authority (borrowed, must outlive the engine) signs the
- * CRLs. NULL on failure (logged). */
-struct hub_revjobs *hub_revjobs_start(const char *db_url, struct hub_authority *authority);
+/* Starts the engine thread on db_url. NULL on failure (logged). */
+struct hub_revjobs *hub_revjobs_start(const char *db_url);
 /* Stops the thread (it finishes its current chunk; the job stays running and is resumed by
  * the next node or start) and frees e. NULL is ignored. */
 void hub_revjobs_stop(struct hub_revjobs *e);
