@@ -117,26 +117,23 @@ static void rfc3339(time_t t, char out[RFC3339_LEN])
     strftime(out, RFC3339_LEN, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
 }
 
-/* Activates (or renews) the device or service (service = 1) of the path. */
-static void activate(struct hub_req *r, int service)
+int hub_api_activation_issue(struct hub_req *r, int service, mbedtls_x509_csr *csr,
+                             const char *protocol, json_t **answer, unsigned *status)
 {
     const char *id = r->params[0];
-    mbedtls_x509_csr csr;
-    char status[16];
+    char principal_status[16];
     char(*old)[HUB_SERIAL_HEX] = NULL;
     size_t nold = 0;
     hub_buf_t chain = HUB_BUF_INIT;
     struct hub_issued issued = HUB_ISSUED_INIT;
     json_t *cert = NULL, *superseded = json_array();
-    mbedtls_x509_csr_init(&csr);
+    int result = HUB_REPLIED;
+    *answer = NULL;
 
-    json_t *body = hub_params_json(r);
-    if (body == NULL || hub_api_activation_parse(r, body, &csr) != 0)
-        goto out;
     if (hub_transaction_db(r) == NULL)
         goto out;
-    int rc = lock_principal(r, service, status);
-    if (rc == 0 && strcmp(status, "revoked") == 0) {
+    int rc = lock_principal(r, service, principal_status);
+    if (rc == 0 && strcmp(principal_status, "revoked") == 0) {
         hub_reply_error(r, 403, service ? "service_revoked" : "device_revoked",
                         "%s %s is revoked; an operator must reset it first",
                         service ? "service" : "device", id);
@@ -149,7 +146,7 @@ static void activate(struct hub_req *r, int service)
         hub_reply_internal(r, rc, "activation");
         goto out;
     }
-    if (r->who.cert_serial[0] != 0 && check_current(r, old, nold, &csr.pk, &cert) != 0)
+    if (r->who.cert_serial[0] != 0 && check_current(r, old, nold, &csr->pk, &cert) != 0)
         goto out;
     if (cert != NULL) {
         /* Nothing changes: the same certificate again, 200 rather than 201. */
@@ -157,13 +154,15 @@ static void activate(struct hub_req *r, int service)
             hub_reply_internal(r, HUB_ENOMEM, "renewal");
             goto out;
         }
-        if (hub_transaction_commit(r) == 0)
-            hub_reply_json(r, 200,
-                           json_pack("{s:O,s:s,s:O,s:O,s:O,s:O}", "certificate",
-                                     json_object_get(cert, "certificate"), "ca_chain",
-                                     (char *)chain.data, "serial", json_object_get(cert, "serial"),
-                                     "not_before", json_object_get(cert, "not_before"), "not_after",
-                                     json_object_get(cert, "not_after"), "superseded", superseded));
+        if (hub_transaction_commit(r) != 0)
+            goto out;
+        *status = 200;
+        *answer = json_pack("{s:O,s:s,s:O,s:O,s:O,s:O}", "certificate",
+                            json_object_get(cert, "certificate"), "ca_chain", (char *)chain.data,
+                            "serial", json_object_get(cert, "serial"), "not_before",
+                            json_object_get(cert, "not_before"), "not_after",
+                            json_object_get(cert, "not_after"), "superseded", superseded);
+        result = 0;
         goto out;
     }
     if (nold > 0 && hub_api_certificates_revoke_serials(r, old, nold, HUB_REASON_SUPERSEDED) != 0)
@@ -175,7 +174,7 @@ static void activate(struct hub_req *r, int service)
         .kind = HUB_CERT_CLIENT,
         .cn = id,
         .o = service ? "services" : r->who.product_key,
-        .key = &csr.pk,
+        .key = &csr->pk,
         .days = r->api->device_cert_days,
         .device_id = service ? NULL : id,
         .service_id = service ? id : NULL,
@@ -186,6 +185,8 @@ static void activate(struct hub_req *r, int service)
                      : hub_db_devices_set_status(r->db, id, "active");
     if (rc == 0) {
         json_t *d = json_pack("{s:s,s:O}", "serial", issued.serial, "superseded", superseded);
+        if (protocol != NULL)
+            json_object_set_new(d, "protocol", json_string(protocol));
         char *text = json_dumps(d, JSON_COMPACT);
         json_decref(d);
         rc = hub_api_audit_write(r, id, text);
@@ -203,18 +204,38 @@ static void activate(struct hub_req *r, int service)
     char not_before[RFC3339_LEN], not_after[RFC3339_LEN];
     rfc3339(issued.not_before, not_before);
     rfc3339(issued.not_after, not_after);
-    hub_reply_json(r, 201,
-                   json_pack("{s:s%,s:s,s:s,s:s,s:s,s:O}", "certificate",
-                             (const char *)issued.pem.data, issued.pem.len, "ca_chain",
-                             (char *)chain.data, "serial", issued.serial, "not_before", not_before,
-                             "not_after", not_after, "superseded", superseded));
+    *status = 201;
+    *answer = json_pack("{s:s%,s:s,s:s,s:s,s:s,s:O}", "certificate",
+                        (const char *)issued.pem.data, issued.pem.len, "ca_chain",
+                        (char *)chain.data, "serial", issued.serial, "not_before", not_before,
+                        "not_after", not_after, "superseded", superseded);
+    result = 0;
 out:
-    mbedtls_x509_csr_free(&csr);
+    if (result == 0 && *answer == NULL) {
+        hub_reply_internal(r, HUB_ENOMEM, "activation answer");
+        result = HUB_REPLIED;
+    }
     free(old);
     hub_authority_issued_free(&issued);
     hub_buf_free(&chain);
     json_decref(cert);
     json_decref(superseded);
+    return result;
+}
+
+/* Activates (or renews) the device or service (service = 1) of the path: {"csr": PEM} in,
+ * JSON out. */
+static void activate(struct hub_req *r, int service)
+{
+    mbedtls_x509_csr csr;
+    json_t *answer = NULL;
+    unsigned status = 0;
+    mbedtls_x509_csr_init(&csr);
+    json_t *body = hub_params_json(r);
+    if (body != NULL && hub_api_activation_parse(r, body, &csr) == 0 &&
+        hub_api_activation_issue(r, service, &csr, NULL, &answer, &status) == 0)
+        hub_reply_json(r, status, answer);
+    mbedtls_x509_csr_free(&csr);
     json_decref(body);
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -169,10 +170,17 @@ static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
     hub_x509_name_attr(&leaf.subject, MBEDTLS_OID_AT_ORGANIZATION,
                        MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_ORGANIZATION), o, sizeof o);
     hub_params_lower(cn);
-    if (strcasecmp(cn, r->params[0]) != 0 ||
-        (strcmp(o, "services") == 0) != (kind == HUB_AUTH_SERVICE_CERT)) {
+    if (r->params[0] == NULL && !hub_params_uuid_valid(cn)) { /* no id in the path (EST) */
+        hub_reply_error(r, 403, "forbidden", "the client certificate names no %s", what);
+        goto out;
+    }
+    if (r->params[0] != NULL && strcasecmp(cn, r->params[0]) != 0) {
         hub_reply_error(r, 403, "forbidden", "the client certificate is not one of %s %s", what,
                         r->params[0]);
+        goto out;
+    }
+    if ((strcmp(o, "services") == 0) != (kind == HUB_AUTH_SERVICE_CERT)) {
+        hub_reply_error(r, 403, "forbidden", "the client certificate is not one of a %s", what);
         goto out;
     }
     struct hub_db_secret s;
@@ -195,6 +203,10 @@ static int auth_client_cert(struct hub_req *r, enum hub_auth kind)
     snprintf(r->who.product_key, sizeof r->who.product_key, "%s", s.extra);
     if (hub_x509_serial_hex(&leaf.serial, r->who.cert_serial, sizeof r->who.cert_serial) != 0) {
         hub_reply_error(r, 401, "invalid_client_certificate", "bad certificate serial");
+        goto out;
+    }
+    if (r->params[0] == NULL && (r->params[0] = strdup(cn)) == NULL) {
+        hub_reply_internal(r, HUB_ENOMEM, "authentication");
         goto out;
     }
     rc = 0;
@@ -234,12 +246,17 @@ int hub_auth_check(struct hub_req *r, enum hub_auth kind, enum hub_role min_role
             hub_params_lower(user);
         if (user == NULL || pass == NULL)
             unauthorized(r, "Basic realm=\"iothub\"", "malformed Basic credentials");
-        else if ((kind == HUB_AUTH_DEVICE || kind == HUB_AUTH_SERVICE) &&
+        else if ((kind == HUB_AUTH_DEVICE || kind == HUB_AUTH_SERVICE) && r->params[0] != NULL &&
                  strcasecmp(user, r->params[0]) != 0)
             hub_reply_error(r, 403, "forbidden", "credentials are for another %s",
                             kind == HUB_AUTH_DEVICE ? "device" : "service");
         else
             rc = auth_basic(r, kind, user, pass);
+        if (rc == 0 && r->params[0] == NULL && kind != HUB_AUTH_PROVISION &&
+            (r->params[0] = strdup(user)) == NULL) { /* no id in the path (EST) */
+            hub_reply_internal(r, HUB_ENOMEM, "authentication");
+            rc = HUB_REPLIED;
+        }
         if (pass != NULL) {
             hub_wipe(pass, strlen(pass));
             MHD_free(pass);

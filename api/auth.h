@@ -19,7 +19,8 @@ enum hub_auth {
 };
 
 /* Authenticates r for a route of kind (min_role for tokens), setting r->who; the path's
- * principal is r->params[0]. Returns 0, or HUB_REPLIED after a 401 (no or wrong
+ * principal is r->params[0]. A route without an id in its path (EST) takes the device or
+ * service the credentials name (Basic user, certificate CN): r->params[0] is set to it. Returns 0, or HUB_REPLIED after a 401 (no or wrong
  * credentials), 403 (role too low, another's credentials) or 503/500. On the MHD thread. */
 int hub_auth_check(struct hub_req *r, enum hub_auth kind, enum hub_role min_role);
 /* A short name of kind: "none", "role", "provision", "device", "service", "device_cert",

@@ -1,5 +1,5 @@
 /* /v1/certificates: revocation by serial, listing and lookup; and the revocation of a set
- * of serials that devices and activation share (CRLs republished, nodes notified). */
+ * of serials that devices and activation share (nodes notified; CRLs follow). */
 #include "api/certificates.h"
 
 #include <ctype.h>
@@ -19,55 +19,29 @@
 int hub_api_certificates_revoke_serials(struct hub_req *r, char (*serials)[HUB_SERIAL_HEX],
                                         size_t n, int reason)
 {
-    /* The CAs whose CRL must change: the issuing CA, plus any retired one that issued one
-     * of the certificates. */
-    int *cas = calloc(n + 1, sizeof *cas);
-    size_t ncas = 1;
-    int rc = cas == NULL ? HUB_ENOMEM : 0;
-    if (rc != 0) {
-        hub_reply_internal(r, rc, "revocation");
-        return HUB_REPLIED;
-    }
-    cas[0] = r->api->authority->id[HUB_CA_ISSUING];
+    /* No CRL here: the NOTIFY reaches every node's revocation feed (sessions closed) and CRL
+     * publisher (server/crl_publisher.c: a delta CRL within a second), so the cost of a
+     * revocation does not depend on how many certificates are already revoked. */
     for (size_t i = 0; i < n; i++) {
-        int ca_id = cas[0];
-        rc = hub_db_certificates_revoke(r->db, serials[i], reason, &ca_id);
+        int rc = hub_db_certificates_revoke(r->db, serials[i], reason, NULL);
         if (rc == HUB_ENOTFOUND) {
             hub_reply_error(r, 404, "not_found", "no certificate %s", serials[i]);
-            goto out;
+            return HUB_REPLIED;
         }
         if (rc == HUB_EEXIST) {
             hub_reply_error(r, 409, "already_revoked", "certificate %s is already revoked",
                             serials[i]);
-            goto out;
+            return HUB_REPLIED;
         }
         if (rc == 0)
             rc = hub_db_notify(r->db, "iothub_revocation", serials[i]);
         if (rc != 0) {
             hub_reply_internal(r, rc, "revocation");
-            goto out;
-        }
-        size_t k = 0;
-        while (k < ncas && cas[k] != ca_id)
-            k++;
-        if (k == ncas)
-            cas[ncas++] = ca_id;
-    }
-    for (size_t k = 0; k < ncas; k++) {
-        /* A CA the authority does not hold has expired, and so have its certificates. */
-        rc = hub_authority_publish_crl_of(r->api->authority, r->db, cas[k]);
-        if (rc == HUB_ENOTFOUND)
-            rc = 0;
-        if (rc != 0) {
-            hub_reply_internal(r, rc, "CRL publication");
-            goto out;
+            return HUB_REPLIED;
         }
     }
     r->revoked += (unsigned)n;
-    r->crls += (unsigned)ncas;
-out:
-    free(cas);
-    return rc == 0 ? 0 : HUB_REPLIED;
+    return 0;
 }
 
 /* Upper-cases a serial from the path; returns 0 if it is 1..40 hex digits. */

@@ -1,5 +1,6 @@
-/* GET /v1/crl: the latest CRL of the issuing CA (or ?ca= another of ours), DER or PEM, with
- * ETag and Last-Modified/Expires from its thisUpdate/nextUpdate. */
+/* GET /v1/crl: the latest complete CRL of the issuing CA (or ?ca= another of ours), or with
+ * ?delta=1 its latest delta CRL, DER or PEM, with ETag and Last-Modified/Expires from its
+ * thisUpdate/nextUpdate. */
 #include "api/crl.h"
 
 #include <stdio.h>
@@ -14,12 +15,19 @@
 #include "ca/pem.h"
 #include "db/crls.h"
 #include "db/db.h"
+#include "util/error.h"
 
 void hub_api_crl_show(struct hub_req *r)
 {
     int pem;
     if (hub_params_format(r, "der", "pem", &pem) != 0)
         return;
+    const char *d = hub_request_query(r, "delta");
+    if (d != NULL && strcmp(d, "0") != 0 && strcmp(d, "1") != 0) {
+        hub_reply_error(r, 400, "invalid_parameter", "delta must be 0 or 1");
+        return;
+    }
+    int delta = d != NULL && strcmp(d, "1") == 0;
     /* ?ca=SERIAL: the CRL of another of our CAs (a retired issuing CA, or the root);
      * ?ca=root: the root's, published here or imported from an external root. */
     const char *ca = hub_request_query(r, "ca");
@@ -33,13 +41,18 @@ void hub_api_crl_show(struct hub_req *r)
     if (hub_transaction_db(r) == NULL)
         return;
     hub_buf_t der = HUB_BUF_INIT, out = HUB_BUF_INIT;
-    uint64_t number;
-    time_t this_update, next_update;
-    int rc = hub_db_crls_latest(r->db, ca_id, &der, &number, &this_update, &next_update);
+    struct hub_db_crl row;
+    int rc = hub_db_crls_newest(r->db, ca_id, delta, &der, &row);
+    if (rc == HUB_ENOTFOUND && delta) { /* an imported root CRL, or none published yet */
+        hub_reply_error(r, 404, "not_found", "no delta CRL for this CA");
+        goto out;
+    }
     if (rc != 0) {
         hub_reply_internal(r, rc, "CRL lookup");
         goto out;
     }
+    uint64_t number = row.number;
+    time_t this_update = row.this_update, next_update = row.next_update;
     char etag[64], modified[64], expires[64];
     snprintf(etag, sizeof etag, "\"crl-%llu%s\"", (unsigned long long)number, pem ? "-pem" : "");
     struct tm tm;

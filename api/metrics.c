@@ -16,7 +16,7 @@ static const struct {
     {"iothub_devices_provisioned_total", "Devices provisioned through the API."},
     {"iothub_certificates_issued_total", "Certificates issued to devices and services."},
     {"iothub_certificates_revoked_total", "Certificates revoked."},
-    {"iothub_crls_published_total", "CRLs published after revocations."},
+    {"iothub_crls_published_total", "CRLs (base and delta) published by this node after revocations."},
     {"iothub_api_auth_failures_total", "API requests refused for missing or bad credentials."},
 };
 

@@ -10,7 +10,7 @@ enum hub_metric {
     HUB_M_PROVISIONED,   /* devices created */
     HUB_M_ACTIVATIONS,   /* certificates issued to devices and services */
     HUB_M_REVOCATIONS,   /* certificates revoked */
-    HUB_M_CRLS,          /* CRLs published by the API */
+    HUB_M_CRLS,          /* CRLs published by server/crl_publisher */
     HUB_M_AUTH_FAILURES, /* 401 answers */
     HUB_M_COUNT
 };

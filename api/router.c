@@ -16,6 +16,7 @@
 #include "api/crl.h"
 #include "api/device_cas.h"
 #include "api/devices.h"
+#include "api/est.h"
 #include "api/firmware.h"
 #include "api/firmware_download.h"
 #include "api/firmware_signers.h"
@@ -25,6 +26,7 @@
 #include "api/params.h"
 #include "api/products.h"
 #include "api/reply.h"
+#include "api/revocations.h"
 #include "api/rollouts.h"
 #include "api/tags.h"
 #include "api/services.h"
@@ -97,6 +99,16 @@ const struct hub_route hub_router_routes[] = {
     /* OCSP responder (RFC 6960, api/ocsp.c): {*} is the rest of the path, '/' included. */
     {"POST", "/ocsp", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_ocsp_post},
     {"GET", "/ocsp/{*}", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_ocsp_get},
+    /* Bulk revocation (api/revocations.c, run by server/revjobs.c). */
+    {"POST", "/v1/revocations", ROLE(OPERATOR), "revocation.create", hub_api_revocations_create},
+    {"GET", "/v1/revocations/{}", ROLE(AUDITOR), NULL, hub_api_revocations_show},
+    /* EST, RFC 7030 (api/est.c): the device is the one the credentials name. */
+    {"GET", "/.well-known/est/cacerts", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_est_cacerts},
+    {"POST", "/.well-known/est/simpleenroll", HUB_AUTH_DEVICE, HUB_ROLE_NONE, "device.activate",
+     hub_api_est_simpleenroll},
+    {"POST", "/.well-known/est/simplereenroll", HUB_AUTH_DEVICE_CERT, HUB_ROLE_NONE,
+     "device.renew", hub_api_est_simplereenroll},
+    {"GET", "/.well-known/est/csrattrs", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_est_csrattrs},
     {"GET", "/healthz", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_show},
     {"GET", "/metrics", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_metrics},
     {NULL, NULL, HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, NULL},

@@ -8,13 +8,11 @@
 
 #include <mbedtls/error.h>
 
-#include "ca/crl.h"
 #include "ca/pem.h"
 #include "ca/pkcs7.h"
 #include "ca/seal.h"
 #include "db/cas.h"
 #include "db/certificates.h"
-#include "db/crls.h"
 #include "db/db.h"
 #include "db/sealed.h"
 #include "util/error.h"
@@ -411,104 +409,43 @@ void hub_authority_issued_free(struct hub_issued *out)
     hub_buf_free(&out->pem);
 }
 
-/* Builds, signs and records the next CRL of CA id (certificate cert, key key). */
-static int publish_crl(struct hub_authority *a, PGconn *c, int id, const mbedtls_x509_crt *cert,
-                       const struct hub_signer *signer, const char *name)
+int hub_authority_ca_of(struct hub_authority *a, int ca_id, struct hub_authority_ca *out)
 {
-    struct hub_db_revoked *rows = NULL;
-    struct hub_crl_entry *entries = NULL;
-    hub_buf_t der = HUB_BUF_INIT;
-    size_t n = 0;
-    uint64_t number;
-    if (signer->token == NULL && mbedtls_pk_get_type(signer->pk) == MBEDTLS_PK_NONE) {
-        hub_error("the %s CA's key is not in the hub: its CRLs are imported (iothubd ca import "
-                  "--crl)", name);
-        return HUB_EINVAL;
-    }
-    /* Lock the CA row first: concurrent publishers then see each other's revocations. */
-    int rc = hub_db_crls_next_number(c, id, &number);
-    if (rc == 0)
-        rc = hub_db_certificates_revoked_list(c, id, &rows, &n);
-    if (rc != 0)
-        goto out;
-    if (n > 0 && (entries = calloc(n, sizeof *entries)) == NULL) {
-        rc = HUB_ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int len = hub_hex_decode(rows[i].serial, entries[i].serial, sizeof entries[i].serial);
-        if (len <= 0) {
-            hub_error("certificate serial \"%s\" in the database is not hex", rows[i].serial);
-            rc = HUB_EINVAL;
-            goto out;
-        }
-        entries[i].serial_len = (size_t)len;
-        entries[i].revoked_at = rows[i].revoked_at;
-        entries[i].reason = rows[i].reason;
-    }
-    time_t now = time(NULL);
-    time_t next = now + (time_t)a->crl_validity_hours * 3600;
-    pthread_mutex_lock(&a->sign_lock);
-    rc = hub_crl_build_by(cert, signer, number, now, next, entries, n, &der);
-    pthread_mutex_unlock(&a->sign_lock);
-    if (rc == 0)
-        rc = hub_db_crls_insert(c, id, number, now, next, n, &der);
-    if (rc == 0)
-        hub_info("published %s CA CRL #%llu with %zu entries", name,
-                 (unsigned long long)number, n);
-out:
-    free(rows);
-    free(entries);
-    hub_buf_free(&der);
-    return rc;
-}
-
-int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_role role)
-{
-    struct hub_signer s = hub_authority_signer(a, role);
-    return publish_crl(a, c, a->id[role], &a->cert[role], &s, role_names[role]);
-}
-
-int hub_authority_publish_crl_of(struct hub_authority *a, PGconn *c, int ca_id)
-{
+    const char *base = a->crl_url, *sep = strchr(base, '?') ? "&" : "?";
     for (int role = HUB_CA_ROOT; role <= HUB_CA_ISSUING; role++)
-        if (a->id[role] == ca_id)
-            return hub_authority_publish_crl(a, c, (enum hub_ca_role)role);
+        if (a->id[role] == ca_id) {
+            *out = (struct hub_authority_ca){ca_id, &a->cert[role],
+                                              hub_authority_signer(a, (enum hub_ca_role)role),
+                                              role_names[role], ""};
+            snprintf(out->delta_url, sizeof out->delta_url, "%s%s%sdelta=1", base, sep,
+                     role == HUB_CA_ROOT ? "ca=root&" : "");
+            return 0;
+        }
     for (size_t i = 0; i < a->nretired; i++)
         if (a->retired[i].id == ca_id) {
-            struct hub_signer s = {&a->retired[i].key, a->retired[i].token};
-            return publish_crl(a, c, ca_id, &a->retired[i].cert, &s, "retired issuing");
+            const mbedtls_x509_buf *sn = &a->retired[i].cert.serial;
+            char hex[HUB_SERIAL_HEX] = "";
+            if (sn->len * 2 < sizeof hex)
+                hub_hex_upper(sn->p, sn->len, hex);
+            *out = (struct hub_authority_ca){ca_id, &a->retired[i].cert,
+                                              {&a->retired[i].key, a->retired[i].token},
+                                              "retired issuing", ""};
+            snprintf(out->delta_url, sizeof out->delta_url, "%s%sca=%s&delta=1", base, sep, hex);
+            return 0;
         }
     return HUB_ENOTFOUND;
 }
 
-int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_missing,
-                               int *published)
+size_t hub_authority_ca_ids(const struct hub_authority *a, int *ids, size_t max)
 {
-    *published = 0;
-    for (size_t i = 0; i < 2 + a->nretired; i++) {
-        int id = i < 2 ? a->id[i] : a->retired[i - 2].id;
-        uint64_t number;
-        if (i == HUB_CA_ROOT && hub_authority_root_external(a))
-            continue; /* the maker publishes it; `iothubd ca import --crl` brings it */
-        time_t this_update, next_update;
-        int rc = hub_db_crls_latest(c, id, NULL, &number, &this_update, &next_update);
-        if (rc != 0 && rc != HUB_ENOTFOUND)
-            return rc;
-        if (rc == 0 && (only_missing || time(NULL) < this_update + (next_update - this_update) / 2))
-            continue;
-        rc = hub_db_begin(c);
-        if (rc == 0)
-            rc = hub_authority_publish_crl_of(a, c, id);
-        if (rc == 0)
-            rc = hub_db_commit(c);
-        if (rc != 0) {
-            hub_db_rollback(c);
-            return rc;
-        }
-        (*published)++;
-    }
-    return 0;
+    size_t n = 0;
+    if (n < max && !hub_authority_root_external(a)) /* the maker publishes an external root's */
+        ids[n++] = a->id[HUB_CA_ROOT];
+    if (n < max)
+        ids[n++] = a->id[HUB_CA_ISSUING];
+    for (size_t i = 0; i < a->nretired && n < max; i++)
+        ids[n++] = a->retired[i].id;
+    return n;
 }
 
 int hub_authority_ca_by_serial(const struct hub_authority *a, const char *serial)

@@ -47,6 +47,9 @@ struct hub_authority {
     struct hub_retired_ca *retired; /* unexpired retired issuing CAs, oldest first */
     size_t nretired;
     int crl_validity_hours;
+    int crl_base_hours;        /* a new complete CRL at least this often (0: 12) */
+    int crl_history;           /* CRL rows kept per CA besides the current base and delta */
+    int crl_rebuild_max_entries; /* a base instead of a delta while it would hold this few */
     char crl_url[320];         /* cRLDistributionPoint put in client certificates */
     char ocsp_url[320];        /* AIA id-ad-ocsp URI put in client certificates ("": none) */
     /* Delegated OCSP signers (ca/ocsp_signers.h): made and freed by `serve`, NULL elsewhere. */
@@ -103,12 +106,6 @@ int hub_authority_issue(struct hub_authority *a, PGconn *c, const struct hub_iss
                         struct hub_issued *out);
 /* Frees the buffers of out (not out itself); out can be issued into again. */
 void hub_authority_issued_free(struct hub_issued *out);
-/* Builds the next CRL of a CA from the revoked certificates and records it, in the caller's
- * transaction (the cRLNumber row stays locked until it ends). */
-int hub_authority_publish_crl(struct hub_authority *a, PGconn *c, enum hub_ca_role role);
-/* Like hub_authority_publish_crl for the CA with cas.id ca_id (active or retired);
- * HUB_ENOTFOUND when this authority does not hold it. */
-int hub_authority_publish_crl_of(struct hub_authority *a, PGconn *c, int ca_id);
 /* Retires the active issuing CA and creates its successor "iothub Issuing CA G<n>" signed
  * by the root, in the caller's transaction; *generation gets n. The loaded authority is
  * unchanged: load it again to use the new CA. */
@@ -124,10 +121,20 @@ int hub_authority_ca_by_serial(const struct hub_authority *a, const char *serial
 /* Appends the CAs a client certificate may chain to as PEM: the chain, then every retired
  * issuing CA. */
 int hub_authority_trust_pem(const struct hub_authority *a, hub_buf_t *out);
-/* Publishes, each in its own transaction, the CRLs that are missing, or (unless only_missing)
- * past half of their validity. *published counts them. */
-int hub_authority_refresh_crls(struct hub_authority *a, PGconn *c, int only_missing,
-                               int *published);
+/* A CA that signs CRLs (root, issuing or retired issuing), as ca/crlpub publishes them. */
+struct hub_authority_ca {
+    int id;                          /* cas.id */
+    const mbedtls_x509_crt *cert;    /* owned by the authority */
+    struct hub_signer signer;
+    const char *name;                /* "root", "issuing", "retired issuing" */
+    char delta_url[400];             /* where its delta CRLs are served (freshestCRL) */
+};
+/* Fills *out for the CA with cas.id ca_id. HUB_ENOTFOUND when this authority does not hold
+ * it (a CA that expired, and its certificates with it). */
+int hub_authority_ca_of(struct hub_authority *a, int ca_id, struct hub_authority_ca *out);
+/* Writes the cas.id of every CA whose CRLs the hub publishes (the root unless external, the
+ * issuing CA, the retired ones) into ids (max entries); returns how many. */
+size_t hub_authority_ca_ids(const struct hub_authority *a, int *ids, size_t max);
 /* Loads the newest valid server certificate: appends it and the issuing CA as PEM to
  * cert_pem, and its unsealed private key as PEM to key_pem (the caller wipes it).
  * HUB_ENOTFOUND when none is valid (run `iothubd init`). */

@@ -32,6 +32,16 @@ struct hub_crl_entry {
     int reason;          /* enum hub_crl_reason; UNSPECIFIED omits the extension */
 };
 
+/* What a CRL says about itself. A delta CRL (RFC 5280 §5.2.4) has base_number > 0: its
+ * critical deltaCRLIndicator names the complete CRL it completes (an older number). A
+ * complete CRL may name where its deltas are (freshestCRL, §5.2.6): freshest_url, or NULL. */
+struct hub_crl_info {
+    uint64_t number;                /* cRLNumber */
+    time_t this_update, next_update;
+    uint64_t base_number;           /* 0: a complete CRL */
+    const char *freshest_url;       /* complete CRLs only; NULL: no freshestCRL */
+};
+
 /* Parses an RFC 5280 reason name ("keyCompromise", ...). Returns 0 or HUB_EINVAL. */
 int hub_crl_reason_parse(const char *name, int *reason);
 /* The RFC 5280 name of a reason code, or NULL if unknown. */
@@ -44,5 +54,9 @@ int hub_crl_build(const mbedtls_x509_crt *issuer, mbedtls_pk_context *issuer_key
 int hub_crl_build_by(const mbedtls_x509_crt *issuer, const struct hub_signer *signer,
                      uint64_t crl_number, time_t this_update, time_t next_update,
                      const struct hub_crl_entry *entries, size_t n, hub_buf_t *out);
+/* Same, complete or delta CRL as info says. */
+int hub_crl_build_info(const mbedtls_x509_crt *issuer, const struct hub_signer *signer,
+                       const struct hub_crl_info *info, const struct hub_crl_entry *entries,
+                       size_t n, hub_buf_t *out);
 
 #endif

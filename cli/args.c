@@ -51,6 +51,11 @@ static const struct {
     [OPT_MIN_VERSION] = {"min-version", 0, 1},
     [OPT_NOTES] = {"notes", 0, 1},
     [OPT_PENDING] = {"pending", 0, 0},
+    [OPT_CA] = {"ca", 0, 1},
+    [OPT_ISSUED_BETWEEN] = {"issued-between", 0, 1},
+    [OPT_DEVICES_FILE] = {"devices-file", 0, 1},
+    [OPT_SERIALS_FILE] = {"serials-file", 0, 1},
+    [OPT_NO_WAIT] = {"no-wait", 0, 0},
 };
 
 const char *hub_args_name(enum hub_opt o)

@@ -54,6 +54,12 @@ enum hub_opt {
     OPT_MIN_VERSION,
     OPT_NOTES,
     OPT_PENDING, /* devices list --pending (factory devices awaiting approval) */
+    /* bulk revocation (cli/revoke.c) */
+    OPT_CA,
+    OPT_ISSUED_BETWEEN,
+    OPT_DEVICES_FILE,
+    OPT_SERIALS_FILE,
+    OPT_NO_WAIT,
     OPT_COUNT
 };
 

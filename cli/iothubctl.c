@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/device_cas.h"
 #include "cli/rollouts.h"
+#include "cli/revoke.h"
 #include "cli/firmware.h"
 #include "cli/settings.h"
 
@@ -198,6 +199,21 @@ static const struct command commands[] = {
      "delete an image (refused while a rollout uses it)", NULL, hub_cmd_firmware_delete},
     {"audit", NULL, 0, 0, B(LIMIT) | B(BEFORE), "audit [--limit N] [--before ID]",
      "show the audit log, newest first", NULL, hub_cmd_audit},
+    /* bulk revocation (cli/revoke.c) */
+    {"revoke", NULL, 0, 1,
+     B(PRODUCT) | B(CA) | B(ISSUED_BETWEEN) | B(DEVICES) | B(DEVICES_FILE) | B(SERIALS_FILE) |
+         B(REASON) | B(NO_WAIT),
+     "revoke (--product KEY | --ca SERIAL) [--issued-between T1 T2] | --devices ID,ID... | "
+     "--devices-file F | --serials-file F [--reason R] [--no-wait]",
+     "revoke many certificates as one background job, printing its progress",
+     "--product KEY: every valid certificate of the product's devices (the devices become\n"
+     "revoked); --ca SERIAL (or \"issuing\"): every valid certificate that issuing CA signed;\n"
+     "--issued-between T1 T2 (RFC 3339 UTC, 2026-12-07T10:00:00Z): only those issued in\n"
+     "[T1, T2); --devices, --devices-file F, --serials-file F (one per line or comma-separated,\n"
+     "'-' reads standard input): lists, sent as jobs of 1,000. --reason R: an RFC 5280 reason\n"
+     "(default unspecified). Waits until every job is done (exit 0) or failed (exit 1), unless\n"
+     "--no-wait.\n",
+     hub_cmd_revoke},
     {"health", NULL, 0, 0, 0, "health", "check the hub's health (exit 1 when unavailable)",
      "No token needed.\n", hub_cmd_health},
 };

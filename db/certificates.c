@@ -108,6 +108,24 @@ int hub_db_certificates_revoke(PGconn *c, const char *serial, int reason, int *c
     return rc;
 }
 
+/* Copies rows (serial, revoked_at epoch, reason) into a malloc'ed array; clears r. */
+static int collect_revoked(PGresult *r, struct hub_db_revoked **out, size_t *n)
+{
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > 0 && (*out = calloc(rows, sizeof **out)) == NULL) {
+        PQclear(r);
+        return HUB_ENOMEM;
+    }
+    for (size_t i = 0; i < rows; i++) {
+        hub_db_get_text(r, (int)i, 0, (*out)[i].serial, HUB_SERIAL_HEX);
+        (*out)[i].revoked_at = (time_t)strtoll(PQgetvalue(r, (int)i, 1), NULL, 10);
+        (*out)[i].reason = atoi(PQgetvalue(r, (int)i, 2));
+    }
+    *n = rows;
+    PQclear(r);
+    return 0;
+}
+
 int hub_db_certificates_revoked_list(PGconn *c, int ca_id, struct hub_db_revoked **out, size_t *n)
 {
     *out = NULL;
@@ -122,24 +140,26 @@ int hub_db_certificates_revoked_list(PGconn *c, int ca_id, struct hub_db_revoked
                          " WHERE ca_id = $1 AND status = 'revoked' AND not_after > now()"
                          " ORDER BY revoked_at, serial",
                          1, p);
-    if (rc != 0)
-        return rc;
-    size_t rows = (size_t)PQntuples(r);
-    if (rows > 0) {
-        *out = calloc(rows, sizeof **out);
-        if (*out == NULL) {
-            PQclear(r);
-            return HUB_ENOMEM;
-        }
-    }
-    for (size_t i = 0; i < rows; i++) {
-        hub_db_get_text(r, (int)i, 0, (*out)[i].serial, HUB_SERIAL_HEX);
-        (*out)[i].revoked_at = (time_t)strtoll(PQgetvalue(r, (int)i, 1), NULL, 10);
-        (*out)[i].reason = atoi(PQgetvalue(r, (int)i, 2));
-    }
-    *n = rows;
-    PQclear(r);
-    return 0;
+    return rc != 0 ? rc : collect_revoked(r, out, n);
+}
+
+int hub_db_certificates_revoked_since(PGconn *c, int ca_id, time_t since,
+                                      struct hub_db_revoked **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    char ca[16], t[24];
+    snprintf(ca, sizeof ca, "%d", ca_id);
+    snprintf(t, sizeof t, "%lld", (long long)since);
+    const char *p[] = {ca, t};
+    PGresult *r;
+    int rc = hub_db_exec(c, &r,
+                         "SELECT serial, floor(extract(epoch FROM revoked_at))::bigint,"
+                         " coalesce(revocation_reason, 0) FROM certificates"
+                         " WHERE ca_id = $1 AND status = 'revoked'"
+                         " AND revoked_at >= to_timestamp($2) ORDER BY revoked_at, serial",
+                         2, p);
+    return rc != 0 ? rc : collect_revoked(r, out, n);
 }
 
 /* Copies the first column of every row (serials) into a malloc'ed array; clears r. */

@@ -58,6 +58,10 @@ int hub_db_certificates_revoke(PGconn *c, const char *serial, int reason, int *c
 /* Lists revoked certificates of a CA that have not expired (an expired one leaves the CRL,
  * RFC 5280 §3.3). *out is malloc'ed (caller frees); *n its length. */
 int hub_db_certificates_revoked_list(PGconn *c, int ca_id, struct hub_db_revoked **out, size_t *n);
+/* Lists revoked certificates of a CA with revoked_at >= since (expired ones too: the list
+ * only grows), ordered as a CRL lists them: what a delta CRL holds. *out as above. */
+int hub_db_certificates_revoked_since(PGconn *c, int ca_id, time_t since,
+                                      struct hub_db_revoked **out, size_t *n);
 /* Serials of every revoked certificate that has not expired, of any CA (the set MQTT
  * listeners refuse). *out is malloc'ed (caller frees); *n its length. */
 int hub_db_certificates_revoked_serials(PGconn *c, char (**out)[HUB_SERIAL_HEX], size_t *n);

@@ -13,6 +13,8 @@
 #                          side by side (tests/bench/compare.sh); see docs/BENCHMARKS.md
 #   ./deploy/dev.sh bench --durability [--before IOTHUBD] [--duration S]  QoS 1 rates with
 #                          an online / offline persistent subscriber (tests/bench/durability.sh)
+#   ./deploy/dev.sh bench-revocation [--levels "0 100000 1000000"] [--revocations K] [--quick]
+#                          revocation at scale (tests/bench/revocation.sh)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -455,11 +457,25 @@ cmd_bench() {
         bash "$ROOT/tests/bench/$script" "$@"
 }
 
+# ./deploy/dev.sh bench-revocation [OPTIONS]: a private PostgreSQL, then
+# tests/bench/revocation.sh (revocation time with 0/100k/1M revoked, CRL sizes, DB growth).
+cmd_bench_revocation() {
+    install_missing
+    build
+    tmp=$(mktemp -d /tmp/iothub-bench.XXXXXX)
+    chmod 0755 "$tmp"
+    pg_start "$tmp/pg"
+    trap 'pg_stop "$tmp/pg"; rm -rf "$tmp"' EXIT
+    IOTHUB_BENCH_BUILD="$BUILD" IOTHUB_BENCH_PGSOCK="$tmp/pg/sock" IOTHUB_BENCH_TMP="$tmp" \
+        bash "$ROOT/tests/bench/revocation.sh" "$@"
+}
+
 case "${1:-}" in
     run) cmd_run ;;
     test) cmd_test "${2:-}" ;;
     build) install_missing; build ;;
     fuzz) cmd_fuzz "${2:-}" "${3:-}" ;;
     bench) shift; cmd_bench "$@" ;;
-    *) echo "usage: $0 run|test [NAME]|build|fuzz [SECONDS] [TARGET]|bench [OPTIONS]" >&2; exit 2 ;;
+    bench-revocation) shift; cmd_bench_revocation "$@" ;;
+    *) echo "usage: $0 run|test [NAME]|build|fuzz [SECONDS] [TARGET]|bench [OPTIONS]|bench-revocation [OPTIONS]" >&2; exit 2 ;;
 esac

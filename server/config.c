@@ -186,6 +186,21 @@ static int set_crl_validity_hours(struct hub_config *c, const char *v, char *why
     return set_int(&c->crl_validity_hours, v, 1, 24 * 366, why, n);
 }
 
+static int set_crl_base_hours(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    return set_int(&c->crl_base_hours, v, 1, 24 * 366, why, n);
+}
+
+static int set_crl_history(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    return set_int(&c->crl_history, v, 0, 100000, why, n);
+}
+
+static int set_crl_rebuild_max_entries(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    return set_int(&c->crl_rebuild_max_entries, v, 0, 1000000, why, n);
+}
+
 /* Accepts IANA names (TLS_ECDHE_..._SHA256) and mbedTLS names (TLS-ECDHE-...-SHA256). */
 static int set_tls_ciphers(struct hub_config *c, const char *v, char *why, size_t n)
 {
@@ -358,6 +373,9 @@ static const struct {
     {"ca_key_type", set_ca_key_type},
     {"device_cert_days", set_device_cert_days},
     {"crl_validity_hours", set_crl_validity_hours},
+    {"crl_base_hours", set_crl_base_hours},
+    {"crl_history", set_crl_history},
+    {"crl_rebuild_max_entries", set_crl_rebuild_max_entries},
     {"tls_ciphers", set_tls_ciphers},
     {"tls_ticket_lifetime_s", set_tls_ticket_lifetime_s},
     {"tls_ticket_rotation_s", set_tls_ticket_rotation_s},
@@ -458,6 +476,9 @@ static int set_defaults(struct hub_config *cfg)
     cfg->ca_key_type = HUB_KEY_EC_P256;
     cfg->device_cert_days = 365;
     cfg->crl_validity_hours = 24;
+    cfg->crl_base_hours = 12;
+    cfg->crl_history = 16;
+    cfg->crl_rebuild_max_entries = 10000;
     cfg->tls_ticket_lifetime_s = 86400;
     cfg->tls_ticket_rotation_s = 43200;
     cfg->mqtt_handshake_timeout_ms = 10000;

@@ -29,6 +29,9 @@ struct hub_config {
     enum hub_key_type ca_key_type;
     int device_cert_days;
     int crl_validity_hours;
+    int crl_base_hours; /* a new complete CRL at least this often (deltas in between) */
+    int crl_history;    /* CRL rows kept per CA besides the current base and delta */
+    int crl_rebuild_max_entries; /* a base at each publication while it holds this few */
     char *tls_ciphers;     /* MQTT listeners; NULL: ECDHE AEAD suites only */
     int tls_ticket_lifetime_s; /* session tickets open for this long; 0: no tickets */
     int tls_ticket_rotation_s; /* a new ticket key this often (kept in PostgreSQL) */

@@ -19,6 +19,7 @@
 #include <mbedtls/x509_csr.h>
 
 #include "ca/authority.h"
+#include "ca/crlpub.h"
 #include "ca/cert.h"
 #include "ca/csr.h"
 #include "ca/csrgen.h"
@@ -737,7 +738,7 @@ int hub_extroot_import(const struct hub_config *cfg, const struct hub_extroot_fi
         int lrc = hub_authority_load(c, pass, &a);
         if (lrc == 0) {
             hub_init_authority_settings(cfg, &a);
-            lrc = hub_authority_refresh_crls(&a, c, 1, &crls);
+            lrc = hub_crlpub_refresh(&a, c, 1, &crls);
         }
         hub_authority_free(&a);
         if (lrc != 0)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api/token.h"
+#include "ca/crlpub.h"
 #include "ca/seal.h"
 #include "db/audit.h"
 #include "db/cas.h"
@@ -40,6 +41,9 @@ void hub_init_authority_settings(const struct hub_config *cfg, struct hub_author
     snprintf(a->ocsp_url, sizeof a->ocsp_url, "https://%s%s%s:%d/ocsp", v6 ? "[" : "", host,
              v6 ? "]" : "", cfg->api_listen.port);
     a->crl_validity_hours = cfg->crl_validity_hours;
+    a->crl_base_hours = cfg->crl_base_hours;
+    a->crl_history = cfg->crl_history;
+    a->crl_rebuild_max_entries = cfg->crl_rebuild_max_entries;
     free(names);
 }
 
@@ -235,7 +239,7 @@ int hub_init_run(const struct hub_config *cfg, const char *token_path)
         rc = HUB_EIO;
         goto out;
     }
-    rc = hub_authority_refresh_crls(&a, c, 1, &crls);
+    rc = hub_crlpub_refresh(&a, c, 1, &crls);
     if (rc != 0)
         goto out;
 
@@ -363,8 +367,16 @@ int hub_init_rotate_issuing(const struct hub_config *cfg)
     committed = rc == 0;
     if (rc != 0 && c != NULL)
         hub_db_rollback(c);
-    if (committed && hub_authority_refresh_crls(&b, c, 1, &crls) != 0)
+    if (committed && hub_crlpub_refresh(&b, c, 1, &crls) != 0)
         hub_warn("the new issuing CA has no CRL yet: `iothubd serve` publishes it at start");
+    /* The retired CA's base named the active CA's deltas (GET /v1/crl?delta=1): a new one
+     * names its own (?ca=<serial>&delta=1). */
+    if (committed && (hub_db_begin(c) != 0 || hub_crlpub_base(&b, c, a.id[HUB_CA_ISSUING]) != 0 ||
+                      hub_db_commit(c) != 0)) {
+        hub_db_rollback(c);
+        hub_warn("the retired issuing CA's CRL still names the active CA's delta CRLs until its "
+                 "next base (within crl_base_hours)");
+    }
     if (committed)
         printf("issuing CA rotated: \"iothub Issuing CA G%d\" signs from now on; the previous "
                "one is retired (still trusted, its CRL still published) until it expires. "

@@ -15,6 +15,7 @@
 #include "api/request.h"
 #include "ca/authority.h"
 #include "ca/ocsp_signers.h"
+#include "ca/crlpub.h"
 #include "ca/pkcs11.h"
 #include "ca/pem.h"
 #include "ca/pkcs7.h"
@@ -28,6 +29,8 @@
 #include "server/config_lb.h"
 #include "server/extroot.h"
 #include "server/device_ca_crl.h"
+#include "server/revjobs.h"
+#include "server/crl_publisher.h"
 #include "server/init.h"
 #include "server/mqtt_server.h"
 #include "server/server_certs.h"
@@ -81,6 +84,8 @@ struct serve {
     hub_tickets_t *tickets; /* session-ticket keys of the MQTT listeners, or NULL */
     struct hub_ticketsync *ticketsync;
     struct hub_device_ca_crl *device_ca_crl; /* CRL fetcher of device CAs */
+    struct hub_revjobs *revjobs;             /* bulk revocation engine */
+    struct hub_crl_publisher *crl_publisher; /* delta CRLs after revocations */
     struct hub_api_mqtt api_mqtt;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t maintenance;
@@ -114,7 +119,7 @@ static void maintenance_work(uv_work_t *req)
         return;
     }
     int published;
-    int rc = hub_authority_refresh_crls(&s->authority, s->db, 0, &published);
+    int rc = hub_crlpub_refresh(&s->authority, s->db, 0, &published);
     if (rc != 0)
         hub_warn("CRL refresh failed (%s); retrying in %d s", hub_strerror(rc),
                  MAINTENANCE_INTERVAL_MS / 1000);
@@ -329,6 +334,10 @@ static int serve(struct hub_config *cfg)
         if (rc == 0 && (s.device_ca_crl = hub_device_ca_crl_start(cfg->db_url,
                                                                   cfg->device_ca_crl_refresh)) == NULL)
             rc = HUB_ENOMEM;
+        if (rc == 0 && (s.revjobs = hub_revjobs_start(cfg->db_url)) == NULL)
+            rc = HUB_ENOMEM;
+        if (rc == 0 && (s.crl_publisher = hub_crl_publisher_start(cfg->db_url, &s.authority)) == NULL)
+            rc = HUB_ENOMEM;
     }
     s.loop = uv_default_loop();
     hub_buf_t ca_pem = HUB_BUF_INIT;
@@ -381,6 +390,8 @@ out:
         uv_run(uv_default_loop(), UV_RUN_DEFAULT);
     }
     hub_device_ca_crl_stop(s.device_ca_crl);
+    hub_revjobs_stop(s.revjobs);
+    hub_crl_publisher_stop(s.crl_publisher);
     hub_tickets_free(s.tickets);
     hub_api_stop(s.api);
     hub_db_pool_free(s.pool);

@@ -134,30 +134,56 @@ count() {
     sql "$URL" "SELECT count(*) FROM $1"
 }
 
-# fetch_crl NAME: GET /v1/crl into NAME.der and NAME.pem (converted by openssl).
+# fetch_crl NAME [SERIAL]: GET /v1/crl (the complete CRL) into NAME.der and NAME.pem, and GET
+# /v1/crl?delta=1 (its delta CRL) into NAME.delta.der and NAME.delta.pem. With SERIAL, fetches
+# again (5 s at most) until one of them lists it: a revocation reaches the delta CRL through
+# the publisher, within a second of its commit, not in the revocation's answer.
 fetch_crl() {
-    call GET /v1/crl && [ "$STATUS" = 200 ] && cp body.out "$1.der" &&
-        openssl crl -inform DER -in "$1.der" -out "$1.pem" 2>/dev/null
+    local until=$((${EPOCHREALTIME/./} + 5000000))
+    while :; do
+        call GET /v1/crl && [ "$STATUS" = 200 ] && cp body.out "$1.der" &&
+            openssl crl -inform DER -in "$1.der" -out "$1.pem" 2>/dev/null || return 1
+        rm -f "$1.delta.der" "$1.delta.pem"
+        call GET '/v1/crl?delta=1'
+        if [ "$STATUS" = 200 ]; then
+            cp body.out "$1.delta.der" &&
+                openssl crl -inform DER -in "$1.delta.der" -out "$1.delta.pem" 2>/dev/null || return 1
+        fi
+        { [ -z "${2:-}" ] || [ -n "$(crl_reason "$1.pem" "$2")" ]; } && return 0
+        [ "${EPOCHREALTIME/./}" -lt "$until" ] || return 1
+        sleep 0.05
+    done
 }
 
-# crl_number CRL.pem: the cRLNumber as a decimal number.
+# crl_number CRL.pem: the cRLNumber as a decimal number (of CRL.delta.pem when fetch_crl
+# wrote one: the newer of the two).
 crl_number() {
-    echo $(($(openssl crl -in "$1" -noout -crlnumber | cut -d= -f2)))
+    local f=$1
+    [ "${f%.pem}" != "$f" ] && [ -f "${f%.pem}.delta.pem" ] && f=${f%.pem}.delta.pem
+    echo $(($(openssl crl -in "$f" -noout -crlnumber | cut -d= -f2)))
 }
 
 # crl_reason CRL.pem SERIAL: the reason openssl prints for SERIAL ("none" without a reason
-# code, empty when the serial is not listed).
+# code, empty when the serial is not listed), in CRL.pem or else its CRL.delta.pem.
 crl_reason() {
-    openssl crl -in "$1" -noout -text | awk -v s="$2" '
-        /Serial Number:/ {cur = ($3 == s); if (cur) found = 1; next}
-        cur && /CRL Reason Code/ {getline; gsub(/^ +| +$/, ""); print; done = 1; exit}
-        END {if (found && !done) print "none"}'
+    local files=("$1") f r
+    [ "${1%.pem}" != "$1" ] && [ -f "${1%.pem}.delta.pem" ] && files+=("${1%.pem}.delta.pem")
+    for f in "${files[@]}"; do
+        r=$(openssl crl -in "$f" -noout -text | awk -v s="$2" '
+            /Serial Number:/ {cur = ($3 == s); if (cur) found = 1; next}
+            cur && /CRL Reason Code/ {getline; gsub(/^ +| +$/, ""); print; done = 1; exit}
+            END {if (found && !done) print "none"}')
+        [ -n "$r" ] && { echo "$r"; return; }
+    done
 }
 
-# verify_cert CERT.pem CRL.pem: openssl verify with the served chain and CRL.
+# verify_cert CERT.pem CRL.pem: openssl verify with the served chain and CRL (and its delta,
+# CRL.delta.pem, when fetch_crl wrote one: -use_deltas).
 verify_cert() {
+    local delta=()
+    [ -f "${2%.pem}.delta.pem" ] && delta=(-use_deltas -CRLfile "${2%.pem}.delta.pem")
     openssl verify -x509_strict -crl_check -purpose sslclient -CAfile root.pem \
-        -untrusted issuing.pem -CRLfile "$2" "$1"
+        -untrusted issuing.pem -CRLfile "$2" "${delta[@]}" "$1"
 }
 
 # ---- mosquitto clients as WHO (WHO.pem, WHO.key) -----------------------------------------------

@@ -375,7 +375,8 @@ basic "$ID2:$SEC2" "/v1/devices/$ID2/activate" @good.json
 expect "device activation -> 201 again" $?
 bearer "$OP" POST "/v1/devices/$ID2/revoke" '{"reason":"keyCompromise"}'
 expect_status "device revocation -> 200 again" 200
-fetch_crl after && [ "$(crl_reason after.pem "$(openssl x509 -in d2.pem -noout -serial | cut -d= -f2)")" = "Key Compromise" ]
+D2_SERIAL=$(openssl x509 -in d2.pem -noout -serial | cut -d= -f2)
+fetch_crl after "$D2_SERIAL" && [ "$(crl_reason after.pem "$D2_SERIAL")" = "Key Compromise" ]
 expect "GET /v1/crl -> the CRL published after the outage lists the revocation" $?
 [ "$(sql "$URL" "SELECT string_agg(action || ' ' || result, ', ' ORDER BY id) FROM audit_log WHERE id > $AUDIT_MAX")" = \
   "product.create ok, device.activate ok, device.revoke ok" ]

@@ -177,13 +177,13 @@ done
 [ "$(count "certificates WHERE kind = 'device' AND status = 'valid'")" = 3 ]
 expect "three valid device certificates are stored" $?
 
-# CRL caching headers, before the next revocation changes the CRL.
-call GET /v1/crl
+# CRL caching headers, before the next revocation changes the (delta) CRL.
+call GET '/v1/crl?delta=1'
 ETAG=$(header ETag) MODIFIED=$(header Last-Modified)
 [ -n "$ETAG" ] && [ -n "$MODIFIED" ] && date -d "$MODIFIED" >/dev/null 2>&1 &&
     [ -n "$(header Expires)" ]
 expect "GET /v1/crl has ETag, Last-Modified (a date) and Expires" $?
-call GET /v1/crl -H "If-None-Match: $ETAG"
+call GET '/v1/crl?delta=1' -H "If-None-Match: $ETAG"
 [ "$STATUS" = 304 ] && [ ! -s body.out ] && [ "$(header ETag)" = "$ETAG" ]
 expect "If-None-Match with the current ETag -> 304 without a body" $?
 
@@ -202,12 +202,12 @@ bearer "${TOK[auditor]}" GET "/v1/certificates/$OLD"
     [[ $(jf revoked_at) =~ ^[0-9-]{10}T[0-9:]{8}Z$ ]] && jf_file certificate old-from-api.pem &&
     cmp -s old-from-api.pem ec-p256.pem
 expect "GET /v1/certificates/{first serial}: revoked, reason superseded, same PEM" $?
-call GET /v1/crl -H "If-None-Match: $ETAG"
+fetch_crl crl1 "$OLD"
+[ "$(crl_reason crl1.pem "$OLD")" = Superseded ] && [ "$(crl_number crl1.pem)" -gt "$n_before" ]
+expect "the served delta CRL lists the first serial as Superseded with a higher cRLNumber" $?
+call GET '/v1/crl?delta=1' -H "If-None-Match: $ETAG"
 [ "$STATUS" = 200 ] && [ "$(header ETag)" != "$ETAG" ]
 expect "after a revocation the old ETag gets 200 and a new ETag" $?
-fetch_crl crl1
-[ "$(crl_reason crl1.pem "$OLD")" = Superseded ] && [ "$(crl_number crl1.pem)" -gt "$n_before" ]
-expect "the served CRL lists the first serial as Superseded with a higher cRLNumber" $?
 ! verify_cert ec-p256.pem crl1.pem >verify.out 2>&1 && grep -q 'certificate revoked' verify.out
 expect "openssl verify -crl_check refuses the superseded certificate" $?
 verify_cert again.pem crl1.pem >verify.out 2>&1
@@ -222,7 +222,7 @@ bearer "${TOK[operator]}" POST "/v1/devices/$D/revoke" '{"reason":"keyCompromise
 [ "$STATUS" = 200 ] && [ "$(jf status)" = revoked ] && [ "$(jf reason)" = keyCompromise ] &&
     [ "$(jf revoked)" = "[\"$NEW\"]" ]
 expect "operator: POST /v1/devices/{id}/revoke {reason: keyCompromise} -> 200, its certificate revoked" $?
-fetch_crl crl2
+fetch_crl crl2 "$NEW"
 [ "$(crl_reason crl2.pem "$NEW")" = "Key Compromise" ] && [ "$(crl_number crl2.pem)" -gt "$n_before" ]
 expect "the served CRL lists the serial with Key Compromise and a higher cRLNumber" $?
 ! verify_cert again.pem crl2.pem >verify.out 2>&1 && grep -q 'certificate revoked' verify.out
@@ -288,7 +288,7 @@ S3=$(jf serial)
 call POST "/v1/certificates/$S3/revoke" -H "Authorization: Bearer ${TOK[operator]}"
 [ "$STATUS" = 200 ] && [ "$(jf reason)" = unspecified ]
 expect "revocation without a body -> reason unspecified" $?
-fetch_crl crl4
+fetch_crl crl4 "$S3"
 [ "$(crl_reason crl4.pem "$S")" = "Affiliation Changed" ] &&
     [ "$(crl_reason crl4.pem "$S2")" = "Cessation Of Operation" ] &&
     [ "$(crl_reason crl4.pem "$S3")" = none ] && [ "$(crl_reason crl4.pem "$OLD")" = Superseded ]

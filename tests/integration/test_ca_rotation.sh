@@ -85,12 +85,19 @@ mv renewed.pem renewer.pem && mv renewed.key renewer.key
 OLD_SERIAL=$(serial_of old.pem)
 bearer "$ADMIN" POST "/v1/certificates/$OLD_SERIAL/revoke" '{"reason": "keyCompromise"}'
 expect_status "a retired-CA certificate is revoked" 200
-call GET "/v1/crl?ca=$OLD_CA&format=pem"
-cp body.out old-crl.pem
+for _ in $(seq 100); do # the retired CA's CRLs follow within a second
+    call GET "/v1/crl?ca=$OLD_CA&format=pem"
+    cp body.out old-crl.pem
+    call GET "/v1/crl?ca=$OLD_CA&delta=1&format=pem"
+    cp body.out old-crl.delta.pem
+    [ -n "$(crl_reason old-crl.pem "$OLD_SERIAL")" ] && break
+    sleep 0.05
+done
 [ "$STATUS" = 200 ] && [ "$(crl_reason old-crl.pem "$OLD_SERIAL")" = "Key Compromise" ] &&
-    openssl crl -in old-crl.pem -noout -issuer | grep -q 'CN = iothub Issuing CA$' &&
-    openssl crl -in old-crl.pem -noout -CAfile issuing.pem 2>&1 | grep -q 'verify OK'
-expect "GET /v1/crl?ca=<retired serial> lists it with its reason, signed by the retired CA" $?
+    openssl crl -in old-crl.delta.pem -noout -issuer | grep -q 'CN = iothub Issuing CA$' &&
+    openssl crl -in old-crl.delta.pem -noout -CAfile issuing.pem 2>&1 | grep -q 'verify OK' &&
+    openssl crl -in old-crl.pem -noout -text | grep -A3 'Freshest CRL' | grep -q "ca=$OLD_CA&delta=1"
+expect "GET /v1/crl?ca=<retired serial>(&delta=1) lists it with its reason, signed by the retired CA" $?
 [ "$(crl_reason old-crl.pem "$RENEWER_OLD")" = "Superseded" ]
 expect "the renewed device's old certificate is on the retired CA's CRL as superseded" $?
 fetch_crl new-crl2 && [ -z "$(crl_reason new-crl2.pem "$OLD_SERIAL")" ]

@@ -26,6 +26,8 @@ expect "every example in docs/api.md runs without error" $?
 [ $rc = 0 ] || { echo "--- stdout"; cat examples.out; echo "--- stderr"; cat examples.err; } >&2
 grep -q '^device.pem: OK$' examples.out
 expect "the activated certificate verifies with the served chain and CRL" $?
+grep -q '^est.pem: OK$' examples.out
+expect "the EST example enrolls a device whose certificate verifies against cacerts" $?
 grep -q '"provisioned"' examples.out
 expect "product-claim provisioning answers status provisioned" $?
 grep -q 'Key Compromise' examples.out && grep -q 'revoked, as expected' examples.out

@@ -45,6 +45,12 @@ INSERT INTO certificates (serial, ca_id, kind, service_id, subject, der, not_bef
     SELECT upper(md5(s.id::text)), (SELECT id FROM cas WHERE role = 'issuing'), 'service', s.id,
            'CN=' || s.id || ', O=services', '\x00', now(), now() + interval '300 days'
     FROM services s;
+-- a CA that published for a long time: bases and deltas (pruning keeps fewer)
+INSERT INTO crls (ca_id, crl_number, this_update, next_update, entries, der, base_number, watermark)
+    SELECT (SELECT id FROM cas WHERE role = 'issuing'), 100 + g, now() - (20000 - g) * interval '1 second',
+           now() + interval '1 day', 10, '\x00', CASE WHEN g % 100 = 0 THEN NULL ELSE 100 + g - g % 100 END,
+           CASE WHEN g % 100 = 0 THEN now() - (20000 - g) * interval '1 second' END
+    FROM generate_series(1, 20000) g;
 ANALYZE;" >fixture.out 2>&1
 expect "fixture: 20 products, 20,000 devices, $(sql "$URL" "SELECT count(*) FROM certificates") certificates, 100 services, ANALYZE'd" $?
 
@@ -54,7 +60,7 @@ SERIAL=$(sql "$URL" "SELECT serial FROM certificates WHERE device_id = '$DEVICE'
 IDS=$(sql "$URL" "SELECT json_agg(id) FROM (SELECT id FROM devices ORDER BY id DESC LIMIT 500) s")
 
 python3 - "$ROOT" "$URL" "$DEVICE" "$SERIAL" "$IDS" <<'PY'
-import glob, os, re, subprocess, sys
+import glob, os, re, subprocess, sys, time
 
 root, url, device, serial, ids = sys.argv[1:6]
 q = lambda s: psql1(s)
@@ -125,6 +131,30 @@ PARAMS = {
     "hub_db_firmware_for_device#1": [[device, device, serial], [device, device, ""]],
     # OCSP responder (db/ocsp.c): one primary-key probe per certificate asked about
     "hub_db_ocsp_status#1": [[serial]],
+    # bulk revocation (issue 14, db/revocation_jobs.c): the checks of a job's lists, its
+    # selection by devices, serials, product (with or without a window of issuance) and by
+    # CA within a window (a CA's every certificate is most of the table: a scan is right
+    # there), and a chunk
+    "hub_db_revjobs_missing#1": [['["%s"]' % serial]],
+    "hub_db_revjobs_missing#2": [[ids]],
+    "hub_db_revjobs_select#2": [[ROLLOUT, ids]],
+    "hub_db_revjobs_select#3": [[ROLLOUT, '["%s"]' % serial]],
+    "hub_db_revjobs_select#4": [[ROLLOUT, product, NULL, NULL],
+                                [ROLLOUT, product, "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"]],
+    "hub_db_revjobs_select#5": [[ROLLOUT, ca, "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]],
+    "hub_db_revjobs_chunk#1": [[ROLLOUT, "1", "t", "1000"]],
+    # CRL publication (issue 14): the delta's revocations, the newest base and delta, pruning
+    "hub_db_certificates_revoked_since#1": [[ca, str(int(time.time()) - 3600)]],
+    "hub_db_crls_insert#1": [[ca, "9000001", "1700000000", "1700086400", "0", "\\x00"]],
+    "hub_db_crls_record#1": [[ca, "9000002", "1700000000", "1700086400", "0", "\\x00", "20100",
+                              NULL]],
+    "hub_db_crls_latest#1": [[ca]],
+    "hub_db_crls_latest#2": [[ca]],
+    "hub_db_crls_newest#1": [[ca]],
+    "hub_db_crls_newest#2": [[ca]],
+    "hub_db_crls_newest#3": [[ca]],
+    "hub_db_crls_newest#4": [[ca]],
+    "hub_db_crls_prune#1": [[ca, "20000", "20099", "16", "500"]],
 }
 
 
@@ -238,7 +268,7 @@ def check(cond, name, detail=""):
 found = []
 for path in sorted(glob.glob(os.path.join(root, "db", "*.c"))):
     for func, n, sql in statements(path):
-        if re.search(r"\b(FROM|JOIN|UPDATE|INTO)\s+(devices|certificates)\b", sql, re.I):
+        if re.search(r"\b(FROM|JOIN|UPDATE|INTO)\s+(devices|certificates|crls)\b", sql, re.I):
             found.append(("%s#%d" % (func, n), os.path.basename(path), sql))
 check(len(found) >= 15, "%d statements on devices or certificates found in db/*.c" % len(found))
 outside = subprocess.run(["grep", "-rlE", r"(FROM|JOIN|UPDATE|INTO) (devices|certificates)\b"] +
@@ -261,13 +291,13 @@ for key, path, sql in found:
         r = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
                            input=script, capture_output=True, text=True)
         plan = r.stdout
-        scans = sorted(set(re.findall(r"Seq Scan on (devices|certificates)\b", plan)))
+        scans = sorted(set(re.findall(r"Seq Scan on (devices|certificates|crls)\b", plan)))
         used = sorted({a or b for a, b in re.findall(
             r"Index (?:Only )?Scan(?: Backward)? using (\w+)|Bitmap Index Scan on (\w+)", plan)})
         shown = ", ".join("NULL" if v is None else (v[:12] + "…" if len(v) > 14 else v)
                           for v in params[:nparams])
         check(r.returncode == 0 and not scans,
-              "%s(%s): no Seq Scan on devices or certificates (%s)" %
+              "%s(%s): no Seq Scan on devices, certificates or crls (%s)" %
               (key, shown, "error" if r.returncode else ", ".join(used) or "no index needed"),
               "%s\n%s\n%s" % (sql, r.stderr, plan))
 sys.exit(1 if FAILED else 0)

@@ -97,11 +97,12 @@ expect "mosquitto_pub connects over mTLS (trusting only the maker's root) and pu
 fetch_crl crl1
 bearer "$ADMIN" POST "/v1/devices/$D/revoke" '{"reason":"keyCompromise"}'
 expect_status "POST /v1/devices/{id}/revoke -> 200" 200
-fetch_crl crl2 && openssl crl -in crl2.pem -CAfile issuing.pem -noout -verify 2>&1 | grep -q 'verify OK' &&
+fetch_crl crl2 "$(openssl x509 -in dev.pem -noout -serial | cut -d= -f2)" &&
+    openssl crl -in crl2.delta.pem -CAfile issuing.pem -noout -verify 2>&1 | grep -q 'verify OK' &&
     [ "$(crl_number crl2.pem)" -gt "$(crl_number crl1.pem)" ]
 expect "openssl crl: the new CRL is signed by the token key" $?
 ! openssl verify -x509_strict -crl_check -purpose sslclient -CAfile maker/root.pem \
-    -untrusted issuing.pem -CRLfile crl2.pem dev.pem >verify.out 2>&1 &&
+    -untrusted issuing.pem -CRLfile crl2.pem -use_deltas -CRLfile crl2.delta.pem dev.pem >verify.out 2>&1 &&
     grep -q 'certificate revoked' verify.out
 expect "openssl verify -crl_check: the device certificate is revoked" $?
 call GET /metrics

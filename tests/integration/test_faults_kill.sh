@@ -89,7 +89,7 @@ start=$(date +%s%N)
 bearer "$OPERATOR" POST "/v1/certificates/$UNREVOKED/revoke" '{"reason":"keyCompromise"}'
 ms=$((($(date +%s%N) - start) / 1000000))
 [ -n "$UNREVOKED" ] && [ "$STATUS" = 200 ] && [ "$ms" -lt 3000 ] &&
-    fetch_crl after && [ "$(crl_reason after.pem "$UNREVOKED")" = "Key Compromise" ]
+    fetch_crl after "$UNREVOKED" && [ "$(crl_reason after.pem "$UNREVOKED")" = "Key Compromise" ]
 expect "a revocation after the restart answers 200 in $ms ms and its CRL lists it" $?
 
 stop_server

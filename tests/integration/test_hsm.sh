@@ -69,7 +69,8 @@ fetch_crl crl1 && openssl crl -in crl1.pem -CAfile trust.pem -noout -verify 2>&1
 expect "the issuing CA's first CRL (signed in the token at init) verifies" $?
 bearer "$ADMIN" POST "/v1/devices/$D/revoke" '{"reason":"keyCompromise"}'
 expect_status "POST /v1/devices/{id}/revoke -> 200" 200
-fetch_crl crl2 && openssl crl -in crl2.pem -CAfile trust.pem -noout -verify 2>&1 | grep -q 'verify OK' &&
+fetch_crl crl2 "$(openssl x509 -in dev.pem -noout -serial | cut -d= -f2)" &&
+    openssl crl -in crl2.delta.pem -CAfile trust.pem -noout -verify 2>&1 | grep -q 'verify OK' &&
     [ "$(crl_number crl2.pem)" -gt "$(crl_number crl1.pem)" ]
 expect "openssl crl -CAfile verifies the new CRL signed by the token key" $?
 ! verify_cert dev.pem crl2.pem >verify.out 2>&1 && grep -q 'certificate revoked' verify.out

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ca/authority.h"
+#include "ca/crlpub.h"
 #include "ca/crl.h"
 #include "ca/csr.h"
 #include "ca/pem.h"
@@ -69,7 +70,7 @@ static int revoke(struct hub_authority *a, PGconn *c, char **argv)
     if (rc == 0)
         rc = hub_db_certificates_revoke(c, argv[0], reason, NULL);
     if (rc == 0)
-        rc = hub_authority_publish_crl(a, c, HUB_CA_ISSUING);
+        rc = hub_crlpub_base(a, c, a->id[HUB_CA_ISSUING]);
     if (rc == 0)
         rc = hub_db_commit(c);
     if (rc != 0) {

@@ -461,6 +461,61 @@ static void test_crl(void)
     hub_buf_free(&full);
 }
 
+/* A base CRL naming its deltas (freshestCRL) and a delta CRL (critical deltaCRLIndicator):
+ * the bytes RFC 5280 asks for, and `openssl verify -use_deltas` takes the pair. */
+static void test_crl_delta(void)
+{
+    struct hub_crl_entry e = {0};
+    hub_buf_t base = HUB_BUF_INIT, delta = HUB_BUF_INIT, bad = HUB_BUF_INIT;
+    struct hub_signer s = HUB_SIGNER_MEM(&pki.iss_key);
+    time_t now = time(NULL);
+    const char *url = "https://hub.example:8443/v1/crl?delta=1";
+    CHECK(pki.ok);
+    struct hub_crl_info bi = {7, now - 10, now + 3600, 0, url};
+    CHECK_EQ(hub_crl_build_info(&pki.iss, &s, &bi, NULL, 0, &base), 0);
+    memcpy(e.serial, pki.cli_serial, HUB_SERIAL_LEN);
+    e.serial_len = HUB_SERIAL_LEN;
+    e.revoked_at = now - 5;
+    e.reason = HUB_REASON_KEY_COMPROMISE;
+    struct hub_crl_info di = {8, now - 5, now + 3600, 7, url}; /* a delta ignores the URL */
+    CHECK_EQ(hub_crl_build_info(&pki.iss, &s, &di, &e, 1, &delta), 0);
+    /* freshestCRL: 06 03 55 1D 2E, OCTET STRING { SEQ { SEQ { [0] { [0] { [6] url } } } } } */
+    static const uint8_t fresh[] = {0x06, 0x03, 0x55, 0x1D, 0x2E, 0x04};
+    CHECK(memmem(base.data, base.len, fresh, sizeof fresh) != NULL);
+    CHECK(memmem(base.data, base.len, url, strlen(url)) != NULL);
+    CHECK(memmem(delta.data, delta.len, fresh, sizeof fresh) == NULL);
+    /* deltaCRLIndicator: 06 03 55 1D 1B, BOOLEAN TRUE, OCTET STRING { INTEGER 7 } */
+    static const uint8_t ind[] = {0x06, 0x03, 0x55, 0x1D, 0x1B, 0x01, 0x01, 0xFF,
+                                  0x04, 0x03, 0x02, 0x01, 0x07};
+    CHECK(memmem(delta.data, delta.len, ind, sizeof ind) != NULL);
+    CHECK(memmem(base.data, base.len, ind, 5) == NULL);
+    /* mbedTLS 2.28 refuses a CRL with a critical extension it does not know: a delta. */
+    mbedtls_x509_crl crl;
+    mbedtls_x509_crl_init(&crl);
+    CHECK_EQ(mbedtls_x509_crl_parse_der(&crl, base.data, base.len), 0);
+    mbedtls_x509_crl_free(&crl);
+    write_pem(path("base.pem"), "X509 CRL", &base);
+    write_pem(path("delta.pem"), "X509 CRL", &delta);
+    CHECK_EQ(run("openssl crl -in %s -noout -text | grep -q 'Delta CRL Indicator: critical'",
+                 path("delta.pem")), 0);
+    CHECK_EQ(run("openssl crl -in %s -noout -text | grep -A3 'Freshest CRL' | grep -q 'URI:%s'",
+                 path("base.pem"), url), 0);
+    CHECK_EQ(run("openssl verify -crl_check -CAfile %s -untrusted %s -CRLfile %s %s >/dev/null",
+                 path("root.pem"), path("issuing.pem"), path("base.pem"), path("client.pem")), 0);
+    char base_pem[128], delta_pem[128]; /* path() has four buffers */
+    snprintf(base_pem, sizeof base_pem, "%s", path("base.pem"));
+    snprintf(delta_pem, sizeof delta_pem, "%s", path("delta.pem"));
+    CHECK(run("openssl verify -crl_check -use_deltas -CAfile %s -untrusted %s -CRLfile %s "
+              "-CRLfile %s %s 2>&1 | grep -q 'certificate revoked'", path("root.pem"),
+              path("issuing.pem"), base_pem, delta_pem, path("client.pem")) == 0);
+    /* A delta must come after its base. */
+    struct hub_crl_info wrong = {7, now, now + 60, 7, NULL};
+    CHECK_EQ(hub_crl_build_info(&pki.iss, &s, &wrong, NULL, 0, &bad), HUB_EINVAL);
+    hub_buf_free(&base);
+    hub_buf_free(&delta);
+    hub_buf_free(&bad);
+}
+
 static void test_crl_large(void)
 {
     const size_t n = 100000;
@@ -623,6 +678,7 @@ int main(void)
     RUN(test_client_from_csr);
     RUN(test_crl);
     RUN(test_crl_large);
+    RUN(test_crl_delta);
     RUN(test_pkcs7);
     RUN(test_csr_policy);
 
