@@ -120,13 +120,13 @@ if command -v podman-compose >/dev/null 2>&1; then
     CAPI=$(free_port) CMQTT=$(free_port)
     t0=$SECONDS
     (cd "$ROOT/deploy" && IOTHUB_SECRETS=$T/secrets IOTHUB_PUBLISH=127.0.0.1 IOTHUB_API_PORT=$CAPI \
-        IOTHUB_MQTT_PORT=$CMQTT podman-compose -p "$PROJECT" -f compose.yaml up -d --no-build) >compose-up.log 2>&1
+        IOTHUB_MQTT_PORT=$CMQTT IOTHUB_STACK=$PROJECT podman-compose -p "$PROJECT" -f compose.yaml up -d --no-build) >compose-up.log 2>&1
     # Until init has run, iothubd exits and is restarted (podman-compose 1.0.3 ignores the
     # depends_on conditions); then verify against the new stack's own CA chain.
     rc=1
     for _ in $(seq 120); do
         if curl -sfk -o /dev/null "https://127.0.0.1:$CAPI/healthz"; then
-            podman exec "${PROJECT}_iothubd_1" iothubd ca chain >compose-trust.pem 2>/dev/null &&
+            podman exec "$PROJECT-iothubd" iothubd ca chain >compose-trust.pem 2>/dev/null &&
                 curl -sf --cacert compose-trust.pem -o /dev/null "https://127.0.0.1:$CAPI/healthz"
             rc=$?
             break
