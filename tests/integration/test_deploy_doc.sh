@@ -53,7 +53,7 @@ trap cleanup EXIT
     echo 'trap '\''echo "deploy.md: block $BLOCK failed at: $BASH_COMMAND" >&2'\'' ERR'
     echo "cd '$ROOT'"
     echo "TOP='$T'"
-    echo 'checkpoint() { echo "@@checkpoint $1"; while [ ! -e "$TOP/go.$1" ]; do sleep 0.1; done; }'
+    echo 'checkpoint() { printf "\n@@checkpoint %s\n" "$1"; while [ ! -e "$TOP/go.$1" ]; do sleep 0.1; done; }'
     for i in $(seq 2 "$NBLOCKS"); do
         body=$(sed -e "s/:8443/:$API_PORT/g" -e "s/8883/$MQTT_PORT/g" \
             -e "s/iothub-iothubd/$STACK-iothubd/g" -e "s/iothub-db/$STACK-db/g" \
