@@ -57,7 +57,7 @@ trap cleanup EXIT
     for i in $(seq 2 "$NBLOCKS"); do
         body=$(sed -e "s/:8443/:$API_PORT/g" -e "s/8883/$MQTT_PORT/g" \
             -e "s/iothub-iothubd/$STACK-iothubd/g" -e "s/iothub-db/$STACK-db/g" \
-            -e "s#/srv/iothub/secrets#$SECRETS#g" -e "s/-p iothub /-p $PROJECT /g" \
+            -e "s#/srv/iothub/secrets#$SECRETS#g" -e "s/-p iothub /-p $PROJECT /g" -e "s/iothub_iothub/${PROJECT}_iothub/g" \
             -e "s/IOTHUB_HOSTNAME=localhost,127.0.0.1/IOTHUB_HOSTNAME=localhost,127.0.0.1 IOTHUB_PUBLISH=127.0.0.1 IOTHUB_STACK=$STACK IOTHUB_API_PORT=$API_PORT IOTHUB_MQTT_PORT=$MQTT_PORT/" \
             "blocks/$i.sh")
         echo "BLOCK=$i"
