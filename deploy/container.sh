@@ -15,7 +15,10 @@
 #   API_PORT [8443], MQTT_PORT [8883], BIND [0.0.0.0]   listeners (host network)
 #   IOTHUB_HOSTNAME [localhost,127.0.0.1]               names in the server certificate
 #   MASTER_KEY_FILE, DB_PASSWORD_FILE   files to make the secrets from on the first `up`;
-#                             unset, random ones are generated (and kept only as podman secrets)
+#                             unset, random ones are generated: the master passphrase into
+#                             $SECRETS_DIR/master_key (back it up: a podman secret cannot be
+#                             read back), the database password only as a podman secret
+#   SECRETS_DIR [~/.config/iothub/$STACK]   where a generated master passphrase is written
 #   OCI_RUNTIME [runc if installed]   podman --runtime (crun fails on this cgroup v1 host)
 #   NOFILE [ulimit -Hn]       open-files limit of the containers (iothubd: one per connection)
 #   IOTHUB_ENV                extra `-e KEY=VALUE` settings for iothubd, space-separated
@@ -87,9 +90,20 @@ cmd_build() {
     log "built $IMAGE and $PG_IMAGE in $(since "$t0") s"
 }
 
-# secret NAME FILE: creates podman secret NAME from FILE, or from 32 random bytes (base64).
+# secret NAME FILE [KEEP]: creates podman secret NAME from FILE, or from 32 random bytes
+# (base64); with KEEP, the random bytes are first written to the file KEEP (mode 0400, in a
+# 0700 directory), the copy to back up.
 secret() {
     podman secret inspect "$1" >/dev/null 2>&1 && return 0
+    if [ -z "$2" ] && [ -n "${3:-}" ]; then
+        [ ! -e "$3" ] || die "$3 exists but secret $1 does not: set MASTER_KEY_FILE=$3 to use it"
+        (umask 077 && mkdir -p "$(dirname "$3")" &&
+            head -c 32 /dev/urandom | base64 | tr -d '\n' >"$3") || die "cannot write $3"
+        chmod 0400 "$3"
+        podman secret create "$1" "$3" >/dev/null
+        log "secret $1 created from a new passphrase in $3: back this file up, apart from the database"
+        return 0
+    fi
     if [ -n "$2" ]; then
         podman secret create "$1" "$2" >/dev/null
     else
@@ -118,7 +132,8 @@ iothub_run() {
 cmd_up() {
     local t0 t
     t0=$(now)
-    secret "$STACK-master-key" "${MASTER_KEY_FILE:-}"
+    secret "$STACK-master-key" "${MASTER_KEY_FILE:-}" \
+        "${SECRETS_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/iothub/$STACK}/master_key"
     secret "$STACK-db-password" "${DB_PASSWORD_FILE:-}"
     local v
     for v in pgdata pgsocket state; do
