@@ -10,7 +10,10 @@
  *   subscribe.c  SUBSCRIBE (retained messages for new subscriptions), UNSUBSCRIBE
  *   route.c      routing: match, one copy per session, delivery, the in-flight window
  *   flow.c       flow control: withheld acknowledgements, waits on full queues, drops
- *   will.c       wills: kept at CONNECT, published when the peer vanishes */
+ *   will.c       wills: kept at CONNECT, published when the peer vanishes
+ *   hooks.c      durability and several nodes: hooks, message ids, acknowledgement holds,
+ *                injected messages (de-duplicated), session expiry
+ *   restore.c    state restored from elsewhere, parked CONNECTs ended, sessions released */
 #ifndef HUB_MQTT_BROKER_INTERNAL_H
 #define HUB_MQTT_BROKER_INTERNAL_H
 
@@ -70,6 +73,8 @@ struct hub_broker {
     hub_buf_t q0;                 /* the QoS 0 copy of q0_msg, retain flag q0_retain */
     const struct hub_msg *q0_msg; /* valid during one routing only */
     int q0_retain;
+    struct hub_broker_hooks h; /* durability and several nodes (hooks.c); zeroed: none */
+    uint64_t last_id;          /* the local id counter when o.next_id is NULL */
     uint64_t now_ms;  /* latest time given by the transport */
     size_t throttled; /* connections with acknowledgements withheld */
     struct hub_broker_stats st;
