@@ -38,6 +38,7 @@ struct hub_mqtt_server {
     struct hub_presence *presence;
     struct hub_registration *reg; /* device CAs: trust, JIT registration (issue 15) */
     struct hub_rollouts *rollouts;
+    struct hub_backbone *backbone; /* several nodes (server/backbone.h); NULL: one node */
     size_t async_queued; /* rollout notices in queue (under lock) */
     uv_timer_t tick;
     uv_async_t wakeup;
