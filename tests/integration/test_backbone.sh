@@ -6,7 +6,6 @@
 # retained messages cross nodes; a client may not publish node-to-node control topics; the
 # metrics count it all. The broker restarted mid-stream: test_backbone_restart.sh.
 . "$(dirname "$0")/backbone_lib.sh"
-exec 7>/tmp/bb/xtrace.log; BASH_XTRACEFD=7; PS4='+ $(date +%T.%N) '; set -x
 
 bb_start
 expect "a private Mosquitto backbone starts" $?
