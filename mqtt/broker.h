@@ -86,7 +86,8 @@ struct hub_broker_options {
 struct hub_broker_stats {
     size_t connections, sessions, subscriptions, retained;
     size_t queued, inflight; /* QoS 1/2 deliveries kept, of which sent and unacknowledged */
-    size_t throttled;        /* connections whose acknowledgements are withheld */
+    size_t throttled;        /* connections whose acknowledgements are withheld (flow
+                                control, or holds of the hooks) */
     unsigned long long msgs_in, msgs_out, dropped_acl, dropped_queue;
     unsigned long long in_by_qos[3], out_by_qos[3]; /* PUBLISH packets by QoS */
     /* Durability and several nodes (hooks): acknowledgements waiting on holds now, parked
@@ -123,7 +124,8 @@ void hub_broker_tick(struct hub_broker *b, uint64_t now_ms);
 size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
                               int (*is_revoked)(const char *serial_hex, void *ctx), void *ctx);
 /* Closes, without publishing wills, every connection of the device or service id (counted
- * as HUB_CLOSE_REVOKED). Returns how many. */
+ * as HUB_CLOSE_REVOKED; the principal was revoked or reset) and drops its sessions
+ * (hooks.session_gone for persistent ones). Returns how many connections. */
 size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const char *why);
 /* Publishes as the server (commands): routed like a client PUBLISH, no ACL. Returns 1 if a
  * connected session of device_id (may be NULL) subscribed to it received it, else 0;
