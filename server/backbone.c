@@ -80,6 +80,7 @@ struct hub_backbone {
     char client_id[HUB_NODE_NAME_MAX + 16];
     size_t max_queued, max_inbound, max_packet;
     uint32_t expiry_s;
+    char *cafile, *certfile, *keyfile, *username, *password; /* copies; password wiped */
     uv_async_t wake;
     /* Shared with the network thread, under lock. */
     pthread_mutex_t lock;
@@ -284,12 +285,15 @@ static int stopping(struct hub_backbone *bb)
     return s;
 }
 
+static void clear_old_session(struct hub_backbone *bb);
+
 static void *thread_main(void *arg)
 {
     struct hub_backbone *bb = arg;
     mosquitto_property *props = NULL;
     mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, bb->expiry_s);
     bb->backoff_ms = BACKOFF_MIN_MS;
+    clear_old_session(bb);
     int rc = mosquitto_connect_bind_v5(bb->mosq, bb->url.host, bb->url.port, KEEPALIVE_S, NULL,
                                        props);
     mosquitto_property_free_all(&props);
@@ -695,6 +699,13 @@ static void free_bb(struct hub_backbone *bb)
     hub_buf_free(&bb->rel_loop);
     hub_buf_free(&bb->scratch);
     hub_buf_free(&bb->unsub_later);
+    free(bb->cafile);
+    free(bb->certfile);
+    free(bb->keyfile);
+    free(bb->username);
+    if (bb->password != NULL)
+        hub_wipe(bb->password, strlen(bb->password));
+    free(bb->password);
     free(bb);
 }
 
@@ -703,48 +714,80 @@ static void closed_cb(uv_handle_t *h)
     free_bb(h->data);
 }
 
-/* TLS and credentials of the client. 0 or HUB_ECONFIG (logged). */
-static int client_setup(struct hub_backbone *bb, const struct hub_config *cfg)
+/* Protocol, TLS and credentials of a client (the node's, or the one that clears a session
+ * left by a previous run). 0 or HUB_ECONFIG (logged). */
+static int client_setup(struct hub_backbone *bb, struct mosquitto *mosq)
 {
     int rc = MOSQ_ERR_SUCCESS;
-    mosquitto_int_option(bb->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    mosquitto_int_option(bb->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_int_option(bb->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 100);
-    mosquitto_threaded_set(bb->mosq, true);
-    mosquitto_connect_v5_callback_set(bb->mosq, on_connect);
-    mosquitto_disconnect_v5_callback_set(bb->mosq, on_disconnect);
-    mosquitto_publish_v5_callback_set(bb->mosq, on_publish);
-    mosquitto_message_v5_callback_set(bb->mosq, on_message);
+    mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1);
     if (bb->url.tls) {
-        if (cfg->backbone_cafile == NULL)
-            mosquitto_int_option(bb->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
-        if (cfg->backbone_cafile != NULL || cfg->backbone_certfile != NULL)
-            rc = mosquitto_tls_set(bb->mosq, cfg->backbone_cafile,
-                                   cfg->backbone_cafile ? NULL : "/etc/ssl/certs",
-                                   cfg->backbone_certfile, cfg->backbone_keyfile, NULL);
+        if (bb->cafile == NULL)
+            mosquitto_int_option(mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+        if (bb->cafile != NULL || bb->certfile != NULL)
+            rc = mosquitto_tls_set(mosq, bb->cafile, bb->cafile ? NULL : "/etc/ssl/certs",
+                                   bb->certfile, bb->keyfile, NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
             hub_error("backbone_cafile / backbone_certfile / backbone_keyfile: %s",
                       mosquitto_strerror(rc));
             return HUB_ECONFIG;
         }
-    } else if (cfg->backbone_certfile != NULL || cfg->backbone_cafile != NULL) {
-        hub_warn("backbone: backbone_cafile/certfile are ignored with mqtt:// (use mqtts://)");
     }
-    if (cfg->backbone_username != NULL) {
-        char *pw = cfg->backbone_password_file ? read_password(cfg->backbone_password_file)
-                                               : NULL;
-        if (cfg->backbone_password_file != NULL && pw == NULL)
-            return HUB_ECONFIG;
-        rc = mosquitto_username_pw_set(bb->mosq, cfg->backbone_username, pw);
-        if (pw != NULL) {
-            hub_wipe(pw, strlen(pw));
-            free(pw);
-        }
-        if (rc != MOSQ_ERR_SUCCESS) {
-            hub_error("backbone_username: %s", mosquitto_strerror(rc));
-            return HUB_ECONFIG;
-        }
+    if (bb->username != NULL &&
+        (rc = mosquitto_username_pw_set(mosq, bb->username, bb->password)) != MOSQ_ERR_SUCCESS) {
+        hub_error("backbone_username: %s", mosquitto_strerror(rc));
+        return HUB_ECONFIG;
     }
+    return 0;
+}
+
+static void on_clean_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    *(int *)obj = rc == 0 ? 1 : -1;
+}
+
+/* A node starts afresh: the session the backbone may keep from this node's previous run
+ * holds that run's filters, which nothing would unsubscribe. A CONNECT with clean start
+ * and no session expiry ends it. Best effort (the backbone may be down): network thread. */
+static void clear_old_session(struct hub_backbone *bb)
+{
+    int state = 0;
+    struct mosquitto *c = mosquitto_new(bb->client_id, true, &state);
+    if (c == NULL || client_setup(bb, c) != 0) {
+        mosquitto_destroy(c);
+        return;
+    }
+    mosquitto_connect_callback_set(c, on_clean_connect);
+    if (mosquitto_connect(c, bb->url.host, bb->url.port, KEEPALIVE_S) == MOSQ_ERR_SUCCESS) {
+        uint64_t until = now_ms() + 3000;
+        while (state == 0 && now_ms() < until && !stopping(bb) &&
+               mosquitto_loop(c, 100, 1) == MOSQ_ERR_SUCCESS) {
+        }
+        mosquitto_disconnect(c);
+        mosquitto_loop(c, 100, 1);
+    }
+    mosquitto_destroy(c);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL && *s != 0 ? strdup(s) : NULL;
+}
+
+/* Copies what the client needs from the configuration, the password read from its file. 0,
+ * HUB_ENOMEM or HUB_ECONFIG (logged). */
+static int copy_settings(struct hub_backbone *bb, const struct hub_config *cfg)
+{
+    bb->cafile = dup_or_null(cfg->backbone_cafile);
+    bb->certfile = dup_or_null(cfg->backbone_certfile);
+    bb->keyfile = dup_or_null(cfg->backbone_keyfile);
+    bb->username = dup_or_null(cfg->backbone_username);
+    if (cfg->backbone_password_file != NULL && *cfg->backbone_password_file != 0 &&
+        (bb->password = read_password(cfg->backbone_password_file)) == NULL)
+        return HUB_ECONFIG;
+    if (!bb->url.tls && (bb->cafile != NULL || bb->certfile != NULL))
+        hub_warn("backbone: backbone_cafile/certfile/keyfile are ignored with mqtt:// "
+                 "(mqtts:// for TLS)");
     return 0;
 }
 
@@ -784,10 +827,16 @@ int hub_backbone_start(const struct hub_backbone_options *o, struct hub_backbone
         free_bb(bb);
         return HUB_ENOMEM;
     }
-    if ((rc = client_setup(bb, cfg)) != 0) {
+    if ((rc = copy_settings(bb, cfg)) != 0 || (rc = client_setup(bb, bb->mosq)) != 0) {
         free_bb(bb);
         return rc;
     }
+    mosquitto_int_option(bb->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 100);
+    mosquitto_threaded_set(bb->mosq, true);
+    mosquitto_connect_v5_callback_set(bb->mosq, on_connect);
+    mosquitto_disconnect_v5_callback_set(bb->mosq, on_disconnect);
+    mosquitto_publish_v5_callback_set(bb->mosq, on_publish);
+    mosquitto_message_v5_callback_set(bb->mosq, on_message);
     uv_async_init(bb->loop, &bb->wake, wake_cb);
     bb->wake.data = bb;
     if (pthread_create(&bb->thread, NULL, thread_main, bb) != 0) {
