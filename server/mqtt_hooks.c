@@ -4,40 +4,39 @@
 
 #include "mqtt/broker.h"
 #include "server/backbone.h"
-#include "server/mqtt_server_internal.h"
 
 static void subscribed(void *ctx, const char *key, int persistent, const char *filter,
                        size_t flen, uint8_t qos)
 {
-    struct hub_mqtt_server *m = ctx;
+    struct hub_mqtt_hook_users *u = ctx;
     /* backbone: the node subscribes to what its sessions need */
-    hub_backbone_subscribed(m->backbone, key, filter, flen, qos);
+    hub_backbone_subscribed(u->backbone, key, filter, flen, qos);
 }
 
 static void unsubscribed(void *ctx, const char *key, int persistent, const char *filter,
                          size_t flen)
 {
-    struct hub_mqtt_server *m = ctx;
+    struct hub_mqtt_hook_users *u = ctx;
     /* backbone */
-    hub_backbone_unsubscribed(m->backbone, key, filter, flen);
+    hub_backbone_unsubscribed(u->backbone, key, filter, flen);
 }
 
-static unsigned accepted(void *ctx, const struct hub_msg *msg, const char *origin_device_id)
+static unsigned accepted(void *ctx, const struct hub_msg *m, const char *origin_device_id)
 {
-    struct hub_mqtt_server *m = ctx;
+    struct hub_mqtt_hook_users *u = ctx;
     unsigned holds = 0;
     /* backbone: forwarded to the other nodes; QoS >= 1 acknowledged once the backbone has it */
-    holds += hub_backbone_accepted(m->backbone, msg);
+    holds += hub_backbone_accepted(u->backbone, m);
     return holds;
 }
 
-void hub_mqtt_hooks_set(struct hub_mqtt_server *m)
+void hub_mqtt_hooks_set(struct hub_broker *b, struct hub_mqtt_hook_users *u)
 {
     struct hub_broker_hooks h = {
-        .ctx = m,
+        .ctx = u,
         .subscribed = subscribed,
         .unsubscribed = unsubscribed,
         .accepted = accepted,
     };
-    hub_broker_set_hooks(m->broker, &h);
+    hub_broker_set_hooks(b, &h);
 }

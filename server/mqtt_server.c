@@ -18,7 +18,6 @@
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
 #include "server/backbone.h"
-#include "server/mqtt_hooks.h"
 #include "server/mqtt_metrics.h"
 #include "server/mqtt_server_internal.h"
 #include "server/presence.h"
@@ -602,7 +601,8 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     struct hub_backbone_options bbo = {.loop = m->loop, .cfg = cfg, .broker = m->broker};
     if ((rc = hub_backbone_start(&bbo, &m->backbone)) != 0)
         goto out;
-    hub_mqtt_hooks_set(m);
+    m->hook_users.backbone = m->backbone;
+    hub_mqtt_hooks_set(m->broker, &m->hook_users);
     if ((rc = hub_tls_ctx_new(&to, &m->ctx)) != 0)
         goto out;
     if (cfg->mqtt_tls_listen.port != 0) {

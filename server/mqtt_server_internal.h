@@ -14,6 +14,7 @@
 #include "net/tls_ctx.h"
 #include "net/tls_listener.h"
 #include "net/workers.h"
+#include "server/mqtt_hooks.h"
 #include "server/mqtt_metrics.h"
 
 struct command {
@@ -39,6 +40,7 @@ struct hub_mqtt_server {
     struct hub_registration *reg; /* device CAs: trust, JIT registration (issue 15) */
     struct hub_rollouts *rollouts;
     struct hub_backbone *backbone; /* several nodes (server/backbone.h); NULL: one node */
+    struct hub_mqtt_hook_users hook_users; /* the broker's hooks' context (server/mqtt_hooks.h) */
     size_t async_queued; /* rollout notices in queue (under lock) */
     uv_timer_t tick;
     uv_async_t wakeup;
