@@ -1,19 +1,22 @@
-/* The broker's hooks (mqtt/broker.h, mqtt-hooks-contract.md) composed from the parts of the
- * server that need them: each hook calls the backbone (server/backbone.h), and the store and
- * the cluster when they are there. Loop thread. */
+/* The broker's hooks (mqtt/broker.h struct hub_broker_hooks) as `serve` composes them: the
+ * durable store (server/mqtt_store.h) first; the message backbone and the cluster directory
+ * add their calls as blocks of their own in server/mqtt_hooks.c. Loop thread. */
 #ifndef HUB_SERVER_MQTT_HOOKS_H
 #define HUB_SERVER_MQTT_HOOKS_H
 
-struct hub_broker;
+#include "mqtt/broker.h"
+
+struct hub_mqtt_store;
 struct hub_backbone;
 
-/* Who the hooks call; each member may be NULL. Owned by the caller, who keeps it for the
- * broker's lifetime (server/mqtt_server_internal.h embeds it). */
-struct hub_mqtt_hook_users {
-    struct hub_backbone *backbone;
+/* What the hooks call; each member may be NULL (that part is off). Owned by the caller,
+ * which keeps it alive as long as the broker. */
+struct hub_mqtt_hooks {
+    struct hub_mqtt_store *store;
+    struct hub_backbone *backbone; /* several nodes (server/backbone.h) */
 };
 
-/* Installs the hooks on b, with u as their context. */
-void hub_mqtt_hooks_set(struct hub_broker *b, struct hub_mqtt_hook_users *u);
+/* Fills h with the hooks of ctx (h->ctx = ctx), for hub_broker_set_hooks. */
+void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h);
 
 #endif

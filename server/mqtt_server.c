@@ -20,6 +20,7 @@
 #include "server/backbone.h"
 #include "server/mqtt_metrics.h"
 #include "server/mqtt_server_internal.h"
+#include "server/mqtt_store.h"
 #include "server/presence.h"
 #include "server/registration.h"
 #include "server/revfeed.h"
@@ -32,7 +33,6 @@
 #include "util/passhash.h"
 #include "util/secure.h"
 
-#define MAX_QUEUED 1000
 #define MAX_INFLIGHT 32
 #define EARLY_MAX (64 * 1024) /* bytes a service may send while its ACL loads */
 #define SERVICES_O "services" /* organizationName of service certificates */
@@ -500,6 +500,8 @@ int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out)
                                             m->pw_ctx, out);
     if (rc == 0 && m->reg != NULL)
         rc = hub_registration_metrics(m->reg, out);
+    if (rc == 0 && m->store != NULL)
+        rc = hub_mqtt_store_metrics(m->store, out);
     if (rc == 0)
         rc = hub_backbone_metrics(m->backbone, out);
     return rc == 0 && m->rollouts != NULL ? hub_rollouts_metrics(m->rollouts, out) : rc;
@@ -566,7 +568,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     m->connect_timeout_s = (unsigned)cfg->mqtt_connect_timeout_s;
     struct hub_broker_options bo = {
         .max_packet = m->max_packet,
-        .max_queued = MAX_QUEUED,
+        .max_queued = (size_t)cfg->mqtt_max_queued,
         .max_inflight = MAX_INFLIGHT,
         .connect_timeout = m->connect_timeout_s,
         .presence = presence_cb,
@@ -578,6 +580,18 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     m->presence = hub_presence_new(cfg->db_url);
     struct hub_rollouts_options ro = {cfg, m->presence, hub_mqtt_commands_publish_async, m};
     bo.device_publish_ctx = m->rollouts = m->presence ? hub_rollouts_new(&ro) : NULL;
+    /* Durable state: the store gives the message ids, so it comes before the broker. */
+    struct hub_mqtt_store_options so = {m->loop, cfg->db_url, NULL,
+                                        (size_t)cfg->mqtt_store_max_pending};
+    int src = hub_mqtt_store_new(&so, &m->store);
+    m->handles_open += m->store != NULL; /* its uv_async_t */
+    if (src != 0) {
+        rc = src;
+        goto out;
+    }
+    bo.next_id = hub_mqtt_store_next_id;
+    bo.next_id_ctx = m->store;
+    bo.session_expiry_s = (uint32_t)cfg->mqtt_session_expiry;
     m->broker = hub_broker_new(&bo);
     m->revset = hub_revset_new();
     if (m->db_url == NULL || m->broker == NULL || m->revset == NULL || m->presence == NULL ||
@@ -598,11 +612,10 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .trust = hub_registration_trust(m->reg),
     };
     /* Several nodes: the backbone client, fed by the broker's hooks (server/mqtt_hooks.c). */
-    struct hub_backbone_options bbo = {.loop = m->loop, .cfg = cfg, .broker = m->broker};
+    struct hub_backbone_options bbo = {m->loop, cfg, m->broker, hub_mqtt_store_next_id,
+                                       m->store};
     if ((rc = hub_backbone_start(&bbo, &m->backbone)) != 0)
         goto out;
-    m->hook_users.backbone = m->backbone;
-    hub_mqtt_hooks_set(m->broker, &m->hook_users);
     if ((rc = hub_tls_ctx_new(&to, &m->ctx)) != 0)
         goto out;
     if (cfg->mqtt_tls_listen.port != 0) {
@@ -613,6 +626,14 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         if ((rc = hub_tls_ctx_new(&po, &m->pw_ctx)) != 0)
             goto out;
     }
+    /* Restored before the listeners accept (server/mqtt_store.h). */
+    m->hooks.store = m->store;
+    m->hooks.backbone = m->backbone; /* before the restore: its filters go to the backbone */
+    struct hub_broker_hooks hooks;
+    hub_mqtt_hooks_fill(&m->hooks, &hooks);
+    hub_broker_set_hooks(m->broker, &hooks);
+    if ((rc = hub_mqtt_store_start(m->store, m->broker)) != 0)
+        goto out;
     if ((rc = hub_revfeed_start(m->loop, cfg->db_url, m->revset, revoked_cb, m, &m->feed)) != 0 ||
         (rc = hub_registration_feed(m->reg, revoked_cb, m)) != 0) /* NULL: re-check all */
         goto out;
@@ -664,6 +685,7 @@ static void finish(struct hub_mqtt_server *m)
     if (--m->handles_open > 0)
         return;
     hub_broker_free(m->broker);
+    hub_mqtt_store_free(m->store); /* writes what is still queued */
     hub_tls_ctx_free(m->ctx);
     hub_tls_ctx_free(m->pw_ctx);
     hub_presence_free(m->presence);
@@ -705,6 +727,8 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
         hub_workers_stop(m->workers, listener_closed, m);
         m->workers = NULL;
     }
+    if (m->store != NULL)
+        hub_mqtt_store_stop(m->store, listener_closed, m);
     hub_revfeed_stop(m->feed);
     hub_registration_stop(m->reg);
     uv_timer_stop(&m->tick);

@@ -39,8 +39,9 @@ struct hub_mqtt_server {
     struct hub_presence *presence;
     struct hub_registration *reg; /* device CAs: trust, JIT registration (issue 15) */
     struct hub_rollouts *rollouts;
+    struct hub_mqtt_store *store; /* durable sessions and retained messages (issue 18) */
+    struct hub_mqtt_hooks hooks;  /* what the broker's hooks call (server/mqtt_hooks.c) */
     struct hub_backbone *backbone; /* several nodes (server/backbone.h); NULL: one node */
-    struct hub_mqtt_hook_users hook_users; /* the broker's hooks' context (server/mqtt_hooks.h) */
     size_t async_queued; /* rollout notices in queue (under lock) */
     uv_timer_t tick;
     uv_async_t wakeup;
