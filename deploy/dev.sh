@@ -13,6 +13,8 @@
 #                          side by side (tests/bench/compare.sh); see docs/BENCHMARKS.md
 #   ./deploy/dev.sh bench --durability [--before IOTHUBD] [--duration S]  QoS 1 rates with
 #                          an online / offline persistent subscriber (tests/bench/durability.sh)
+#   ./deploy/dev.sh bench --backbone [--duration S] [--publishers N]  one node vs two nodes
+#                          with a Mosquitto backbone (tests/bench/backbone.sh)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -453,6 +455,8 @@ cmd_bench() {
     local script=compare.sh
     # --durability: QoS 1 with and without persistent subscribers (tests/bench/durability.sh)
     if [ "${1:-}" = --durability ]; then script=durability.sh; shift; fi
+    # --backbone: the cost of a second node (tests/bench/backbone.sh)
+    if [ "${1:-}" = --backbone ]; then script=backbone.sh; shift; fi
     IOTHUB_BENCH_BUILD="$BUILD" IOTHUB_BENCH_PGSOCK="$tmp/pg/sock" IOTHUB_BENCH_TMP="$tmp" \
         bash "$ROOT/tests/bench/$script" "$@"
 }
