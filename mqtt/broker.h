@@ -86,11 +86,10 @@ struct hub_broker_options {
 struct hub_broker_stats {
     size_t connections, sessions, subscriptions, retained;
     size_t queued, inflight; /* QoS 1/2 deliveries kept, of which sent and unacknowledged */
-    size_t throttled;        /* connections whose acknowledgements are withheld (flow
-                                control, or holds of the hooks) */
+    size_t throttled;        /* publishers waiting on a full subscriber (flow control) */
     unsigned long long msgs_in, msgs_out, dropped_acl, dropped_queue;
     unsigned long long in_by_qos[3], out_by_qos[3]; /* PUBLISH packets by QoS */
-    /* Durability and several nodes (hooks): acknowledgements waiting on holds now, parked
+    /* Durability and several nodes (hooks): acknowledgements the hooks hold now, parked
      * CONNECTs now, messages injected and injected duplicates ignored, sessions expired. */
     size_t held_acks, parked;
     unsigned long long injected, inject_dupes, sessions_expired;
@@ -189,7 +188,8 @@ struct hub_broker_hooks {
      * the publishing device, NULL for services and the server. Returns the holds it takes on
      * the publisher's acknowledgement (0 or 1; ignored for QoS 0, the server and wills): the
      * PUBACK/PUBREC goes out, in packet order, once every hold was released with
-     * hub_broker_release(b, m->id). May call hub_broker_release. */
+     * hub_broker_release(b, m->id), which may be called from this or an earlier hook of m
+     * (queued, retained) too. */
     unsigned (*accepted)(void *ctx, const struct hub_msg *m, const char *origin_device_id);
     /* CONNECT of a persistent session whose key is not in memory. Return 0: go on (a new
      * session). Return 1: the connection is parked (no CONNACK; input buffered; the CONNECT

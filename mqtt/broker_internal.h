@@ -93,8 +93,8 @@ struct hub_broker {
     struct hub_broker_hooks h;  /* zeroed: none */
     uint64_t last_id;           /* the local id counter when o.next_id is NULL */
     struct hub_idmap holds;     /* held message id -> its publisher's connection */
-    uint64_t accepting;         /* the id hooks.accepted is called for, and */
-    unsigned early;             /* the holds released on it during that call */
+    uint64_t accepting;         /* the id being routed and shown to hooks.accepted, and */
+    unsigned early;             /* the holds released on it meanwhile */
     struct hub_idmap recent;    /* injected ids seen lately (values unused), and */
     uint64_t *ring;             /* the same ids in arrival order (RECENT of them) */
     size_t ring_pos;
@@ -102,7 +102,7 @@ struct hub_broker {
     size_t nparked;
     int expiring;               /* some session has a finite expiry (tick walks them) */
     uint64_t now_ms;  /* latest time given by the transport */
-    size_t throttled; /* connections with acknowledgements withheld */
+    size_t throttled; /* connections waiting on full sessions (c->nwaits > 0) */
     struct hub_broker_stats st;
 };
 
@@ -171,6 +171,9 @@ static inline void hub_conn_send_ack(struct hub_mqtt_conn *c, int type, uint16_t
  * topic), or for a SUBSCRIBE filter. Returns 1 (allowed) or 0. */
 int hub_conn_may_publish(const struct hub_mqtt_conn *c, const char *topic, size_t len);
 int hub_conn_may_subscribe(const struct hub_mqtt_conn *c, const char *filter, size_t len);
+/* Whether c's principal may receive a PUBLISH on topic (a session resumed with restored
+ * state, which no SUBSCRIBE of this connection checked). Returns 1 or 0. */
+int hub_conn_may_receive(const struct hub_mqtt_conn *c, const char *topic, size_t len);
 /* Handles the packets buffered in c->in (while its CONNECT was parked). */
 void hub_conn_input(struct hub_mqtt_conn *c, uint64_t now_ms);
 /* Once a second: closes c when its CONNECT or keepalive (1.5 x the client's value) is due. */

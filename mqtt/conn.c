@@ -56,6 +56,14 @@ int hub_conn_may_subscribe(const struct hub_mqtt_conn *c, const char *filter, si
                           count_patterns((const char *const *)c->sub_patterns), filter, len, 1);
 }
 
+int hub_conn_may_receive(const struct hub_mqtt_conn *c, const char *topic, size_t len)
+{
+    if (c->who.kind == HUB_MQTT_DEVICE)
+        return hub_acl_device(c->who.id, topic, len, 0);
+    return hub_acl_allows((const char *const *)c->sub_patterns,
+                          count_patterns((const char *const *)c->sub_patterns), topic, len, 0);
+}
+
 static char **copy_patterns(const char *const *in)
 {
     size_t n = count_patterns(in);

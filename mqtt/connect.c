@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "mqtt/broker_internal.h"
+#include "util/log.h"
 
 /* Answers CONNACK rc and closes c (refused) with why. */
 static void refuse(struct hub_mqtt_conn *c, uint8_t rc, enum hub_close_reason reason,
@@ -19,6 +20,43 @@ static void refuse(struct hub_mqtt_conn *c, uint8_t rc, enum hub_close_reason re
     uint8_t ack[4];
     hub_conn_write(c, ack, hub_mqtt_connack(ack, 0, rc));
     hub_conn_close(c, 0, reason, why);
+}
+
+/* A resumed session may hold what no SUBSCRIBE of c's principal checked (restored from
+ * PostgreSQL or another node, or its service's patterns narrowed since): its filters and
+ * queued messages outside c's ACL are dropped (the store is told), with a log line. */
+static void prune(struct hub_mqtt_conn *c, struct hub_session *s)
+{
+    struct hub_broker *b = c->b;
+    size_t filters = 0, msgs = 0;
+    for (size_t i = 0; i < s->nsubs;) {
+        char *f = s->filters[i];
+        size_t n = strlen(f);
+        if (hub_conn_may_subscribe(c, f, n)) {
+            i++;
+            continue;
+        }
+        hub_subtree_remove(b->subs, f, n, s);
+        if (b->h.unsubscribed != NULL)
+            b->h.unsubscribed(b->h.ctx, s->key, !s->clean, f, n);
+        hub_session_remove_filter(s, f, n); /* frees f; the last filter moves to i */
+        filters++;
+    }
+    for (struct hub_delivery *d = s->head, *next; d != NULL; d = next) {
+        next = d->next;
+        if (hub_conn_may_receive(c, d->msg->topic, d->msg->topic_len))
+            continue;
+        if (!s->clean && !d->retain && d->msg->id != 0 && b->h.delivered != NULL)
+            b->h.delivered(b->h.ctx, s->key, d->msg->id);
+        hub_session_remove(s, d);
+        msgs++;
+    }
+    if (filters > 0 || msgs > 0)
+        hub_warn("mqtt: session %s resumed with %zu filter(s) and %zu message(s) outside the "
+                 "ACL of %s: dropped",
+                 s->key, filters, msgs, c->who.id);
+    if (msgs > 0)
+        hub_flow_queue_shrunk(b, s);
 }
 
 /* Accepts the CONNECT of c (its level, keepalive, clean flag and will already kept) for
@@ -61,6 +99,8 @@ static void accept_connect(struct hub_mqtt_conn *c, const char *key, uint64_t no
         b->o.presence(c->who.id, 1, b->o.ctx);
     if (!s->clean && b->h.session_open != NULL)
         b->h.session_open(b->h.ctx, s->key, s->expiry_s);
+    if (present)
+        prune(c, s);
     /* Resume: in-flight deliveries again with DUP, then whatever waited. */
     unsigned inflight = 0;
     for (struct hub_delivery *d = s->head; d != NULL; d = d->next) {

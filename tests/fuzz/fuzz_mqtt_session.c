@@ -84,8 +84,7 @@ static const char *const keys[] = {"d:0b8e3b8a-1111-4c1e-8a6e-00000000000a",
 static const char *const fuzz_topics[] = {
     "devices/0b8e3b8a-1111-4c1e-8a6e-00000000000a/telemetry",
     "devices/0b8e3b8a-1111-4c1e-8a6e-00000000000a/commands/x",
-    "devices/0b8e3b8a-2222-4c1e-8a6e-00000000000b/status/online",
-    "devices/+/bad"};
+    "devices/0b8e3b8a-2222-4c1e-8a6e-00000000000b/status/online", "devices/+/bad"};
 
 static uint64_t next_id_cb(void *ctx)
 {
@@ -174,7 +173,10 @@ static void cluster_op(struct hub_broker *b, unsigned cmd, unsigned slot, uint8_
         const char *t = fuzz_topics[a & 1];
         switch (slot) {
         case 0: hub_broker_restore_session(b, key, (a & 1) ? 20 : UINT32_MAX); break;
-        case 1: hub_broker_restore_sub(b, key, (a & 1) ? "devices/+/telemetry" : "devices/#", a >> 6 & 3); break;
+        case 1:
+            hub_broker_restore_sub(b, key, (a & 1) ? "devices/+/telemetry" : "devices/#",
+                                   a >> 6 & 3);
+            break;
         case 2:
             hub_broker_restore_delivery(b, key, t, strlen(t), rest, nrest > 3 ? 3 : nrest,
                                         (uint8_t)(1 + (a >> 7)), 100 + (a >> 3 & 7), a >> 4 & 3,
