@@ -27,6 +27,8 @@ enum {
     S_INCOMING_DEL,
     S_RETAIN_SET,
     S_RETAIN_CLEAR,
+    S_MESSAGES,
+    S_QUEUES,
     S_COUNT
 };
 
@@ -73,6 +75,21 @@ static const struct stmt {
                       "INSERT INTO mqtt_retained (topic, msg_id) VALUES ($1, $2)"
                       " ON CONFLICT (topic) DO UPDATE SET msg_id = EXCLUDED.msg_id"},
     [S_RETAIN_CLEAR] = {"mqtt_retain_clear", 1, "DELETE FROM mqtt_retained WHERE topic = $1"},
+    /* Many rows at once; topics, payloads and keys are slices of one bytea ($1). */
+    [S_MESSAGES] = {"mqtt_messages_many", 7,
+                    "INSERT INTO mqtt_messages (id, topic, payload, qos) SELECT DISTINCT ON (u.id)"
+                    " u.id, convert_from(substring($1::bytea FROM u.toff FOR u.tlen), 'UTF8'),"
+                    " substring($1::bytea FROM u.poff FOR u.plen), u.qos FROM unnest($2::bigint[],"
+                    " $3::int[], $4::int[], $5::int[], $6::int[], $7::smallint[])"
+                    " AS u(id, toff, tlen, poff, plen, qos)"
+                    " ON CONFLICT (id) DO UPDATE SET created_at = now()"
+                    " WHERE mqtt_messages.created_at < now() - interval '30 seconds'"},
+    [S_QUEUES] = {"mqtt_queue_many", 5,
+                  "INSERT INTO mqtt_queue (session_key, msg_id, qos) SELECT"
+                  " convert_from(substring($1::bytea FROM u.koff FOR u.klen), 'UTF8'), u.id, u.qos"
+                  " FROM unnest($2::int[], $3::int[], $4::bigint[], $5::smallint[])"
+                  " WITH ORDINALITY AS u(koff, klen, id, qos, n) ORDER BY u.n"
+                  " ON CONFLICT DO NOTHING"},
 };
 
 int hub_db_mqtt_connect(const char *url, PGconn **out, char *why, size_t cap)
@@ -277,6 +294,94 @@ int hub_db_mqtt_send_retained(PGconn *c, const char *topic, size_t tlen, uint64_
     const char *v[] = {topic, i};
     const int len[] = {(int)tlen, 0}, fmt[] = {1, 0};
     return id ? send(c, S_RETAIN_SET, v, len, fmt) : send(c, S_RETAIN_CLEAR, v, len, fmt);
+}
+
+/* ---- many rows in one statement ---------------------------------------------------------- */
+
+/* Appends a number to column i's array literal ("{1,2"; closed when sent). */
+static int col_num(struct hub_db_mqtt_rows *r, int i, long long v)
+{
+    return hub_buf_printf(&r->col[i], "%s%lld", r->n == 0 ? "{" : ",", v);
+}
+
+/* Appends bytes to the blob; *off gets their 1-based offset (SQL substring). */
+static int blob(struct hub_db_mqtt_rows *r, const void *p, size_t n, long long *off)
+{
+    *off = (long long)r->blob.len + 1;
+    return n ? hub_buf_append(&r->blob, p, n) : 0;
+}
+
+int hub_db_mqtt_rows_message(struct hub_db_mqtt_rows *r, uint64_t id, const char *topic,
+                             size_t tlen, const uint8_t *payload, size_t len, int qos)
+{
+    long long toff, poff;
+    int rc = blob(r, topic, tlen, &toff);
+    if (rc == 0)
+        rc = blob(r, payload, len, &poff);
+    if (rc == 0)
+        rc = col_num(r, 0, (long long)id) || col_num(r, 1, toff) ||
+             col_num(r, 2, (long long)tlen) || col_num(r, 3, poff) ||
+             col_num(r, 4, (long long)len) || col_num(r, 5, qos);
+    if (rc == 0)
+        r->n++;
+    return rc ? HUB_ENOMEM : 0;
+}
+
+int hub_db_mqtt_rows_queue(struct hub_db_mqtt_rows *r, const char *key, size_t klen,
+                           uint64_t id, int qos)
+{
+    long long koff;
+    int rc = blob(r, key, klen, &koff);
+    if (rc == 0)
+        rc = col_num(r, 0, koff) || col_num(r, 1, (long long)klen) ||
+             col_num(r, 2, (long long)id) || col_num(r, 3, qos);
+    if (rc == 0)
+        r->n++;
+    return rc ? HUB_ENOMEM : 0;
+}
+
+/* Sends statement s with the blob and ncol array columns, then empties r. */
+static int send_rows(PGconn *c, int s, struct hub_db_mqtt_rows *r, int ncol)
+{
+    const char *v[7];
+    int len[7] = {0}, fmt[7] = {0};
+    int rc = 0;
+    if (r->n == 0)
+        return 0;
+    if (r->blob.len > INT32_MAX)
+        return HUB_ERANGE;
+    v[0] = r->blob.len ? (const char *)r->blob.data : "";
+    len[0] = (int)r->blob.len;
+    fmt[0] = 1;
+    for (int i = 0; i < ncol && rc == 0; i++) {
+        rc = hub_buf_puts(&r->col[i], "}");
+        v[i + 1] = (const char *)r->col[i].data;
+    }
+    if (rc == 0)
+        rc = sent(PQsendQueryPrepared(c, stmts[s].name, stmts[s].n, v, len, fmt, 0));
+    r->blob.len = 0;
+    for (int i = 0; i < 6; i++)
+        r->col[i].len = 0;
+    r->n = 0;
+    return rc;
+}
+
+int hub_db_mqtt_send_messages(PGconn *c, struct hub_db_mqtt_rows *r)
+{
+    return send_rows(c, S_MESSAGES, r, 6);
+}
+
+int hub_db_mqtt_send_queues(PGconn *c, struct hub_db_mqtt_rows *r)
+{
+    return send_rows(c, S_QUEUES, r, 4);
+}
+
+void hub_db_mqtt_rows_free(struct hub_db_mqtt_rows *r)
+{
+    hub_buf_free(&r->blob);
+    for (int i = 0; i < 6; i++)
+        hub_buf_free(&r->col[i]);
+    r->n = 0;
 }
 
 /* ---- garbage collection ------------------------------------------------------------------- */

@@ -12,6 +12,8 @@
 
 #include <libpq-fe.h>
 
+#include "util/buf.h"
+
 /* Opens the store's connection (connect_timeout 5 s unless url says otherwise, lock_timeout
  * 10 s) without logging a failure: the caller logs an outage once. Returns 0 or HUB_EDBDOWN
  * with libpq's message in why (cap bytes). */
@@ -45,6 +47,22 @@ int hub_db_mqtt_send_unsub(PGconn *c, const char *key, const char *filter, size_
 /* The message itself (once per id; a replay, or another node writing it too, is a no-op). */
 int hub_db_mqtt_send_message(PGconn *c, uint64_t id, const char *topic, size_t tlen,
                              const uint8_t *payload, size_t len, int qos);
+/* Many messages or queue rows in one statement: rows are added to r (reused buffers: the
+ * names and bytes in one blob, offsets and numbers as array literals), then sent together
+ * (r is emptied). Queue rows keep the order they were added in. */
+struct hub_db_mqtt_rows {
+    hub_buf_t blob;
+    hub_buf_t col[6];
+    size_t n;
+};
+int hub_db_mqtt_rows_message(struct hub_db_mqtt_rows *r, uint64_t id, const char *topic,
+                             size_t tlen, const uint8_t *payload, size_t len, int qos);
+int hub_db_mqtt_send_messages(PGconn *c, struct hub_db_mqtt_rows *r);
+int hub_db_mqtt_rows_queue(struct hub_db_mqtt_rows *r, const char *key, size_t klen,
+                           uint64_t id, int qos);
+int hub_db_mqtt_send_queues(PGconn *c, struct hub_db_mqtt_rows *r);
+void hub_db_mqtt_rows_free(struct hub_db_mqtt_rows *r);
+
 /* A delivery of message id queued on session key (ON CONFLICT DO NOTHING), and its end. */
 int hub_db_mqtt_send_queue(PGconn *c, const char *key, uint64_t id, int qos);
 int hub_db_mqtt_send_delivered(PGconn *c, const char *key, uint64_t id);

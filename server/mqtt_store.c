@@ -38,6 +38,7 @@ struct hub_mqtt_store {
     size_t max_pending;
     PGconn *db; /* the writer's (before start: the restore's) */
     struct hub_mqtt_records q;
+    struct hub_db_mqtt_rows rows[2]; /* the writer's: messages, queue rows */
     pthread_t thread;
     int started;
     /* message ids (loop thread) */
@@ -148,29 +149,70 @@ static int send_record(PGconn *c, const struct hub_mqtt_rec *r)
     }
 }
 
-/* The whole batch in one transaction. HUB_EDB when PostgreSQL refused a statement (the
- * transaction rolled back). */
+#define RUN_ROWS 1000          /* rows of one multi-row statement */
+#define RUN_BYTES (4u << 20)   /* bytes of topics, payloads and keys in one */
+
+/* The whole batch in one transaction: messages and queue rows go many to a statement (a
+ * run of QUEUEs is sent before any other record, which keeps the order that matters: a
+ * queue row before its delivery's end or its session's end). HUB_EDB when PostgreSQL
+ * refused a statement (the transaction rolled back). */
 static int write_batch(struct hub_mqtt_store *s, const hub_buf_t *batch, size_t *n)
 {
     PGconn *c = s->db;
+    struct hub_db_mqtt_rows *msgs = &s->rows[0], *queues = &s->rows[1];
     struct hub_mqtt_rec r;
-    size_t off = 0, failed = 0, f;
+    size_t off = 0, failed = 0, f, sent = 0;
     *n = 0;
+    msgs->n = queues->n = 0;
+    msgs->blob.len = queues->blob.len = 0;
     if (hub_db_mqtt_pipeline_enter(c) != 0)
         return HUB_EDBDOWN;
     int rc = hub_db_mqtt_send_begin(c);
     while (rc == 0 && hub_mqtt_records_next(batch, &off, &r)) {
-        if (r.type == HUB_REC_HOLD || r.type == HUB_REC_NONE)
+        size_t before = sent;
+        switch (r.type) {
+        case HUB_REC_HOLD:
+        case HUB_REC_NONE:
             continue;
-        rc = send_record(c, &r);
-        if (rc == 0 && ++*n % SEGMENT == 0 && (rc = hub_db_mqtt_sync(c, &f)) == 0)
+        case HUB_REC_MESSAGE:
+            rc = hub_db_mqtt_rows_message(msgs, r.id, r.key, r.klen, r.data, r.dlen, r.qos);
+            if (rc == 0 && (msgs->n >= RUN_ROWS || msgs->blob.len >= RUN_BYTES)) {
+                rc = hub_db_mqtt_send_messages(c, msgs);
+                sent++;
+            }
+            break;
+        case HUB_REC_QUEUE:
+            rc = hub_db_mqtt_rows_queue(queues, r.key, r.klen, r.id, r.qos);
+            if (rc == 0 && queues->n >= RUN_ROWS) {
+                rc = hub_db_mqtt_send_queues(c, queues);
+                sent++;
+            }
+            break;
+        default:
+            if (queues->n > 0) {
+                rc = hub_db_mqtt_send_queues(c, queues);
+                sent++;
+            }
+            if (rc == 0)
+                rc = send_record(c, &r);
+            sent++;
+            break;
+        }
+        ++*n;
+        if (rc == 0 && sent / SEGMENT != before / SEGMENT && (rc = hub_db_mqtt_sync(c, &f)) == 0)
             failed += f;
     }
+    if (rc == 0 && msgs->n > 0)
+        rc = hub_db_mqtt_send_messages(c, msgs);
+    if (rc == 0 && queues->n > 0)
+        rc = hub_db_mqtt_send_queues(c, queues);
     if (rc == 0)
         rc = hub_db_mqtt_send_commit(c);
     if (rc == 0 && (rc = hub_db_mqtt_sync(c, &f)) == 0)
         failed += f;
     hub_db_mqtt_pipeline_exit(c);
+    if (rc == HUB_ENOMEM || rc == HUB_ERANGE)
+        rc = HUB_EDBDOWN; /* the pipeline is left half sent: a new connection, a retry */
     return rc != 0 ? rc : failed ? HUB_EDB : 0;
 }
 
@@ -607,6 +649,8 @@ void hub_mqtt_store_free(struct hub_mqtt_store *s)
         pthread_join(s->thread, NULL);
     PQfinish(s->db);
     hub_mqtt_records_destroy(&s->q);
+    hub_db_mqtt_rows_free(&s->rows[0]);
+    hub_db_mqtt_rows_free(&s->rows[1]);
     hub_buf_free(&s->released);
     hub_buf_free(&s->releasing);
     pthread_mutex_destroy(&s->rel_lock);
@@ -634,7 +678,7 @@ int hub_mqtt_store_metrics(struct hub_mqtt_store *s, hub_buf_t *out)
         "iothub_mqtt_store_pending_bytes %zu\n"
         "# HELP iothub_mqtt_store_batches_total Transactions committed by the writer.\n"
         "# TYPE iothub_mqtt_store_batches_total counter\niothub_mqtt_store_batches_total %llu\n"
-        "# HELP iothub_mqtt_store_writes_total Statements committed by the writer.\n"
+        "# HELP iothub_mqtt_store_writes_total Records committed by the writer.\n"
         "# TYPE iothub_mqtt_store_writes_total counter\niothub_mqtt_store_writes_total %llu\n"
         "# HELP iothub_mqtt_store_skipped_total Records not written: a delivery that ended "
         "before its batch was written, and its message when nothing else needed it.\n"

@@ -301,6 +301,8 @@ PARAMS = {
     "mqtt_incoming_add": [K, "7"], "mqtt_incoming_del": [K, "7"],
     "mqtt_retain_set": ["devices/1/status", M], "mqtt_retain_clear": ["devices/1/status"],
     "gc": [str(7 << 32), "5000"],
+    "mqtt_messages_many": ["\\x746f70696300", "{%s}" % M, "{1}", "{5}", "{6}", "{1}", "{1}"],
+    "mqtt_queue_many": ["\\x" + K.encode().hex(), "{1}", "{%d}" % len(K), "{%s}" % M, "{1}"],
 }
 stmts = {m.group(1): "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2)))
          for m in re.finditer(r'\{"(mqtt_\w+)", \d+,((?:\s*"(?:[^"\\]|\\.)*")+)\}', src)}
