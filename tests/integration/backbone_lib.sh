@@ -62,21 +62,25 @@ node_conf() {
     } >"$T/$name.conf"
 }
 
-# node_start NAME: iothubd serve with NAME.conf (log NAME.log); waits for /healthz and for
-# the backbone connection (at most 15 s).
+# node_start NAME...: iothubd serve with NAME.conf (log NAME.log) for each NAME, all at
+# once; waits for each one's /healthz and backbone connection (at most 30 s in all).
 node_start() {
-    local name=$1
-    "$IOTHUBD" -c "$T/$name.conf" serve >>"$T/$name.log" 2>&1 &
-    NODE_PID[$name]=$!
-    for _ in $(seq 150); do
-        if curl -sk -o /dev/null "https://127.0.0.1:${NODE_API[$name]}/healthz" &&
-            grep -q "backbone: connected" "$T/$name.log"; then
-            return 0
-        fi
-        kill -0 "${NODE_PID[$name]}" 2>/dev/null || return 1
-        sleep 0.1
+    local name
+    for name in "$@"; do
+        "$IOTHUBD" -c "$T/$name.conf" serve >>"$T/$name.log" 2>&1 &
+        NODE_PID[$name]=$!
     done
-    return 1
+    for name in "$@"; do
+        for _ in $(seq 300); do
+            if curl -sk -o /dev/null "https://127.0.0.1:${NODE_API[$name]}/healthz" &&
+                grep -q "backbone: connected" "$T/$name.log"; then
+                continue 2
+            fi
+            kill -0 "${NODE_PID[$name]}" 2>/dev/null || return 1
+            sleep 0.1
+        done
+        return 1
+    done
 }
 
 # node_stop NAME: SIGTERM and wait; returns its exit status.

@@ -13,7 +13,7 @@ node_conf n1 "$URL"
 node_conf n2 "$URL"
 "$IOTHUBD" -c "$T/n1.conf" init --token-file admin.token >init.out 2>&1
 ADMIN=$(cat admin.token)
-node_start n1 && node_start n2
+node_start n1 n2
 expect "two nodes start and connect to the backbone" $?
 
 BASE="https://127.0.0.1:${NODE_API[n1]}"
