@@ -116,6 +116,7 @@ static int fifo_push(struct hub_backbone *bb, struct hub_msg *m)
         bb->fifo_head = 0;
     }
     bb->fifo[(bb->fifo_head + bb->fifo_len++) % bb->fifo_cap] = hub_msg_ref(m);
+    atomic_store_explicit(&bb->fifo_nonempty, 1, memory_order_relaxed);
     bb->fifo_bytes += bytes;
     bb_count(&bb->waiting, 1);
     return 0;
@@ -141,6 +142,7 @@ static void fifo_drain(struct hub_backbone *bb)
         }
         hub_msg_unref(m);
     }
+    atomic_store_explicit(&bb->fifo_nonempty, 0, memory_order_relaxed);
 }
 
 unsigned hub_backbone_accepted(struct hub_backbone *bb, const struct hub_msg *cm)

@@ -57,6 +57,8 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
         bb->pending--;
         if (s->hold && hub_buf_append(&bb->rel, &s->id, sizeof s->id) == 0)
             wake = 1;
+        else if (atomic_load_explicit(&bb->fifo_nonempty, memory_order_relaxed))
+            wake = 1; /* room for the forwards that wait */
         s->used = 0;
     }
     atomic_store_explicit(&bb->queued_now, bb->queued_bytes, memory_order_relaxed);

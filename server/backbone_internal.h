@@ -86,6 +86,7 @@ struct hub_backbone {
     uint64_t drop_logged_ms;
     /* Counters, any thread. */
     atomic_int connected;
+    atomic_int fifo_nonempty; /* forwards wait for room: on_publish wakes the loop */
     counter_t connects, forwarded[3], received[3], dropped_disconnected, dropped_full, refused,
         dropped_inbound, held, filters, waiting, queued_now;
 };
