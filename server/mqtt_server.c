@@ -720,7 +720,9 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
     /* A shutdown is not a client vanishing: no wills. */
     if (m->broker != NULL) /* NULL: a start that failed early */
         hub_broker_close_all(m->broker);
-    hub_backbone_stop(m->backbone); /* after the connections: no hook calls it any more */
+    /* Connections still closing call the hooks: they see no backbone from now on. */
+    hub_backbone_stop(m->backbone);
+    m->backbone = m->hooks.backbone = NULL;
     /* Commands still queued are answered "not delivered" by their waiters' timeouts. */
     if (m->workers != NULL) {
         m->handles_open++;
