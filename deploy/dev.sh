@@ -15,6 +15,8 @@
 #                          an online / offline persistent subscriber (tests/bench/durability.sh)
 #   ./deploy/dev.sh bench-revocation [--levels "0 100000 1000000"] [--revocations K] [--quick]
 #                          revocation at scale (tests/bench/revocation.sh)
+#   ./deploy/dev.sh bench --backbone [--duration S] [--publishers N]  one node vs two nodes
+#                          with a Mosquitto backbone (tests/bench/backbone.sh)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +35,8 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config libuv1-dev libmbe
           clang libclang-rt-14-dev)
 # CA keys in a PKCS#11 token (ca_key_store): the header to build, SoftHSM2 and pkcs11-tool to test.
 PACKAGES+=(libp11-kit-dev softhsm2 opensc)
+# Several nodes: Mosquitto as the message backbone of test_backbone*.sh; paho for its clients.
+PACKAGES+=(mosquitto python3-paho-mqtt)
 
 log() { printf '[dev] %s\n' "$*" >&2; }
 die() { printf '[dev] error: %s\n' "$*" >&2; exit 1; }
@@ -453,6 +457,8 @@ cmd_bench() {
     local script=compare.sh
     # --durability: QoS 1 with and without persistent subscribers (tests/bench/durability.sh)
     if [ "${1:-}" = --durability ]; then script=durability.sh; shift; fi
+    # --backbone: the cost of a second node (tests/bench/backbone.sh)
+    if [ "${1:-}" = --backbone ]; then script=backbone.sh; shift; fi
     IOTHUB_BENCH_BUILD="$BUILD" IOTHUB_BENCH_PGSOCK="$tmp/pg/sock" IOTHUB_BENCH_TMP="$tmp" \
         bash "$ROOT/tests/bench/$script" "$@"
 }

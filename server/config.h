@@ -81,6 +81,15 @@ struct hub_config {
     char *proxy_trusted;
     int proxy_header_timeout_ms;
     int shutdown_drain_s; /* /healthz answers 503 this long after SIGTERM before stopping */
+    /* Several nodes (docs/configuration.md#several-nodes): the message backbone, an MQTT
+     * broker (NULL or "": one node, no backbone), its TLS files and credentials, limits. */
+    char *backbone;
+    char *backbone_cafile, *backbone_certfile, *backbone_keyfile;
+    char *backbone_username, *backbone_password_file;
+    int backbone_max_queued;       /* bytes of forwards not yet acknowledged by the backbone */
+    int backbone_max_inbound;      /* bytes received from the backbone not yet routed */
+    int backbone_session_expiry_s; /* the backbone keeps this node's session this long */
+    char *node_name;               /* NULL: the host name (server/backbone_conf.h) */
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.

@@ -3,6 +3,7 @@
  * once every part released its own. */
 #include "server/mqtt_hooks.h"
 
+#include "server/backbone.h"
 #include "server/mqtt_store.h"
 
 static void session_open(void *ctx, const char *key, uint32_t expiry_s)
@@ -25,6 +26,8 @@ static void subscribed(void *ctx, const char *key, int persistent, const char *f
     struct hub_mqtt_hooks *h = ctx;
     if (h->store != NULL && persistent)
         hub_mqtt_store_subscribed(h->store, key, filter, flen, qos);
+    /* backbone: the node subscribes there to what its sessions need (counted per session) */
+    hub_backbone_subscribed(h->backbone, key, filter, flen, qos);
 }
 
 static void unsubscribed(void *ctx, const char *key, int persistent, const char *filter,
@@ -33,6 +36,8 @@ static void unsubscribed(void *ctx, const char *key, int persistent, const char 
     struct hub_mqtt_hooks *h = ctx;
     if (h->store != NULL && persistent)
         hub_mqtt_store_unsubscribed(h->store, key, filter, flen);
+    /* backbone */
+    hub_backbone_unsubscribed(h->backbone, key, filter, flen);
 }
 
 static void queued(void *ctx, const char *key, const struct hub_msg *m, uint8_t qos, int remote)
@@ -73,6 +78,8 @@ static unsigned accepted(void *ctx, const struct hub_msg *m, const char *origin_
     (void)origin_device_id;
     if (h->store != NULL)
         holds += hub_mqtt_store_accepted(h->store, m);
+    /* backbone: forwarded to the other nodes; QoS >= 1 acknowledged once the backbone has it */
+    holds += hub_backbone_accepted(h->backbone, m);
     return holds;
 }
 

@@ -7,11 +7,13 @@
 #include "mqtt/broker.h"
 
 struct hub_mqtt_store;
+struct hub_backbone;
 
 /* What the hooks call; each member may be NULL (that part is off). Owned by the caller,
  * which keeps it alive as long as the broker. */
 struct hub_mqtt_hooks {
     struct hub_mqtt_store *store;
+    struct hub_backbone *backbone; /* several nodes (server/backbone.h) */
 };
 
 /* Fills h with the hooks of ctx (h->ctx = ctx), for hub_broker_set_hooks. */

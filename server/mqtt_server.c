@@ -17,6 +17,7 @@
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
+#include "server/backbone.h"
 #include "server/mqtt_metrics.h"
 #include "server/mqtt_server_internal.h"
 #include "server/mqtt_store.h"
@@ -501,6 +502,8 @@ int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out)
         rc = hub_registration_metrics(m->reg, out);
     if (rc == 0 && m->store != NULL)
         rc = hub_mqtt_store_metrics(m->store, out);
+    if (rc == 0)
+        rc = hub_backbone_metrics(m->backbone, out);
     return rc == 0 && m->rollouts != NULL ? hub_rollouts_metrics(m->rollouts, out) : rc;
 }
 
@@ -608,6 +611,11 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .tickets = o->tickets,
         .trust = hub_registration_trust(m->reg),
     };
+    /* Several nodes: the backbone client, fed by the broker's hooks (server/mqtt_hooks.c). */
+    struct hub_backbone_options bbo = {m->loop, cfg, m->broker, hub_mqtt_store_next_id,
+                                       m->store};
+    if ((rc = hub_backbone_start(&bbo, &m->backbone)) != 0)
+        goto out;
     if ((rc = hub_tls_ctx_new(&to, &m->ctx)) != 0)
         goto out;
     if (cfg->mqtt_tls_listen.port != 0) {
@@ -620,6 +628,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     }
     /* Restored before the listeners accept (server/mqtt_store.h). */
     m->hooks.store = m->store;
+    m->hooks.backbone = m->backbone; /* before the restore: its filters go to the backbone */
     struct hub_broker_hooks hooks;
     hub_mqtt_hooks_fill(&m->hooks, &hooks);
     hub_broker_set_hooks(m->broker, &hooks);
@@ -716,6 +725,9 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
     /* A shutdown is not a client vanishing: no wills. */
     if (m->broker != NULL) /* NULL: a start that failed early */
         hub_broker_close_all(m->broker);
+    /* Connections still closing call the hooks: they see no backbone from now on. */
+    hub_backbone_stop(m->backbone);
+    m->backbone = m->hooks.backbone = NULL;
     /* Commands still queued are answered "not delivered" by their waiters' timeouts. */
     if (m->workers != NULL) {
         m->handles_open++;

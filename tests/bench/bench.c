@@ -77,6 +77,7 @@ static struct {
     const char *host, *ca, *certs, *svc_cert, *svc_key, *sources, *sub;
     const char *session; /* --session: the subscriber's persistent client id */
     int port, concurrency, n, qos, size, keepalive, json, server_pid, duration_set;
+    int sub_port; /* --sub-port: the subscriber on another node (several nodes) */
     double duration, rate, timeout, wait, backoff;
 } opt = {.host = "127.0.0.1",
          .port = 8883,
@@ -99,7 +100,7 @@ static char (*cns)[64];
 static int n_certs;
 static X509 *svc_x509;
 static EVP_PKEY *svc_pkey;
-static struct sockaddr_in dst;
+static struct sockaddr_in dst, sub_dst;
 static struct sockaddr_in *srcs;
 static int n_srcs, next_src;
 static peer_t *peers;
@@ -203,8 +204,9 @@ static int start_peer(peer_t *p, int cert, SSL_SESSION *sess)
     p->inflight = 0;
     X509 *x = cert < 0 ? svc_x509 : certs[cert];
     EVP_PKEY *k = cert < 0 ? svc_pkey : keys[cert];
+    const struct sockaddr_in *to = p == &sub_peer && opt.sub_port ? &sub_dst : &dst;
     int rc = bench_conn_start(&p->conn, loop, ctx, x, k, sess, (const struct sockaddr *)src,
-                              (const struct sockaddr *)&dst);
+                              (const struct sockaddr *)to);
     if (rc < 0)
         local_error(rc, src);
     return rc;
@@ -1095,6 +1097,8 @@ static void usage(FILE *f)
           "  the first device of --certs publishing at --rate (--qos, --size)\n"
           "  --sub service|self    publish: one service subscriber on devices/+/telemetry\n"
           "                        (--service-cert, --service-key) or each device on its own\n"
+          "  --sub-port P          publish: the subscriber connects to port P (another node\n"
+          "                        of the same fleet) instead of --port\n"
           "  --session ID          publish: the service subscriber is the persistent session\n"
           "                        ID (clean session 0), which stays when the run ends\n"
           "  --timeout S           connect + handshake + CONNACK time limit (default 10)\n"
@@ -1148,6 +1152,7 @@ static int parse_args(int argc, char **argv)
                                        {"help", 0, 0, 'h'},
                                        {"wait", 1, 0, 'W'},
                                        {"backoff", 1, 0, 'B'},
+                                       {"sub-port", 1, 0, 'O'},
                                        {0, 0, 0, 0}};
     int ch;
     const char *mode = NULL;
@@ -1156,6 +1161,7 @@ static int parse_args(int argc, char **argv)
         case 'm': mode = optarg; break;
         case 'H': opt.host = optarg; break;
         case 'p': opt.port = (int)num("port", optarg); break;
+        case 'O': opt.sub_port = (int)num("sub-port", optarg); break;
         case 'A': opt.ca = optarg; break;
         case 'C': opt.certs = optarg; break;
         case 'c': opt.concurrency = (int)num("concurrency", optarg); break;
@@ -1249,6 +1255,7 @@ int main(int argc, char **argv)
         if (opt.concurrency > 480)
             opt.concurrency = 480;
     }
+    uv_ip4_addr(opt.host, opt.sub_port, &sub_dst);
     if (uv_ip4_addr(opt.host, opt.port, &dst) != 0) {
         fprintf(stderr, "iothub-bench: --host must be an IPv4 address (got \"%s\")\n", opt.host);
         return 2;
