@@ -161,7 +161,7 @@ int hub_crl_build_by(const mbedtls_x509_crt *issuer, const struct hub_signer *si
                      uint64_t crl_number, time_t this_update, time_t next_update,
                      const struct hub_crl_entry *entries, size_t n, hub_buf_t *out)
 {
-    struct hub_crl_info info = {crl_number, this_update, next_update, 0, NULL};
+    struct hub_crl_info info = {crl_number, this_update, next_update, 0, NULL, NULL};
     return hub_crl_build_info(issuer, signer, &info, entries, n, out);
 }
 
@@ -196,8 +196,13 @@ int hub_crl_build_info(const mbedtls_x509_crt *issuer, const struct hub_signer *
         return rc;
     /* ~45 bytes per entry; generous so that 100,000 entries need no retry. */
     rc = hub_der_build(write_tbs, &c, 4096 + n * 64, "TBSCertList", &tbs);
-    if (rc == 0)
+    if (rc == 0) { /* the DER above needs no lock; the signature may */
+        if (info->sign_lock != NULL)
+            pthread_mutex_lock(info->sign_lock);
         rc = hub_signer_sign_wrap(signer, &alg, tbs.data, tbs.len, "CRL", out);
+        if (info->sign_lock != NULL)
+            pthread_mutex_unlock(info->sign_lock);
+    }
     hub_buf_free(&tbs);
     return rc;
 }

@@ -2,6 +2,7 @@
 #ifndef HUB_CA_CRL_H
 #define HUB_CA_CRL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -40,6 +41,7 @@ struct hub_crl_info {
     time_t this_update, next_update;
     uint64_t base_number;           /* 0: a complete CRL */
     const char *freshest_url;       /* complete CRLs only; NULL: no freshestCRL */
+    pthread_mutex_t *sign_lock;     /* held around the signature only (not the DER), or NULL */
 };
 
 /* Parses an RFC 5280 reason name ("keyCompromise", ...). Returns 0 or HUB_EINVAL. */

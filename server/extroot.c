@@ -740,6 +740,17 @@ int hub_extroot_import(const struct hub_config *cfg, const struct hub_extroot_fi
             hub_init_authority_settings(cfg, &a);
             lrc = hub_crlpub_refresh(&a, c, 1, &crls);
         }
+        /* A retired CA's base named the active CA's deltas (?delta=1): one naming its own. */
+        for (size_t i = 0; lrc == 0 && retired && i < a.nretired; i++) {
+            int brc = hub_db_begin(c);
+            if (brc == 0 && (brc = hub_crlpub_base(&a, c, a.retired[i].id)) == 0)
+                brc = hub_db_commit(c);
+            if (brc != 0) {
+                hub_db_rollback(c);
+                hub_warn("a retired issuing CA's CRL names the active CA's delta CRLs until "
+                         "its next base (within crl_base_hours)");
+            }
+        }
         hub_authority_free(&a);
         if (lrc != 0)
             hub_warn("the issuing CA has no CRL yet: `iothubd serve` publishes it at start");

@@ -78,6 +78,10 @@ newest() {
 built_ms() {
     sed -n "s/.*CRL #$1 .*bytes in \([0-9.]*\) ms.*/\1/p" "$OUT/serve.log" | tail -n 1
 }
+# phases NUMBER: "read X, built and signed Y, stored Z" as logged for base CRL #NUMBER.
+phases() {
+    sed -n "s/.*CRL #$1 .*ms: \(read [^)]*\)).*/\1/p" "$OUT/serve.log" | tail -n 1
+}
 
 ROWS=()
 have=0
@@ -107,7 +111,7 @@ for level in $LEVELS; do
     IFS='|' read -r bnum bentries bbytes <<<"$(newest base)"
     [ "$bnum" != "$before" ] || die "no new base CRL within 120 s ($OUT/serve.log)"
     bms=$(built_ms "$bnum")
-    log "level $level: base CRL #$bnum, $bentries entries, $bbytes bytes, built in ${bms:-?} ms"
+    log "level $level: base CRL #$bnum, $bentries entries, $bbytes bytes, built in ${bms:-?} ms ($(phases "$bnum"))"
     sleep 1.1 # the one-second rule: the revocations' first delta is not delayed by the base
 
     sql "WITH d AS (INSERT INTO devices (product_id, serial_number, secret_hash, status)
@@ -120,8 +124,9 @@ for level in $LEVELS; do
     sql "CHECKPOINT" >/dev/null
     size0=$(sql "SELECT pg_database_size(current_database())")
     log "level $level: $K REST revocations"
+    small=; [ $((level + K)) -le 10000 ] && small=base # crl_rebuild_max_entries: rebuilt whole
     python3 "$ROOT/tests/bench/revocation.py" "$PORT" "$OUT/trust.pem" "$TOKEN" \
-        "$OUT/serials-$level.txt" >"$OUT/revocations-$level.json"
+        "$OUT/serials-$level.txt" $small >"$OUT/revocations-$level.json"
     sql "CHECKPOINT" >/dev/null
     size1=$(sql "SELECT pg_database_size(current_database())")
     IFS='|' read -r dnum dentries dbytes <<<"$(newest delta)"
@@ -139,7 +144,7 @@ base_mean=$(echo "${ROWS[0]}" | cut -d'|' -f2)
 {
     echo "Command: \`$COMMAND\` ($(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1 /proc/loadavg))"
     echo
-    echo "| revoked already | REST revocation mean / median / p95 (ms) | ratio to 0 | base CRL: entries, size, build | delta CRL: entries, size, build | last revocation → in delta | DB growth per 1,000 revocations |"
+    echo "| revoked already | REST revocation mean / median / p95 (ms) | ratio to 0 | base CRL: entries, size, build | delta CRL: entries, size, build | last revocation → served in a CRL | DB growth per 1,000 revocations |"
     echo "|---|---|---|---|---|---|---|"
     for r in "${ROWS[@]}"; do
         IFS='|' read -r level mean median p95 be bb bms de db dms td growth <<<"$r"

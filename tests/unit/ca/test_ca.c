@@ -471,13 +471,13 @@ static void test_crl_delta(void)
     time_t now = time(NULL);
     const char *url = "https://hub.example:8443/v1/crl?delta=1";
     CHECK(pki.ok);
-    struct hub_crl_info bi = {7, now - 10, now + 3600, 0, url};
+    struct hub_crl_info bi = {7, now - 10, now + 3600, 0, url, NULL};
     CHECK_EQ(hub_crl_build_info(&pki.iss, &s, &bi, NULL, 0, &base), 0);
     memcpy(e.serial, pki.cli_serial, HUB_SERIAL_LEN);
     e.serial_len = HUB_SERIAL_LEN;
     e.revoked_at = now - 5;
     e.reason = HUB_REASON_KEY_COMPROMISE;
-    struct hub_crl_info di = {8, now - 5, now + 3600, 7, url}; /* a delta ignores the URL */
+    struct hub_crl_info di = {8, now - 5, now + 3600, 7, url, NULL}; /* a delta ignores the URL */
     CHECK_EQ(hub_crl_build_info(&pki.iss, &s, &di, &e, 1, &delta), 0);
     /* freshestCRL: 06 03 55 1D 2E, OCTET STRING { SEQ { SEQ { [0] { [0] { [6] url } } } } } */
     static const uint8_t fresh[] = {0x06, 0x03, 0x55, 0x1D, 0x2E, 0x04};
@@ -509,7 +509,7 @@ static void test_crl_delta(void)
               "-CRLfile %s %s 2>&1 | grep -q 'certificate revoked'", path("root.pem"),
               path("issuing.pem"), base_pem, delta_pem, path("client.pem")) == 0);
     /* A delta must come after its base. */
-    struct hub_crl_info wrong = {7, now, now + 60, 7, NULL};
+    struct hub_crl_info wrong = {7, now, now + 60, 7, NULL, NULL};
     CHECK_EQ(hub_crl_build_info(&pki.iss, &s, &wrong, NULL, 0, &bad), HUB_EINVAL);
     hub_buf_free(&base);
     hub_buf_free(&delta);
