@@ -19,6 +19,8 @@
 #include "mqtt/topic.h"
 #include "server/mqtt_metrics.h"
 #include "server/mqtt_server_internal.h"
+#include "server/cluster.h"
+#include "server/pgfeed.h"
 #include "server/presence.h"
 #include "server/registration.h"
 #include "server/revfeed.h"
@@ -499,6 +501,8 @@ int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out)
                                             m->pw_ctx, out);
     if (rc == 0 && m->reg != NULL)
         rc = hub_registration_metrics(m->reg, out);
+    if (rc == 0 && m->cluster != NULL)
+        rc = hub_cluster_metrics(m->cluster, out);
     return rc == 0 && m->rollouts != NULL ? hub_rollouts_metrics(m->rollouts, out) : rc;
 }
 
@@ -604,9 +608,16 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         if ((rc = hub_tls_ctx_new(&po, &m->pw_ctx)) != 0)
             goto out;
     }
-    if ((rc = hub_revfeed_start(m->loop, cfg->db_url, m->revset, revoked_cb, m, &m->feed)) != 0 ||
-        (rc = hub_registration_feed(m->reg, revoked_cb, m)) != 0) /* NULL: re-check all */
+    /* One LISTEN connection for the node: revocations, device CAs (server/pgfeed.h). */
+    if ((rc = hub_pgfeed_new(m->loop, cfg->db_url, "LISTEN feed", &m->pgfeed)) != 0 ||
+        (rc = hub_revfeed_start(m->loop, m->pgfeed, m->revset, revoked_cb, m, &m->feed)) != 0 ||
+        (rc = hub_registration_feed(m->reg, m->pgfeed, revoked_cb, m)) != 0) /* NULL: all */
         goto out;
+    /* Several nodes: this node's registration and liveness (server/cluster.h). */
+    struct hub_cluster_options co = {m->loop, cfg, m->pgfeed, m->presence};
+    if ((rc = hub_cluster_start(&co, &m->cluster)) != 0)
+        goto out;
+    hub_pgfeed_start(m->pgfeed);
     struct hub_tls_limits lim = {
         .handshake_timeout_ms = (unsigned)cfg->mqtt_handshake_timeout_ms,
         .max_handshakes = (unsigned)cfg->mqtt_max_handshakes,
@@ -697,6 +708,8 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
     }
     hub_revfeed_stop(m->feed);
     hub_registration_stop(m->reg);
+    hub_cluster_stop(m->cluster);
+    hub_pgfeed_stop(m->pgfeed); /* after its listeners: they are released with it */
     uv_timer_stop(&m->tick);
     uv_close((uv_handle_t *)&m->tick, handle_closed);
     uv_close((uv_handle_t *)&m->wakeup, handle_closed);
