@@ -109,45 +109,14 @@ int hub_db_nodes_reap(PGconn *c, int self, char *names, size_t cap, int *n)
     return rc;
 }
 
-int hub_db_nodes_own_session(PGconn *c, const char *key, int node)
+int hub_db_nodes_alive_name(PGconn *c, const char *name)
 {
-    char ids[16];
-    snprintf(ids, sizeof ids, "%d", node);
-    const char *p[] = {key, ids};
-    return hub_db_exec(c, NULL,
-                       "INSERT INTO mqtt_session_owners (session_key, node_id) VALUES ($1, $2::int)"
-                       " ON CONFLICT (session_key) DO UPDATE SET node_id = EXCLUDED.node_id,"
-                       " since = now()",
-                       2, p);
-}
-
-int hub_db_nodes_disown_session(PGconn *c, const char *key, int node)
-{
-    char ids[16];
-    snprintf(ids, sizeof ids, "%d", node);
-    const char *p[] = {key, ids};
-    return hub_db_exec(c, NULL,
-                       "DELETE FROM mqtt_session_owners WHERE session_key = $1 AND node_id = $2::int",
-                       2, p);
-}
-
-int hub_db_nodes_session_owner(PGconn *c, const char *key, int *node,
-                               char name[HUB_DB_NODE_NAME_MAX])
-{
-    const char *p[] = {key};
+    const char *p[] = {name};
     PGresult *r;
-    *node = 0;
-    name[0] = 0;
-    int rc = hub_db_exec_row(c, &r,
-                             "SELECT o.node_id, n.name FROM mqtt_session_owners o JOIN nodes n ON"
-                             " n.id = o.node_id WHERE o.session_key = $1",
-                             1, p);
-    if (rc == HUB_ENOTFOUND)
-        return 0;
+    int rc = hub_db_exec(c, &r, "SELECT id FROM nodes WHERE name = $1", 1, p);
     if (rc != 0)
         return rc;
-    *node = atoi(PQgetvalue(r, 0, 0));
-    hub_db_get_text(r, 0, 1, name, HUB_DB_NODE_NAME_MAX);
+    int id = PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
     PQclear(r);
-    return 0;
+    return id > 0 ? hub_db_nodes_alive(c, id) : 0;
 }

@@ -1,6 +1,6 @@
 /* The nodes of a cluster (migration 019): registration under a name, liveness through a
  * session-level advisory lock held on the node's LISTEN connection, heartbeats, the sweep
- * of dead nodes, and who holds persistent MQTT sessions. Blocking; thread pool only. */
+ * of dead nodes. Blocking; thread pool only. */
 #ifndef HUB_DB_NODES_H
 #define HUB_DB_NODES_H
 
@@ -26,12 +26,7 @@ int hub_db_nodes_reap(PGconn *c, int self, char *names, size_t cap, int *n);
 /* 1 when node id's lock is held (it lives), 0 when free, negative HUB_E* on error. c must not
  * hold that node's lock itself. */
 int hub_db_nodes_alive(PGconn *c, int id);
-
-/* Persistent session owners: key held by node (upsert), or released (only if node holds it). */
-int hub_db_nodes_own_session(PGconn *c, const char *key, int node);
-int hub_db_nodes_disown_session(PGconn *c, const char *key, int node);
-/* The node holding key: *node its id (0: none), name its name. */
-int hub_db_nodes_session_owner(PGconn *c, const char *key, int *node,
-                               char name[HUB_DB_NODE_NAME_MAX]);
+/* The same by node name; 0 for a name no node registered. */
+int hub_db_nodes_alive_name(PGconn *c, const char *name);
 
 #endif

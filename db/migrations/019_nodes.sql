@@ -3,7 +3,8 @@
 -- (19019, nodes.id) on its LISTEN connection for as long as it lives: a peer that can take
 -- that lock knows at once that the node is dead. devices.connected_node tells which node
 -- holds a device's MQTT connection (written by that node's presence writer, cleared by the
--- node that finds it dead); mqtt_session_owners which node holds a persistent session.
+-- node that finds it dead). Which node holds a persistent session is mqtt_sessions.owner
+-- (017).
 CREATE TABLE nodes (
     id serial PRIMARY KEY,
     name text NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 64),
@@ -15,9 +16,3 @@ CREATE TABLE nodes (
 );
 ALTER TABLE devices ADD COLUMN connected_node integer REFERENCES nodes (id) ON DELETE SET NULL;
 CREATE INDEX devices_connected_node ON devices (connected_node) WHERE connected_node IS NOT NULL;
-CREATE TABLE mqtt_session_owners (
-    session_key text PRIMARY KEY CHECK (length(session_key) <= 300),
-    node_id integer NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
-    since timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX mqtt_session_owners_node ON mqtt_session_owners (node_id);
