@@ -19,10 +19,14 @@
 #include "mqtt/topic.h"
 #include "util/error.h"
 
-void hub_broker_drop_session(struct hub_broker *b, struct hub_session *s)
+void hub_broker_drop_session(struct hub_broker *b, struct hub_session *s, int gone)
 {
     hub_flow_wake(s);
     hub_subtree_remove_all(b->subs, s, (const char *const *)s->filters, s->nsubs);
+    for (size_t i = 0; b->h.unsubscribed != NULL && i < s->nsubs; i++)
+        b->h.unsubscribed(b->h.ctx, s->key, 0, s->filters[i], strlen(s->filters[i]));
+    if (gone && !s->clean && b->h.session_gone != NULL)
+        b->h.session_gone(b->h.ctx, s->key);
     hub_session_destroy(&b->sessions, s);
 }
 
@@ -32,6 +36,7 @@ struct hub_broker *hub_broker_new(const struct hub_broker_options *o)
     if (b == NULL)
         return NULL;
     b->o = *o;
+    b->expiring = o->session_expiry_s != 0;
     b->subs = hub_subtree_new();
     if (b->subs == NULL || hub_session_table_init(&b->sessions) != 0) {
         hub_subtree_free(b->subs);
@@ -50,6 +55,9 @@ void hub_broker_free(struct hub_broker *b)
     hub_subtree_free(b->subs);
     hub_buf_free(&b->out);
     hub_buf_free(&b->q0);
+    hub_idmap_free(&b->holds);
+    hub_idmap_free(&b->recent);
+    free(b->ring);
     free(b->targets);
     free(b);
 }
@@ -63,6 +71,7 @@ void hub_broker_tick(struct hub_broker *b, uint64_t now_ms)
         hub_flow_expire(c, now_ms);
         hub_conn_tick(c, now_ms);
     }
+    hub_hooks_expire(b, now_ms);
 }
 
 size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
@@ -82,6 +91,14 @@ size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
     return n;
 }
 
+/* 1 when session key belongs to principal id ("d:<id>", "s:<id>/<client id>"). */
+static int key_of(const char *key, const char *id)
+{
+    size_t n = strlen(id);
+    return (key[0] == 'd' || key[0] == 's') && key[1] == ':' && strncmp(key + 2, id, n) == 0 &&
+           (key[0] == 'd' ? key[2 + n] == 0 : key[2 + n] == '/');
+}
+
 size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const char *why)
 {
     size_t n = 0;
@@ -89,6 +106,22 @@ size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const cha
         if (!c->closing && strcmp(c->who.id, id) == 0) {
             hub_conn_close(c, 0, HUB_CLOSE_REVOKED, why);
             n++;
+        }
+    }
+    /* Its sessions end with it (a revoked or reset principal starts afresh). */
+    for (size_t i = 0; i < b->sessions.nbuckets; i++) {
+        struct hub_session *s = b->sessions.buckets[i], *next;
+        for (; s != NULL; s = next) {
+            next = s->hnext;
+            if (!key_of(s->key, id))
+                continue;
+            if (s->conn != NULL) {
+                s->conn->s = NULL; /* closing already; it reports its presence itself */
+                if (s->conn->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
+                    b->o.presence(s->conn->who.id, 0, b->o.ctx);
+                s->conn = NULL;
+            }
+            hub_broker_drop_session(b, s, 1);
         }
     }
     return n;
@@ -110,7 +143,9 @@ int hub_broker_publish(struct hub_broker *b, const char *topic, const uint8_t *p
         device = hub_session_find(&b->sessions, key);
     }
     int delivered = 0;
-    hub_route_message(b, m, device, &delivered, NULL);
+    m->id = hub_hooks_next_id(b);
+    hub_route_message(b, m, device, &delivered, NULL, 0);
+    hub_hooks_accepted(b, m, NULL); /* no acknowledgement to hold */
     hub_msg_unref(m);
     return delivered;
 }
@@ -140,6 +175,8 @@ void hub_broker_stats(const struct hub_broker *b, struct hub_broker_stats *out)
     out->queued = b->sessions.queued;
     out->inflight = b->sessions.inflight;
     out->throttled = b->throttled;
+    out->held_acks = b->holds.count;
+    out->parked = b->nparked;
 }
 
 int hub_broker_check(const struct hub_broker *b)
@@ -159,13 +196,26 @@ int hub_broker_check(const struct hub_broker *b)
                     return HUB_EINVAL; /* offline sessions hold nobody back */
         }
     }
+    size_t held = 0, parked = 0;
     for (const struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next) {
         throttled += c->nheld > 0;
         if (c->nwaits > 0 && c->nheld == 0 && !c->closing)
             return HUB_EINVAL; /* waiting without anything withheld */
+        for (size_t i = 0; i < c->nheld; i++) {
+            const struct hub_held_ack *a = &c->held[c->held_off + i];
+            if (a->flow && c->nwaits == 0)
+                return HUB_EINVAL; /* withheld by flow control without a wait */
+            if (a->holds > 0 && (held++, hub_idmap_get(&b->holds, a->id) != c))
+                return HUB_EINVAL; /* a hold the map does not lead to */
+        }
+        if (c->nheld > 0 && c->held[c->held_off].holds == 0 && !c->held[c->held_off].flow)
+            return HUB_EINVAL; /* the front could have gone out */
+        parked += c->park_key != NULL;
     }
+    for (const struct hub_mqtt_conn *c = b->parked; c != NULL; c = c->parked_next)
+        parked--;
     if (queued != b->sessions.queued || inflight != b->sessions.inflight ||
-        throttled != b->throttled)
+        throttled != b->throttled || held != b->holds.count || parked != 0)
         return HUB_EINVAL;
     return 0;
 }

@@ -72,6 +72,14 @@ struct hub_broker_options {
                            const uint8_t *payload, size_t len, void *ctx);
     void *device_publish_ctx;
     void *ctx;
+    /* The id of each message the broker accepts (client PUBLISH of any QoS, server publish,
+     * will): fleet-unique and non-zero (the server makes boot number << 32 | counter).
+     * Called with next_id_ctx; NULL: a local counter from 1. Loop thread. */
+    uint64_t (*next_id)(void *ctx);
+    void *next_id_ctx;
+    /* Persistent sessions offline longer than this are dropped (hooks.session_gone), checked
+     * by hub_broker_tick; 0: kept until a clean start (MQTT 3.1.1). */
+    uint32_t session_expiry_s;
 };
 
 /* Plain counters written on the loop thread only: copy them there (hub_broker_stats). */
@@ -81,6 +89,10 @@ struct hub_broker_stats {
     size_t throttled;        /* connections whose acknowledgements are withheld */
     unsigned long long msgs_in, msgs_out, dropped_acl, dropped_queue;
     unsigned long long in_by_qos[3], out_by_qos[3]; /* PUBLISH packets by QoS */
+    /* Durability and several nodes (hooks): acknowledgements waiting on holds now, parked
+     * CONNECTs now, messages injected and injected duplicates ignored, sessions expired. */
+    size_t held_acks, parked;
+    unsigned long long injected, inject_dupes, sessions_expired;
 };
 
 /* Creates a broker. NULL on ENOMEM. */
@@ -127,5 +139,100 @@ void hub_broker_stats(const struct hub_broker *b, struct hub_broker_stats *out);
 /* Recounts the totals by walking every session and connection (tests, fuzzing): 0 when they
  * agree with what hub_broker_stats reports, HUB_EINVAL otherwise. */
 int hub_broker_check(const struct hub_broker *b);
+
+/* ---- durability and several nodes (issue 18; the contract is mqtt-hooks-contract.md) ----
+ * Sessions are keyed "d:<device id>" or "s:<service id>/<client id>". Everything below runs
+ * on the broker's loop thread; the hooks are called there, and may call back into the broker
+ * only where said. Strings and messages given to a hook are valid during the call only (copy
+ * what is kept; m may be a borrowed QoS 0 message, m->id is its id). */
+struct hub_msg;
+
+struct hub_broker_hooks {
+    void *ctx;
+    /* A persistent session (clean 0) was created or resumed by a CONNECT; expiry_s: seconds
+     * it is kept offline (options.session_expiry_s, or UINT32_MAX for never). Not called by
+     * hub_broker_restore_session. */
+    void (*session_open)(void *ctx, const char *key, uint32_t expiry_s);
+    /* A persistent session was dropped: clean start, expiry, its principal kicked (revoked
+     * or reset). Not called by hub_broker_release_session nor at hub_broker_free. */
+    void (*session_gone)(void *ctx, const char *key);
+    /* A subscription entered (subscribed) or left (unsubscribed) the broker's trie, for every
+     * session. persistent is 1 only when a client's (UN)SUBSCRIBE changed a persistent
+     * session's stored state (the store writes it); 0 for clean sessions and for changes of
+     * the trie alone: hub_broker_restore_sub, a session dropped or released (each of its
+     * filters is reported unsubscribed, then session_gone when it applies). So every
+     * subscribed(key, filter) is paired with one unsubscribed(key, filter), whatever
+     * persistent says (the backbone counts filters with them). A repeated SUBSCRIBE of the same
+     * filter reports subscribed again (QoS change) without a second unsubscribed. */
+    void (*subscribed)(void *ctx, const char *key, int persistent, const char *filter,
+                       size_t flen, uint8_t qos);
+    void (*unsubscribed)(void *ctx, const char *key, int persistent, const char *filter,
+                         size_t flen);
+    /* A QoS >= 1 delivery of m at qos was queued on a persistent session (not for retained
+     * copies sent at SUBSCRIBE, nor restored deliveries). remote: m came from
+     * hub_broker_inject. */
+    void (*queued)(void *ctx, const char *key, const struct hub_msg *m, uint8_t qos, int remote);
+    /* A persistent session's delivery of message msg_id ended (PUBACK, PUBCOMP) or was dropped
+     * by a limit (hub_broker_restore_delivery over max_queued). */
+    void (*delivered)(void *ctx, const char *key, uint64_t msg_id);
+    /* QoS 2 inbound state of a persistent session: packet id pid awaiting PUBREL was added
+     * (1) or released (0). */
+    void (*incoming)(void *ctx, const char *key, uint16_t pid, int added);
+    /* The retained store changed: m set on its topic, or (m NULL) the topic cleared. remote:
+     * from hub_broker_inject. Not called by hub_broker_restore_retained. */
+    void (*retained)(void *ctx, const char *topic, size_t tlen, const struct hub_msg *m,
+                     int remote);
+    /* A message accepted from a local client, hub_broker_publish or a will (NOT from
+     * hub_broker_inject), after routing (queued/retained were called before). origin_device_id:
+     * the publishing device, NULL for services and the server. Returns the holds it takes on
+     * the publisher's acknowledgement (0 or 1; ignored for QoS 0, the server and wills): the
+     * PUBACK/PUBREC goes out, in packet order, once every hold was released with
+     * hub_broker_release(b, m->id). May call hub_broker_release. */
+    unsigned (*accepted)(void *ctx, const struct hub_msg *m, const char *origin_device_id);
+    /* CONNECT of a persistent session whose key is not in memory. Return 0: go on (a new
+     * session). Return 1: the connection is parked (no CONNACK; input buffered; the CONNECT
+     * timeout still applies) until hub_broker_claim_done(b, key, ok), which must not be called
+     * from inside claim. */
+    int (*claim)(void *ctx, const char *key);
+};
+/* Sets the hooks (copied; NULL: none). Before any connection. */
+void hub_broker_set_hooks(struct hub_broker *b, const struct hub_broker_hooks *h);
+
+/* Releases one hold on the acknowledgement of message msg_id (see accepted); unknown ids
+ * are ignored (the publisher may be gone). */
+void hub_broker_release(struct hub_broker *b, uint64_t msg_id);
+/* A message from another node (id != 0 its origin id; 0: no de-duplication): routed to local
+ * sessions only; hooks.accepted not called, hooks.queued/retained with remote = 1. An id seen
+ * in the last 16384 injected QoS >= 1 messages is ignored. Returns the local sessions that
+ * matched (0 also for a duplicate), or HUB_EINVAL (topic name, qos), HUB_ENOMEM. */
+int hub_broker_inject(struct hub_broker *b, const char *topic, size_t tlen,
+                      const uint8_t *payload, size_t len, uint8_t qos, int retain, uint64_t id);
+
+/* Restore (at start, or while a CONNECT is parked for claim). Hooks are not called (except
+ * subscribed with persistent 0). 0 on success, HUB_ENOTFOUND (no such session: restore it
+ * first), HUB_EINVAL (bad filter, topic or qos; the session is connected), HUB_ENOMEM. */
+/* Creates the persistent session key if absent, offline; expiry_s: seconds kept offline from
+ * now (UINT32_MAX: never; capped by options.session_expiry_s when that is set). */
+int hub_broker_restore_session(struct hub_broker *b, const char *key, uint32_t expiry_s);
+int hub_broker_restore_sub(struct hub_broker *b, const char *key, const char *filter,
+                           uint8_t qos);
+/* Appends a delivery (state: enum hub_delivery_state, 0 queued, 1 sent: resent with DUP and
+ * packet id pid, 2 PUBREL sent: PUBREL pid resent); restore in-flight ones with distinct
+ * non-zero pids (otherwise they are restored as queued). Returns 1 when dropped because the
+ * session holds max_queued (counted, logged, hooks.delivered called). */
+int hub_broker_restore_delivery(struct hub_broker *b, const char *key, const char *topic,
+                                size_t tlen, const uint8_t *payload, size_t len, uint8_t qos,
+                                uint64_t id, int state, uint16_t pid);
+int hub_broker_restore_incoming(struct hub_broker *b, const char *key, uint16_t pid);
+/* An empty payload clears the topic. */
+int hub_broker_restore_retained(struct hub_broker *b, const char *topic, size_t tlen,
+                                const uint8_t *payload, size_t len, uint8_t qos, uint64_t id);
+/* Ends the parked CONNECTs of key (see claim): ok → CONNACK (session present when it exists
+ * now) and the buffered input is handled; else CONNACK 3 (server unavailable) and close. */
+void hub_broker_claim_done(struct hub_broker *b, const char *key, int ok);
+/* Takeover by another node: closes the session's live connection (HUB_CLOSE_TAKEOVER, no
+ * will) and forgets the session (only unsubscribed is called, persistent 0: the stored state
+ * stays for the new owner). Returns 1 if the session existed, else 0. */
+int hub_broker_release_session(struct hub_broker *b, const char *key);
 
 #endif

@@ -10,7 +10,10 @@
  *   subscribe.c  SUBSCRIBE (retained messages for new subscriptions), UNSUBSCRIBE
  *   route.c      routing: match, one copy per session, delivery, the in-flight window
  *   flow.c       flow control: withheld acknowledgements, waits on full queues, drops
- *   will.c       wills: kept at CONNECT, published when the peer vanishes */
+ *   will.c       wills: kept at CONNECT, published when the peer vanishes
+ *   hooks.c      durability and several nodes: hooks, message ids, acknowledgement holds,
+ *                injected messages (de-duplicated), session expiry
+ *   restore.c    state restored from elsewhere, parked CONNECTs ended, sessions released */
 #ifndef HUB_MQTT_BROKER_INTERNAL_H
 #define HUB_MQTT_BROKER_INTERNAL_H
 
@@ -21,12 +24,22 @@
 
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
+#include "mqtt/idmap.h"
 #include "mqtt/msg.h"
 #include "mqtt/retained.h"
 #include "mqtt/session.h"
 #include "mqtt/subtree.h"
 #include "util/buf.h"
 #include "util/error.h"
+
+/* A PUBACK/PUBREC withheld (flow.c): it goes out when it is first in line, its holds were
+ * released and flow control no longer withholds it. */
+struct hub_held_ack {
+    uint64_t id;   /* the message the hooks' holds are on (0: none) */
+    uint32_t ack;  /* type << 16 | packet id */
+    uint8_t holds; /* holds not released yet (hub_broker_release) */
+    uint8_t flow;  /* withheld by flow control: appended while the publisher waited */
+};
 
 struct hub_mqtt_conn {
     struct hub_broker *b;
@@ -45,10 +58,16 @@ struct hub_mqtt_conn {
     uint64_t last_rx_ms, opened_ms;
     struct hub_msg *will;
     struct hub_session *s;
-    /* Flow control: acknowledgements withheld (type << 16 | packet id, in order), since when,
-     * and the full sessions this publisher waits on. */
-    uint32_t *held;
-    size_t nheld, held_cap;
+    /* A CONNECT parked for hooks.claim: its session key, the next parked connection, and
+     * the CONNECT's clean flag (also when not parked). */
+    char *park_key;
+    struct hub_mqtt_conn *parked_next;
+    int clean_start;
+    /* Acknowledgements withheld, in packet order: held[held_off .. held_off + nheld), by
+     * flow control or by holds of the hooks (flow.c); since when the publisher waits, and the
+     * full sessions it waits on. */
+    struct hub_held_ack *held;
+    size_t held_off, nheld, held_cap;
     uint64_t held_ms;
     int reading_paused; /* transport asked to stop reading (max_inflight withheld) */
     struct hub_session **waits;
@@ -70,6 +89,18 @@ struct hub_broker {
     hub_buf_t q0;                 /* the QoS 0 copy of q0_msg, retain flag q0_retain */
     const struct hub_msg *q0_msg; /* valid during one routing only */
     int q0_retain;
+    /* Durability and several nodes (hooks.c). */
+    struct hub_broker_hooks h;  /* zeroed: none */
+    uint64_t last_id;           /* the local id counter when o.next_id is NULL */
+    struct hub_idmap holds;     /* held message id -> its publisher's connection */
+    uint64_t accepting;         /* the id hooks.accepted is called for, and */
+    unsigned early;             /* the holds released on it during that call */
+    struct hub_idmap recent;    /* injected ids seen lately (values unused), and */
+    uint64_t *ring;             /* the same ids in arrival order (RECENT of them) */
+    size_t ring_pos;
+    struct hub_mqtt_conn *parked; /* CONNECTs parked for claim (parked_next) */
+    size_t nparked;
+    int expiring;               /* some session has a finite expiry (tick walks them) */
     uint64_t now_ms;  /* latest time given by the transport */
     size_t throttled; /* connections with acknowledgements withheld */
     struct hub_broker_stats st;
@@ -94,8 +125,20 @@ static inline int hub_broker_grow(void *arr, size_t n, size_t *cap, size_t elem,
     return 0;
 }
 /* Destroys session s and what the broker keeps about it (its waiters are released, its
- * subscriptions leave the trie). */
-void hub_broker_drop_session(struct hub_broker *b, struct hub_session *s);
+ * subscriptions leave the trie: hooks.unsubscribed, persistent 0); gone: the session ends
+ * for good (hooks.session_gone when it was persistent), else it lives on elsewhere. */
+void hub_broker_drop_session(struct hub_broker *b, struct hub_session *s, int gone);
+
+/* ---- hooks.c --------------------------------------------------------------------------- */
+
+/* The id of a message accepted now (options.next_id, or the local counter). */
+uint64_t hub_hooks_next_id(struct hub_broker *b);
+/* Calls hooks.accepted for m (from a local client when origin says so, the server or a
+ * will); returns the holds it took on m's acknowledgement, less those already released
+ * (0 for QoS 0). */
+unsigned hub_hooks_accepted(struct hub_broker *b, const struct hub_msg *m, const char *origin);
+/* Once a second: drops the persistent sessions offline longer than their expiry. */
+void hub_hooks_expire(struct hub_broker *b, uint64_t now_ms);
 
 /* ---- conn.c ---------------------------------------------------------------------------- */
 
@@ -128,6 +171,8 @@ static inline void hub_conn_send_ack(struct hub_mqtt_conn *c, int type, uint16_t
  * topic), or for a SUBSCRIBE filter. Returns 1 (allowed) or 0. */
 int hub_conn_may_publish(const struct hub_mqtt_conn *c, const char *topic, size_t len);
 int hub_conn_may_subscribe(const struct hub_mqtt_conn *c, const char *filter, size_t len);
+/* Handles the packets buffered in c->in (while its CONNECT was parked). */
+void hub_conn_input(struct hub_mqtt_conn *c, uint64_t now_ms);
 /* Once a second: closes c when its CONNECT or keepalive (1.5 x the client's value) is due. */
 void hub_conn_tick(struct hub_mqtt_conn *c, uint64_t now_ms);
 
@@ -137,6 +182,8 @@ void hub_conn_tick(struct hub_mqtt_conn *c, uint64_t now_ms);
  * found or created, an older connection of the same session taken over, the will kept,
  * deliveries resumed. */
 void hub_connect_handle(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uint64_t now_ms);
+/* c's CONNECT is parked no more (claim done, or c closed). */
+void hub_connect_unpark(struct hub_mqtt_conn *c);
 
 /* ---- publish.c ------------------------------------------------------------------------- */
 
@@ -159,9 +206,10 @@ void hub_subscribe_remove(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p
 /* Routes m to every matching subscription (and stores it when retained); returns how many
  * sessions got it, and sets *to_device (may be NULL) when the connected session device
  * got it. pub: the publishing client connection, NULL for the server. m keeps its
- * references: queues take their own. */
+ * references: queues take their own. remote: injected from another node (the hooks
+ * queued and retained are told). */
 size_t hub_route_message(struct hub_broker *b, struct hub_msg *m, const struct hub_session *device,
-                         int *to_device, struct hub_mqtt_conn *pub);
+                         int *to_device, struct hub_mqtt_conn *pub, int remote);
 /* Sends a PUBLISH of m at qos with packet id pid to c, in one write (a QoS 0 copy of a QoS
  * 1/2 message is encoded once per routing, in b->q0). */
 void hub_route_send(struct hub_mqtt_conn *c, const struct hub_msg *m, int qos, int dup,
@@ -173,9 +221,14 @@ void hub_route_pump(struct hub_session *s);
 /* The checks that pass on every message are inline here; what they call runs when flow
  * control has something to do. */
 
-/* c waits on full sessions: withholds a PUBACK/PUBREC (type) in order, pausing reading at
- * max_inflight withheld (see hub_flow_ack). */
-void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid);
+/* Withholds a PUBACK/PUBREC (type) in order, because c waits on full sessions or has
+ * acknowledgements withheld already, or because the hooks took holds on message id; pausing
+ * reading at max_inflight withheld (see hub_flow_ack). */
+void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid, uint64_t id,
+                       unsigned holds);
+/* Releases one hold on message id withheld by c, sending what may go out. Returns 1 when no
+ * hold on id remains (the caller forgets id), else 0. */
+int hub_flow_release(struct hub_mqtt_conn *c, uint64_t id);
 /* Session s holds max_queued messages: makes the client publisher pub (may be NULL) wait on
  * it when it can, returning 0 (queue the message), else counts a drop and returns 1. */
 int hub_flow_at_limit(struct hub_broker *b, struct hub_session *s, struct hub_mqtt_conn *pub);
@@ -188,14 +241,16 @@ void hub_flow_expire(struct hub_mqtt_conn *c, uint64_t now_ms);
 /* c is going away: it waits on nothing, its withheld acknowledgements are dropped. */
 void hub_flow_conn_closed(struct hub_mqtt_conn *c);
 
-/* Sends a PUBACK/PUBREC (type) for a client's PUBLISH, or withholds it while the client
- * waits on a full session or has acknowledgements withheld already. */
-static inline void hub_flow_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
+/* Sends a PUBACK/PUBREC (type) for a client's PUBLISH of message id, or withholds it while
+ * the hooks hold it (holds > 0), the client waits on a full session or has acknowledgements
+ * withheld already. */
+static inline void hub_flow_ack(struct hub_mqtt_conn *c, int type, uint16_t pid, uint64_t id,
+                                unsigned holds)
 {
-    if (c->nwaits == 0 && c->nheld == 0)
+    if (holds == 0 && c->nwaits == 0 && c->nheld == 0)
         hub_conn_send_ack(c, type, pid);
     else
-        hub_flow_withhold(c, type, pid);
+        hub_flow_withhold(c, type, pid, id, holds);
 }
 /* 1 when session s may not take one more message (it is dropped and counted); a client
  * publisher pub (may be NULL) is made to wait instead when it can. 0: queue it. */

@@ -146,6 +146,8 @@ static size_t handle_all(struct hub_mqtt_conn *c, const uint8_t *p, size_t n, ui
         off += plen;
         if (handle(c, p + off - plen, plen, now_ms) != 0)
             return SIZE_MAX;
+        if (c->park_key != NULL)
+            return off; /* the CONNECT is parked: what follows waits for its CONNACK */
     }
 }
 
@@ -192,6 +194,13 @@ void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len
     if (c->closing)
         return;
     c->b->now_ms = now_ms;
+    if (c->park_key != NULL) { /* kept until the claim is done, within one packet's size */
+        if (in->len + len > c->b->o.max_packet + 5)
+            hub_conn_close(c, 0, HUB_CLOSE_LIMIT, "too much input before CONNACK");
+        else if (hub_buf_append(in, data, len) != 0)
+            hub_conn_close(c, 0, HUB_CLOSE_ERROR, "out of memory");
+        return;
+    }
     if (in->len == 0) {
         /* Nothing pending: whole packets are handled where the transport holds them, only
          * a partial one at the end is kept. */
@@ -211,15 +220,29 @@ void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len
     in->len -= used;
 }
 
+void hub_conn_input(struct hub_mqtt_conn *c, uint64_t now_ms)
+{
+    hub_buf_t *in = &c->in;
+    size_t used;
+    if (c->closing || c->park_key != NULL || in->len == 0)
+        return;
+    if ((used = handle_all(c, in->data, in->len, now_ms)) == SIZE_MAX)
+        return;
+    memmove(in->data, in->data + used, in->len - used);
+    in->len -= used;
+}
+
 void hub_mqtt_conn_closed(struct hub_mqtt_conn *c, int revoked)
 {
     struct hub_broker *b = c->b;
     struct hub_session *s = c->s;
     hub_flow_conn_closed(c);
+    hub_connect_unpark(c);
     /* Detach the session first, so that what is routed to it from now on (the will
      * included) waits in its queue rather than being "sent" on this dead connection. */
     if (s != NULL && s->conn == c) {
         s->conn = NULL;
+        s->offline_ms = b->now_ms;
         hub_flow_wake(s); /* offline: its publishers are not held back any more */
         if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
             b->o.presence(c->who.id, 0, b->o.ctx);
@@ -228,7 +251,7 @@ void hub_mqtt_conn_closed(struct hub_mqtt_conn *c, int revoked)
     }
     hub_will_close(c, revoked);
     if (s != NULL && s->clean)
-        hub_broker_drop_session(b, s);
+        hub_broker_drop_session(b, s, 1);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else

@@ -2,7 +2,12 @@
  * client id) or "s:<service id>/<client id>" (a service may run several consumers). A
  * CONNECT for a session that already has a connection takes it over: the older connection
  * is closed without its will. A persistent session resumes: its in-flight deliveries go out
- * again with DUP set (PUBREL for released QoS 2 ones), then whatever waited in its queue. */
+ * again with DUP set (PUBREL for released QoS 2 ones), then whatever waited in its queue.
+ *
+ * Parked CONNECTs: a persistent session not in memory may live on another node or in
+ * PostgreSQL; hooks.claim may park the connection (no CONNACK, input buffered by conn.c,
+ * the CONNECT timeout running) until hub_broker_claim_done, after the server restored the
+ * session (restore.c) or gave up. */
 #include <stdio.h>
 
 #include "mqtt/broker_internal.h"
@@ -16,10 +21,64 @@ static void refuse(struct hub_mqtt_conn *c, uint8_t rc, enum hub_close_reason re
     hub_conn_close(c, 0, reason, why);
 }
 
-void hub_connect_handle(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uint64_t now_ms)
+/* Accepts the CONNECT of c (its level, keepalive, clean flag and will already kept) for
+ * session key: takeover, session found or created, CONNACK, resume. */
+static void accept_connect(struct hub_mqtt_conn *c, const char *key, uint64_t now_ms)
 {
     struct hub_broker *b = c->b;
     uint8_t ack[4];
+    struct hub_session *s = hub_session_find(&b->sessions, key);
+    if (s != NULL && s->conn != NULL) { /* takeover: the older connection goes */
+        struct hub_mqtt_conn *old = s->conn;
+        s->conn = NULL;
+        old->s = NULL; /* detached: its close will not report presence, so do it here */
+        if (old->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
+            b->o.presence(old->who.id, 0, b->o.ctx);
+        hub_conn_close(old, 0, HUB_CLOSE_TAKEOVER, "session taken over by a new connection");
+    }
+    /* A clean start ends the session; a clean session ends with its connection, even when a
+     * persistent CONNECT takes it over. */
+    if (s != NULL && (c->clean_start || s->clean)) {
+        hub_broker_drop_session(b, s, 1);
+        s = NULL;
+    }
+    int present = s != NULL;
+    if (s == NULL && (s = hub_session_create(&b->sessions, key)) == NULL) {
+        refuse(c, HUB_MQTT_CONNACK_UNAVAILABLE, HUB_CLOSE_ERROR, "out of memory");
+        return;
+    }
+    if (!present)
+        s->expiry_s = b->o.session_expiry_s != 0 ? b->o.session_expiry_s : UINT32_MAX;
+    s->clean = c->clean_start;
+    s->conn = c;
+    c->s = s;
+    c->last_rx_ms = now_ms;
+    c->connected = 1;
+    hub_conn_write(c, ack, hub_mqtt_connack(ack, c->level == HUB_MQTT_V311 && present, 0));
+    if (c->t->accepted != NULL)
+        c->t->accepted(c->tconn);
+    if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
+        b->o.presence(c->who.id, 1, b->o.ctx);
+    if (!s->clean && b->h.session_open != NULL)
+        b->h.session_open(b->h.ctx, s->key, s->expiry_s);
+    /* Resume: in-flight deliveries again with DUP, then whatever waited. */
+    unsigned inflight = 0;
+    for (struct hub_delivery *d = s->head; d != NULL; d = d->next) {
+        if (d->state == HUB_DELIVERY_SENT) {
+            hub_route_send(c, d->msg, d->qos, 1, d->pid, d->retain);
+            inflight++;
+        } else if (d->state == HUB_DELIVERY_RELEASED) {
+            hub_conn_send_ack(c, HUB_MQTT_PUBREL, d->pid);
+            inflight++;
+        }
+    }
+    hub_session_set_inflight(s, inflight);
+    hub_route_pump(s);
+}
+
+void hub_connect_handle(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, uint64_t now_ms)
+{
+    struct hub_broker *b = c->b;
     c->level = p->level;
     if (p->refuse) {
         refuse(c, p->refuse, HUB_CLOSE_REFUSED,
@@ -45,48 +104,60 @@ void hub_connect_handle(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, ui
         snprintf(key, sizeof key, "d:%s", c->who.id);
     else
         snprintf(key, sizeof key, "s:%s/%.*s", c->who.id, (int)p->client_id.len, p->client_id.ptr);
-
-    struct hub_session *s = hub_session_find(&b->sessions, key);
-    if (s != NULL && s->conn != NULL) { /* takeover: the older connection goes */
-        struct hub_mqtt_conn *old = s->conn;
-        s->conn = NULL;
-        old->s = NULL; /* detached: its close will not report presence, so do it here */
-        if (old->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
-            b->o.presence(old->who.id, 0, b->o.ctx);
-        hub_conn_close(old, 0, HUB_CLOSE_TAKEOVER, "session taken over by a new connection");
-    }
-    if (s != NULL && p->clean) {
-        hub_broker_drop_session(b, s);
-        s = NULL;
-    }
-    int present = s != NULL;
-    if (s == NULL && (s = hub_session_create(&b->sessions, key)) == NULL) {
-        refuse(c, HUB_MQTT_CONNACK_UNAVAILABLE, HUB_CLOSE_ERROR, "out of memory");
+    c->clean_start = p->clean;
+    c->keepalive = p->keepalive;
+    hub_will_set(c, p);
+    if (!p->clean && b->h.claim != NULL && hub_session_find(&b->sessions, key) == NULL &&
+        b->h.claim(b->h.ctx, key) == 1) {
+        if ((c->park_key = strdup(key)) == NULL) {
+            refuse(c, HUB_MQTT_CONNACK_UNAVAILABLE, HUB_CLOSE_ERROR, "out of memory");
+            return;
+        }
+        c->parked_next = b->parked;
+        b->parked = c;
+        b->nparked++;
         return;
     }
-    s->clean = p->clean;
-    s->conn = c;
-    c->s = s;
-    c->keepalive = p->keepalive;
-    c->last_rx_ms = now_ms;
-    hub_will_set(c, p);
-    c->connected = 1;
-    hub_conn_write(c, ack, hub_mqtt_connack(ack, c->level == HUB_MQTT_V311 && present, 0));
-    if (c->t->accepted != NULL)
-        c->t->accepted(c->tconn);
-    if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
-        b->o.presence(c->who.id, 1, b->o.ctx);
-    /* Resume: in-flight deliveries again with DUP, then whatever waited. */
-    unsigned inflight = 0;
-    for (struct hub_delivery *d = s->head; d != NULL; d = d->next) {
-        if (d->state == HUB_DELIVERY_SENT) {
-            hub_route_send(c, d->msg, d->qos, 1, d->pid, d->retain);
-            inflight++;
-        } else if (d->state == HUB_DELIVERY_RELEASED) {
-            hub_conn_send_ack(c, HUB_MQTT_PUBREL, d->pid);
-            inflight++;
+    accept_connect(c, key, now_ms);
+}
+
+void hub_connect_unpark(struct hub_mqtt_conn *c)
+{
+    struct hub_broker *b = c->b;
+    if (c->park_key == NULL)
+        return;
+    for (struct hub_mqtt_conn **pp = &b->parked; *pp != NULL; pp = &(*pp)->parked_next) {
+        if (*pp == c) {
+            *pp = c->parked_next;
+            b->nparked--;
+            break;
         }
     }
-    hub_session_set_inflight(s, inflight);
-    hub_route_pump(s);
+    free(c->park_key);
+    c->park_key = NULL;
+    c->parked_next = NULL;
+}
+
+void hub_broker_claim_done(struct hub_broker *b, const char *key, int ok)
+{
+    struct hub_mqtt_conn *c;
+    /* From the head again after each: what one does (its buffered input) may change the list. */
+    for (;;) {
+        for (c = b->parked; c != NULL && strcmp(c->park_key, key) != 0; c = c->parked_next)
+            ;
+        if (c == NULL)
+            return;
+        char k[sizeof c->who.id + HUB_MQTT_MAX_CLIENT_ID + 4];
+        snprintf(k, sizeof k, "%s", c->park_key);
+        hub_connect_unpark(c);
+        if (c->closing)
+            continue;
+        if (!ok) {
+            refuse(c, HUB_MQTT_CONNACK_UNAVAILABLE, HUB_CLOSE_ERROR,
+                   "session could not be claimed");
+            continue;
+        }
+        accept_connect(c, k, b->now_ms);
+        hub_conn_input(c, b->now_ms);
+    }
 }

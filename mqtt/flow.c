@@ -1,4 +1,4 @@
-/* Flow control. When a QoS 1/2 PUBLISH from a client meets a connected session whose queue
+/* Flow control and acknowledgement holds. When a QoS 1/2 PUBLISH from a client meets a connected session whose queue
  * holds max_queued messages, the message is still queued and the publisher's
  * acknowledgements (PUBACK/PUBREC, kept in order) are withheld until that queue has drained
  * to 3/4, the session goes offline or HOLD_MAX_MS pass: the publisher's own in-flight window
@@ -10,8 +10,16 @@
  *
  * A publisher c waits on the full sessions in c->waits; each session lists its waiting
  * publishers in s->waiters. The two lists are kept in step: a publisher's acknowledgements
- * go out when its last wait ends. */
+ * go out when its last wait ends.
+ *
+ * The same line of withheld acknowledgements serves the hooks' holds (hooks.c): a message
+ * the store or the backbone must make safe first is acknowledged only once each hold was
+ * released (hub_broker_release), and never before an earlier packet's acknowledgement. Each
+ * entry says what still holds it (holds, flow); the line goes out from its front. A hold
+ * never expires (HOLD_MAX_MS ends flow control's waits only): an acknowledged message must
+ * be safe. b->holds maps a held message id to its publisher. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "mqtt/broker_internal.h"
 #include "util/error.h"
@@ -21,40 +29,86 @@
 #define DROP_LOG_MS 10000 /* a session's dropped messages are reported this often */
 #define HELD_MAX 65535    /* withheld acknowledgements per connection (distinct ids) */
 
-void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid)
+void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid, uint64_t id,
+                       unsigned holds)
 {
+    struct hub_broker *b = c->b;
     if (c->nheld >= HELD_MAX) {
         hub_conn_close(c, 1, HUB_CLOSE_PROTOCOL, "more than 65535 unacknowledged PUBLISHes");
         return;
     }
-    if (hub_broker_grow(&c->held, c->nheld, &c->held_cap, sizeof *c->held, 16) != 0) {
+    if (c->held_off + c->nheld == c->held_cap && c->held_off > 0) {
+        memmove(c->held, c->held + c->held_off, c->nheld * sizeof *c->held);
+        c->held_off = 0;
+    }
+    if (hub_broker_grow(&c->held, c->nheld, &c->held_cap, sizeof *c->held, 16) != 0 ||
+        (holds > 0 && hub_idmap_put(&b->holds, id, c) != 0)) {
         hub_conn_close(c, 1, HUB_CLOSE_ERROR, "out of memory");
         return;
     }
     if (c->nheld == 0)
-        c->b->throttled++;
-    c->held[c->nheld++] = (uint32_t)type << 16 | pid;
-    if (!c->reading_paused && c->nheld >= c->b->o.max_inflight && c->t->pause != NULL) {
+        b->throttled++;
+    c->held[c->held_off + c->nheld++] = (struct hub_held_ack){
+        .id = id,
+        .ack = (uint32_t)type << 16 | pid,
+        .holds = (uint8_t)(holds > 255 ? 255 : holds),
+        .flow = c->nwaits > 0,
+    };
+    if (!c->reading_paused && c->nheld >= b->o.max_inflight && c->t->pause != NULL) {
         c->reading_paused = 1;
         c->t->pause(c->tconn, 1);
     }
 }
 
-/* The connection waits on no session any more: its withheld acknowledgements go out. */
-static void release_held(struct hub_mqtt_conn *c)
+/* Sends the withheld acknowledgements at the front of the line that nothing holds any more;
+ * reading restarts below max_inflight withheld. */
+static void flush(struct hub_mqtt_conn *c)
 {
-    if (c->nheld == 0)
-        return;
-    c->b->throttled--;
-    for (size_t i = 0; i < c->nheld && !c->closing; i++)
-        hub_conn_send_ack(c, (int)(c->held[i] >> 16), (uint16_t)c->held[i]);
-    c->nheld = 0;
-    if (c->reading_paused) {
+    struct hub_broker *b = c->b;
+    size_t before = c->nheld;
+    while (c->nheld > 0) {
+        const struct hub_held_ack *a = &c->held[c->held_off];
+        if (a->holds > 0 || a->flow)
+            break;
+        if (!c->closing)
+            hub_conn_send_ack(c, (int)(a->ack >> 16), (uint16_t)a->ack);
+        c->held_off++;
+        c->nheld--;
+    }
+    if (c->nheld == 0) {
+        c->held_off = 0;
+        if (before > 0)
+            b->throttled--;
+    }
+    if (c->reading_paused && c->nheld < b->o.max_inflight) {
         c->reading_paused = 0;
-        c->last_rx_ms = c->b->now_ms; /* its keepalive was not its to keep while paused */
+        c->last_rx_ms = b->now_ms; /* its keepalive was not its to keep while paused */
         if (!c->closing)
             c->t->pause(c->tconn, 0);
     }
+}
+
+/* The connection waits on no session any more: what flow control withheld may go out. */
+static void release_held(struct hub_mqtt_conn *c)
+{
+    for (size_t i = 0; i < c->nheld; i++)
+        c->held[c->held_off + i].flow = 0;
+    flush(c);
+}
+
+int hub_flow_release(struct hub_mqtt_conn *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->nheld; i++) {
+        struct hub_held_ack *a = &c->held[c->held_off + i];
+        if (a->id == id && a->holds > 0) {
+            if (--a->holds > 0)
+                return 0;
+            if (i == 0)
+                flush(c);
+            return 1;
+        }
+    }
+    return 1;
 }
 
 /* Makes publisher c wait on session s (once). 0 or HUB_ENOMEM. */
@@ -66,10 +120,10 @@ static int wait_on(struct hub_mqtt_conn *c, struct hub_session *s)
     if (hub_broker_grow(&c->waits, c->nwaits, &c->waits_cap, sizeof *c->waits, 4) != 0 ||
         hub_broker_grow(&s->waiters, s->nwaiters, &s->waiters_cap, sizeof *s->waiters, 4) != 0)
         return HUB_ENOMEM;
+    if (c->nwaits == 0)
+        c->held_ms = c->b->now_ms;
     c->waits[c->nwaits++] = s;
     s->waiters[s->nwaiters++] = c;
-    if (c->nheld == 0)
-        c->held_ms = c->b->now_ms;
     return 0;
 }
 
@@ -123,7 +177,7 @@ void hub_flow_drained(struct hub_broker *b, struct hub_session *s)
 
 void hub_flow_expire(struct hub_mqtt_conn *c, uint64_t now_ms)
 {
-    if (c->nheld > 0 && now_ms - c->held_ms > HOLD_MAX_MS) {
+    if (c->nwaits > 0 && now_ms - c->held_ms > HOLD_MAX_MS) {
         hub_info("mqtt: %s %s: acknowledgements withheld for %d s: released",
                  c->who.kind == HUB_MQTT_DEVICE ? "device" : "service", c->who.id,
                  HOLD_MAX_MS / 1000);
@@ -134,11 +188,15 @@ void hub_flow_expire(struct hub_mqtt_conn *c, uint64_t now_ms)
 
 void hub_flow_conn_closed(struct hub_mqtt_conn *c)
 {
-    /* Its withheld acknowledgements are dropped with it (the client resends on reconnect). */
+    /* Its withheld acknowledgements are dropped with it (the client resends on reconnect),
+     * and the holds on them forgotten (a late hub_broker_release finds nothing). */
     unwait_all(c);
+    for (size_t i = 0; i < c->nheld; i++)
+        if (c->held[c->held_off + i].holds > 0)
+            hub_idmap_del(&c->b->holds, c->held[c->held_off + i].id);
     if (c->nheld > 0)
         c->b->throttled--;
-    c->nheld = 0;
+    c->nheld = c->held_off = 0;
 }
 
 /* A message for session s is dropped: counted, and reported at most every DROP_LOG_MS. */

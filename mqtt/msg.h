@@ -19,6 +19,7 @@ struct hub_msg {
      * the block is freed with the last of them, on whichever thread drops it. */
     struct hub_rcbuf rc;
     unsigned refs; /* 0: borrowed (hub_msg_borrow), never freed */
+    uint64_t id;   /* fleet-unique message id given by the broker (0: none) */
     uint8_t qos;
     uint8_t retain;
     uint8_t remlen_n;  /* bytes of remlen used */

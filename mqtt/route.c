@@ -80,9 +80,10 @@ static void match_cb(void *subscriber, uint8_t qos, void *ctx)
     b->targets[b->ntargets++] = s;
 }
 
-/* Delivers m to one session at qos; pub is the client that published it, if any. */
+/* Delivers m to one session at qos; pub is the client that published it, if any; remote:
+ * m was injected. */
 static void deliver(struct hub_broker *b, struct hub_session *s, struct hub_msg *m, int qos,
-                    struct hub_mqtt_conn *pub)
+                    struct hub_mqtt_conn *pub, int remote)
 {
     if (qos == 0) {
         if (s->conn != NULL && s->conn->connected)
@@ -93,21 +94,23 @@ static void deliver(struct hub_broker *b, struct hub_session *s, struct hub_msg 
         return;
     if (hub_session_enqueue(s, m, (uint8_t)qos) != 0)
         return;
+    if (!s->clean && b->h.queued != NULL)
+        b->h.queued(b->h.ctx, s->key, m, (uint8_t)qos, remote);
     hub_route_pump(s);
 }
 
 size_t hub_route_message(struct hub_broker *b, struct hub_msg *m, const struct hub_session *device,
-                         int *to_device, struct hub_mqtt_conn *pub)
+                         int *to_device, struct hub_mqtt_conn *pub, int remote)
 {
-    if (m->retain)
-        hub_retained_set(&b->retained, m);
+    if (m->retain && hub_retained_set(&b->retained, m) == 0 && b->h.retained != NULL)
+        b->h.retained(b->h.ctx, m->topic, m->topic_len, m->payload_len > 0 ? m : NULL, remote);
     b->stamp++;
     b->ntargets = 0;
     hub_subtree_match(b->subs, m->topic, m->topic_len, match_cb, b);
     for (size_t i = 0; i < b->ntargets; i++) {
         struct hub_session *s = b->targets[i];
         int qos = s->stamp_qos < m->qos ? s->stamp_qos : m->qos;
-        deliver(b, s, m, qos, pub);
+        deliver(b, s, m, qos, pub, remote);
         if (to_device != NULL && s == device && s->conn != NULL)
             *to_device = 1;
     }

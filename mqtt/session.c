@@ -121,19 +121,51 @@ void hub_session_destroy(struct hub_session_table *t, struct hub_session *s)
     free_session(s);
 }
 
-static int enqueue(struct hub_session *s, struct hub_msg *m, uint8_t qos, uint8_t retain)
+/* A zeroed delivery record holding a reference to m, recycled when one is spare. */
+static struct hub_delivery *new_delivery(struct hub_session_table *t, struct hub_msg *m,
+                                         uint8_t qos)
 {
-    struct hub_session_table *t = s->table;
     struct hub_delivery *d = t->spare;
     if (d != NULL) {
         t->spare = d->next;
         t->nspare--;
         memset(d, 0, sizeof *d);
     } else if ((d = calloc(1, sizeof *d)) == NULL) {
-        return HUB_ENOMEM;
+        return NULL;
     }
     d->msg = hub_msg_ref(m);
     d->qos = qos;
+    return d;
+}
+
+int hub_session_enqueue_inflight(struct hub_session *s, struct hub_msg *m, uint8_t qos,
+                                 uint8_t state, uint16_t pid)
+{
+    struct hub_delivery *d = new_delivery(s->table, m, qos), *prev = NULL;
+    if (d == NULL)
+        return HUB_ENOMEM;
+    d->state = state;
+    d->pid = pid;
+    for (struct hub_delivery *x = s->head; x != NULL && x != s->unsent; x = x->next)
+        prev = x;
+    d->next = prev != NULL ? prev->next : s->head;
+    if (prev != NULL)
+        prev->next = d;
+    else
+        s->head = d;
+    if (d->next == NULL)
+        s->tail = d;
+    s->queued++;
+    s->table->queued++;
+    return 0;
+}
+
+static int enqueue(struct hub_session *s, struct hub_msg *m, uint8_t qos, uint8_t retain)
+{
+    struct hub_session_table *t = s->table;
+    struct hub_delivery *d = new_delivery(t, m, qos);
+    if (d == NULL)
+        return HUB_ENOMEM;
     d->retain = retain;
     if (s->tail != NULL)
         s->tail->next = d;

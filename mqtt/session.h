@@ -47,6 +47,8 @@ struct hub_session {
     /* Connections whose acknowledgements wait until this session's queue drains (broker). */
     struct hub_mqtt_conn **waiters;
     size_t nwaiters, waiters_cap;
+    uint32_t expiry_s;           /* persistent: seconds kept offline (UINT32_MAX: never) */
+    uint64_t offline_ms;         /* since when it is offline (0: not known yet) */
     unsigned long long dropped;  /* messages dropped for a full queue, not yet logged */
     uint64_t drop_logged_ms;     /* when the last drop report was logged */
     struct hub_session *hnext;   /* hash chain */
@@ -73,6 +75,11 @@ void hub_session_destroy(struct hub_session_table *t, struct hub_session *s);
 int hub_session_enqueue(struct hub_session *s, struct hub_msg *m, uint8_t qos);
 /* Same, for a retained copy (sent with RETAIN set). */
 int hub_session_enqueue_retained(struct hub_session *s, struct hub_msg *m, uint8_t qos);
+/* Restores an in-flight delivery of m (state SENT or RELEASED, packet id pid, not used by
+ * another one): placed after the other in-flight ones, before the queued ones. 0 or
+ * HUB_ENOMEM. */
+int hub_session_enqueue_inflight(struct hub_session *s, struct hub_msg *m, uint8_t qos,
+                                 uint8_t state, uint16_t pid);
 size_t hub_session_queued(const struct hub_session *s);
 /* The first delivery not sent yet (advances past it), or NULL. */
 struct hub_delivery *hub_session_next_unsent(struct hub_session *s);

@@ -2,7 +2,8 @@
  * -> session, granted QoS) for routing, and in the session's filter list so it can leave the
  * trie with the session. After the SUBACK (never before it, MQTT 3.1.1 §3.8.4), each
  * granted filter gets the retained messages it matches: at QoS 0 straight to the wire, at
- * QoS 1/2 through the session queue with the RETAIN flag kept. */
+ * QoS 1/2 through the session queue with the RETAIN flag kept. hooks.subscribed and
+ * unsubscribed see each filter that enters or leaves the trie. */
 #include "mqtt/broker_internal.h"
 #include "mqtt/topic.h"
 #include "util/error.h"
@@ -58,6 +59,8 @@ void hub_subscribe_add(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p)
             hub_subtree_remove(b->subs, f.ptr, f.len, c->s);
             rc = HUB_ENOMEM;
         }
+        if (rc >= 0 && b->h.subscribed != NULL)
+            b->h.subscribed(b->h.ctx, c->s->key, !c->s->clean, f.ptr, f.len, qos);
         codes[n++] = rc < 0 ? HUB_MQTT_SUBACK_FAILURE : qos;
     }
     out->len = 0;
@@ -78,9 +81,13 @@ void hub_subscribe_remove(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p
     size_t off = 0;
     hub_mqtt_str_t f;
     uint8_t qos;
+    struct hub_broker *b = c->b;
     while (hub_mqtt_sub_next(p, &off, &f, &qos) == 1) {
-        if (hub_subtree_remove(c->b->subs, f.ptr, f.len, c->s) == 0)
-            hub_session_remove_filter(c->s, f.ptr, f.len);
+        if (hub_subtree_remove(b->subs, f.ptr, f.len, c->s) != 0)
+            continue;
+        hub_session_remove_filter(c->s, f.ptr, f.len);
+        if (b->h.unsubscribed != NULL)
+            b->h.unsubscribed(b->h.ctx, c->s->key, !c->s->clean, f.ptr, f.len);
     }
     hub_conn_send_ack(c, HUB_MQTT_UNSUBACK, p->packet_id);
 }

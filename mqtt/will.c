@@ -1,7 +1,8 @@
 /* Wills. The will of an accepted CONNECT is kept as a message of its own (c->will) for the
  * connection's lifetime; when the transport closes it is routed like a server publish (no
  * ACL: the will topic was checked at CONNECT) unless the client sent DISCONNECT, the
- * connection was taken over, kicked or revoked. */
+ * connection was taken over, kicked or revoked. A will is a message like any other: it gets
+ * its id then, and hooks.accepted sees it (no acknowledgement to hold). */
 #include "mqtt/broker_internal.h"
 #include "util/log.h"
 
@@ -19,7 +20,9 @@ void hub_will_close(struct hub_mqtt_conn *c, int revoked)
      * DISCONNECT, a takeover or a revocation. */
     if (c->connected && c->will != NULL && !revoked && (!c->closing || c->keep_will)) {
         hub_info("mqtt: publishing the will of %s", c->who.id);
-        hub_route_message(c->b, c->will, NULL, NULL, NULL);
+        c->will->id = hub_hooks_next_id(c->b);
+        hub_route_message(c->b, c->will, NULL, NULL, NULL, 0);
+        hub_hooks_accepted(c->b, c->will, c->who.kind == HUB_MQTT_DEVICE ? c->who.id : NULL);
     }
     if (c->will != NULL)
         hub_msg_unref(c->will);

@@ -283,6 +283,8 @@ INT_KEY(mqtt_max_connections, 0, 10000000)
 INT_KEY(mqtt_connect_timeout_s, 1, 3600)
 INT_KEY(mqtt_max_packet, 1024, 268435455)
 INT_KEY(mqtt_max_registrations, 1, 100000)
+INT_KEY(mqtt_session_expiry, 0, 10 * 366 * 86400)
+INT_KEY(mqtt_store_max_pending, 1 << 20, 2047 << 20)
 INT_KEY(api_max_connections, 1, 10000)
 INT_KEY(api_max_connections_per_ip, 1, 10000)
 INT_KEY(api_idle_timeout_s, 1, 3600)
@@ -363,6 +365,8 @@ static const struct {
     {"mqtt_max_handshakes_per_ip", set_mqtt_max_handshakes_per_ip},
     {"mqtt_max_unauthenticated", set_mqtt_max_unauthenticated},
     {"mqtt_max_registrations", set_mqtt_max_registrations},
+    {"mqtt_session_expiry", set_mqtt_session_expiry},
+    {"mqtt_store_max_pending", set_mqtt_store_max_pending},
     {"mqtt_max_connections", set_mqtt_max_connections},
     {"mqtt_connect_timeout_s", set_mqtt_connect_timeout_s},
     {"mqtt_max_packet", set_mqtt_max_packet},
@@ -452,6 +456,8 @@ static int set_defaults(struct hub_config *cfg)
     cfg->mqtt_connect_timeout_s = 10;
     cfg->mqtt_max_packet = 256 * 1024;
     cfg->mqtt_max_registrations = 64;
+    cfg->mqtt_session_expiry = 0;
+    cfg->mqtt_store_max_pending = 64 << 20;
     cfg->api_max_connections = 512;
     cfg->api_max_connections_per_ip = 64;
     cfg->api_idle_timeout_s = 30;

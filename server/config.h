@@ -42,6 +42,9 @@ struct hub_config {
     int mqtt_connect_timeout_s;     /* handshake done (or accept) to CONNECT */
     int mqtt_max_packet;            /* bytes */
     int mqtt_max_registrations;     /* device-CA lookups/JIT registrations queued at once */
+    /* Durable MQTT state (issue 18, server/mqtt_store.h). */
+    int mqtt_session_expiry;    /* seconds a persistent session is kept offline; 0: never */
+    int mqtt_store_max_pending; /* bytes of records kept while PostgreSQL is unreachable */
     int api_max_connections;
     int api_max_connections_per_ip;
     int api_idle_timeout_s;   /* no byte received for this long: closed */

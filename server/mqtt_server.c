@@ -21,6 +21,7 @@
 #include "server/mqtt_server_internal.h"
 #include "server/cluster.h"
 #include "server/pgfeed.h"
+#include "server/mqtt_store.h"
 #include "server/presence.h"
 #include "server/registration.h"
 #include "server/revfeed.h"
@@ -501,6 +502,8 @@ int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out)
                                             m->pw_ctx, out);
     if (rc == 0 && m->reg != NULL)
         rc = hub_registration_metrics(m->reg, out);
+    if (rc == 0 && m->store != NULL)
+        rc = hub_mqtt_store_metrics(m->store, out);
     if (rc == 0 && m->cluster != NULL)
         rc = hub_cluster_metrics(m->cluster, out);
     return rc == 0 && m->rollouts != NULL ? hub_rollouts_metrics(m->rollouts, out) : rc;
@@ -579,6 +582,18 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     m->presence = hub_presence_new(cfg->db_url);
     struct hub_rollouts_options ro = {cfg, m->presence, hub_mqtt_commands_publish_async, m};
     bo.device_publish_ctx = m->rollouts = m->presence ? hub_rollouts_new(&ro) : NULL;
+    /* Durable state: the store gives the message ids, so it comes before the broker. */
+    struct hub_mqtt_store_options so = {m->loop, cfg->db_url, NULL,
+                                        (size_t)cfg->mqtt_store_max_pending};
+    int src = hub_mqtt_store_new(&so, &m->store);
+    m->handles_open += m->store != NULL; /* its uv_async_t */
+    if (src != 0) {
+        rc = src;
+        goto out;
+    }
+    bo.next_id = hub_mqtt_store_next_id;
+    bo.next_id_ctx = m->store;
+    bo.session_expiry_s = (uint32_t)cfg->mqtt_session_expiry;
     m->broker = hub_broker_new(&bo);
     m->revset = hub_revset_new();
     if (m->db_url == NULL || m->broker == NULL || m->revset == NULL || m->presence == NULL ||
@@ -608,6 +623,13 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         if ((rc = hub_tls_ctx_new(&po, &m->pw_ctx)) != 0)
             goto out;
     }
+    /* Restored before the listeners accept (server/mqtt_store.h). */
+    m->hooks.store = m->store;
+    struct hub_broker_hooks hooks;
+    hub_mqtt_hooks_fill(&m->hooks, &hooks);
+    hub_broker_set_hooks(m->broker, &hooks);
+    if ((rc = hub_mqtt_store_start(m->store, m->broker)) != 0)
+        goto out;
     /* One LISTEN connection for the node: revocations, device CAs (server/pgfeed.h). */
     if ((rc = hub_pgfeed_new(m->loop, cfg->db_url, "LISTEN feed", &m->pgfeed)) != 0 ||
         (rc = hub_revfeed_start(m->loop, m->pgfeed, m->revset, revoked_cb, m, &m->feed)) != 0 ||
@@ -666,6 +688,7 @@ static void finish(struct hub_mqtt_server *m)
     if (--m->handles_open > 0)
         return;
     hub_broker_free(m->broker);
+    hub_mqtt_store_free(m->store); /* writes what is still queued */
     hub_tls_ctx_free(m->ctx);
     hub_tls_ctx_free(m->pw_ctx);
     hub_presence_free(m->presence);
@@ -706,6 +729,8 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
         hub_workers_stop(m->workers, listener_closed, m);
         m->workers = NULL;
     }
+    if (m->store != NULL)
+        hub_mqtt_store_stop(m->store, listener_closed, m);
     hub_revfeed_stop(m->feed);
     hub_registration_stop(m->reg);
     hub_cluster_stop(m->cluster);

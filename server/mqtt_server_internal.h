@@ -14,6 +14,7 @@
 #include "net/tls_ctx.h"
 #include "net/tls_listener.h"
 #include "net/workers.h"
+#include "server/mqtt_hooks.h"
 #include "server/mqtt_metrics.h"
 
 struct command {
@@ -40,6 +41,8 @@ struct hub_mqtt_server {
     struct hub_presence *presence;
     struct hub_registration *reg; /* device CAs: trust, JIT registration (issue 15) */
     struct hub_rollouts *rollouts;
+    struct hub_mqtt_store *store; /* durable sessions and retained messages (issue 18) */
+    struct hub_mqtt_hooks hooks;  /* what the broker's hooks call (server/mqtt_hooks.c) */
     size_t async_queued; /* rollout notices in queue (under lock) */
     uv_timer_t tick;
     uv_async_t wakeup;

@@ -1,0 +1,93 @@
+/* Each hook calls the parts in a fixed order: store, then (blocks added by their owners)
+ * backbone, cluster. accepted adds up the holds: the publisher's acknowledgement goes out
+ * once every part released its own. */
+#include "server/mqtt_hooks.h"
+
+#include "server/mqtt_store.h"
+
+static void session_open(void *ctx, const char *key, uint32_t expiry_s)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    if (h->store != NULL)
+        hub_mqtt_store_session_open(h->store, key, expiry_s);
+}
+
+static void session_gone(void *ctx, const char *key)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    if (h->store != NULL)
+        hub_mqtt_store_session_gone(h->store, key);
+}
+
+static void subscribed(void *ctx, const char *key, int persistent, const char *filter,
+                       size_t flen, uint8_t qos)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    if (h->store != NULL && persistent)
+        hub_mqtt_store_subscribed(h->store, key, filter, flen, qos);
+}
+
+static void unsubscribed(void *ctx, const char *key, int persistent, const char *filter,
+                         size_t flen)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    if (h->store != NULL && persistent)
+        hub_mqtt_store_unsubscribed(h->store, key, filter, flen);
+}
+
+static void queued(void *ctx, const char *key, const struct hub_msg *m, uint8_t qos, int remote)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    (void)remote; /* a remote message's queue row is this node's to write too (idempotent) */
+    if (h->store != NULL)
+        hub_mqtt_store_queued(h->store, key, m, qos);
+}
+
+static void delivered(void *ctx, const char *key, uint64_t msg_id)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    if (h->store != NULL)
+        hub_mqtt_store_delivered(h->store, key, msg_id);
+}
+
+static void incoming(void *ctx, const char *key, uint16_t pid, int added)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    if (h->store != NULL)
+        hub_mqtt_store_incoming(h->store, key, pid, added);
+}
+
+static void retained(void *ctx, const char *topic, size_t tlen, const struct hub_msg *m,
+                     int remote)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    (void)remote;
+    if (h->store != NULL)
+        hub_mqtt_store_retained(h->store, topic, tlen, m);
+}
+
+static unsigned accepted(void *ctx, const struct hub_msg *m, const char *origin_device_id)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    unsigned holds = 0;
+    (void)origin_device_id;
+    if (h->store != NULL)
+        holds += hub_mqtt_store_accepted(h->store, m);
+    return holds;
+}
+
+void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h)
+{
+    *h = (struct hub_broker_hooks){
+        .ctx = ctx,
+        .session_open = session_open,
+        .session_gone = session_gone,
+        .subscribed = subscribed,
+        .unsubscribed = unsubscribed,
+        .queued = queued,
+        .delivered = delivered,
+        .incoming = incoming,
+        .retained = retained,
+        .accepted = accepted,
+    };
+}
