@@ -15,6 +15,7 @@
 #include <mbedtls/ssl_ciphersuites.h>
 
 #include "ca/p11uri.h"
+#include "server/backbone_conf.h"
 #include "util/error.h"
 #include "util/secure.h"
 
@@ -342,6 +343,44 @@ static int set_device_ca_crl_refresh(struct hub_config *c, const char *v, char *
     return set_int(&c->device_ca_crl_refresh, v, 1, 7 * 86400, why, n);
 }
 
+/* Several nodes: the message backbone and this node's name (docs/configuration.md#several-nodes). */
+static int set_backbone(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    if (*v != 0 && hub_backbone_url_parse(v, NULL, why, n) != 0)
+        return HUB_EINVAL;
+    return set_string(&c->backbone, v, why, n);
+}
+
+static int set_node_name(struct hub_config *c, const char *v, char *why, size_t n)
+{
+    if (*v != 0 && !hub_node_name_valid(v)) {
+        snprintf(why, n, "expected 1 to %d letters, digits, '.', '-' or '_'", HUB_NODE_NAME_MAX);
+        return HUB_EINVAL;
+    }
+    return set_string(&c->node_name, v, why, n);
+}
+
+#define BACKBONE_STR(name)                                                                         \
+    static int set_##name(struct hub_config *c, const char *v, char *why, size_t n)                \
+    {                                                                                              \
+        return set_string(&c->name, v, why, n);                                                    \
+    }
+#define BACKBONE_INT(name, min, max)                                                               \
+    static int set_##name(struct hub_config *c, const char *v, char *why, size_t n)                \
+    {                                                                                              \
+        return set_int(&c->name, v, min, max, why, n);                                             \
+    }
+BACKBONE_STR(backbone_cafile)
+BACKBONE_STR(backbone_certfile)
+BACKBONE_STR(backbone_keyfile)
+BACKBONE_STR(backbone_username)
+BACKBONE_STR(backbone_password_file)
+BACKBONE_INT(backbone_max_queued, 65536, 2047 << 20)
+BACKBONE_INT(backbone_max_inbound, 65536, 2047 << 20)
+BACKBONE_INT(backbone_session_expiry_s, 0, 7 * 86400)
+#undef BACKBONE_STR
+#undef BACKBONE_INT
+
 static const struct {
     const char *key;
     setter_fn set;
@@ -388,6 +427,16 @@ static const struct {
     {"device_ca_max_per_product", set_device_ca_max_per_product},
     {"device_ca_code_ttl_s", set_device_ca_code_ttl_s},
     {"device_ca_crl_refresh", set_device_ca_crl_refresh},
+    {"backbone", set_backbone},
+    {"backbone_cafile", set_backbone_cafile},
+    {"backbone_certfile", set_backbone_certfile},
+    {"backbone_keyfile", set_backbone_keyfile},
+    {"backbone_username", set_backbone_username},
+    {"backbone_password_file", set_backbone_password_file},
+    {"backbone_max_queued", set_backbone_max_queued},
+    {"backbone_max_inbound", set_backbone_max_inbound},
+    {"backbone_session_expiry_s", set_backbone_session_expiry_s},
+    {"node_name", set_node_name},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -472,6 +521,9 @@ static int set_defaults(struct hub_config *cfg)
     cfg->device_ca_max_per_product = 10;
     cfg->device_ca_code_ttl_s = 3600;
     cfg->device_ca_crl_refresh = 3600;
+    cfg->backbone_max_queued = 64 << 20;
+    cfg->backbone_max_inbound = 16 << 20;
+    cfg->backbone_session_expiry_s = 600;
     return 0;
 }
 
@@ -612,6 +664,13 @@ void hub_config_free(struct hub_config *cfg)
     free(cfg->ca_key_store);
     free(cfg->pkcs11_module);
     free(cfg->pkcs11_pin_file);
+    free(cfg->backbone);
+    free(cfg->backbone_cafile);
+    free(cfg->backbone_certfile);
+    free(cfg->backbone_keyfile);
+    free(cfg->backbone_username);
+    free(cfg->backbone_password_file);
+    free(cfg->node_name);
     memset(cfg, 0, sizeof *cfg);
 }
 

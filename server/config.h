@@ -70,6 +70,15 @@ struct hub_config {
      * given; none set: the ca_key_type alone (ec-p256 by default). */
     enum hub_key_type server_key_types[HUB_SERVER_KEY_TYPES_MAX];
     int n_server_key_types;
+    /* Several nodes (docs/configuration.md#several-nodes): the message backbone, an MQTT
+     * broker (NULL or "": one node, no backbone), its TLS files and credentials, limits. */
+    char *backbone;
+    char *backbone_cafile, *backbone_certfile, *backbone_keyfile;
+    char *backbone_username, *backbone_password_file;
+    int backbone_max_queued;       /* bytes of forwards not yet acknowledged by the backbone */
+    int backbone_max_inbound;      /* bytes received from the backbone not yet routed */
+    int backbone_session_expiry_s; /* the backbone keeps this node's session this long */
+    char *node_name;               /* NULL: the host name (server/backbone_conf.h) */
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.
