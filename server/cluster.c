@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "db/db.h"
 #include "db/devices.h"
 #include "db/nodes.h"
+#include "server/backbone_conf.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -44,17 +44,7 @@ struct hub_cluster {
 
 void hub_cluster_node_name(const struct hub_config *cfg, char out[HUB_CLUSTER_NAME_MAX])
 {
-    /* node_name (docs/configuration.md#several-nodes); IOTHUB_NODE_NAME is its environment
-     * override. */
-    (void)cfg;
-    const char *v = getenv("IOTHUB_NODE_NAME");
-    if (v != NULL && *v != 0) {
-        snprintf(out, HUB_CLUSTER_NAME_MAX, "%s", v);
-        return;
-    }
-    if (gethostname(out, HUB_CLUSTER_NAME_MAX) != 0 || out[0] == 0)
-        snprintf(out, HUB_CLUSTER_NAME_MAX, "iothub");
-    out[HUB_CLUSTER_NAME_MAX - 1] = 0;
+    hub_node_name(cfg->node_name, out, HUB_CLUSTER_NAME_MAX); /* server/backbone_conf.h */
 }
 
 static void free_if_done(struct hub_cluster *c)

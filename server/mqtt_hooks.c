@@ -3,7 +3,9 @@
  * once every part released its own. */
 #include "server/mqtt_hooks.h"
 
+#include "server/directory.h"
 #include "server/mqtt_store.h"
+#include "server/takeover.h"
 
 static void session_open(void *ctx, const char *key, uint32_t expiry_s)
 {
@@ -71,9 +73,19 @@ static unsigned accepted(void *ctx, const struct hub_msg *m, const char *origin_
     struct hub_mqtt_hooks *h = ctx;
     unsigned holds = 0;
     (void)origin_device_id;
+    /* cluster: queue rows for persistent sessions held elsewhere, before the store's hold. */
+    if (h->directory != NULL && h->store != NULL)
+        hub_directory_route(h->directory, m);
     if (h->store != NULL)
         holds += hub_mqtt_store_accepted(h->store, m);
     return holds;
+}
+
+/* cluster: a persistent session not in memory may live on another node. */
+static int claim(void *ctx, const char *key)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    return h->takeover != NULL ? hub_takeover_claim(h->takeover, key) : 0;
 }
 
 void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h)
@@ -89,5 +101,6 @@ void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h)
         .incoming = incoming,
         .retained = retained,
         .accepted = accepted,
+        .claim = claim,
     };
 }

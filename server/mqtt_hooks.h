@@ -12,6 +12,9 @@ struct hub_mqtt_store;
  * which keeps it alive as long as the broker. */
 struct hub_mqtt_hooks {
     struct hub_mqtt_store *store;
+    /* Several nodes (server/takeover.h, server/directory.h). */
+    struct hub_takeover *takeover;
+    struct hub_directory *directory;
 };
 
 /* Fills h with the hooks of ctx (h->ctx = ctx), for hub_broker_set_hooks. */

@@ -16,3 +16,17 @@ CREATE TABLE nodes (
 );
 ALTER TABLE devices ADD COLUMN connected_node integer REFERENCES nodes (id) ON DELETE SET NULL;
 CREATE INDEX devices_connected_node ON devices (connected_node) WHERE connected_node IS NOT NULL;
+
+-- The directory of persistent subscriptions held by other nodes (server/directory.c): every
+-- node reloads it when a subscription changes or a session changes hands (delivered at
+-- commit, once per transaction).
+CREATE FUNCTION iothub_directory_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('iothub_directory', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER mqtt_subscriptions_directory AFTER INSERT OR UPDATE OR DELETE ON mqtt_subscriptions
+    FOR EACH STATEMENT EXECUTE FUNCTION iothub_directory_changed();
+CREATE TRIGGER mqtt_sessions_directory AFTER UPDATE OF owner ON mqtt_sessions
+    FOR EACH ROW WHEN (OLD.owner IS DISTINCT FROM NEW.owner)
+    EXECUTE FUNCTION iothub_directory_changed();
