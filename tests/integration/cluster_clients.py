@@ -130,22 +130,35 @@ def publishers(host, port, ca, creds, seconds, out):
 
 def backend(host, port, ca, cert, key, client_id, seconds, out, topic="devices/+/telemetry"):
     subscribed = threading.Event()
+    gone = threading.Event()
     f = open(out, "a")
     c = mqtt.Client(client_id=client_id, clean_session=False)
     c.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
-    c.on_connect = lambda cl, u, fl, rc: cl.subscribe(topic, qos=1) if rc == 0 else None
+    c.tls_insecure_set(True)  # through HAProxy the name is not 127.0.0.1's
+    c.on_connect = lambda cl, u, fl, rc: (f.write("CONNACK %d present=%d\n" % (
+        rc, fl.get("session present", 0))), f.flush(),
+        cl.subscribe(topic, qos=1) if rc == 0 else gone.set())
     c.on_subscribe = lambda cl, u, mid, q: subscribed.set()
 
     def got(cl, u, m):
         f.write(m.payload.decode() + "\n")
         f.flush()
 
+    def lost(cl, u, rc):  # no automatic reconnect: the test decides
+        if not gone.is_set():
+            f.write("DISCONNECTED %d\n" % rc)
+            f.flush()
+        gone.set()
+
     c.on_message = got
+    c.on_disconnect = lost
     c.connect(host, int(port), keepalive=30)
     c.loop_start()
     if not subscribed.wait(10):
+        c.loop_stop()
         return 1
-    time.sleep(float(seconds))
+    gone.wait(float(seconds))
+    gone.set()
     c.disconnect()
     c.loop_stop()
     f.close()
