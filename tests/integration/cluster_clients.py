@@ -4,16 +4,19 @@
       connects as the device (mutual TLS), revokes it through the REST API of another node
       and prints "sent_ms answered_ms closed_ms" (from the request's start; closed -1 when the
       connection was not closed within 3 s)
-  publishers HOST PORT CA CREDS SECONDS OUT
+  provision API_URL CA TOKEN PRODUCT_KEY N OUT
+      N devices provisioned through the REST API (one connection): OUT gets "id secret" lines
+  publishers HOST PORT CA CREDS SECONDS OUT [INTERVAL]
       one client per line of CREDS ("device_id secret"), TLS with id + secret, each publishes
       QoS 1 devices/<id>/telemetry payloads "<id> <n>" (n = 1, 2, ...) for SECONDS, one at a
-      time, reconnecting (TLS session resumed) whenever its connection drops; OUT gets, per
+      time, INTERVAL seconds apart, reconnecting whenever its connection drops; OUT gets, per
       device, the highest n whose PUBACK came ("<id> <n>")
   backend HOST PORT CA CERT KEY CLIENT_ID SECONDS OUT [TOPIC]
       a persistent (clean session 0) subscriber at QoS 1: subscribes to TOPIC, then stays
       connected SECONDS (0: subscribe and disconnect); appends each message's payload to OUT
 """
 import os
+import random
 import socket
 import ssl
 import sys
@@ -72,7 +75,29 @@ def revoke(host, port, ca, cert, key, api, token, device):
     return 0
 
 
-def publishers(host, port, ca, creds, seconds, out):
+def provision(api, ca, token, product_key, n, out):
+    """n devices through POST /v1/devices on one HTTPS connection: "id secret" lines."""
+    import http.client
+    import json
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    host, port = api.split("//")[1].split(":")
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
+    with open(out, "w") as f:
+        for i in range(int(n)):
+            body = json.dumps({"product_key": product_key, "serial_number": "SN-P%d" % i})
+            conn.request("POST", "/v1/devices", body, {"Authorization": "Bearer " + token,
+                                                       "Content-Type": "application/json"})
+            r = conn.getresponse()
+            d = json.loads(r.read())
+            if r.status != 201:
+                print(r.status, d, file=sys.stderr)
+                return 1
+            f.write("%s %s\n" % (d["device_id"], d["device_secret"]))
+    return 0
+
+
+def publishers(host, port, ca, creds, seconds, out, interval="0.02"):
     ids = [l.split() for l in open(creds) if l.strip()]
     acked = {d: 0 for d, _ in ids}
     stop = time.monotonic() + float(seconds)
@@ -80,6 +105,7 @@ def publishers(host, port, ca, creds, seconds, out):
 
     def run(dev, secret):
         n = 0  # last acknowledged
+        time.sleep(random.random() * 2)  # not 200 handshakes at once
         session = None
         while time.monotonic() < stop:
             c = mqtt.Client(client_id=dev, clean_session=True)
@@ -113,7 +139,7 @@ def publishers(host, port, ca, creds, seconds, out):
                 n += 1
                 with lock:
                     acked[dev] = n
-                time.sleep(0.02)
+                time.sleep(float(interval))
             c.disconnect()
             c.loop_stop()
 
@@ -167,4 +193,5 @@ def backend(host, port, ca, cert, key, client_id, seconds, out, topic="devices/+
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    sys.exit({"revoke": revoke, "publishers": publishers, "backend": backend}[cmd](*args))
+    sys.exit({"revoke": revoke, "publishers": publishers, "backend": backend,
+              "provision": provision}[cmd](*args))

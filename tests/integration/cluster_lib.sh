@@ -99,7 +99,8 @@ backbone_stop() {
 haproxy_start() {
     {
         printf 'global\n    maxconn 4000\ndefaults\n    mode tcp\n    timeout connect 2s\n'
-        printf '    timeout client 120s\n    timeout server 120s\n'
+        printf '    timeout client 120s\n    timeout server 120s\n    retries 3\n'
+        printf '    option redispatch\n'
         printf '    default-server inter 500ms fall 1 rise 1 on-marked-down shutdown-sessions\n'
         local name port
         for name in mqtt:HAP_MQTT:NODE_MQTT tls:HAP_TLS:NODE_TLS api:HAP_API:NODE_API; do
