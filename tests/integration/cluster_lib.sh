@@ -29,7 +29,7 @@ on_node() {
 node_conf() {
     local i=$1
     {
-        echo "db_url = $URL"
+        echo "db_url = ${NODE_DB_URL:-$URL}"
         echo "hostname = localhost,127.0.0.1"
         echo "api_listen = 127.0.0.1:${NODE_API[$i]}"
         echo "mqtt_mtls_listen = 127.0.0.1:${NODE_MQTT[$i]}"
@@ -101,7 +101,7 @@ haproxy_start() {
         printf 'global\n    maxconn 4000\ndefaults\n    mode tcp\n    timeout connect 2s\n'
         printf '    timeout client 120s\n    timeout server 120s\n    retries 3\n'
         printf '    option redispatch\n'
-        printf '    default-server inter 500ms fall 1 rise 1 on-marked-down shutdown-sessions\n'
+        printf '    default-server inter 500ms fall 1 rise 1\n'
         local name port
         for name in mqtt:HAP_MQTT:NODE_MQTT tls:HAP_TLS:NODE_TLS api:HAP_API:NODE_API; do
             IFS=: read -r fe fport bport <<<"$name"
