@@ -198,7 +198,7 @@ int hub_broker_check(const struct hub_broker *b)
     }
     size_t held = 0, parked = 0;
     for (const struct hub_mqtt_conn *c = b->conns; c != NULL; c = c->next) {
-        throttled += c->nheld > 0;
+        throttled += c->nwaits > 0;
         if (c->nwaits > 0 && c->nheld == 0 && !c->closing)
             return HUB_EINVAL; /* waiting without anything withheld */
         for (size_t i = 0; i < c->nheld; i++) {
@@ -212,10 +212,12 @@ int hub_broker_check(const struct hub_broker *b)
             return HUB_EINVAL; /* the front could have gone out */
         parked += c->park_key != NULL;
     }
+    size_t listed = 0;
     for (const struct hub_mqtt_conn *c = b->parked; c != NULL; c = c->parked_next)
-        parked--;
+        listed++;
     if (queued != b->sessions.queued || inflight != b->sessions.inflight ||
-        throttled != b->throttled || held != b->holds.count || parked != 0)
+        throttled != b->throttled || held != b->holds.count || parked != listed ||
+        listed != b->nparked)
         return HUB_EINVAL;
     return 0;
 }

@@ -86,10 +86,10 @@ struct hub_broker_options {
 struct hub_broker_stats {
     size_t connections, sessions, subscriptions, retained;
     size_t queued, inflight; /* QoS 1/2 deliveries kept, of which sent and unacknowledged */
-    size_t throttled;        /* connections whose acknowledgements are withheld */
+    size_t throttled;        /* publishers waiting on a full subscriber (flow control) */
     unsigned long long msgs_in, msgs_out, dropped_acl, dropped_queue;
     unsigned long long in_by_qos[3], out_by_qos[3]; /* PUBLISH packets by QoS */
-    /* Durability and several nodes (hooks): acknowledgements waiting on holds now, parked
+    /* Durability and several nodes (hooks): acknowledgements the hooks hold now, parked
      * CONNECTs now, messages injected and injected duplicates ignored, sessions expired. */
     size_t held_acks, parked;
     unsigned long long injected, inject_dupes, sessions_expired;
@@ -123,7 +123,8 @@ void hub_broker_tick(struct hub_broker *b, uint64_t now_ms);
 size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
                               int (*is_revoked)(const char *serial_hex, void *ctx), void *ctx);
 /* Closes, without publishing wills, every connection of the device or service id (counted
- * as HUB_CLOSE_REVOKED). Returns how many. */
+ * as HUB_CLOSE_REVOKED; the principal was revoked or reset) and drops its sessions
+ * (hooks.session_gone for persistent ones). Returns how many connections. */
 size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const char *why);
 /* Publishes as the server (commands): routed like a client PUBLISH, no ACL. Returns 1 if a
  * connected session of device_id (may be NULL) subscribed to it received it, else 0;
@@ -187,7 +188,8 @@ struct hub_broker_hooks {
      * the publishing device, NULL for services and the server. Returns the holds it takes on
      * the publisher's acknowledgement (0 or 1; ignored for QoS 0, the server and wills): the
      * PUBACK/PUBREC goes out, in packet order, once every hold was released with
-     * hub_broker_release(b, m->id). May call hub_broker_release. */
+     * hub_broker_release(b, m->id), which may be called from this or an earlier hook of m
+     * (queued, retained) too. */
     unsigned (*accepted)(void *ctx, const struct hub_msg *m, const char *origin_device_id);
     /* CONNECT of a persistent session whose key is not in memory. Return 0: go on (a new
      * session). Return 1: the connection is parked (no CONNACK; input buffered; the CONNECT

@@ -93,8 +93,8 @@ struct hub_broker {
     struct hub_broker_hooks h;  /* zeroed: none */
     uint64_t last_id;           /* the local id counter when o.next_id is NULL */
     struct hub_idmap holds;     /* held message id -> its publisher's connection */
-    uint64_t accepting;         /* the id hooks.accepted is called for, and */
-    unsigned early;             /* the holds released on it during that call */
+    uint64_t accepting;         /* the id being routed and shown to hooks.accepted, and */
+    unsigned early;             /* the holds released on it meanwhile */
     struct hub_idmap recent;    /* injected ids seen lately (values unused), and */
     uint64_t *ring;             /* the same ids in arrival order (RECENT of them) */
     size_t ring_pos;
@@ -102,7 +102,7 @@ struct hub_broker {
     size_t nparked;
     int expiring;               /* some session has a finite expiry (tick walks them) */
     uint64_t now_ms;  /* latest time given by the transport */
-    size_t throttled; /* connections with acknowledgements withheld */
+    size_t throttled; /* connections waiting on full sessions (c->nwaits > 0) */
     struct hub_broker_stats st;
 };
 

@@ -194,8 +194,8 @@ void hub_mqtt_conn_data(struct hub_mqtt_conn *c, const uint8_t *data, size_t len
     if (c->closing)
         return;
     c->b->now_ms = now_ms;
-    if (c->park_key != NULL) { /* kept until the claim is done, within one packet's size */
-        if (in->len + len > c->b->o.max_packet + 5)
+    if (c->park_key != NULL) { /* kept until the claim is done, within two packets' size */
+        if (in->len + len > 2 * c->b->o.max_packet + 10)
             hub_conn_close(c, 0, HUB_CLOSE_LIMIT, "too much input before CONNACK");
         else if (hub_buf_append(in, data, len) != 0)
             hub_conn_close(c, 0, HUB_CLOSE_ERROR, "out of memory");

@@ -1,5 +1,5 @@
-/* Flow control and acknowledgement holds. When a QoS 1/2 PUBLISH from a client meets a connected session whose queue
- * holds max_queued messages, the message is still queued and the publisher's
+/* Flow control and acknowledgement holds. When a QoS 1/2 PUBLISH from a client meets a connected
+ * session whose queue holds max_queued messages, the message is still queued and the publisher's
  * acknowledgements (PUBACK/PUBREC, kept in order) are withheld until that queue has drained
  * to 3/4, the session goes offline or HOLD_MAX_MS pass: the publisher's own in-flight window
  * then slows it to the subscriber's pace. A publisher may have max_inflight acknowledgements
@@ -29,8 +29,7 @@
 #define DROP_LOG_MS 10000 /* a session's dropped messages are reported this often */
 #define HELD_MAX 65535    /* withheld acknowledgements per connection (distinct ids) */
 
-void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid, uint64_t id,
-                       unsigned holds)
+void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid, uint64_t id, unsigned holds)
 {
     struct hub_broker *b = c->b;
     if (c->nheld >= HELD_MAX) {
@@ -46,8 +45,6 @@ void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid, uint64_t
         hub_conn_close(c, 1, HUB_CLOSE_ERROR, "out of memory");
         return;
     }
-    if (c->nheld == 0)
-        b->throttled++;
     c->held[c->held_off + c->nheld++] = (struct hub_held_ack){
         .id = id,
         .ack = (uint32_t)type << 16 | pid,
@@ -65,7 +62,6 @@ void hub_flow_withhold(struct hub_mqtt_conn *c, int type, uint16_t pid, uint64_t
 static void flush(struct hub_mqtt_conn *c)
 {
     struct hub_broker *b = c->b;
-    size_t before = c->nheld;
     while (c->nheld > 0) {
         const struct hub_held_ack *a = &c->held[c->held_off];
         if (a->holds > 0 || a->flow)
@@ -75,11 +71,8 @@ static void flush(struct hub_mqtt_conn *c)
         c->held_off++;
         c->nheld--;
     }
-    if (c->nheld == 0) {
+    if (c->nheld == 0)
         c->held_off = 0;
-        if (before > 0)
-            b->throttled--;
-    }
     if (c->reading_paused && c->nheld < b->o.max_inflight) {
         c->reading_paused = 0;
         c->last_rx_ms = b->now_ms; /* its keepalive was not its to keep while paused */
@@ -120,8 +113,10 @@ static int wait_on(struct hub_mqtt_conn *c, struct hub_session *s)
     if (hub_broker_grow(&c->waits, c->nwaits, &c->waits_cap, sizeof *c->waits, 4) != 0 ||
         hub_broker_grow(&s->waiters, s->nwaiters, &s->waiters_cap, sizeof *s->waiters, 4) != 0)
         return HUB_ENOMEM;
-    if (c->nwaits == 0)
+    if (c->nwaits == 0) {
         c->held_ms = c->b->now_ms;
+        c->b->throttled++;
+    }
     c->waits[c->nwaits++] = s;
     s->waiters[s->nwaiters++] = c;
     return 0;
@@ -152,14 +147,18 @@ void hub_flow_wake(struct hub_session *s)
     while (s->nwaiters > 0) {
         struct hub_mqtt_conn *c = s->waiters[--s->nwaiters];
         unlink_session(c, s);
-        if (c->nwaits == 0)
+        if (c->nwaits == 0) {
+            c->b->throttled--;
             release_held(c);
+        }
     }
 }
 
 /* Connection c stops waiting on anything (closing, or held too long). */
 static void unwait_all(struct hub_mqtt_conn *c)
 {
+    if (c->nwaits > 0)
+        c->b->throttled--;
     while (c->nwaits > 0) {
         struct hub_session *s = c->waits[--c->nwaits];
         unlink_conn(s, c);
@@ -194,8 +193,6 @@ void hub_flow_conn_closed(struct hub_mqtt_conn *c)
     for (size_t i = 0; i < c->nheld; i++)
         if (c->held[c->held_off + i].holds > 0)
             hub_idmap_del(&c->b->holds, c->held[c->held_off + i].id);
-    if (c->nheld > 0)
-        c->b->throttled--;
     c->nheld = c->held_off = 0;
 }
 

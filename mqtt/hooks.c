@@ -5,8 +5,8 @@
  * Holds: hooks.accepted says how many holds it takes on a client message's PUBACK/PUBREC;
  * the acknowledgement then waits in its publisher's line of withheld acknowledgements
  * (flow.c) and b->holds maps the message id to the publisher until hub_broker_release
- * released them all. A release during the accepted call itself (nothing withheld yet) is
- * counted in b->early and taken off the holds accepted returns.
+ * released them all. A release between routing and the end of the accepted call (nothing
+ * withheld yet) is counted in b->early and taken off the holds accepted returns.
  *
  * Injected messages: the last RECENT injected QoS >= 1 ids are kept in a ring (arrival
  * order) and a map (lookup), both allocated once: an id seen again is ignored. */
@@ -36,8 +36,7 @@ unsigned hub_hooks_accepted(struct hub_broker *b, const struct hub_msg *m, const
 {
     if (b->h.accepted == NULL)
         return 0;
-    b->accepting = m->id;
-    b->early = 0;
+    b->accepting = m->id; /* set by hub_route_message already, unless m was not routed */
     unsigned holds = b->h.accepted(b->h.ctx, m, origin);
     unsigned early = b->early;
     b->accepting = 0;
@@ -79,8 +78,7 @@ static int seen(struct hub_broker *b, uint64_t id)
 int hub_broker_inject(struct hub_broker *b, const char *topic, size_t tlen, const uint8_t *payload,
                       size_t len, uint8_t qos, int retain, uint64_t id)
 {
-    if (qos > 2 || tlen > 65535 || !hub_topic_name_valid(topic, tlen) ||
-        len > b->o.max_packet)
+    if (qos > 2 || tlen > 65535 || !hub_topic_name_valid(topic, tlen) || len > b->o.max_packet)
         return HUB_EINVAL;
     if (qos > 0 && id != 0) {
         int rc = seen(b, id);

@@ -102,6 +102,10 @@ static void deliver(struct hub_broker *b, struct hub_session *s, struct hub_msg 
 size_t hub_route_message(struct hub_broker *b, struct hub_msg *m, const struct hub_session *device,
                          int *to_device, struct hub_mqtt_conn *pub, int remote)
 {
+    if (!remote) { /* releases of m's holds from here on count (hooks.c) */
+        b->accepting = m->id;
+        b->early = 0;
+    }
     if (m->retain && hub_retained_set(&b->retained, m) == 0 && b->h.retained != NULL)
         b->h.retained(b->h.ctx, m->topic, m->topic_len, m->payload_len > 0 ? m : NULL, remote);
     b->stamp++;

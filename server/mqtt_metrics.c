@@ -103,6 +103,34 @@ static int render_tls(const struct hub_mqtt_metrics *s, hub_buf_t *out)
     return rc;
 }
 
+/* The broker's durability and cluster side (mqtt/hooks.c). */
+static int render_hooks(const struct hub_broker_stats *b, hub_buf_t *out)
+{
+    return hub_buf_printf(
+        out,
+        "# HELP iothub_mqtt_acks_held PUBACK/PUBREC held until the message is stored or "
+        "forwarded (released by the store or the backbone).\n"
+        "# TYPE iothub_mqtt_acks_held gauge\n"
+        "iothub_mqtt_acks_held %zu\n"
+        "# HELP iothub_mqtt_connects_parked CONNECTs waiting while their persistent session is "
+        "claimed from PostgreSQL or another node.\n"
+        "# TYPE iothub_mqtt_connects_parked gauge\n"
+        "iothub_mqtt_connects_parked %zu\n"
+        "# HELP iothub_mqtt_injected_total Messages received from other nodes and routed "
+        "here.\n"
+        "# TYPE iothub_mqtt_injected_total counter\n"
+        "iothub_mqtt_injected_total %llu\n"
+        "# HELP iothub_mqtt_injected_duplicates_total Messages from other nodes ignored: their "
+        "id was injected lately.\n"
+        "# TYPE iothub_mqtt_injected_duplicates_total counter\n"
+        "iothub_mqtt_injected_duplicates_total %llu\n"
+        "# HELP iothub_mqtt_sessions_expired_total Persistent sessions dropped after "
+        "mqtt_session_expiry offline.\n"
+        "# TYPE iothub_mqtt_sessions_expired_total counter\n"
+        "iothub_mqtt_sessions_expired_total %llu\n",
+        b->held_acks, b->parked, b->injected, b->inject_dupes, b->sessions_expired);
+}
+
 static int render_messages(const struct hub_mqtt_metrics *s, hub_buf_t *out)
 {
     const struct hub_broker_stats *b = &s->broker;
@@ -158,6 +186,8 @@ static int render_messages(const struct hub_mqtt_metrics *s, hub_buf_t *out)
             "iothub_mqtt_publishers_throttled %zu\n",
             s->bytes_in, s->bytes_out, s->queued_bytes, b->dropped_queue, b->dropped_acl,
             b->retained, b->sessions, b->subscriptions, b->queued, b->inflight, b->throttled);
+    if (rc == 0)
+        rc = render_hooks(b, out);
     return rc;
 }
 

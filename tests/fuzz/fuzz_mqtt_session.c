@@ -6,7 +6,13 @@
  *     3 TICK (seconds byte; also completes every close the broker asked for)
  *     4 kick the slot's principal   5 kick the slot's serial   6 command (QoS/retain byte)
  *     7 stats   8 the slot's writes fail from now on   9 close all (shutdown)
- *     10..63 DATA (1-byte length, bytes)
+ *     10..55 DATA (1-byte length, bytes)
+ *   the durability and cluster calls (hooks.c, restore.c), argument byte a:
+ *     56 hub_broker_release of the (a)th held id   57 inject (a: topic, QoS, retain, id; then
+ *     a >> 5 payload bytes)   58 restore (a: what, which key, state)   59 claim_done (a: key,
+ *     ok)   60 release_session (a: key)   61 hook answers (a: accepted holds, claim parks)
+ * The hooks record what they see: every unsubscribed(key, filter) must follow a subscribed
+ * of the same pair, accepted never sees an injected id. Sessions expire after 30 s offline.
  * Checks: the broker writes only whole server packets, CONNACK first, nothing after asking
  * to close; a refusing CONNACK is followed by a close; every PUBLISH a principal receives
  * is inside its subscribe ACL; presence stays 0/1 per device and agrees with
@@ -19,9 +25,12 @@
 
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
+#include "mqtt/msg.h"
+#include <stdio.h>
 #include "mqtt/acl.h"
 #include "mqtt/topic.h"
 #include "util/buf.h"
+#include "util/error.h"
 #include "util/log.h"
 
 #define NSLOTS 4
@@ -57,6 +66,139 @@ struct slot {
 
 static struct slot slots[NSLOTS];
 static int presence[2]; /* device A, device B */
+
+/* ---- the hooks' side ---------------------------------------------------------------------- */
+
+static int hold_mode, claim_mode; /* what accepted and claim answer (command 61) */
+static uint64_t held[64];         /* ids accepted with a hold */
+static size_t nheld_ids;
+static uint64_t id_counter;
+#define NPAIRS 64
+static char pairs[NPAIRS][160]; /* "key filter" subscribed and not unsubscribed */
+static size_t npairs;
+static int pairs_full; /* too many to track: the pairing check stops */
+static const char *const keys[] = {"d:0b8e3b8a-1111-4c1e-8a6e-00000000000a",
+                                   "d:0b8e3b8a-2222-4c1e-8a6e-00000000000b",
+                                   "s:5e7c0000-3333-4c1e-8a6e-000000000005/svc",
+                                   "s:5e7c0000-3333-4c1e-8a6e-000000000005/backend-1"};
+static const char *const fuzz_topics[] = {
+    "devices/0b8e3b8a-1111-4c1e-8a6e-00000000000a/telemetry",
+    "devices/0b8e3b8a-1111-4c1e-8a6e-00000000000a/commands/x",
+    "devices/0b8e3b8a-2222-4c1e-8a6e-00000000000b/status/online", "devices/+/bad"};
+
+static uint64_t next_id_cb(void *ctx)
+{
+    (void)ctx;
+    return (1ull << 32) | ++id_counter;
+}
+
+static void pair(const char *key, const char *f, size_t flen, char *out, size_t n)
+{
+    snprintf(out, n, "%s %.*s", key, (int)(flen > 120 ? 120 : flen), f);
+}
+
+static void h_sub(void *ctx, const char *key, int persistent, const char *f, size_t flen,
+                  uint8_t qos)
+{
+    char p[160];
+    (void)ctx, (void)persistent, (void)qos;
+    pair(key, f, flen, p, sizeof p);
+    for (size_t i = 0; i < npairs; i++)
+        if (strcmp(pairs[i], p) == 0)
+            return; /* a repeated SUBSCRIBE */
+    if (npairs == NPAIRS) {
+        pairs_full = 1;
+        return;
+    }
+    memcpy(pairs[npairs++], p, sizeof p);
+}
+
+static void h_unsub(void *ctx, const char *key, int persistent, const char *f, size_t flen)
+{
+    char p[160];
+    (void)ctx, (void)persistent;
+    pair(key, f, flen, p, sizeof p);
+    for (size_t i = 0; i < npairs; i++) {
+        if (strcmp(pairs[i], p) == 0) {
+            memcpy(pairs[i], pairs[--npairs], sizeof pairs[i]);
+            return;
+        }
+    }
+    if (!pairs_full)
+        abort(); /* unsubscribed without subscribed */
+}
+
+static unsigned h_accepted(void *ctx, const struct hub_msg *m, const char *origin)
+{
+    (void)ctx, (void)origin;
+    if (m->id == 0 || (m->id >> 32) != 1)
+        abort(); /* not an id of ours: an injected one, or none */
+    if (!hold_mode || m->qos == 0)
+        return 0;
+    held[nheld_ids++ % 64] = m->id;
+    return 1;
+}
+
+static int h_claim(void *ctx, const char *key)
+{
+    (void)ctx, (void)key;
+    return claim_mode;
+}
+
+static const struct hub_broker_hooks fuzz_hooks = {
+    .subscribed = h_sub, .unsubscribed = h_unsub, .accepted = h_accepted, .claim = h_claim};
+
+/* Commands 56..61. */
+static void cluster_op(struct hub_broker *b, unsigned cmd, unsigned slot, uint8_t a,
+                       const uint8_t *rest, size_t nrest, size_t *used)
+{
+    const char *key = keys[(a >> 1) & 3];
+    *used = 0;
+    switch (cmd) {
+    case 56:
+        if (nheld_ids > 0)
+            hub_broker_release(b, held[a % (nheld_ids < 64 ? nheld_ids : 64)]);
+        break;
+    case 57: {
+        const char *t = fuzz_topics[a & 3];
+        size_t plen = (size_t)(a >> 5) < nrest ? (size_t)(a >> 5) : nrest;
+        int rc = hub_broker_inject(b, t, strlen(t), rest, plen, (uint8_t)(slot % 3), (a >> 2) & 1,
+                                   (a >> 3) & 3);
+        if (rc < 0 && !(rc == HUB_EINVAL && (a & 3) == 3))
+            abort();
+        *used = plen;
+        break;
+    }
+    case 58: {
+        const char *t = fuzz_topics[a & 1];
+        switch (slot) {
+        case 0: hub_broker_restore_session(b, key, (a & 1) ? 20 : UINT32_MAX); break;
+        case 1:
+            hub_broker_restore_sub(b, key, (a & 1) ? "devices/+/telemetry" : "devices/#",
+                                   a >> 6 & 3);
+            break;
+        case 2:
+            hub_broker_restore_delivery(b, key, t, strlen(t), rest, nrest > 3 ? 3 : nrest,
+                                        (uint8_t)(1 + (a >> 7)), 100 + (a >> 3 & 7), a >> 4 & 3,
+                                        (uint16_t)(a >> 5 & 3));
+            break;
+        default:
+            if (a & 1)
+                hub_broker_restore_incoming(b, key, (uint16_t)(a >> 3));
+            else
+                hub_broker_restore_retained(b, t, strlen(t), rest, nrest > 2 ? 2 : nrest,
+                                            (uint8_t)(a >> 6 & 3), 200 + (a >> 3 & 7));
+        }
+        break;
+    }
+    case 59: hub_broker_claim_done(b, key, a & 1); break;
+    case 60: hub_broker_release_session(b, key); break;
+    case 61:
+        hold_mode = a & 1;
+        claim_mode = (a >> 1) & 1;
+        break;
+    }
+}
 
 static size_t count(const char *const *p)
 {
@@ -216,12 +358,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_inflight = 3,
         .connect_timeout = 10,
         .presence = presence_cb,
+        .next_id = next_id_cb,
+        .session_expiry_s = 30,
     };
     struct hub_broker *b = hub_broker_new(&o);
+    hold_mode = claim_mode = 0;
+    nheld_ids = npairs = 0;
+    pairs_full = 0;
+    id_counter = 0;
     uint64_t now = 1000000;
     size_t i = 0;
     if (b == NULL)
         return 0;
+    hub_broker_set_hooks(b, &fuzz_hooks);
     memset(slots, 0, sizeof slots);
     memset(presence, 0, sizeof presence);
     while (i < size) {
@@ -229,7 +378,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct slot *s = &slots[op & 3];
         unsigned cmd = op >> 2;
         size_t len = 0;
-        if (cmd == 1 || cmd >= 10) {
+        if (cmd >= 56 && cmd <= 61) {
+            if (i < size) {
+                uint8_t a = data[i++];
+                size_t used;
+                cluster_op(b, cmd, op & 3, a, data + i, size - i, &used);
+                i += used;
+            }
+        } else if (cmd == 1 || cmd >= 10) {
             if (cmd == 1 && i + 2 <= size) {
                 len = (size_t)data[i] << 8 | data[i + 1];
                 i += 2;

@@ -122,6 +122,12 @@ def op_close_all():
     return bytes([9 << 2])
 
 
+def op_cluster(cmd, slot, a, rest=b""):
+    """Commands 56..61 of fuzz_mqtt_session (release, inject, restore, claim_done,
+    release_session, hook answers)."""
+    return bytes([cmd << 2 | slot, a]) + rest
+
+
 # identities: 0 device A (mTLS), 1 device A (password), 2 device B, 3 service
 def mqtt_session_seeds():
     cmds = "devices/%s/commands/#" % DEV_A
@@ -191,6 +197,26 @@ def mqtt_session_seeds():
           op_open(0, 0) + bytes([10 << 2, 3]) + connect("slow")[:3] + op_tick(11)
           + op_open(1, 2) + bytes([11 << 2 | 1, 5]) + connect("b")[:5] + op_tick(0)
           + bytes([11 << 2 | 1, 200]) + connect("b")[5:])
+    # hooks: holds released out of order, injected duplicates, a restored session resumed,
+    # a parked CONNECT claimed, a session released to another node, expiry.
+    write("mqtt_session", "hooks_cluster",
+          op_cluster(61, 0, 3)  # accepted holds, claim parks
+          + op_cluster(58, 0, 0x02 << 1 & 0x06)  # restore session svc
+          + op_cluster(58, 1, 0x05)  # its subscription devices/+/telemetry
+          + op_cluster(58, 2, 0x94, b"abc")  # a delivery, state 1, pid 0 -> queued
+          + op_cluster(58, 2, 0xb4, b"abc")  # in flight, pid 1
+          + op_cluster(58, 3, 0x0d)  # QoS 2 id 1
+          + op_cluster(58, 3, 0x40, b"rt")  # retained
+          + op_open(1, 3) + op_data(1, connect("svc", clean=False))
+          + op_open(0, 0) + op_data(0, connect("dev-a", clean=False))
+          + op_data(0, subscribe(1, [(cmds, 1)]))  # buffered while parked
+          + op_cluster(59, 0, 0x01)  # claim done, ok (key d:A)
+          + op_data(0, publish(tele_a, b"1", qos=1, pid=1) + publish(tele_a, b"2", qos=2, pid=2))
+          + op_cluster(56, 0, 1) + op_cluster(56, 0, 0)
+          + op_cluster(57, 1, 0x28, b"i") + op_cluster(57, 1, 0x28, b"i")  # injected twice
+          + op_cluster(57, 2, 0x2d, b"r")
+          + op_cluster(61, 0, 0) + op_cluster(60, 0, 0x04)  # release session svc
+          + op_tick(0) + op_closed(0) + op_tick(40) + op_stats())
     write("mqtt_session", "write_failure_shutdown",
           op_open(0, 0) + op_data(0, connect("a", clean=False))
           + op_data(0, subscribe(1, [(cmds, 1)])) + op_break(0) + op_command(qos=1)
