@@ -152,15 +152,17 @@ int hub_db_mqtt_sync(PGconn *c, size_t *failed)
     *failed = 0;
     if (PQpipelineSync(c) != 1)
         return HUB_EDBDOWN;
+    int nulls = 0;
     for (;;) {
         PGresult *r = PQgetResult(c);
         if (r == NULL) {
-            /* end of one statement's results; a NULL twice in a row without the sync
-             * means the connection is gone */
-            if (PQstatus(c) != CONNECTION_OK)
+            /* the end of one statement's results; twice in a row (nothing left before the
+             * sync) only when the connection is gone */
+            if (PQstatus(c) != CONNECTION_OK || ++nulls > 1)
                 return HUB_EDBDOWN;
             continue;
         }
+        nulls = 0;
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(r);
@@ -288,8 +290,8 @@ int hub_db_mqtt_gc(PGconn *c, uint64_t *cursor, int limit, long *deleted)
     PGresult *r;
     int rc = hub_db_exec_row(
         c, &r,
-        "WITH w AS (SELECT id, created_at FROM mqtt_messages WHERE id > $1 ORDER BY id"
-        " LIMIT $2), d AS (DELETE FROM mqtt_messages m USING w WHERE m.id = w.id"
+        "WITH w AS (SELECT id FROM mqtt_messages WHERE id > $1 ORDER BY id LIMIT $2),"
+        " d AS (DELETE FROM mqtt_messages m WHERE m.id = ANY (ARRAY(SELECT id FROM w))"
         " AND m.created_at < now() - interval '60 seconds'"
         " AND NOT EXISTS (SELECT 1 FROM mqtt_queue q WHERE q.msg_id = m.id)"
         " AND NOT EXISTS (SELECT 1 FROM mqtt_retained t WHERE t.msg_id = m.id) RETURNING 1)"

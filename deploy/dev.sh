@@ -11,6 +11,8 @@
 #                          build-fuzz/ and run each for SECONDS (60); see docs/fuzzing.md
 #   ./deploy/dev.sh bench [--devices N] [--quick] [--tsung SCENARIO]  iothub and Mosquitto
 #                          side by side (tests/bench/compare.sh); see docs/BENCHMARKS.md
+#   ./deploy/dev.sh bench --durability [--before IOTHUBD] [--duration S]  QoS 1 rates with
+#                          an online / offline persistent subscriber (tests/bench/durability.sh)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -446,8 +448,11 @@ cmd_bench() {
     chmod 0755 "$tmp"
     pg_start "$tmp/pg"
     trap 'pg_stop "$tmp/pg"; rm -rf "$tmp"' EXIT
+    local script=compare.sh
+    # --durability: QoS 1 with and without persistent subscribers (tests/bench/durability.sh)
+    if [ "${1:-}" = --durability ]; then script=durability.sh; shift; fi
     IOTHUB_BENCH_BUILD="$BUILD" IOTHUB_BENCH_PGSOCK="$tmp/pg/sock" IOTHUB_BENCH_TMP="$tmp" \
-        bash "$ROOT/tests/bench/compare.sh" "$@"
+        bash "$ROOT/tests/bench/$script" "$@"
 }
 
 case "${1:-}" in

@@ -286,6 +286,7 @@ INT_KEY(mqtt_max_packet, 1024, 268435455)
 INT_KEY(mqtt_max_registrations, 1, 100000)
 INT_KEY(mqtt_session_expiry, 0, 10 * 366 * 86400)
 INT_KEY(mqtt_store_max_pending, 1 << 20, 2047 << 20)
+INT_KEY(mqtt_max_queued, 1, 10000000)
 INT_KEY(api_max_connections, 1, 10000)
 INT_KEY(api_max_connections_per_ip, 1, 10000)
 INT_KEY(api_idle_timeout_s, 1, 3600)
@@ -406,6 +407,7 @@ static const struct {
     {"mqtt_max_registrations", set_mqtt_max_registrations},
     {"mqtt_session_expiry", set_mqtt_session_expiry},
     {"mqtt_store_max_pending", set_mqtt_store_max_pending},
+    {"mqtt_max_queued", set_mqtt_max_queued},
     {"mqtt_max_connections", set_mqtt_max_connections},
     {"mqtt_connect_timeout_s", set_mqtt_connect_timeout_s},
     {"mqtt_max_packet", set_mqtt_max_packet},
@@ -507,6 +509,7 @@ static int set_defaults(struct hub_config *cfg)
     cfg->mqtt_max_registrations = 64;
     cfg->mqtt_session_expiry = 0;
     cfg->mqtt_store_max_pending = 64 << 20;
+    cfg->mqtt_max_queued = 1000;
     cfg->api_max_connections = 512;
     cfg->api_max_connections_per_ip = 64;
     cfg->api_idle_timeout_s = 30;

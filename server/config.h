@@ -45,6 +45,7 @@ struct hub_config {
     /* Durable MQTT state (issue 18, server/mqtt_store.h). */
     int mqtt_session_expiry;    /* seconds a persistent session is kept offline; 0: never */
     int mqtt_store_max_pending; /* bytes of records kept while PostgreSQL is unreachable */
+    int mqtt_max_queued;        /* QoS 1/2 messages kept per session (offline or in flight) */
     int api_max_connections;
     int api_max_connections_per_ip;
     int api_idle_timeout_s;   /* no byte received for this long: closed */

@@ -2,6 +2,7 @@
  * the key and a NUL, the data, padding to 8 bytes. */
 #include "server/mqtt_records.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -141,4 +142,140 @@ int hub_mqtt_records_next(const hub_buf_t *b, size_t *off, struct hub_mqtt_rec *
     r->data = p + HEAD + klen + 1;
     *off += PAD(HEAD + (size_t)klen + 1 + dlen);
     return 1;
+}
+
+/* ---- cancellation ------------------------------------------------------------------------- */
+
+static uint64_t hash(const struct hub_mqtt_rec *r)
+{
+    uint64_t h = 1469598103934665603ull ^ r->id;
+    for (size_t i = 0; i < r->klen; i++)
+        h = (h ^ (unsigned char)r->key[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static int same(const struct hub_mqtt_rec *a, const struct hub_mqtt_rec *b)
+{
+    return a->id == b->id && a->klen == b->klen && memcmp(a->key, b->key, a->klen) == 0;
+}
+
+/* Makes room: slots for want entries (cleared), and three id lists of want entries. */
+static int reserve(struct hub_mqtt_records_scratch *sc, size_t want)
+{
+    size_t cap = 64;
+    while (cap < want * 2)
+        cap *= 2;
+    if (cap > sc->cap) {
+        uint32_t *p = malloc(cap * sizeof *p);
+        if (p == NULL)
+            return HUB_ENOMEM;
+        free(sc->slots);
+        sc->slots = p;
+        sc->cap = cap;
+    }
+    memset(sc->slots, 0, sc->cap * sizeof *sc->slots);
+    if (want > sc->ids_cap) {
+        uint64_t *p = malloc(3 * want * sizeof *p);
+        if (p == NULL)
+            return HUB_ENOMEM;
+        free(sc->ids);
+        sc->ids = p;
+        sc->ids_cap = want;
+    }
+    return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* 1 when id is in the sorted list v of n ids. */
+static int has(const uint64_t *v, size_t n, uint64_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (v[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && v[lo] == id;
+}
+
+int hub_mqtt_records_cancel(hub_buf_t *b, struct hub_mqtt_records_scratch *sc)
+{
+    struct hub_mqtt_rec r, q;
+    size_t off = 0, at, n = 0, queues = 0;
+    int cancelled = 0;
+    if (b->len >= UINT32_MAX)
+        return 0;
+    while (hub_mqtt_records_next(b, &off, &r)) {
+        n++;
+        queues += r.type == HUB_REC_QUEUE;
+    }
+    if (queues == 0)
+        return 0;
+    if (reserve(sc, n) != 0)
+        return HUB_ENOMEM;
+    /* QUEUE then DELIVERED of the same (session, message): neither is written. The table
+     * holds QUEUE offsets + 1; a cancelled one keeps its slot (probe chains stay whole). */
+    size_t mask = sc->cap - 1;
+    for (off = 0; at = off, hub_mqtt_records_next(b, &off, &r);) {
+        if (r.type != HUB_REC_QUEUE && r.type != HUB_REC_DELIVERED)
+            continue;
+        size_t i = hash(&r) & mask;
+        for (; sc->slots[i] != 0; i = (i + 1) & mask) {
+            size_t qoff = sc->slots[i] - 1;
+            hub_mqtt_records_next(b, &qoff, &q);
+            if (q.type == HUB_REC_QUEUE && same(&q, &r))
+                break;
+        }
+        if (r.type == HUB_REC_QUEUE) {
+            if (sc->slots[i] == 0)
+                sc->slots[i] = (uint32_t)at + 1;
+        } else if (sc->slots[i] != 0) {
+            b->data[sc->slots[i] - 1] = HUB_REC_NONE;
+            b->data[at] = HUB_REC_NONE;
+            cancelled += 2;
+        }
+    }
+    if (cancelled == 0)
+        return 0;
+    /* A MESSAGE nothing in the batch refers to any more, whose QUEUEs were cancelled and
+     * whose HOLD is here (appended after every record of its message: all are here). */
+    uint64_t *holds = sc->ids, *refs = sc->ids + n, *gone = sc->ids + 2 * n;
+    size_t nh = 0, nr = 0, ng = 0;
+    for (off = 0; hub_mqtt_records_next(b, &off, &r);) {
+        if (r.type == HUB_REC_HOLD)
+            holds[nh++] = r.id;
+        else if (r.type == HUB_REC_QUEUE || (r.type == HUB_REC_RETAINED && r.id != 0))
+            refs[nr++] = r.id;
+    }
+    for (size_t i = 0; i < sc->cap; i++) {
+        size_t qoff = sc->slots[i];
+        if (qoff != 0 && hub_mqtt_records_next(b, &(size_t){qoff - 1}, &q) &&
+            q.type == HUB_REC_NONE)
+            gone[ng++] = q.id;
+    }
+    qsort(holds, nh, sizeof *holds, cmp_id);
+    qsort(refs, nr, sizeof *refs, cmp_id);
+    qsort(gone, ng, sizeof *gone, cmp_id);
+    for (off = 0; at = off, hub_mqtt_records_next(b, &off, &r);) {
+        if (r.type == HUB_REC_MESSAGE && has(gone, ng, r.id) && has(holds, nh, r.id) &&
+            !has(refs, nr, r.id)) {
+            b->data[at] = HUB_REC_NONE;
+            cancelled++;
+        }
+    }
+    return cancelled;
+}
+
+void hub_mqtt_records_scratch_free(struct hub_mqtt_records_scratch *sc)
+{
+    free(sc->slots);
+    free(sc->ids);
+    memset(sc, 0, sizeof *sc);
 }

@@ -13,7 +13,8 @@
 #include "util/buf.h"
 
 enum hub_mqtt_rec_type {
-    HUB_REC_SESSION_OPEN = 1, /* key, expiry */
+    HUB_REC_NONE = 0,         /* cancelled by hub_mqtt_records_cancel: nothing to write */
+    HUB_REC_SESSION_OPEN,     /* key, expiry */
     HUB_REC_SESSION_GONE,     /* key */
     HUB_REC_SUB,              /* key, data = filter, qos */
     HUB_REC_UNSUB,            /* key, data = filter */
@@ -71,5 +72,20 @@ void hub_mqtt_records_stop(struct hub_mqtt_records *q);
 size_t hub_mqtt_records_bytes(struct hub_mqtt_records *q);
 /* Reads the record at *off of a taken buffer and advances *off. Returns 1, or 0 at the end. */
 int hub_mqtt_records_next(const hub_buf_t *b, size_t *off, struct hub_mqtt_rec *r);
+
+/* Reused scratch space of hub_mqtt_records_cancel (writer thread). */
+struct hub_mqtt_records_scratch {
+    uint32_t *slots; /* record offsets + 1; 0: empty */
+    size_t cap;
+    uint64_t *ids; /* message ids of the batch's HOLDs */
+    size_t nids, ids_cap;
+};
+/* Cancels, in a taken batch, what need not be written (type set to HUB_REC_NONE): a QUEUE
+ * followed by the DELIVERED of the same session and message (delivered before it was ever
+ * written), and the MESSAGE of a message whose every QUEUE was cancelled, that no RETAINED
+ * names, and whose HOLD is in the batch (so all its records are). Returns how many records
+ * were cancelled, or HUB_ENOMEM (nothing cancelled). */
+int hub_mqtt_records_cancel(hub_buf_t *b, struct hub_mqtt_records_scratch *sc);
+void hub_mqtt_records_scratch_free(struct hub_mqtt_records_scratch *sc);
 
 #endif

@@ -36,7 +36,6 @@
 #include "util/passhash.h"
 #include "util/secure.h"
 
-#define MAX_QUEUED 1000
 #define MAX_INFLIGHT 32
 #define EARLY_MAX (64 * 1024) /* bytes a service may send while its ACL loads */
 #define SERVICES_O "services" /* organizationName of service certificates */
@@ -576,7 +575,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     m->connect_timeout_s = (unsigned)cfg->mqtt_connect_timeout_s;
     struct hub_broker_options bo = {
         .max_packet = m->max_packet,
-        .max_queued = MAX_QUEUED,
+        .max_queued = (size_t)cfg->mqtt_max_queued,
         .max_inflight = MAX_INFLIGHT,
         .connect_timeout = m->connect_timeout_s,
         .presence = presence_cb,

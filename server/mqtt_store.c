@@ -50,13 +50,14 @@ struct hub_mqtt_store {
     /* released ids: the writer appends, the loop swaps */
     pthread_mutex_t rel_lock;
     hub_buf_t released, releasing;
+    int closing; /* under rel_lock: the async handle is closing, no more sends */
     void (*closed)(void *arg);
     void *closed_arg;
     /* writer state */
     uint64_t gc_cursor, gc_at;
     int up;
     /* counters: relaxed atomics (writer and loop write, /metrics reads) */
-    _Atomic unsigned long long batches, written, failed, outages, gc_deleted, unreleased;
+    _Atomic unsigned long long batches, written, skipped, failed, outages, gc_deleted, unreleased;
     _Atomic int down;
     struct hub_histogram_atomic commit;
     unsigned long long restored[5]; /* sessions, subscriptions, deliveries, QoS 2 ids, retained */
@@ -159,7 +160,7 @@ static int write_batch(struct hub_mqtt_store *s, const hub_buf_t *batch, size_t 
         return HUB_EDBDOWN;
     int rc = hub_db_mqtt_send_begin(c);
     while (rc == 0 && hub_mqtt_records_next(batch, &off, &r)) {
-        if (r.type == HUB_REC_HOLD)
+        if (r.type == HUB_REC_HOLD || r.type == HUB_REC_NONE)
             continue;
         rc = send_record(c, &r);
         if (rc == 0 && ++*n % SEGMENT == 0 && (rc = hub_db_mqtt_sync(c, &f)) == 0)
@@ -184,7 +185,7 @@ static int write_each(struct hub_mqtt_store *s, const hub_buf_t *batch, hub_buf_
         return HUB_EDBDOWN;
     int rc = 0;
     while (rc == 0 && hub_mqtt_records_next(batch, &off, &r)) {
-        if (r.type == HUB_REC_HOLD)
+        if (r.type == HUB_REC_HOLD || r.type == HUB_REC_NONE)
             continue;
         if ((rc = send_record(c, &r)) != 0 || (rc = hub_db_mqtt_sync(c, &f)) != 0)
             break;
@@ -222,9 +223,9 @@ static void release(struct hub_mqtt_store *s, const hub_buf_t *batch, const hub_
         hub_buf_append(&s->released, &r.id, sizeof r.id);
         n++;
     }
-    pthread_mutex_unlock(&s->rel_lock);
-    if (n > 0)
+    if (n > 0 && !s->closing)
         uv_async_send(&s->async);
+    pthread_mutex_unlock(&s->rel_lock);
 }
 
 /* Deletes unreferenced messages, GC_WINDOW ids at a time, for at most GC_BUDGET_MS. */
@@ -251,10 +252,21 @@ static void take_spare_boot(struct hub_mqtt_store *s)
         atomic_store(&s->spare_boot, boot);
 }
 
+/* The end of an outage: logged once. */
+static void back_up(struct hub_mqtt_store *s)
+{
+    if (s->up)
+        return;
+    s->up = 1;
+    atomic_store_explicit(&s->down, 0, memory_order_relaxed);
+    hub_info("mqtt store: PostgreSQL reachable again; the records kept meanwhile are written");
+}
+
 static void *writer(void *arg)
 {
     struct hub_mqtt_store *s = arg;
     hub_buf_t batch = HUB_BUF_INIT, lost = HUB_BUF_INIT;
+    struct hub_mqtt_records_scratch sc = {0};
     unsigned backoff = 0;
     uint64_t stop_at = 0;
     int stop = 0;
@@ -266,11 +278,15 @@ static void *writer(void *arg)
                 if (stop)
                     break;
                 if (connect_db(s) == 0) {
+                    back_up(s);
                     collect(s);
                     take_spare_boot(s);
                 }
                 continue;
             }
+            int c = hub_mqtt_records_cancel(&batch, &sc);
+            if (c > 0)
+                ADD(skipped, (unsigned long long)c);
         }
         size_t n = 0;
         uint64_t t0 = mono_us();
@@ -297,12 +313,7 @@ static void *writer(void *arg)
         }
         hub_histogram_atomic_observe(&s->commit, &commit_bounds, mono_us() - t0);
         backoff = 0;
-        if (!s->up) {
-            s->up = 1;
-            atomic_store_explicit(&s->down, 0, memory_order_relaxed);
-            hub_info("mqtt store: PostgreSQL reachable again; the records kept meanwhile are "
-                     "written");
-        }
+        back_up(s);
         ADD(batches, 1);
         ADD(written, (unsigned long long)n);
         release(s, &batch, &lost);
@@ -316,6 +327,7 @@ static void *writer(void *arg)
     }
     hub_buf_free(&batch);
     hub_buf_free(&lost);
+    hub_mqtt_records_scratch_free(&sc);
     return NULL;
 }
 
@@ -580,6 +592,9 @@ void hub_mqtt_store_stop(struct hub_mqtt_store *s, void (*closed)(void *arg), vo
     s->closed = closed;
     s->closed_arg = arg;
     s->broker = NULL; /* nothing is released after this */
+    pthread_mutex_lock(&s->rel_lock);
+    s->closing = 1;
+    pthread_mutex_unlock(&s->rel_lock);
     uv_close((uv_handle_t *)&s->async, async_closed);
 }
 
@@ -621,6 +636,9 @@ int hub_mqtt_store_metrics(struct hub_mqtt_store *s, hub_buf_t *out)
         "# TYPE iothub_mqtt_store_batches_total counter\niothub_mqtt_store_batches_total %llu\n"
         "# HELP iothub_mqtt_store_writes_total Statements committed by the writer.\n"
         "# TYPE iothub_mqtt_store_writes_total counter\niothub_mqtt_store_writes_total %llu\n"
+        "# HELP iothub_mqtt_store_skipped_total Records not written: a delivery that ended "
+        "before its batch was written, and its message when nothing else needed it.\n"
+        "# TYPE iothub_mqtt_store_skipped_total counter\niothub_mqtt_store_skipped_total %llu\n"
         "# HELP iothub_mqtt_store_refused_total Records refused because "
         "mqtt_store_max_pending bytes were waiting.\n"
         "# TYPE iothub_mqtt_store_refused_total counter\niothub_mqtt_store_refused_total %llu\n"
@@ -644,7 +662,7 @@ int hub_mqtt_store_metrics(struct hub_mqtt_store *s, hub_buf_t *out)
         "iothub_mqtt_store_restored{kind=\"retained\"} %llu\n"
         "# HELP iothub_mqtt_store_batch_seconds Time to write and commit one batch.\n"
         "# TYPE iothub_mqtt_store_batch_seconds histogram\n",
-        !GET(down), pending, GET(batches), GET(written), refused, GET(failed), GET(unreleased),
+        !GET(down), pending, GET(batches), GET(written), GET(skipped), refused, GET(failed), GET(unreleased),
         GET(outages), GET(gc_deleted), s->restored[0], s->restored[1], s->restored[2],
         s->restored[3], s->restored[4]);
     return rc == 0 ? hub_histogram_render(out, "iothub_mqtt_store_batch_seconds", "",

@@ -75,6 +75,7 @@ static size_t n_reasons;
 static struct {
     enum mode mode;
     const char *host, *ca, *certs, *svc_cert, *svc_key, *sources, *sub;
+    const char *session; /* --session: the subscriber's persistent client id */
     int port, concurrency, n, qos, size, keepalive, json, server_pid, duration_set;
     double duration, rate, timeout, wait, backoff;
 } opt = {.host = "127.0.0.1",
@@ -221,11 +222,14 @@ static void send_connect(peer_t *p)
     uint8_t b[128];
     if (p->cert < 0 && opt.mode == M_FANOUT)
         snprintf(id, sizeof id, "bench-fan-%d-%d", (int)getpid(), (int)(p - peers));
+    else if (p->cert < 0 && opt.session != NULL)
+        snprintf(id, sizeof id, "%.60s", opt.session);
     else if (p->cert < 0)
         snprintf(id, sizeof id, "bench-sub-%d", (int)getpid());
     else
         snprintf(id, sizeof id, "bench-%d", p->cert);
-    send_packet(p, b, bench_mqtt_connect(b, sizeof b, id, (uint16_t)opt.keepalive));
+    int clean = !(p->cert < 0 && opt.session != NULL);
+    send_packet(p, b, bench_mqtt_connect(b, sizeof b, id, (uint16_t)opt.keepalive, clean));
 }
 
 /* ---- handshake and resume -------------------------------------------------------------- */
@@ -1091,6 +1095,8 @@ static void usage(FILE *f)
           "  the first device of --certs publishing at --rate (--qos, --size)\n"
           "  --sub service|self    publish: one service subscriber on devices/+/telemetry\n"
           "                        (--service-cert, --service-key) or each device on its own\n"
+          "  --session ID          publish: the service subscriber is the persistent session\n"
+          "                        ID (clean session 0), which stays when the run ends\n"
           "  --timeout S           connect + handshake + CONNACK time limit (default 10)\n"
           "readmit: -n devices connect, then the tool waits (--wait S, default 120) for the\n"
           "  server to drop them all (restart iothubd meanwhile: a line on stderr says when),\n"
@@ -1134,6 +1140,7 @@ static int parse_args(int argc, char **argv)
                                        {"rate", 1, 0, 'r'},
                                        {"size", 1, 0, 'z'},
                                        {"sub", 1, 0, 'S'},
+                                       {"session", 1, 0, 'I'},
                                        {"service-cert", 1, 0, 'x'},
                                        {"service-key", 1, 0, 'y'},
                                        {"timeout", 1, 0, 't'},
@@ -1166,6 +1173,7 @@ static int parse_args(int argc, char **argv)
         case 'r': opt.rate = num("rate", optarg); break;
         case 'z': opt.size = (int)num("size", optarg); break;
         case 'S': opt.sub = optarg; break;
+        case 'I': opt.session = optarg; break;
         case 'x': opt.svc_cert = optarg; break;
         case 'y': opt.svc_key = optarg; break;
         case 't': opt.timeout = num("timeout", optarg); break;

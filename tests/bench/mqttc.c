@@ -24,7 +24,8 @@ static size_t put_str(uint8_t *out, const char *s, size_t len)
     return 2 + len;
 }
 
-size_t bench_mqtt_connect(uint8_t *out, size_t cap, const char *client_id, uint16_t keepalive)
+size_t bench_mqtt_connect(uint8_t *out, size_t cap, const char *client_id, uint16_t keepalive,
+                          int clean)
 {
     size_t id_len = strlen(client_id);
     size_t remaining = 10 + 2 + id_len;
@@ -33,7 +34,7 @@ size_t bench_mqtt_connect(uint8_t *out, size_t cap, const char *client_id, uint1
     size_t n = fixed_header(out, 0x10, remaining);
     n += put_str(out + n, "MQTT", 4);
     out[n++] = 4;    /* level: 3.1.1 */
-    out[n++] = 0x02; /* clean session */
+    out[n++] = clean ? 0x02 : 0; /* clean session */
     out[n++] = (uint8_t)(keepalive >> 8);
     out[n++] = (uint8_t)keepalive;
     n += put_str(out + n, client_id, id_len);

@@ -9,7 +9,8 @@
 
 /* Writes a CONNECT (level 4, clean session, no will, no credentials) with client_id and
  * keepalive seconds into out (cap bytes). Returns its length, or 0 if it does not fit. */
-size_t bench_mqtt_connect(uint8_t *out, size_t cap, const char *client_id, uint16_t keepalive);
+size_t bench_mqtt_connect(uint8_t *out, size_t cap, const char *client_id, uint16_t keepalive,
+                          int clean);
 
 /* Writes a SUBSCRIBE of one filter at qos with packet_id into out (cap bytes). Returns its
  * length, or 0 if it does not fit. */

@@ -279,4 +279,61 @@ PY
 rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 1 ] || not_ok "the EXPLAIN checks exited with status $rc"
 [ "$rc" = 0 ] || FAILED=$((FAILED + 1))
+
+# ---- durable MQTT state (db/mqtt_state.c, issue 18) ------------------------------------------
+# Every writer of the prepared-statement table and the garbage collector, on 20,000 sessions,
+# 200,000 queue rows, 100,000 messages and 10,000 retained topics: no Seq Scan on an mqtt_
+# table. The loads at `serve` start (hub_db_mqtt_load) read every row of the node: not here.
+sql "$URL" "
+INSERT INTO mqtt_sessions (key, owner, expiry_s) SELECT 'd:' || md5(i::text), NULL, 0 FROM generate_series(1, 20000) i;
+INSERT INTO mqtt_messages (id, topic, payload, qos) SELECT (7::bigint << 32) + i, 'devices/x/telemetry', '\x00', 1 FROM generate_series(1, 100000) i;
+INSERT INTO mqtt_queue (session_key, msg_id, qos) SELECT 'd:' || md5((i % 20000)::text), (7::bigint << 32) + i % 100000 + 1, 1 FROM generate_series(1, 200000) i ON CONFLICT DO NOTHING;
+INSERT INTO mqtt_subscriptions (session_key, filter, qos) SELECT 'd:' || md5(i::text), 'devices/' || i || '/commands/#', 1 FROM generate_series(1, 20000) i;
+INSERT INTO mqtt_incoming (session_key, packet_id) SELECT 'd:' || md5(i::text), i % 65535 + 1 FROM generate_series(1, 5000) i;
+INSERT INTO mqtt_retained (topic, msg_id) SELECT 'devices/' || i || '/status', (7::bigint << 32) + i FROM generate_series(1, 10000) i;
+ANALYZE;" >mqtt_fixture.out 2>&1
+expect "fixture: 20,000 MQTT sessions, 200,000 queue rows, 100,000 messages, ANALYZE'd" $?
+python3 - "$ROOT" "$URL" <<'PY'
+import re, subprocess, sys
+
+root, url = sys.argv[1:3]
+src = open(root + "/db/mqtt_state.c").read()
+K, M = "d:" + __import__("hashlib").md5(b"77").hexdigest(), str((7 << 32) + 500)
+PARAMS = {
+    "mqtt_session_open": [K, None, "0"], "mqtt_session_gone": [K],
+    "mqtt_sub": [K, "devices/+/telemetry", "1"], "mqtt_unsub": [K, "devices/+/telemetry"],
+    "mqtt_message": [M, "devices/x/telemetry", "\\x00", "1"], "mqtt_queue": [K, M, "1"],
+    "mqtt_delivered": [K, M], "mqtt_delivery_state": [K, M, "1", "7"],
+    "mqtt_incoming_add": [K, "7"], "mqtt_incoming_del": [K, "7"],
+    "mqtt_retain_set": ["devices/1/status", M], "mqtt_retain_clear": ["devices/1/status"],
+    "gc": [str(7 << 32), "5000"],
+}
+stmts = {m.group(1): "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2)))
+         for m in re.finditer(r'\{"(mqtt_\w+)", \d+,((?:\s*"(?:[^"\\]|\\.)*")+)\}', src)}
+gc = re.search(r'hub_db_mqtt_gc\(.*?hub_db_exec_row\(\s*c, &r,((?:\s*"(?:[^"\\]|\\.)*")+)', src, re.S)
+stmts["gc"] = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', gc.group(1)))
+failed = 0
+if set(stmts) != set(PARAMS):
+    print("not ok - every db/mqtt_state.c writer has EXPLAIN parameters here (%s)" %
+          sorted(set(stmts) ^ set(PARAMS)))
+    failed += 1
+lit = lambda v: "NULL" if v is None else "'" + v.replace("'", "''") + "'"
+for name, sql in sorted(stmts.items()):
+    if name not in PARAMS:
+        continue
+    script = "SET plan_cache_mode = force_custom_plan;\nPREPARE s AS %s;\nEXPLAIN EXECUTE s(%s);\n" % (
+        sql, ", ".join(lit(v) for v in PARAMS[name]))
+    r = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
+                       input=script, capture_output=True, text=True)
+    scans = sorted(set(re.findall(r"Seq Scan on (mqtt_\w+)", r.stdout)))
+    used = sorted(set(re.findall(r"(?:Index (?:Only )?Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)", r.stdout)))
+    good = r.returncode == 0 and not scans
+    print("%s - %s: no Seq Scan on an mqtt_ table (%s)" % ("ok" if good else "not ok", name,
+          "error" if r.returncode else ", ".join(used) or "no index needed"), flush=True)
+    if not good:
+        failed += 1
+        print(sql, r.stderr, r.stdout, file=sys.stderr)
+sys.exit(1 if failed else 0)
+PY
+[ $? = 0 ] || FAILED=$((FAILED + 1))
 finish

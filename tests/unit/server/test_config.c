@@ -51,6 +51,7 @@ static void test_defaults(void)
     CHECK_EQ(cfg.mqtt_max_registrations, 64);
     CHECK_EQ(cfg.mqtt_session_expiry, 0);
     CHECK_EQ(cfg.mqtt_store_max_pending, 64 << 20);
+    CHECK_EQ(cfg.mqtt_max_queued, 1000);
     CHECK_EQ(cfg.api_max_connections, 512);
     CHECK_EQ(cfg.api_max_connections_per_ip, 64);
     CHECK_EQ(cfg.api_idle_timeout_s, 30);
@@ -170,6 +171,7 @@ static void test_errors_name_key_and_line(void)
         {"mqtt_max_registrations = 0\n", ":1: bad value for mqtt_max_registrations"},
         {"mqtt_session_expiry = -1\n", ":1: bad value for mqtt_session_expiry"},
         {"mqtt_store_max_pending = 1000\n", ":1: bad value for mqtt_store_max_pending"},
+        {"mqtt_max_queued = 0\n", ":1: bad value for mqtt_max_queued"},
         {"api_max_connections = 10001\n", ":1: bad value for api_max_connections"},
         {"api_max_connections_per_ip = 0\n", ":1: bad value for api_max_connections_per_ip"},
         {"api_idle_timeout_s = 1s\n", ":1: bad value for api_idle_timeout_s"},

@@ -132,8 +132,79 @@ static void test_wakeup_and_stop(void)
     hub_mqtt_records_destroy(&q);
 }
 
+/* Appends a record; returns its offset in the queue's pending buffer. */
+static void add(struct hub_mqtt_records *q, uint8_t type, const char *key, uint64_t id)
+{
+    struct hub_mqtt_rec r = {.type = type, .id = id, .key = key, .klen = key ? strlen(key) : 0,
+                             .qos = 1};
+    CHECK_EQ(hub_mqtt_records_append(q, &r), 0);
+}
+
+/* The types of a batch's records, one letter each (N cancelled, M message, Q queue,
+ * D delivered, H hold, R retained, S session open). */
+static void types(const hub_buf_t *b, char *out)
+{
+    static const char letter[] = "NSGsuMQDTIRH";
+    size_t off = 0;
+    struct hub_mqtt_rec r;
+    while (hub_mqtt_records_next(b, &off, &r))
+        *out++ = letter[r.type];
+    *out = 0;
+}
+
+static void test_cancel(void)
+{
+    struct hub_mqtt_records q;
+    struct hub_mqtt_records_scratch sc = {0};
+    hub_buf_t b = HUB_BUF_INIT;
+    char t[64];
+    int stop;
+    CHECK_EQ(hub_mqtt_records_init(&q, 1 << 20), 0);
+    /* message 1: queued on A, delivered within the batch, held: nothing to write but the hold.
+     * message 2: queued on A and B, only A delivered: B's row and the message stay.
+     * message 3: queued on A and delivered, but retained too: the message stays.
+     * message 4: queued and delivered, its hold in the next batch: the message stays.
+     * message 5: delivered in this batch, queued in an earlier one: the DELIVERED stays. */
+    add(&q, HUB_REC_SESSION_OPEN, "s:a", 0);
+    add(&q, HUB_REC_MESSAGE, "t", 1);
+    add(&q, HUB_REC_QUEUE, "s:a", 1);
+    add(&q, HUB_REC_HOLD, NULL, 1);
+    add(&q, HUB_REC_MESSAGE, "t", 2);
+    add(&q, HUB_REC_QUEUE, "s:a", 2);
+    add(&q, HUB_REC_QUEUE, "s:b", 2);
+    add(&q, HUB_REC_HOLD, NULL, 2);
+    add(&q, HUB_REC_DELIVERED, "s:a", 1);
+    add(&q, HUB_REC_DELIVERED, "s:a", 2);
+    add(&q, HUB_REC_MESSAGE, "t", 3);
+    add(&q, HUB_REC_QUEUE, "s:a", 3);
+    add(&q, HUB_REC_RETAINED, "t", 3);
+    add(&q, HUB_REC_HOLD, NULL, 3);
+    add(&q, HUB_REC_DELIVERED, "s:a", 3);
+    add(&q, HUB_REC_MESSAGE, "t", 4);
+    add(&q, HUB_REC_QUEUE, "s:a", 4);
+    add(&q, HUB_REC_DELIVERED, "s:a", 4);
+    add(&q, HUB_REC_DELIVERED, "s:a", 5);
+    hub_mqtt_records_take(&q, &b, 0, &stop);
+    types(&b, t);
+    CHECK_STR(t, "SMQHMQQHDDMQRHDMQDD");
+    CHECK_EQ(hub_mqtt_records_cancel(&b, &sc), 9);
+    types(&b, t);
+    CHECK_STR(t, "SNNHMNQHNNMNRHNMNND");
+    CHECK_EQ(hub_mqtt_records_cancel(&b, &sc), 0); /* a retried batch: nothing more */
+    hub_mqtt_records_done(&q);
+    /* nothing to cancel without a QUEUE */
+    b.len = 0;
+    add(&q, HUB_REC_DELIVERED, "s:a", 9);
+    hub_mqtt_records_take(&q, &b, 0, &stop);
+    CHECK_EQ(hub_mqtt_records_cancel(&b, &sc), 0);
+    hub_buf_free(&b);
+    hub_mqtt_records_scratch_free(&sc);
+    hub_mqtt_records_destroy(&q);
+}
+
 int main(void)
 {
+    RUN(test_cancel);
     RUN(test_round_trip);
     RUN(test_limit);
     RUN(test_wakeup_and_stop);
