@@ -31,6 +31,8 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config libuv1-dev libmbe
           clang libclang-rt-14-dev)
 # CA keys in a PKCS#11 token (ca_key_store): the header to build, SoftHSM2 and pkcs11-tool to test.
 PACKAGES+=(libp11-kit-dev softhsm2 opensc)
+# Several nodes: Mosquitto as the message backbone of test_backbone*.sh; paho for its clients.
+PACKAGES+=(mosquitto python3-paho-mqtt)
 
 log() { printf '[dev] %s\n' "$*" >&2; }
 die() { printf '[dev] error: %s\n' "$*" >&2; exit 1; }

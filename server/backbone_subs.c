@@ -200,7 +200,7 @@ int hub_bsubs_add(struct hub_bsubs *t, const char *key, const char *filter, size
         t->pairs.count++;
     }
     int after = top_qos(f);
-    return after > before ? after : HUB_BSUBS_SAME;
+    return after != before ? after : HUB_BSUBS_SAME;
 }
 
 int hub_bsubs_remove(struct hub_bsubs *t, const char *key, const char *filter, size_t flen)

@@ -19,7 +19,7 @@ struct hub_bsubs *hub_bsubs_new(void);
 /* Frees the table and its strings. */
 void hub_bsubs_free(struct hub_bsubs *t);
 /* Session key subscribed to filter (flen bytes) at qos (0..2). Returns the filter's new
- * backbone QoS when it changed (a new filter, or a higher QoS), HUB_BSUBS_SAME, or
+ * backbone QoS when it changed (a new filter, a higher or lower QoS), HUB_BSUBS_SAME, or
  * HUB_ENOMEM. */
 int hub_bsubs_add(struct hub_bsubs *t, const char *key, const char *filter, size_t flen,
                   uint8_t qos);

@@ -3,6 +3,7 @@
  * once every part released its own. */
 #include "server/mqtt_hooks.h"
 
+#include "server/backbone.h"
 #include "server/directory.h"
 #include "server/mqtt_store.h"
 #include "server/takeover.h"
@@ -27,6 +28,9 @@ static void subscribed(void *ctx, const char *key, int persistent, const char *f
     struct hub_mqtt_hooks *h = ctx;
     if (h->store != NULL && persistent)
         hub_mqtt_store_subscribed(h->store, key, filter, flen, qos);
+    /* backbone: the node subscribes to what its sessions need */
+    if (h->backbone != NULL)
+        hub_backbone_subscribed(h->backbone, key, filter, flen, qos);
 }
 
 static void unsubscribed(void *ctx, const char *key, int persistent, const char *filter,
@@ -35,6 +39,9 @@ static void unsubscribed(void *ctx, const char *key, int persistent, const char 
     struct hub_mqtt_hooks *h = ctx;
     if (h->store != NULL && persistent)
         hub_mqtt_store_unsubscribed(h->store, key, filter, flen);
+    /* backbone */
+    if (h->backbone != NULL)
+        hub_backbone_unsubscribed(h->backbone, key, filter, flen);
 }
 
 static void queued(void *ctx, const char *key, const struct hub_msg *m, uint8_t qos, int remote)
@@ -78,6 +85,9 @@ static unsigned accepted(void *ctx, const struct hub_msg *m, const char *origin_
         hub_directory_route(h->directory, m);
     if (h->store != NULL)
         holds += hub_mqtt_store_accepted(h->store, m);
+    /* backbone: forwarded to the other nodes; QoS >= 1 acknowledged once the backbone has it */
+    if (h->backbone != NULL)
+        holds += hub_backbone_accepted(h->backbone, m);
     return holds;
 }
 

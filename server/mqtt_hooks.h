@@ -7,11 +7,13 @@
 #include "mqtt/broker.h"
 
 struct hub_mqtt_store;
+struct hub_backbone;
 
 /* What the hooks call; each member may be NULL (that part is off). Owned by the caller,
  * which keeps it alive as long as the broker. */
 struct hub_mqtt_hooks {
     struct hub_mqtt_store *store;
+    struct hub_backbone *backbone; /* several nodes: the message backbone (server/backbone.h) */
     /* Several nodes (server/takeover.h, server/directory.h). */
     struct hub_takeover *takeover;
     struct hub_directory *directory;

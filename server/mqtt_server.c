@@ -17,6 +17,8 @@
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
+#include "server/backbone.h"
+#include "server/mqtt_hooks.h"
 #include "server/mqtt_metrics.h"
 #include "server/mqtt_server_internal.h"
 #include "server/cluster.h"
@@ -511,6 +513,8 @@ int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out)
         rc = hub_takeover_metrics(m->takeover, out);
     if (rc == 0 && m->directory != NULL)
         rc = hub_directory_metrics(m->directory, out);
+    if (rc == 0)
+        rc = hub_backbone_metrics(m->backbone, out);
     return rc == 0 && m->rollouts != NULL ? hub_rollouts_metrics(m->rollouts, out) : rc;
 }
 
@@ -620,6 +624,11 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         .tickets = o->tickets,
         .trust = hub_registration_trust(m->reg),
     };
+    /* Several nodes: the backbone client, fed by the broker's hooks (server/mqtt_hooks.c). */
+    struct hub_backbone_options bbo = {.loop = m->loop, .cfg = cfg, .broker = m->broker};
+    if ((rc = hub_backbone_start(&bbo, &m->backbone)) != 0)
+        goto out;
+    m->hooks.backbone = m->backbone;
     if ((rc = hub_tls_ctx_new(&to, &m->ctx)) != 0)
         goto out;
     if (cfg->mqtt_tls_listen.port != 0) {
@@ -735,6 +744,7 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
     /* A shutdown is not a client vanishing: no wills. */
     if (m->broker != NULL) /* NULL: a start that failed early */
         hub_broker_close_all(m->broker);
+    hub_backbone_stop(m->backbone); /* after the connections: no hook calls it any more */
     /* Commands still queued are answered "not delivered" by their waiters' timeouts. */
     if (m->workers != NULL) {
         m->handles_open++;

@@ -45,6 +45,7 @@ struct hub_mqtt_server {
     struct hub_rollouts *rollouts;
     struct hub_mqtt_store *store; /* durable sessions and retained messages (issue 18) */
     struct hub_mqtt_hooks hooks;  /* what the broker's hooks call (server/mqtt_hooks.c) */
+    struct hub_backbone *backbone; /* several nodes (server/backbone.h); NULL: one node */
     size_t async_queued; /* rollout notices in queue (under lock) */
     uv_timer_t tick;
     uv_async_t wakeup;
