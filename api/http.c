@@ -22,6 +22,7 @@
 #include "api/firmware_upload.h"
 #include "api/metrics.h"
 #include "api/priorities.h"
+#include "api/proxy_listen.h"
 #include "api/reply.h"
 #include "api/request.h"
 #include "api/router.h"
@@ -46,6 +47,7 @@ struct hub_api {
      * MHD's own. */
     gnutls_certificate_credentials_t creds;
     hub_deadlines_t *deadlines; /* request-header deadlines (slowloris), or NULL */
+    struct hub_api_proxy *proxy; /* api_proxy_protocol: our own accept and PROXY headers */
 };
 
 static enum MHD_Result queue(struct hub_req *r)
@@ -278,6 +280,8 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
         hub_api_stop(api);
         return HUB_ECONFIG;
     }
+    if (o->proxy_trust != NULL) /* api/proxy_listen.c accepts and adds the connections */
+        flags |= MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     if (o->header_timeout_s > 0 &&
         (api->deadlines = hub_deadlines_new(o->header_timeout_s)) == NULL) {
         hub_api_stop(api);
@@ -299,16 +303,30 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
         hub_api_stop(api);
         return HUB_EIO;
     }
-    hub_info("REST API listening on https://%s%s%s:%d/v1", strchr(o->host, ':') ? "[" : "",
-             o->host, strchr(o->host, ':') ? "]" : "", o->port);
+    struct hub_api_proxy_options po = {o->host, o->port, api->mhd, o->proxy_trust,
+                                       o->proxy_timeout_ms, o->max_connections};
+    if (o->proxy_trust != NULL && (rc = hub_api_proxy_start(&po, &api->proxy)) != 0) {
+        hub_api_stop(api);
+        return rc;
+    }
+    hub_info("REST API listening on https://%s%s%s:%d/v1%s", strchr(o->host, ':') ? "[" : "",
+             o->host, strchr(o->host, ':') ? "]" : "", o->port,
+             o->proxy_trust != NULL ? " (PROXY protocol header required)" : "");
     *out = api;
     return 0;
+}
+
+void hub_api_drain(struct hub_api *api)
+{
+    if (api != NULL)
+        __atomic_store_n(&api->shared.draining, 1, __ATOMIC_RELEASE);
 }
 
 void hub_api_stop(struct hub_api *api)
 {
     if (api == NULL)
         return;
+    hub_api_proxy_stop(api->proxy);
     if (api->mhd != NULL)
         MHD_stop_daemon(api->mhd);
     hub_deadlines_free(api->deadlines);

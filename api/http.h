@@ -8,6 +8,7 @@
 
 #include "ca/authority.h"
 #include "db/pool.h"
+#include "util/proxyproto.h"
 
 struct hub_api;
 
@@ -41,10 +42,17 @@ struct hub_api_options {
     unsigned long long firmware_max_size; /* largest firmware image (bytes) */
     unsigned firmware_max_downloads;      /* concurrent firmware downloads */
     size_t firmware_cache_size;           /* bytes of firmware chunks cached (process-wide) */
+    /* api_proxy_protocol: non-NULL, connections come from these proxies and start with a
+     * PROXY header (api/proxy_listen.h); borrowed, outlives the API. */
+    const struct hub_proxy_trust *proxy_trust;
+    unsigned proxy_timeout_ms;
 };
 
 /* Starts listening. Returns 0 or a HUB_E* code (the reason is logged). */
 int hub_api_start(const struct hub_api_options *o, struct hub_api **out);
+/* The node is going away (SIGTERM): /healthz answers 503 from now on, so that a load
+ * balancer stops sending new connections. Any thread; NULL is ignored. */
+void hub_api_drain(struct hub_api *api);
 /* Stops accepting, waits for requests in progress, frees the server. NULL is ignored. */
 void hub_api_stop(struct hub_api *api);
 

@@ -3,6 +3,7 @@
 #   serve             iothubd serve (the default command)
 #   init              waits for PostgreSQL, then iothubd init --token-file $IOTHUB_TOKEN_FILE
 #   healthcheck       GET /healthz on this container's API listener; exit 0 when it answers 200
+#                     (503 while the database is unreachable or the node drains after SIGTERM)
 #   migrate, ca ...   other iothubd commands; anything else is run as given (iothubctl ...)
 # DB_PASSWORD_FILE names a file (a secret) holding the database password: it is copied to a
 # private pgpass file for libpq ($PGPASSFILE), so the password is neither in db_url nor in
@@ -56,7 +57,11 @@ healthcheck() {
         0.0.0.0) host=127.0.0.1 ;;
         "[::]") host="[::1]" ;;
     esac
-    exec curl -fsSk --max-time 4 -o /dev/null "https://$host:$port/healthz"
+    # api_proxy_protocol on: the API wants a PROXY header first, even from here (this
+    # container's loopback must then be in proxy_trusted: docs/configuration.md).
+    proxy=
+    case ${IOTHUB_API_PROXY_PROTOCOL:-off} in on | true | yes | 1) proxy=--haproxy-protocol ;; esac
+    exec curl -fsSk $proxy --max-time 4 -o /dev/null "https://$host:$port/healthz"
 }
 
 cmd=${1:-serve}

@@ -19,6 +19,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mbedtls/platform.h>
 
@@ -29,9 +30,7 @@
 
 #define READ_BUF_SIZE 65536
 #define PLAIN_BUF_SIZE 16384
-#define RECORD_KEEP                                                                                \
-    8 /* mbedTLS 2.28 keeps a record buffer's sequence number in its first bytes                   \
-       */
+#define RECORD_KEEP 8 /* mbedTLS 2.28 keeps a record buffer's sequence number in its first bytes */
 
 struct link {
     struct link *prev, *next;
@@ -490,7 +489,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- accepting ------------------------------------------------------------------------ */
 
-int hub_tls_conn_accept(hub_tls_conn_group_t *g, uv_stream_t *server)
+int hub_tls_conn_accept(hub_tls_conn_group_t *g, uv_stream_t *server, int fd,
+                        const struct sockaddr *from)
 {
     hub_tls_conn_t *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -507,13 +507,15 @@ int hub_tls_conn_accept(hub_tls_conn_group_t *g, uv_stream_t *server)
     g->n++;
     hub_admission_conn_add(g->adm);
     c->unauth = 1;
-    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    int rc = server != NULL ? uv_accept(server, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
     if (rc != 0) {
         hub_warn("tls listener: uv_accept: %s", uv_strerror(rc));
+        if (server == NULL)
+            close(fd);
         conn_destroy(c);
         return HUB_EIO;
     }
-    hub_tls_peer_address(&c->tcp, c->peer, sizeof c->peer, c->addr);
+    hub_tls_peer_address(&c->tcp, from, c->peer, sizeof c->peer, c->addr);
     if (g->ctx != NULL && !hub_admission_addr_acquire(g->adm, c->addr)) {
         hub_debug("tls %s: too many handshakes from this address: closed", c->peer);
         conn_destroy(c);

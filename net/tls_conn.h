@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "net/admission.h"
+#include "net/proxy_accept.h"
 #include "net/tls_ctx.h"
 #include "net/tls_peer.h"
 #include "util/close.h"
@@ -62,6 +63,7 @@ struct hub_tls_stats {
     uint64_t full, resumed; /* successful handshakes, by kind */
     uint64_t failed[HUB_TLS_FAIL_COUNT];
     struct hub_histogram handshakes; /* durations of successful handshakes */
+    uint64_t proxy_refused[HUB_PROXY_REFUSAL_COUNT]; /* before the handshake (PROXY header) */
 };
 
 /* ---- the connections of one listener (called by net/tls_listener) ---------------------- */
@@ -83,8 +85,12 @@ int hub_tls_conn_group_new(const struct hub_tls_conn_group_options *o, hub_tls_c
 /* Accepts a pending connection of server into the group, counted in the admission counts
  * (the caller checked hub_admission_full first), and starts its handshake (TLS) or opens
  * it (plain). Returns 0, HUB_ERANGE (refused: per-address handshake cap; the caller counts
- * it), or HUB_ENOMEM (nothing accepted: the caller refuses it) / HUB_EIO (closed). */
-int hub_tls_conn_accept(hub_tls_conn_group_t *g, uv_stream_t *server);
+ * it), or HUB_ENOMEM (nothing accepted: the caller refuses it) / HUB_EIO (closed).
+ * server NULL: takes the connected socket fd instead (after a PROXY header, net/proxy_accept;
+ * the socket is the group's unless HUB_ENOMEM is returned), and from (if not NULL) is its
+ * peer in place of the socket's own (logs, per-address cap). */
+int hub_tls_conn_accept(hub_tls_conn_group_t *g, uv_stream_t *server, int fd,
+                        const struct sockaddr *from);
 /* Closes every connection (on_close: SHUTDOWN; a best-effort close_notify without waiting)
  * and the timer; done(arg) runs once all are freed, and then the group is freed too. */
 void hub_tls_conn_group_close(hub_tls_conn_group_t *g, void (*done)(void *arg), void *arg);

@@ -23,9 +23,10 @@ struct hub_tls_listener {
     struct hub_tls_limits lim;
     struct hub_admission adm;
     hub_tls_conn_group_t *conns; /* NULL once closed */
+    hub_proxy_accept_t *pp;      /* the PROXY header stage, or NULL */
     int port;
     int closing_l;
-    int tcp_open, group_open;
+    int tcp_open, group_open, pp_open;
     void (*done)(void *);
     void *done_arg;
     uint64_t refused, last_refused_log;
@@ -78,10 +79,27 @@ static void connection_cb(uv_stream_t *server, int status)
         refuse_connection(l, server);
         return;
     }
-    int rc = hub_tls_conn_accept(l->conns, server);
+    if (l->pp != NULL) {
+        hub_proxy_accept_take(l->pp, server);
+        return;
+    }
+    int rc = hub_tls_conn_accept(l->conns, server, -1, NULL);
     if (rc == HUB_ENOMEM)
         refuse_connection(l, server);
     else if (rc == HUB_ERANGE)
+        count_refused(l);
+}
+
+/* A PROXY header arrived (net/proxy_accept): the caps are checked again (time passed). */
+static void proxy_ready(void *arg, int fd, const struct sockaddr *from)
+{
+    hub_tls_listener_t *l = arg;
+    int rc = l->closing_l || hub_admission_full(&l->adm)
+                 ? HUB_ENOMEM
+                 : hub_tls_conn_accept(l->conns, NULL, fd, from);
+    if (rc == HUB_ENOMEM)
+        close(fd);
+    if (rc == HUB_ENOMEM || rc == HUB_ERANGE)
         count_refused(l);
 }
 
@@ -150,7 +168,7 @@ static int open_socket(const char *host, int port, int reuseport, int *fd_out, i
 
 static void listener_maybe_done(hub_tls_listener_t *l)
 {
-    if (!l->closing_l || l->tcp_open || l->group_open)
+    if (!l->closing_l || l->tcp_open || l->group_open || l->pp_open)
         return;
     void (*done)(void *) = l->done;
     void *arg = l->done_arg;
@@ -164,6 +182,14 @@ static void listener_tcp_closed(uv_handle_t *h)
 {
     hub_tls_listener_t *l = h->data;
     l->tcp_open = 0;
+    listener_maybe_done(l);
+}
+
+static void listener_pp_closed(void *arg)
+{
+    hub_tls_listener_t *l = arg;
+    l->pp_open = 0;
+    l->pp = NULL;
     listener_maybe_done(l);
 }
 
@@ -226,6 +252,16 @@ int hub_tls_listener_open(uv_loop_t *loop, const char *host, int port, hub_tls_c
         free(l);
         return HUB_ENOMEM;
     }
+    struct hub_proxy_accept_options po = {loop, l->lim.proxy, l->lim.proxy_timeout_ms,
+                                           l->lim.max_handshakes, l->port, proxy_ready, l};
+    if (l->lim.proxy != NULL && hub_proxy_accept_new(&po, &l->pp) != 0) {
+        close(fd);
+        hub_tls_conn_group_close(l->conns, NULL, NULL);
+        hub_admission_fini(&l->adm);
+        free(l);
+        return HUB_ENOMEM;
+    }
+    l->pp_open = l->pp != NULL;
     l->loop = loop;
     l->ctx = ctx;
     uv_tcp_init(loop, &l->tcp);
@@ -240,10 +276,11 @@ int hub_tls_listener_open(uv_loop_t *loop, const char *host, int port, hub_tls_c
         hub_tls_listener_close(l, NULL, NULL);
         return HUB_EIO;
     }
-    hub_info("listening on %s:%d (%s)", host, l->port,
+    hub_info("listening on %s:%d (%s%s)", host, l->port,
              ctx == NULL                                        ? "plain TCP"
              : hub_tls_ctx_auth(ctx) == HUB_TLS_CLIENT_REQUIRED ? "TLS, client certificate required"
-                                                                : "TLS");
+                                                                : "TLS",
+             l->pp != NULL ? ", PROXY protocol header required" : "");
     *out = l;
     return 0;
 }
@@ -254,6 +291,8 @@ void hub_tls_listener_stats(const hub_tls_listener_t *l, struct hub_tls_stats *o
     out->failed[HUB_TLS_FAIL_LIMIT] += l->limit_refused;
     out->conns = l->adm.conns;
     out->unauth = l->adm.unauth;
+    if (l->pp != NULL)
+        hub_proxy_accept_counts(l->pp, out->proxy_refused);
 }
 
 int hub_tls_listener_port(const hub_tls_listener_t *l)
@@ -269,6 +308,8 @@ void hub_tls_listener_close(hub_tls_listener_t *l, void (*done)(void *arg), void
     l->done = done;
     l->done_arg = arg;
     uv_close((uv_handle_t *)&l->tcp, listener_tcp_closed);
+    if (l->pp != NULL)
+        hub_proxy_accept_close(l->pp, listener_pp_closed, l);
     hub_tls_conn_group_close(l->conns, listener_conns_closed, l);
 }
 

@@ -31,6 +31,11 @@ struct hub_tls_limits {
     int reuseport;                  /* SO_REUSEPORT, one listener per loop on one port: 1 for
                                        the first (refused if anything listens there already),
                                        2 for the others, bound to the first one's port */
+    /* PROXY protocol (net/proxy_accept.h): non-NULL, every connection must come from one of
+     * these proxies and start with a PROXY header, whose client address then stands for the
+     * peer. Borrowed, must outlive the listener. */
+    const struct hub_proxy_trust *proxy;
+    unsigned proxy_timeout_ms; /* accept to complete header; 0: 5000 */
 };
 
 /* Listens on host:port (a numeric address, or a name resolved once, blocking: call at

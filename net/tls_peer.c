@@ -42,14 +42,18 @@ static int extract_attr(const mbedtls_x509_crt *crt, const char *oid, size_t oid
     return 0;
 }
 
-void hub_tls_peer_address(uv_tcp_t *t, char *out, size_t n, uint8_t addr[16])
+void hub_tls_peer_address(uv_tcp_t *t, const struct sockaddr *from, char *out, size_t n,
+                          uint8_t addr[16])
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
     char ip[INET6_ADDRSTRLEN] = "?";
     int port = 0;
     memset(addr, 0, 16);
-    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
+    if (from != NULL)
+        memcpy(&ss, from, from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                      : sizeof(struct sockaddr_in));
+    if (from != NULL || uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
         hub_admission_addr_key((const struct sockaddr *)&ss, addr);
         if (ss.ss_family == AF_INET6) {
             const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;

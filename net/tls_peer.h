@@ -42,10 +42,11 @@ struct hub_tls_peer {
     char device_ca[HUB_TRUST_ID_LEN + 1]; /* the device CA that issued it, "" for our CAs */
 };
 
-/* The peer of an accepted socket as "ip:port" in out (n bytes) and, in addr, the key the
- * per-address handshake cap counts it by (hub_admission_addr_key); "?:0" and zeros when
- * the socket has no peer any more. */
-void hub_tls_peer_address(uv_tcp_t *t, char *out, size_t n, uint8_t addr[16]);
+/* The peer of an accepted socket (or from, when not NULL: the client a PROXY header named)
+ * as "ip:port" in out (n bytes) and, in addr, the key the per-address handshake cap counts
+ * it by (hub_admission_addr_key); "?:0" and zeros when the socket has no peer any more. */
+void hub_tls_peer_address(uv_tcp_t *t, const struct sockaddr *from, char *out, size_t n,
+                          uint8_t addr[16]);
 /* Checks the certificate of a completed mTLS handshake (crt may be NULL) and fills p (serial
  * first, then CN) and org (the single organizationName, or "" when absent or invalid).
  * Returns -1 when it is acceptable, else the failure, with the alert to send and why (a

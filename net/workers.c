@@ -592,6 +592,8 @@ void hub_workers_stats(hub_workers_t *w, size_t i, struct hub_tls_stats *out)
         out->resumed += s->resumed;
         for (int f = 0; f < HUB_TLS_FAIL_COUNT; f++)
             out->failed[f] += s->failed[f];
+        for (int f = 0; f < HUB_PROXY_REFUSAL_COUNT; f++)
+            out->proxy_refused[f] += s->proxy_refused[f];
         hub_histogram_merge(&out->handshakes, &s->handshakes);
         pthread_mutex_unlock(&wk->stats_mu);
     }

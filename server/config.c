@@ -16,6 +16,7 @@
 
 #include "ca/p11uri.h"
 #include "server/backbone_conf.h"
+#include "server/config_internal.h"
 #include "util/error.h"
 #include "util/secure.h"
 
@@ -439,6 +440,14 @@ static const struct {
     {"backbone_max_inbound", set_backbone_max_inbound},
     {"backbone_session_expiry_s", set_backbone_session_expiry_s},
     {"node_name", set_node_name},
+    /* Behind a load balancer (server/config_lb.c). */
+    {"mqtt_mtls_proxy_protocol", hub_config_set_mqtt_mtls_proxy_protocol},
+    {"mqtt_tls_proxy_protocol", hub_config_set_mqtt_tls_proxy_protocol},
+    {"mqtt_plain_proxy_protocol", hub_config_set_mqtt_plain_proxy_protocol},
+    {"api_proxy_protocol", hub_config_set_api_proxy_protocol},
+    {"proxy_trusted", hub_config_set_proxy_trusted},
+    {"proxy_header_timeout_ms", hub_config_set_proxy_header_timeout_ms},
+    {"shutdown_drain_s", hub_config_set_shutdown_drain_s},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -527,6 +536,7 @@ static int set_defaults(struct hub_config *cfg)
     cfg->backbone_max_queued = 64 << 20;
     cfg->backbone_max_inbound = 16 << 20;
     cfg->backbone_session_expiry_s = 600;
+    cfg->proxy_header_timeout_ms = 5000;
     return 0;
 }
 
@@ -674,6 +684,7 @@ void hub_config_free(struct hub_config *cfg)
     free(cfg->backbone_username);
     free(cfg->backbone_password_file);
     free(cfg->node_name);
+    free(cfg->proxy_trusted);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -80,6 +80,13 @@ struct hub_config {
     int backbone_max_inbound;      /* bytes received from the backbone not yet routed */
     int backbone_session_expiry_s; /* the backbone keeps this node's session this long */
     char *node_name;               /* NULL: the host name (server/backbone_conf.h) */
+    /* Behind a load balancer (server/config_lb.h): the PROXY protocol per listener (0/1),
+     * the proxies allowed to send it (NULL: none), the header timeout, the SIGTERM drain. */
+    int mqtt_mtls_proxy_protocol, mqtt_tls_proxy_protocol, mqtt_plain_proxy_protocol;
+    int api_proxy_protocol;
+    char *proxy_trusted;
+    int proxy_header_timeout_ms;
+    int shutdown_drain_s; /* /healthz answers 503 this long after SIGTERM before stopping */
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.

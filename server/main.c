@@ -24,6 +24,7 @@
 #include "db/migrate.h"
 #include "server/cluster.h"
 #include "server/config.h"
+#include "server/config_lb.h"
 #include "server/extroot.h"
 #include "server/device_ca_crl.h"
 #include "server/init.h"
@@ -85,6 +86,10 @@ struct serve {
     uv_work_t work;
     int work_busy;
     int stopping;
+    /* Behind a load balancer: the trusted proxies (NULL: no PROXY protocol), the drain. */
+    struct hub_proxy_trust *proxy_trust;
+    uv_timer_t drain;
+    int draining;
 };
 
 static void maintenance_work(uv_work_t *req)
@@ -118,13 +123,12 @@ static void maintenance_cb(uv_timer_t *t)
     uv_queue_work(s->loop, &s->work, maintenance_work, maintenance_done);
 }
 
-static void stop_cb(uv_signal_t *h, int signum)
+static void stop_now(struct serve *s)
 {
-    struct serve *s = h->data;
     if (s->stopping)
         return;
     s->stopping = 1;
-    hub_info("received %s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    uv_close((uv_handle_t *)&s->drain, NULL);
     /* The API first: its threads may be waiting on the MQTT loop for a command. */
     hub_api_stop(s->api);
     s->api = NULL;
@@ -138,6 +142,30 @@ static void stop_cb(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->sig_hup, NULL);
     /* uv_run returns once the in-flight maintenance job (if any) has finished. */
+}
+
+static void drain_cb(uv_timer_t *t)
+{
+    stop_now(t->data);
+}
+
+/* SIGTERM/SIGINT: with shutdown_drain_s, /healthz answers 503 that long first (a load
+ * balancer takes the node out, new connections go elsewhere); a second signal stops now. */
+static void stop_cb(uv_signal_t *h, int signum)
+{
+    struct serve *s = h->data;
+    if (s->stopping)
+        return;
+    hub_info("received %s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (s->cfg.shutdown_drain_s > 0 && !s->draining) {
+        s->draining = 1;
+        hub_info("draining: /healthz answers 503 for %d s (shutdown_drain_s), then stopping",
+                 s->cfg.shutdown_drain_s);
+        hub_api_drain(s->api);
+        uv_timer_start(&s->drain, drain_cb, (uint64_t)s->cfg.shutdown_drain_s * 1000, 0);
+        return;
+    }
+    stop_now(s);
 }
 
 static void reload_cb(uv_signal_t *h, int signum)
@@ -195,8 +223,13 @@ static int serve(struct hub_config *cfg)
 
     if (hub_server_certs_check_ciphers(cfg) != 0) /* tls_ciphers vs server_key_types */
         return 1;
+    if (hub_config_proxy_trust(cfg, &s.proxy_trust, err, sizeof err) != 0) {
+        hub_error("%s", err);
+        return 1;
+    }
     char *pass = hub_config_master_key(cfg, err, sizeof err);
     if (pass == NULL) {
+        hub_proxy_trust_free(s.proxy_trust);
         hub_error("%s", err);
         return 1;
     }
@@ -270,6 +303,8 @@ static int serve(struct hub_config *cfg)
             .firmware_max_size = (unsigned long long)cfg->firmware_max_size,
             .firmware_max_downloads = (unsigned)cfg->firmware_max_downloads,
             .firmware_cache_size = (size_t)cfg->firmware_cache_size,
+            .proxy_trust = cfg->api_proxy_protocol ? s.proxy_trust : NULL,
+            .proxy_timeout_ms = (unsigned)cfg->proxy_header_timeout_ms,
         };
         hub_api_device_cas_configure(cfg->device_ca_max_per_product, cfg->device_ca_code_ttl_s);
         rc = hub_api_start(&o, &s.api);
@@ -291,6 +326,7 @@ static int serve(struct hub_config *cfg)
             .tickets = s.tickets,
             .more_certs = more,
             .n_more_certs = (size_t)(nids - 1),
+            .proxy_trust = s.proxy_trust,
         };
         struct hub_mqtt_server *m;
         rc = hub_mqtt_server_start(&mo, &m);
@@ -309,6 +345,8 @@ static int serve(struct hub_config *cfg)
     uv_signal_start(&s.sig_term, stop_cb, SIGTERM);
     uv_signal_start(&s.sig_int, stop_cb, SIGINT);
     uv_signal_start(&s.sig_hup, reload_cb, SIGHUP);
+    uv_timer_init(s.loop, &s.drain);
+    s.drain.data = &s;
     uv_timer_init(s.loop, &s.maintenance);
     s.maintenance.data = &s;
     /* First run at once: publishes any CRL that is missing or past half its validity. */
@@ -330,6 +368,7 @@ out:
     hub_db_pool_free(s.pool);
     hub_authority_free(&s.authority);
     PQfinish(s.db);
+    hub_proxy_trust_free(s.proxy_trust);
     return rc == 0 ? 0 : 1;
 }
 

@@ -50,6 +50,17 @@ static int render_connections(const struct hub_mqtt_metrics *s, hub_buf_t *out)
                 out, "iothub_mqtt_connections_refused_total{listener=\"%s\"} %llu\n", LISTENER[i],
                 (unsigned long long)s->tls[i].failed[HUB_TLS_FAIL_LIMIT]);
     if (rc == 0)
+        rc = head(out, "iothub_mqtt_proxy_refused_total", "counter",
+                  "Connections closed before TLS at the PROXY header stage (listeners with "
+                  "*_proxy_protocol on), by reason.");
+    for (int i = 0; rc == 0 && i < HUB_LISTENER_COUNT; i++)
+        for (int f = 0; rc == 0 && s->listening[i] && f < HUB_PROXY_REFUSAL_COUNT; f++)
+            rc = hub_buf_printf(out,
+                                "iothub_mqtt_proxy_refused_total{listener=\"%s\",reason=\"%s\"} "
+                                "%llu\n",
+                                LISTENER[i], hub_proxy_refusal_name((enum hub_proxy_refusal)f),
+                                (unsigned long long)s->tls[i].proxy_refused[f]);
+    if (rc == 0)
         rc = head(out, "iothub_mqtt_connections_closed_total", "counter",
                   "MQTT connections closed, by reason.");
     for (int r = HUB_CLOSE_NORMAL; rc == 0 && r <= HUB_CLOSE_ERROR; r++)

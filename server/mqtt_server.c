@@ -674,7 +674,12 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         [HUB_LISTENER_PLAIN] = {cfg->mqtt_plain_listen.host, cfg->mqtt_plain_listen.port, NULL,
                                 lim},
     };
+    const int proxy_on[HUB_LISTENER_COUNT] = {cfg->mqtt_mtls_proxy_protocol,
+                                              cfg->mqtt_tls_proxy_protocol,
+                                              cfg->mqtt_plain_proxy_protocol};
     for (int i = 0; i < HUB_LISTENER_COUNT; i++) {
+        ls[i].limits.proxy = proxy_on[i] ? o->proxy_trust : NULL;
+        ls[i].limits.proxy_timeout_ms = (unsigned)cfg->proxy_header_timeout_ms;
         m->listening[i] = ls[i].port != 0;
         if (!m->listening[i])
             ls[i].host = NULL;

@@ -27,6 +27,9 @@ struct hub_mqtt_server_options {
     const struct hub_tls_ctx_cert *more_certs; /* further server certificates presented side
                                                   by side (server_key_types; copied) */
     size_t n_more_certs;
+    /* The proxies trusted to send a PROXY header (borrowed, outlives the server); the
+     * listeners with cfg's *_proxy_protocol on require one. NULL: none is on. */
+    const struct hub_proxy_trust *proxy_trust;
 };
 
 /* Starts listening on cfg->mqtt_mtls_listen (when not off) and the revocation feed.

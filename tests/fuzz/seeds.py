@@ -376,6 +376,24 @@ def der_seeds():
           + bytes([2, 4, 0, 1, 2, 3]))
 
 
+# ---- fuzz_proxyproto ------------------------------------------------------------------------
+def proxyproto_seeds():
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    a4 = bytes([203, 0, 113, 7, 127, 0, 0, 1]) + struct.pack("!HH", 40000, 8883)
+    a6 = bytes(15) + b"\x01" + bytes(15) + b"\x02" + struct.pack("!HH", 1, 2)
+    tlv = b"\x03\x00\x04abcd" + b"\x05\x00\x02id"
+    write("proxyproto", "v2_tcp4", sig + b"\x21\x11" + struct.pack("!H", 12) + a4 + b"\x16\x03\x01")
+    write("proxyproto", "v2_tcp6_tlv", sig + b"\x21\x21" + struct.pack("!H", 36 + len(tlv)) + a6 + tlv)
+    write("proxyproto", "v2_local", sig + b"\x20\x00\x00\x00")
+    write("proxyproto", "v2_unix", sig + b"\x21\x31" + struct.pack("!H", 216) + bytes(216))
+    write("proxyproto", "v2_truncated", sig + b"\x21\x11\x00\x0c" + a4[:5])
+    write("proxyproto", "v1_tcp4", b"PROXY TCP4 192.0.2.1 192.0.2.2 5000 8883\r\n\x16\x03")
+    write("proxyproto", "v1_tcp6", b"PROXY TCP6 2001:db8::1 2001:db8::2 65535 1\r\n")
+    write("proxyproto", "v1_unknown", b"PROXY UNKNOWN\r\n")
+    write("proxyproto", "trusted_list", b"10.0.0.5, 10.89.0.0/16, fd00::/8")
+    write("proxyproto", "tls_hello", bytes.fromhex("16030100a5010000a10303"))
+
+
 if __name__ == "__main__":
     mqtt_session_seeds()
     mqtt_codec_seeds()
@@ -383,3 +401,4 @@ if __name__ == "__main__":
     json_seeds()
     csr_seeds()
     der_seeds()
+    proxyproto_seeds()
