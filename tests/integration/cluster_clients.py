@@ -132,9 +132,16 @@ def publishers(host, port, ca, creds, seconds, out, interval="0.02"):
             while time.monotonic() < stop and not done.is_set():
                 info = c.publish("devices/%s/telemetry" % dev, "%s %d" % (dev, n + 1), qos=1)
                 t_end = time.monotonic() + 5
-                while not info.is_published() and time.monotonic() < t_end and not done.is_set():
+
+                def acked():
+                    try:
+                        return info.is_published()
+                    except RuntimeError:  # the connection went before it was sent
+                        return False
+
+                while not acked() and time.monotonic() < t_end and not done.is_set():
                     time.sleep(0.005)
-                if not info.is_published():
+                if not acked():
                     break  # not acknowledged: sent again after the reconnect
                 n += 1
                 with lock:
