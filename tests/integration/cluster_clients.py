@@ -133,15 +133,15 @@ def publishers(host, port, ca, creds, seconds, out, interval="0.02"):
                 info = c.publish("devices/%s/telemetry" % dev, "%s %d" % (dev, n + 1), qos=1)
                 t_end = time.monotonic() + 5
 
-                def acked():
+                def is_acked():
                     try:
                         return info.is_published()
                     except RuntimeError:  # the connection went before it was sent
                         return False
 
-                while not acked() and time.monotonic() < t_end and not done.is_set():
+                while not is_acked() and time.monotonic() < t_end and not done.is_set():
                     time.sleep(0.005)
-                if not acked():
+                if not is_acked():
                     break  # not acknowledged: sent again after the reconnect
                 n += 1
                 with lock:

@@ -83,7 +83,7 @@ for d, n in acked.items():
         print("lost", d, sorted(missing)[:5])
 print("acked", sum(acked.values()), "received", sum(len(v) for v in seen.values()),
       "lost", lost, "out-of-order publishers", disorder)
-sys.exit(1 if lost or disorder else 0)
+sys.exit(1 if lost or disorder or sum(acked.values()) == 0 else 0)
 EOF
 rc=$?
 echo "# $(tail -n 1 check.out)" >&2

@@ -10,6 +10,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/cluster_lib.sh"
 
 DEVICES=${CLUSTER_DEVICES:-50}
+# Every device arrives from HAProxy's address (127.0.0.1): the per-address limits go up.
+CLUSTER_CONF=("mqtt_max_handshakes = 512" "mqtt_max_handshakes_per_ip = 512"
+              "mqtt_max_unauthenticated = 1000")
 PROXY_PID=
 trap 'cluster_cleanup >/dev/null 2>&1; [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null' EXIT
 PROXY_PORT=$(free_port)
@@ -47,7 +50,7 @@ for d, n in acked.items():
     lost += len(set(range(1, n + 1)) - set(got))
 print("acked", sum(acked.values()), "received", sum(len(v) for v in seen.values()),
       "lost", lost, "out-of-order publishers", disorder)
-sys.exit(1 if lost or disorder or not acked else 0)
+sys.exit(1 if lost or disorder or sum(acked.values()) == 0 else 0)
 EOF
     local rc=$?
     echo "# $(tail -n 1 "$2.check")" >&2
