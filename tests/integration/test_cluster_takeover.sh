@@ -58,7 +58,7 @@ expect "the session's owner is now n2" $?
 # ---- online on node 2, taken back by node 1 ------------------------------------------------
 backend 2 20 b3.out &
 B3=$!
-wait_for 5 grep -q CONNACK b3.out
+wait_for 5 grep -qs CONNACK b3.out
 backend 1 2 b4.out
 wait "$B3"
 grep -q 'DISCONNECTED' b3.out && grep -q 'CONNACK 0 present=1' b4.out
