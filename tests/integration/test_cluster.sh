@@ -13,9 +13,12 @@ nodes_up() { [ "$(sql "$URL" "SELECT string_agg(name, ',' ORDER BY name) FROM no
                               WHERE stopped_at IS NULL")" = n1,n2,n3 ]; }
 wait_for 10 nodes_up
 expect "the three nodes registered themselves in the nodes table (n1, n2, n3)" $?
-locks=$(sql "$URL" "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 19019
-                    AND objid IN (SELECT id FROM nodes) AND granted")
-[ "$locks" = 3 ] && [ "$(metric_of 2 iothub_cluster_node_registered)" = 1 ]
+locked() {
+    [ "$(sql "$URL" "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 19019
+                     AND objid IN (SELECT id FROM nodes) AND granted")" = 3 ] &&
+        [ "$(metric_of 2 iothub_cluster_node_registered)" = 1 ]
+}
+wait_for 10 locked
 expect "each node holds its liveness lock (advisory 19019, id): 3 held; registered = 1 in /metrics" $?
 [ "$(sql "$URL" "SELECT count(*) FROM nodes WHERE api_address LIKE '127.0.0.1:%'
                  AND mqtt_address LIKE '127.0.0.1:%'")" = 3 ]

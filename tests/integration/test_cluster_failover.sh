@@ -9,8 +9,9 @@
 
 DEVICES=${CLUSTER_DEVICES:-200}
 # Every device arrives from HAProxy's address (127.0.0.1): the per-address limits go up.
+# The backend's queue holds everything published while it is away (mqtt_max_queued).
 CLUSTER_CONF=("mqtt_max_handshakes = 512" "mqtt_max_handshakes_per_ip = 512"
-              "mqtt_max_unauthenticated = 1000")
+              "mqtt_max_unauthenticated = 1000" "mqtt_max_queued = 20000")
 cluster_setup failover 3 && haproxy_start
 expect "iothubd init, a mosquitto backbone, three nodes and HAProxy in front" $?
 

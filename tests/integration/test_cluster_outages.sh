@@ -12,7 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 DEVICES=${CLUSTER_DEVICES:-50}
 # Every device arrives from HAProxy's address (127.0.0.1): the per-address limits go up.
 CLUSTER_CONF=("mqtt_max_handshakes = 512" "mqtt_max_handshakes_per_ip = 512"
-              "mqtt_max_unauthenticated = 1000")
+              "mqtt_max_unauthenticated = 1000" "mqtt_max_queued = 20000")
 PROXY_PID=
 trap 'cluster_cleanup >/dev/null 2>&1; [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null' EXIT
 PROXY_PORT=$(free_port)
