@@ -129,8 +129,10 @@ out:
 static void mark_one(const struct hub_api_mqtt *mq, json_t *d)
 {
     const char *id = json_string_value(json_object_get(d, "device_id"));
+    const char *node = json_string_value(json_object_get(d, "node"));
+    int elsewhere = node != NULL && strcmp(node, mq->node_name) != 0;
     if (id != NULL)
-        json_object_set_new(d, "connected", json_boolean(mq->connected(mq->ctx, id)));
+        json_object_set_new(d, "connected", json_boolean(elsewhere || mq->connected(mq->ctx, id)));
 }
 void hub_api_devices_mark_connected(struct hub_req *r, json_t *devices)
 {

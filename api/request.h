@@ -53,6 +53,9 @@ struct hub_api_mqtt {
     /* Appends the MQTT side's metrics (Prometheus text). Returns 0 or a HUB_E* code. */
     int (*metrics)(void *ctx, hub_buf_t *out);
     void *ctx;
+    /* Several nodes: this node's name. A device object whose "node" names another node is
+     * connected there (devices.connected_node, server/cluster.h). */
+    char node_name[65];
 };
 
 /* What every request of one server shares (read-only while it runs). */

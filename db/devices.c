@@ -7,7 +7,8 @@
     " 'serial_number', d.serial_number, 'status', d.status, 'connected', false,"                   \
     " 'device_ca_id', d.device_ca_id,"                                                             \
     " 'created_at', rfc3339(d.created_at), 'activated_at', rfc3339(d.activated_at),"               \
-    " 'last_seen', rfc3339(d.last_seen)"
+    " 'last_seen', rfc3339(d.last_seen),"                                                        \
+    " 'node', (SELECT n.name FROM nodes n WHERE n.id = d.connected_node)"
 
 /* Tags, reported firmware version and the device's latest rollout row (db/rollouts.c). */
 #define DEVICE_ROLLOUT_JSON                                                                        \
@@ -95,6 +96,35 @@ int hub_db_devices_mark_seen(PGconn *c, const char *ids_json)
                        "UPDATE devices SET last_seen = now() WHERE id = ANY"
                        " (ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::uuid))",
                        1, p);
+}
+
+/* Several nodes (migration 019): which node holds each device's connection. */
+int hub_db_devices_mark_presence(PGconn *c, int node, const char *on_json, const char *off_json)
+{
+    char ids[16];
+    snprintf(ids, sizeof ids, "%d", node);
+    const char *p[] = {ids, on_json, off_json};
+    int rc = hub_db_exec(c, NULL,
+                         "UPDATE devices SET last_seen = now(), connected_node ="
+                         " COALESCE(NULLIF($1::int, 0), connected_node) WHERE id = ANY"
+                         " (ARRAY(SELECT jsonb_array_elements_text($2::jsonb)::uuid))",
+                         2, p);
+    if (rc == 0)
+        rc = hub_db_exec(c, NULL,
+                         "UPDATE devices SET last_seen = now(), connected_node = CASE WHEN"
+                         " connected_node = $1::int THEN NULL ELSE connected_node END WHERE id ="
+                         " ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb)::uuid))",
+                         2, (const char *[]){ids, off_json});
+    return rc;
+}
+
+int hub_db_devices_connected_node(PGconn *c, const char *device_id, char *name, size_t cap)
+{
+    const char *p[] = {device_id};
+    return hub_db_query_text(c,
+                             "SELECT n.name FROM devices d JOIN nodes n ON n.id = d.connected_node"
+                             " WHERE d.id = $1::uuid",
+                             1, p, name, cap);
 }
 
 int hub_db_devices_set_tags(PGconn *c, const char *device_id, const char *tags_json,

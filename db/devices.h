@@ -31,6 +31,12 @@ int hub_db_devices_set_secret(PGconn *c, const char *device_id, const char *secr
 int hub_db_devices_lock(PGconn *c, const char *device_id, char status[16]);
 /* Sets last_seen = now() for the devices in ids_json (a JSON array of UUID strings). */
 int hub_db_devices_mark_seen(PGconn *c, const char *ids_json);
+/* Several nodes: sets last_seen = now() for the devices of on_json and off_json (JSON arrays
+ * of UUIDs); those of on_json are now held by node (0: unknown, left as is), those of
+ * off_json are held by nobody unless another node took them since. */
+int hub_db_devices_mark_presence(PGconn *c, int node, const char *on_json, const char *off_json);
+/* The name of the node holding device_id's connection: HUB_ENOTFOUND when none. */
+int hub_db_devices_connected_node(PGconn *c, const char *device_id, char *name, size_t cap);
 /* Replaces the device's tags with those of tags_json (a JSON array of strings, checked by
  * the caller); *previous gets the tags it had. HUB_ENOTFOUND. */
 int hub_db_devices_set_tags(PGconn *c, const char *device_id, const char *tags_json,

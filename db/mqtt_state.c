@@ -515,3 +515,63 @@ int hub_db_mqtt_load(PGconn *c, const char *owner, const struct hub_db_mqtt_load
                     0, NULL, retained_row, l);
     return rc;
 }
+
+/* ---- several nodes (server/takeover.c, server/directory.c) ------------------------------- */
+
+int hub_db_mqtt_session_owner(PGconn *c, const char *key, char *owner, size_t cap, int *found)
+{
+    const char *p[] = {key};
+    PGresult *r;
+    *found = 0;
+    owner[0] = 0;
+    int rc = hub_db_exec(c, &r, "SELECT coalesce(owner, '') FROM mqtt_sessions WHERE key = $1", 1,
+                         p);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 1) {
+        *found = 1;
+        hub_db_get_text(r, 0, 0, owner, cap);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int hub_db_mqtt_load_session(PGconn *c, const char *key, const struct hub_db_mqtt_loader *l)
+{
+    int rc = stream(c, "SELECT key, expiry_s FROM mqtt_sessions WHERE key = $1", 1, key,
+                    session_row, l);
+    if (rc == 0)
+        rc = stream(c,
+                    "SELECT session_key, filter, qos FROM mqtt_subscriptions WHERE session_key = $1",
+                    1, key, sub_row, l);
+    if (rc == 0)
+        rc = stream(c,
+                    "SELECT q.session_key, m.id, m.topic, m.payload, q.qos, q.state,"
+                    " coalesce(q.packet_id, 0) FROM mqtt_queue q"
+                    " JOIN mqtt_messages m ON m.id = q.msg_id"
+                    " WHERE q.session_key = $1 ORDER BY q.seq",
+                    1, key, delivery_row, l);
+    if (rc == 0)
+        rc = stream(c,
+                    "SELECT session_key, packet_id FROM mqtt_incoming WHERE session_key = $1", 1,
+                    key, incoming_row, l);
+    return rc;
+}
+
+int hub_db_mqtt_set_owner(PGconn *c, const char *key, const char *owner)
+{
+    const char *p[] = {key, owner};
+    return hub_db_exec(c, NULL, "UPDATE mqtt_sessions SET owner = $2 WHERE key = $1", 2, p);
+}
+
+int hub_db_mqtt_directory(PGconn *c, const char *owner,
+                          int (*entry)(void *ctx, const char *key, const char *filter, int qos),
+                          void *ctx)
+{
+    struct hub_db_mqtt_loader l = {.ctx = ctx, .sub = entry};
+    return stream(c,
+                  "SELECT b.session_key, b.filter, b.qos FROM mqtt_subscriptions b"
+                  " JOIN mqtt_sessions s ON s.key = b.session_key"
+                  " WHERE b.qos > 0 AND s.owner IS DISTINCT FROM $1::text ORDER BY b.session_key",
+                  1, owner, sub_row, &l);
+}

@@ -93,4 +93,18 @@ struct hub_db_mqtt_loader {
 };
 int hub_db_mqtt_load(PGconn *c, const char *owner, const struct hub_db_mqtt_loader *l);
 
+/* Several nodes (server/takeover.c, server/directory.c; not pipelined). */
+/* The owner of session key ("" when none recorded); *found 0 when there is no such session. */
+int hub_db_mqtt_session_owner(PGconn *c, const char *key, char *owner, size_t cap, int *found);
+/* Loads one session as hub_db_mqtt_load does (session, subscriptions, deliveries in queue order,
+ * QoS 2 ids; no retained messages). */
+int hub_db_mqtt_load_session(PGconn *c, const char *key, const struct hub_db_mqtt_loader *l);
+/* Records owner as the node holding session key. */
+int hub_db_mqtt_set_owner(PGconn *c, const char *key, const char *owner);
+/* Every QoS >= 1 subscription of a persistent session whose owner is not owner, by session:
+ * entry(ctx, key, filter, qos) per row; non-zero stops and is returned. */
+int hub_db_mqtt_directory(PGconn *c, const char *owner,
+                          int (*entry)(void *ctx, const char *key, const char *filter, int qos),
+                          void *ctx);
+
 #endif

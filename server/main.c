@@ -25,6 +25,7 @@
 #include "db/db.h"
 #include "db/migrate.h"
 #include "db/ocsp.h"
+#include "server/cluster.h"
 #include "server/config.h"
 #include "server/config_lb.h"
 #include "server/extroot.h"
@@ -234,7 +235,9 @@ static int serve(struct hub_config *cfg)
     char err[512];
     memset(&s, 0, sizeof s);
     s.cfg = *cfg;
-    s.api_mqtt = (struct hub_api_mqtt){api_command, api_connected, api_metrics, &s};
+    s.api_mqtt = (struct hub_api_mqtt){
+        .command = api_command, .connected = api_connected, .metrics = api_metrics, .ctx = &s};
+    hub_cluster_node_name(cfg, s.api_mqtt.node_name);
     int missing, rc;
 
     if (hub_server_certs_check_ciphers(cfg) != 0) /* tls_ciphers vs server_key_types */

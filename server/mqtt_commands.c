@@ -9,6 +9,7 @@
 
 #include "mqtt/broker.h"
 #include "mqtt/topic.h"
+#include "server/cluster.h"
 #include "server/mqtt_server.h"
 #include "server/mqtt_server_internal.h"
 #include "server/rollouts.h"
@@ -81,6 +82,9 @@ int hub_mqtt_server_command(struct hub_mqtt_server *m, const char *device_id, co
     *delivered = c->delivered;
     release(c);
     pthread_mutex_unlock(&m->lock);
+    /* Several nodes: the backbone carries it to the node holding the device. */
+    if (ok && !*delivered && m->cluster != NULL)
+        *delivered = hub_cluster_held_elsewhere(m->cluster, device_id);
     return ok ? 0 : HUB_ERANGE;
 }
 

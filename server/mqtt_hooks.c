@@ -4,7 +4,9 @@
 #include "server/mqtt_hooks.h"
 
 #include "server/backbone.h"
+#include "server/directory.h"
 #include "server/mqtt_store.h"
+#include "server/takeover.h"
 
 static void session_open(void *ctx, const char *key, uint32_t expiry_s)
 {
@@ -26,8 +28,9 @@ static void subscribed(void *ctx, const char *key, int persistent, const char *f
     struct hub_mqtt_hooks *h = ctx;
     if (h->store != NULL && persistent)
         hub_mqtt_store_subscribed(h->store, key, filter, flen, qos);
-    /* backbone: the node subscribes there to what its sessions need (counted per session) */
-    hub_backbone_subscribed(h->backbone, key, filter, flen, qos);
+    /* backbone: the node subscribes to what its sessions need */
+    if (h->backbone != NULL)
+        hub_backbone_subscribed(h->backbone, key, filter, flen, qos);
 }
 
 static void unsubscribed(void *ctx, const char *key, int persistent, const char *filter,
@@ -37,7 +40,8 @@ static void unsubscribed(void *ctx, const char *key, int persistent, const char 
     if (h->store != NULL && persistent)
         hub_mqtt_store_unsubscribed(h->store, key, filter, flen);
     /* backbone */
-    hub_backbone_unsubscribed(h->backbone, key, filter, flen);
+    if (h->backbone != NULL)
+        hub_backbone_unsubscribed(h->backbone, key, filter, flen);
 }
 
 static void queued(void *ctx, const char *key, const struct hub_msg *m, uint8_t qos, int remote)
@@ -76,11 +80,22 @@ static unsigned accepted(void *ctx, const struct hub_msg *m, const char *origin_
     struct hub_mqtt_hooks *h = ctx;
     unsigned holds = 0;
     (void)origin_device_id;
+    /* cluster: queue rows for persistent sessions held elsewhere, before the store's hold. */
+    if (h->directory != NULL && h->store != NULL)
+        hub_directory_route(h->directory, m);
     if (h->store != NULL)
         holds += hub_mqtt_store_accepted(h->store, m);
     /* backbone: forwarded to the other nodes; QoS >= 1 acknowledged once the backbone has it */
-    holds += hub_backbone_accepted(h->backbone, m);
+    if (h->backbone != NULL)
+        holds += hub_backbone_accepted(h->backbone, m);
     return holds;
+}
+
+/* cluster: a persistent session not in memory may live on another node. */
+static int claim(void *ctx, const char *key)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    return h->takeover != NULL ? hub_takeover_claim(h->takeover, key) : 0;
 }
 
 void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h)
@@ -96,5 +111,6 @@ void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h)
         .incoming = incoming,
         .retained = retained,
         .accepted = accepted,
+        .claim = claim,
     };
 }

@@ -13,7 +13,10 @@ struct hub_backbone;
  * which keeps it alive as long as the broker. */
 struct hub_mqtt_hooks {
     struct hub_mqtt_store *store;
-    struct hub_backbone *backbone; /* several nodes (server/backbone.h) */
+    struct hub_backbone *backbone; /* several nodes: the message backbone (server/backbone.h) */
+    /* Several nodes (server/takeover.h, server/directory.h). */
+    struct hub_takeover *takeover;
+    struct hub_directory *directory;
 };
 
 /* Fills h with the hooks of ctx (h->ctx = ctx), for hub_broker_set_hooks. */

@@ -20,6 +20,10 @@
 #include "server/backbone.h"
 #include "server/mqtt_metrics.h"
 #include "server/mqtt_server_internal.h"
+#include "server/cluster.h"
+#include "server/directory.h"
+#include "server/takeover.h"
+#include "server/pgfeed.h"
 #include "server/mqtt_store.h"
 #include "server/presence.h"
 #include "server/registration.h"
@@ -502,6 +506,12 @@ int hub_mqtt_server_metrics(struct hub_mqtt_server *m, hub_buf_t *out)
         rc = hub_registration_metrics(m->reg, out);
     if (rc == 0 && m->store != NULL)
         rc = hub_mqtt_store_metrics(m->store, out);
+    if (rc == 0 && m->cluster != NULL)
+        rc = hub_cluster_metrics(m->cluster, out);
+    if (rc == 0 && m->takeover != NULL)
+        rc = hub_takeover_metrics(m->takeover, out);
+    if (rc == 0 && m->directory != NULL)
+        rc = hub_directory_metrics(m->directory, out);
     if (rc == 0)
         rc = hub_backbone_metrics(m->backbone, out);
     return rc == 0 && m->rollouts != NULL ? hub_rollouts_metrics(m->rollouts, out) : rc;
@@ -581,7 +591,9 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     struct hub_rollouts_options ro = {cfg, m->presence, hub_mqtt_commands_publish_async, m};
     bo.device_publish_ctx = m->rollouts = m->presence ? hub_rollouts_new(&ro) : NULL;
     /* Durable state: the store gives the message ids, so it comes before the broker. */
-    struct hub_mqtt_store_options so = {m->loop, cfg->db_url, NULL,
+    char node[HUB_CLUSTER_NAME_MAX]; /* sessions' owner: this node's name */
+    hub_cluster_node_name(cfg, node);
+    struct hub_mqtt_store_options so = {m->loop, cfg->db_url, node,
                                         (size_t)cfg->mqtt_store_max_pending};
     int src = hub_mqtt_store_new(&so, &m->store);
     m->handles_open += m->store != NULL; /* its uv_async_t */
@@ -634,9 +646,21 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     hub_broker_set_hooks(m->broker, &hooks);
     if ((rc = hub_mqtt_store_start(m->store, m->broker)) != 0)
         goto out;
-    if ((rc = hub_revfeed_start(m->loop, cfg->db_url, m->revset, revoked_cb, m, &m->feed)) != 0 ||
-        (rc = hub_registration_feed(m->reg, revoked_cb, m)) != 0) /* NULL: re-check all */
+    /* One LISTEN connection for the node: revocations, device CAs (server/pgfeed.h). */
+    if ((rc = hub_pgfeed_new(m->loop, cfg->db_url, "LISTEN feed", &m->pgfeed)) != 0 ||
+        (rc = hub_revfeed_start(m->loop, m->pgfeed, m->revset, revoked_cb, m, &m->feed)) != 0 ||
+        (rc = hub_registration_feed(m->reg, m->pgfeed, revoked_cb, m)) != 0) /* NULL: all */
         goto out;
+    /* Several nodes: this node's registration and liveness (server/cluster.h). */
+    struct hub_cluster_options co = {m->loop, cfg, m->pgfeed, m->presence};
+    struct hub_takeover_options tko = {m->loop, m->pgfeed, m->broker, node, NULL, NULL};
+    if ((rc = hub_cluster_start(&co, &m->cluster)) != 0 ||
+        (rc = hub_takeover_start(&tko, &m->takeover)) != 0 ||
+        (rc = hub_directory_start(m->pgfeed, node, m->store, &m->directory)) != 0)
+        goto out;
+    m->hooks.takeover = m->takeover;
+    m->hooks.directory = m->directory;
+    hub_pgfeed_start(m->pgfeed);
     struct hub_tls_limits lim = {
         .handshake_timeout_ms = (unsigned)cfg->mqtt_handshake_timeout_ms,
         .max_handshakes = (unsigned)cfg->mqtt_max_handshakes,
@@ -738,6 +762,10 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
         hub_mqtt_store_stop(m->store, listener_closed, m);
     hub_revfeed_stop(m->feed);
     hub_registration_stop(m->reg);
+    hub_cluster_stop(m->cluster);
+    hub_takeover_stop(m->takeover);
+    hub_directory_stop(m->directory);
+    hub_pgfeed_stop(m->pgfeed); /* after its listeners: they are released with it */
     uv_timer_stop(&m->tick);
     uv_close((uv_handle_t *)&m->tick, handle_closed);
     uv_close((uv_handle_t *)&m->wakeup, handle_closed);

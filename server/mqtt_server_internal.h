@@ -36,6 +36,10 @@ struct hub_mqtt_server {
     struct link *waiting; /* password connections before their CONNECT is accepted */
     hub_revset_t *revset;
     struct hub_revfeed *feed;
+    struct hub_pgfeed *pgfeed; /* the node's LISTEN connection, shared by the feeds */
+    struct hub_cluster *cluster; /* this node among several (server/cluster.h) */
+    struct hub_takeover *takeover;   /* sessions taken from other nodes (server/takeover.h) */
+    struct hub_directory *directory; /* their persistent sessions (server/directory.h) */
     struct hub_presence *presence;
     struct hub_registration *reg; /* device CAs: trust, JIT registration (issue 15) */
     struct hub_rollouts *rollouts;

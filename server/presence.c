@@ -31,6 +31,7 @@ struct hub_presence {
     pthread_t thread;
     int stop;
     char *db_url;
+    int node; /* nodes.id of this node (server/cluster.c), 0 until registered */
     struct entry *buckets[4096];
     hub_buf_t dirty; /* JSON array text of ids to touch: "[\"id\",\"id\"" (open) */
 };
@@ -60,11 +61,42 @@ static void requeue(struct hub_presence *p, hub_buf_t *batch)
     hub_buf_append(&p->dirty, batch->data, batch->len);
 }
 
+static int connected_locked(struct hub_presence *p, const char *device_id)
+{
+    struct entry *e = p->buckets[slot(device_id)];
+    while (e != NULL && strcmp(e->id, device_id) != 0)
+        e = e->next;
+    return e != NULL;
+}
+
+/* Splits a batch ("[ids]") by each id's state now: on gets the connected ones, off the others
+ * (JSON arrays). Under p->lock. */
+static void split(struct hub_presence *p, const hub_buf_t *batch, hub_buf_t *on, hub_buf_t *off)
+{
+    on->len = off->len = 0;
+    hub_buf_puts(on, "[");
+    hub_buf_puts(off, "[");
+    const char *s = (const char *)batch->data, *end = s + batch->len;
+    while (s < end && (s = memchr(s, '"', (size_t)(end - s))) != NULL) {
+        const char *q = memchr(s + 1, '"', (size_t)(end - s - 1));
+        if (q == NULL || q - s - 1 >= ID_LEN)
+            break;
+        char id[ID_LEN];
+        memcpy(id, s + 1, (size_t)(q - s - 1));
+        id[q - s - 1] = 0;
+        hub_buf_t *to = connected_locked(p, id) ? on : off;
+        hub_buf_printf(to, "%s\"%s\"", to->len > 1 ? "," : "", id);
+        s = q + 1;
+    }
+    hub_buf_puts(on, "]");
+    hub_buf_puts(off, "]");
+}
+
 static void *writer(void *arg)
 {
     struct hub_presence *p = arg;
     PGconn *c = NULL;
-    hub_buf_t batch = HUB_BUF_INIT;
+    hub_buf_t batch = HUB_BUF_INIT, on = HUB_BUF_INIT, off = HUB_BUF_INIT;
     pthread_mutex_lock(&p->lock);
     for (;;) {
         struct timespec until;
@@ -78,7 +110,9 @@ static void *writer(void *arg)
             hub_buf_append(&batch, p->dirty.data, p->dirty.len);
             hub_buf_puts(&batch, "]");
             p->dirty.len = 0;
+            split(p, &batch, &on, &off);
         }
+        int node = p->node;
         pthread_mutex_unlock(&p->lock);
         int rc = 0;
         if (batch.len > 0) {
@@ -88,7 +122,8 @@ static void *writer(void *arg)
                 rc = hub_db_connect(p->db_url, &c);
             }
             if (c != NULL)
-                rc = hub_db_devices_mark_seen(c, (const char *)batch.data);
+                rc = hub_db_devices_mark_presence(c, node, (const char *)on.data,
+                                                  (const char *)off.data);
         }
         pthread_mutex_lock(&p->lock);
         /* Database unreachable: the ids wait for the next round (up to a cap). */
@@ -100,6 +135,8 @@ static void *writer(void *arg)
     pthread_mutex_unlock(&p->lock);
     PQfinish(c);
     hub_buf_free(&batch);
+    hub_buf_free(&on);
+    hub_buf_free(&off);
     return NULL;
 }
 
@@ -173,9 +210,20 @@ void hub_presence_set(struct hub_presence *p, const char *device_id, int connect
 int hub_presence_connected(struct hub_presence *p, const char *device_id)
 {
     pthread_mutex_lock(&p->lock);
-    struct entry *e = p->buckets[slot(device_id)];
-    while (e != NULL && strcmp(e->id, device_id) != 0)
-        e = e->next;
+    int on = connected_locked(p, device_id);
     pthread_mutex_unlock(&p->lock);
-    return e != NULL;
+    return on;
+}
+
+void hub_presence_set_node(struct hub_presence *p, int node)
+{
+    pthread_mutex_lock(&p->lock);
+    p->node = node;
+    /* Every connected device is written again under this node (a peer may have cleared
+     * them while this node could not reach the database). */
+    for (size_t i = 0; i < 4096; i++)
+        for (struct entry *e = p->buckets[i]; e != NULL; e = e->next)
+            if (strspn(e->id, "0123456789abcdefABCDEF-") == strlen(e->id))
+                hub_buf_printf(&p->dirty, "%s\"%s\"", p->dirty.len ? "," : "[", e->id);
+    pthread_mutex_unlock(&p->lock);
 }

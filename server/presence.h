@@ -1,6 +1,6 @@
 /* Which devices are connected to this node, readable from any thread (the REST API), and
- * their last_seen written to PostgreSQL in batches by a thread of its own, so the MQTT loop
- * never waits on the database. */
+ * their last_seen (and, with several nodes, the node holding them) written to PostgreSQL in
+ * batches by a thread of its own, so the MQTT loop never waits on the database. */
 #ifndef HUB_SERVER_PRESENCE_H
 #define HUB_SERVER_PRESENCE_H
 
@@ -15,5 +15,8 @@ void hub_presence_free(struct hub_presence *p);
 void hub_presence_set(struct hub_presence *p, const char *device_id, int connected);
 /* 1 if device_id is connected to this node. Any thread. */
 int hub_presence_connected(struct hub_presence *p, const char *device_id);
+/* Several nodes: from now on the writer records this node (nodes.id) as the holder of the
+ * devices connected here (devices.connected_node), every connected one written again. */
+void hub_presence_set_node(struct hub_presence *p, int node);
 
 #endif

@@ -116,10 +116,10 @@ hub_trust_t *hub_registration_trust(struct hub_registration *r)
     return r->trust;
 }
 
-int hub_registration_feed(struct hub_registration *r, void (*changed)(const char *, void *),
-                          void *ctx)
+int hub_registration_feed(struct hub_registration *r, struct hub_pgfeed *pg,
+                          void (*changed)(const char *, void *), void *ctx)
 {
-    return hub_trustfeed_start(r->loop, r->db_url, r->trust, changed, ctx, &r->feed);
+    return hub_trustfeed_start(pg, r->trust, changed, ctx, &r->feed);
 }
 
 static void free_if_done(struct hub_registration *r)

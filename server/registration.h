@@ -14,6 +14,7 @@
 
 #include "net/tls_conn.h"
 #include "net/trust.h"
+#include "server/pgfeed.h"
 #include "util/buf.h"
 
 struct hub_registration;
@@ -34,10 +35,11 @@ typedef void (*hub_registration_cb)(void *arg, enum hub_registration_result r,
 int hub_registration_new(uv_loop_t *loop, const char *db_url, unsigned max_pending,
                          struct hub_registration **out);
 hub_trust_t *hub_registration_trust(struct hub_registration *r);
-/* Starts following device_cas (server/trustfeed.h); changed(NULL, ctx) runs after each load
- * (a revocation feed callback: NULL means "re-check every live connection"). */
-int hub_registration_feed(struct hub_registration *r, void (*changed)(const char *, void *),
-                          void *ctx);
+/* Follows device_cas on the node's LISTEN connection pg (server/trustfeed.h; before
+ * hub_pgfeed_start); changed(NULL, ctx) runs after each load (a revocation feed callback:
+ * NULL means "re-check every live connection"). */
+int hub_registration_feed(struct hub_registration *r, struct hub_pgfeed *pg,
+                          void (*changed)(const char *, void *), void *ctx);
 /* Looks up (registers on first contact) the device of id (a device CA's certificate: id->
  * device_ca and id->der set); cb(arg, ...) runs later on the loop, exactly once, unless this
  * returns non-zero: HUB_ERANGE over the limit (counted), HUB_ENOMEM. */

@@ -1,8 +1,8 @@
-/* The revocation feed: keeps a revocation set in step with PostgreSQL. A thread-pool job
- * connects, LISTENs on iothub_revocation and then loads every revoked serial (in that
- * order, so nothing revoked in between is missed); the loop then polls the connection's
- * socket and applies each NOTIFY at once. When the connection drops the set is kept, and
- * the job runs again after a back-off. Everything but the job runs on the loop thread. */
+/* The revocation feed: keeps a revocation set in step with PostgreSQL. A listener of the
+ * node's LISTEN connection (server/pgfeed.h): after each (re)connect and LISTEN on
+ * iothub_revocation it loads every revoked serial (in that order, so nothing revoked in
+ * between is missed); each NOTIFY is applied at once on the loop. When the connection drops
+ * the set is kept until the next load. Everything but the load runs on the loop thread. */
 #ifndef HUB_SERVER_REVFEED_H
 #define HUB_SERVER_REVFEED_H
 
@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "net/revset.h"
+#include "server/pgfeed.h"
 
 struct hub_revfeed;
 
@@ -19,12 +20,11 @@ struct hub_revfeed;
  * the set (re-check every live connection). */
 typedef void (*hub_revfeed_cb)(const char *serial_hex, void *ctx);
 
-/* Starts the feed on loop. set is borrowed and must outlive the feed. Returns 0 or
- * HUB_ENOMEM; connection failures are retried, not returned. */
-int hub_revfeed_start(uv_loop_t *loop, const char *db_url, hub_revset_t *set,
+/* Adds the feed to pg (before hub_pgfeed_start). set is borrowed and must outlive the
+ * feed's callbacks (they stop with hub_revfeed_stop). Returns 0 or HUB_ENOMEM. */
+int hub_revfeed_start(uv_loop_t *loop, struct hub_pgfeed *pg, hub_revset_t *set,
                       hub_revfeed_cb on_revoked, void *ctx, struct hub_revfeed **out);
-/* Stops the feed; its memory is released once pending work and handles have closed (the
- * loop must keep running until then). */
+/* Stops the feed's callbacks; its memory goes when pg has stopped (hub_pgfeed_stop). */
 void hub_revfeed_stop(struct hub_revfeed *f);
 /* Counters, written on the loop thread. */
 struct hub_revfeed_stats {

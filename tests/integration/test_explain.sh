@@ -102,6 +102,12 @@ PARAMS = {
     "hub_db_certificates_get#1": [[serial]],
     "hub_db_certificates_list#1": [[NULL, "100"], [device, "100"]],
     "hub_db_devices_mark_seen#1": [['["%s"]' % device], [ids]],
+    # several nodes (issue 18, migration 019)
+    "hub_db_devices_mark_presence#1": [["1", '["%s"]' % device, "[]"], ["1", ids, "[]"]],
+    "hub_db_devices_mark_presence#2": [["1", '["%s"]' % device], ["1", ids]],
+    "hub_db_devices_connected_node#1": [[device]],
+    "hub_db_nodes_register#3": [["1"]],
+    "hub_db_nodes_reap#3": [["1"]],
     # device CAs (issue 15): their device counts and the pending devices
     "hub_db_device_cas_insert#1": [[product, "CN=x", "01", "0" * 64, "\\x00", "1700000000",
                                     "1900000000", "auto", NULL, "token:x"]],

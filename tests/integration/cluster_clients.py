@@ -1,0 +1,204 @@
+"""MQTT clients of the several-node tests (test_cluster*.sh), with paho-mqtt 1.6.
+
+  revoke HOST PORT CA CERT KEY API_URL TOKEN DEVICE_ID
+      connects as the device (mutual TLS), revokes it through the REST API of another node
+      and prints "sent_ms answered_ms closed_ms" (from the request's start; closed -1 when the
+      connection was not closed within 3 s)
+  provision API_URL CA TOKEN PRODUCT_KEY N OUT
+      N devices provisioned through the REST API (one connection): OUT gets "id secret" lines
+  publishers HOST PORT CA CREDS SECONDS OUT [INTERVAL]
+      one client per line of CREDS ("device_id secret"), TLS with id + secret, each publishes
+      QoS 1 devices/<id>/telemetry payloads "<id> <n>" (n = 1, 2, ...) for SECONDS, one at a
+      time, INTERVAL seconds apart, reconnecting whenever its connection drops; OUT gets, per
+      device, the highest n whose PUBACK came ("<id> <n>")
+  backend HOST PORT CA CERT KEY CLIENT_ID SECONDS OUT [TOPIC]
+      a persistent (clean session 0) subscriber at QoS 1: subscribes to TOPIC, then stays
+      connected SECONDS (0: subscribe and disconnect); appends each message's payload to OUT
+"""
+import os
+import random
+import socket
+import ssl
+import sys
+import threading
+import time
+import urllib.request
+
+import paho.mqtt.client as mqtt
+
+
+def now_ms():
+    return time.monotonic() * 1000.0
+
+
+def revoke(host, port, ca, cert, key, api, token, device):
+    closed = threading.Event()
+    connected = threading.Event()
+    t = {}
+    c = mqtt.Client(client_id="", clean_session=True)
+    c.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
+    c.on_connect = lambda cl, u, f, rc: connected.set() if rc == 0 else None
+
+    def gone(*_):
+        t.setdefault("closed", now_ms())
+        closed.set()
+
+    c.on_disconnect = gone
+
+    def loop():  # the server ends with a TLS alert (certificate revoked): an exception
+        try:
+            while not closed.is_set() and c.loop(0.01) == 0:
+                pass
+        except Exception:
+            pass
+        gone()
+
+    c.connect(host, int(port), keepalive=60)
+    th = threading.Thread(target=loop, daemon=True)
+    th.start()
+    if not connected.wait(10):
+        print("-1 -1 -1")
+        return 1
+    time.sleep(0.3)
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    req = urllib.request.Request(api + "/v1/devices/%s/revoke" % device, method="POST",
+                                 data=b'{"reason":"keyCompromise"}',
+                                 headers={"Authorization": "Bearer " + token,
+                                          "Content-Type": "application/json"})
+    start = now_ms()
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        r.read()
+    answered = now_ms()
+    closed.wait(3)
+    print("0 %.1f %.1f" % (answered - start, t["closed"] - start if "closed" in t else -1))
+    return 0
+
+
+def provision(api, ca, token, product_key, n, out):
+    """n devices through POST /v1/devices on one HTTPS connection: "id secret" lines."""
+    import http.client
+    import json
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    host, port = api.split("//")[1].split(":")
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
+    with open(out, "w") as f:
+        for i in range(int(n)):
+            body = json.dumps({"product_key": product_key, "serial_number": "SN-P%d" % i})
+            conn.request("POST", "/v1/devices", body, {"Authorization": "Bearer " + token,
+                                                       "Content-Type": "application/json"})
+            r = conn.getresponse()
+            d = json.loads(r.read())
+            if r.status != 201:
+                print(r.status, d, file=sys.stderr)
+                return 1
+            f.write("%s %s\n" % (d["device_id"], d["device_secret"]))
+    return 0
+
+
+def publishers(host, port, ca, creds, seconds, out, interval="0.02"):
+    ids = [l.split() for l in open(creds) if l.strip()]
+    acked = {d: 0 for d, _ in ids}
+    stop = time.monotonic() + float(seconds)
+    lock = threading.Lock()
+
+    def run(dev, secret):
+        n = 0  # last acknowledged
+        time.sleep(random.random() * 2)  # not 200 handshakes at once
+        session = None
+        while time.monotonic() < stop:
+            c = mqtt.Client(client_id=dev, clean_session=True)
+            c.username_pw_set(dev, secret)
+            ctx = ssl.create_default_context(cafile=ca)
+            ctx.check_hostname = False
+            c.tls_set_context(ctx)
+            done = threading.Event()
+            ok = threading.Event()
+            c.on_connect = lambda cl, u, f, rc: (ok.set() if rc == 0 else None, done.set())
+            c.on_disconnect = lambda cl, u, rc: done.set()
+            try:
+                c.connect(host, int(port), keepalive=30)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            c.loop_start()
+            done.wait(5)
+            if not ok.is_set():
+                c.loop_stop()
+                time.sleep(0.2)
+                continue
+            done.clear()
+            while time.monotonic() < stop and not done.is_set():
+                info = c.publish("devices/%s/telemetry" % dev, "%s %d" % (dev, n + 1), qos=1)
+                t_end = time.monotonic() + 5
+
+                def is_acked():
+                    try:
+                        return info.is_published()
+                    except RuntimeError:  # the connection went before it was sent
+                        return False
+
+                while not is_acked() and time.monotonic() < t_end and not done.is_set():
+                    time.sleep(0.005)
+                if not is_acked():
+                    break  # not acknowledged: sent again after the reconnect
+                n += 1
+                with lock:
+                    acked[dev] = n
+                time.sleep(float(interval))
+            c.disconnect()
+            c.loop_stop()
+
+    threads = [threading.Thread(target=run, args=(d, s), daemon=True) for d, s in ids]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(float(seconds) + 15)
+    with open(out, "w") as f:
+        for d, n in acked.items():
+            f.write("%s %d\n" % (d, n))
+    return 0
+
+
+def backend(host, port, ca, cert, key, client_id, seconds, out, topic="devices/+/telemetry"):
+    subscribed = threading.Event()
+    gone = threading.Event()
+    f = open(out, "a")
+    c = mqtt.Client(client_id=client_id, clean_session=False)
+    c.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
+    c.tls_insecure_set(True)  # through HAProxy the name is not 127.0.0.1's
+    c.on_connect = lambda cl, u, fl, rc: (f.write("CONNACK %d present=%d\n" % (
+        rc, fl.get("session present", 0))), f.flush(),
+        cl.subscribe(topic, qos=1) if rc == 0 else gone.set())
+    c.on_subscribe = lambda cl, u, mid, q: subscribed.set()
+
+    def got(cl, u, m):
+        f.write(m.payload.decode() + "\n")
+        f.flush()
+
+    def lost(cl, u, rc):  # no automatic reconnect: the test decides
+        if not gone.is_set():
+            f.write("DISCONNECTED %d\n" % rc)
+            f.flush()
+        gone.set()
+
+    c.on_message = got
+    c.on_disconnect = lost
+    c.connect(host, int(port), keepalive=30)
+    c.loop_start()
+    if not subscribed.wait(10):
+        c.loop_stop()
+        return 1
+    gone.wait(float(seconds))
+    gone.set()
+    c.disconnect()
+    c.loop_stop()
+    f.close()
+    return 0
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    sys.exit({"revoke": revoke, "publishers": publishers, "backend": backend,
+              "provision": provision}[cmd](*args))
