@@ -11,8 +11,8 @@
 
 struct hub_bsubs;
 
-#define HUB_BSUBS_SAME (-1) /* the filter's backbone QoS did not change */
-#define HUB_BSUBS_GONE (-2) /* no session needs the filter any more */
+#define HUB_BSUBS_SAME (-100) /* the filter's backbone QoS did not change */
+#define HUB_BSUBS_GONE (-101) /* no session needs the filter any more */
 
 /* An empty table; NULL on ENOMEM. */
 struct hub_bsubs *hub_bsubs_new(void);
