@@ -91,7 +91,7 @@ void hub_api_commands_create(struct hub_req *r)
     int delivered = 0;
     rc = mq->command(mq->ctx, id, name, payload, len, &delivered);
     if (rc != 0) {
-        hub_reply_error(r, 503, "mqtt_unavailable", "the MQTT loop did not take the command");
+        hub_reply_error(r, 503, "mqtt_unavailable", "the command was not taken (or not stored) within 5 s");
         goto out;
     }
     json_t *d = json_pack("{s:s,s:I,s:b}", "name", name, "bytes", (json_int_t)len, "delivered",

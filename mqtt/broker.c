@@ -56,6 +56,7 @@ void hub_broker_free(struct hub_broker *b)
     hub_buf_free(&b->out);
     hub_buf_free(&b->q0);
     hub_idmap_free(&b->holds);
+    hub_idmap_free(&b->server_holds);
     hub_idmap_free(&b->recent);
     free(b->ring);
     free(b->targets);
@@ -130,6 +131,15 @@ size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const cha
 int hub_broker_publish(struct hub_broker *b, const char *topic, const uint8_t *payload, size_t len,
                        int qos, int retain, const char *device_id)
 {
+    return hub_broker_publish_durable(b, topic, payload, len, qos, retain, device_id, NULL);
+}
+
+int hub_broker_publish_durable(struct hub_broker *b, const char *topic, const uint8_t *payload,
+                               size_t len, int qos, int retain, const char *device_id,
+                               uint64_t *id)
+{
+    if (id != NULL)
+        *id = 0;
     if (!hub_topic_name_valid(topic, strlen(topic)) || qos < 0 || qos > 2)
         return HUB_EINVAL;
     struct hub_msg *m =
@@ -145,7 +155,10 @@ int hub_broker_publish(struct hub_broker *b, const char *topic, const uint8_t *p
     int delivered = 0;
     m->id = hub_hooks_next_id(b);
     hub_route_message(b, m, device, &delivered, NULL, 0);
-    hub_hooks_accepted(b, m, NULL); /* no acknowledgement to hold */
+    unsigned holds = hub_hooks_accepted(b, m, NULL); /* no client acknowledgement to hold */
+    if (id != NULL && holds > 0 &&
+        hub_idmap_put(&b->server_holds, m->id, (void *)(uintptr_t)holds) == 0)
+        *id = m->id;
     hub_msg_unref(m);
     return delivered;
 }

@@ -129,6 +129,12 @@ size_t hub_broker_kick_principal(struct hub_broker *b, const char *id, const cha
 /* Publishes as the server (commands): routed like a client PUBLISH, no ACL. Returns 1 if a
  * connected session of device_id (may be NULL) subscribed to it received it, else 0;
  * negative on error. */
+/* As hub_broker_publish, and *id is the message's id when the hooks took holds on it (0:
+ * none, nothing to wait for): hooks.durable(id) says when the last one was released. For a
+ * server that must not acknowledge (a command's 202) what a crash could still lose. */
+int hub_broker_publish_durable(struct hub_broker *b, const char *topic, const uint8_t *payload,
+                               size_t len, int qos, int retain, const char *device_id,
+                               uint64_t *id);
 int hub_broker_publish(struct hub_broker *b, const char *topic, const uint8_t *payload,
                        size_t len, int qos, int retain, const char *device_id);
 /* Returns 1 when device_id has a live connection. */
@@ -196,6 +202,10 @@ struct hub_broker_hooks {
      * timeout still applies) until hub_broker_claim_done(b, key, ok), which must not be called
      * from inside claim. */
     int (*claim)(void *ctx, const char *key);
+    /* A message of hub_broker_publish_durable whose holds (taken by accepted) were all
+     * released: it is stored for every persistent session it was queued on and on its way
+     * to the other nodes. Not called for a message no hold was taken on. */
+    void (*durable)(void *ctx, uint64_t msg_id);
 };
 /* Sets the hooks (copied; NULL: none). Before any connection. */
 void hub_broker_set_hooks(struct hub_broker *b, const struct hub_broker_hooks *h);

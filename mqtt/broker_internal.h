@@ -93,6 +93,7 @@ struct hub_broker {
     struct hub_broker_hooks h;  /* zeroed: none */
     uint64_t last_id;           /* the local id counter when o.next_id is NULL */
     struct hub_idmap holds;     /* held message id -> its publisher's connection */
+    struct hub_idmap server_holds; /* hub_broker_publish_durable: id -> holds left (uintptr_t) */
     uint64_t accepting;         /* the id being routed and shown to hooks.accepted, and */
     unsigned early;             /* the holds released on it meanwhile */
     struct hub_idmap recent;    /* injected ids seen lately (values unused), and */

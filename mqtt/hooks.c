@@ -49,8 +49,16 @@ void hub_broker_release(struct hub_broker *b, uint64_t msg_id)
 {
     struct hub_mqtt_conn *c = hub_idmap_get(&b->holds, msg_id);
     if (c == NULL) {
-        if (msg_id != 0 && msg_id == b->accepting)
+        uintptr_t left = (uintptr_t)hub_idmap_get(&b->server_holds, msg_id);
+        if (left > 1) {
+            hub_idmap_put(&b->server_holds, msg_id, (void *)(left - 1)); /* replaces */
+        } else if (left == 1) {
+            hub_idmap_del(&b->server_holds, msg_id);
+            if (b->h.durable != NULL)
+                b->h.durable(b->h.ctx, msg_id);
+        } else if (msg_id != 0 && msg_id == b->accepting) {
             b->early++;
+        }
         return;
     }
     if (hub_flow_release(c, msg_id))

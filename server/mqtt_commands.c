@@ -25,6 +25,14 @@ static void release(struct command *c)
     }
 }
 
+/* Answers c (lock held): its caller wakes up, the loop drops its reference. */
+static void answer(struct hub_mqtt_server *m, struct command *c)
+{
+    c->done = 1;
+    release(c);
+    pthread_cond_broadcast(&m->done);
+}
+
 void hub_mqtt_commands_wakeup(uv_async_t *a)
 {
     struct hub_mqtt_server *m = a->data;
@@ -35,15 +43,50 @@ void hub_mqtt_commands_wakeup(uv_async_t *a)
     while (list != NULL) {
         struct command *c = list;
         list = c->next;
-        int rc = hub_broker_publish(m->broker, c->topic, c->payload, c->len, 1, 0, c->device_id);
+        /* A command the store queued for a persistent session (or the backbone forwards) is
+         * answered once it is stored and forwarded, so that a 202 is never lost (see
+         * hub_broker_publish_durable); a notice is not waited for. */
+        uint64_t id = 0;
+        int rc = hub_broker_publish_durable(m->broker, c->topic, c->payload, c->len, 1, 0,
+                                            c->device_id, c->async ? NULL : &id);
         pthread_mutex_lock(&m->lock);
         c->delivered = rc > 0;
-        c->done = 1;
         m->async_queued -= (size_t)c->async;
-        release(c);
-        pthread_cond_broadcast(&m->done);
+        if (id != 0) {
+            c->id = id; /* the loop's reference goes with it */
+            c->next = m->durable_wait;
+            m->durable_wait = c;
+        } else {
+            answer(m, c);
+        }
         pthread_mutex_unlock(&m->lock);
     }
+}
+
+void hub_mqtt_commands_durable(void *arg, uint64_t msg_id)
+{
+    struct hub_mqtt_server *m = arg;
+    pthread_mutex_lock(&m->lock);
+    for (struct command **pp = &m->durable_wait; *pp != NULL; pp = &(*pp)->next) {
+        if ((*pp)->id == msg_id) {
+            struct command *c = *pp;
+            *pp = c->next;
+            answer(m, c);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void hub_mqtt_commands_stop(struct hub_mqtt_server *m)
+{
+    pthread_mutex_lock(&m->lock);
+    while (m->durable_wait != NULL) {
+        struct command *c = m->durable_wait;
+        m->durable_wait = c->next;
+        answer(m, c);
+    }
+    pthread_mutex_unlock(&m->lock);
 }
 
 int hub_mqtt_server_command(struct hub_mqtt_server *m, const char *device_id, const char *name,

@@ -98,6 +98,13 @@ static int claim(void *ctx, const char *key)
     return h->takeover != NULL ? hub_takeover_claim(h->takeover, key) : 0;
 }
 
+static void durable(void *ctx, uint64_t msg_id)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    if (h->durable != NULL)
+        h->durable(h->durable_arg, msg_id);
+}
+
 void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h)
 {
     *h = (struct hub_broker_hooks){
@@ -112,5 +119,6 @@ void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h)
         .retained = retained,
         .accepted = accepted,
         .claim = claim,
+        .durable = durable,
     };
 }

@@ -17,6 +17,9 @@ struct hub_mqtt_hooks {
     /* Several nodes (server/takeover.h, server/directory.h). */
     struct hub_takeover *takeover;
     struct hub_directory *directory;
+    /* hub_broker_publish_durable's messages once stored and forwarded (server commands). */
+    void (*durable)(void *arg, uint64_t msg_id);
+    void *durable_arg;
 };
 
 /* Fills h with the hooks of ctx (h->ctx = ctx), for hub_broker_set_hooks. */

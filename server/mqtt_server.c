@@ -640,6 +640,8 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     }
     /* Restored before the listeners accept (server/mqtt_store.h). */
     m->hooks.store = m->store;
+    m->hooks.durable = hub_mqtt_commands_durable; /* a command's 202 once it is stored */
+    m->hooks.durable_arg = m;
     m->hooks.backbone = m->backbone; /* before the restore: its filters go to the backbone */
     struct hub_broker_hooks hooks;
     hub_mqtt_hooks_fill(&m->hooks, &hooks);
@@ -749,6 +751,7 @@ void hub_mqtt_server_stop(struct hub_mqtt_server *m)
     /* A shutdown is not a client vanishing: no wills. */
     if (m->broker != NULL) /* NULL: a start that failed early */
         hub_broker_close_all(m->broker);
+    hub_mqtt_commands_stop(m);
     /* Connections still closing call the hooks: they see no backbone from now on. */
     hub_backbone_stop(m->backbone);
     m->backbone = m->hooks.backbone = NULL;

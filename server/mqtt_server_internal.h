@@ -23,6 +23,7 @@ struct command {
     void *payload;
     size_t len;
     int done, delivered, refs, async; /* async: a rollout notice, nobody waits */
+    uint64_t id; /* waiting in durable_wait until the store and the backbone have it */
     struct command *next;
 };
 
@@ -52,6 +53,7 @@ struct hub_mqtt_server {
     pthread_mutex_t lock; /* commands queue */
     pthread_cond_t done;
     struct command *queue;
+    struct command *durable_wait; /* loop thread: published, the answer waits (commands.c) */
     pthread_mutex_t lookup_lock; /* lookup_db, used by thread-pool jobs one at a time */
     PGconn *lookup_db;
     char *db_url;
@@ -68,6 +70,11 @@ struct hub_mqtt_server {
 
 /* The loop's uv_async_t callback: publishes every queued command and notice. */
 void hub_mqtt_commands_wakeup(uv_async_t *a);
+/* hooks.durable (server/mqtt_hooks.h): the command published as msg_id is stored for the
+ * persistent sessions it was queued on and forwarded: its caller gets its answer. */
+void hub_mqtt_commands_durable(void *arg, uint64_t msg_id);
+/* At stop: answers every command still waiting for the store (loop thread). */
+void hub_mqtt_commands_stop(struct hub_mqtt_server *m);
 /* The rollout engine's publish function (struct hub_rollouts_options): queues a notice for
  * the loop without waiting; HUB_ERANGE when HUB_ROLLOUTS_NOTICES_QUEUED are queued already. */
 int hub_mqtt_commands_publish_async(void *ctx, const char *device_id, const char *topic,

@@ -116,6 +116,11 @@ static unsigned h_accepted(void *ctx, const struct hub_msg *m, const char *origi
         hub_broker_release(cur, m->id);
     return hold;
 }
+static void h_durable(void *ctx, uint64_t id)
+{
+    (void)ctx;
+    ev("durable %llu", (unsigned long long)id);
+}
 static int h_claim(void *ctx, const char *key)
 {
     (void)ctx;
@@ -134,6 +139,7 @@ static const struct hub_broker_hooks hooks = {
     .retained = h_retained,
     .accepted = h_accepted,
     .claim = h_claim,
+    .durable = h_durable,
 };
 
 static uint64_t next_id_cb(void *ctx)
@@ -678,6 +684,35 @@ static void test_expiry_and_kick(void)
     hub_broker_free(b);
 }
 
+/* A server publish (a command) whose holds were taken reports hooks.durable once the last
+ * one is released, and only then; one no hold was taken on has no id to wait for. */
+static void test_publish_durable(void)
+{
+    struct hub_broker *b = hbroker(100, 10, 0);
+    hold_every = 1;
+    uint64_t id = 99;
+    CHECK_EQ(hub_broker_publish_durable(b, TOPIC_A, (const uint8_t *)"x", 1, 1, 0, NULL, &id), 0);
+    CHECK_EQ(id, 0); /* not held: nothing to wait for */
+    CHECK_EQ(hub_broker_publish_durable(b, TOPIC_A, (const uint8_t *)"h", 1, 1, 0, NULL, &id), 0);
+    CHECK(id != 0);
+    CHECK(strstr(events, "durable") == NULL);
+    hub_broker_release(b, id + 1); /* another id: ignored */
+    CHECK(strstr(events, "durable") == NULL);
+    hub_broker_release(b, id);
+    char want[64];
+    snprintf(want, sizeof want, "durable %llu;", (unsigned long long)id);
+    CHECK(strstr(events, want) != NULL);
+    events[0] = 0;
+    hub_broker_release(b, id); /* released already: nothing more */
+    CHECK(strstr(events, "durable") == NULL);
+    /* Released inside accepted (a hold dropped at once): answered without waiting. */
+    release_in_accepted = 1;
+    CHECK_EQ(hub_broker_publish_durable(b, TOPIC_A, (const uint8_t *)"h", 1, 1, 0, NULL, &id), 0);
+    CHECK_EQ(id, 0);
+    CHECK_EQ(hub_broker_check(b), 0);
+    hub_broker_free(b);
+}
+
 /* Without next_id, ids come from a local counter; without hooks nothing changes. */
 static void test_local_ids(void)
 {
@@ -705,5 +740,6 @@ int main(void)
     RUN(test_release_session);
     RUN(test_expiry_and_kick);
     RUN(test_local_ids);
+    RUN(test_publish_durable);
     HARNESS_EXIT();
 }
