@@ -9,14 +9,18 @@
 #include "util/error.h"
 
 /* 200 only while this node can serve: a load balancer (deploy/haproxy.cfg) and the
- * container health check take it out on 503 (database unreachable, or draining after
- * SIGTERM: shutdown_drain_s). */
+ * container health check take it out on 503 (database unreachable, MQTT listeners not
+ * accepting yet at start, or draining after SIGTERM: shutdown_drain_s). */
 void hub_api_health_show(struct hub_req *r)
 {
     int db_up = hub_db_pool_ping(r->api->pool);
     int draining = __atomic_load_n(&r->api->draining, __ATOMIC_ACQUIRE);
-    const char *status = draining ? "draining" : db_up ? "ok" : "unavailable";
-    hub_reply_json(r, db_up && !draining ? 200 : 503,
+    int starting = __atomic_load_n(&r->api->mqtt_starting, __ATOMIC_ACQUIRE);
+    const char *status = draining   ? "draining"
+                         : starting ? "starting"
+                         : db_up    ? "ok"
+                                    : "unavailable";
+    hub_reply_json(r, db_up && !draining && !starting ? 200 : 503,
                    json_pack("{s:s,s:s,s:s}", "status", status, "database", db_up ? "up" : "down",
                              "api", draining ? "draining" : "up"));
 }

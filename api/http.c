@@ -241,6 +241,7 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out)
     api->shared.body_limit = o->body_limit;
     api->shared.metrics_token = o->metrics_token;
     api->shared.mqtt = o->mqtt;
+    api->shared.mqtt_starting = o->mqtt != NULL; /* until hub_api_mqtt_ready */
     api->shared.firmware_max_size = o->firmware_max_size;
     api->shared.firmware_max_downloads = o->firmware_max_downloads;
     hub_fw_cache_init(o->firmware_cache_size);
@@ -320,6 +321,12 @@ void hub_api_drain(struct hub_api *api)
 {
     if (api != NULL)
         __atomic_store_n(&api->shared.draining, 1, __ATOMIC_RELEASE);
+}
+
+void hub_api_mqtt_ready(struct hub_api *api)
+{
+    if (api != NULL)
+        __atomic_store_n(&api->shared.mqtt_starting, 0, __ATOMIC_RELEASE);
 }
 
 void hub_api_stop(struct hub_api *api)

@@ -53,6 +53,10 @@ int hub_api_start(const struct hub_api_options *o, struct hub_api **out);
 /* The node is going away (SIGTERM): /healthz answers 503 from now on, so that a load
  * balancer stops sending new connections. Any thread; NULL is ignored. */
 void hub_api_drain(struct hub_api *api);
+/* The MQTT listeners accept (after the durable state was restored): /healthz may answer 200.
+ * Until then it answers 503 "starting", so that neither a load balancer nor a script waiting
+ * for /healthz sends devices to a node whose MQTT side is not up yet. Any thread. */
+void hub_api_mqtt_ready(struct hub_api *api);
 /* Stops accepting, waits for requests in progress, frees the server. NULL is ignored. */
 void hub_api_stop(struct hub_api *api);
 

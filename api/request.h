@@ -70,6 +70,7 @@ struct hub_api_shared {
     unsigned long long firmware_max_size; /* largest image accepted (bytes); larger: 413 */
     unsigned firmware_max_downloads;      /* concurrent image downloads; more: 503 */
     int draining; /* atomic: 1 after SIGTERM while the node drains; /healthz answers 503 */
+    int mqtt_starting; /* atomic: 1 until the MQTT listeners accept; /healthz answers 503 */
 };
 
 #define HUB_REQ_PARAMS 3

@@ -360,8 +360,10 @@ static int serve(struct hub_config *cfg)
         };
         struct hub_mqtt_server *m;
         rc = hub_mqtt_server_start(&mo, &m);
-        if (rc == 0)
+        if (rc == 0) {
             __atomic_store_n(&s.mqtt, m, __ATOMIC_RELEASE);
+            hub_api_mqtt_ready(s.api); /* /healthz: 200 from now on */
+        }
     }
     hub_buf_free(&ca_pem);
     hub_server_certs_free(ids, nids); /* wipes the keys */

@@ -107,7 +107,7 @@ write_conf all.conf "$URL"
 "$IOTHUBD" -c all.conf init --token-file all.token >/dev/null 2>&1
 "$IOTHUBD" -c all.conf ca chain >chain.pem 2>/dev/null
 awk '/BEGIN/{n++} {print > ("ca" n ".pem")}' chain.pem; mv ca1.pem issuing.pem; mv ca2.pem root.pem
-sql "$URL" "SELECT encode(der, 'base64') FROM crls c JOIN cas a ON a.id = c.ca_id WHERE a.role = 'root'" >root-crl.b64
+sql "$URL" "SELECT encode(der, 'base64') FROM crls c JOIN cas a ON a.id = c.ca_id WHERE a.role = 'root' AND c.base_number IS NULL" >root-crl.b64
 { echo "-----BEGIN X509 CRL-----"; cat root-crl.b64; echo "-----END X509 CRL-----"; } >root-crl.pem
 "$IOTHUBD" -c all.conf ca crl --format pem >crl.pem 2>/dev/null
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout d.key -subj /CN=x -out d.csr 2>/dev/null

@@ -22,8 +22,9 @@ expect "token is not printed to stdout or the log" $?
 expect "root and issuing CA are stored" $?
 [ "$(sql "$URL" "SELECT count(*) FROM certificates WHERE kind = 'server'")" = 1 ]
 expect "server certificate is stored" $?
-[ "$(sql "$URL" "SELECT count(*) FROM crls")" = 2 ]
-expect "a first CRL per CA is stored" $?
+[ "$(sql "$URL" "SELECT count(*) FROM crls WHERE base_number IS NULL")" = 2 ] &&
+    [ "$(sql "$URL" "SELECT count(DISTINCT ca_id) FROM crls WHERE base_number IS NOT NULL")" = 2 ]
+expect "a first CRL per CA is stored, with its (empty) delta" $?
 [ "$(sql "$URL" "SELECT count(*) FROM api_tokens WHERE role = 'admin'")" = 1 ]
 expect "one admin token is stored" $?
 SECRET=${TOKEN:24}
@@ -55,7 +56,7 @@ expect "second init says nothing changed and the token file is kept" $?
 [ "$(cat admin.token)" = "$TOKEN" ]
 expect "second init keeps the token file" $?
 sum_after=$(sql "$URL" "SELECT md5(string_agg(serial, ',' ORDER BY serial)) FROM (SELECT serial FROM cas UNION ALL SELECT serial FROM certificates) s")
-[ "$sum_before" = "$sum_after" ] && [ "$(sql "$URL" "SELECT count(*) FROM crls")" = 2 ] &&
+[ "$sum_before" = "$sum_after" ] && [ "$(sql "$URL" "SELECT count(*) FROM crls")" = 4 ] &&
     [ "$(sql "$URL" "SELECT count(*) FROM api_tokens")" = 1 ]
 expect "second init changes nothing in the database" $?
 
