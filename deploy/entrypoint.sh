@@ -1,6 +1,6 @@
 #!/bin/sh
 # Entry point of the iothub image (deploy/Dockerfile).
-#   serve             iothubd serve (the default command), with a watchdog (below)
+#   serve             iothubd serve (the default command)
 #   init              waits for PostgreSQL, then iothubd init --token-file $IOTHUB_TOKEN_FILE
 #   healthcheck       GET /healthz on this container's API listener; exit 0 when it answers 200
 #                     (503 while the database is unreachable or the node drains after SIGTERM)
@@ -64,34 +64,6 @@ healthcheck() {
     exec curl -fsSk $proxy --max-time 4 -o /dev/null "https://$host:$port/healthz"
 }
 
-# Stops a daemon that no longer answers /healthz at all, so that the restart policy starts a
-# new one: podman runs HEALTHCHECKs from systemd timers, and where there is no systemd (it
-# logs "unable to get systemd connection to add healthchecks") nothing would act on them.
-# A 503 (database unreachable, draining) is an answer: restarting would not help. Runs in
-# the background of `serve`; pid is the daemon's (the shell exec's into it).
-watchdog() {
-    pid=$1
-    interval=${IOTHUB_WATCHDOG_INTERVAL:-30}
-    case $interval in '' | *[!0-9]* | 0) return 0 ;; esac
-    retries=${IOTHUB_WATCHDOG_RETRIES:-3}
-    grace=${IOTHUB_WATCHDOG_GRACE:-20}
-    sleep "${IOTHUB_WATCHDOG_START:-60}"
-    fails=0
-    while kill -0 "$pid" 2>/dev/null; do
-        rc=0
-        "$0" healthcheck >/dev/null 2>&1 || rc=$?
-        case $rc in 0 | 22) fails=0 ;; *) fails=$((fails + 1)) ;; esac # 22: an HTTP error status
-        if [ "$fails" -ge "$retries" ]; then
-            echo "iothub-entrypoint: watchdog: iothubd did not answer /healthz $fails times in a row: stopping it" >&2
-            kill -TERM "$pid" 2>/dev/null
-            sleep "$grace"
-            kill -KILL "$pid" 2>/dev/null
-            exit 0
-        fi
-        sleep "$interval"
-    done
-}
-
 cmd=${1:-serve}
 case $cmd in
     healthcheck) healthcheck ;;
@@ -100,11 +72,7 @@ case $cmd in
         setup_pgpass
         wait_for_db
         exec iothubd init --token-file "${IOTHUB_TOKEN_FILE:-/var/lib/iothub/admin.token}" "$@" ;;
-    serve)
-        setup_pgpass
-        watchdog $$ </dev/null &
-        exec iothubd "$@" ;;
-    migrate | ca | -*)
+    serve | migrate | ca | -*)
         setup_pgpass
         exec iothubd "$@" ;;
     *)
