@@ -110,7 +110,7 @@ cleanup
 # deploy/compose.yaml through podman-compose, when installed (Debian 12 has 1.0.3).
 PROJECT="${STACK//-/_}c"
 compose_down() {
-    (cd "$ROOT/deploy" && IOTHUB_SECRETS=$T/secrets podman-compose -p "$PROJECT" -f compose.yaml down -v) >>compose-down.log 2>&1
+    (cd "$ROOT/deploy" && IOTHUB_SECRETS=$T/secrets IOTHUB_STACK=$PROJECT podman-compose "${COMPOSE_RUN[@]}" -p "$PROJECT" -f compose.yaml down -v) >>compose-down.log 2>&1
     podman network rm "${PROJECT}_default" >/dev/null 2>&1
 }
 if command -v podman-compose >/dev/null 2>&1; then

@@ -42,7 +42,7 @@ dpkg -s $pkgs >/dev/null 2>&1
 expect "the packages block 1 installs are what this host has: $pkgs" $?
 
 cleanup() {
-    (cd "$ROOT" && IOTHUB_SECRETS=$SECRETS podman-compose -p "$PROJECT" -f deploy/compose.yaml down -v) >compose-down.log 2>&1
+    (cd "$ROOT" && IOTHUB_SECRETS=$SECRETS IOTHUB_STACK=$STACK podman-compose -p "$PROJECT" -f deploy/compose.yaml down -v) >compose-down.log 2>&1
     podman network rm "${PROJECT}_default" >/dev/null 2>&1
     "$ROOT/deploy/container.sh" purge >/dev/null 2>&1
 }
