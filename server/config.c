@@ -247,8 +247,10 @@ static int set_server_key_types(struct hub_config *c, const char *v, char *why, 
         enum hub_key_type t;
         snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
         if (len >= sizeof name || hub_key_type_parse(name, &t) != 0 || t == HUB_KEY_RSA_4096) {
-            snprintf(why, n, "unknown server key type \"%.*s\" (expected ec-p256, ec-p384, "
-                     "rsa-2048 or rsa-3072)", (int)(len > 32 ? 32 : len), p);
+            snprintf(why, n,
+                     "unknown server key type \"%.*s\" (expected ec-p256, ec-p384, "
+                     "rsa-2048 or rsa-3072)",
+                     (int)(len > 32 ? 32 : len), p);
             return HUB_EINVAL;
         }
         for (int i = 0; i < count; i++) {
@@ -344,23 +346,8 @@ static int set_metrics_access(struct hub_config *c, const char *v, char *why, si
     return 0;
 }
 
-static int set_device_ca_max_per_product(struct hub_config *c, const char *v, char *why,
-                                         size_t n)
-{
-    return set_int(&c->device_ca_max_per_product, v, 1, 10000, why, n);
-}
-
-static int set_device_ca_code_ttl_s(struct hub_config *c, const char *v, char *why, size_t n)
-{
-    return set_int(&c->device_ca_code_ttl_s, v, 60, 7 * 86400, why, n);
-}
-
-static int set_device_ca_crl_refresh(struct hub_config *c, const char *v, char *why, size_t n)
-{
-    return set_int(&c->device_ca_crl_refresh, v, 1, 7 * 86400, why, n);
-}
-
-/* Several nodes: the message backbone and this node's name (docs/configuration.md#several-nodes). */
+/* Several nodes: the message backbone and this node's name (docs/configuration.md#several-nodes).
+ */
 static int set_backbone(struct hub_config *c, const char *v, char *why, size_t n)
 {
     if (*v != 0 && hub_backbone_url_parse(v, NULL, why, n) != 0)
@@ -382,7 +369,7 @@ static int set_node_name(struct hub_config *c, const char *v, char *why, size_t 
     {                                                                                              \
         return set_string(&c->name, v, why, n);                                                    \
     }
-#define BACKBONE_INT(name, min, max)                                                               \
+#define INT_KEY(name, min, max)                                                               \
     static int set_##name(struct hub_config *c, const char *v, char *why, size_t n)                \
     {                                                                                              \
         return set_int(&c->name, v, min, max, why, n);                                             \
@@ -392,11 +379,14 @@ BACKBONE_STR(backbone_certfile)
 BACKBONE_STR(backbone_keyfile)
 BACKBONE_STR(backbone_username)
 BACKBONE_STR(backbone_password_file)
-BACKBONE_INT(backbone_max_queued, 65536, 2047 << 20)
-BACKBONE_INT(backbone_max_inbound, 65536, 2047 << 20)
-BACKBONE_INT(backbone_session_expiry_s, 0, 7 * 86400)
+INT_KEY(backbone_max_queued, 65536, 2047 << 20)
+INT_KEY(backbone_max_inbound, 65536, 2047 << 20)
+INT_KEY(backbone_session_expiry_s, 0, 7 * 86400)
+INT_KEY(device_ca_max_per_product, 1, 10000)
+INT_KEY(device_ca_code_ttl_s, 60, 7 * 86400)
+INT_KEY(device_ca_crl_refresh, 1, 7 * 86400)
 #undef BACKBONE_STR
-#undef BACKBONE_INT
+#undef INT_KEY
 
 static const struct {
     const char *key;
@@ -469,10 +459,24 @@ static const struct {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
+/* Key i of keys[] then of hub_config_limits[] (server/config_limits.h). */
+static size_t key_count(void)
+{
+    return NKEYS + hub_config_nlimits;
+}
+static const char *key_name(size_t i)
+{
+    return i < NKEYS ? keys[i].key : hub_config_limits[i - NKEYS].key;
+}
+static int key_set(struct hub_config *c, size_t i, const char *v, char *why, size_t n)
+{
+    return i < NKEYS ? keys[i].set(c, v, why, n) : hub_config_limit_set(c, i - NKEYS, v, why, n);
+}
+
 static int find_key(const char *key, size_t len)
 {
-    for (size_t i = 0; i < NKEYS; i++)
-        if (strlen(keys[i].key) == len && strncmp(keys[i].key, key, len) == 0)
+    for (size_t i = 0; i < key_count(); i++)
+        if (strlen(key_name(i)) == len && strncmp(key_name(i), key, len) == 0)
             return (int)i;
     return -1;
 }
@@ -558,6 +562,7 @@ static int set_defaults(struct hub_config *cfg)
     cfg->backbone_max_queued = 64 << 20;
     cfg->backbone_max_inbound = 16 << 20;
     cfg->backbone_session_expiry_s = 600;
+    hub_config_limits_defaults(cfg);
     return 0;
 }
 
@@ -571,10 +576,25 @@ static char *trim(char *s)
     return s;
 }
 
+static int parse_lines(struct hub_config *cfg, const char *name, const char *text, int *seen_line,
+                       char *err, size_t errlen);
+
 int hub_config_parse_text(struct hub_config *cfg, const char *name, const char *text, char *err,
                           size_t errlen)
 {
-    int seen_line[NKEYS] = {0};
+    int *seen_line = calloc(key_count(), sizeof *seen_line);
+    if (seen_line == NULL) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return HUB_ECONFIG;
+    }
+    int rc = parse_lines(cfg, name, text, seen_line, err, errlen);
+    free(seen_line);
+    return rc;
+}
+
+static int parse_lines(struct hub_config *cfg, const char *name, const char *text, int *seen_line,
+                       char *err, size_t errlen)
+{
     char why[256];
     int lineno = 0;
     const char *p = text;
@@ -616,7 +636,7 @@ int hub_config_parse_text(struct hub_config *cfg, const char *name, const char *
             return HUB_ECONFIG;
         }
         seen_line[k] = lineno;
-        if (keys[k].set(cfg, value, why, sizeof why) != 0) {
+        if (key_set(cfg, (size_t)k, value, why, sizeof why) != 0) {
             snprintf(err, errlen, "%s:%d: bad value for %s: %s", name, lineno, key, why);
             return HUB_ECONFIG;
         }
@@ -670,16 +690,17 @@ int hub_config_load(struct hub_config *cfg, const char *path, char *err, size_t 
             return rc;
     }
     char why[256], var[64];
-    for (size_t i = 0; i < NKEYS; i++) {
+    for (size_t i = 0; i < key_count(); i++) {
+        const char *key = key_name(i);
         snprintf(var, sizeof var, "IOTHUB_");
-        for (size_t j = 0; keys[i].key[j]; j++)
-            var[7 + j] = (char)toupper((unsigned char)keys[i].key[j]);
-        var[7 + strlen(keys[i].key)] = 0;
+        for (size_t j = 0; key[j]; j++)
+            var[7 + j] = (char)toupper((unsigned char)key[j]);
+        var[7 + strlen(key)] = 0;
         const char *v = getenv(var);
         if (v == NULL)
             continue;
-        if (keys[i].set(cfg, v, why, sizeof why) != 0) {
-            snprintf(err, errlen, "environment %s: bad value for %s: %s", var, keys[i].key, why);
+        if (key_set(cfg, i, v, why, sizeof why) != 0) {
+            snprintf(err, errlen, "environment %s: bad value for %s: %s", var, key, why);
             return HUB_ECONFIG;
         }
     }

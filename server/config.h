@@ -90,6 +90,8 @@ struct hub_config {
     int backbone_max_inbound;      /* bytes received from the backbone not yet routed */
     int backbone_session_expiry_s; /* the backbone keeps this node's session this long */
     char *node_name;               /* NULL: the host name (server/backbone_conf.h) */
+    /* Limits and quotas (server/config_limits.c: key, range, default in its table). */
+    long long mqtt_max_subscriptions; /* filters per session */
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.

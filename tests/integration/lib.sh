@@ -64,8 +64,12 @@ write_conf() {
 start_server() {
     "$IOTHUBD" -c "$1" serve >"$2" 2>&1 &
     SERVER_PID=$!
+    # Up once /healthz answers and no longer says "starting" (the MQTT state restored and the
+    # listeners accepting); a 503 for a database that is down still counts as up.
+    local body
     for _ in $(seq 150); do
-        curl -sk -o /dev/null "https://127.0.0.1:$API_PORT/healthz" && return 0
+        body=$(curl -sk "https://127.0.0.1:$API_PORT/healthz") &&
+            [[ $body != *'"starting"'* ]] && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || return 1
         sleep 0.1
     done

@@ -1,0 +1,46 @@
+/* Integer limits and quotas (server/config_internal.h). */
+#include "server/config_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "util/error.h"
+
+#define LIMIT(name, min, max, def)                                                                 \
+    {                                                                                              \
+#name, offsetof(struct hub_config, name), min, max, def                                    \
+    }
+
+const struct hub_config_limit hub_config_limits[] = {
+    /* Rows are added here by the features that enforce them (one per key). */
+    LIMIT(mqtt_max_subscriptions, 1, 1000000, 1000),
+};
+const size_t hub_config_nlimits = sizeof hub_config_limits / sizeof hub_config_limits[0];
+
+#undef LIMIT
+
+static long long *field(struct hub_config *c, size_t i)
+{
+    return (long long *)((char *)c + hub_config_limits[i].offset);
+}
+
+void hub_config_limits_defaults(struct hub_config *c)
+{
+    for (size_t i = 0; i < hub_config_nlimits; i++)
+        *field(c, i) = hub_config_limits[i].def;
+}
+
+int hub_config_limit_set(struct hub_config *c, size_t i, const char *v, char *why, size_t n)
+{
+    const struct hub_config_limit *l = &hub_config_limits[i];
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno != 0 || end == v || *end != 0 || x < l->min || x > l->max) {
+        snprintf(why, n, "expected an integer from %lld to %lld", l->min, l->max);
+        return HUB_EINVAL;
+    }
+    *field(c, i) = x;
+    return 0;
+}
