@@ -17,6 +17,7 @@
 enum {
     S_SESSION_OPEN,
     S_SESSION_GONE,
+    S_SESSION_OFFLINE,
     S_SUB,
     S_UNSUB,
     S_MESSAGE,
@@ -41,7 +42,9 @@ static const struct stmt {
     [S_SESSION_OPEN] = {"mqtt_session_open", 3,
                         "INSERT INTO mqtt_sessions (key, owner, expiry_s) VALUES ($1, $2, $3)"
                         " ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner,"
-                        " expiry_s = EXCLUDED.expiry_s, updated_at = now()"},
+                        " expiry_s = EXCLUDED.expiry_s, offline_at = NULL, updated_at = now()"},
+    [S_SESSION_OFFLINE] = {"mqtt_session_offline", 1,
+                           "UPDATE mqtt_sessions SET offline_at = now() WHERE key = $1"},
     [S_SESSION_GONE] = {"mqtt_session_gone", 1,
                         "WITH q AS (DELETE FROM mqtt_queue WHERE session_key = $1),"
                         " s AS (DELETE FROM mqtt_subscriptions WHERE session_key = $1),"
@@ -222,6 +225,12 @@ int hub_db_mqtt_send_session_gone(PGconn *c, const char *key)
 {
     const char *v[] = {key};
     return send(c, S_SESSION_GONE, v, NULL, NULL);
+}
+
+int hub_db_mqtt_send_session_offline(PGconn *c, const char *key)
+{
+    const char *v[] = {key};
+    return send(c, S_SESSION_OFFLINE, v, NULL, NULL);
 }
 
 int hub_db_mqtt_send_sub(PGconn *c, const char *key, const char *filter, size_t flen, int qos)
@@ -451,8 +460,14 @@ static int stream(PGconn *c, const char *sql, int n, const char *owner,
 
 static int session_row(const PGresult *r, const struct hub_db_mqtt_loader *l)
 {
-    return l->session(l->ctx, PQgetvalue(r, 0, 0), (uint32_t)be(r, 0, 1));
+    return l->session(l->ctx, PQgetvalue(r, 0, 0), (uint32_t)be(r, 0, 1), (uint32_t)be(r, 0, 2));
 }
+
+/* The columns of session_row: key, expiry_s, seconds offline (4294967295: not known). */
+#define SESSION_COLS                                                                              \
+    "SELECT key, expiry_s, coalesce(least(greatest(floor(extract(epoch FROM now() - offline_at)),"  \
+    " 0), 4294967294)::bigint, 4294967295) FROM mqtt_sessions"
+
 
 static int sub_row(const PGresult *r, const struct hub_db_mqtt_loader *l)
 {
@@ -482,8 +497,7 @@ static int retained_row(const PGresult *r, const struct hub_db_mqtt_loader *l)
 int hub_db_mqtt_load(PGconn *c, const char *owner, const struct hub_db_mqtt_loader *l)
 {
     int rc = stream(c,
-                    "SELECT key, expiry_s FROM mqtt_sessions WHERE owner IS NOT DISTINCT FROM"
-                    " $1::text",
+                    SESSION_COLS " WHERE owner IS NOT DISTINCT FROM $1::text",
                     1, owner, session_row, l);
     if (rc == 0)
         rc = stream(c,
@@ -538,8 +552,7 @@ int hub_db_mqtt_session_owner(PGconn *c, const char *key, char *owner, size_t ca
 
 int hub_db_mqtt_load_session(PGconn *c, const char *key, const struct hub_db_mqtt_loader *l)
 {
-    int rc = stream(c, "SELECT key, expiry_s FROM mqtt_sessions WHERE key = $1", 1, key,
-                    session_row, l);
+    int rc = stream(c, SESSION_COLS " WHERE key = $1", 1, key, session_row, l);
     if (rc == 0)
         rc = stream(c,
                     "SELECT session_key, filter, qos FROM mqtt_subscriptions WHERE session_key = $1",

@@ -40,6 +40,8 @@ int hub_db_mqtt_sync(PGconn *c, size_t *failed);
  * node's name, NULL on a single node. */
 int hub_db_mqtt_send_session_open(PGconn *c, const char *key, const char *owner,
                                   uint32_t expiry_s);
+/* The session went offline now (offline_at; session_open clears it). */
+int hub_db_mqtt_send_session_offline(PGconn *c, const char *key);
 /* Deletes the session with its subscriptions, queue rows and QoS 2 ids. */
 int hub_db_mqtt_send_session_gone(PGconn *c, const char *key);
 int hub_db_mqtt_send_sub(PGconn *c, const char *key, const char *filter, size_t flen, int qos);
@@ -82,7 +84,9 @@ int hub_db_mqtt_gc(PGconn *c, uint64_t *cursor, int limit, long *deleted);
  * callback returns 0 to go on; a non-zero return stops the load and is returned. */
 struct hub_db_mqtt_loader {
     void *ctx;
-    int (*session)(void *ctx, const char *key, uint32_t expiry_s);
+    /* offline_s: seconds since its connection closed (UINT32_MAX: not known, or connected
+     * when its node stopped: the expiry then counts from the load) */
+    int (*session)(void *ctx, const char *key, uint32_t expiry_s, uint32_t offline_s);
     int (*sub)(void *ctx, const char *key, const char *filter, int qos);
     /* In queue order per session. */
     int (*delivery)(void *ctx, const char *key, uint64_t id, const char *topic, size_t tlen,

@@ -206,6 +206,15 @@ struct hub_broker_hooks {
      * released: it is stored for every persistent session it was queued on and on its way
      * to the other nodes. Not called for a message no hold was taken on. */
     void (*durable)(void *ctx, uint64_t msg_id);
+    /* A persistent session's connection closed: its expiry counts from now (the store keeps
+     * the time, so a restart does not restart the clock). Not called by
+     * hub_broker_release_session. */
+    void (*session_offline)(void *ctx, const char *key);
+    /* A persistent session's QoS 2 delivery of message msg_id changed state (enum
+     * hub_delivery_state; today HUB_DELIVERY_RELEASED: PUBREC received, PUBREL pid sent),
+     * so that a restart resends PUBREL pid rather than the PUBLISH (MQTT 3.1.1 4.4). */
+    void (*delivery_state)(void *ctx, const char *key, uint64_t msg_id, int state,
+                           uint16_t pid);
 };
 /* Sets the hooks (copied; NULL: none). Before any connection. */
 void hub_broker_set_hooks(struct hub_broker *b, const struct hub_broker_hooks *h);
@@ -226,6 +235,13 @@ int hub_broker_inject(struct hub_broker *b, const char *topic, size_t tlen,
 /* Creates the persistent session key if absent, offline; expiry_s: seconds kept offline from
  * now (UINT32_MAX: never; capped by options.session_expiry_s when that is set). */
 int hub_broker_restore_session(struct hub_broker *b, const char *key, uint32_t expiry_s);
+/* As hub_broker_restore_session for a session offline for offline_s seconds already
+ * (UINT32_MAX: not known, counted from now): kept for what is left of its expiry (capped by
+ * options.session_expiry_s). Returns 1 when that is nothing: not restored, hooks.session_gone
+ * called (its stored state goes), counted in sessions_expired, logged; its other rows then
+ * get HUB_ENOTFOUND. */
+int hub_broker_restore_session_since(struct hub_broker *b, const char *key, uint32_t expiry_s,
+                                     uint32_t offline_s);
 int hub_broker_restore_sub(struct hub_broker *b, const char *key, const char *filter,
                            uint8_t qos);
 /* Appends a delivery (state: enum hub_delivery_state, 0 queued, 1 sent: resent with DUP and

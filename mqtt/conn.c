@@ -251,6 +251,8 @@ void hub_mqtt_conn_closed(struct hub_mqtt_conn *c, int revoked)
     if (s != NULL && s->conn == c) {
         s->conn = NULL;
         s->offline_ms = b->now_ms;
+        if (!s->clean && b->h.session_offline != NULL)
+            b->h.session_offline(b->h.ctx, s->key);
         hub_flow_wake(s); /* offline: its publishers are not held back any more */
         if (c->who.kind == HUB_MQTT_DEVICE && b->o.presence != NULL)
             b->o.presence(c->who.id, 0, b->o.ctx);

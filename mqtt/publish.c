@@ -96,6 +96,8 @@ void hub_publish_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
         return; /* unknown or stale id: ignored, as the spec allows */
     if (type == HUB_MQTT_PUBREC && d->qos == 2 && d->state == HUB_DELIVERY_SENT) {
         d->state = HUB_DELIVERY_RELEASED;
+        if (!s->clean && !d->retain && d->msg->id != 0 && b->h.delivery_state != NULL)
+            b->h.delivery_state(b->h.ctx, s->key, d->msg->id, HUB_DELIVERY_RELEASED, pid);
         hub_conn_send_ack(c, HUB_MQTT_PUBREL, pid);
         return;
     }

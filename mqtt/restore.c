@@ -35,6 +35,26 @@ int hub_broker_restore_session(struct hub_broker *b, const char *key, uint32_t e
     return 0;
 }
 
+int hub_broker_restore_session_since(struct hub_broker *b, const char *key, uint32_t expiry_s,
+                                     uint32_t offline_s)
+{
+    if (b->o.session_expiry_s != 0 && expiry_s > b->o.session_expiry_s)
+        expiry_s = b->o.session_expiry_s;
+    if (offline_s == UINT32_MAX || expiry_s == UINT32_MAX ||
+        hub_session_find(&b->sessions, key) != NULL)
+        return hub_broker_restore_session(b, key, expiry_s);
+    if (offline_s < expiry_s)
+        return hub_broker_restore_session(b, key, expiry_s - offline_s);
+    if (key == NULL || (strncmp(key, "d:", 2) != 0 && strncmp(key, "s:", 2) != 0))
+        return HUB_EINVAL;
+    hub_info("mqtt: session %s expired while stored (offline %u s, expiry %u s): dropped", key,
+             offline_s, expiry_s);
+    b->st.sessions_expired++;
+    if (b->h.session_gone != NULL)
+        b->h.session_gone(b->h.ctx, key);
+    return 1;
+}
+
 int hub_broker_restore_sub(struct hub_broker *b, const char *key, const char *filter, uint8_t qos)
 {
     int rc;

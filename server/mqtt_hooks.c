@@ -105,6 +105,21 @@ static void durable(void *ctx, uint64_t msg_id)
         h->durable(h->durable_arg, msg_id);
 }
 
+/* store2: the expiry clock and QoS 2 outbound state survive restarts. */
+static void session_offline(void *ctx, const char *key)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    if (h->store != NULL)
+        hub_mqtt_store_session_offline(h->store, key);
+}
+
+static void delivery_state(void *ctx, const char *key, uint64_t msg_id, int state, uint16_t pid)
+{
+    struct hub_mqtt_hooks *h = ctx;
+    if (h->store != NULL)
+        hub_mqtt_store_delivery_state(h->store, key, msg_id, state, pid);
+}
+
 void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h)
 {
     *h = (struct hub_broker_hooks){
@@ -120,5 +135,7 @@ void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h)
         .accepted = accepted,
         .claim = claim,
         .durable = durable,
+        .session_offline = session_offline,
+        .delivery_state = delivery_state,
     };
 }

@@ -25,6 +25,8 @@ enum hub_mqtt_rec_type {
     HUB_REC_INCOMING,         /* key, pid, qos = 1 added / 0 released */
     HUB_REC_RETAINED,         /* key = topic, id (0: cleared) */
     HUB_REC_HOLD,             /* id: release the publisher's acknowledgement once written */
+    HUB_REC_BARRIER,          /* id: hub_mqtt_store_flush's barrier, done once written */
+    HUB_REC_SESSION_OFFLINE,  /* key: the session's connection closed (expiry clock) */
 };
 
 /* One record as appended and as read back. Appending copies key and data; a record read

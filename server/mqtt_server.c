@@ -655,7 +655,8 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         goto out;
     /* Several nodes: this node's registration and liveness (server/cluster.h). */
     struct hub_cluster_options co = {m->loop, cfg, m->pgfeed, m->presence};
-    struct hub_takeover_options tko = {m->loop, m->pgfeed, m->broker, node, NULL, NULL};
+    struct hub_takeover_options tko = {m->loop, m->pgfeed, m->broker, node,
+                                       hub_mqtt_store_flush, m->store}; /* barrier */
     if ((rc = hub_cluster_start(&co, &m->cluster)) != 0 ||
         (rc = hub_takeover_start(&tko, &m->takeover)) != 0 ||
         (rc = hub_directory_start(m->pgfeed, node, m->store, &m->directory)) != 0)

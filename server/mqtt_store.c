@@ -29,6 +29,14 @@
 #define STOP_WAIT_MS 5000 /* at shutdown, how long an unreachable database is waited for */
 #define SPARE_BOOT_AT 0xC0000000u /* counter value from which a spare boot number is taken */
 
+/* A hub_mqtt_store_flush waiting for its HUB_REC_BARRIER to be written. */
+struct barrier {
+    uint64_t seq;
+    void (*done)(int rc, void *arg);
+    void *arg;
+    struct barrier *next;
+};
+
 struct hub_mqtt_store {
     uv_loop_t *loop;
     uv_async_t async; /* released ids are ready */
@@ -51,6 +59,10 @@ struct hub_mqtt_store {
     /* released ids: the writer appends, the loop swaps */
     pthread_mutex_t rel_lock;
     hub_buf_t released, releasing;
+    /* flush barriers (loop thread, oldest first) and the last one written (writer) */
+    struct barrier *barriers, **barriers_tail;
+    uint64_t barrier_seq;
+    _Atomic uint64_t flushed;
     int closing; /* under rel_lock: the async handle is closing, no more sends */
     void (*closed)(void *arg);
     void *closed_arg;
@@ -61,7 +73,8 @@ struct hub_mqtt_store {
     _Atomic unsigned long long batches, written, skipped, failed, outages, gc_deleted, unreleased;
     _Atomic int down;
     struct hub_histogram_atomic commit;
-    unsigned long long restored[5]; /* sessions, subscriptions, deliveries, QoS 2 ids, retained */
+    unsigned long long restored[6]; /* sessions, subscriptions, deliveries, QoS 2 ids, retained,
+                                    * sessions expired while stored */
 };
 
 static const struct hub_histogram_bounds commit_bounds = {
@@ -128,6 +141,8 @@ static int send_record(PGconn *c, const struct hub_mqtt_rec *r)
                                              r->expiry);
     case HUB_REC_SESSION_GONE:
         return hub_db_mqtt_send_session_gone(c, r->key);
+    case HUB_REC_SESSION_OFFLINE:
+        return hub_db_mqtt_send_session_offline(c, r->key);
     case HUB_REC_SUB:
         return hub_db_mqtt_send_sub(c, r->key, (const char *)r->data, r->dlen, r->qos);
     case HUB_REC_UNSUB:
@@ -145,7 +160,7 @@ static int send_record(PGconn *c, const struct hub_mqtt_rec *r)
     case HUB_REC_RETAINED:
         return hub_db_mqtt_send_retained(c, r->key, r->klen, r->id);
     default:
-        return 0; /* HUB_REC_HOLD: nothing to write */
+        return 0; /* HUB_REC_HOLD, HUB_REC_BARRIER: nothing to write */
     }
 }
 
@@ -172,6 +187,7 @@ static int write_batch(struct hub_mqtt_store *s, const hub_buf_t *batch, size_t 
         size_t before = sent;
         switch (r.type) {
         case HUB_REC_HOLD:
+        case HUB_REC_BARRIER:
         case HUB_REC_NONE:
             continue;
         case HUB_REC_MESSAGE:
@@ -227,7 +243,7 @@ static int write_each(struct hub_mqtt_store *s, const hub_buf_t *batch, hub_buf_
         return HUB_EDBDOWN;
     int rc = 0;
     while (rc == 0 && hub_mqtt_records_next(batch, &off, &r)) {
-        if (r.type == HUB_REC_HOLD || r.type == HUB_REC_NONE)
+        if (r.type == HUB_REC_HOLD || r.type == HUB_REC_BARRIER || r.type == HUB_REC_NONE)
             continue;
         if ((rc = send_record(c, &r)) != 0 || (rc = hub_db_mqtt_sync(c, &f)) != 0)
             break;
@@ -256,6 +272,10 @@ static void release(struct hub_mqtt_store *s, const hub_buf_t *batch, const hub_
     size_t off = 0, n = 0;
     pthread_mutex_lock(&s->rel_lock);
     while (hub_mqtt_records_next(batch, &off, &r)) {
+        if (r.type == HUB_REC_BARRIER) { /* in order: the last one covers the others */
+            atomic_store(&s->flushed, r.id);
+            n++;
+        }
         if (r.type != HUB_REC_HOLD)
             continue;
         if (lost->len > 0 && is_lost(lost, r.id)) {
@@ -375,6 +395,8 @@ static void *writer(void *arg)
 
 /* ---- loop side ---------------------------------------------------------------------------- */
 
+static void finish_barriers(struct hub_mqtt_store *s, uint64_t seq, int rc);
+
 static void released_cb(uv_async_t *a)
 {
     struct hub_mqtt_store *s = a->data;
@@ -391,6 +413,37 @@ static void released_cb(uv_async_t *a)
             hub_broker_release(s->broker, id);
     }
     s->releasing.len = 0;
+    finish_barriers(s, atomic_load(&s->flushed), 0);
+}
+
+/* Calls back the barriers up to seq (with rc) and forgets them. */
+static void finish_barriers(struct hub_mqtt_store *s, uint64_t seq, int rc)
+{
+    while (s->barriers != NULL && s->barriers->seq <= seq) {
+        struct barrier *w = s->barriers;
+        if ((s->barriers = w->next) == NULL)
+            s->barriers_tail = &s->barriers;
+        w->done(rc, w->arg);
+        free(w);
+    }
+}
+
+int hub_mqtt_store_flush(void *ctx, void (*done)(int rc, void *arg), void *arg)
+{
+    struct hub_mqtt_store *s = ctx;
+    struct barrier *w = malloc(sizeof *w);
+    if (w == NULL)
+        return HUB_ENOMEM;
+    *w = (struct barrier){++s->barrier_seq, done, arg, NULL};
+    struct hub_mqtt_rec r = {.type = HUB_REC_BARRIER, .id = w->seq};
+    int rc = s->started && s->broker != NULL ? hub_mqtt_records_append(&s->q, &r) : HUB_EINVAL;
+    if (rc != 0) {
+        free(w);
+        return rc;
+    }
+    *s->barriers_tail = w;
+    s->barriers_tail = &w->next;
+    return 0;
 }
 
 uint64_t hub_mqtt_store_next_id(void *ctx)
@@ -433,6 +486,11 @@ void hub_mqtt_store_session_open(struct hub_mqtt_store *s, const char *key, uint
 void hub_mqtt_store_session_gone(struct hub_mqtt_store *s, const char *key)
 {
     put(s, HUB_REC_SESSION_GONE, key, strlen(key), NULL, 0, 0, 0);
+}
+
+void hub_mqtt_store_session_offline(struct hub_mqtt_store *s, const char *key)
+{
+    put(s, HUB_REC_SESSION_OFFLINE, key, strlen(key), NULL, 0, 0, 0);
 }
 
 void hub_mqtt_store_subscribed(struct hub_mqtt_store *s, const char *key, const char *filter,
@@ -519,18 +577,23 @@ unsigned hub_mqtt_store_accepted(struct hub_mqtt_store *s, const struct hub_msg 
 
 /* ---- start / stop ------------------------------------------------------------------------- */
 
-static int restore_session(void *ctx, const char *key, uint32_t expiry_s)
+/* A row of a session that expired while stored (HUB_ENOTFOUND) is skipped. */
+#define RESTORED(rc) ((rc) < 0 && (rc) != HUB_ENOTFOUND ? HUB_ENOMEM : 0)
+
+static int restore_session(void *ctx, const char *key, uint32_t expiry_s, uint32_t offline_s)
 {
     struct hub_mqtt_store *s = ctx;
-    s->restored[0]++;
-    return hub_broker_restore_session(s->broker, key, expiry_s) < 0 ? HUB_ENOMEM : 0;
+    int rc = hub_broker_restore_session_since(s->broker, key, expiry_s, offline_s);
+    s->restored[rc == 1 ? 5 : 0]++;
+    return rc < 0 ? HUB_ENOMEM : 0;
 }
 
 static int restore_sub(void *ctx, const char *key, const char *filter, int qos)
 {
     struct hub_mqtt_store *s = ctx;
-    s->restored[1]++;
-    return hub_broker_restore_sub(s->broker, key, filter, (uint8_t)qos) < 0 ? HUB_ENOMEM : 0;
+    int rc = hub_broker_restore_sub(s->broker, key, filter, (uint8_t)qos);
+    s->restored[1] += rc == 0;
+    return RESTORED(rc);
 }
 
 static int restore_delivery(void *ctx, const char *key, uint64_t id, const char *topic,
@@ -538,18 +601,18 @@ static int restore_delivery(void *ctx, const char *key, uint64_t id, const char 
                             uint16_t pid)
 {
     struct hub_mqtt_store *s = ctx;
-    s->restored[2]++;
-    return hub_broker_restore_delivery(s->broker, key, topic, tlen, payload, len, (uint8_t)qos,
-                                       id, state, pid) < 0
-               ? HUB_ENOMEM
-               : 0;
+    int rc = hub_broker_restore_delivery(s->broker, key, topic, tlen, payload, len,
+                                         (uint8_t)qos, id, state, pid);
+    s->restored[2] += rc >= 0;
+    return RESTORED(rc);
 }
 
 static int restore_incoming(void *ctx, const char *key, uint16_t pid)
 {
     struct hub_mqtt_store *s = ctx;
-    s->restored[3]++;
-    return hub_broker_restore_incoming(s->broker, key, pid) < 0 ? HUB_ENOMEM : 0;
+    int rc = hub_broker_restore_incoming(s->broker, key, pid);
+    s->restored[3] += rc == 0;
+    return RESTORED(rc);
 }
 
 static int restore_retained(void *ctx, uint64_t id, const char *topic, size_t tlen,
@@ -579,6 +642,7 @@ int hub_mqtt_store_new(const struct hub_mqtt_store_options *o, struct hub_mqtt_s
         free(s);
         return rc;
     }
+    s->barriers_tail = &s->barriers;
     uv_async_init(s->loop, &s->async, released_cb);
     s->async.data = s;
     *out = s; /* from here on, released by hub_mqtt_store_stop + _free */
@@ -609,9 +673,10 @@ int hub_mqtt_store_start(struct hub_mqtt_store *s, struct hub_broker *b)
         return rc;
     }
     hub_info("mqtt store: restored %llu persistent session(s), %llu subscription(s), %llu "
-             "queued deliveries, %llu QoS 2 packet id(s), %llu retained message(s) in %llu ms",
+             "queued deliveries, %llu QoS 2 packet id(s), %llu retained message(s) in %llu ms; "
+             "%llu session(s) expired while stored, deleted",
              s->restored[0], s->restored[1], s->restored[2], s->restored[3], s->restored[4],
-             (unsigned long long)(mono_ms() - t0));
+             (unsigned long long)(mono_ms() - t0), s->restored[5]);
     if (hub_db_mqtt_prepare(s->db) != 0)
         return HUB_EDB;
     if (pthread_create(&s->thread, NULL, writer, s) != 0) {
@@ -634,6 +699,7 @@ void hub_mqtt_store_stop(struct hub_mqtt_store *s, void (*closed)(void *arg), vo
     s->closed = closed;
     s->closed_arg = arg;
     s->broker = NULL; /* nothing is released after this */
+    finish_barriers(s, UINT64_MAX, HUB_EDBDOWN); /* not known to be written */
     pthread_mutex_lock(&s->rel_lock);
     s->closing = 1;
     pthread_mutex_unlock(&s->rel_lock);
@@ -704,11 +770,12 @@ int hub_mqtt_store_metrics(struct hub_mqtt_store *s, hub_buf_t *out)
         "iothub_mqtt_store_restored{kind=\"deliveries\"} %llu\n"
         "iothub_mqtt_store_restored{kind=\"incoming\"} %llu\n"
         "iothub_mqtt_store_restored{kind=\"retained\"} %llu\n"
+        "iothub_mqtt_store_restored{kind=\"expired\"} %llu\n"
         "# HELP iothub_mqtt_store_batch_seconds Time to write and commit one batch.\n"
         "# TYPE iothub_mqtt_store_batch_seconds histogram\n",
         !GET(down), pending, GET(batches), GET(written), GET(skipped), refused, GET(failed), GET(unreleased),
         GET(outages), GET(gc_deleted), s->restored[0], s->restored[1], s->restored[2],
-        s->restored[3], s->restored[4]);
+        s->restored[3], s->restored[4], s->restored[5]);
     return rc == 0 ? hub_histogram_render(out, "iothub_mqtt_store_batch_seconds", "",
                                                      &commit_bounds, &h)
                    : rc;

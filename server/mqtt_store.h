@@ -52,9 +52,18 @@ void hub_mqtt_store_stop(struct hub_mqtt_store *s, void (*closed)(void *arg), vo
  * thread, frees s. After hub_mqtt_store_stop's callback. NULL is ignored. */
 void hub_mqtt_store_free(struct hub_mqtt_store *s);
 
+/* Flush barrier (takeover: a session released to another node is loaded there from
+ * PostgreSQL): done(0, arg) runs on the loop once every record appended before this call is
+ * committed (or given up after PostgreSQL refused it); done(HUB_EDBDOWN, arg) when the store
+ * stops first. ctx is the store. Returns 0, or HUB_ERANGE/HUB_ENOMEM/HUB_EINVAL (not started):
+ * done is not called. Loop thread. */
+int hub_mqtt_store_flush(void *ctx, void (*done)(int rc, void *arg), void *arg);
+
 /* Recorders: loop thread; the arguments are those of the broker hooks (mqtt/broker.h). */
 void hub_mqtt_store_session_open(struct hub_mqtt_store *s, const char *key, uint32_t expiry_s);
 void hub_mqtt_store_session_gone(struct hub_mqtt_store *s, const char *key);
+/* The persistent session's connection closed: its expiry counts from now, across restarts. */
+void hub_mqtt_store_session_offline(struct hub_mqtt_store *s, const char *key);
 void hub_mqtt_store_subscribed(struct hub_mqtt_store *s, const char *key, const char *filter,
                                size_t flen, uint8_t qos);
 void hub_mqtt_store_unsubscribed(struct hub_mqtt_store *s, const char *key, const char *filter,

@@ -27,7 +27,7 @@ enum rec_kind { REC_SESSION, REC_SUB, REC_DELIVERY, REC_INCOMING };
 /* One loaded row; its strings follow the struct in the same block. */
 struct rec {
     enum rec_kind kind;
-    uint32_t expiry_s;
+    uint32_t expiry_s, offline_s;
     uint8_t qos;
     int state;
     uint16_t pid;
@@ -140,7 +140,7 @@ static struct rec *rec_new(struct claim *c, enum rec_kind kind, size_t extra)
     return r;
 }
 
-static int on_session(void *ctx, const char *key, uint32_t expiry_s)
+static int on_session(void *ctx, const char *key, uint32_t expiry_s, uint32_t offline_s)
 {
     (void)key;
     struct claim *c = ctx;
@@ -148,6 +148,7 @@ static int on_session(void *ctx, const char *key, uint32_t expiry_s)
     if (r == NULL)
         return HUB_ENOMEM;
     r->expiry_s = expiry_s;
+    r->offline_s = offline_s;
     c->found = 1;
     return 0;
 }
@@ -262,8 +263,13 @@ static void restore(struct claim *c)
     size_t subs = 0, deliveries = 0;
     for (struct rec *r = c->recs; r != NULL && rc >= 0; r = r->next) {
         switch (r->kind) {
-        case REC_SESSION:
-            rc = hub_broker_restore_session(b, c->key, r->expiry_s);
+        case REC_SESSION: /* expired while stored (1): dropped, the CONNECT starts anew */
+            rc = hub_broker_restore_session_since(b, c->key, r->expiry_s, r->offline_s);
+            if (rc == 1) {
+                c->found = 0;
+                finish(c, 1);
+                return;
+            }
             break;
         case REC_SUB:
             rc = hub_broker_restore_sub(b, c->key, r->text, r->qos);
