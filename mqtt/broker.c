@@ -225,9 +225,21 @@ int hub_broker_check(const struct hub_broker *b)
             return HUB_EINVAL; /* the front could have gone out */
         parked += c->park_key != NULL;
     }
-    size_t listed = 0;
+    size_t listed = 0, server = 0;
     for (const struct hub_mqtt_conn *c = b->parked; c != NULL; c = c->parked_next)
         listed++;
+    /* hub_broker_publish_durable's holds: each reachable, with holds left, not a client's. */
+    for (size_t i = 0; i < b->server_holds.cap; i++) {
+        const struct hub_idmap_slot *sl = &b->server_holds.slots[i];
+        if (sl->id == 0)
+            continue;
+        server++;
+        if (sl->v == NULL || hub_idmap_get(&b->server_holds, sl->id) != sl->v ||
+            hub_idmap_get(&b->holds, sl->id) != NULL)
+            return HUB_EINVAL;
+    }
+    if (server != b->server_holds.count)
+        return HUB_EINVAL;
     if (queued != b->sessions.queued || inflight != b->sessions.inflight ||
         throttled != b->throttled || held != b->holds.count || parked != listed ||
         listed != b->nparked)

@@ -696,6 +696,7 @@ static void test_publish_durable(void)
     CHECK_EQ(hub_broker_publish_durable(b, TOPIC_A, (const uint8_t *)"h", 1, 1, 0, NULL, &id), 0);
     CHECK(id != 0);
     CHECK(strstr(events, "durable") == NULL);
+    CHECK_EQ(hub_broker_check(b), 0); /* the server hold recounted */
     hub_broker_release(b, id + 1); /* another id: ignored */
     CHECK(strstr(events, "durable") == NULL);
     hub_broker_release(b, id);
@@ -727,6 +728,74 @@ static void test_local_ids(void)
     hub_broker_free(b);
 }
 
+/* store2: QoS 2 outbound state (PUBREC received, PUBREL sent) is reported for persistent
+ * sessions; a persistent session's connection closing is reported (the expiry clock); a
+ * session restored with its offline time keeps what is left of its expiry, or is dropped. */
+static void h_offline(void *ctx, const char *key)
+{
+    (void)ctx;
+    ev("offline %s", k(key));
+}
+static void h_state(void *ctx, const char *key, uint64_t id, int state, uint16_t pid)
+{
+    (void)ctx;
+    ev("state %s %llu %d %u", k(key), (unsigned long long)id, state, pid);
+}
+
+static void test_qos2_state_and_offline(void)
+{
+    struct hub_broker *b = hbroker(100, 10, 0);
+    struct hub_broker_hooks h2 = hooks;
+    h2.session_offline = h_offline;
+    h2.delivery_state = h_state;
+    hub_broker_set_hooks(b, &h2);
+    struct peer svc, dev;
+    open_peer(b, &svc, 1, SVC, "q", 0);
+    subscribe(&svc, "devices/+/telemetry", 2);
+    open_peer(b, &dev, 0, DEV_A, "dev", 1);
+    events[0] = 0;
+    size_t from = svc.npkts;
+    publish(&dev, TOPIC_A, 2, 0, 3, "two");
+    CHECK_EQ(count(&svc, HUB_MQTT_PUBLISH, from), 1);
+    uint16_t pid = svc.pid[svc.npkts - 1];
+    uint8_t a[4];
+    feed(&svc, a, hub_mqtt_ack(a, HUB_MQTT_PUBREC, pid));
+    char want[128];
+    snprintf(want, sizeof want, "state S/q %llu 2 %u;", (unsigned long long)ID(1), pid);
+    CHECK(strstr(events, want) != NULL);
+    CHECK_EQ(svc.type[svc.npkts - 1], HUB_MQTT_PUBREL);
+    feed(&svc, a, hub_mqtt_ack(a, HUB_MQTT_PUBREC, pid)); /* again: no second report */
+    CHECK(strstr(strstr(events, want) + 1, "state") == NULL);
+    events[0] = 0;
+    close_peer(&svc);
+    close_peer(&dev); /* clean: not reported */
+    CHECK_STR(events, "offline S/q;");
+    hub_broker_free(b);
+
+    b = hbroker(100, 10, 5); /* mqtt_session_expiry 5 s caps what is stored */
+    struct hub_broker_stats st;
+    CHECK_EQ(hub_broker_restore_session_since(b, SKEY("a"), 4, 1), 0);     /* 3 s left */
+    CHECK_EQ(hub_broker_restore_session_since(b, SKEY("b"), 4, 4), 1);     /* none left */
+    CHECK_EQ(hub_broker_restore_session_since(b, SKEY("c"), 100, 5), 1);   /* capped to 5 */
+    CHECK_EQ(hub_broker_restore_session_since(b, SKEY("d"), 100, UINT32_MAX), 0); /* unknown */
+    CHECK_STR(events, "gone S/b;gone S/c;");
+    CHECK_EQ(hub_broker_restore_sub(b, SKEY("b"), "devices/+/telemetry", 1), HUB_ENOTFOUND);
+    hub_broker_stats(b, &st);
+    CHECK_EQ(st.sessions, 2);
+    CHECK_EQ(st.sessions_expired, 2);
+    events[0] = 0;
+    now += 1000;
+    hub_broker_tick(b, now); /* starts the clocks */
+    now += 3500;
+    hub_broker_tick(b, now);
+    CHECK_STR(events, "gone S/a;"); /* a had 3 s left, d has 5 */
+    now += 2000;
+    hub_broker_tick(b, now);
+    CHECK_STR(events, "gone S/a;gone S/d;");
+    CHECK_EQ(hub_broker_check(b), 0);
+    hub_broker_free(b);
+}
+
 int main(void)
 {
     hub_log_setup(HUB_LOG_ERROR, HUB_LOG_TEXT);
@@ -741,5 +810,6 @@ int main(void)
     RUN(test_expiry_and_kick);
     RUN(test_local_ids);
     RUN(test_publish_durable);
+    RUN(test_qos2_state_and_offline);
     HARNESS_EXIT();
 }

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The flush barrier of a takeover (issue 18, server/takeover.h): a node asked to release a
+# persistent session answers only once its store has committed every record queued before
+# the release, so the node taking it over loads the session as it was. Two nodes, one
+# PostgreSQL, no backbone. The store's commit is made slow on purpose (a test transaction
+# holds a table lock for a second) right when the client reconnects to the other node:
+#  - a subscription added on node 1 just before reconnecting to node 2 is there on node 2;
+#  - deliveries acknowledged on node 1 just before are not sent again by node 2;
+#  - messages queued for the offline backend on node 1 all reach it on node 2, once, in order.
+. "$(dirname "$0")/cluster_lib.sh"
+
+BB_PORT=
+cluster_setup store2 2
+expect "iothubd init, two nodes serve /healthz" $?
+
+bearer "$ADMIN" POST /v1/products '{"name":"Barrier sensor"}'
+PK=$(jf product_key)
+bearer "$ADMIN" POST /v1/devices "{\"product_key\":\"$PK\",\"serial_number\":\"SN-1\"}"
+D=$(jf device_id) DSEC=$(jf device_secret)
+activate_as device "$D" "$DSEC" dev &&
+    bearer "$ADMIN" POST /v1/services '{"name":"backend","publish":[],"subscribe":["devices/+/telemetry","devices/+/status"]}' &&
+    SVC=$(jf service_id) SVCSEC=$(jf service_secret) && make_csr ec-p256 svc &&
+    csr_body svc.csr svc.json && basic "$SVC:$SVCSEC" "/v1/services/$SVC/activate" @svc.json &&
+    [ "$STATUS" = 201 ] && jf_file certificate svc.pem
+expect "a device and a backend service provisioned and activated" $?
+
+KEY="s:$SVC/be"
+LOCK_PID=
+trap 'cluster_cleanup >/dev/null 2>&1; [ -n "$LOCK_PID" ] && kill "$LOCK_PID" 2>/dev/null' EXIT
+sql_is() { [ "$(sql "$URL" "$2")" = "$1" ]; }
+# lock_table TABLE: a transaction holds an EXCLUSIVE lock on TABLE for 1 s (reads go on, the
+# stores' writes to it wait); returns once the lock is held.
+lock_table() {
+    psql "$URL" -X -q -c "BEGIN; LOCK TABLE $1 IN EXCLUSIVE MODE; SELECT pg_sleep(1); COMMIT;" \
+        >/dev/null 2>&1 &
+    LOCK_PID=$!
+    wait_for 5 sql_is 1 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                         WHERE c.relname = '$1' AND l.mode = 'ExclusiveLock' AND l.granted"
+}
+raw() { # python code using mqtt_raw; conn(name, node) opens a connection to node 1 or 2
+    "$PY" - "$(dirname "$0")" trust.pem "${NODE_MQTT[1]}" "${NODE_MQTT[2]}" "$D" <<PY
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from mqtt_raw import *
+CA, PORTS, D = sys.argv[2], {1: int(sys.argv[3]), 2: int(sys.argv[4])}, sys.argv[5]
+def conn(name, node):
+    return Conn("127.0.0.1", PORTS[node], tls_context(CA, name + ".pem", name + ".key"))
+def backend(node):
+    """The backend's persistent session on node; a refused takeover (CONNACK 3) is retried."""
+    for _ in range(5):
+        c = conn("svc", node)
+        present, rc = c.connect("be", clean=False)
+        if rc == 0:
+            return c, present
+        c.close()
+        time.sleep(0.5)
+    raise AssertionError("CONNACK %d" % rc)
+def device_publish(node, payloads, topic="telemetry"):
+    d = conn("dev", node)
+    d.connect("dev")
+    for i, m in enumerate(payloads):
+        d.send(publish_pkt("devices/%s/%s" % (D, topic), m, 1, pid=i + 1))
+        assert d.expect(PUBACK, 5).pid == i + 1
+    d.disconnect()
+$1
+PY
+}
+
+# ---- queued on node 1 while offline, continued on node 2 at once ----------------------------
+raw '
+c, present = backend(1)
+assert c.subscribe(1, [("devices/+/telemetry", 1)]) == [1]
+c.disconnect()
+device_publish(1, ["m%d" % i for i in range(1, 6)])
+c, present = backend(2)  # at once, no pause
+got = [p.payload.decode() for p in c.publishes(5, 5)]
+assert present == 1 and got == ["m1", "m2", "m3", "m4", "m5"], (present, got)
+more = c.publishes(1, 1)
+assert more == [], more
+c.disconnect()
+print("queue complete")
+' >q.out 2>&1
+grep -q "queue complete" q.out
+expect "m1..m5 acknowledged for the offline backend on node 1 reach it on node 2 at once, in order, once ($(tail -n 1 q.out))" $?
+
+# ---- a subscription recorded on node 1 while its store is slow ------------------------------
+raw '
+c, present = backend(2)
+c.disconnect()
+c, present = backend(1)  # the session comes back to node 1
+c.disconnect()
+' >back.out 2>&1 && wait_for 5 sql_is n1 "SELECT owner FROM mqtt_sessions WHERE key = '$KEY'"
+expect "the backend's session is back on node 1 (owner n1)" $?
+lock_table mqtt_subscriptions
+raw '
+c, present = backend(1)
+assert c.subscribe(2, [("devices/+/status", 1)]) == [1]
+c.disconnect()
+t0 = time.monotonic()
+c, present = backend(2)  # at once: node 1 has not committed the subscription yet
+print("takeover %.0f ms" % ((time.monotonic() - t0) * 1000))
+device_publish(2, ["s1"], "status")
+got = [p.payload.decode() for p in c.publishes(1, 5)]
+assert present == 1 and got == ["s1"], (present, got)
+c.disconnect()
+print("subscription kept")
+' >sub.out 2>&1
+wait "$LOCK_PID"
+LOCK_PID=
+grep -q "subscription kept" sub.out &&
+    sql_is 1 "SELECT count(*) FROM mqtt_subscriptions WHERE session_key = '$KEY' AND filter = 'devices/+/status'"
+expect "a subscription made on node 1 just before reconnecting to node 2 is there on node 2 ($(head -n 1 sub.out))" $?
+
+# ---- deliveries acknowledged on node 1 while its store is slow ------------------------------
+raw '
+c, present = backend(1)
+device_publish(1, ["a1", "a2", "a3"])
+got = c.publishes(3, 5)
+assert [p.payload.decode() for p in got] == ["a1", "a2", "a3"], got
+open("acked.ready", "w").write("1")
+while not __import__("os").path.exists("locked"):
+    time.sleep(0.05)
+for p in got:
+    c.send(ack_pkt(PUBACK, p.pid))
+time.sleep(0.2)
+c.disconnect()
+c, present = backend(2)  # at once: node 1 has not committed the PUBACKs yet
+again = c.publishes(1, 2)
+assert present == 1 and again == [], again
+c.disconnect()
+print("no redelivery")
+' >ack.out 2>&1 &
+ACK=$!
+wait_for 20 test -s acked.ready && lock_table mqtt_queue && touch locked
+wait "$ACK"
+wait "$LOCK_PID"
+LOCK_PID=
+grep -q "no redelivery" ack.out &&
+    wait_for 5 sql_is 0 "SELECT count(*) FROM mqtt_queue WHERE session_key = '$KEY'"
+expect "deliveries acknowledged on node 1 just before reconnecting to node 2 are not sent again ($(tail -n 1 ack.out))" $?
+
+[ "$(metric_of 1 iothub_takeover_released_total)" -ge 3 ] &&
+    [ "$(metric_of 2 iothub_takeover_timeouts_total)" = 0 ]
+expect "node 1 released the session each time, node 2 never timed out waiting" $?
+
+node_stop 1 && node_stop 2
+expect "both nodes stop" $?
+finish
