@@ -88,7 +88,8 @@ Q2A=$!
 wait_for 15 test -s q2.ready &&
     wait_for 5 sql_is "2 $(cat q2.pid)" "SELECT state || ' ' || packet_id FROM mqtt_queue
                                    WHERE session_key = 's:$SVC/q2'"
-expect "the subscriber's PUBREC came, PUBREL $(cat q2.pid 2>/dev/null) sent: state 2 and the packet id are stored" $?
+rc=$?
+expect "the subscriber's PUBREC came, PUBREL $(cat q2.pid 2>/dev/null) sent: state 2 and the packet id are stored" $rc
 kill9
 kill "$Q2A" 2>/dev/null
 wait "$Q2A" 2>/dev/null
@@ -113,7 +114,8 @@ print("exactly once")
 conn("svc").connect("q2")  # a clean start ends the session (not left to expire below)
 ' >q2b.out 2>&1
 grep -q "first packet PUBREL $(cat q2.pid)" q2b.out
-expect "after the restart the subscriber gets PUBREL $(cat q2.pid) first, not the PUBLISH again ($(tr '\n' ' ' <q2b.out))" $?
+rc=$?
+expect "after the restart the subscriber gets PUBREL $(cat q2.pid) first, not the PUBLISH again ($(tr '\n' ' ' <q2b.out))" $rc
 grep -q "exactly once" q2b.out &&
     wait_for 5 sql_is 0 "SELECT count(*) FROM mqtt_queue WHERE session_key = 's:$SVC/q2'"
 expect "PUBCOMP ends the delivery (its row deleted); nothing is sent again: exactly once" $?
@@ -142,7 +144,8 @@ print("command ok")
 conn("d2").connect("d2")  # a clean start ends the session
 ' >cmd.out 2>&1
 grep -q "command ok" cmd.out
-expect "after the restart the device receives the command ($(tr '\n' ' ' <cmd.out))" $?
+rc=$?
+expect "after the restart the device receives the command ($(tr '\n' ' ' <cmd.out))" $rc
 
 # ---- session expiry across restarts --------------------------------------------------------
 stop_server
@@ -202,7 +205,8 @@ for cid, want in (("old", 0), ("young", 1)):
 print("present ok")
 ' >exp3.out 2>&1
 grep -q "present ok" exp3.out
-expect "old reconnects to no session (present 0); young keeps its session and its message ($(tr '\n' ' ' <exp3.out))" $?
+rc=$?
+expect "old reconnects to no session (present 0); young keeps its session and its message ($(tr '\n' ' ' <exp3.out))" $rc
 
 stop_server
 expect "iothubd stops cleanly (SIGTERM)" $?
