@@ -25,24 +25,29 @@ activate_as device "$D" "$DSEC" dev &&
 expect "a device and a backend service provisioned and activated" $?
 
 KEY="s:$SVC/be"
-LOCK_PID=
-trap 'cluster_cleanup >/dev/null 2>&1; [ -n "$LOCK_PID" ] && kill "$LOCK_PID" 2>/dev/null' EXIT
 sql_is() { [ "$(sql "$URL" "$2")" = "$1" ]; }
-# lock_table TABLE: a transaction holds an EXCLUSIVE lock on TABLE for 1 s (reads go on, the
-# stores' writes to it wait); returns once the lock is held.
-lock_table() {
-    psql "$URL" -X -q -c "BEGIN; LOCK TABLE $1 IN EXCLUSIVE MODE; SELECT pg_sleep(1); COMMIT;" \
-        >/dev/null 2>&1 &
-    LOCK_PID=$!
-    wait_for 5 sql_is 1 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                         WHERE c.relname = '$1' AND l.mode = 'ExclusiveLock' AND l.granted"
-}
 raw() { # python code using mqtt_raw; conn(name, node) opens a connection to node 1 or 2
-    "$PY" - "$(dirname "$0")" trust.pem "${NODE_MQTT[1]}" "${NODE_MQTT[2]}" "$D" <<PY
-import sys, time
+    "$PY" - "$(dirname "$0")" trust.pem "${NODE_MQTT[1]}" "${NODE_MQTT[2]}" "$D" "$URL" <<PY
+import subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
 from mqtt_raw import *
-CA, PORTS, D = sys.argv[2], {1: int(sys.argv[3]), 2: int(sys.argv[4])}, sys.argv[5]
+CA, PORTS, D, URL = sys.argv[2], {1: int(sys.argv[3]), 2: int(sys.argv[4])}, sys.argv[5], sys.argv[6]
+def held(table):
+    """Whether a test transaction holds its EXCLUSIVE lock on table now."""
+    q = ("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname"
+         " = '%s' AND l.mode = 'ExclusiveLock' AND l.granted" % table)
+    return subprocess.run(["psql", URL, "-X", "-A", "-t", "-c", q], capture_output=True,
+                          text=True).stdout.strip() == "1"
+def lock(table):
+    """A transaction holding an EXCLUSIVE lock on table for 1.5 s (reads go on, the stores'
+    writes to it wait), once it is granted."""
+    p = subprocess.Popen(["psql", URL, "-X", "-q", "-c", "BEGIN; LOCK TABLE %s IN EXCLUSIVE MODE;"
+                          " SELECT pg_sleep(1.5); COMMIT;" % table],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not held(table):
+        assert p.poll() is None, "the lock was not taken"
+        time.sleep(0.02)
+    return p
 def conn(name, node):
     return Conn("127.0.0.1", PORTS[node], tls_context(CA, name + ".pem", name + ".key"))
 def backend(node):
@@ -99,14 +104,16 @@ c, present = backend(1)  # the session comes back to node 1
 c.disconnect()
 ' >back.out 2>&1 && wait_for 5 sql_is n1 "SELECT owner FROM mqtt_sessions WHERE key = '$KEY'"
 expect "the backend's session is back on node 1 (owner n1)" $?
-lock_table mqtt_subscriptions
 raw '
 c, present = backend(1)
+LOCKED = "mqtt_subscriptions"
+lock(LOCKED)
 assert c.subscribe(2, [("devices/+/status", 1)]) == [1]
 c.disconnect()
 t0 = time.monotonic()
 c, present = backend(2)  # at once: node 1 has not committed the subscription yet
-print("takeover %.0f ms" % ((time.monotonic() - t0) * 1000))
+print("takeover %.0f ms" % ((time.monotonic() - t0) * 1000), flush=True)
+assert not held(LOCKED), "node 2 took the session before node 1 committed"
 device_publish(2, ["s1"], "status")
 got = take(c, 1, 5)
 assert present == 1 and got == ["s1"], (present, got)
@@ -114,12 +121,10 @@ time.sleep(0.2)
 c.disconnect()
 print("subscription kept")
 ' >sub.out 2>&1
-wait "$LOCK_PID"
-LOCK_PID=
 grep -q "subscription kept" sub.out &&
     sql_is 1 "SELECT count(*) FROM mqtt_subscriptions WHERE session_key = '$KEY' AND filter = 'devices/+/status'"
 rc=$?
-expect "a subscription made on node 1 just before reconnecting to node 2 is there on node 2 ($(head -n 1 sub.out))" $rc
+expect "a subscription made on node 1 while its store is slow is there on node 2, which waited for it ($(tail -n 1 sub.out))" $rc
 
 # ---- deliveries acknowledged on node 1 while its store is slow ------------------------------
 raw '
@@ -127,24 +132,19 @@ c, present = backend(1)
 device_publish(1, ["a1", "a2", "a3"])
 got = c.publishes(3, 5)
 assert [p.payload.decode() for p in got] == ["a1", "a2", "a3"], got
-open("acked.ready", "w").write("1")
-while not __import__("os").path.exists("locked"):
-    time.sleep(0.05)
+LOCKED = "mqtt_queue"
+lock(LOCKED)
 for p in got:
     c.send(ack_pkt(PUBACK, p.pid))
 time.sleep(0.2)
 c.disconnect()
 c, present = backend(2)  # at once: node 1 has not committed the PUBACKs yet
+assert not held(LOCKED), "node 2 took the session before node 1 committed"
 again = take(c, 1, 2)
 assert present == 1 and again == [], again
 c.disconnect()
 print("no redelivery")
-' >ack.out 2>&1 &
-ACK=$!
-wait_for 20 test -s acked.ready && lock_table mqtt_queue && touch locked
-wait "$ACK"
-[ -n "$LOCK_PID" ] && wait "$LOCK_PID"
-LOCK_PID=
+' >ack.out 2>&1
 grep -q "no redelivery" ack.out &&
     wait_for 5 sql_is 0 "SELECT count(*) FROM mqtt_queue WHERE session_key = '$KEY'"
 rc=$?
