@@ -90,7 +90,8 @@ expect "iothubd stopped (SIGTERM) and started again" $?
 grep -q "restored 2 persistent session(s), 2 subscription(s), 301 queued deliveries, 0 QoS 2 packet id(s), 1 retained" serve.graceful.log
 expect "the restart restored 2 sessions, 2 subscriptions, 301 deliveries and 1 retained message (log)" $?
 "${DC[@]}" receive trust.pem svc 127.0.0.1 "$MQTT_PORT" backend acked1.json got1.json >recv1.out 2>&1
-expect "after the restart the backend receives all 300 acknowledged messages, in order per device ($(cat recv1.out | tail -n 3 | tr '\n' ' '))" $?
+rc=$? # before the message: its $(...) would set $?
+expect "after the restart the backend receives all 300 acknowledged messages, in order per device ($(cat recv1.out | tail -n 3 | tr '\n' ' '))" $rc
 
 "$PY" - "$HERE" trust.pem "$MQTT_PORT" "${DEV[d2]}" <<'PY' >after.out 2>&1
 import sys
@@ -129,7 +130,8 @@ expect "iothubd killed with SIGKILL while the devices publish ($N2 PUBACKs recei
 start_server iothub.conf serve.kill.log
 expect "iothubd starts again after SIGKILL" $?
 "${DC[@]}" receive trust.pem svc 127.0.0.1 "$MQTT_PORT" backend acked2.json got2.json >recv2.out 2>&1
-expect "after kill -9 the backend receives every acknowledged message, in order per device ($(tail -n 3 recv2.out | tr '\n' ' '))" $?
+rc=$? # before the message: its $(...) would set $?
+expect "after kill -9 the backend receives every acknowledged message, in order per device ($(tail -n 3 recv2.out | tr '\n' ' '))" $rc
 
 # ---- QoS 2 inbound state ------------------------------------------------------------------------
 "${DC[@]}" backend trust.pem svc 127.0.0.1 "$MQTT_PORT" backend 'devices/+/telemetry' >>backend.out 2>&1
@@ -168,7 +170,8 @@ PY
 echo '{"'"${DEV[d3]}"'": [5000]}' >acked3.json
 "${DC[@]}" receive trust.pem svc 127.0.0.1 "$MQTT_PORT" backend acked3.json got3.json >recv3.out 2>&1 &&
     grep -q completed qos2b.out && grep -q '"received": 1' got3.json
-expect "after kill -9 the resent QoS 2 PUBLISH completes and the backend gets it exactly once ($(tr '\n' ' ' <got3.json))" $?
+rc=$? # before the message: its $(...) would set $?
+expect "after kill -9 the resent QoS 2 PUBLISH completes and the backend gets it exactly once ($(tr '\n' ' ' <got3.json))" $rc
 
 stop_server
 expect "iothubd stops cleanly (SIGTERM)" $?

@@ -84,7 +84,8 @@ SERVER_PID=
 start_server iothub.conf serve2.log
 expect "iothubd killed (SIGKILL) and started again" $?
 "${DC[@]}" receive trust.pem svc 127.0.0.1 "$MQTT_PORT" backend acked.json got.json >recv.out 2>&1
-expect "the backend receives all 300 acknowledged messages, in order per device ($(tail -n 3 recv.out | tr '\n' ' '))" $?
+rc=$? # before the message: its $(...) would set $?
+expect "the backend receives all 300 acknowledged messages, in order per device ($(tail -n 3 recv.out | tr '\n' ' '))" $rc
 stop_server
 expect "iothubd stops cleanly" $?
 finish
