@@ -211,10 +211,12 @@ struct hub_broker_hooks {
      * hub_broker_release_session. */
     void (*session_offline)(void *ctx, const char *key);
     /* A persistent session's QoS 2 delivery of message msg_id changed state (enum
-     * hub_delivery_state; today HUB_DELIVERY_RELEASED: PUBREC received, PUBREL pid sent),
-     * so that a restart resends PUBREL pid rather than the PUBLISH (MQTT 3.1.1 4.4). */
-    void (*delivery_state)(void *ctx, const char *key, uint64_t msg_id, int state,
-                           uint16_t pid);
+     * hub_delivery_state; today HUB_DELIVERY_RELEASED: PUBREC received, PUBREL pid due), so
+     * that a restart resends PUBREL pid rather than the PUBLISH (MQTT 3.1.1 4.4). Returns 0:
+     * the broker sends the PUBREL now; 1: once the state is stored, the server calls
+     * hub_broker_pubrel (which sends it if the delivery still waits for it). */
+    int (*delivery_state)(void *ctx, const char *key, uint64_t msg_id, int state,
+                          uint16_t pid);
 };
 /* Sets the hooks (copied; NULL: none). Before any connection. */
 void hub_broker_set_hooks(struct hub_broker *b, const struct hub_broker_hooks *h);
@@ -255,6 +257,10 @@ int hub_broker_restore_incoming(struct hub_broker *b, const char *key, uint16_t 
 /* An empty payload clears the topic. */
 int hub_broker_restore_retained(struct hub_broker *b, const char *topic, size_t tlen,
                                 const uint8_t *payload, size_t len, uint8_t qos, uint64_t id);
+/* Sends PUBREL pid to session key's connection when its QoS 2 delivery of message msg_id
+ * still waits for it (hooks.delivery_state returned 1 and its state is now stored);
+ * otherwise nothing (gone, completed, or resent by a reconnection). */
+void hub_broker_pubrel(struct hub_broker *b, const char *key, uint64_t msg_id, uint16_t pid);
 /* Ends the parked CONNECTs of key (see claim): ok → CONNACK (session present when it exists
  * now) and the buffered input is handled; else CONNACK 3 (server unavailable) and close. */
 void hub_broker_claim_done(struct hub_broker *b, const char *key, int ok);

@@ -96,8 +96,9 @@ void hub_publish_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
         return; /* unknown or stale id: ignored, as the spec allows */
     if (type == HUB_MQTT_PUBREC && d->qos == 2 && d->state == HUB_DELIVERY_SENT) {
         d->state = HUB_DELIVERY_RELEASED;
-        if (!s->clean && !d->retain && d->msg->id != 0 && b->h.delivery_state != NULL)
-            b->h.delivery_state(b->h.ctx, s->key, d->msg->id, HUB_DELIVERY_RELEASED, pid);
+        if (!s->clean && !d->retain && d->msg->id != 0 && b->h.delivery_state != NULL &&
+            b->h.delivery_state(b->h.ctx, s->key, d->msg->id, HUB_DELIVERY_RELEASED, pid) == 1)
+            return; /* PUBREL once the state is stored: hub_broker_pubrel */
         hub_conn_send_ack(c, HUB_MQTT_PUBREL, pid);
         return;
     }
@@ -111,4 +112,14 @@ void hub_publish_ack(struct hub_mqtt_conn *c, int type, uint16_t pid)
         hub_flow_queue_shrunk(b, s);
         hub_route_pump(s);
     }
+}
+
+void hub_broker_pubrel(struct hub_broker *b, const char *key, uint64_t msg_id, uint16_t pid)
+{
+    struct hub_session *s = hub_session_find(&b->sessions, key);
+    if (s == NULL || s->conn == NULL || !s->conn->connected)
+        return; /* a reconnection resends it */
+    struct hub_delivery *d = hub_session_find_pid(s, pid);
+    if (d != NULL && d->state == HUB_DELIVERY_RELEASED && d->msg->id == msg_id)
+        hub_conn_send_ack(s->conn, HUB_MQTT_PUBREL, pid);
 }

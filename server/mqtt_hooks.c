@@ -3,6 +3,9 @@
  * once every part released its own. */
 #include "server/mqtt_hooks.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "server/backbone.h"
 #include "server/directory.h"
 #include "server/mqtt_store.h"
@@ -113,11 +116,39 @@ static void session_offline(void *ctx, const char *key)
         hub_mqtt_store_session_offline(h->store, key);
 }
 
-static void delivery_state(void *ctx, const char *key, uint64_t msg_id, int state, uint16_t pid)
+/* A PUBREL waiting for its state's commit (the store's flush barrier). */
+struct pubrel {
+    struct hub_broker *b;
+    uint64_t msg_id;
+    uint16_t pid;
+    char key[];
+};
+
+static void pubrel_stored(int rc, void *arg)
+{
+    struct pubrel *p = arg;
+    if (rc == 0) /* else the store stopped: the broker is going away */
+        hub_broker_pubrel(p->b, p->key, p->msg_id, p->pid);
+    free(p);
+}
+
+static int delivery_state(void *ctx, const char *key, uint64_t msg_id, int state, uint16_t pid)
 {
     struct hub_mqtt_hooks *h = ctx;
-    if (h->store != NULL)
-        hub_mqtt_store_delivery_state(h->store, key, msg_id, state, pid);
+    if (h->store == NULL)
+        return 0;
+    hub_mqtt_store_delivery_state(h->store, key, msg_id, state, pid);
+    size_t n = strlen(key) + 1;
+    struct pubrel *p = h->broker != NULL ? malloc(sizeof *p + n) : NULL;
+    if (p == NULL)
+        return 0; /* sent at once */
+    *p = (struct pubrel){h->broker, msg_id, pid};
+    memcpy(p->key, key, n);
+    if (hub_mqtt_store_flush(h->store, pubrel_stored, p) != 0) {
+        free(p);
+        return 0;
+    }
+    return 1;
 }
 
 void hub_mqtt_hooks_fill(struct hub_mqtt_hooks *ctx, struct hub_broker_hooks *h)

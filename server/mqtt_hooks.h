@@ -20,6 +20,8 @@ struct hub_mqtt_hooks {
     /* hub_broker_publish_durable's messages once stored and forwarded (server commands). */
     void (*durable)(void *arg, uint64_t msg_id);
     void *durable_arg;
+    /* store2: QoS 2 PUBRELs go out once their state is stored (hub_broker_pubrel). */
+    struct hub_broker *broker;
 };
 
 /* Fills h with the hooks of ctx (h->ctx = ctx), for hub_broker_set_hooks. */

@@ -642,6 +642,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     m->hooks.store = m->store;
     m->hooks.durable = hub_mqtt_commands_durable; /* a command's 202 once it is stored */
     m->hooks.durable_arg = m;
+    m->hooks.broker = m->broker; /* QoS 2 PUBREL once stored */
     m->hooks.backbone = m->backbone; /* before the restore: its filters go to the backbone */
     struct hub_broker_hooks hooks;
     hub_mqtt_hooks_fill(&m->hooks, &hooks);

@@ -736,10 +736,12 @@ static void h_offline(void *ctx, const char *key)
     (void)ctx;
     ev("offline %s", k(key));
 }
-static void h_state(void *ctx, const char *key, uint64_t id, int state, uint16_t pid)
+static int state_later; /* h_state: the PUBREL is sent later (hub_broker_pubrel) */
+static int h_state(void *ctx, const char *key, uint64_t id, int state, uint16_t pid)
 {
     (void)ctx;
     ev("state %s %llu %d %u", k(key), (unsigned long long)id, state, pid);
+    return state_later;
 }
 
 static void test_qos2_state_and_offline(void)
@@ -766,6 +768,23 @@ static void test_qos2_state_and_offline(void)
     CHECK_EQ(svc.type[svc.npkts - 1], HUB_MQTT_PUBREL);
     feed(&svc, a, hub_mqtt_ack(a, HUB_MQTT_PUBREC, pid)); /* again: no second report */
     CHECK(strstr(strstr(events, want) + 1, "state") == NULL);
+    /* The hook sends the PUBREL itself once the state is stored. */
+    state_later = 1;
+    from = svc.npkts;
+    publish(&dev, TOPIC_A, 2, 0, 4, "later");
+    CHECK_EQ(count(&svc, HUB_MQTT_PUBLISH, from), 1);
+    uint16_t pid2 = svc.pid[svc.npkts - 1];
+    feed(&svc, a, hub_mqtt_ack(a, HUB_MQTT_PUBREC, pid2));
+    CHECK_EQ(count(&svc, HUB_MQTT_PUBREL, from), 0);
+    hub_broker_pubrel(b, SKEY("q"), ID(1), pid2); /* another message's id: nothing */
+    CHECK_EQ(count(&svc, HUB_MQTT_PUBREL, from), 0);
+    hub_broker_pubrel(b, SKEY("q"), ID(2), pid2);
+    CHECK_EQ(count(&svc, HUB_MQTT_PUBREL, from), 1);
+    CHECK_EQ(svc.pid[svc.npkts - 1], pid2);
+    feed(&svc, a, hub_mqtt_ack(a, HUB_MQTT_PUBCOMP, pid2));
+    hub_broker_pubrel(b, SKEY("q"), ID(2), pid2); /* completed: nothing */
+    CHECK_EQ(count(&svc, HUB_MQTT_PUBREL, from), 1);
+    state_later = 0;
     events[0] = 0;
     close_peer(&svc);
     close_peer(&dev); /* clean: not reported */
