@@ -11,6 +11,11 @@
       QoS 1 devices/<id>/telemetry payloads "<id> <n>" (n = 1, 2, ...) for SECONDS, one at a
       time, INTERVAL seconds apart, reconnecting whenever its connection drops; OUT gets, per
       device, the highest n whose PUBACK came ("<id> <n>")
+  follow HOST PORT HOST2 PORT2 CA CERT KEY CLIENT_ID SECONDS OUT
+      a device (mutual TLS, persistent session, subscribed to its commands at QoS 1) first on
+      HOST:PORT; whenever its connection drops it reconnects to HOST2:PORT2 (every 0.2 s)
+      until SECONDS pass. OUT gets "connected MS rc=RC present=P" and "closed MS" lines (MS
+      since the start, flushed at once)
   backend HOST PORT CA CERT KEY CLIENT_ID SECONDS OUT [TOPIC]
       a persistent (clean session 0) subscriber at QoS 1: subscribes to TOPIC, then stays
       connected SECONDS (0: subscribe and disconnect); appends each message's payload to OUT
@@ -198,7 +203,55 @@ def backend(host, port, ca, cert, key, client_id, seconds, out, topic="devices/+
     return 0
 
 
+def follow(host, port, host2, port2, ca, cert, key, client_id, seconds, out):
+    f = open(out, "a")
+    t0 = now_ms()
+    stop = time.monotonic() + float(seconds)
+    gone = threading.Event()
+
+    def note(line):
+        f.write(line + "\n")
+        f.flush()
+
+    def on_connect(cl, u, fl, rc):
+        note("connected %.0f rc=%d present=%d" % (now_ms() - t0, rc, fl.get("session present", 0)))
+        if rc == 0:
+            cl.subscribe("devices/%s/commands/#" % client_id, qos=1)
+        else:
+            gone.set()
+
+    def on_disconnect(cl, u, rc):
+        gone.set()
+
+    target = (host, int(port))
+    while time.monotonic() < stop:
+        c = mqtt.Client(client_id=client_id, clean_session=False)
+        c.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
+        c.tls_insecure_set(True)  # through HAProxy
+        c.on_connect = on_connect
+        c.on_disconnect = on_disconnect
+        gone.clear()
+        try:
+            c.connect(target[0], target[1], keepalive=30)
+        except OSError:
+            time.sleep(0.2)
+            target = (host2, int(port2))
+            continue
+        c.loop_start()
+        while not gone.is_set() and time.monotonic() < stop:
+            gone.wait(0.1)
+        if gone.is_set():
+            note("closed %.0f" % (now_ms() - t0))
+        c.disconnect()
+        c.loop_stop()
+        target = (host2, int(port2))
+        if time.monotonic() < stop:
+            time.sleep(0.2)
+    f.close()
+    return 0
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     sys.exit({"revoke": revoke, "publishers": publishers, "backend": backend,
-              "provision": provision}[cmd](*args))
+              "provision": provision, "follow": follow}[cmd](*args))

@@ -6,7 +6,7 @@
 # shellcheck shell=bash
 . "$(dirname "$0")/api_lib.sh"
 
-declare -a NODE_API NODE_MQTT NODE_TLS NODE_PID
+declare -a NODE_API NODE_MQTT NODE_TLS NODE_PID NODE_DB # NODE_DB[i]: node i's db_url (else NODE_DB_URL, else URL)
 BB_PORT=$(free_port)
 BB_PID=
 HAP_PID=
@@ -29,7 +29,7 @@ on_node() {
 node_conf() {
     local i=$1
     {
-        echo "db_url = ${NODE_DB_URL:-$URL}"
+        echo "db_url = ${NODE_DB[$i]:-${NODE_DB_URL:-$URL}}"
         echo "hostname = localhost,127.0.0.1"
         echo "api_listen = 127.0.0.1:${NODE_API[$i]}"
         echo "mqtt_mtls_listen = 127.0.0.1:${NODE_MQTT[$i]}"
