@@ -16,9 +16,11 @@
       HOST:PORT; whenever its connection drops it reconnects to HOST2:PORT2 (every 0.2 s)
       until SECONDS pass. OUT gets "connected MS rc=RC present=P" and "closed MS" lines (MS
       since the start, flushed at once)
-  backend HOST PORT CA CERT KEY CLIENT_ID SECONDS OUT [TOPIC]
+  backend HOST PORT CA CERT KEY CLIENT_ID SECONDS OUT [TOPIC [ACKED]]
       a persistent (clean session 0) subscriber at QoS 1: subscribes to TOPIC, then stays
-      connected SECONDS (0: subscribe and disconnect); appends each message's payload to OUT
+      connected SECONDS (0: subscribe and disconnect); appends each message's payload to OUT.
+      With ACKED (a publishers OUT file): leaves once OUT holds every message ACKED says was
+      acknowledged and nothing more came for 1 s (SECONDS is then the most it waits)
 """
 import os
 import random
@@ -166,9 +168,23 @@ def publishers(host, port, ca, creds, seconds, out, interval="0.02"):
     return 0
 
 
-def backend(host, port, ca, cert, key, client_id, seconds, out, topic="devices/+/telemetry"):
+def backend(host, port, ca, cert, key, client_id, seconds, out, topic="devices/+/telemetry",
+            acked_file=None):
     subscribed = threading.Event()
     gone = threading.Event()
+    missing = {}  # device -> acknowledged numbers not received yet (with ACKED)
+    if acked_file:
+        for line in open(acked_file):
+            p = line.split()
+            if len(p) == 2:
+                missing[p[0]] = set(range(1, int(p[1]) + 1))
+        if os.path.exists(out):
+            for line in open(out):
+                p = line.split()
+                if len(p) == 2 and p[0] in missing:
+                    missing[p[0]].discard(int(p[1]) if p[1].isdigit() else 0)
+    left = [sum(len(v) for v in missing.values())]
+    last = [time.monotonic()]  # when the last message came
     f = open(out, "a")
     c = mqtt.Client(client_id=client_id, clean_session=False)
     c.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
@@ -179,8 +195,16 @@ def backend(host, port, ca, cert, key, client_id, seconds, out, topic="devices/+
     c.on_subscribe = lambda cl, u, mid, q: subscribed.set()
 
     def got(cl, u, m):
-        f.write(m.payload.decode() + "\n")
+        text = m.payload.decode()
+        f.write(text + "\n")
         f.flush()
+        p = text.split()
+        if acked_file and len(p) == 2 and p[0] in missing and p[1].isdigit():
+            n = int(p[1])
+            if n in missing[p[0]]:
+                missing[p[0]].discard(n)
+                left[0] -= 1
+        last[0] = time.monotonic()
 
     def lost(cl, u, rc):  # no automatic reconnect: the test decides
         if not gone.is_set():
@@ -195,7 +219,13 @@ def backend(host, port, ca, cert, key, client_id, seconds, out, topic="devices/+
     if not subscribed.wait(10):
         c.loop_stop()
         return 1
-    gone.wait(float(seconds))
+    # With ACKED: once all came, and nothing more for 1 s (a redelivery, a message whose
+    # PUBACK the publisher missed: drained here rather than in the next test's file).
+    deadline = time.monotonic() + float(seconds)
+    while not gone.is_set() and time.monotonic() < deadline:
+        if acked_file and left[0] == 0 and time.monotonic() - last[0] >= 1.0:
+            break
+        gone.wait(0.1)
     gone.set()
     c.disconnect()
     c.loop_stop()

@@ -13,7 +13,7 @@ FENCE_S=3
 CLUSTER_CONF=("cluster_fence_s = $FENCE_S")
 PROXY_PID= FOLLOW_PID=
 trap 'cluster_cleanup >/dev/null 2>&1; for p in "$PROXY_PID" "$FOLLOW_PID"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done' EXIT
-PROXY_PORT=$(free_port)
+take_port PROXY_PORT
 python3 -u "$HERE/test_faults.py" proxy "$PROXY_PORT" "$PGSOCK/.s.PGSQL.5432" >proxy.out 2>proxy.err &
 PROXY_PID=$!
 wait_for 5 grep -q ready proxy.out
