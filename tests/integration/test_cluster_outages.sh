@@ -98,7 +98,7 @@ else
     # not receive is in its session: it reconnects and leaves once every acknowledged
     # message came (at most 20 s).
     quiet() { local a b; a=$(stat -c %s bb.out); sleep 1; b=$(stat -c %s bb.out); [ "$a" = "$b" ]; }
-    wait_for 15 quiet
+    for _ in $(seq 15); do quiet && break; done
     kill "$BE" 2>/dev/null
     wait "$BE" 2>/dev/null
     $CL backend 127.0.0.1 "${NODE_MQTT[1]}" trust.pem svc.pem svc.key backend 20 bb.out \
