@@ -216,7 +216,9 @@ def backend(host, port, ca, cert, key, client_id, seconds, out, topic="devices/+
     c.on_disconnect = lost
     c.connect(host, int(port), keepalive=30)
     c.loop_start()
-    if not subscribed.wait(10):
+    if not subscribed.wait(30):  # a takeover under load (load 16) may take seconds
+        f.write("NOT SUBSCRIBED\n")
+        f.flush()
         c.loop_stop()
         return 1
     # With ACKED: once all came, and nothing more for 1 s (a redelivery, a message whose

@@ -54,6 +54,7 @@ sys.exit(1 if lost or disorder or sum(acked.values()) == 0 else 0)
 EOF
     local rc=$?
     echo "# $(tail -n 1 "$2.check")" >&2
+    [ $rc = 0 ] || grep -E '^(CONNACK|DISCONNECTED|NOT SUBSCRIBED)' "$2" | sed 's/^/# backend: /' >&2
     return $rc
 }
 
