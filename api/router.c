@@ -22,6 +22,7 @@
 #include "api/firmware_signers.h"
 #include "api/firmware_upload.h"
 #include "api/health.h"
+#include "api/nodes.h"
 #include "api/ocsp.h"
 #include "api/params.h"
 #include "api/products.h"
@@ -109,6 +110,8 @@ const struct hub_route hub_router_routes[] = {
     {"POST", "/.well-known/est/simplereenroll", HUB_AUTH_DEVICE_CERT, HUB_ROLE_NONE,
      "device.renew", hub_api_est_simplereenroll},
     {"GET", "/.well-known/est/csrattrs", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_est_csrattrs},
+    /* The node registry (api/nodes.c). */
+    {"GET", "/v1/nodes", ROLE(AUDITOR), NULL, hub_api_nodes_list},
     {"GET", "/healthz", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_show},
     {"GET", "/metrics", HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, hub_api_health_metrics},
     {NULL, NULL, HUB_AUTH_NONE, HUB_ROLE_NONE, NULL, NULL},

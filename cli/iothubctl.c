@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/device_cas.h"
 #include "cli/rollouts.h"
+#include "cli/nodes.h"
 #include "cli/revoke.h"
 #include "cli/firmware.h"
 #include "cli/settings.h"
@@ -214,6 +215,10 @@ static const struct command commands[] = {
      "(default unspecified). Waits until every job is done (exit 0) or failed (exit 1), unless\n"
      "--no-wait.\n",
      hub_cmd_revoke},
+    /* the node registry (cli/nodes.c) */
+    {"nodes", NULL, 0, 0, 0, "nodes",
+     "list the nodes of the cluster: alive, version, MQTT connections and sessions", NULL,
+     hub_cmd_nodes},
     {"health", NULL, 0, 0, 0, "health", "check the hub's health (exit 1 when unavailable)",
      "No token needed.\n", hub_cmd_health},
 };

@@ -10,7 +10,8 @@
 #define LOCK_S "19019" /* HUB_DB_NODE_LOCK */
 
 int hub_db_nodes_register(PGconn *c, const char *name, const char *api_address,
-                          const char *mqtt_address, int fresh, int *id, int *locked)
+                          const char *mqtt_address, const char *version, int fresh, int *id,
+                          int *locked)
 {
     const char *p[] = {name, api_address, mqtt_address};
     PGresult *r;
@@ -29,12 +30,12 @@ int hub_db_nodes_register(PGconn *c, const char *name, const char *api_address,
         return 0;
     char ids[16];
     snprintf(ids, sizeof ids, "%d", *id);
-    const char *q[] = {ids, api_address, mqtt_address, fresh ? "t" : "f"};
+    const char *q[] = {ids, api_address, mqtt_address, fresh ? "t" : "f", version};
     rc = hub_db_exec(c, NULL,
                      "UPDATE nodes SET api_address = $2, mqtt_address = $3, heartbeat_at = now(),"
                      " stopped_at = NULL, started_at = CASE WHEN $4::bool THEN now() ELSE"
-                     " started_at END WHERE id = $1::int",
-                     4, q);
+                     " started_at END, version = left($5, 64) WHERE id = $1::int",
+                     5, q);
     if (rc == 0 && fresh)
         rc = hub_db_exec(c, NULL,
                          "UPDATE devices SET connected_node = NULL WHERE connected_node = $1::int",
@@ -42,12 +43,22 @@ int hub_db_nodes_register(PGconn *c, const char *name, const char *api_address,
     return rc;
 }
 
-int hub_db_nodes_heartbeat(PGconn *c, int id)
+int hub_db_nodes_heartbeat(PGconn *c, int id, long long connections, long long sessions,
+                           int *peers)
 {
-    char ids[16];
+    char ids[16], conns[24], sess[24], out[24];
     snprintf(ids, sizeof ids, "%d", id);
-    const char *p[] = {ids};
-    return hub_db_exec(c, NULL, "UPDATE nodes SET heartbeat_at = now() WHERE id = $1::int", 1, p);
+    snprintf(conns, sizeof conns, "%lld", connections < 0 ? 0 : connections);
+    snprintf(sess, sizeof sess, "%lld", sessions < 0 ? 0 : sessions);
+    const char *p[] = {ids, conns, sess};
+    int rc = hub_db_query_text(c,
+                               "UPDATE nodes SET heartbeat_at = now(), connections = least($2::bigint,"
+                               " 2147483647), sessions = least($3::bigint, 2147483647) WHERE id ="
+                               " $1::int RETURNING (SELECT count(*) FROM nodes WHERE id <> $1::int"
+                               " AND stopped_at IS NULL)",
+                               3, p, out, sizeof out);
+    *peers = rc == 0 ? atoi(out) : 0;
+    return rc;
 }
 
 int hub_db_nodes_alive(PGconn *c, int id)
@@ -119,4 +130,21 @@ int hub_db_nodes_alive_name(PGconn *c, const char *name)
     int id = PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
     PQclear(r);
     return id > 0 ? hub_db_nodes_alive(c, id) : 0;
+}
+
+int hub_db_nodes_list(PGconn *c, json_t **out)
+{
+    /* Alive: the node's advisory lock is held (by its LISTEN connection), in this database
+     * (pg_locks lists every database's locks). */
+    return hub_db_query_json(
+        c,
+        "SELECT coalesce(json_agg(json_build_object('name', n.name, 'alive', EXISTS (SELECT 1"
+        " FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.classid = " LOCK_S
+        " AND l.objid = n.id::oid AND l.objsubid = 2 AND l.database = (SELECT oid FROM"
+        " pg_database WHERE datname = current_database())), 'version', n.version,"
+        " 'started_at', rfc3339(n.started_at), 'heartbeat_at', rfc3339(n.heartbeat_at),"
+        " 'stopped_at', rfc3339(n.stopped_at), 'connections', n.connections, 'sessions',"
+        " n.sessions, 'api_address', n.api_address, 'mqtt_address', n.mqtt_address) ORDER BY"
+        " n.name), '[]') FROM nodes n",
+        0, NULL, out);
 }

@@ -5,6 +5,7 @@
  * own under a mutex, so API threads never touch the feed's. */
 #include "server/cluster.h"
 
+#include <config.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "db/db.h"
 #include "db/devices.h"
 #include "db/nodes.h"
+#include "mqtt/broker.h"
 #include "server/backbone_conf.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -27,8 +29,15 @@ struct hub_cluster {
     char api_address[300], mqtt_address[300];
     char *db_url;
     uv_timer_t beat;
+    struct hub_broker *broker; /* counts for the heartbeat; closed when fenced */
+    /* Fencing (docs/operations.md): ok_ms is when the last heartbeat or registration that
+     * succeeded with the lock held was started; past fence_ms without one, and with peers
+     * that could take over, the node closes its MQTT connections and admits none. */
+    uint64_t ok_ms, fence_ms, job_started;
+    int peers, fenced;
     /* Written by feed jobs, read on the loop after them. */
-    int job_id, job_locked, job_reaped;
+    int job_id, job_locked, job_reaped, job_peers;
+    long long job_conns, job_sessions;
     char reaped[512];
     int id;        /* registered and locked: nodes.id; else 0 */
     int ever;      /* registered once (later registrations are not fresh starts) */
@@ -39,7 +48,8 @@ struct hub_cluster {
     PGconn *api_db;
     pthread_mutex_t stats_lock;
     unsigned long long heartbeats, heartbeat_failures, reaped_total;
-    int up;
+    unsigned long long fences, fence_closed, fence_refused;
+    int up, fenced_now;
 };
 
 void hub_cluster_node_name(const struct hub_config *cfg, char out[HUB_CLUSTER_NAME_MAX])
@@ -64,13 +74,51 @@ static int register_now(PGconn *db, struct hub_cluster *c)
 {
     c->job_id = 0;
     c->job_locked = 0;
-    return hub_db_nodes_register(db, c->name, c->api_address, c->mqtt_address, !c->ever,
-                                 &c->job_id, &c->job_locked);
+    return hub_db_nodes_register(db, c->name, c->api_address, c->mqtt_address, PACKAGE_VERSION,
+                                 !c->ever, &c->job_id, &c->job_locked);
 }
 
 static int load_cb(PGconn *db, void *ctx)
 {
     return register_now(db, ctx);
+}
+
+/* ---- fencing ------------------------------------------------------------------------------ */
+
+static void set_fenced(struct hub_cluster *c, int on, size_t closed)
+{
+    c->fenced = on;
+    pthread_mutex_lock(&c->stats_lock);
+    c->fenced_now = on;
+    c->fences += (unsigned)on;
+    c->fence_closed += closed;
+    pthread_mutex_unlock(&c->stats_lock);
+}
+
+/* Loop: the lock or the heartbeat was renewed at `started`. */
+static void renewed(struct hub_cluster *c, uint64_t started)
+{
+    c->ok_ms = started;
+    if (!c->fenced)
+        return;
+    set_fenced(c, 0, 0);
+    hub_warn("cluster: node \"%s\" registered again: admitting MQTT connections", c->name);
+}
+
+/* Loop, every heartbeat tick: fences the node when peers may have found it dead. */
+static void fence_check(struct hub_cluster *c)
+{
+    uint64_t now = uv_now(c->loop);
+    if (c->fenced || c->fence_ms == 0 || !c->ever || c->peers == 0 || now - c->ok_ms <= c->fence_ms)
+        return;
+    struct hub_broker_stats st;
+    hub_broker_stats(c->broker, &st);
+    set_fenced(c, 1, st.connections);
+    hub_error("cluster: node \"%s\" could not renew its registration for %llu s (PostgreSQL "
+              "unreachable): its peers may take over its sessions; closing %zu MQTT "
+              "connection(s) and refusing new ones until PostgreSQL is back (cluster_fence_s)",
+              c->name, (unsigned long long)((now - c->ok_ms) / 1000), st.connections);
+    hub_broker_close_all(c->broker);
 }
 
 /* Loop: the result of a registration (feed load or heartbeat). */
@@ -82,6 +130,7 @@ static void registered(struct hub_cluster *c)
         c->ever = 1;
         c->id = c->job_id;
         hub_presence_set_node(c->presence, c->id);
+        renewed(c, c->job_started);
     } else {
         c->id = 0;
         hub_error("cluster: node name \"%s\" is held by another live iothubd: give each node "
@@ -96,6 +145,7 @@ static void registered(struct hub_cluster *c)
 static void loaded_cb(void *ctx)
 {
     struct hub_cluster *c = ctx;
+    c->job_started = uv_now(c->loop); /* renewed now (the load's start is not known here) */
     if (!c->stopping)
         registered(c);
 }
@@ -126,7 +176,7 @@ static int beat_work(PGconn *db, void *arg)
     c->reaped[0] = 0;
     if (c->id == 0) /* read: the loop does not change it while the job runs */
         return register_now(db, c);
-    int rc = hub_db_nodes_heartbeat(db, c->id);
+    int rc = hub_db_nodes_heartbeat(db, c->id, c->job_conns, c->job_sessions, &c->job_peers);
     if (rc == 0)
         rc = hub_db_nodes_reap(db, c->id, c->reaped, sizeof c->reaped, &c->job_reaped);
     return rc;
@@ -147,9 +197,13 @@ static void beat_done(int rc, void *arg)
     pthread_mutex_unlock(&c->stats_lock);
     if (rc != 0)
         return; /* the feed reconnects and registers again */
-    if (c->id == 0)
+    if (c->id == 0) {
         registered(c);
-    else if (c->job_reaped > 0)
+        return;
+    }
+    c->peers = c->job_peers;
+    renewed(c, c->job_started);
+    if (c->job_reaped > 0)
         hub_warn("cluster: node(s) %s found dead: their devices are no longer shown connected",
                  c->reaped);
 }
@@ -157,8 +211,16 @@ static void beat_done(int rc, void *arg)
 static void beat_cb(uv_timer_t *t)
 {
     struct hub_cluster *c = t->data;
-    if (c->stopping || c->beating || !hub_pgfeed_up(c->pg))
+    if (c->stopping)
         return;
+    fence_check(c);
+    if (c->beating || !hub_pgfeed_up(c->pg))
+        return;
+    struct hub_broker_stats st;
+    hub_broker_stats(c->broker, &st);
+    c->job_conns = (long long)st.connections;
+    c->job_sessions = (long long)st.sessions;
+    c->job_started = uv_now(c->loop);
     c->beating = 1;
     hub_pgfeed_run(c->pg, beat_work, beat_done, c);
 }
@@ -190,6 +252,9 @@ int hub_cluster_start(const struct hub_cluster_options *o, struct hub_cluster **
     c->loop = o->loop;
     c->pg = o->pg;
     c->presence = o->presence;
+    c->broker = o->broker;
+    c->fence_ms = (uint64_t)o->cfg->cluster_fence_s * 1000;
+    c->ok_ms = uv_now(o->loop);
     hub_cluster_node_name(o->cfg, c->name);
     address(c->api_address, sizeof c->api_address, &o->cfg->api_listen);
     address(c->mqtt_address, sizeof c->mqtt_address, &o->cfg->mqtt_mtls_listen);
@@ -240,13 +305,24 @@ int hub_cluster_held_elsewhere(struct hub_cluster *c, const char *device_id)
     return rc == 0 && strcmp(node, c->name) != 0;
 }
 
+int hub_cluster_admit(struct hub_cluster *c)
+{
+    if (c == NULL || !c->fenced)
+        return 1;
+    pthread_mutex_lock(&c->stats_lock);
+    c->fence_refused++;
+    pthread_mutex_unlock(&c->stats_lock);
+    return 0;
+}
+
 int hub_cluster_metrics(struct hub_cluster *c, hub_buf_t *out)
 {
     pthread_mutex_lock(&c->stats_lock);
-    int up = c->up;
+    int up = c->up, fenced = c->fenced_now;
     unsigned long long hb = c->heartbeats, hbf = c->heartbeat_failures, reaped = c->reaped_total;
+    unsigned long long fences = c->fences, fclosed = c->fence_closed, frefused = c->fence_refused;
     pthread_mutex_unlock(&c->stats_lock);
-    return hub_buf_printf(
+    int rc = hub_buf_printf(
         out,
         "# HELP iothub_cluster_node_registered 1 while this node is registered in the nodes "
         "table and holds its liveness lock.\n"
@@ -264,6 +340,24 @@ int hub_cluster_metrics(struct hub_cluster *c, hub_buf_t *out)
         "# TYPE iothub_cluster_nodes_found_dead_total counter\n"
         "iothub_cluster_nodes_found_dead_total %llu\n",
         up, hb, hbf, reaped);
+    if (rc != 0)
+        return rc;
+    return hub_buf_printf(
+        out,
+        "# HELP iothub_cluster_fenced 1 while this node is fenced: cut from PostgreSQL longer "
+        "than cluster_fence_s, it holds no MQTT connection and admits none.\n"
+        "# TYPE iothub_cluster_fenced gauge\n"
+        "iothub_cluster_fenced %d\n"
+        "# HELP iothub_cluster_fences_total Times this node fenced itself.\n"
+        "# TYPE iothub_cluster_fences_total counter\n"
+        "iothub_cluster_fences_total %llu\n"
+        "# HELP iothub_cluster_fence_closed_total MQTT connections closed by fencing.\n"
+        "# TYPE iothub_cluster_fence_closed_total counter\n"
+        "iothub_cluster_fence_closed_total %llu\n"
+        "# HELP iothub_cluster_fence_refused_total MQTT connections refused while fenced.\n"
+        "# TYPE iothub_cluster_fence_refused_total counter\n"
+        "iothub_cluster_fence_refused_total %llu\n",
+        fenced, fences, fclosed, frefused);
 }
 
 void hub_cluster_stop(struct hub_cluster *c)

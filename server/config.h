@@ -92,6 +92,8 @@ struct hub_config {
     char *node_name;               /* NULL: the host name (server/backbone_conf.h) */
     /* Limits and quotas (server/config_limits.c: key, range, default in its table). */
     long long mqtt_max_subscriptions; /* filters per session */
+    /* nodes: the node registry (server/cluster.c) */
+    long long cluster_fence_s; /* without its registry lock this long: MQTT closed (0: never) */
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.

@@ -15,6 +15,8 @@
 const struct hub_config_limit hub_config_limits[] = {
     /* Rows are added here by the features that enforce them (one per key). */
     LIMIT(mqtt_max_subscriptions, 1, 1000000, 1000),
+    /* nodes: fencing of a node cut from PostgreSQL (server/cluster.c) */
+    LIMIT(cluster_fence_s, 0, 3600, 30),
 };
 const size_t hub_config_nlimits = sizeof hub_config_limits / sizeof hub_config_limits[0];
 

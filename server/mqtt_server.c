@@ -136,10 +136,16 @@ static int uuid_like(const char *s)
     return strlen(s) == 36 && strspn(s, "0123456789abcdefABCDEF-") == 36;
 }
 
+static void refuse(struct link *k, uint8_t code);
+
 static void open_broker_conn(struct link *k)
 {
     if (k->password)
         link_unlink(k);
+    if (!hub_cluster_admit(k->m->cluster)) { /* fenced: cut from PostgreSQL (cluster.h) */
+        refuse(k, HUB_MQTT_CONNACK_UNAVAILABLE);
+        return;
+    }
     k->c = hub_mqtt_conn_open(k->m->broker, &tls_transport, k->conn, &k->who, now_ms());
     if (k->c == NULL) {
         k->why = HUB_CLOSE_ERROR;
@@ -655,7 +661,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
         (rc = hub_registration_feed(m->reg, m->pgfeed, revoked_cb, m)) != 0) /* NULL: all */
         goto out;
     /* Several nodes: this node's registration and liveness (server/cluster.h). */
-    struct hub_cluster_options co = {m->loop, cfg, m->pgfeed, m->presence};
+    struct hub_cluster_options co = {m->loop, cfg, m->pgfeed, m->presence, m->broker};
     struct hub_takeover_options tko = {m->loop, m->pgfeed, m->broker, node,
                                        hub_mqtt_store_flush, m->store}; /* barrier */
     if ((rc = hub_cluster_start(&co, &m->cluster)) != 0 ||

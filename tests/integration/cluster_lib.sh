@@ -6,13 +6,41 @@
 # shellcheck shell=bash
 . "$(dirname "$0")/api_lib.sh"
 
-declare -a NODE_API NODE_MQTT NODE_TLS NODE_PID
-BB_PORT=$(free_port)
+declare -a NODE_API NODE_MQTT NODE_TLS NODE_PID NODE_DB # NODE_DB[i]: node i's db_url (else NODE_DB_URL, else URL)
+
+# ---- cheaper helpers: a python3 start costs 1-2 s on a loaded machine (load 10 on 2 cores),
+# and these tests ran ~40 of them (free_port, jf, jf_file, csr_body) before their first check.
+# Ports: one python3 for all of a test's ports; `take_port VAR` sets VAR to the next one.
+mapfile -t PORT_POOL < <("$PY" -c '
+import socket
+ss = [socket.socket() for _ in range(40)]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in ss))')
+PORT_NEXT=0
+take_port() {
+    if [ "$PORT_NEXT" -lt "${#PORT_POOL[@]}" ]; then
+        printf -v "$1" '%s' "${PORT_POOL[$PORT_NEXT]}"
+        PORT_NEXT=$((PORT_NEXT + 1))
+    else
+        printf -v "$1" '%s' "$(free_port)"
+    fi
+}
+# jf, jf_file and csr_body of api_lib.sh with jq (same output: strings raw, the rest as
+# compact JSON; a missing field is null).
+jf() {
+    jq -r --arg p "$1" 'getpath($p | split(".") | map(select(. != "") | (tonumber? // .)))
+        | if type == "string" then . else tojson end' "$T/body.out" 2>/dev/null
+}
+jf_file() { jq -j --arg k "$1" '.[$k]' "$T/body.out" >"$2"; }
+csr_body() { jq -Rs '{csr: .}' <"$1" >"$2"; }
+
+take_port BB_PORT
 BB_PID=
 HAP_PID=
-HAP_MQTT=$(free_port)
-HAP_TLS=$(free_port)
-HAP_API=$(free_port)
+take_port HAP_MQTT
+take_port HAP_TLS
+take_port HAP_API
 CLUSTER_N=0
 CLUSTER_CONF=() # extra config lines for every node
 BACKBONE_KEY=0  # the build knows the backbone key (server/backbone.c)
@@ -29,7 +57,7 @@ on_node() {
 node_conf() {
     local i=$1
     {
-        echo "db_url = ${NODE_DB_URL:-$URL}"
+        echo "db_url = ${NODE_DB[$i]:-${NODE_DB_URL:-$URL}}"
         echo "hostname = localhost,127.0.0.1"
         echo "api_listen = 127.0.0.1:${NODE_API[$i]}"
         echo "mqtt_mtls_listen = 127.0.0.1:${NODE_MQTT[$i]}"
@@ -46,13 +74,14 @@ node_launch() {
     IOTHUB_NODE_NAME="n$1" "$IOTHUBD" -c "node$1.conf" serve >>"node$1.log" 2>&1 &
     NODE_PID[$1]=$!
 }
-# node_start I: starts node I unless launched, waits for /healthz (30 s: unsealing the keys
-# takes seconds on a busy machine).
+# node_start I: starts node I unless launched, waits until its /healthz answers 200 (not 503
+# "starting": its MQTT listeners accept then). Up to 180 s: unsealing the keys (PBKDF2) took
+# 31 s with three nodes starting at once under load 12; it returns as soon as the node is up.
 node_start() {
     local i=$1
     [ -n "${NODE_PID[$i]:-}" ] || node_launch "$i"
-    for _ in $(seq 300); do
-        curl -sk -o /dev/null "https://127.0.0.1:${NODE_API[$i]}/healthz" && return 0
+    for _ in $(seq 1800); do
+        curl -skf -o /dev/null "https://127.0.0.1:${NODE_API[$i]}/healthz" && return 0
         kill -0 "${NODE_PID[$i]}" 2>/dev/null || return 1
         sleep 0.1
     done
@@ -144,7 +173,9 @@ cluster_setup() {
     CLUSTER_N=$2
     URL=$(new_db "$1") || return 1
     for i in $(seq "$CLUSTER_N"); do
-        NODE_API[$i]=$(free_port) NODE_MQTT[$i]=$(free_port) NODE_TLS[$i]=$(free_port)
+        take_port "NODE_API[$i]"
+        take_port "NODE_MQTT[$i]"
+        take_port "NODE_TLS[$i]"
     done
     node_conf 1
     "$IOTHUBD" -c node1.conf init --token-file admin.token >init.out 2>init.err || return 1
@@ -160,6 +191,19 @@ cluster_setup() {
 # metric_of I NAME: a metric's value on node I (NAME may carry labels).
 metric_of() {
     curl -sk "https://127.0.0.1:${NODE_API[$1]}/metrics" | awk -v n="$2" '$1 == n {print $2}'
+}
+
+# connections_at_least N: the nodes' MQTT connections (iothub_mqtt_connections, every
+# listener) add up to N or more.
+connections_at_least() {
+    local i total=0 n
+    for i in $(seq "$CLUSTER_N"); do
+        [ -n "${NODE_PID[$i]:-}" ] || continue
+        n=$(curl -sk "https://127.0.0.1:${NODE_API[$i]}/metrics" |
+            awk '$1 ~ /^iothub_mqtt_connections\{/ {s += $2} END {print s + 0}')
+        total=$((total + n))
+    done
+    [ "$total" -ge "$1" ]
 }
 
 # wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds (0) or SECONDS pass (1).

@@ -13,13 +13,32 @@ nodes_up() { [ "$(sql "$URL" "SELECT string_agg(name, ',' ORDER BY name) FROM no
                               WHERE stopped_at IS NULL")" = n1,n2,n3 ]; }
 wait_for 10 nodes_up
 expect "the three nodes registered themselves in the nodes table (n1, n2, n3)" $?
+# pg_locks lists the locks of every database of the server (other tests' nodes too): only
+# this database's count.
 locked() {
     [ "$(sql "$URL" "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 19019
-                     AND objid IN (SELECT id FROM nodes) AND granted")" = 3 ] &&
-        [ "$(metric_of 2 iothub_cluster_node_registered)" = 1 ]
+                     AND objid IN (SELECT id FROM nodes) AND granted
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")" = 3 ] &&
+        for i in 1 2 3; do [ "$(metric_of "$i" iothub_cluster_node_registered)" = 1 ] || return 1; done
 }
-wait_for 10 locked
+wait_for 20 locked
 expect "each node holds its liveness lock (advisory 19019, id): 3 held; registered = 1 in /metrics" $?
+# GET /v1/nodes through NODE says NAMES (comma-separated, by name) are alive.
+alive_on() {
+    on_node "$1"
+    bearer "$ADMIN" GET /v1/nodes
+    [ "$STATUS" = 200 ] && [ "$(jq -r '[.nodes[] | select(.alive) | .name] | join(",")' <<<"$BODY")" = "$2" ]
+}
+wait_for 10 alive_on 1 n1,n2,n3 && alive_on 2 n1,n2,n3
+expect "GET /v1/nodes through node 1 and through node 2: n1, n2, n3 alive" $?
+jq -e '[.nodes[] | select(.version != "" and .heartbeat_at != null and .started_at != null
+        and .stopped_at == null and .connections >= 0 and .sessions >= 0
+        and (.api_address | startswith("127.0.0.1:")))] | length == 3' <<<"$BODY" >/dev/null
+expect "... each with its version, start, heartbeat, addresses, connection and session counts" $?
+"$BUILD/iothubctl" --url "https://127.0.0.1:${NODE_API[2]}" --cacert trust.pem --token "$ADMIN" \
+    nodes >ctl_nodes.out 2>&1 &&
+    [ "$(awk 'NR > 1 && $2 == "yes" {print $1}' ctl_nodes.out | tr '\n' ,)" = n1,n2,n3, ]
+expect "iothubctl nodes lists n1, n2, n3 alive" $?
 [ "$(sql "$URL" "SELECT count(*) FROM nodes WHERE api_address LIKE '127.0.0.1:%'
                  AND mqtt_address LIKE '127.0.0.1:%'")" = 3 ]
 expect "each node's API and MQTT addresses are recorded" $?
@@ -91,7 +110,17 @@ on_node 3
 sub mortal mortal.out -t "devices/$M/commands/#" -q 1
 wait_for 5 connected_on 1 "$M" n3
 expect "a device on node 3 is shown connected (node n3) through node 1" $?
+conns_n3() { # GET /v1/nodes: n3's heartbeat carries its MQTT connection (the device)
+    on_node 1
+    bearer "$ADMIN" GET /v1/nodes
+    [ "$(jq -r '.nodes[] | select(.name == "n3") | .connections' <<<"$BODY")" -ge 1 ]
+}
+wait_for 10 conns_n3
+expect "GET /v1/nodes: n3's connection count (written with its heartbeat) counts the device" $?
 node_stop 3 KILL
+T_KILL=$(date +%s%N)
+wait_for 5 alive_on 1 n1,n2
+expect "node 3 killed with -9: GET /v1/nodes says n3 not alive within 5 s ($(( ($(date +%s%N) - T_KILL) / 1000000 )) ms)" $?
 dead() { [ "$(sql "$URL" "SELECT stopped_at IS NOT NULL FROM nodes WHERE name = 'n3'")" = t ]; }
 wait_for 5 dead
 expect "node 3 killed with -9: a peer finds it dead within 5 s (its lock free; stopped_at set)" $?

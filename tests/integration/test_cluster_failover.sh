@@ -62,7 +62,9 @@ grep -q '^Reused' tls2.out
 expect "the TLS session saved before the kill resumes through HAProxy on another node" $?
 
 # ---- the backend comes back ------------------------------------------------------------------
-$CL backend 127.0.0.1 "$HAP_MQTT" trust.pem svc.pem svc.key backend 10 backend.out
+# It leaves once every acknowledged message came (at most 60 s).
+$CL backend 127.0.0.1 "$HAP_MQTT" trust.pem svc.pem svc.key backend 60 backend.out \
+    devices/+/telemetry acked.txt
 grep -q 'CONNACK 0 present=1' backend.out
 expect "the backend reconnects through HAProxy: session present (taken from the dead node)" $?
 $PY - acked.txt backend.out >check.out 2>&1 <<'EOF'

@@ -15,10 +15,10 @@ CLUSTER_CONF=("mqtt_max_handshakes = 512" "mqtt_max_handshakes_per_ip = 512"
               "mqtt_max_unauthenticated = 1000" "mqtt_max_queued = 20000")
 PROXY_PID=
 trap 'cluster_cleanup >/dev/null 2>&1; [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null' EXIT
-PROXY_PORT=$(free_port)
+take_port PROXY_PORT
 python3 -u "$HERE/test_faults.py" proxy "$PROXY_PORT" "$PGSOCK/.s.PGSQL.5432" >proxy.out 2>proxy.err &
 PROXY_PID=$!
-for _ in $(seq 50); do grep -q ready proxy.out && break; sleep 0.1; done
+wait_for 5 grep -q ready proxy.out
 NODE_DB_URL="postgresql://postgres@127.0.0.1:$PROXY_PORT/${NAME}_outages_$$?sslmode=disable"
 cluster_setup outages 3 && haproxy_start
 expect "three nodes (database through a TCP proxy), a mosquitto backbone, HAProxy" $?
@@ -54,6 +54,7 @@ sys.exit(1 if lost or disorder or sum(acked.values()) == 0 else 0)
 EOF
     local rc=$?
     echo "# $(tail -n 1 "$2.check")" >&2
+    [ $rc = 0 ] || grep -E '^(CONNACK|DISCONNECTED|NOT SUBSCRIBED)' "$2" | sed 's/^/# backend: /' >&2
     return $rc
 }
 
@@ -62,7 +63,9 @@ $CL backend 127.0.0.1 "${NODE_MQTT[1]}" trust.pem svc.pem svc.key backend 0 pg.o
 expect "the backend subscribes (persistent, QoS 1) and goes away" $?
 $CL publishers 127.0.0.1 "$HAP_TLS" trust.pem creds.txt 24 acked1.txt 1 2>pub1.err &
 PUBS=$!
-sleep 5
+# The cut comes while they publish: once half of them are connected (at least 2 s in).
+sleep 2
+wait_for 30 connections_at_least $((DEVICES / 2))
 kill -USR1 "$PROXY_PID"
 echo "# $(date +%T.%N) PostgreSQL cut" >&2
 sleep 10
@@ -72,7 +75,7 @@ wait "$PUBS"
 reg() { for i in 1 2 3; do [ "$(metric_of "$i" iothub_cluster_node_registered)" = 1 ] || return 1; done; }
 wait_for 15 reg
 expect "PostgreSQL cut for 10 s under the three nodes: all registered again afterwards" $?
-$CL backend 127.0.0.1 "$HAP_MQTT" trust.pem svc.pem svc.key backend 8 pg.out
+$CL backend 127.0.0.1 "$HAP_MQTT" trust.pem svc.pem svc.key backend 60 pg.out devices/+/telemetry acked1.txt
 check acked1.txt pg.out
 expect "the backend gets every message acknowledged before, during and after the outage" $?
 
@@ -80,21 +83,27 @@ expect "the backend gets every message acknowledged before, during and after the
 if ! curl -sk "https://127.0.0.1:${NODE_API[1]}/metrics" | grep -q '^iothub_backbone'; then
     ok "# SKIP the backbone restarted: the backbone is not wired in this build"
 else
-    $CL backend 127.0.0.1 "${NODE_MQTT[1]}" trust.pem svc.pem svc.key backend 30 bb.out &
+    $CL backend 127.0.0.1 "${NODE_MQTT[1]}" trust.pem svc.pem svc.key backend 120 bb.out &
     BE=$!
     wait_for 10 grep -qs CONNACK bb.out
     $CL publishers 127.0.0.1 "${NODE_TLS[2]}" trust.pem creds.txt 16 acked2.txt 1 2>pub2.err &
     PUBS=$!
-    sleep 5
+    sleep 2
+    wait_for 30 connections_at_least $((DEVICES / 2 + 1))
     backbone_stop TERM
     sleep 2
     backbone_start
     echo "# $(date +%T.%N) backbone restarted" >&2
     wait "$PUBS"
-    sleep 5
+    # The backend was online all along: once nothing more comes for 1 s it goes; what it did
+    # not receive is in its session: it reconnects and leaves once every acknowledged
+    # message came (at most 20 s).
+    quiet() { local a b; a=$(stat -c %s bb.out); sleep 1; b=$(stat -c %s bb.out); [ "$a" = "$b" ]; }
+    for _ in $(seq 15); do quiet && break; done
     kill "$BE" 2>/dev/null
     wait "$BE" 2>/dev/null
-    $CL backend 127.0.0.1 "${NODE_MQTT[1]}" trust.pem svc.pem svc.key backend 5 bb.out
+    $CL backend 127.0.0.1 "${NODE_MQTT[1]}" trust.pem svc.pem svc.key backend 20 bb.out \
+        devices/+/telemetry acked2.txt
     # Known gap (notes/cluster.md): after a backbone restart a node may miss a message it was
     # subscribed to (the backbone client logs "out of memory: filter ... not subscribed"); the
     # row is in PostgreSQL (directory) but the online session does not reload it. Reported as
