@@ -13,7 +13,8 @@
  *   will.c       wills: kept at CONNECT, published when the peer vanishes
  *   hooks.c      durability and several nodes: hooks, message ids, acknowledgement holds,
  *                injected messages (de-duplicated), session expiry
- *   restore.c    state restored from elsewhere, parked CONNECTs ended, sessions released */
+ *   restore.c    state restored from elsewhere, parked CONNECTs ended, sessions released
+ *   quota.c      quotas per principal: subscriptions, retained, PUBLISH rate, CONNECTs */
 #ifndef HUB_MQTT_BROKER_INTERNAL_H
 #define HUB_MQTT_BROKER_INTERNAL_H
 
@@ -26,6 +27,7 @@
 #include "mqtt/codec.h"
 #include "mqtt/idmap.h"
 #include "mqtt/msg.h"
+#include "mqtt/quota.h"
 #include "mqtt/retained.h"
 #include "mqtt/session.h"
 #include "mqtt/subtree.h"
@@ -72,6 +74,11 @@ struct hub_mqtt_conn {
     int reading_paused; /* transport asked to stop reading (max_inflight withheld) */
     struct hub_session **waits;
     size_t nwaits, waits_cap;
+    /* Quotas (quota.c): a device's PUBLISH rate buckets (primed at its first PUBLISH), and
+     * reading stopped while one is in debt (the transport is paused while this or
+     * reading_paused is set). */
+    struct hub_tbucket rate_msgs, rate_bytes;
+    int rate_primed, rate_paused;
     struct hub_mqtt_conn *prev, *next; /* all connections */
 };
 
@@ -104,6 +111,7 @@ struct hub_broker {
     int expiring;               /* some session has a finite expiry (tick walks them) */
     uint64_t now_ms;  /* latest time given by the transport */
     size_t throttled; /* connections waiting on full sessions (c->nwaits > 0) */
+    struct hub_quota_table quota; /* principals and their counters (quota.c) */
     struct hub_broker_stats st;
 };
 

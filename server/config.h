@@ -92,6 +92,11 @@ struct hub_config {
     char *node_name;               /* NULL: the host name (server/backbone_conf.h) */
     /* Limits and quotas (server/config_limits.c: key, range, default in its table). */
     long long mqtt_max_subscriptions; /* filters per session */
+    /* quotas (mqtt/quota.c) */
+    long long mqtt_max_retained_per_principal, mqtt_max_retained_bytes_per_principal;
+    long long mqtt_max_retained, mqtt_max_retained_bytes;
+    long long mqtt_rate_msgs_per_s, mqtt_rate_bytes_per_s, mqtt_rate_burst_s;
+    long long mqtt_max_connects_per_min;
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.
