@@ -49,6 +49,17 @@ if [ "$rc" != 0 ]; then
     grep -q '^not ok ' quotas.out || not_ok "test_abuse_quotas.py exited with status $rc"
 fi
 
+# The retained accounting across a restart: the attacker's retained message is restored from
+# PostgreSQL and counted again (O(1) each), so it cannot store a full quota more.
+stop_server
+expect "iothubd stops cleanly after the attacks" $?
+start_server iothub.conf serve2.log
+expect "iothubd restarts (retained messages restored from PostgreSQL)" $?
+sed -i "s/\"pid\": [0-9]*/\"pid\": $SERVER_PID/" env.json
+timeout 60 python3 -u "$HERE/test_abuse_quotas.py" env.json restored | tee -a quotas.out
+[ "${PIPESTATUS[0]}" = 0 ] || not_ok "test_abuse_quotas.py restored failed"
+cp quotas.out "$BUILD/test_abuse_quotas.out" 2>/dev/null
+
 A=${DEV[attacker]}
 for key in mqtt_max_retained_bytes_per_principal mqtt_max_subscriptions mqtt_rate_msgs_per_s \
     mqtt_max_connects_per_min; do
@@ -61,5 +72,5 @@ n=$(grep -c "device ${DEV[bystander]} over quota" serve.log)
 expect "the bystander was never refused" $?
 
 stop_server
-expect "iothubd stops cleanly after the attacks" $?
+expect "iothubd stops cleanly after the restore check" $?
 finish
