@@ -1,16 +1,18 @@
-/* Quotas per principal (issue 19): the token bucket, the table of principals (device or
- * service id -> retained count and bytes, CONNECT bucket, refusal log state), and the checks
- * the broker's modules call. Limits are options.quota (mqtt/broker.h), 0 meaning none.
- * Nothing here allocates per message: a principal's entry is made when it first retains,
- * connects (devices) or is refused, and entries holding nothing are pruned by the tick.
- * Loop thread of the broker only. */
+/* Quotas per principal (issue 19): the token bucket and the table of principals (device or
+ * service id -> retained count and bytes, CONNECT bucket, refusal log state). The broker's
+ * checks that use them are in mqtt/quota_check.c (declared in mqtt/broker_internal.h);
+ * limits are options.quota (mqtt/broker.h), 0 meaning none. Nothing here allocates per
+ * message: a principal's entry is made when it first retains, connects (devices) or is
+ * refused, and the tick prunes entries holding nothing. One thread (the broker's loop). */
 #ifndef HUB_MQTT_QUOTA_H
 #define HUB_MQTT_QUOTA_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mqtt/broker.h"
+/* The number of quotas (enum hub_quota in mqtt/broker.h, checked where both are known). */
+#define HUB_QUOTA_KINDS 8
+
 
 /* A token bucket counted in units: a token is `per` units (1000 for a rate per second,
  * 60000 per minute), so a rate of r tokens per period refills r units per millisecond and
@@ -41,8 +43,8 @@ struct hub_quota_entry {
     uint64_t retained_bytes; /* and their bytes */
     struct hub_tbucket connects;
     uint64_t connect_ms;     /* last CONNECT (0: none) */
-    uint64_t logged_ms[HUB_QUOTA_COUNT]; /* last refusal logged per quota (0: never) */
-    uint32_t unlogged[HUB_QUOTA_COUNT];  /* refusals since then */
+    uint64_t logged_ms[HUB_QUOTA_KINDS]; /* last refusal logged per quota (0: never) */
+    uint32_t unlogged[HUB_QUOTA_KINDS];  /* refusals since then */
     uint8_t used;
 };
 
@@ -57,41 +59,11 @@ struct hub_quota_table {
     size_t paused;       /* connections not read because of their rate */
 };
 
-struct hub_broker;
-struct hub_mqtt_conn;
-struct hub_msg;
-struct hub_session;
-
 /* The entry of id (index + 1), made when create is set and it is absent; 0 when absent or
  * out of memory. */
 uint32_t hub_quota_lookup(struct hub_quota_table *t, const char *id, int create);
+/* Removes entry i (index + 1); nothing may refer to it any more. */
+void hub_quota_remove(struct hub_quota_table *t, uint32_t i);
 void hub_quota_table_free(struct hub_quota_table *t);
-
-/* A refusal of quota q to principal id (kind "device", "service"; id may be ""): counted,
- * logged at most once a minute per principal and quota with what was refused (what, value
- * and limit may be NULL/0). */
-void hub_quota_refused(struct hub_broker *b, enum hub_quota q, const char *kind, const char *id,
-                       const char *what, unsigned long long value, unsigned long long limit);
-
-/* Stores m as retained (or clears its topic when its payload is empty) within the retained
- * quotas of its principal: pub's when pub is set, else the device of its topic. force: count
- * it whatever the limits (restored or injected: already accepted elsewhere). Returns 0 when
- * the store changed, 1 when m was refused (counted, logged; the store unchanged), or
- * HUB_ENOMEM. */
-int hub_quota_retain(struct hub_broker *b, struct hub_msg *m, const struct hub_mqtt_conn *pub,
-                     int force);
-/* Whether session s (of c) may hold one more filter f: 1, or 0 (counted, logged). Called
- * before adding a filter; a filter the session holds already is always allowed. */
-int hub_quota_subscribe(struct hub_mqtt_conn *c, const char *f, size_t len);
-/* A CONNECT of device c: 1 allowed, 0 over mqtt_max_connects_per_min (counted, logged). */
-int hub_quota_connect(struct hub_mqtt_conn *c);
-/* A PUBLISH of len bytes read from device c: charged to its buckets; reading stops when
- * one is in debt (until hub_quota_tick finds it paid). */
-void hub_quota_publish(struct hub_mqtt_conn *c, size_t len);
-/* Once a second: connections whose rate debt is paid are read again; a slice of the table
- * is pruned of principals holding nothing. */
-void hub_quota_tick(struct hub_broker *b, uint64_t now_ms);
-/* c is going away (its rate pause ends with it). */
-void hub_quota_conn_closed(struct hub_mqtt_conn *c);
 
 #endif
