@@ -233,6 +233,8 @@ int hub_broker_check(const struct hub_broker *b)
     size_t listed = 0;
     for (const struct hub_mqtt_conn *c = b->parked; c != NULL; c = c->parked_next)
         listed++;
+    if (b->quota.retained != b->retained.count) /* every change goes through quota_check.c */
+        return HUB_EINVAL;
     if (queued != b->sessions.queued || inflight != b->sessions.inflight ||
         throttled != b->throttled || held != b->holds.count || parked != listed ||
         listed != b->nparked)
