@@ -255,10 +255,12 @@ void hub_quota_publish(struct hub_mqtt_conn *c, size_t len)
     int over_bytes = q->rate_bytes && hub_tbucket_take(&c->rate_bytes, (int64_t)len * 1000);
     if ((!over_msgs && !over_bytes) || c->rate_paused)
         return;
-    c->rate_paused = 1;
-    b->quota.paused++;
-    if (!c->reading_paused && c->t->pause != NULL)
-        c->t->pause(c->tconn, 1);
+    if (c->t->pause != NULL) { /* a transport that cannot pause: counted, logged only */
+        c->rate_paused = 1;
+        b->quota.paused++;
+        if (!c->reading_paused)
+            c->t->pause(c->tconn, 1);
+    }
     if (over_msgs)
         hub_quota_refused(b, HUB_QUOTA_RATE_MSGS, "device", c->who.id,
                           "PUBLISH rate: not read until it is back under",
@@ -276,8 +278,7 @@ static void rate_resume(struct hub_mqtt_conn *c, uint64_t now)
     if (c->reading_paused || c->closing)
         return; /* flow control still holds it; flow.c restarts reading */
     c->last_rx_ms = now; /* its keepalive was not its to keep while paused */
-    if (c->t->pause != NULL)
-        c->t->pause(c->tconn, 0);
+    c->t->pause(c->tconn, 0);
 }
 
 void hub_quota_conn_closed(struct hub_mqtt_conn *c)
