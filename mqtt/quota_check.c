@@ -97,8 +97,12 @@ static void topic_principal(const struct hub_msg *m, char id[40])
     if (m->topic_len <= plen || memcmp(m->topic, prefix, plen) != 0)
         return;
     size_t n = 0;
-    while (plen + n < m->topic_len && m->topic[plen + n] != '/' && n < 39)
-        n++;
+    while (plen + n < m->topic_len && m->topic[plen + n] != '/' && n < 39) {
+        char ch = m->topic[plen + n++];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              ch == '-'))
+            return; /* not an id (and never a control character in a log line) */
+    }
     if (plen + n < m->topic_len && m->topic[plen + n] != '/')
         return; /* longer than an id */
     memcpy(id, m->topic + plen, n);

@@ -201,16 +201,24 @@ static void test_retained_restore(void)
                  0);
     }
     CHECK_EQ(hub_broker_restore_retained(b, "other/x", 7, (const uint8_t *)"v", 1, 1, 9), 0);
-    CHECK_EQ(retained_count(b, NULL), 4);
+    /* Not an id (a control character): charged to the server, like "other/x". */
+    CHECK_EQ(hub_broker_restore_retained(b, "devices/a\nb/x", 13, (const uint8_t *)"v", 1, 1, 10),
+             0);
+    CHECK_EQ(retained_count(b, NULL), 5);
+    struct hub_broker_stats st;
+    hub_broker_stats(b, &st);
+    CHECK_EQ(st.quota_principals, 2); /* DEV_A and the server */
+    CHECK_EQ(hub_broker_check(b), 0);
     struct peer a;
     open_peer(b, &a, 0, DEV_A, "a", 1);
     publish(&a, "devices/" DEV_A "/new", 1, 1, 1, "v");
     CHECK_EQ(refusals(b, HUB_QUOTA_RETAINED), 1); /* its restored ones count */
     publish(&a, "devices/" DEV_A "/s0", 1, 1, 2, "");
     publish(&a, "devices/" DEV_A "/s1", 1, 1, 3, "");
-    CHECK_EQ(retained_count(b, NULL), 2);
-    publish(&a, "devices/" DEV_A "/new", 1, 1, 4, "v"); /* 1 left + 1 = 2 */
     CHECK_EQ(retained_count(b, NULL), 3);
+    publish(&a, "devices/" DEV_A "/new", 1, 1, 4, "v"); /* 1 left + 1 = 2 */
+    CHECK_EQ(retained_count(b, NULL), 4);
+    CHECK_EQ(hub_broker_check(b), 0);
     CHECK_EQ(refusals(b, HUB_QUOTA_RETAINED), 1);
     close_peer(&a);
     hub_broker_free(b);
