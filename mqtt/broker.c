@@ -52,6 +52,7 @@ void hub_broker_free(struct hub_broker *b)
         return;
     hub_session_table_free(&b->sessions);
     hub_retained_free(&b->retained);
+    hub_quota_table_free(&b->quota);
     hub_subtree_free(b->subs);
     hub_buf_free(&b->out);
     hub_buf_free(&b->q0);
@@ -73,6 +74,7 @@ void hub_broker_tick(struct hub_broker *b, uint64_t now_ms)
         hub_conn_tick(c, now_ms);
     }
     hub_hooks_expire(b, now_ms);
+    hub_quota_tick(b, now_ms);
 }
 
 size_t hub_broker_kick_serial(struct hub_broker *b, const char *serial_hex,
@@ -190,6 +192,9 @@ void hub_broker_stats(const struct hub_broker *b, struct hub_broker_stats *out)
     out->throttled = b->throttled;
     out->held_acks = b->holds.count;
     out->parked = b->nparked;
+    out->retained_bytes = b->quota.retained_bytes;
+    out->rate_paused = b->quota.paused;
+    out->quota_principals = b->quota.count;
 }
 
 int hub_broker_check(const struct hub_broker *b)
@@ -239,6 +244,8 @@ int hub_broker_check(const struct hub_broker *b)
             return HUB_EINVAL;
     }
     if (server != b->server_holds.count)
+        return HUB_EINVAL;
+    if (b->quota.retained != b->retained.count) /* every change goes through quota_check.c */
         return HUB_EINVAL;
     if (queued != b->sessions.queued || inflight != b->sessions.inflight ||
         throttled != b->throttled || held != b->holds.count || parked != listed ||

@@ -55,6 +55,36 @@ struct hub_mqtt_identity {
     const char *const *subscribe;
 };
 
+/* Quotas per principal (mqtt/quota.c). Each is refused, counted in
+ * hub_broker_stats.quota_refusals[] and logged at most once a minute per principal and quota.
+ * The names are the configuration keys (hub_quota_key). */
+enum hub_quota {
+    HUB_QUOTA_SUBSCRIPTIONS,        /* filters per session: SUBACK 0x80 */
+    HUB_QUOTA_RETAINED,             /* retained messages per principal: not stored */
+    HUB_QUOTA_RETAINED_BYTES,       /* retained bytes (topic + payload) per principal */
+    HUB_QUOTA_RETAINED_TOTAL,       /* retained messages in the broker */
+    HUB_QUOTA_RETAINED_BYTES_TOTAL, /* retained bytes in the broker */
+    HUB_QUOTA_RATE_MSGS,            /* PUBLISHes per second per device connection: not read */
+    HUB_QUOTA_RATE_BYTES,           /* PUBLISH bytes per second per device connection */
+    HUB_QUOTA_CONNECTS,             /* CONNECTs per device id per minute: CONNACK 3 */
+    HUB_QUOTA_COUNT
+};
+/* The configuration key of quota q ("mqtt_max_subscriptions", ...), its label in /metrics. */
+const char *hub_quota_key(enum hub_quota q);
+
+/* The limits (0: none). Retained: per principal, the publisher (device or service id; the
+ * device of the topic "devices/<id>/..." when there is no publishing connection: wills,
+ * server publishes, restored and injected messages, which are counted but never refused).
+ * Rates: devices only, a token bucket holding burst_s seconds of the rate. */
+struct hub_broker_quotas {
+    size_t max_subscriptions;
+    size_t retained_per_principal, retained_bytes_per_principal;
+    size_t retained, retained_bytes;
+    uint64_t rate_msgs, rate_bytes; /* per second */
+    unsigned burst_s;               /* 0: 1 */
+    unsigned connects_per_min;
+};
+
 struct hub_broker_options {
     size_t max_packet;        /* largest accepted packet, bytes */
     /* QoS 1/2 messages kept per session (offline or in flight). A client publishing QoS 1/2
@@ -80,6 +110,7 @@ struct hub_broker_options {
     /* Persistent sessions offline longer than this are dropped (hooks.session_gone), checked
      * by hub_broker_tick; 0: kept until a clean start (MQTT 3.1.1). */
     uint32_t session_expiry_s;
+    struct hub_broker_quotas quota; /* zeroed: no quotas */
 };
 
 /* Plain counters written on the loop thread only: copy them there (hub_broker_stats). */
@@ -93,6 +124,10 @@ struct hub_broker_stats {
      * CONNECTs now, messages injected and injected duplicates ignored, sessions expired. */
     size_t held_acks, parked;
     unsigned long long injected, inject_dupes, sessions_expired;
+    /* Quotas (mqtt/quota.c): refusals by enum hub_quota, retained bytes held, device
+     * connections not read now because they are over their rate, principals tracked. */
+    unsigned long long quota_refusals[HUB_QUOTA_COUNT];
+    size_t retained_bytes, rate_paused, quota_principals;
 };
 
 /* Creates a broker. NULL on ENOMEM. */

@@ -13,7 +13,9 @@
  *   will.c       wills: kept at CONNECT, published when the peer vanishes
  *   hooks.c      durability and several nodes: hooks, message ids, acknowledgement holds,
  *                injected messages (de-duplicated), session expiry
- *   restore.c    state restored from elsewhere, parked CONNECTs ended, sessions released */
+ *   restore.c    state restored from elsewhere, parked CONNECTs ended, sessions released
+ *   quota_check.c  quotas per principal: subscriptions, retained, PUBLISH rate, CONNECTs
+ *                (its table and token bucket: mqtt/quota.h) */
 #ifndef HUB_MQTT_BROKER_INTERNAL_H
 #define HUB_MQTT_BROKER_INTERNAL_H
 
@@ -26,6 +28,7 @@
 #include "mqtt/codec.h"
 #include "mqtt/idmap.h"
 #include "mqtt/msg.h"
+#include "mqtt/quota.h"
 #include "mqtt/retained.h"
 #include "mqtt/session.h"
 #include "mqtt/subtree.h"
@@ -72,6 +75,11 @@ struct hub_mqtt_conn {
     int reading_paused; /* transport asked to stop reading (max_inflight withheld) */
     struct hub_session **waits;
     size_t nwaits, waits_cap;
+    /* Quotas (quota.c): a device's PUBLISH rate buckets (primed at its first PUBLISH), and
+     * reading stopped while one is in debt (the transport is paused while this or
+     * reading_paused is set). */
+    struct hub_tbucket rate_msgs, rate_bytes;
+    int rate_primed, rate_paused;
     struct hub_mqtt_conn *prev, *next; /* all connections */
 };
 
@@ -104,6 +112,7 @@ struct hub_broker {
     int expiring;               /* some session has a finite expiry (tick walks them) */
     uint64_t now_ms;  /* latest time given by the transport */
     size_t throttled; /* connections waiting on full sessions (c->nwaits > 0) */
+    struct hub_quota_table quota; /* principals and their counters (quota.c) */
     struct hub_broker_stats st;
 };
 
@@ -269,6 +278,37 @@ static inline void hub_flow_queue_shrunk(struct hub_broker *b, struct hub_sessio
     if (s->nwaiters > 0)
         hub_flow_drained(b, s);
 }
+
+/* ---- quota_check.c -------------------------------------------------------------------- */
+/* Quotas per principal (the table and the token bucket: mqtt/quota.h). */
+
+/* A refusal of quota q to principal id (kind "device", "service"; id may be ""): counted,
+ * logged at most once a minute per principal and quota with what was refused (what, value
+ * and limit may be NULL/0). */
+void hub_quota_refused(struct hub_broker *b, enum hub_quota q, const char *kind, const char *id,
+                       const char *what, unsigned long long value, unsigned long long limit);
+
+/* Stores m as retained (or clears its topic when its payload is empty) within the retained
+ * quotas of its principal: pub's when pub is set, else the device of its topic. force: count
+ * it whatever the limits (restored or injected: already accepted elsewhere). Returns 0 when
+ * the store changed, 1 when m was refused (counted, logged; the store unchanged), or
+ * HUB_ENOMEM. */
+int hub_quota_retain(struct hub_broker *b, struct hub_msg *m, const struct hub_mqtt_conn *pub,
+                     int force);
+/* Whether session s (of c) may hold one more filter f: 1, or 0 (counted, logged). Called
+ * before adding a filter; a filter the session holds already is always allowed. */
+int hub_quota_subscribe(struct hub_mqtt_conn *c, const char *f, size_t len);
+/* A CONNECT of device c: 1 allowed, 0 over mqtt_max_connects_per_min (counted, logged). */
+int hub_quota_connect(struct hub_mqtt_conn *c);
+/* A PUBLISH of len bytes read from device c: charged to its buckets; reading stops when
+ * one is in debt (until hub_quota_tick finds it paid). */
+void hub_quota_publish(struct hub_mqtt_conn *c, size_t len);
+/* Once a second: connections whose rate debt is paid are read again; a slice of the table
+ * is pruned of principals holding nothing. */
+void hub_quota_tick(struct hub_broker *b, uint64_t now_ms);
+/* c is going away (its rate pause ends with it). */
+void hub_quota_conn_closed(struct hub_mqtt_conn *c);
+
 
 /* ---- will.c ---------------------------------------------------------------------------- */
 

@@ -245,6 +245,7 @@ void hub_mqtt_conn_closed(struct hub_mqtt_conn *c, int revoked)
     struct hub_broker *b = c->b;
     struct hub_session *s = c->s;
     hub_flow_conn_closed(c);
+    hub_quota_conn_closed(c);
     hub_connect_unpark(c);
     /* Detach the session first, so that what is routed to it from now on (the will
      * included) waits in its queue rather than being "sent" on this dead connection. */
@@ -286,7 +287,7 @@ void hub_conn_tick(struct hub_mqtt_conn *c, uint64_t now_ms)
 {
     if (!c->connected && now_ms - c->opened_ms > (uint64_t)c->b->o.connect_timeout * 1000)
         hub_conn_close(c, 0, HUB_CLOSE_TIMEOUT, "no CONNECT in time");
-    else if (c->connected && c->keepalive > 0 && !c->reading_paused &&
+    else if (c->connected && c->keepalive > 0 && !c->reading_paused && !c->rate_paused &&
              now_ms - c->last_rx_ms > (uint64_t)c->keepalive * 1500)
         hub_conn_close(c, 1, HUB_CLOSE_TIMEOUT, "keepalive expired");
 }

@@ -125,6 +125,10 @@ void hub_connect_handle(struct hub_mqtt_conn *c, const hub_mqtt_connect_t *p, ui
                p->refuse == 1 ? "unacceptable protocol version" : "client identifier rejected");
         return;
     }
+    if (!hub_quota_connect(c)) { /* mqtt_max_connects_per_min: before any takeover */
+        refuse(c, HUB_MQTT_CONNACK_UNAVAILABLE, HUB_CLOSE_REFUSED, NULL); /* logged there */
+        return;
+    }
     if (!p->clean && p->client_id.len == 0) {
         refuse(c, HUB_MQTT_CONNACK_BAD_CLIENT_ID, HUB_CLOSE_REFUSED,
                "empty client id with a persistent session");

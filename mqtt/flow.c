@@ -76,7 +76,7 @@ static void flush(struct hub_mqtt_conn *c)
     if (c->reading_paused && c->nheld < b->o.max_inflight) {
         c->reading_paused = 0;
         c->last_rx_ms = b->now_ms; /* its keepalive was not its to keep while paused */
-        if (!c->closing)
+        if (!c->closing && !c->rate_paused) /* else quota_check.c restarts it */
             c->t->pause(c->tconn, 0);
     }
 }

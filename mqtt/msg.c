@@ -39,6 +39,7 @@ struct hub_msg *hub_msg_new(const char *topic, size_t topic_len, const void *pay
     m->payload_len = payload_len;
     m->packet0 = NULL;
     m->id = 0;
+    m->quota_owner = 0;
     m->wire = (uint8_t *)(m + 1) + HUB_MSG_HEADROOM;
     m->wire_len = 2 + topic_len + pid + payload_len;
     m->remlen_n = remlen(m->remlen, m->wire_len);

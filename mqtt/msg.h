@@ -20,6 +20,7 @@ struct hub_msg {
     struct hub_rcbuf rc;
     unsigned refs; /* 0: borrowed (hub_msg_borrow), never freed */
     uint64_t id;   /* fleet-unique message id given by the broker (0: none) */
+    uint32_t quota_owner; /* retained: its principal's entry + 1 in the quota table (quota.c) */
     uint8_t qos;
     uint8_t retain;
     uint8_t remlen_n;  /* bytes of remlen used */

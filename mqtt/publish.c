@@ -35,6 +35,7 @@ void hub_publish_handle(struct hub_mqtt_conn *c, const hub_mqtt_publish_t *p, co
 {
     struct hub_broker *b = c->b;
     struct hub_session *s = c->s;
+    hub_quota_publish(c, len); /* mqtt_rate_*: reading stops when over */
     b->st.msgs_in++;
     b->st.in_by_qos[p->qos <= 2 ? p->qos : 2]++;
     uint64_t id = 0;

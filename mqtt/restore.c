@@ -130,7 +130,7 @@ int hub_broker_restore_retained(struct hub_broker *b, const char *topic, size_t 
     if (m == NULL)
         return HUB_ENOMEM;
     m->id = id;
-    int rc = hub_retained_set(&b->retained, m);
+    int rc = hub_quota_retain(b, m, NULL, 1); /* counted, never refused */
     hub_msg_unref(m);
     return rc;
 }

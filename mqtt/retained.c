@@ -88,3 +88,8 @@ void hub_retained_free(struct hub_retained *r)
     free(r->slots);
     memset(r, 0, sizeof *r);
 }
+
+const struct hub_msg *hub_retained_get(const struct hub_retained *r, const char *topic, size_t len)
+{
+    return r->cap == 0 ? NULL : r->slots[find(r, topic, len)];
+}

@@ -20,6 +20,8 @@ int hub_retained_set(struct hub_retained *r, struct hub_msg *m);
 /* Calls cb for each retained message (in no particular order); cb must not change r. */
 void hub_retained_each(const struct hub_retained *r, void (*cb)(const struct hub_msg *m, void *ctx),
                        void *ctx);
+/* The retained message of topic, or NULL (quotas: what a new one replaces). */
+const struct hub_msg *hub_retained_get(const struct hub_retained *r, const char *topic, size_t len);
 /* Drops the store's references and frees its table; r is empty (reusable) afterwards. */
 void hub_retained_free(struct hub_retained *r);
 

@@ -106,7 +106,7 @@ size_t hub_route_message(struct hub_broker *b, struct hub_msg *m, const struct h
         b->accepting = m->id;
         b->early = 0;
     }
-    if (m->retain && hub_retained_set(&b->retained, m) == 0 && b->h.retained != NULL)
+    if (m->retain && hub_quota_retain(b, m, pub, remote) == 0 && b->h.retained != NULL)
         b->h.retained(b->h.ctx, m->topic, m->topic_len, m->payload_len > 0 ? m : NULL, remote);
     b->stamp++;
     b->ntargets = 0;

@@ -283,6 +283,15 @@ void hub_session_remove_filter(struct hub_session *s, const char *f, size_t len)
     }
 }
 
+int hub_session_has_filter(const struct hub_session *s, const char *f, size_t len)
+{
+    /* strncmp stops at the first difference: no strlen of every (up to 64 KB) filter. */
+    for (size_t i = 0; i < s->nsubs; i++)
+        if (strncmp(s->filters[i], f, len) == 0 && s->filters[i][len] == 0)
+            return 1;
+    return 0;
+}
+
 int hub_session_has_incoming(const struct hub_session *s, uint16_t pid)
 {
     for (size_t i = 0; i < s->nincoming; i++)

@@ -54,6 +54,10 @@ void hub_subscribe_add(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p)
                      (int)(f.len > 200 ? 200 : f.len), f.ptr);
             continue;
         }
+        if (!hub_quota_subscribe(c, f.ptr, f.len)) { /* mqtt_max_subscriptions */
+            codes[n++] = HUB_MQTT_SUBACK_FAILURE;
+            continue;
+        }
         int rc = hub_subtree_insert(b->subs, f.ptr, f.len, c->s, qos);
         if (rc == 0 && hub_session_add_filter(c->s, f.ptr, f.len) != 0) {
             hub_subtree_remove(b->subs, f.ptr, f.len, c->s);

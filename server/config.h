@@ -94,6 +94,11 @@ struct hub_config {
     long long mqtt_max_subscriptions; /* filters per session */
     /* nodes: the node registry (server/cluster.c) */
     long long cluster_fence_s; /* without its registry lock this long: MQTT closed (0: never) */
+    /* quotas (mqtt/quota.c) */
+    long long mqtt_max_retained_per_principal, mqtt_max_retained_bytes_per_principal;
+    long long mqtt_max_retained, mqtt_max_retained_bytes;
+    long long mqtt_rate_msgs_per_s, mqtt_rate_bytes_per_s, mqtt_rate_burst_s;
+    long long mqtt_max_connects_per_min;
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.

@@ -17,6 +17,15 @@ const struct hub_config_limit hub_config_limits[] = {
     LIMIT(mqtt_max_subscriptions, 1, 1000000, 1000),
     /* nodes: fencing of a node cut from PostgreSQL (server/cluster.c) */
     LIMIT(cluster_fence_s, 0, 3600, 30),
+    /* quotas (mqtt/quota.c; docs/security.md "Quotas"): 0 turns a rate or CONNECT limit off */
+    LIMIT(mqtt_max_retained_per_principal, 1, 100000000, 100),
+    LIMIT(mqtt_max_retained_bytes_per_principal, 1, 1LL << 40, 1048576),
+    LIMIT(mqtt_max_retained, 1, 100000000, 100000),
+    LIMIT(mqtt_max_retained_bytes, 1, 1LL << 40, 268435456),
+    LIMIT(mqtt_rate_msgs_per_s, 0, 1000000000, 50000),
+    LIMIT(mqtt_rate_bytes_per_s, 0, 1000000000, 33554432),
+    LIMIT(mqtt_rate_burst_s, 1, 60, 2),
+    LIMIT(mqtt_max_connects_per_min, 0, 1000000, 60),
 };
 const size_t hub_config_nlimits = sizeof hub_config_limits / sizeof hub_config_limits[0];
 

@@ -4,6 +4,8 @@
 
 #include <uv.h>
 
+#include "server/mqtt_quota.h"
+
 static const char *const LISTENER[HUB_LISTENER_COUNT] = {"mtls", "tls", "plain"};
 /* "# HELP" and "# TYPE" lines of one metric. */
 static int head(hub_buf_t *out, const char *name, const char *type, const char *help)
@@ -246,6 +248,8 @@ int hub_mqtt_metrics_render(const struct hub_mqtt_metrics *s, hub_buf_t *out)
         rc = render_messages(s, out);
     if (rc == 0)
         rc = render_revocation(s, out);
+    if (rc == 0)
+        rc = hub_mqtt_quota_metrics_render(&s->broker, out); /* quotas (server/mqtt_quota.c) */
     return rc;
 }
 

@@ -19,6 +19,7 @@
 #include "mqtt/topic.h"
 #include "server/backbone.h"
 #include "server/mqtt_metrics.h"
+#include "server/mqtt_quota.h"
 #include "server/mqtt_server_internal.h"
 #include "server/cluster.h"
 #include "server/directory.h"
@@ -610,6 +611,7 @@ int hub_mqtt_server_start(const struct hub_mqtt_server_options *o, struct hub_mq
     bo.next_id = hub_mqtt_store_next_id;
     bo.next_id_ctx = m->store;
     bo.session_expiry_s = (uint32_t)cfg->mqtt_session_expiry;
+    hub_mqtt_quotas_from_config(cfg, &bo.quota);
     m->broker = hub_broker_new(&bo);
     m->revset = hub_revset_new();
     if (m->db_url == NULL || m->broker == NULL || m->revset == NULL || m->presence == NULL ||

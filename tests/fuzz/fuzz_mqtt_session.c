@@ -360,6 +360,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .presence = presence_cb,
         .next_id = next_id_cb,
         .session_expiry_s = 30,
+        /* Small quotas (mqtt/quota_check.c), so refusals and their accounting are reached;
+         * hub_broker_check compares the retained counts with the store. */
+        .quota = {.max_subscriptions = 6, .retained_per_principal = 3,
+                  .retained_bytes_per_principal = 300, .retained = 5, .retained_bytes = 600,
+                  .rate_msgs = 30, .rate_bytes = 3000, .burst_s = 1, .connects_per_min = 12},
     };
     struct hub_broker *b = hub_broker_new(&o);
     hold_mode = claim_mode = 0;
