@@ -92,6 +92,11 @@ struct hub_config {
     char *node_name;               /* NULL: the host name (server/backbone_conf.h) */
     /* Limits and quotas (server/config_limits.c: key, range, default in its table). */
     long long mqtt_max_subscriptions; /* filters per session */
+    /* throttle: credential guessing per source address (api/throttle.h) */
+    long long auth_fail_free;        /* failed authentications per source before delays */
+    long long auth_fail_window_s;    /* failures forgotten after this long without one */
+    long long auth_fail_max_delay_s; /* longest delay (doubling from 1 s) */
+    long long auth_throttle_sources; /* sources remembered (least recent evicted) */
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.

@@ -15,6 +15,11 @@
 const struct hub_config_limit hub_config_limits[] = {
     /* Rows are added here by the features that enforce them (one per key). */
     LIMIT(mqtt_max_subscriptions, 1, 1000000, 1000),
+    /* throttle: credential guessing per source address (api/throttle.h) */
+    LIMIT(auth_fail_free, 1, 1000000, 10),
+    LIMIT(auth_fail_window_s, 1, 86400, 60),
+    LIMIT(auth_fail_max_delay_s, 1, 86400, 300),
+    LIMIT(auth_throttle_sources, 16, 16777216, 65536),
 };
 const size_t hub_config_nlimits = sizeof hub_config_limits / sizeof hub_config_limits[0];
 
