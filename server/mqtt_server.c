@@ -56,7 +56,8 @@ struct link {
     int loading, closed;
     int password;              /* password listener: CONNECT carries id + secret */
     int authed;                /* the secret matched */
-    int over;                  /* throttle: source past its free failures (no dummy hash) */
+    int throttle;              /* hub_throttle_check of the source (OVER: no dummy hash) */
+    int checked;               /* throttle: the secret was checked (the database answered) */
     uint8_t refuse_code;       /* device CA certificates: CONNACK code of a refusal, or 0 */
     enum hub_close_reason why; /* set when this file closes the connection */
     char user[64], pass[160];
@@ -193,9 +194,10 @@ static void acl_work(uv_work_t *w)
         return;
     if (found)
         k->authed = hub_passhash_verify(k->pass, sec.hash) && strcmp(sec.status, "revoked");
-    else if (reachable && !k->over)
+    else if (reachable && k->throttle != HUB_THROTTLE_OVER)
         hub_passhash_verify(k->pass, DUMMY_HASH); /* same time for unknown ids */
     hub_wipe(k->pass, sizeof k->pass);
+    k->checked = reachable;
     if (k->who.kind != HUB_MQTT_SERVICE || !k->authed)
         return;
     pthread_mutex_lock(&m->lookup_lock);
@@ -249,7 +251,8 @@ static void acl_done(uv_work_t *w, int status)
     if (k->closed) {
         /* the transport went away meanwhile */
     } else if (k->password && !k->authed) { /* logged once per source and minute */
-        hub_throttle_failed(hub_wconn_peer(k->conn), HUB_THROTTLE_MQTT, k->user);
+        if (k->checked) /* not when the database was unreachable */
+            hub_throttle_failed(hub_wconn_peer(k->conn), HUB_THROTTLE_MQTT, k->user);
         refuse(k, HUB_MQTT_CONNACK_BAD_CREDENTIALS);
     } else if (k->refuse_code != 0) {
         refuse(k, k->refuse_code);
@@ -395,14 +398,13 @@ static void password_connect(struct link *k)
         k->password = 0;
         return;
     }
-    unsigned retry; /* throttle: refused unchecked while the source's delay runs */
-    enum hub_throttle_state ts = hub_throttle_check(hub_wconn_peer(k->conn), HUB_THROTTLE_MQTT, &retry);
-    if (ts == HUB_THROTTLE_BLOCKED) {
+    unsigned retry; /* throttle: refused unchecked (CONNACK 5) while the source's delay runs */
+    k->throttle = hub_throttle_check(hub_wconn_peer(k->conn), HUB_THROTTLE_MQTT, &retry);
+    if (k->throttle == HUB_THROTTLE_BLOCKED) {
         refuse(k, HUB_MQTT_CONNACK_NOT_AUTHORIZED);
         k->password = 0;
         return;
     }
-    k->over = ts == HUB_THROTTLE_OVER;
     memcpy(k->pass, cp->password.ptr, cp->password.len);
     k->pass[cp->password.len] = 0;
     snprintf(k->who.id, sizeof k->who.id, "%s", k->user);
