@@ -183,7 +183,11 @@ pub 127.0.0.5 "$SECRET2"
 expect "after the delay, the device publishes from 127.0.0.5" $?
 
 # ---- audit: one row per source and minute, with a count ------------------------------------------
-sleep 3 # the aggregated rows are written every 2 s
+# the aggregated rows are written every 2 s
+for _ in $(seq 50); do
+    [ "$(sql "$URL" "SELECT count(*) FROM audit_log WHERE source = '127.0.0.4' AND action = 'auth.refused'")" -ge 1 ] && break
+    sleep 0.1
+done
 rows=$(sql "$URL" "SELECT count(*) FROM audit_log WHERE source = '127.0.0.3' AND action = 'auth.refused'")
 sum=$(sql "$URL" "SELECT coalesce(sum(count), 0) FROM audit_log WHERE source = '127.0.0.3' AND action = 'auth.refused'")
 thr=$(sql "$URL" "SELECT coalesce(sum((details->>'throttled')::int), 0) FROM audit_log WHERE source = '127.0.0.3' AND action = 'auth.refused'")
@@ -210,10 +214,14 @@ expect "the 200+ refusals of 127.0.0.3 are logged in $lines line(s), not one eac
 expect "no secret in the log" $?
 
 # ---- metrics and a bounded table -----------------------------------------------------------------
-for i in $(seq 10 29); do
-    curl -s -o /dev/null --cacert trust.pem --interface "127.0.0.$i" -H "Authorization: Bearer nope" "$BASE/v1/devices"
-done
-metric() { curl -s --cacert trust.pem --interface 127.0.0.2 "$BASE/metrics" | sed -n "s/^$1 //p"; }
+for i in $(seq 10 29); do # one process, a connection per source
+    [ "$i" = 10 ] || echo next
+    printf -- '-s\n--cacert "%s"\n--interface 127.0.0.%s\n-H "Authorization: Bearer nope"\n-o /dev/null\nurl = "%s"\n' \
+        "$T/trust.pem" "$i" "$BASE/v1/devices"
+done >sources.cfg
+curl -K sources.cfg
+curl -s --cacert trust.pem --interface 127.0.0.2 "$BASE/metrics" >metrics.out
+metric() { sed -n "s/^$1 //p" metrics.out; }
 [ "$(metric 'iothub_auth_throttle_sources{state="used"}')" = 16 ] &&
     [ "$(metric 'iothub_auth_throttle_sources{state="max"}')" = 16 ] &&
     [ "$(metric iothub_auth_throttle_evictions_total)" -ge 8 ]
