@@ -33,9 +33,9 @@ static void flush(struct hub_audit_aggregate *w)
         if (c == NULL && hub_db_pool_acquire(w->pool, ACQUIRE_MS, &c) != 0)
             c = NULL;
         for (size_t i = 0; i < n; i++)
-            if (c == NULL || hub_db_audit_aggregate(c, a[i].source, a[i].minute,
-                                                    a[i].unauthorized, a[i].forbidden,
-                                                    a[i].throttled, a[i].other) != 0)
+            if (c == NULL ||
+                hub_db_audit_aggregate(c, a[i].source, a[i].minute, a[i].unauthorized,
+                                       a[i].forbidden, a[i].throttled, a[i].other) != 0)
                 lost += a[i].unauthorized + a[i].forbidden + a[i].throttled + a[i].other;
     }
     if (c != NULL)

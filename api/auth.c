@@ -56,8 +56,7 @@ static enum hub_throttle_state throttle(struct hub_req *r, enum hub_throttle_kin
     enum hub_throttle_state st = hub_throttle_check(r->source, kind, &retry);
     if (st == HUB_THROTTLE_BLOCKED) {
         hub_reply_error(r, 429, "too_many_attempts",
-                        "too many failed authentications from this address: retry in %u s",
-                        retry);
+                        "too many failed authentications from this address: retry in %u s", retry);
         snprintf(v, sizeof v, "%u", retry);
         hub_reply_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
     }
@@ -128,8 +127,8 @@ static int auth_basic(struct hub_req *r, enum hub_auth kind, const char *user, c
     if (rc == 0)
         ok = hub_passhash_verify(pass, s.hash);
     else if (ts != HUB_THROTTLE_OVER)
-        hub_passhash_verify(pass, dummy); /* the time of a known id, below the limit */
-    if (!ok) { /* logged once per source and minute */
+        hub_passhash_verify(pass, dummy); /* below the limit: the time of a known id */
+    if (!ok) { /* counted, logged once per source and minute (api/throttle.h) */
         hub_throttle_failed(r->source, throttle_kind(kind), user);
         unauthorized(r, "Basic realm=\"iothub\"", "wrong credentials");
         return HUB_REPLIED;
@@ -288,13 +287,13 @@ int hub_auth_check(struct hub_req *r, enum hub_auth kind, enum hub_role min_role
         if (user == NULL || pass == NULL) {
             hub_throttle_failed(r->source, tk, NULL);
             unauthorized(r, "Basic realm=\"iothub\"", "malformed Basic credentials");
-        }
-        else if ((kind == HUB_AUTH_DEVICE || kind == HUB_AUTH_SERVICE) && r->params[0] != NULL &&
-                 strcasecmp(user, r->params[0]) != 0)
+        } else if ((kind == HUB_AUTH_DEVICE || kind == HUB_AUTH_SERVICE) && r->params[0] != NULL &&
+                   strcasecmp(user, r->params[0]) != 0) {
             hub_reply_error(r, 403, "forbidden", "credentials are for another %s",
                             kind == HUB_AUTH_DEVICE ? "device" : "service");
-        else
+        } else {
             rc = auth_basic(r, kind, user, pass, ts);
+        }
         if (rc == 0 && r->params[0] == NULL && kind != HUB_AUTH_PROVISION &&
             (r->params[0] = strdup(user)) == NULL) { /* no id in the path (EST) */
             hub_reply_internal(r, HUB_ENOMEM, "authentication");

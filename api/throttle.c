@@ -52,7 +52,7 @@ static struct {
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER, .head = NIL, .tail = NIL, .dirty = NIL};
 
 static const char *const kind_names[HUB_THROTTLE_KIND_COUNT] = {"token", "device", "product",
-                                                                 "service", "mqtt"};
+                                                                "service", "mqtt"};
 
 static int64_t mono_ms(void)
 {

@@ -42,8 +42,8 @@ enum hub_throttle_state {
 
 /* The aggregated audit counts of one source and minute (api/audit_aggregate.h). */
 struct hub_throttle_audit {
-    char source[48];  /* "192.0.2.1" or "2001:db8:1:2::/64" */
-    int64_t minute;   /* Unix time / 60 */
+    char source[48];                                    /* "192.0.2.1" or "2001:db8:1:2::/64" */
+    int64_t minute;                                     /* Unix time / 60 */
     uint32_t unauthorized, forbidden, throttled, other; /* by status: 401, 403, 429, else */
 };
 

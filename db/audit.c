@@ -51,7 +51,8 @@ int hub_db_audit_list(PGconn *c, long long before, int limit, json_t **out)
         c,
         "SELECT coalesce(json_agg(json_build_object('id', id, 'at', rfc3339(at),"
         " 'actor', actor, 'role', role, 'action', action, 'target', target,"
-        " 'source', source, 'result', result, 'details', details, 'count', count) ORDER BY id DESC),"
+        " 'source', source, 'result', result, 'details', details, 'count', count)"
+        " ORDER BY id DESC),"
         " '[]') FROM (SELECT * FROM audit_log WHERE $1::bigint = 0 OR id < $1::bigint"
         " ORDER BY id DESC LIMIT $2) a",
         2, p, out);

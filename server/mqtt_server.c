@@ -250,8 +250,8 @@ static void acl_done(uv_work_t *w, int status)
         hub_throttle_succeeded(hub_wconn_peer(k->conn));
     if (k->closed) {
         /* the transport went away meanwhile */
-    } else if (k->password && !k->authed) { /* logged once per source and minute */
-        if (k->checked) /* not when the database was unreachable */
+    } else if (k->password && !k->authed) { /* throttle: counted (the database answered) */
+        if (k->checked)
             hub_throttle_failed(hub_wconn_peer(k->conn), HUB_THROTTLE_MQTT, k->user);
         refuse(k, HUB_MQTT_CONNACK_BAD_CREDENTIALS);
     } else if (k->refuse_code != 0) {

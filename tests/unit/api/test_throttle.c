@@ -57,8 +57,7 @@ static void test_success_forgives_once(void)
     CHECK_EQ(hub_throttle_check("198.51.100.7", HUB_THROTTLE_TOKEN, &retry), HUB_THROTTLE_FREE);
     hub_throttle_succeeded("198.51.100.7"); /* within the window: forgives nothing */
     hub_throttle_failed("198.51.100.7", HUB_THROTTLE_TOKEN, NULL);
-    CHECK_EQ(hub_throttle_check("198.51.100.7", HUB_THROTTLE_TOKEN, &retry),
-             HUB_THROTTLE_BLOCKED);
+    CHECK_EQ(hub_throttle_check("198.51.100.7", HUB_THROTTLE_TOKEN, &retry), HUB_THROTTLE_BLOCKED);
 }
 
 static void test_bounded_table(void)
