@@ -7,7 +7,8 @@
 # another address (127.0.0.2) is not locked out, and from the throttled address works again
 # once the delay passed. The refusals are audited as one row per source and minute with a
 # count, logged once per source and minute; a throttled guess costs the server little CPU
-# (read from /proc/PID/stat, the number printed); the table of sources stays bounded.
+# (read from /proc/PID/stat, the number printed); the table of sources stays bounded; behind
+# HAProxy (PROXY v2) the client's address is throttled, not the proxy's.
 . "$(dirname "$0")/api_lib.sh"
 
 PLAIN_PORT=$(free_port)
@@ -235,4 +236,31 @@ expect "20 more sources: the table holds 16 (auth_throttle_sources), the oldest 
 expect "iothub_auth_failures_total and iothub_auth_throttled_total count by kind" $?
 server_alive
 expect "the server is still there" $?
+
+# ---- behind HAProxy (PROXY v2): the client's address from the header, not the proxy's ----------
+stop_server
+HAP_PORT=$(free_port)
+printf 'global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\nfrontend api\n    bind 127.0.0.1:%s\n    default_backend node\nbackend node\n    server n1 127.0.0.1:%s send-proxy-v2\n' \
+    "$HAP_PORT" "$API_PORT" >haproxy.cfg
+haproxy -f haproxy.cfg -db >haproxy.log 2>&1 &
+HAP_PID=$!
+trap 'kill "$HAP_PID" 2>/dev/null; wait "$HAP_PID" 2>/dev/null; stop_server >/dev/null 2>&1' EXIT
+printf 'api_proxy_protocol = on\nproxy_trusted = 127.0.0.1\n' >>iothub.conf
+"$IOTHUBD" -c iothub.conf serve >serve2.log 2>&1 &
+SERVER_PID=$!
+BASE=https://127.0.0.1:$HAP_PORT
+up=1
+for _ in $(seq 150); do
+    [ "$(curl -s --cacert trust.pem -o /dev/null -w '%{http_code}' "$BASE/healthz")" = 200 ] && { up=0; break; }
+    sleep 0.1
+done
+expect "behind HAProxy (send-proxy-v2, proxy_trusted = 127.0.0.1) the API answers" $up
+burst 127.0.0.6 6 GET /v1/devices -H "Authorization: Bearer ${ADMIN:0:-4}abcd"
+[ "$CODES" = "401 401 401 401 401 429" ]
+expect "through the proxy, 6 wrong tokens from 127.0.0.6: 5 × 401, then 429 ($CODES)" $?
+from 127.0.0.7 GET /v1/devices -H "Authorization: Bearer $ADMIN"
+[ "$STATUS" = 200 ]
+expect "the right token from 127.0.0.7 through the same proxy: 200 (throttled by the client's address, not the proxy's)" $?
+grep -q 'auth: 127.0.0.6: wrong token credentials' serve2.log
+expect "the log line names the client's address from the PROXY header" $?
 finish
