@@ -223,6 +223,8 @@ done >sources.cfg
 curl -K sources.cfg
 curl -s --cacert trust.pem --interface 127.0.0.2 "$BASE/metrics" >metrics.out
 metric() { sed -n "s/^$1 //p" metrics.out; }
+"$PY" "$ROOT/tests/integration/prom_check.py" metrics.out
+expect "GET /metrics with the iothub_auth_* families parses as strict Prometheus text" $?
 [ "$(metric 'iothub_auth_throttle_sources{state="used"}')" = 16 ] &&
     [ "$(metric 'iothub_auth_throttle_sources{state="max"}')" = 16 ] &&
     [ "$(metric iothub_auth_throttle_evictions_total)" -ge 8 ]
