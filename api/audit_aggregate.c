@@ -21,25 +21,22 @@ struct hub_audit_aggregate {
     int stop;
 };
 
-/* Writes every pending aggregate; those a failed statement could not write are dropped and
- * logged (a database outage must not grow memory). */
+/* Writes every pending aggregate. Without a connection they wait for the next round (in the
+ * bounded table); those a failed statement could not write are dropped and logged. */
 static void flush(struct hub_audit_aggregate *w)
 {
     struct hub_throttle_audit a[BATCH];
     PGconn *c = NULL;
     size_t n;
     unsigned long long lost = 0;
-    while ((n = hub_throttle_audit_take(a, BATCH)) > 0) {
-        if (c == NULL && hub_db_pool_acquire(w->pool, ACQUIRE_MS, &c) != 0)
-            c = NULL;
+    if (!hub_throttle_audit_pending() || hub_db_pool_acquire(w->pool, ACQUIRE_MS, &c) != 0)
+        return;
+    while ((n = hub_throttle_audit_take(a, BATCH)) > 0)
         for (size_t i = 0; i < n; i++)
-            if (c == NULL ||
-                hub_db_audit_aggregate(c, a[i].source, a[i].minute, a[i].unauthorized,
+            if (hub_db_audit_aggregate(c, a[i].source, a[i].minute, a[i].unauthorized,
                                        a[i].forbidden, a[i].throttled, a[i].other) != 0)
                 lost += a[i].unauthorized + a[i].forbidden + a[i].throttled + a[i].other;
-    }
-    if (c != NULL)
-        hub_db_pool_release(w->pool, c);
+    hub_db_pool_release(w->pool, c);
     if (lost > 0)
         hub_warn("audit: %llu refused anonymous calls not audited (database unavailable)", lost);
 }

@@ -389,6 +389,14 @@ void hub_throttle_audit_count(const char *source, unsigned status)
     pthread_mutex_unlock(&T.lock);
 }
 
+int hub_throttle_audit_pending(void)
+{
+    pthread_mutex_lock(&T.lock);
+    int pending = T.ring_n > 0 || T.dirty != NIL;
+    pthread_mutex_unlock(&T.lock);
+    return pending;
+}
+
 size_t hub_throttle_audit_take(struct hub_throttle_audit *out, size_t max)
 {
     size_t n = 0;

@@ -66,6 +66,8 @@ void hub_throttle_succeeded(const char *source);
 /* A refused anonymous REST call (status ≥ 400) from source: counted into the aggregated audit
  * row of the source and the current minute instead of a row of its own. */
 void hub_throttle_audit_count(const char *source, unsigned status);
+/* 1 when audit aggregates wait to be taken. */
+int hub_throttle_audit_pending(void);
 /* Moves up to max pending audit aggregates into out (rows to add to) and returns how many. */
 size_t hub_throttle_audit_take(struct hub_throttle_audit *out, size_t max);
 /* Appends iothub_auth_* metrics (Prometheus text). Returns 0 or HUB_ENOMEM. */
