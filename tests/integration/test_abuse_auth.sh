@@ -241,13 +241,13 @@ expect "the server is still there" $?
 
 # ---- behind HAProxy (PROXY v2): the client's address from the header, not the proxy's ----------
 stop_server
-HAP_PORT=$(free_port)
-printf 'global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\nfrontend api\n    bind 127.0.0.1:%s\n    default_backend node\nbackend node\n    server n1 127.0.0.1:%s send-proxy-v2\n' \
-    "$HAP_PORT" "$API_PORT" >haproxy.cfg
+HAP_PORT=$(free_port) HAP_MQTT=$(free_port)
+printf 'global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\nfrontend api\n    bind 127.0.0.1:%s\n    default_backend node\nbackend node\n    server n1 127.0.0.1:%s send-proxy-v2\nfrontend mqtt\n    bind 127.0.0.1:%s\n    default_backend mqttnode\nbackend mqttnode\n    server n1 127.0.0.1:%s send-proxy-v2\n' \
+    "$HAP_PORT" "$API_PORT" "$HAP_MQTT" "$PLAIN_PORT" >haproxy.cfg
 haproxy -f haproxy.cfg -db >haproxy.log 2>&1 &
 HAP_PID=$!
 trap 'kill "$HAP_PID" 2>/dev/null; wait "$HAP_PID" 2>/dev/null; stop_server >/dev/null 2>&1' EXIT
-printf 'api_proxy_protocol = on\nproxy_trusted = 127.0.0.1\n' >>iothub.conf
+printf 'api_proxy_protocol = on\nmqtt_plain_proxy_protocol = on\nproxy_trusted = 127.0.0.1\n' >>iothub.conf
 "$IOTHUBD" -c iothub.conf serve >serve2.log 2>&1 &
 SERVER_PID=$!
 BASE=https://127.0.0.1:$HAP_PORT
@@ -265,4 +265,18 @@ from 127.0.0.7 GET /v1/devices -H "Authorization: Bearer $ADMIN"
 expect "the right token from 127.0.0.7 through the same proxy: 200 (throttled by the client's address, not the proxy's)" $?
 grep -q 'auth: 127.0.0.6: wrong token credentials' serve2.log
 expect "the log line names the client's address from the PROXY header" $?
+PLAIN=(-h 127.0.0.1 -p "$HAP_MQTT")
+bad=0
+for i in 1 2 3 4 5; do
+    pub 127.0.0.8 "wrong-$i" && bad=1
+    grep -q 'bad user name or password' pub.out || bad=1
+done
+for _ in 1 2 3; do
+    pub 127.0.0.8 "wrong-again"
+    grep -q 'not authori' pub.out && break
+done
+[ $bad = 0 ] && grep -q 'not authori' pub.out
+expect "MQTT through the proxy: wrong passwords from 127.0.0.8 get CONNACK 4, then 5" $?
+pub 127.0.0.9 "$SECRET2"
+expect "the device publishes through the same proxy from 127.0.0.9 meanwhile" $?
 finish
