@@ -1,4 +1,6 @@
-/* The audit log: one row per state-changing request, failures included. */
+/* The audit log: one row per state-changing request, failures included; refused anonymous
+ * calls (no or wrong credentials, throttled) are counted into one row per source address and
+ * minute instead (api/throttle.h, api/audit_aggregate.h): guessing writes no row per guess. */
 #include "api/audit.h"
 
 #include <stdio.h>
@@ -6,6 +8,7 @@
 
 #include "api/params.h"
 #include "api/reply.h"
+#include "api/throttle.h"
 #include "api/transaction.h"
 #include "db/audit.h"
 #include "db/db.h"
@@ -35,7 +38,13 @@ int hub_api_audit_write(struct hub_req *r, const char *target, const char *detai
 /* Failed state-changing calls are audited too (outside the failed transaction). */
 void hub_api_audit_failure(struct hub_req *r)
 {
-    if (!r->mutating || r->audited || r->status < 400 || r->status == 503)
+    if (r->audited || r->status < 400 || r->status == 503)
+        return;
+    if (r->who.kind == HUB_WHO_ANONYMOUS && (r->mutating || r->status == 401 || r->status == 429)) {
+        hub_throttle_audit_count(r->source, r->status); /* the row of its source and minute */
+        return;
+    }
+    if (!r->mutating)
         return;
     /* Refusals decided before any database work (missing or malformed credentials,
      * credentials of another device) are audited too. */

@@ -1,6 +1,8 @@
 /* Authentication: bearer tokens (api/token.h) looked up by id and compared in constant
  * time, Basic credentials verified by their slow hash (also for unknown ids, so timing
- * does not reveal which exist), and client certificates verified against the issuing CAs. */
+ * does not reveal which exist, unless the source is past its free failures), and client
+ * certificates verified against the issuing CAs. Tokens and Basic credentials are throttled
+ * per source address (api/throttle.h): 429 + Retry-After without any check while a delay runs. */
 #include "api/auth.h"
 
 #include <stdint.h>
@@ -16,6 +18,7 @@
 
 #include "api/params.h"
 #include "api/reply.h"
+#include "api/throttle.h"
 #include "api/token.h"
 #include "api/transaction.h"
 #include "ca/cert.h"
@@ -36,12 +39,37 @@ static void unauthorized(struct hub_req *r, const char *scheme, const char *msg)
     hub_reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, scheme);
 }
 
+/* What Basic credentials of a route of kind name (metrics label). */
+static enum hub_throttle_kind throttle_kind(enum hub_auth kind)
+{
+    return kind == HUB_AUTH_PROVISION ? HUB_THROTTLE_PRODUCT
+           : kind == HUB_AUTH_DEVICE  ? HUB_THROTTLE_DEVICE
+                                      : HUB_THROTTLE_SERVICE;
+}
+
+/* The throttle state of the request's source for credentials of kind; while a delay runs,
+ * answers 429 too_many_attempts with Retry-After (nothing checked, nothing hashed). */
+static enum hub_throttle_state throttle(struct hub_req *r, enum hub_throttle_kind kind)
+{
+    unsigned retry = 1;
+    char v[16];
+    enum hub_throttle_state st = hub_throttle_check(r->source, kind, &retry);
+    if (st == HUB_THROTTLE_BLOCKED) {
+        hub_reply_error(r, 429, "too_many_attempts",
+                        "too many failed authentications from this address: retry in %u s", retry);
+        snprintf(v, sizeof v, "%u", retry);
+        hub_reply_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    return st;
+}
+
 /* Verifies a bearer token. Returns 0 with r->who set, or replies. */
 static int auth_bearer(struct hub_req *r, const char *token)
 {
     char id[HUB_TOKEN_ID_LEN + 1], role[16], name[128];
     uint8_t hash[32], stored[32];
     if (hub_token_parse(token, id, hash) != 0) {
+        hub_throttle_failed(r->source, HUB_THROTTLE_TOKEN, NULL);
         unauthorized(r, "Bearer realm=\"iothub\"", "malformed bearer token");
         return HUB_REPLIED;
     }
@@ -50,6 +78,7 @@ static int auth_bearer(struct hub_req *r, const char *token)
         return HUB_REPLIED;
     int rc = hub_db_tokens_lookup(c, id, role, name, stored);
     if (rc == HUB_ENOTFOUND || (rc == 0 && !hub_ct_equal(hash, stored, 32))) {
+        hub_throttle_failed(r->source, HUB_THROTTLE_TOKEN, id);
         unauthorized(r, "Bearer realm=\"iothub\"", "unknown or revoked token");
         return HUB_REPLIED;
     }
@@ -57,6 +86,7 @@ static int auth_bearer(struct hub_req *r, const char *token)
         hub_reply_internal(r, rc, "token lookup");
         return HUB_REPLIED;
     }
+    hub_throttle_succeeded(r->source);
     r->who.kind = HUB_WHO_TOKEN;
     r->who.role = hub_request_role_parse(role);
     snprintf(r->who.name, sizeof r->who.name, "%s", name);
@@ -64,8 +94,10 @@ static int auth_bearer(struct hub_req *r, const char *token)
 }
 
 /* Verifies Basic credentials of a device, product or service. Runs the slow hash even for
- * unknown principals so timing does not reveal which ids exist. */
-static int auth_basic(struct hub_req *r, enum hub_auth kind, const char *user, const char *pass)
+ * unknown principals so timing does not reveal which ids exist, unless the source is over
+ * its free failures (ts HUB_THROTTLE_OVER): then an unknown id costs no hashing. */
+static int auth_basic(struct hub_req *r, enum hub_auth kind, const char *user, const char *pass,
+                      enum hub_throttle_state ts)
 {
     static const char dummy[] = "pbkdf2-sha256$10000$AAAAAAAAAAAAAAAAAAAAAA==$"
                                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -91,13 +123,17 @@ static int auth_basic(struct hub_req *r, enum hub_auth kind, const char *user, c
         hub_db_pool_release(r->api->pool, r->db);
         r->db = NULL;
     }
-    int ok = hub_passhash_verify(pass, rc == 0 ? s.hash : dummy) && rc == 0;
-    if (!ok) {
-        hub_warn("%s %s: wrong credentials for \"%.64s\" from %s", r->method, r->path, user,
-                 r->source);
+    int ok = 0;
+    if (rc == 0)
+        ok = hub_passhash_verify(pass, s.hash);
+    else if (ts != HUB_THROTTLE_OVER)
+        hub_passhash_verify(pass, dummy); /* below the limit: the time of a known id */
+    if (!ok) { /* counted, logged once per source and minute (api/throttle.h) */
+        hub_throttle_failed(r->source, throttle_kind(kind), user);
         unauthorized(r, "Basic realm=\"iothub\"", "wrong credentials");
         return HUB_REPLIED;
     }
+    hub_throttle_succeeded(r->source);
     if (kind == HUB_AUTH_PROVISION) {
         r->who.kind = HUB_WHO_PRODUCT;
         r->who.product_id = s.id;
@@ -228,7 +264,7 @@ int hub_auth_check(struct hub_req *r, enum hub_auth kind, enum hub_role min_role
     const char *h = hub_request_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
     int bearer_ok = kind == HUB_AUTH_ROLE || kind == HUB_AUTH_PROVISION;
     if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0 && bearer_ok) {
-        if (auth_bearer(r, h + 7) != 0)
+        if (throttle(r, HUB_THROTTLE_TOKEN) == HUB_THROTTLE_BLOCKED || auth_bearer(r, h + 7) != 0)
             return HUB_REPLIED;
         enum hub_role need = kind == HUB_AUTH_PROVISION ? HUB_ROLE_PROVISIONER : min_role;
         if (r->who.role < need) {
@@ -239,19 +275,25 @@ int hub_auth_check(struct hub_req *r, enum hub_auth kind, enum hub_role min_role
         return 0;
     }
     if (h != NULL && strncasecmp(h, "Basic ", 6) == 0 && kind != HUB_AUTH_ROLE) {
+        enum hub_throttle_kind tk = throttle_kind(kind);
+        enum hub_throttle_state ts = throttle(r, tk);
+        if (ts == HUB_THROTTLE_BLOCKED)
+            return HUB_REPLIED;
         char *pass = NULL;
         char *user = MHD_basic_auth_get_username_password(r->conn, &pass);
         int rc = HUB_REPLIED;
         if (user != NULL && hub_params_uuid_valid(user))
             hub_params_lower(user);
-        if (user == NULL || pass == NULL)
+        if (user == NULL || pass == NULL) {
+            hub_throttle_failed(r->source, tk, NULL);
             unauthorized(r, "Basic realm=\"iothub\"", "malformed Basic credentials");
-        else if ((kind == HUB_AUTH_DEVICE || kind == HUB_AUTH_SERVICE) && r->params[0] != NULL &&
-                 strcasecmp(user, r->params[0]) != 0)
+        } else if ((kind == HUB_AUTH_DEVICE || kind == HUB_AUTH_SERVICE) && r->params[0] != NULL &&
+                   strcasecmp(user, r->params[0]) != 0) {
             hub_reply_error(r, 403, "forbidden", "credentials are for another %s",
                             kind == HUB_AUTH_DEVICE ? "device" : "service");
-        else
-            rc = auth_basic(r, kind, user, pass);
+        } else {
+            rc = auth_basic(r, kind, user, pass, ts);
+        }
         if (rc == 0 && r->params[0] == NULL && kind != HUB_AUTH_PROVISION &&
             (r->params[0] = strdup(user)) == NULL) { /* no id in the path (EST) */
             hub_reply_internal(r, HUB_ENOMEM, "authentication");

@@ -99,6 +99,11 @@ struct hub_config {
     long long mqtt_max_retained, mqtt_max_retained_bytes;
     long long mqtt_rate_msgs_per_s, mqtt_rate_bytes_per_s, mqtt_rate_burst_s;
     long long mqtt_max_connects_per_min;
+    /* throttle: credential guessing per source address (api/throttle.h) */
+    long long auth_fail_free;        /* failed authentications per source before delays */
+    long long auth_fail_window_s;    /* failures forgotten after this long without one */
+    long long auth_fail_max_delay_s; /* longest delay (doubling from 1 s) */
+    long long auth_throttle_sources; /* sources remembered (least recent evicted) */
 };
 
 /* Fills cfg with defaults, then the file at path (NULL: none), then IOTHUB_* variables.

@@ -26,6 +26,11 @@ const struct hub_config_limit hub_config_limits[] = {
     LIMIT(mqtt_rate_bytes_per_s, 0, 1000000000, 33554432),
     LIMIT(mqtt_rate_burst_s, 1, 60, 2),
     LIMIT(mqtt_max_connects_per_min, 0, 1000000, 60),
+    /* throttle: credential guessing per source address (api/throttle.h) */
+    LIMIT(auth_fail_free, 1, 1000000, 10),
+    LIMIT(auth_fail_window_s, 1, 86400, 60),
+    LIMIT(auth_fail_max_delay_s, 1, 86400, 300),
+    LIMIT(auth_throttle_sources, 16, 16777216, 65536),
 };
 const size_t hub_config_nlimits = sizeof hub_config_limits / sizeof hub_config_limits[0];
 

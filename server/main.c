@@ -10,9 +10,11 @@
 
 #include <uv.h>
 
+#include "api/audit_aggregate.h"
 #include "api/device_cas.h"
 #include "api/http.h"
 #include "api/request.h"
+#include "api/throttle.h"
 #include "ca/authority.h"
 #include "ca/ocsp_signers.h"
 #include "ca/crlpub.h"
@@ -87,6 +89,7 @@ struct serve {
     struct hub_device_ca_crl *device_ca_crl; /* CRL fetcher of device CAs */
     struct hub_revjobs *revjobs;             /* bulk revocation engine */
     struct hub_crl_publisher *crl_publisher; /* delta CRLs after revocations */
+    hub_audit_aggregate_t *audit_aggregate;  /* throttle: refused anonymous calls' rows */
     struct hub_api_mqtt api_mqtt;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t maintenance;
@@ -333,7 +336,14 @@ static int serve(struct hub_config *cfg)
             .proxy_timeout_ms = (unsigned)cfg->proxy_header_timeout_ms,
         };
         hub_api_device_cas_configure(cfg->device_ca_max_per_product, cfg->device_ca_code_ttl_s);
-        rc = hub_api_start(&o, &s.api);
+        /* throttle: before the REST API and the MQTT password listeners answer */
+        struct hub_throttle_limits tl = {cfg->auth_fail_free, cfg->auth_fail_window_s,
+                                         cfg->auth_fail_max_delay_s, cfg->auth_throttle_sources};
+        rc = hub_throttle_configure(&tl);
+        if (rc == 0 && (s.audit_aggregate = hub_audit_aggregate_start(s.pool)) == NULL)
+            rc = HUB_ENOMEM;
+        if (rc == 0)
+            rc = hub_api_start(&o, &s.api);
         if (rc == 0 && (s.device_ca_crl = hub_device_ca_crl_start(cfg->db_url,
                                                                   cfg->device_ca_crl_refresh)) == NULL)
             rc = HUB_ENOMEM;
@@ -399,6 +409,8 @@ out:
     hub_crl_publisher_stop(s.crl_publisher);
     hub_tickets_free(s.tickets);
     hub_api_stop(s.api);
+    hub_audit_aggregate_stop(s.audit_aggregate); /* throttle: writes the last counts */
+    hub_throttle_free();
     hub_db_pool_free(s.pool);
     hub_ocsp_signers_free(s.authority.ocsp);
     hub_authority_free(&s.authority);

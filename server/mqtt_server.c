@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "api/throttle.h"
 #include "db/db.h"
 #include "db/devices.h"
 #include "db/services.h"
@@ -56,6 +57,8 @@ struct link {
     int loading, closed;
     int password;              /* password listener: CONNECT carries id + secret */
     int authed;                /* the secret matched */
+    int throttle;              /* hub_throttle_check of the source (OVER: no dummy hash) */
+    int checked;               /* throttle: the secret was checked (the database answered) */
     uint8_t refuse_code;       /* device CA certificates: CONNACK code of a refusal, or 0 */
     enum hub_close_reason why; /* set when this file closes the connection */
     char user[64], pass[160];
@@ -198,9 +201,10 @@ static void acl_work(uv_work_t *w)
         return;
     if (found)
         k->authed = hub_passhash_verify(k->pass, sec.hash) && strcmp(sec.status, "revoked");
-    else if (reachable)
+    else if (reachable && k->throttle != HUB_THROTTLE_OVER)
         hub_passhash_verify(k->pass, DUMMY_HASH); /* same time for unknown ids */
     hub_wipe(k->pass, sizeof k->pass);
+    k->checked = reachable;
     if (k->who.kind != HUB_MQTT_SERVICE || !k->authed)
         return;
     pthread_mutex_lock(&m->lookup_lock);
@@ -249,10 +253,13 @@ static void acl_done(uv_work_t *w, int status)
     k->loading = 0;
     const char *st = json_string_value(json_object_get(k->acl, "status"));
     const char **pub = NULL, **sub = NULL;
+    if (!k->closed && k->password && k->authed) /* throttle: forgives the source's failures */
+        hub_throttle_succeeded(hub_wconn_peer(k->conn));
     if (k->closed) {
         /* the transport went away meanwhile */
-    } else if (k->password && !k->authed) {
-        hub_warn("mqtt: %s: wrong id or secret, or revoked", hub_wconn_peer(k->conn));
+    } else if (k->password && !k->authed) { /* throttle: counted (the database answered) */
+        if (k->checked)
+            hub_throttle_failed(hub_wconn_peer(k->conn), HUB_THROTTLE_MQTT, k->user);
         refuse(k, HUB_MQTT_CONNACK_BAD_CREDENTIALS);
     } else if (k->refuse_code != 0) {
         refuse(k, k->refuse_code);
@@ -395,6 +402,13 @@ static void password_connect(struct link *k)
     k->user[36] = 0;
     if (!uuid_like(k->user)) {
         refuse(k, HUB_MQTT_CONNACK_BAD_CREDENTIALS);
+        k->password = 0;
+        return;
+    }
+    unsigned retry; /* throttle: refused unchecked (CONNACK 5) while the source's delay runs */
+    k->throttle = hub_throttle_check(hub_wconn_peer(k->conn), HUB_THROTTLE_MQTT, &retry);
+    if (k->throttle == HUB_THROTTLE_BLOCKED) {
+        refuse(k, HUB_MQTT_CONNACK_NOT_AUTHORIZED);
         k->password = 0;
         return;
     }

@@ -11,11 +11,12 @@ BASE="https://127.0.0.1:$API_PORT"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-# api_setup NAME: database, config, `iothubd init`, trust anchor (trust.pem, issuing.pem,
-# root.pem), `iothubd serve`. Sets URL and ADMIN (the bootstrap admin token).
+# api_setup NAME [CONFIG-LINE...]: database, config (with the extra lines), `iothubd init`,
+# trust anchor (trust.pem, issuing.pem, root.pem), `iothubd serve`. Sets URL and ADMIN (the
+# bootstrap admin token).
 api_setup() {
     URL=$(new_db "$1") || return 1
-    write_conf iothub.conf "$URL"
+    write_conf iothub.conf "$URL" "${@:2}"
     "$IOTHUBD" -c iothub.conf init --token-file admin.token >init.out 2>init.err || return 1
     ADMIN=$(cat admin.token)
     "$IOTHUBD" -c iothub.conf ca chain >trust.pem 2>/dev/null || return 1
