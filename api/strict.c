@@ -18,12 +18,13 @@ enum reason {
     R_LENGTH_BAD,     /* a Content-Length that is not 1 to 18 digits */
     R_LENGTH_CHUNKED, /* Content-Length and Transfer-Encoding together */
     R_CODING,         /* a Transfer-Encoding other than one "chunked", or on HTTP/1.0 */
+    R_HOST,           /* HTTP/1.1 without a Host, or with two */
     R_COUNT
 };
 
 static const char *const reason_names[R_COUNT] = {
     "header_name", "header_value", "duplicate_content_length", "bad_content_length",
-    "content_length_and_transfer_encoding", "transfer_encoding"};
+    "content_length_and_transfer_encoding", "transfer_encoding", "host"};
 
 static _Atomic unsigned long long refused[R_COUNT];
 /* One log line a minute, with the count of the refusals it stands for. */
@@ -31,7 +32,7 @@ static _Atomic long long log_minute;
 static _Atomic unsigned long long unlogged;
 
 struct scan {
-    int lengths, codings, bad_length, bad_coding, bad_name, bad_value;
+    int lengths, codings, hosts, bad_length, bad_coding, bad_name, bad_value;
 };
 
 /* RFC 9110 tchar. */
@@ -65,6 +66,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
         /* Digits only: no sign, no space, no list ("5, 5"); 18 digits fit a long long. */
         if (value_size == 0 || value_size > 18 || strspn(value, "0123456789") != value_size)
             s->bad_length = 1;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        s->hosts++;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
         s->codings++;
         /* libmicrohttpd decodes "chunked" only, compared whole: "chunked, gzip", "gzip" or
@@ -115,6 +118,9 @@ int hub_api_strict_check(struct hub_req *r, const char *version)
     } else if (s.codings > 0 && strcmp(version, MHD_HTTP_VERSION_1_1) != 0) {
         why = R_CODING;
         msg = "Transfer-Encoding needs HTTP/1.1";
+    } else if (s.hosts > 1 || (s.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)) {
+        why = R_HOST;
+        msg = "an HTTP/1.1 request needs exactly one Host header";
     } else {
         return 0;
     }

@@ -48,6 +48,9 @@ s = smuggled("cl_sign")
 variants["cl_sign"] = outer(["Transfer-Encoding: chunked", "Content-Length: +%d" % (5 + len(s))], "0\r\n\r\n" + s)
 s = smuggled("te_http10")
 variants["te_http10"] = outer(["Transfer-Encoding: chunked"], "0\r\n\r\n" + s, "HTTP/1.0")
+s = smuggled("host_twice")
+variants["host_twice"] = outer(["Host: other", "Content-Length: %d" % len(s)], s).replace("Content-Length: %d" % len(s), "Content-Length: 0", 1)
+variants["no_host"] = "GET /healthz HTTP/1.1\r\n\r\n"
 for name, text in variants.items():
     open("req_%s.txt" % name, "wb").write(text.encode("latin-1"))
 open("variants.txt", "w").write(" ".join(variants) + "\n")
