@@ -22,9 +22,13 @@ enum reason {
     R_COUNT
 };
 
-static const char *const reason_names[R_COUNT] = {
-    "header_name", "header_value", "duplicate_content_length", "bad_content_length",
-    "content_length_and_transfer_encoding", "transfer_encoding", "host"};
+static const char *const reason_names[R_COUNT] = {"header_name",
+                                                  "header_value",
+                                                  "duplicate_content_length",
+                                                  "bad_content_length",
+                                                  "content_length_and_transfer_encoding",
+                                                  "transfer_encoding",
+                                                  "host"};
 
 static _Atomic unsigned long long refused[R_COUNT];
 /* One log line a minute, with the count of the refusals it stands for. */

@@ -117,17 +117,30 @@ hidden = [n for n in names if n.startswith("smuggled-") and n not in ("smuggled-
 assert not hidden, hidden' body.out
 expect "no hidden request was executed (only the two control products exist)" $?
 
-raw big_header
-"$PY" -c '
+# oversized NAME STATUSES: libmicrohttpd answers one of STATUSES (e.g. "414 431") and closes.
+# It closes with the rest of the head unread, so the reset may reach the client before the
+# answer does: up to 3 tries, one answer is enough, and no try may get anything else.
+oversized() {
+    local i rc
+    for i in 1 2 3; do
+        raw "$1"
+        "$PY" - "raw_$1.json" "$2" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert [a["status"] for a in r["answers"]] == [431] and r["closed"], r' raw_big_header.json
+assert r["closed"] and len(r["answers"]) <= 1, r
+assert all(str(a["status"]) in sys.argv[2].split() for a in r["answers"]), r
+sys.exit(0 if r["answers"] else 3)
+PY
+        rc=$?
+        [ "$rc" = 0 ] && return 0
+        [ "$rc" = 3 ] || return 1 # an answer of another status: fails at once
+        echo "  try $i: reset before the answer" >&2
+    done
+    return 1
+}
+oversized big_header 431
 expect "a 70 KB header: libmicrohttpd answers 431 and closes" $?
-raw big_uri
-"$PY" -c '
-import json, sys
-r = json.load(open(sys.argv[1]))
-assert [a["status"] for a in r["answers"]] in ([414], [431]) and r["closed"], r' raw_big_uri.json
+oversized big_uri "414 431"
 expect "a 70 KB URI: libmicrohttpd answers 414 (or 431) and closes" $?
 
 server_alive

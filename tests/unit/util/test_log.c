@@ -64,8 +64,7 @@ static void test_no_forged_line(void)
     CHECK(strstr(text, "\"x\\n2026-12-07T19:00:00.000Z error forged admin login\\r\"") != NULL);
     char *json = logged(HUB_LOG_JSON, user);
     CHECK_EQ(count_lines(json), 1);
-    CHECK(strstr(json, "x\\u000a2026-12-07T19:00:00.000Z error forged admin login\\u000d") !=
-          NULL);
+    CHECK(strstr(json, "x\\u000a2026-12-07T19:00:00.000Z error forged admin login\\u000d") != NULL);
     /* The longest message stays one line, whatever it holds. */
     char big[3000];
     memset(big, '\n', sizeof big - 1);
