@@ -50,7 +50,7 @@ static size_t json_escape(char *out, size_t pos, size_t cap, const char *s)
         if (c == '"' || c == '\\') {
             out[pos++] = '\\';
             out[pos++] = (char)c;
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) {
             pos += (size_t)snprintf(out + pos, cap - pos, "\\u%04x", c);
         } else {
             out[pos++] = (char)c;

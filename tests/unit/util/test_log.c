@@ -57,14 +57,16 @@ static int count_lines(const char *s)
 
 static void test_no_forged_line(void)
 {
-    const char *user = "x\n2026-12-07T19:00:00.000Z error forged admin login\r";
+    const char *user = "x\n2026-12-07T19:00:00.000Z error forged admin login\r\x7f";
     char *text = logged(HUB_LOG_TEXT, user);
     CHECK(text != NULL);
     CHECK_EQ(count_lines(text), 1);
-    CHECK(strstr(text, "\"x\\n2026-12-07T19:00:00.000Z error forged admin login\\r\"") != NULL);
+    CHECK(strstr(text, "\"x\\n2026-12-07T19:00:00.000Z error forged admin login\\r\\x7f\"") !=
+          NULL);
     char *json = logged(HUB_LOG_JSON, user);
     CHECK_EQ(count_lines(json), 1);
-    CHECK(strstr(json, "x\\u000a2026-12-07T19:00:00.000Z error forged admin login\\u000d") != NULL);
+    CHECK(strstr(json, "x\\u000a2026-12-07T19:00:00.000Z error forged admin login\\u000d"
+                       "\\u007f") != NULL);
     /* The longest message stays one line, whatever it holds. */
     char big[3000];
     memset(big, '\n', sizeof big - 1);
