@@ -26,6 +26,7 @@
 #include "api/reply.h"
 #include "api/request.h"
 #include "api/router.h"
+#include "api/strict.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/secure.h"
@@ -124,6 +125,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->source,
                           sizeof r->source);
         }
+        if (hub_api_strict_check(r, version) != 0) /* ambiguous framing: 400, closed */
+            return queue(r);
         const char *cl = hub_request_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long declared = cl != NULL ? strtoull(cl, NULL, 10) : 0;
         if (hub_api_firmware_upload_wanted(r)) {

@@ -6,6 +6,7 @@
 #include "api/firmware_metrics.h"
 #include "api/ocsp.h"
 #include "api/throttle.h"
+#include "api/strict.h"
 #include "db/db.h"
 
 static _Atomic unsigned long long http_by_class[6];
@@ -111,6 +112,8 @@ int hub_metrics_render(hub_buf_t *out, hub_db_pool_t *pool)
                             atomic_load(&counters[m]));
     if (rc == 0)
         rc = hub_fw_metrics_render(out);
+    if (rc == 0)
+        rc = hub_api_strict_metrics(out);
     if (rc == 0)
         rc = hub_api_ocsp_metrics(out);
     if (rc == 0)

@@ -17,6 +17,9 @@
 #                          revocation at scale (tests/bench/revocation.sh)
 #   ./deploy/dev.sh bench --backbone [--duration S] [--publishers N]  one node vs two nodes
 #                          with a Mosquitto backbone (tests/bench/backbone.sh)
+#   ./deploy/dev.sh soak [MINUTES]  mixed normal and abusive load for MINUTES (5), printing
+#                          iothubd's RSS and a bystander's PUBACK p50/p99 every 10 s
+#                          (tests/bench/soak.sh; docs/security.md#soak)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -476,6 +479,18 @@ cmd_bench_revocation() {
         bash "$ROOT/tests/bench/revocation.sh" "$@"
 }
 
+# ./deploy/dev.sh soak [MINUTES]: a private PostgreSQL, then tests/bench/soak.sh.
+cmd_soak() {
+    install_missing
+    build
+    tmp=$(mktemp -d /tmp/iothub-soak.XXXXXX)
+    chmod 0755 "$tmp"
+    pg_start "$tmp/pg"
+    trap 'pg_stop "$tmp/pg"; rm -rf "$tmp"' EXIT
+    IOTHUB_BENCH_BUILD="$BUILD" IOTHUB_BENCH_PGSOCK="$tmp/pg/sock" IOTHUB_BENCH_TMP="$tmp" \
+        bash "$ROOT/tests/bench/soak.sh" "$@"
+}
+
 case "${1:-}" in
     run) cmd_run ;;
     test) cmd_test "${2:-}" ;;
@@ -483,5 +498,6 @@ case "${1:-}" in
     fuzz) cmd_fuzz "${2:-}" "${3:-}" ;;
     bench) shift; cmd_bench "$@" ;;
     bench-revocation) shift; cmd_bench_revocation "$@" ;;
-    *) echo "usage: $0 run|test [NAME]|build|fuzz [SECONDS] [TARGET]|bench [OPTIONS]|bench-revocation [OPTIONS]" >&2; exit 2 ;;
+    soak) shift; cmd_soak "$@" ;;
+    *) echo "usage: $0 run|test [NAME]|build|fuzz [SECONDS] [TARGET]|bench [OPTIONS]|bench-revocation [OPTIONS]|soak [MINUTES]" >&2; exit 2 ;;
 esac

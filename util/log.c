@@ -50,7 +50,7 @@ static size_t json_escape(char *out, size_t pos, size_t cap, const char *s)
         if (c == '"' || c == '\\') {
             out[pos++] = '\\';
             out[pos++] = (char)c;
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) {
             pos += (size_t)snprintf(out + pos, cap - pos, "\\u%04x", c);
         } else {
             out[pos++] = (char)c;
@@ -59,10 +59,49 @@ static size_t json_escape(char *out, size_t pos, size_t cap, const char *s)
     return pos;
 }
 
+/* Appends s to out with its control characters escaped (see hub_log_escape); returns the new
+ * length. An escape that does not fit whole is left out, with the rest of s. */
+static size_t text_escape(char *out, size_t pos, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[4];
+        size_t n = 0;
+        if (c == '\n' || c == '\r' || c == '\t') {
+            esc[n++] = '\\';
+            esc[n++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            esc[n++] = '\\';
+            esc[n++] = 'x';
+            esc[n++] = hex[c >> 4];
+            esc[n++] = hex[c & 15];
+        } else {
+            esc[n++] = (char)c;
+        }
+        if (pos + n >= cap)
+            break;
+        memcpy(out + pos, esc, n);
+        pos += n;
+    }
+    return pos;
+}
+
+size_t hub_log_escape(char *out, size_t cap, const char *s)
+{
+    if (cap == 0)
+        return 0;
+    size_t len = text_escape(out, 0, cap, s);
+    out[len] = 0;
+    return len;
+}
+
 void hub_log(enum hub_log_level level, const char *fmt, ...)
 {
     if ((int)level < atomic_load(&log_level))
         return;
+    /* Room for a message whose every byte is escaped to 4 (text) or 6 (JSON) characters is
+     * not kept: such a line is cut, never split. */
     char msg[2048], line[4608], ts[40];
     va_list ap;
     va_start(ap, fmt);
@@ -84,8 +123,11 @@ void hub_log(enum hub_log_level level, const char *fmt, ...)
         line[len++] = '"';
         line[len++] = '}';
     } else {
-        int w = snprintf(line, sizeof line, "%s %-5s %s", ts, level_names[level], msg);
-        len = w < 0 ? 0 : (size_t)w >= sizeof line - 1 ? sizeof line - 2 : (size_t)w;
+        /* Client-supplied strings (user names, client ids, topics, paths) reach the message:
+         * escaped, a newline in one cannot start a forged line. */
+        int w = snprintf(line, sizeof line, "%s %-5s ", ts, level_names[level]);
+        len = w < 0 ? 0 : (size_t)w;
+        len = text_escape(line, len, sizeof line - 1, msg);
     }
     line[len++] = '\n';
     ssize_t r = write(STDERR_FILENO, line, len);
