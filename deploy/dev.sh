@@ -15,7 +15,7 @@
 #                          an online / offline persistent subscriber (tests/bench/durability.sh)
 #   ./deploy/dev.sh bench-revocation [--levels "0 100000 1000000"] [--revocations K] [--quick]
 #                          revocation at scale (tests/bench/revocation.sh)
-#   ./deploy/dev.sh bench --backbone [--duration S] [--publishers N]  one node vs two nodes
+#   ./deploy/dev.sh bench --backbone [--before IOTHUBD] [--duration S] [--publishers N]  one node vs two nodes
 #                          with a Mosquitto backbone (tests/bench/backbone.sh)
 set -euo pipefail
 
