@@ -23,6 +23,10 @@
 
 #define KEEPALIVE_S 30
 #define MAX_PENDING 30000   /* forwards not yet acknowledged; < 65535 mids */
+/* QoS 0 forwards are dropped (counted) while more than this many bytes of forwards are not
+ * done with (or backbone_max_queued when smaller): a flood of QoS 0 must not build seconds of
+ * backlog on the network thread, nor make QoS 1/2 forwards wait behind it. */
+#define QOS0_MAX_BACKLOG (4u << 20)
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
 #define SUB_BATCH 64        /* filters per SUBSCRIBE when subscribing again */

@@ -87,7 +87,8 @@ int bb_out_enqueue(struct hub_backbone *bb, const char *topic, size_t tlen, cons
     size_t bytes = bb_cost(tlen, plen);
     if (qos == 0 && !atomic_load_explicit(&bb->connected, memory_order_relaxed))
         return HUB_EIO;
-    if (bb->loop_queued + bytes > bb->max_queued)
+    if (bb->loop_queued + bytes > bb->max_queued ||
+        (qos == 0 && bb->loop_queued + bytes > QOS0_MAX_BACKLOG))
         return HUB_ERANGE;
     struct fwd f = {
         .id = id,
@@ -188,19 +189,17 @@ static int give(struct hub_backbone *bb, const struct fwd *f, const char *topic,
     int rc = mosquitto_publish_v5(bb->mosq, &mid, topic, (int)f->plen, payload, f->qos,
                                   f->retain != 0, props);
     mosquitto_property_free_all(&idp);
-    if (f->qos > 0 && (rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_NO_CONN)) {
-        /* NO_CONN: the socket just failed; libmosquitto keeps the message and sends it again
-         * after the reconnect (which runs on this thread, after this call). */
+    if (rc == MOSQ_ERR_SUCCESS || (f->qos > 0 && rc == MOSQ_ERR_NO_CONN)) {
+        /* QoS 0: done once written (on_publish), so a backbone that reads slowly fills
+         * backbone_max_queued instead of libmosquitto's packet queue. QoS >= 1 NO_CONN: the
+         * socket just failed; libmosquitto keeps the message and sends it again after the
+         * reconnect (which runs on this thread, after this call). */
         struct slot *s = &bb->slots[(uint16_t)mid];
         if (s->used) /* cannot happen below MAX_PENDING; never lose a hold anyway */
             bb_out_done(bb, s->id, s->bytes, s->hold);
         else
             bb->pending++;
         *s = (struct slot){.id = f->id, .bytes = bytes, .used = 1, .hold = f->hold};
-        return 0;
-    }
-    if (rc == MOSQ_ERR_SUCCESS) { /* QoS 0: sent */
-        bb_out_done(bb, f->id, bytes, 0);
         return 0;
     }
     if (rc == MOSQ_ERR_NO_CONN) {
