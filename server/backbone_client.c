@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -186,8 +187,16 @@ static int turn(struct hub_backbone *bb)
         if (read(bb->efd, &n, sizeof n) < 0) { /* EAGAIN: nothing */
         }
     }
-    if (p[0].revents & (POLLIN | POLLERR | POLLHUP))
+    /* Every packet that arrived, not one per poll: mosquitto_loop_read stops after a packet
+     * whenever errno holds EAGAIN from any earlier call (its own socket pair's writes). */
+    for (int i = 0; i < 1024 && (p[0].revents & (POLLIN | POLLERR | POLLHUP)); i++) {
+        errno = 0;
         rc = mosquitto_loop_read(bb->mosq, 1);
+        int avail = 0;
+        if (rc != MOSQ_ERR_SUCCESS || (sock = mosquitto_socket(bb->mosq)) < 0 ||
+            ioctl(sock, FIONREAD, &avail) != 0 || avail == 0)
+            break;
+    }
     if (rc == MOSQ_ERR_SUCCESS && !stopping(bb))
         bb_out_publish(bb);
     if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(bb->mosq) >= 0 &&
