@@ -15,7 +15,7 @@
 #                          an online / offline persistent subscriber (tests/bench/durability.sh)
 #   ./deploy/dev.sh bench-revocation [--levels "0 100000 1000000"] [--revocations K] [--quick]
 #                          revocation at scale (tests/bench/revocation.sh)
-#   ./deploy/dev.sh bench --backbone [--duration S] [--publishers N]  one node vs two nodes
+#   ./deploy/dev.sh bench --backbone [--before IOTHUBD] [--duration S] [--publishers N]  one node vs two nodes
 #                          with a Mosquitto backbone (tests/bench/backbone.sh)
 #   ./deploy/dev.sh soak [MINUTES]  mixed normal and abusive load for MINUTES (5), printing
 #                          iothubd's RSS and a bystander's PUBACK p50/p99 every 10 s

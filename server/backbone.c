@@ -2,26 +2,30 @@
  *
  * - libmosquitto runs on our own thread (not mosquitto_loop_start: its loop gives up for
  *   good after a TLS, DNS or authentication error, and we want to retry those too): connect,
- *   mosquitto_loop, and on any failure a back-off of 0.25 s doubling to 5 s, then reconnect.
- *   The client is "threaded", so the loop thread may publish and subscribe on it directly;
- *   libmosquitto only takes its own mutexes and wakes its thread.
- * - Outgoing: one slot per libmosquitto message id (mid, 16 bits) records the message id,
- *   its bytes and whether an acknowledgement is held; on_publish (network thread) frees the
- *   slot and queues the id for hub_broker_release. At most MAX_PENDING forwards are pending,
- *   so a mid is never reused while its slot is taken.
+ *   its own poll over the socket and an eventfd (server/backbone_client.c), and on any
+ *   failure a back-off of 0.25 s doubling to 5 s, then reconnect. The client is "threaded",
+ *   so the loop thread may subscribe on it directly (then wakes the network thread).
+ * - Outgoing (server/backbone_out.c): the loop appends forwards to a reused buffer and hands
+ *   it over once per loop iteration; the network thread publishes them while connected.
+ *   One slot per libmosquitto message id (mid, 16 bits, network thread only) records the
+ *   message id, its bytes and whether an acknowledgement is held; on_publish frees the slot
+ *   and queues an ack for the loop (its bytes, hub_broker_release). At most MAX_PENDING
+ *   forwards are in libmosquitto, so a mid is never reused while its slot is taken.
  * - Incoming: on_message appends one record (id, sizes, flags, origin, topic, payload) to a
  *   buffer; the loop swaps it with its own (both keep their capacity: no allocation per
  *   message once warm) and injects. Past backbone_max_inbound bytes the network thread waits
  *   for the loop, so the backbone broker holds the rest (TCP flow control), nothing dropped.
- * - One mutex (lock) guards what both threads touch: the slots, the two buffers, the
- *   connect event and `stopping`; the subscription table, the waiting forwards and the
- *   hook calls are the loop's alone. */
+ * - One mutex (lock) guards what both threads touch: the forwards handed over, the acks,
+ *   the inbound buffer and the connect event; the subscription table, the waiting forwards
+ *   and the hook calls are the loop's alone; libmosquitto takes its own mutexes when the
+ *   loop subscribes (then wakes the network thread through the eventfd). */
 #include "server/backbone_internal.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "mqtt/broker.h"
 #include "mqtt/msg.h"
@@ -31,60 +35,6 @@
 #include "util/secure.h"
 
 /* ---- loop thread: forwarding ---------------------------------------------------------------- */
-
-/* Hands one message to libmosquitto. Returns 0 (queued: its slot holds the id when hold),
- * HUB_ERANGE (no room now: over backbone_max_queued or MAX_PENDING), HUB_EIO (the backbone
- * is down and qos is 0) or HUB_EINVAL (refused by libmosquitto). */
-static int publish(struct hub_backbone *bb, const char *topic, size_t tlen, const void *payload,
-                   size_t plen, uint8_t qos, int retain, uint64_t id, int hold)
-{
-    char hex[17];
-    mosquitto_property *props = NULL;
-    bb->scratch.len = 0;
-    if (hub_buf_reserve(&bb->scratch, tlen + 1) != 0)
-        return HUB_ENOMEM;
-    memcpy(bb->scratch.data, topic, tlen);
-    bb->scratch.data[tlen] = 0;
-    snprintf(hex, sizeof hex, "%016" PRIx64, id);
-    if ((id != 0 && mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, PROP_ID,
-                                                       hex) != 0) ||
-        mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, PROP_NODE,
-                                           bb->node) != 0) {
-        mosquitto_property_free_all(&props);
-        return HUB_ENOMEM;
-    }
-    size_t bytes = bb_cost(tlen, plen);
-    int mid = 0, rc;
-    pthread_mutex_lock(&bb->lock);
-    if (bb->pending >= MAX_PENDING || bb->queued_bytes + bytes > bb->max_queued) {
-        rc = HUB_ERANGE;
-    } else {
-        int mrc = mosquitto_publish_v5(bb->mosq, &mid, (const char *)bb->scratch.data, (int)plen,
-                                       payload, qos, retain != 0, props);
-        /* A QoS >= 1 message stays queued in libmosquitto while the backbone is down. */
-        if (mrc == MOSQ_ERR_SUCCESS || (qos > 0 && mrc == MOSQ_ERR_NO_CONN)) {
-            struct slot *s = &bb->slots[(uint16_t)mid];
-            if (s->used) { /* cannot happen below MAX_PENDING; never lose a hold anyway */
-                bb->queued_bytes -= s->bytes;
-                bb->pending--;
-                if (s->hold)
-                    hub_buf_append(&bb->rel, &s->id, sizeof s->id);
-            }
-            *s = (struct slot){.id = id, .bytes = (uint32_t)bytes, .used = 1, .hold = hold != 0};
-            bb->pending++;
-            bb->queued_bytes += bytes;
-            rc = 0;
-        } else {
-            rc = mrc == MOSQ_ERR_NO_CONN ? HUB_EIO : HUB_EINVAL;
-        }
-        atomic_store_explicit(&bb->queued_now, bb->queued_bytes, memory_order_relaxed);
-    }
-    pthread_mutex_unlock(&bb->lock);
-    mosquitto_property_free_all(&props);
-    if (rc == 0)
-        bb_count(&bb->forwarded[qos > 2 ? 2 : qos], 1);
-    return rc;
-}
 
 static void log_drop(struct hub_backbone *bb, const char *why)
 {
@@ -116,7 +66,6 @@ static int fifo_push(struct hub_backbone *bb, struct hub_msg *m)
         bb->fifo_head = 0;
     }
     bb->fifo[(bb->fifo_head + bb->fifo_len++) % bb->fifo_cap] = hub_msg_ref(m);
-    atomic_store_explicit(&bb->fifo_nonempty, 1, memory_order_relaxed);
     bb->fifo_bytes += bytes;
     bb_count(&bb->waiting, 1);
     return 0;
@@ -127,22 +76,21 @@ static void fifo_drain(struct hub_backbone *bb)
 {
     while (bb->fifo_len > 0) {
         struct hub_msg *m = bb->fifo[bb->fifo_head];
-        int rc = publish(bb, m->topic, m->topic_len, m->payload, m->payload_len, m->qos,
-                         m->retain, m->id, 1);
+        int rc = bb_out_enqueue(bb, m->topic, m->topic_len, m->payload, m->payload_len, m->qos,
+                                m->retain, m->id, 1);
         if (rc == HUB_ERANGE)
             return;
         bb->fifo_head = (bb->fifo_head + 1) % bb->fifo_cap;
         bb->fifo_len--;
         bb->fifo_bytes -= bb_cost(m->topic_len, m->payload_len);
         bb_count(&bb->waiting, -1);
-        if (rc != 0) { /* refused by libmosquitto: nothing will acknowledge it */
+        if (rc != 0) { /* out of memory: nothing will acknowledge it */
             bb_count(&bb->dropped_full, 1);
             bb_count(&bb->held, -1);
             hub_broker_release(bb->broker, m->id);
         }
         hub_msg_unref(m);
     }
-    atomic_store_explicit(&bb->fifo_nonempty, 0, memory_order_relaxed);
 }
 
 unsigned hub_backbone_accepted(struct hub_backbone *bb, const struct hub_msg *cm)
@@ -152,8 +100,8 @@ unsigned hub_backbone_accepted(struct hub_backbone *bb, const struct hub_msg *cm
     struct hub_msg *m = (struct hub_msg *)cm; /* a reference is taken only to wait */
     int hold = m->qos > 0 && m->id != 0;
     int rc = bb->fifo_len > 0 ? HUB_ERANGE
-                              : publish(bb, m->topic, m->topic_len, m->payload, m->payload_len,
-                                        m->qos, m->retain, m->id, hold);
+                              : bb_out_enqueue(bb, m->topic, m->topic_len, m->payload,
+                                               m->payload_len, m->qos, m->retain, m->id, hold);
     if (rc == HUB_ERANGE && hold && fifo_push(bb, m) == 0)
         rc = 0;
     if (rc == 0) {
@@ -166,7 +114,7 @@ unsigned hub_backbone_accepted(struct hub_backbone *bb, const struct hub_msg *cm
         log_drop(bb, "QoS 0 while the backbone is down");
     } else {
         bb_count(&bb->dropped_full, 1);
-        log_drop(bb, rc == HUB_ERANGE ? "backbone_max_queued reached" : "refused by libmosquitto");
+        log_drop(bb, rc == HUB_ERANGE ? "backbone_max_queued reached" : "out of memory");
     }
     return 0;
 }
@@ -210,6 +158,7 @@ static void send_subscribe(struct hub_backbone *bb, const char *filter, size_t l
         /* Not connected: sent with every filter on the next CONNACK. */
         mosquitto_subscribe_v5(bb->mosq, NULL, f, qos, SUB_OPTIONS, NULL);
     }
+    bb_wake_net(bb); /* the network thread writes what libmosquitto queued */
     atomic_store_explicit(&bb->filters, hub_bsubs_filters(bb->subs), memory_order_relaxed);
 }
 
@@ -277,6 +226,7 @@ static void connected_again(struct hub_backbone *bb)
     hub_bsubs_each(bb->subs, batch_add, &b);
     for (int q = 0; q < 3; q++)
         batch_flush(&b, q);
+    bb_wake_net(bb);
 }
 
 /* ---- loop thread: what the network thread handed over ------------------------------------- */
@@ -321,12 +271,16 @@ static void wake_cb(uv_async_t *a)
     pthread_mutex_unlock(&bb->lock);
     if (connect_event)
         connected_again(bb);
-    for (size_t off = 0; off + sizeof(uint64_t) <= bb->rel_loop.len; off += sizeof(uint64_t)) {
-        uint64_t id;
-        memcpy(&id, bb->rel_loop.data + off, sizeof id);
-        bb_count(&bb->held, -1);
-        hub_broker_release(bb->broker, id);
+    for (size_t off = 0; off + sizeof(struct ack) <= bb->rel_loop.len; off += sizeof(struct ack)) {
+        struct ack k;
+        memcpy(&k, bb->rel_loop.data + off, sizeof k);
+        bb->loop_queued -= k.bytes <= bb->loop_queued ? k.bytes : bb->loop_queued;
+        if (k.hold) {
+            bb_count(&bb->held, -1);
+            hub_broker_release(bb->broker, k.id);
+        }
     }
+    atomic_store_explicit(&bb->queued_now, bb->loop_queued, memory_order_relaxed);
     bb->rel_loop.len = 0;
     fifo_drain(bb);
     for (size_t off = 0; off + sizeof(struct rec) <= bb->in_loop.len;) {
@@ -363,7 +317,7 @@ int hub_backbone_control_publish(struct hub_backbone *bb, const char *topic,
     size_t tlen = strlen(topic);
     if (bb == NULL || !bb_is_control(topic, tlen) || !hub_topic_name_valid(topic, tlen) || qos > 2)
         return HUB_EINVAL;
-    int rc = publish(bb, topic, tlen, payload, len, qos, 0, 0, 0);
+    int rc = bb_out_enqueue(bb, topic, tlen, payload, len, qos, 0, 0, 0);
     return rc == HUB_EIO || rc == HUB_ERANGE ? HUB_ERANGE : rc;
 }
 
@@ -383,6 +337,13 @@ static void free_bb(struct hub_backbone *bb)
     pthread_cond_destroy(&bb->cond);
     hub_bsubs_free(bb->subs);
     free(bb->slots);
+    if (bb->efd >= 0)
+        close(bb->efd);
+    mosquitto_property_free_all(&bb->node_props);
+    hub_buf_free(&bb->out);
+    hub_buf_free(&bb->out_net);
+    hub_buf_free(&bb->out_loop);
+    hub_buf_free(&bb->acks_net);
     free(bb->fifo);
     hub_buf_free(&bb->in);
     hub_buf_free(&bb->in_loop);
@@ -402,7 +363,17 @@ static void free_bb(struct hub_backbone *bb)
 
 static void closed_cb(uv_handle_t *h)
 {
-    free_bb(h->data);
+    struct hub_backbone *bb = h->data;
+    if (--bb->handles_open == 0)
+        free_bb(bb);
+}
+
+static void close_handles(struct hub_backbone *bb)
+{
+    bb->handles_open = 3;
+    uv_close((uv_handle_t *)&bb->wake, closed_cb);
+    uv_close((uv_handle_t *)&bb->flush, closed_cb);
+    uv_close((uv_handle_t *)&bb->flush_idle, closed_cb);
 }
 
 /* Protocol, TLS and credentials of a client (the node's, or the one that clears a session
@@ -418,6 +389,7 @@ int hub_backbone_start(const struct hub_backbone_options *o, struct hub_backbone
     struct hub_backbone *bb = calloc(1, sizeof *bb);
     if (bb == NULL)
         return HUB_ENOMEM;
+    bb->efd = -1;
     bb->loop = o->loop;
     bb->broker = o->broker;
     bb->next_id = o->next_id;
@@ -440,7 +412,10 @@ int hub_backbone_start(const struct hub_backbone_options *o, struct hub_backbone
     bb->slots = calloc(65536, sizeof *bb->slots);
     bb->subs = hub_bsubs_new();
     bb->mosq = mosquitto_new(bb->client_id, false, bb);
-    if (bb->slots == NULL || bb->subs == NULL || bb->mosq == NULL) {
+    bb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (bb->slots == NULL || bb->subs == NULL || bb->mosq == NULL || bb->efd < 0 ||
+        mosquitto_property_add_string_pair(&bb->node_props, MQTT_PROP_USER_PROPERTY, PROP_NODE,
+                                           bb->node) != 0) {
         free_bb(bb);
         return HUB_ENOMEM;
     }
@@ -450,10 +425,11 @@ int hub_backbone_start(const struct hub_backbone_options *o, struct hub_backbone
     }
     uv_async_init(bb->loop, &bb->wake, wake_cb);
     bb->wake.data = bb;
+    bb_out_init(bb);
     if (pthread_create(&bb->thread, NULL, hub_backbone_thread, bb) != 0) {
         hub_error("backbone: pthread_create: %s", strerror(errno));
         bb->stopped = 1;
-        uv_close((uv_handle_t *)&bb->wake, closed_cb);
+        close_handles(bb);
         return HUB_ENOMEM;
     }
     bb->thread_started = 1;
@@ -470,9 +446,10 @@ void hub_backbone_stop(struct hub_backbone *bb)
     bb->stopped = 1;
     mosquitto_disconnect(bb->mosq); /* its thread sends DISCONNECT, then sees `stopping` */
     pthread_mutex_lock(&bb->lock);
-    bb->stopping = 1;
+    atomic_store(&bb->stopping, 1);
     pthread_cond_broadcast(&bb->cond);
     pthread_mutex_unlock(&bb->lock);
+    bb_wake_net(bb);
     if (bb->thread_started)
         pthread_join(bb->thread, NULL);
     while (bb->fifo_len > 0) { /* their connections close with the broker */
@@ -480,7 +457,7 @@ void hub_backbone_stop(struct hub_backbone *bb)
         bb->fifo_head = (bb->fifo_head + 1) % bb->fifo_cap;
         bb->fifo_len--;
     }
-    uv_close((uv_handle_t *)&bb->wake, closed_cb);
+    close_handles(bb);
 }
 
 /* ---- metrics ---------------------------------------------------------------------------------- */
@@ -504,6 +481,7 @@ void hub_backbone_stats(struct hub_backbone *bb, struct hub_backbone_stats *s)
     s->queued_bytes = bb_get(&bb->queued_now);
     s->waiting = bb_get(&bb->waiting);
     s->filters = bb_get(&bb->filters);
+    s->sessions_lost = bb_get(&bb->sessions_lost);
 }
 
 static int family(hub_buf_t *out, const char *name, const char *type, const char *help)
@@ -555,5 +533,9 @@ int hub_backbone_metrics(struct hub_backbone *bb, hub_buf_t *out)
     rc = rc ? rc : family(out, "iothub_backbone_filters", "gauge",
                           "Topic filters this node subscribes to on the backbone.");
     rc = rc ? rc : hub_buf_printf(out, "iothub_backbone_filters %llu\n", s.filters);
+    rc = rc ? rc : family(out, "iothub_backbone_sessions_lost_total", "counter",
+                          "Reconnects where the backbone no longer had this node's session.");
+    rc = rc ? rc : hub_buf_printf(out, "iothub_backbone_sessions_lost_total %llu\n",
+                                  s.sessions_lost);
     return rc;
 }

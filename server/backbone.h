@@ -2,8 +2,9 @@
  * broker (Mosquitto, EMQX, HiveMQ, VerneMQ: nothing broker-specific is used).
  *
  * - Out: every message accepted from a local client or published by the server is forwarded
- *   on its topic with its QoS and retain flag and two user properties, "iothub-id" (the
- *   fleet-unique message id, 16 hex digits) and "iothub-node" (node_name). For QoS >= 1 the
+ *   on its topic with its QoS and retain flag and the user property "iothub-id" (the
+ *   fleet-unique message id, 16 hex digits); control messages carry "iothub-node"
+ *   (node_name) instead. For QoS >= 1 the
  *   publisher's acknowledgement is held (hub_backbone_accepted returns 1) until the backbone
  *   acknowledged the forward; then hub_broker_release runs on the loop.
  * - In: the node subscribes only to the filters its own sessions use (hub_backbone_subscribed
@@ -16,12 +17,14 @@
  *   gets them on the loop.
  *
  * Threads: libmosquitto runs on a thread of its own (connect, reconnect with back-off, I/O,
- * callbacks); everything else is on the broker's loop: the hook calls, and a uv_async_t
- * that takes the received messages and the backbone's acknowledgements. The loop never
- * waits on the network: it only takes a mutex for a moment.
+ * callbacks, and every publish); everything else is on the broker's loop: the hook calls
+ * (a forward is appended to a reused buffer, handed over once per loop iteration), and a
+ * uv_async_t that takes the received messages and the backbone's acknowledgements. The
+ * loop never waits on the network: it only takes a mutex for a moment, once per batch.
  *
- * Backbone down: QoS >= 1 forwards are kept (libmosquitto's queue) with their publishers'
- * acknowledgements held, up to backbone_max_queued bytes; beyond that, forwards wait on the
+ * Backbone down: QoS >= 1 forwards are kept in order on the network thread (given to
+ * libmosquitto only once connected) with their publishers' acknowledgements held, up to
+ * backbone_max_queued bytes; beyond that, forwards wait on the
  * loop (a reference to the message) with their acknowledgements held too, so the broker's
  * flow control stops reading each publisher after max_inflight held acknowledgements; QoS 0
  * forwards are dropped and counted. Everything is sent again (and every filter subscribed
@@ -73,6 +76,7 @@ struct hub_backbone_stats {
     unsigned long long queued_bytes;        /* forwards not yet acknowledged by the backbone */
     unsigned long long waiting;             /* forwards waiting for room (over the limit) */
     unsigned long long filters;             /* filters subscribed on the backbone */
+    unsigned long long sessions_lost;       /* reconnects where the backbone had lost our session */
 };
 
 /* Starts the client when cfg->backbone is set (else *out = NULL and nothing runs). Reads

@@ -5,8 +5,11 @@
 #include "server/backbone_internal.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "mqtt/topic.h"
 #include "util/error.h"
@@ -24,8 +27,21 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
                  mosquitto_reason_string(rc));
         return;
     }
-    hub_info("backbone: connected to %s:%d as %s (%s)", bb->url.host, bb->url.port,
-             bb->client_id, flags & 1 ? "session kept" : "new session");
+    if (bb->ever_connected && !(flags & 1)) {
+        /* The backbone lost this node's session (restarted without persistence, session
+         * expired): what it took for this node's filters meanwhile is gone for this node. */
+        bb_count(&bb->sessions_lost, 1);
+        hub_warn("backbone: connected to %s:%d as %s, but the broker did not keep this node's "
+                 "session: messages published on the backbone while it was down or before the "
+                 "filters are subscribed again do not reach this node (keep sessions on the "
+                 "backbone: Mosquitto `persistence true`)",
+                 bb->url.host, bb->url.port, bb->client_id);
+    } else {
+        hub_info("backbone: connected to %s:%d as %s (%s)", bb->url.host, bb->url.port,
+                 bb->client_id, flags & 1 ? "session kept" : "new session");
+    }
+    bb->ever_connected = 1;
+    bb->net_connected = 1;
     bb->backoff_ms = BACKOFF_MIN_MS;
     bb->fail_logged_ms = 0;
     atomic_store(&bb->connected, 1);
@@ -40,6 +56,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
                           const mosquitto_property *props)
 {
     struct hub_backbone *bb = obj;
+    bb->net_connected = 0;
     if (atomic_exchange(&bb->connected, 0) && rc != 0)
         hub_warn("backbone: connection to %s:%d lost (%s): reconnecting", bb->url.host,
                  bb->url.port, mosquitto_strerror(rc));
@@ -49,26 +66,16 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
                        const mosquitto_property *props)
 {
     struct hub_backbone *bb = obj;
-    int wake = 0;
-    pthread_mutex_lock(&bb->lock);
     struct slot *s = &bb->slots[(uint16_t)mid];
     if (s->used) {
-        bb->queued_bytes -= s->bytes;
         bb->pending--;
-        if (s->hold && hub_buf_append(&bb->rel, &s->id, sizeof s->id) == 0)
-            wake = 1;
-        else if (atomic_load_explicit(&bb->fifo_nonempty, memory_order_relaxed))
-            wake = 1; /* room for the forwards that wait */
         s->used = 0;
+        bb_out_done(bb, s->id, s->bytes, s->hold);
     }
-    atomic_store_explicit(&bb->queued_now, bb->queued_bytes, memory_order_relaxed);
-    pthread_mutex_unlock(&bb->lock);
     if (reason >= 0x80) {
         bb_count(&bb->refused, 1);
         hub_warn("backbone: the broker refused a forward: %s", mosquitto_reason_string(reason));
     }
-    if (wake)
-        uv_async_send(&bb->wake);
 }
 
 /* The user properties iothub-id (16 hex digits) and iothub-node of a received message. */
@@ -118,9 +125,9 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     size_t len = sizeof r + r.olen + tlen + plen;
     static const uint8_t pad[8];
     pthread_mutex_lock(&bb->lock);
-    while (bb->in.len > 0 && bb->in.len + len > bb->max_inbound && !bb->stopping)
+    while (bb->in.len > 0 && bb->in.len + len > bb->max_inbound && !atomic_load(&bb->stopping))
         pthread_cond_wait(&bb->cond, &bb->lock);
-    int rc = bb->stopping ? HUB_ERANGE : hub_buf_reserve(&bb->in, len + 8);
+    int rc = atomic_load(&bb->stopping) ? HUB_ERANGE : hub_buf_reserve(&bb->in, len + 8);
     if (rc == 0) {
         hub_buf_append(&bb->in, &r, sizeof r);
         hub_buf_append(&bb->in, origin, r.olen);
@@ -147,19 +154,58 @@ static int backoff_sleep(struct hub_backbone *bb, unsigned ms)
         until.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&bb->lock);
-    while (!bb->stopping && pthread_cond_timedwait(&bb->cond, &bb->lock, &until) != ETIMEDOUT) {
+    while (!atomic_load(&bb->stopping) &&
+           pthread_cond_timedwait(&bb->cond, &bb->lock, &until) != ETIMEDOUT) {
     }
-    int stopping = bb->stopping;
     pthread_mutex_unlock(&bb->lock);
-    return stopping;
+    return atomic_load(&bb->stopping);
 }
 
 static int stopping(struct hub_backbone *bb)
 {
-    pthread_mutex_lock(&bb->lock);
-    int s = bb->stopping;
-    pthread_mutex_unlock(&bb->lock);
-    return s;
+    return atomic_load(&bb->stopping);
+}
+
+/* One turn of the connection: waits (at most 1 s) for the socket or the loop (eventfd),
+ * reads, gives libmosquitto the forwards it may take, writes, keeps alive, and hands the
+ * acknowledgements to the loop. libmosquitto's own loop (mosquitto_loop) is not used: it
+ * sleeps on a socket pair only libmosquitto's calls write to. A libmosquitto code. */
+static int turn(struct hub_backbone *bb)
+{
+    int sock = mosquitto_socket(bb->mosq);
+    if (sock < 0)
+        return MOSQ_ERR_NO_CONN;
+    struct pollfd p[2] = {
+        {.fd = sock, .events = POLLIN | (mosquitto_want_write(bb->mosq) ? POLLOUT : 0)},
+        {.fd = bb->efd, .events = POLLIN},
+    };
+    if (poll(p, 2, 1000) < 0 && errno != EINTR)
+        return MOSQ_ERR_ERRNO;
+    int rc = MOSQ_ERR_SUCCESS;
+    if (p[1].revents & POLLIN) {
+        uint64_t n;
+        if (read(bb->efd, &n, sizeof n) < 0) { /* EAGAIN: nothing */
+        }
+    }
+    /* Every packet that arrived, not one per poll: mosquitto_loop_read stops after a packet
+     * whenever errno holds EAGAIN from any earlier call (its own socket pair's writes). */
+    for (int i = 0; i < 1024 && (p[0].revents & (POLLIN | POLLERR | POLLHUP)); i++) {
+        errno = 0;
+        rc = mosquitto_loop_read(bb->mosq, 1);
+        int avail = 0;
+        if (rc != MOSQ_ERR_SUCCESS || (sock = mosquitto_socket(bb->mosq)) < 0 ||
+            ioctl(sock, FIONREAD, &avail) != 0 || avail == 0)
+            break;
+    }
+    if (rc == MOSQ_ERR_SUCCESS && !stopping(bb))
+        bb_out_publish(bb);
+    if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(bb->mosq) >= 0 &&
+        mosquitto_want_write(bb->mosq))
+        rc = mosquitto_loop_write(bb->mosq, 1);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_loop_misc(bb->mosq);
+    bb_out_hand_acks(bb);
+    return rc;
 }
 
 static void clear_old_session(struct hub_backbone *bb);
@@ -176,9 +222,10 @@ void *hub_backbone_thread(void *arg)
     mosquitto_property_free_all(&props);
     while (!stopping(bb)) {
         if (rc == MOSQ_ERR_SUCCESS) {
-            rc = mosquitto_loop(bb->mosq, 1000, 1);
+            rc = turn(bb);
             continue;
         }
+        bb->net_connected = 0;
         uint64_t now = bb_now_ms();
         if (bb->fail_logged_ms == 0 || now - bb->fail_logged_ms >= 30000) {
             hub_warn("backbone: no connection to %s:%d (%s%s%s): retrying", bb->url.host,
@@ -191,6 +238,9 @@ void *hub_backbone_thread(void *arg)
         bb->backoff_ms = bb->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : bb->backoff_ms * 2;
         rc = mosquitto_reconnect(bb->mosq);
     }
+    if (mosquitto_socket(bb->mosq) >= 0) /* the DISCONNECT stop queued */
+        mosquitto_loop_write(bb->mosq, 1);
+    bb_out_hand_acks(bb);
     return NULL;
 }
 

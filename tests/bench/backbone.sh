@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The cost of a second node on the same machine (issue 18, docs/BENCHMARKS.md#several-nodes):
-#   ./deploy/dev.sh bench --backbone [--duration S] [--publishers N]
+#   ./deploy/dev.sh bench --backbone [--before IOTHUBD] [--duration S] [--publishers N]
 # One database on deploy/dev.sh's private PostgreSQL, N devices and a service enrolled
 # (iothub-enroll), then `iothub-bench --mode publish --rate 0 -n N` (64 B, as fast as the
 # publishers go) at QoS 0 and 1, the service subscribed to devices/+/telemetry:
@@ -9,39 +9,23 @@
 #            message is forwarded too; QoS 1 PUBACKs wait for the backbone's)
 #   remote   publishers on node 1, the subscriber on node 2 (--sub-port): the path
 #            node 1 -> Mosquitto -> node 2
+# --before IOTHUBD: the two-node rows with that binary too (e.g. one built from main), on the
+# same database, certificates and Mosquitto settings, just before the rows of this build.
 # Everything on one machine: the three processes share its cores. Prints a markdown table.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${IOTHUB_BENCH_BUILD:?run through ./deploy/dev.sh bench --backbone}
-PGSOCK=${IOTHUB_BENCH_PGSOCK:?run through ./deploy/dev.sh bench --backbone}
-TMP=${IOTHUB_BENCH_TMP:?run through ./deploy/dev.sh bench --backbone}
-BENCH=$BUILD/tests/bench/iothub-bench
-ENROLL=$BUILD/tests/bench/iothub-enroll
-DURATION=8 PUBS=20
+. "$(dirname "$0")/bench_lib.sh"
+bench_init backbone
+BEFORE= DURATION=8 PUBS=20
 COMMAND="./deploy/dev.sh bench --backbone $*"
 while [ $# -gt 0 ]; do
     case $1 in
+        --before) BEFORE=${2:?--before needs an iothubd binary}; shift 2 ;;
         --duration) DURATION=${2:?--duration needs seconds}; shift 2 ;;
         --publishers) PUBS=${2:?--publishers needs a number}; shift 2 ;;
         *) echo "bench --backbone: unknown option $1" >&2; exit 2 ;;
     esac
 done
-log() { printf '[bench] %s\n' "$*" >&2; }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-OUT=$ROOT/.dev/bench/backbone-$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$OUT"
-PIDS=()
-stop_all() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    PIDS=()
-}
-trap stop_all EXIT
-export IOTHUB_MASTER_KEY="bench master passphrase $$"
 cd "$TMP"
 BB=$(free_port)
 cat >mosquitto.conf <<CONF
@@ -51,58 +35,38 @@ max_queued_messages 1000000
 max_inflight_messages 1000
 CONF
 createdb -h "$PGSOCK" -U postgres iothub_backbone_bench
-URL="postgresql:///iothub_backbone_bench?host=$PGSOCK&user=postgres"
-declare -A API MQTT
-# conf NAME [lines...]: NAME.conf
-conf() {
-    local name=$1
-    shift
-    API[$name]=$(free_port) MQTT[$name]=$(free_port)
-    {
-        echo "db_url = $URL"
-        echo "api_listen = 127.0.0.1:${API[$name]}"
-        echo "mqtt_mtls_listen = 127.0.0.1:${MQTT[$name]}"
-        echo "hostname = localhost,127.0.0.1"
-        echo "log_level = warn"
-        echo "node_name = $name"
-        for l in "$@"; do echo "$l"; done
-    } >"$name.conf"
-}
-serve() {
-    "$BUILD/iothubd" -c "$1.conf" serve >>"$OUT/$1-iothubd.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 300); do curl -sk -o /dev/null "https://127.0.0.1:${API[$1]}/healthz" && break; sleep 0.05; done
-}
-conf single
-conf n1 "backbone = mqtt://127.0.0.1:$BB"
-conf n2 "backbone = mqtt://127.0.0.1:$BB"
+DB=iothub_backbone_bench
+hub_conf single.conf $DB single "node_name = single"
+hub_conf n1.conf $DB n1 "node_name = n1" "backbone = mqtt://127.0.0.1:$BB"
+hub_conf n2.conf $DB n2 "node_name = n2" "backbone = mqtt://127.0.0.1:$BB"
 "$BUILD/iothubd" -c single.conf init --token-file admin.token >"$OUT/init.log" 2>&1
 "$BUILD/iothubd" -c single.conf ca chain >trust.pem
-serve single
-"$ENROLL" --url "https://127.0.0.1:${API[single]}" --token-file admin.token --ca trust.pem \
-    -n "$PUBS" --out certs -c 8 2>"$OUT/enroll.log"
+hub_serve "$BUILD/iothubd" single.conf single
+hub_enroll single "$PUBS"
 # bench LABEL QOS PORT [SUBPORT]
 bench() {
     log "$1 QoS $2"
-    "$BENCH" --host 127.0.0.1 --port "$3" ${4:+--sub-port "$4"} --ca trust.pem \
-        --certs certs/devices.csv --json --mode publish --service-cert certs/service.pem \
-        --service-key certs/service.key -n "$PUBS" --qos "$2" --rate 0 -d "$DURATION" \
-        >"$OUT/$1-q$2.out" 2>&1 || true
+    bench_run "$OUT/$1-q$2.out" "$3" "$2" ${4:+--sub-port "$4"} -d "$DURATION"
     sleep 1
 }
 for q in 0 1; do bench single "$q" "${MQTT[single]}"; done
 stop_all
-mosquitto -c mosquitto.conf >"$OUT/mosquitto.log" 2>&1 &
-PIDS+=($!)
-sleep 0.5
-serve n1
-serve n2
-sleep 1
-for q in 0 1; do bench local "$q" "${MQTT[n1]}"; done
-for q in 0 1; do bench remote "$q" "${MQTT[n1]}" "${MQTT[n2]}"; done
-curl -sk "https://127.0.0.1:${API[n1]}/metrics" | grep '^iothub_backbone' >"$OUT/n1-metrics.txt" || true
-curl -sk "https://127.0.0.1:${API[n2]}/metrics" | grep '^iothub_backbone' >"$OUT/n2-metrics.txt" || true
-stop_all
+# two LABEL IOTHUBD: two nodes and a fresh Mosquitto, subscriber on node 1 then on node 2.
+two() {
+    mosquitto -c mosquitto.conf >>"$OUT/mosquitto.log" 2>&1 &
+    PIDS+=($!)
+    sleep 0.5
+    hub_serve "$2" n1.conf n1
+    hub_serve "$2" n2.conf n2
+    sleep 1
+    for q in 0 1; do bench "$1-local" "$q" "${MQTT[n1]}"; done
+    for q in 0 1; do bench "$1-remote" "$q" "${MQTT[n1]}" "${MQTT[n2]}"; done
+    curl -sk "https://127.0.0.1:${API[n1]}/metrics" | grep '^iothub_backbone' >"$OUT/$1-n1-metrics.txt" || true
+    curl -sk "https://127.0.0.1:${API[n2]}/metrics" | grep '^iothub_backbone' >"$OUT/$1-n2-metrics.txt" || true
+    stop_all
+}
+[ -z "$BEFORE" ] || two before "$BEFORE"
+two after "$BUILD/iothubd"
 
 python3 - "$OUT" "$COMMAND" "$DURATION" "$PUBS" <<'PY'
 import json, os, sys
@@ -117,8 +81,10 @@ def row(name):
 print("| %s publishers, 64 B, %s s | QoS | received/s | PUBACKs/s | lost | errors |" % (pubs, duration))
 print("|---|---:|---:|---:|---:|---:|")
 for label, name in (("one node, no backbone", "single"),
-                    ("two nodes, publishers and subscriber on node 1", "local"),
-                    ("two nodes, publishers on node 1, subscriber on node 2", "remote")):
+                    ("before: two nodes, publishers and subscriber on node 1", "before-local"),
+                    ("before: two nodes, publishers on node 1, subscriber on node 2", "before-remote"),
+                    ("two nodes, publishers and subscriber on node 1", "after-local"),
+                    ("two nodes, publishers on node 1, subscriber on node 2", "after-remote")):
     for q in (0, 1):
         r = row("%s-q%d" % (name, q))
         if r:

@@ -15,12 +15,8 @@
 # Prints a markdown table (messages received by the subscriber per second, PUBACKs per second).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${IOTHUB_BENCH_BUILD:?run through ./deploy/dev.sh bench --durability}
-PGSOCK=${IOTHUB_BENCH_PGSOCK:?run through ./deploy/dev.sh bench --durability}
-TMP=${IOTHUB_BENCH_TMP:?run through ./deploy/dev.sh bench --durability}
-BENCH=$BUILD/tests/bench/iothub-bench
-ENROLL=$BUILD/tests/bench/iothub-enroll
+. "$(dirname "$0")/bench_lib.sh"
+bench_init durability
 BEFORE= DURATION=8 PUBS=40
 COMMAND="./deploy/dev.sh bench --durability $*"
 while [ $# -gt 0 ]; do
@@ -31,69 +27,39 @@ while [ $# -gt 0 ]; do
         *) echo "bench --durability: unknown option $1" >&2; exit 2 ;;
     esac
 done
-log() { printf '[bench] %s\n' "$*" >&2; }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-OUT=$ROOT/.dev/bench/durability-$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$OUT"
-HUB_PID=
-stop_hub() {
-    [ -n "$HUB_PID" ] || return 0
-    kill -TERM "$HUB_PID" 2>/dev/null || true
-    wait "$HUB_PID" 2>/dev/null || true
-    HUB_PID=
-}
-trap stop_hub EXIT
-export IOTHUB_MASTER_KEY="bench master passphrase $$"
 
 # run LABEL IOTHUBD MODES...: one server, one database, the modes in order.
 run() {
-    local label=$1 hubd=$2
+    local label=$1 hubd=$2 w=$TMP/$1
     shift 2
-    local w=$TMP/$label api mqtt
     mkdir -p "$w"
     cd "$w"
-    api=$(free_port) mqtt=$(free_port)
     createdb -h "$PGSOCK" -U postgres "iothub_dur_$label"
-    cat >iothub.conf <<CONF
-db_url = postgresql:///iothub_dur_$label?host=$PGSOCK&user=postgres
-api_listen = 127.0.0.1:$api
-mqtt_mtls_listen = 127.0.0.1:$mqtt
-hostname = localhost,127.0.0.1
-log_level = warn
-CONF
+    hub_conf iothub.conf "iothub_dur_$label" "$label"
     "$hubd" -c iothub.conf init --token-file admin.token >"$OUT/$label-init.log" 2>&1
     "$hubd" -c iothub.conf ca chain >trust.pem
-    "$hubd" -c iothub.conf serve >>"$OUT/$label-iothubd.log" 2>&1 &
-    HUB_PID=$!
-    for _ in $(seq 300); do curl -sk -o /dev/null "https://127.0.0.1:$api/healthz" && break; sleep 0.05; done
-    "$ENROLL" --url "https://127.0.0.1:$api" --token-file admin.token --ca trust.pem \
-        -n "$PUBS" --out certs -c 8 2>"$OUT/$label-enroll.log"
-    local common=(--host 127.0.0.1 --port "$mqtt" --ca trust.pem --certs certs/devices.csv --json
-                  --mode publish --service-cert certs/service.pem --service-key certs/service.key
-                  -n "$PUBS" --qos 1 --rate 0)
+    hub_serve "$hubd" iothub.conf "$label"
+    hub_enroll "$label" "$PUBS"
+    local port=${MQTT[$label]}
     for mode in "$@"; do
         log "$label: $mode"
         case $mode in
-            clean) "$BENCH" "${common[@]}" -d "$DURATION" >"$OUT/$label-$mode.out" 2>&1 || true ;;
-            online) "$BENCH" "${common[@]}" -d "$DURATION" --session bench-online >"$OUT/$label-$mode.out" 2>&1 || true ;;
+            clean) bench_run "$OUT/$label-$mode.out" "$port" 1 -d "$DURATION" ;;
+            online) bench_run "$OUT/$label-$mode.out" "$port" 1 -d "$DURATION" --session bench-online ;;
             offline)
                 # the offline session must keep every message of the run (the default keeps
                 # 1,000, and then acknowledges at once what it drops)
-                stop_hub
+                stop_all
                 echo "mqtt_max_queued = 10000000" >>iothub.conf
-                "$hubd" -c iothub.conf serve >>"$OUT/$label-iothubd.log" 2>&1 &
-                HUB_PID=$!
-                for _ in $(seq 300); do curl -sk -o /dev/null "https://127.0.0.1:$api/healthz" && break; sleep 0.05; done
-                "$BENCH" "${common[@]}" -d 1 --session bench-offline >"$OUT/$label-offline-setup.out" 2>&1 || true
+                hub_serve "$hubd" iothub.conf "$label"
+                bench_run "$OUT/$label-offline-setup.out" "$port" 1 -d 1 --session bench-offline
                 sleep 2
-                "$BENCH" "${common[@]}" -d "$DURATION" >"$OUT/$label-$mode.out" 2>&1 || true ;;
+                bench_run "$OUT/$label-$mode.out" "$port" 1 -d "$DURATION" ;;
         esac
         sleep 2
     done
-    curl -sk "https://127.0.0.1:$api/metrics" | grep '^iothub_mqtt_store' >"$OUT/$label-metrics.txt" || true
-    stop_hub
+    curl -sk "https://127.0.0.1:${API[$label]}/metrics" | grep '^iothub_mqtt_store' >"$OUT/$label-metrics.txt" || true
+    stop_all
     cd "$OUT"
 }
 

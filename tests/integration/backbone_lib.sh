@@ -16,6 +16,9 @@ bb_start() {
 listener $BB_PORT 127.0.0.1
 allow_anonymous true
 persistence true
+# As root Mosquitto drops to user mosquitto, which cannot write in $T: persistence would
+# silently do nothing and a restart would lose the nodes' sessions. Ignored when not root.
+user $(id -un)
 persistence_location $T/bb/
 max_queued_messages 100000
 max_inflight_messages 100

@@ -104,6 +104,9 @@ backbone_start() {
 listener $BB_PORT 127.0.0.1
 allow_anonymous true
 persistence true
+# As root Mosquitto drops to user mosquitto, which cannot write in $T: persistence would
+# silently do nothing and a restart would lose the nodes' sessions. Ignored when not root.
+user $(id -un)
 persistence_location $T/bb/
 max_queued_messages 0
 max_inflight_messages 0
