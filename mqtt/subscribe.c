@@ -19,8 +19,6 @@ static void send_retained_cb(const struct hub_msg *m, void *ctx)
 {
     const struct retained_ctx *a = ctx;
     struct hub_mqtt_conn *c = a->c;
-    if (!hub_topic_match(a->filter->ptr, a->filter->len, m->topic, m->topic_len))
-        return;
     int qos = m->qos < a->granted ? m->qos : a->granted;
     if (qos == 0) {
         hub_route_send(c, m, 0, 0, 0, 1);
@@ -71,7 +69,7 @@ void hub_subscribe_add(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p)
         struct retained_ctx ctx = {c, &f, codes[first++]};
         if (ctx.granted == HUB_MQTT_SUBACK_FAILURE)
             continue;
-        hub_retained_each(&b->retained, send_retained_cb, &ctx);
+        hub_retained_match(&b->retained, f.ptr, f.len, send_retained_cb, &ctx);
         b->q0_msg = NULL; /* the QoS 0 copy is valid during one routing only */
     }
 }

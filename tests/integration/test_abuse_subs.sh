@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Subscriptions in constant time (issue 19, item 2 and the third row of its table): with one
+# device certificate, 24,000 distinct filters in blocks of 8,000 (SUBSCRIBE packets of 50,
+# 1,000 retained messages stored first) while a bystander device publishes QoS 1 every 50
+# ms (abuse_subs.py). Each block must take about as long as the first (adding a filter
+# costs the same with 0 or 16,000 in the session; before the filter set the third block
+# took 8x the first), and the bystander's PUBACK p99 stays under a generous bound for a
+# loaded CI host. Then abuse_subs_check.py: duplicates, unsubscribe / subscribe again,
+# retained delivery on exact and wildcard filters, a persistent session's filters.
+# test-lane: alone (it measures a bystander's latency; deploy/dev.sh runs nothing beside it)
+. "$(dirname "$0")/api_lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+BYSTANDER_P99_MS=${BYSTANDER_P99_MS:-50}
+# ABUSE_SUBS_IOTHUBD: another iothubd binary (the "before" figures of docs/BENCHMARKS.md).
+IOTHUBD=${ABUSE_SUBS_IOTHUBD:-$IOTHUBD}
+
+api_setup abuse_subs
+expect "iothubd init, then iothubd serve answers /healthz" $?
+
+bearer "$ADMIN" POST /v1/products '{"name":"subscription burst"}'
+PK=$(jf product_key)
+declare -A DEV
+ok_devices=0
+for d in attacker bystander checker; do
+    bearer "$ADMIN" POST /v1/devices "{\"product_key\":\"$PK\",\"serial_number\":\"SN-$d\"}"
+    id=$(jf device_id) secret=$(jf device_secret)
+    activate_as device "$id" "$secret" "$d" || ok_devices=1
+    DEV[$d]=$id
+done
+[ $ok_devices = 0 ]
+expect "three devices provisioned and activated (attacker, bystander, checker)" $?
+
+cat >env.json <<EOF
+{"ca": "$T/trust.pem", "port": $MQTT_PORT,
+ "attacker": {"id": "${DEV[attacker]}", "cert": "$T/attacker.pem", "key": "$T/attacker.key"},
+ "bystander": {"id": "${DEV[bystander]}", "cert": "$T/bystander.pem", "key": "$T/bystander.key"},
+ "checker": {"id": "${DEV[checker]}", "cert": "$T/checker.pem", "key": "$T/checker.key"}}
+EOF
+
+timeout 150 "$PY" -u "$HERE/abuse_subs.py" env.json --out burst.json | tee burst.out
+expect "the burst ran: 24,000 filters in 3 blocks of 8,000 while the bystander published" \
+    "${PIPESTATUS[0]}"
+# shellcheck disable=SC2046
+read -r B1 B2 B3 P50 P99 MAX N REFUSED < <("$PY" -c '
+import json; r = json.load(open("burst.json")); b = r["blocks_s"]; d = r["during"]
+print(*b, d["p50_ms"], d["p99_ms"], d["max_ms"], d["n"], r["refused"])' 2>/dev/null)
+echo "# blocks ${B1:-?} ${B2:-?} ${B3:-?} s; bystander p50 ${P50:-?} p99 ${P99:-?} max ${MAX:-?} ms (n=${N:-?})"
+[ "${REFUSED:-1}" = 0 ]
+expect "all 24,000 filters granted" $?
+"$PY" -c "import sys; sys.exit(not ($B3 < 2 * $B1 + 0.5 and $B2 < 2 * $B1 + 0.5))" 2>/dev/null
+expect "each block of 8,000 takes about as long as the first (${B1}, ${B2}, ${B3} s: < 2x + 0.5 s)" $?
+"$PY" -c "import sys; sys.exit(not ($P99 < $BYSTANDER_P99_MS and $N >= 20))" 2>/dev/null
+expect "bystander PUBACK p99 ${P99} ms < ${BYSTANDER_P99_MS} ms during the burst (p50 ${P50}, max ${MAX}, n=${N})" $?
+
+timeout 120 "$PY" -u "$HERE/abuse_subs_check.py" env.json | tee check.out
+rc=${PIPESTATUS[0]}
+if [ "$rc" != 0 ]; then
+    grep -q '^not ok ' check.out || not_ok "abuse_subs_check.py exited with status $rc"
+    FAILED=$((FAILED + $(grep -c '^not ok ' check.out)))
+fi
+
+server_alive
+expect "iothubd still serves after the burst" $?
+stop_server
+expect "iothubd stops cleanly" $?
+finish
