@@ -65,10 +65,12 @@ def filt(i):
 c = Conn("127.0.0.1", port, tls_context(env["ca"], att["cert"], att["key"]), timeout=30)
 sp, rc = c.connect(att["id"], clean=not a.persistent)
 assert rc == 0, "attacker CONNECT refused: %d" % rc
+t_retained = time.monotonic()
 for n in range(a.retained):
     c.publish("devices/%s/r/%d" % (att["id"], n), b"retained %d" % n, qos=1, retain=True,
               pid=n % 65535 + 1)
 
+t_retained = time.monotonic() - t_retained
 p = bystander("bystander_base.json")
 time.sleep(3)
 baseline = stop(p, "bystander_base.json")
@@ -99,5 +101,6 @@ c.close()
 print("bystander during the burst: p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d, errors %d)"
       % (during["p50_ms"], during["p99_ms"], during["max_ms"], during["n"], during["errors"]))
 print("refused filters: %d" % refused)
+print("# retained stored in %.1f s" % t_retained)
 json.dump({"blocks_s": blocks, "baseline": baseline, "during": during, "refused": refused},
           open(a.out, "w"))

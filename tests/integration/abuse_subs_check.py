@@ -10,7 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mqtt_raw import UNSUBACK, Conn, tls_context, unsubscribe_pkt  # noqa: E402
+from mqtt_raw import PUBACK, UNSUBACK, Conn, ack_pkt, tls_context, unsubscribe_pkt  # noqa: E402
 import tap  # noqa: E402
 
 env = json.load(open(sys.argv[1]))
@@ -67,9 +67,11 @@ for f, want in cases:
 f = "%s/dup" % D
 tap.check(c.subscribe(30, [(f, 1), (f, 0)]) == [1, 0], "a filter twice in one SUBSCRIBE: both granted")
 tap.check(c.subscribe(31, [(f, 1)]) == [1], "the same filter again in another SUBSCRIBE")
-c.publish(f, b"one", qos=0)
+c.publish(f, b"one", qos=1, pid=36)
 got = c.publishes(1, timeout=3) + c.quiet(0.5)
 tap.check(len(got) == 1 and got[0].qos == 1, "one copy at the last QoS granted (1), not three")
+for p in got:
+    c.send(ack_pkt(PUBACK, p.pid))
 unsubscribe(c, 32, [f])
 c.publish(f, b"two", qos=0)
 tap.check(c.quiet(0.5) == [], "one UNSUBSCRIBE ends it: nothing delivered")
