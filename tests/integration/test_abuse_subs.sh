@@ -11,7 +11,8 @@
 . "$(dirname "$0")/api_lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 BYSTANDER_P99_MS=${BYSTANDER_P99_MS:-50}
-# ABUSE_SUBS_IOTHUBD: another iothubd binary (the "before" figures of docs/BENCHMARKS.md).
+# ABUSE_SUBS_IOTHUBD: another iothubd binary (the "before" figures of docs/BENCHMARKS.md);
+# ABUSE_SUBS_ARGS: more options of abuse_subs.py (--resend 4: retained copies again and again).
 IOTHUBD=${ABUSE_SUBS_IOTHUBD:-$IOTHUBD}
 
 api_setup abuse_subs
@@ -38,7 +39,8 @@ cat >env.json <<EOF
 EOF
 
 SECONDS=0
-timeout 150 "$PY" -u "$HERE/abuse_subs.py" env.json --out burst.json | tee burst.out
+# shellcheck disable=SC2086
+timeout 150 "$PY" -u "$HERE/abuse_subs.py" env.json --out burst.json ${ABUSE_SUBS_ARGS:-} | tee burst.out
 expect "the burst ran: 24,000 filters in 3 blocks of 8,000 while the bystander published" \
     "${PIPESTATUS[0]}"
 # shellcheck disable=SC2046
