@@ -56,7 +56,9 @@ static void test_set_against_scan(void)
     for (size_t i = 0; i < N; i++) {
         snprintf(buf, sizeof buf, "devices/d/s/%zu/x", i);
         long at = hub_filterset_find(&s, v, buf, strlen(buf));
-        bad += at != scan(v, n, buf) || (i % 3 == 0) != (at < 0);
+        bad += (i % 3 == 0) != (at < 0) || (at >= 0 && strcmp(v[at], buf) != 0);
+        if (i % 97 == 0) /* a plain scan agrees (on a sample: it is quadratic) */
+            bad += at != scan(v, n, buf);
     }
     CHECK_EQ(bad, 0);
     while (n > 0) {
