@@ -1,6 +1,7 @@
 /* Unit tests for mqtt/filterset.c and the session's filters (mqtt/session.c): find, add,
  * remove with the last filter moved into the hole, against a plain scan over 20,000
- * filters; duplicates; prefixes of one another; the time per add not growing with the count. */
+ * filters; duplicates; prefixes of one another; 40,000 adds in well under the time a scan
+ * per add would take. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,9 +79,8 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Through the session: duplicates are one filter; removal keeps the rest findable; adding
- * the last 10,000 of 40,000 costs about what the first 10,000 did (a scan per add made it
- * 7x: quadratic). */
+/* Through the session: duplicates are one filter; removal keeps the rest findable; 40,000
+ * adds take milliseconds (a scan per add made them quadratic: seconds). */
 static void test_session_filters(void)
 {
     struct hub_session_table t;
@@ -98,7 +98,10 @@ static void test_session_filters(void)
     }
     fprintf(stderr, "  4 x 10,000 adds: %.1f %.1f %.1f %.1f ms\n", lap[0] * 1e3, lap[1] * 1e3,
             lap[2] * 1e3, lap[3] * 1e3);
-    CHECK(lap[3] < 10 * lap[0] + 0.05); /* generous: a loaded host; a scan is ~100x */
+    /* A scan per add (quadratic) takes seconds for the last 10,000 alone; the set a few ms
+     * each on a quiet host. Generous for a loaded one, where a lap may catch a rehash and
+     * a descheduling: the four together under 2 s. */
+    CHECK(lap[0] + lap[1] + lap[2] + lap[3] < 2.0);
     CHECK_EQ(s->nsubs, 40000);
     CHECK_EQ(hub_session_add_filter(s, "devices/dev/s/7/#", 17), 0); /* a duplicate */
     CHECK_EQ(s->nsubs, 40000);
