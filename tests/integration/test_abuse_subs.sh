@@ -10,7 +10,10 @@
 # test-lane: alone (it measures a bystander's latency; deploy/dev.sh runs nothing beside it)
 . "$(dirname "$0")/api_lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
+# The bystander's bound is generous for a loaded CI host (measured there: p99 6-30 ms with
+# the burst, 1-3 ms without); an ASan + UBSan build runs the broker 2-3x slower.
 BYSTANDER_P99_MS=${BYSTANDER_P99_MS:-50}
+[ "${IOTHUB_SANITIZERS:-0}" = 1 ] && BYSTANDER_P99_MS=$((BYSTANDER_P99_MS * 3))
 # ABUSE_SUBS_IOTHUBD: another iothubd binary (the "before" figures of docs/BENCHMARKS.md);
 # ABUSE_SUBS_ARGS: more options of abuse_subs.py (--resend 4: retained copies again and again).
 IOTHUBD=${ABUSE_SUBS_IOTHUBD:-$IOTHUBD}
