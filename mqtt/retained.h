@@ -24,12 +24,13 @@ int hub_retained_set(struct hub_retained *r, struct hub_msg *m);
 /* Calls cb for each retained message (in no particular order); cb must not change r. */
 void hub_retained_each(const struct hub_retained *r, void (*cb)(const struct hub_msg *m, void *ctx),
                        void *ctx);
+/* Drops the store's references and frees its table; r is empty (reusable) afterwards. */
+void hub_retained_free(struct hub_retained *r);
+
 /* Calls cb for each retained message whose topic the valid filter matches (flen bytes), in
  * no particular order, visiting only the trie levels the filter can match: a SUBSCRIBE
  * costs what it matches, not the number of retained messages. cb must not change r. */
 void hub_retained_match(const struct hub_retained *r, const char *filter, size_t flen,
                         void (*cb)(const struct hub_msg *m, void *ctx), void *ctx);
-/* Drops the store's references and frees its table; r is empty (reusable) afterwards. */
-void hub_retained_free(struct hub_retained *r);
 
 #endif
