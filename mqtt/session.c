@@ -289,6 +289,11 @@ void hub_session_remove_filter(struct hub_session *s, const char *f, size_t len)
     }
 }
 
+int hub_session_has_filter(const struct hub_session *s, const char *f, size_t len)
+{
+    return hub_filterset_find(&s->fset, s->filters, f, len) >= 0;
+}
+
 int hub_session_has_incoming(const struct hub_session *s, uint16_t pid)
 {
     for (size_t i = 0; i < s->nincoming; i++)

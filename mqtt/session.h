@@ -99,6 +99,8 @@ int hub_session_add_filter(struct hub_session *s, const char *f, size_t len);
 /* Removes and frees filter f if s has it; the last filter of s->filters moves into its
  * place (a loop over s->filters that removes filters[i] looks at i again). */
 void hub_session_remove_filter(struct hub_session *s, const char *f, size_t len);
+/* 1 when s holds filter f (quotas: a repeated SUBSCRIBE is not one more filter). */
+int hub_session_has_filter(const struct hub_session *s, const char *f, size_t len);
 
 int hub_session_has_incoming(const struct hub_session *s, uint16_t pid);
 void hub_session_add_incoming(struct hub_session *s, uint16_t pid);

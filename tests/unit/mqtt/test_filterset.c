@@ -118,7 +118,9 @@ static void test_session_filters(void)
         bad += k % 2 == 0;
     }
     CHECK_EQ(bad, 0);
-    CHECK_EQ(hub_filterset_find(&s->fset, s->filters, "devices/dev/s/39999/#", 21) >= 0, 1);
+    CHECK_EQ(hub_session_has_filter(s, "devices/dev/s/39999/#", 21), 1);
+    CHECK_EQ(hub_session_has_filter(s, "devices/dev/s/39998/#", 21), 0); /* removed */
+    CHECK_EQ(hub_session_has_filter(s, "devices/dev/s/39999/", 20), 0);  /* a prefix */
     /* connect.c's prune: removing filters[i] by its own string while walking. */
     for (size_t i = 0; i < s->nsubs;) {
         if (strtoul(s->filters[i] + 14, NULL, 10) % 4 == 1)
