@@ -212,6 +212,12 @@ int hub_broker_check(const struct hub_broker *b)
             for (size_t k = 0; k < s->nwaiters; k++)
                 if (s->conn == NULL)
                     return HUB_EINVAL; /* offline sessions hold nobody back */
+            if (s->fset.count != s->nsubs)
+                return HUB_EINVAL; /* the filter set and array disagree */
+            for (size_t k = 0; k < s->nsubs; k++)
+                if (hub_filterset_find(&s->fset, s->filters, s->filters[k],
+                                       strlen(s->filters[k])) != (long)k)
+                    return HUB_EINVAL;
         }
     }
     size_t held = 0, parked = 0;
@@ -251,5 +257,7 @@ int hub_broker_check(const struct hub_broker *b)
         throttled != b->throttled || held != b->holds.count || parked != listed ||
         listed != b->nparked)
         return HUB_EINVAL;
+    if (b->retained.topics != NULL && hub_topictrie_count(b->retained.topics) != b->retained.count)
+        return HUB_EINVAL; /* the retained trie and table disagree */
     return 0;
 }

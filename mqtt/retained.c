@@ -1,6 +1,7 @@
 /* Retained messages: an open-addressing table keyed by topic (FNV-1a, linear probing, at
  * most half full). A retained message is the published message itself, one more reference
- * on it, not a copy; deleting an entry re-inserts the rest of its cluster. */
+ * on it, not a copy; deleting an entry re-inserts the rest of its cluster. The trie
+ * r->topics indexes the same messages by topic level for hub_retained_match. */
 #include "mqtt/retained.h"
 
 #include <stdlib.h>
@@ -52,6 +53,7 @@ int hub_retained_set(struct hub_retained *r, struct hub_msg *m)
         size_t i = find(r, m->topic, m->topic_len);
         if (r->slots[i] == NULL)
             return 0;
+        hub_topictrie_del(r->topics, m->topic, m->topic_len);
         hub_msg_unref(r->slots[i]);
         r->slots[i] = NULL;
         r->count--;
@@ -63,6 +65,10 @@ int hub_retained_set(struct hub_retained *r, struct hub_msg *m)
         return 0;
     }
     if ((r->count + 1) * 2 > r->cap && grow(r) != 0)
+        return HUB_ENOMEM;
+    if (r->topics == NULL && (r->topics = hub_topictrie_new()) == NULL)
+        return HUB_ENOMEM;
+    if (hub_topictrie_set(r->topics, m->topic, m->topic_len, m) != 0)
         return HUB_ENOMEM;
     size_t i = find(r, m->topic, m->topic_len);
     if (r->slots[i] != NULL)
@@ -81,8 +87,28 @@ void hub_retained_each(const struct hub_retained *r, void (*cb)(const struct hub
             cb(r->slots[i], ctx);
 }
 
+struct match_ctx {
+    void (*cb)(const struct hub_msg *m, void *ctx);
+    void *ctx;
+};
+
+static void match_cb(void *v, void *ctx)
+{
+    const struct match_ctx *a = ctx;
+    a->cb(v, a->ctx);
+}
+
+void hub_retained_match(const struct hub_retained *r, const char *filter, size_t flen,
+                        void (*cb)(const struct hub_msg *m, void *ctx), void *ctx)
+{
+    struct match_ctx a = {cb, ctx};
+    if (r->topics != NULL)
+        hub_topictrie_match(r->topics, filter, flen, match_cb, &a);
+}
+
 void hub_retained_free(struct hub_retained *r)
 {
+    hub_topictrie_free(r->topics);
     for (size_t i = 0; i < r->cap; i++)
         hub_msg_unref(r->slots[i]);
     free(r->slots);

@@ -39,6 +39,7 @@ static void free_session(struct hub_session *s)
     for (size_t i = 0; i < s->nsubs; i++)
         free(s->filters[i]);
     free(s->filters);
+    hub_filterset_free(&s->fset);
     free(s->incoming);
     free(s->key);
     free(s);
@@ -255,9 +256,8 @@ void hub_session_set_inflight(struct hub_session *s, unsigned n)
 
 int hub_session_add_filter(struct hub_session *s, const char *f, size_t len)
 {
-    for (size_t i = 0; i < s->nsubs; i++)
-        if (strlen(s->filters[i]) == len && memcmp(s->filters[i], f, len) == 0)
-            return 0;
+    if (hub_filterset_find(&s->fset, s->filters, f, len) >= 0)
+        return 0;
     if (s->nsubs == s->subs_cap) {
         size_t cap = s->subs_cap ? s->subs_cap * 2 : 4;
         char **p = realloc(s->filters, cap * sizeof *p);
@@ -268,28 +268,30 @@ int hub_session_add_filter(struct hub_session *s, const char *f, size_t len)
     }
     if ((s->filters[s->nsubs] = strndup(f, len)) == NULL)
         return HUB_ENOMEM;
+    if (hub_filterset_add(&s->fset, s->filters, s->nsubs) != 0) {
+        free(s->filters[s->nsubs]);
+        return HUB_ENOMEM;
+    }
     s->nsubs++;
     return 0;
 }
 
 void hub_session_remove_filter(struct hub_session *s, const char *f, size_t len)
 {
-    for (size_t i = 0; i < s->nsubs; i++) {
-        if (strlen(s->filters[i]) == len && memcmp(s->filters[i], f, len) == 0) {
-            free(s->filters[i]);
-            s->filters[i] = s->filters[--s->nsubs];
-            return;
-        }
+    long i = hub_filterset_find(&s->fset, s->filters, f, len);
+    if (i < 0)
+        return;
+    hub_filterset_del(&s->fset, s->filters, (size_t)i);
+    free(s->filters[i]);
+    if ((size_t)i != --s->nsubs) {
+        s->filters[i] = s->filters[s->nsubs];
+        hub_filterset_moved(&s->fset, s->filters, s->nsubs, (size_t)i);
     }
 }
 
 int hub_session_has_filter(const struct hub_session *s, const char *f, size_t len)
 {
-    /* strncmp stops at the first difference: no strlen of every (up to 64 KB) filter. */
-    for (size_t i = 0; i < s->nsubs; i++)
-        if (strncmp(s->filters[i], f, len) == 0 && s->filters[i][len] == 0)
-            return 1;
-    return 0;
+    return hub_filterset_find(&s->fset, s->filters, f, len) >= 0;
 }
 
 int hub_session_has_incoming(const struct hub_session *s, uint16_t pid)

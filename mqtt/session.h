@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqtt/filterset.h"
 #include "mqtt/msg.h"
 
 struct hub_mqtt_conn;
@@ -34,8 +35,9 @@ struct hub_session {
     char *key;
     int clean;
     struct hub_mqtt_conn *conn; /* NULL while offline */
-    char **filters;             /* subscriptions (the trie holds their QoS) */
+    char **filters;             /* subscriptions (the trie holds their QoS), in no order */
     size_t nsubs, subs_cap;
+    struct hub_filterset fset;  /* filters[] by name: adding or removing one is O(1) */
     struct hub_delivery *head, *tail, *unsent; /* unsent: first QUEUED delivery */
     size_t queued;               /* deliveries in the FIFO */
     unsigned inflight;
@@ -91,7 +93,11 @@ void hub_session_remove(struct hub_session *s, struct hub_delivery *d);
 /* Sets the session's in-flight count (the table's total follows). */
 void hub_session_set_inflight(struct hub_session *s, unsigned n);
 
+/* Adds filter f to s->filters unless it is there (O(1) on average, whatever nsubs). 0 or
+ * HUB_ENOMEM. */
 int hub_session_add_filter(struct hub_session *s, const char *f, size_t len);
+/* Removes and frees filter f if s has it; the last filter of s->filters moves into its
+ * place (a loop over s->filters that removes filters[i] looks at i again). */
 void hub_session_remove_filter(struct hub_session *s, const char *f, size_t len);
 /* 1 when s holds filter f (quotas: a repeated SUBSCRIBE is not one more filter). */
 int hub_session_has_filter(const struct hub_session *s, const char *f, size_t len);

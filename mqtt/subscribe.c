@@ -1,17 +1,17 @@
 /* SUBSCRIBE and UNSUBSCRIBE. A subscription lives twice: in the broker's topic trie (filter
  * -> session, granted QoS) for routing, and in the session's filter list so it can leave the
  * trie with the session. After the SUBACK (never before it, MQTT 3.1.1 §3.8.4), each
- * granted filter gets the retained messages it matches: at QoS 0 straight to the wire, at
- * QoS 1/2 through the session queue with the RETAIN flag kept. hooks.subscribed and
- * unsubscribed see each filter that enters or leaves the trie. */
+ * granted filter gets the retained messages it matches (found through the retained trie,
+ * visiting only the topics the filter can match): at QoS 0 straight to the wire, at QoS 1/2
+ * through the session queue with the RETAIN flag kept. The session's filter list is a hash
+ * set (filterset.h): adding or removing a filter does not depend on how many it holds.
+ * hooks.subscribed and unsubscribed see each filter that enters or leaves the trie. */
 #include "mqtt/broker_internal.h"
-#include "mqtt/topic.h"
 #include "util/error.h"
 #include "util/log.h"
 
 struct retained_ctx {
     struct hub_mqtt_conn *c;
-    const hub_mqtt_str_t *filter;
     int granted;
 };
 
@@ -19,8 +19,6 @@ static void send_retained_cb(const struct hub_msg *m, void *ctx)
 {
     const struct retained_ctx *a = ctx;
     struct hub_mqtt_conn *c = a->c;
-    if (!hub_topic_match(a->filter->ptr, a->filter->len, m->topic, m->topic_len))
-        return;
     int qos = m->qos < a->granted ? m->qos : a->granted;
     if (qos == 0) {
         hub_route_send(c, m, 0, 0, 0, 1);
@@ -72,10 +70,10 @@ void hub_subscribe_add(struct hub_mqtt_conn *c, const hub_mqtt_subscribe_t *p)
         hub_conn_write(c, out->data, out->len);
     off = 0;
     while (first < n && hub_mqtt_sub_next(p, &off, &f, &qos) == 1) {
-        struct retained_ctx ctx = {c, &f, codes[first++]};
+        struct retained_ctx ctx = {c, codes[first++]};
         if (ctx.granted == HUB_MQTT_SUBACK_FAILURE)
             continue;
-        hub_retained_each(&b->retained, send_retained_cb, &ctx);
+        hub_retained_match(&b->retained, f.ptr, f.len, send_retained_cb, &ctx);
         b->q0_msg = NULL; /* the QoS 0 copy is valid during one routing only */
     }
 }
