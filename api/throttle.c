@@ -340,10 +340,13 @@ void hub_throttle_failed(const char *source, enum hub_throttle_kind kind, const 
     pthread_mutex_unlock(&T.lock);
     if (!log)
         return;
-    /* The id as sent: printable ASCII only, cut (a log line is not the attacker's to shape). */
+    /* The id as sent, cut, ASCII only, without quotes or backslashes (a log line is not the
+     * attacker's to shape); control characters are escaped by util/log.c (\n, \xHH). */
     size_t n = 0;
-    for (const char *p = who != NULL ? who : ""; *p != 0 && n < 64; p++)
-        id[n++] = *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' ? *p : '?';
+    for (const char *p = who != NULL ? who : ""; *p != 0 && n < 64; p++) {
+        unsigned char ch = (unsigned char)*p;
+        id[n++] = ch < 0x7f && ch != '"' && ch != '\\' ? (char)ch : '?';
+    }
     id[n] = 0;
     key_str(key, shown, sizeof shown);
     hub_warn("auth: %s: wrong %s credentials%s%s%s (%u failures; %s%u s; %u more refusals or "
