@@ -57,7 +57,8 @@ expect "the last message reaches node 2" $?
 grep -o ' m[0-9]*$' svc.out | tr -d ' m' >got
 lost=$(sort -n acked | comm -23 - <(sort -n got | uniq) | wc -l)
 [ "$lost" = 0 ]
-expect "no acknowledged message is lost ($lost missing of $(wc -l <acked))" $?
+rc=$?
+expect "no acknowledged message is lost ($lost missing of $(wc -l <acked))" $rc
 [ "$(sort -n got | uniq -d | wc -l)" = 0 ]
 expect "none is delivered twice" $?
 sort -n -c got
