@@ -31,7 +31,8 @@ for mode in nonce plain get; do
 import json, sys
 d = json.load(open(sys.argv[1]))
 sys.exit(0 if d["responses"] > 0 and d["bad"] == 0 else 1)' "$mode.json" 2>/dev/null
-    expect "$mode: $(cat "$mode.json" 2>/dev/null || head -c 300 "$mode.err")" $?
+    rc=$?
+    expect "$mode: $(cat "$mode.json" 2>/dev/null || head -c 300 "$mode.err")" $rc
 done
 call GET /metrics
 grep -q 'iothub_ocsp_cache_hits_total [1-9]' body.out

@@ -286,7 +286,8 @@ import sys
 d = [float(x) for x in open("backoff.out").read().split()]
 steps = [min(60, 2 ** i) for i in range(len(d))]
 assert len(d) >= 2 and all(s / 2 - 0.05 <= x <= s + 0.05 for x, s in zip(d, steps)), d'
-expect "reconnect delays are 1, 2, 4 ... s with jitter (between half and all of each step: $(cat backoff.out))" $?
+rc=$?
+expect "reconnect delays are 1, 2, 4 ... s with jitter (between half and all of each step: $(cat backoff.out))" $rc
 
 # ---- renew endpoint with curl ------------------------------------------------------------------
 C=${ID[curly]}

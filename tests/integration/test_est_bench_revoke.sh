@@ -30,7 +30,8 @@ INSERT INTO certificates (serial, ca_id, kind, device_id, subject, der, not_befo
            'device', d.id, 'CN=' || d.id, '\x00', now(), now() + interval '300 days'
     FROM devices d WHERE d.serial_number LIKE 'bench-%';
 ANALYZE;" >seed.out 2>&1
-expect "$N devices and certificates seeded in $(echo "$(date +%s.%N) - $t" | bc | cut -c1-5) s" $?
+rc=$?
+expect "$N devices and certificates seeded in $(echo "$(date +%s.%N) - $t" | bc | cut -c1-5) s" $rc
 
 PIDS=()
 for i in $(seq $LIVE); do

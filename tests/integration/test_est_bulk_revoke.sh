@@ -118,7 +118,8 @@ t1=$(date +%s.%N)
 [ "$(jf state)" = done ] && [ "$(jf total)" = 2003 ] && [ "$(jf done)" = 2003 ] &&
     [ "$(jf skipped)" = 0 ] && [ "$(jf failed)" = 0 ] && [ "$(jf remaining)" = 0 ] &&
     [ "$(jf created_by)" = bulk-operator ] && [ "$(jf finished_at)" != null ]
-expect "an auditor sees it done: total 2003, done 2003, skipped 0, failed 0 ($(echo "$t1 - $t0" | bc) s)" $?
+rc=$?
+expect "an auditor sees it done: total 2003, done 2003, skipped 0, failed 0 ($(echo "$t1 - $t0" | bc) s)" $rc
 [ "$(valid_of "$PA")" = 0 ] && [ "$(valid_of "$PB")" = 1 ] &&
     [ "$(count "certificates WHERE status = 'revoked' AND revocation_reason = 1")" = 2003 ] &&
     [ "$(count "devices d JOIN products p ON p.id = d.product_id WHERE p.product_key = '$PA' AND d.status <> 'revoked'")" = 0 ] &&

@@ -52,7 +52,8 @@ INSERT INTO crls (ca_id, crl_number, this_update, next_update, entries, der, bas
            CASE WHEN g % 100 = 0 THEN now() - (20000 - g) * interval '1 second' END
     FROM generate_series(1, 20000) g;
 ANALYZE;" >fixture.out 2>&1
-expect "fixture: 20 products, 20,000 devices, $(sql "$URL" "SELECT count(*) FROM certificates") certificates, 100 services, ANALYZE'd" $?
+rc=$?
+expect "fixture: 20 products, 20,000 devices, $(sql "$URL" "SELECT count(*) FROM certificates") certificates, 100 services, ANALYZE'd" $rc
 
 DEVICE=$(sql "$URL" "SELECT d.id FROM devices d JOIN certificates c ON c.device_id = d.id
                      WHERE d.status = 'active' AND c.status = 'valid' ORDER BY d.id OFFSET 5000 LIMIT 1")

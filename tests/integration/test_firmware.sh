@@ -108,14 +108,16 @@ FW1=$(jf id)
     [ "$(jf signer_name)" = ec ] && [ "$(jf status)" = ready ]
 expect "the manifest: sha256 as sha256sum prints it, size, hardware, notes, signer" $?
 [ "$(stored)" = 1/4 ]
-expect "the image is stored in 4 chunks of 256 KiB ($(stored))" $?
+rc=$?
+expect "the image is stored in 4 chunks of 256 KiB ($(stored))" $rc
 
 # One byte flipped (writing a fixed byte would leave a random image unchanged 1 time in 256).
 python3 -c "b = bytearray(open('fw2.bin', 'rb').read()); b[1000] ^= 0xff; open('tampered.bin', 'wb').write(b)"
 upload tampered.bin fw2.sig "product_key=$PK&version=1.1.0&signer=$RSA_FP"
 expect_error "a tampered image is refused: 422 signature_invalid" 422 signature_invalid
 [ "$(stored)" = 1/4 ]
-expect "nothing of the tampered image is stored ($(stored))" $?
+rc=$?
+expect "nothing of the tampered image is stored ($(stored))" $rc
 upload fw2.bin fw2.other.sig "product_key=$PK&version=1.1.0&signer=$RSA_ID"
 expect_error "an image signed by another signer than named is refused: 422" 422 signature_invalid
 upload fw2.bin fw2.sig "product_key=$PK&version=1.1.0&signer=0000000000000000000000000000000000000000000000000000000000000000"
@@ -138,7 +140,8 @@ curl -sS --cacert trust.pem -o body.out -w '%{http_code}' -H "Authorization: Bea
 [ "$(cat status.out)" = 413 ]
 expect "an oversized image sent chunked (no Content-Length) is refused mid-stream: 413" $?
 [ "$(stored)" = 1/4 ] && server_alive
-expect "nothing of the refused uploads is stored ($(stored)), the server is alive" $?
+rc=$?
+expect "nothing of the refused uploads is stored ($(stored)), the server is alive" $rc
 upload fw2.bin fw2.sig "product_key=$PK&version=1.1.0&signer=$RSA_ID&min_version=1.0.0"
 expect_status "an image signed with the RSA signer is uploaded: 201" 201
 FW2=$(jf id)

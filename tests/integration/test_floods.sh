@@ -11,7 +11,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # 2,000 attacking sockets on each side, plus the rest.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 [ "$(ulimit -n)" -ge 5000 ]
-expect "open file limit raised to $(ulimit -n) (at least 5000)" $?
+rc=$?
+expect "open file limit raised to $(ulimit -n) (at least 5000)" $rc
 
 PLAIN_PORT=$(free_port)
 URL=$(new_db floods) &&

@@ -375,6 +375,7 @@ expect_ctl "exit 2: a plain http:// URL is refused (the token would travel in cl
 
 # ---- the admin token is never printed -------------------------------------------------------
 ! grep -qF "$ADMIN" "$ALL"
-expect "the admin token appears in no output of iothubctl ($(grep -c '' "$ALL") lines checked)" $?
+rc=$?
+expect "the admin token appears in no output of iothubctl ($(grep -c '' "$ALL") lines checked)" $rc
 
 finish

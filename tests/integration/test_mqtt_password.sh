@@ -128,7 +128,8 @@ kill $sub 2>/dev/null
 wait $sub 2>/dev/null
 rc=$?
 [ $rc != 124 ] && grep -qi "bad user name or password\|not authori[sz]ed\|connection lost\|refused" live2.out
-expect "the client reports the lost session and its refused reconnect (exit $rc: $(tr '\n' ' ' <live2.out | head -c 120))" $?
+ok_rc=$?
+expect "the client reports the lost session and its refused reconnect (exit $rc: $(tr '\n' ' ' <live2.out | head -c 120))" $ok_rc
 timeout 10 mosquitto_pub "${PLAIN[@]}" -u "$ID" -P "$NEW_SECRET" -t "devices/$ID/t" -m 1 >rev.out 2>&1
 rc=$?
 [ $rc != 0 ] && grep -q "bad user name or password" rev.out

@@ -152,7 +152,8 @@ wait_for 90 settled
 expect "rollout 1: every device reached a final state" $?
 bearer "$ADMIN" GET "/v1/rollouts/$R1"
 [ "$(jf counts.installed)" = $((N - 2)) ] && [ "$(jf counts.rolled_back)" = 1 ] && [ "$(jf counts.failed)" = 1 ]
-expect "rollout 1: $((N - 2)) installed, 1 rolled back, 1 failed ($(jf counts))" $?
+rc=$?
+expect "rollout 1: $((N - 2)) installed, 1 rolled back, 1 failed ($(jf counts))" $rc
 [ "$(jf per_wave.0.devices)" = 5 ] && [ "$(jf per_wave.1.devices)" = $((N - 5)) ]
 expect "rollout 1 ran in two waves of 5 and $((N - 5))" $?
 completed() { [ "$(sql "$URL" "SELECT state FROM rollouts WHERE id = '$R1'")" = completed ]; }
@@ -217,7 +218,8 @@ wait_for 40 halted
 expect "rollout 2 halted by itself when 2 of 10 devices failed" $?
 bearer "$ADMIN" GET "/v1/rollouts/$R2"
 case "$(jf reason)" in *"threshold 20%"*) true ;; *) false ;; esac
-expect "its reason names the threshold: $(jf reason)" $?
+rc=$?
+expect "its reason names the threshold: $(jf reason)" $rc
 [ "$(sql "$URL" "SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND target = '$R2'")" = 1 ]
 expect "the halt is audited" $?
 curl -sk "$BASE/metrics" | grep -q '^iothub_rollout_halts_total 1$'

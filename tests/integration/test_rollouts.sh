@@ -68,7 +68,8 @@ for i in 0 1 2 3 4; do
 done
 expect_status "PATCH /v1/devices/{id} {tags} by an operator: 200" 200
 [ "$(jf tags)" = '["beta", "site:lyon"]' ]
-expect "the tags are a set (a repeated tag kept once): $(jf tags)" $?
+rc=$?
+expect "the tags are a set (a repeated tag kept once): $(jf tags)" $rc
 bearer "$AUDITOR" PATCH "/v1/devices/${DEV[0]}" '{"tags": []}'
 expect_error "an auditor may not tag devices" 403 forbidden
 bearer "$OPS" PATCH "/v1/devices/${DEV[0]}" '{"tags": ["no spaces"]}'

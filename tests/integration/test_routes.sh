@@ -14,7 +14,8 @@ rank() { case $1 in auditor) echo 1 ;; provisioner) echo 2 ;; operator) echo 3 ;
 
 "$ROUTE_TABLE" >routes.tsv
 [ "$(wc -l <routes.tsv)" -ge 20 ] && ! grep -qv $'^[A-Z]*\t/[^\t]*\t[a-z_]*\t[a-z-]*$' routes.tsv
-expect "route_table prints the route table as METHOD PATTERN AUTH MIN_ROLE ($(wc -l <routes.tsv) routes)" $?
+rc=$?
+expect "route_table prints the route table as METHOD PATTERN AUTH MIN_ROLE ($(wc -l <routes.tsv) routes)" $rc
 grep -q $'^POST\t/v1/certificates/{}/revoke\trole\toperator$' routes.tsv &&
     grep -q $'^POST\t/v1/devices/{}/commands\trole\toperator$' routes.tsv
 expect "the table has certificate revocation and commands for operators and above" $?
@@ -87,7 +88,8 @@ refused() {
         401:unauthorized | 401:client_certificate_required | 403:forbidden) [ "$STATUS" = "$2" ] ;;
         *) false ;;
     esac
-    expect "$1 (got $STATUS: $(head -c 160 <<<"$BODY"))" $?
+    local rc=$?
+    expect "$1 (got $STATUS: $(head -c 160 <<<"$BODY"))" $rc
 }
 # allowed NAME: the last answer was neither 401 nor 403 (nor a failure to answer).
 allowed() {
