@@ -60,14 +60,15 @@ write_conf() {
 }
 
 # start_server CONF LOG: starts `iothubd serve` in the background, waits until /healthz
-# answers; sets SERVER_PID. Returns non-zero if it did not come up within 15 s.
+# answers; sets SERVER_PID. Returns non-zero if it did not come up within 60 s.
 start_server() {
     "$IOTHUBD" -c "$1" serve >"$2" 2>&1 &
     SERVER_PID=$!
     # Up once /healthz answers and no longer says "starting" (the MQTT state restored and the
     # listeners accepting); a 503 for a database that is down still counts as up.
+    # Up to 60 s: under a loaded suite unsealing the keys alone can take 15 s.
     local body
-    for _ in $(seq 150); do
+    for _ in $(seq 600); do
         body=$(curl -sk "https://127.0.0.1:$API_PORT/healthz") &&
             [[ $body != *'"starting"'* ]] && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || return 1
