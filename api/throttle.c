@@ -150,22 +150,26 @@ static void lru_front(uint32_t i)
         T.tail = i;
 }
 
+/* Copies x's audit counts of its minute into a (the caller clears them). */
+static void audit_take(const struct entry *x, struct hub_throttle_audit *a)
+{
+    key_str(x->key, a->source, sizeof a->source);
+    a->minute = x->audit_minute;
+    a->unauthorized = x->audit[0];
+    a->forbidden = x->audit[1];
+    a->throttled = x->audit[2];
+    a->other = x->audit[3];
+}
+
 /* Keeps the audit counts of x that no longer belong to it (a minute ended, or evicted). */
 static void audit_park(struct entry *x)
 {
     if ((x->audit[0] | x->audit[1] | x->audit[2] | x->audit[3]) == 0)
         return;
-    if (T.ring_n == RING) {
+    if (T.ring_n == RING)
         T.audit_dropped++;
-    } else {
-        struct hub_throttle_audit *a = &T.ring[T.ring_n++];
-        key_str(x->key, a->source, sizeof a->source);
-        a->minute = x->audit_minute;
-        a->unauthorized = x->audit[0];
-        a->forbidden = x->audit[1];
-        a->throttled = x->audit[2];
-        a->other = x->audit[3];
-    }
+    else
+        audit_take(x, &T.ring[T.ring_n++]);
     memset(x->audit, 0, sizeof x->audit);
 }
 
@@ -413,13 +417,7 @@ size_t hub_throttle_audit_take(struct hub_throttle_audit *out, size_t max)
         x->dnext = NIL;
         if ((x->audit[0] | x->audit[1] | x->audit[2] | x->audit[3]) == 0)
             continue;
-        struct hub_throttle_audit *a = &out[n++];
-        key_str(x->key, a->source, sizeof a->source);
-        a->minute = x->audit_minute;
-        a->unauthorized = x->audit[0];
-        a->forbidden = x->audit[1];
-        a->throttled = x->audit[2];
-        a->other = x->audit[3];
+        audit_take(x, &out[n++]);
         memset(x->audit, 0, sizeof x->audit);
     }
     pthread_mutex_unlock(&T.lock);
