@@ -202,7 +202,7 @@ expect "the image was fetched over HTTPS with the device's client certificate" $
 # ---- duplicate notice -------------------------------------------------------------------------
 gets_before=$(grep -c "fw-1.1.0.bin" fw_requests.log)
 notice "$R1" 1.1.0 fw-1.1.0.bin signer-ec
-for _ in $(seq 50); do [ "$(grep -c "for the finished rollout $R1" agent.log)" -ge 1 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(grep -c "for the finished rollout $R1" agent.log)" -ge 1 ] && break; sleep 0.1; done
 sleep 0.5
 [ "$(grep -c "fw-1.1.0.bin" fw_requests.log)" = "$gets_before" ] &&
     [ "$("$PY" -c 'import sys; print(sum(1 for l in open("states.out") if sys.argv[1] in l and "\"installed\"" in l))' "$R1")" -ge 2 ]
@@ -237,7 +237,7 @@ expect "an image that needs at least 1.1.5 is refused on 1.1.0" $?
 mk_notice "$(uuid)" 9.9.9 fw-1.4.0.bin signer-ec
 sed 's/"rollout_id": "[^"]*"/"rollout_id": "1\\ninstalled = 9.9.9"/' notice.json >evil.json
 pub pubsvc -t "devices/$S/firmware/notice" -q 1 -f evil.json
-for _ in $(seq 50); do [ "$(grep -c "firmware notice refused" agent.log)" -ge 1 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(grep -c "firmware notice refused" agent.log)" -ge 1 ] && break; sleep 0.1; done
 grep -q "firmware notice refused: notice: rollout_id and firmware_id must be UUIDs" agent.log &&
     [ "$(fwstate installed)" = 1.1.0 ] && ! grep -q "9.9.9" dev/firmware
 expect "a notice whose rollout_id carries a newline is refused; nothing of it reaches STATE/firmware" $?
