@@ -90,6 +90,16 @@ trap 'stop_server >/dev/null 2>&1' EXIT
 
 finish() { exit $((FAILED > 0)); }
 
+# wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds (0) or SECONDS pass (1).
+wait_for() {
+    local n=$(($1 * 10))
+    shift
+    for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+# wait_line FILE PATTERN SECONDS: until FILE has a line matching the grep PATTERN.
+wait_line() { wait_for "$3" grep -q -- "$2" "$1" 2>/dev/null; }
+
 # ---- refusals: the reason, and a server that is still there --------------------------------
 # A refusal checked only by a client's exit status also passes when the server crashed: these
 # let a test assert what the client was told and that the server survived.

@@ -147,12 +147,7 @@ for line in open(sys.argv[1], errors="replace"):
             print(m.get("reason", ""))
 EOF
 }
-wait_for() { # wait_for SECONDS ARGS...: until `has ARGS` holds
-    local limit=$(($1 * 10))
-    shift
-    for _ in $(seq "$limit"); do has "$@" && return 0; sleep 0.1; done
-    return 1
-}
+state_within() { local limit=$1; shift; wait_for "$limit" has "$@"; } # SECONDS ARGS: until `has ARGS` holds
 # notice ROLLOUT VERSION IMAGE SIGNER [key=value...]: publishes a notice (overrides: sha256,
 # size, hardware=JSON, min_version=JSON, signer=HEX, sig=FILE).
 # mk_notice: the same, written to notice.json only.
@@ -181,13 +176,13 @@ EOF
 uuid() { cat /proc/sys/kernel/random/uuid; }
 fwstate() { sed -n "s/^$1 = //p" dev/firmware; }
 
-wait_for 20 null running version=1.0.0
+state_within 20 null running version=1.0.0
 expect "after connecting the agent reports running with the factory version 1.0.0" $?
 
 # ---- a good update ----------------------------------------------------------------------------
 R1=$(uuid)
 notice "$R1" 1.1.0 fw-1.1.0.bin signer-ec
-wait_for 30 "$R1" installed version=1.1.0
+state_within 30 "$R1" installed version=1.1.0
 expect "a signed 1.1.0 is downloaded, verified, installed into slot b and reported installed" $?
 has "$R1" downloading && has "$R1" verifying && has "$R1" installing && has null running version=1.1.0
 expect "it reported downloading, verifying, installing, then running 1.1.0 after the restart" $?
@@ -211,28 +206,28 @@ expect "a duplicate notice for the finished rollout re-reports installed without
 # ---- refusals ---------------------------------------------------------------------------------
 R2=$(uuid)
 notice "$R2" 1.4.0 fw-1.4.0.bin signer-ec sha256=0000000000000000000000000000000000000000000000000000000000000000
-wait_for 20 "$R2" failed version=1.1.0 && reason "$R2" failed | grep -q "sha256 mismatch"
+state_within 20 "$R2" failed version=1.1.0 && reason "$R2" failed | grep -q "sha256 mismatch"
 expect "a wrong SHA-256 fails verification: failed, reason sha256 mismatch" $?
 R3=$(uuid)
 notice "$R3" 1.4.0 rogue.bin rogue
-wait_for 20 "$R3" failed && reason "$R3" failed | grep -q "is not a trusted firmware signer" &&
+state_within 20 "$R3" failed && reason "$R3" failed | grep -q "is not a trusted firmware signer" &&
     ! grep -q "rogue.bin" fw_requests.log
 expect "an untrusted signer is refused before any download: failed, reason names the signer" $?
 R4=$(uuid)
 notice "$R4" 1.4.0 tampered.bin signer-ec
-wait_for 20 "$R4" failed && reason "$R4" failed | grep -q "signature does not verify"
+state_within 20 "$R4" failed && reason "$R4" failed | grep -q "signature does not verify"
 expect "an image changed after signing (SHA-256 of the changed bytes) fails the signature" $?
 R5=$(uuid)
 notice "$R5" 1.0.5 fw-1.4.0.bin signer-ec
-wait_for 20 "$R5" failed && reason "$R5" failed | grep -q "not newer than the installed 1.1.0 (anti-rollback)"
+state_within 20 "$R5" failed && reason "$R5" failed | grep -q "not newer than the installed 1.1.0 (anti-rollback)"
 expect "a downgrade to 1.0.5 is refused (anti-rollback)" $?
 R6=$(uuid)
 notice "$R6" 1.4.0 fw-1.4.0.bin signer-ec 'hardware=["rev-c"]'
-wait_for 20 "$R6" failed && reason "$R6" failed | grep -q 'hardware "rev-b" is not one of \[rev-c\]'
+state_within 20 "$R6" failed && reason "$R6" failed | grep -q 'hardware "rev-b" is not one of \[rev-c\]'
 expect "an image for other hardware is refused" $?
 R7=$(uuid)
 notice "$R7" 1.4.0 fw-1.4.0.bin signer-ec 'min_version="1.1.5"'
-wait_for 20 "$R7" failed && reason "$R7" failed | grep -q "older than min_version 1.1.5"
+state_within 20 "$R7" failed && reason "$R7" failed | grep -q "older than min_version 1.1.5"
 expect "an image that needs at least 1.1.5 is refused on 1.1.0" $?
 mk_notice "$(uuid)" 9.9.9 fw-1.4.0.bin signer-ec
 sed 's/"rollout_id": "[^"]*"/"rollout_id": "1\\ninstalled = 9.9.9"/' notice.json >evil.json
@@ -249,7 +244,7 @@ expect "after the refusals 1.1.0 in slot b is still installed and nothing is lef
 touch www/fw-1.2.0.bin.drop
 R8=$(uuid)
 notice "$R8" 1.2.0 fw-1.2.0.bin signer-ec
-wait_for 40 "$R8" installed version=1.2.0
+state_within 40 "$R8" installed version=1.2.0
 expect "a 3 MB image whose first transfer broke midway is installed (1.2.0 in slot a)" $?
 grep "fw-1.2.0.bin" fw_requests.log | grep -q 'range=bytes=[1-9][0-9]*- if-range="'"$(sha256sum www/fw-1.2.0.bin | cut -d' ' -f1)"'" cn=.* status=206' &&
     grep -q "firmware download attempt 1 failed" agent.log && cmp -s slots/a.img www/fw-1.2.0.bin
@@ -265,7 +260,7 @@ expect "downloading reports carry the progress in bytes" $?
 touch install.fail
 R9=$(uuid)
 notice "$R9" 1.4.0 fw-1.4.0.bin signer-ec
-wait_for 20 "$R9" failed version=1.2.0 && reason "$R9" failed | grep -q "install hook exited 4: flash write error at block 7"
+state_within 20 "$R9" failed version=1.2.0 && reason "$R9" failed | grep -q "install hook exited 4: flash write error at block 7"
 expect "an install hook that fails: failed with its exit status and first output line" $?
 rm -f install.fail
 [ "$(fwstate installed)" = 1.2.0 ] && [ "$(fwstate slot)" = a ]
@@ -275,11 +270,11 @@ expect "after the failed install 1.2.0 in slot a stays active" $?
 touch health.fail
 R10=$(uuid)
 notice "$R10" 1.3.0 fw-1.3.0.bin signer-rsa
-wait_for 30 "$R10" rolled_back version=1.2.0 &&
+state_within 30 "$R10" rolled_back version=1.2.0 &&
     reason "$R10" rolled_back | grep -q "health check exited 1: sensor bus does not answer"
 expect "an RSA-signed 1.3.0 whose health check fails is rolled back and reported with the reason" $?
 grep -q '^rollback a 1.3.0' hooks.log && [ "$(fwstate installed)" = 1.2.0 ] && [ "$(fwstate slot)" = a ] &&
-    wait_for 5 null running version=1.2.0
+    state_within 5 null running version=1.2.0
 expect "the rollback hook got the previous slot a; 1.2.0 stays installed and running" $?
 rm -f health.fail
 
@@ -294,7 +289,7 @@ wait "$AGENT_PID" 2>/dev/null
 expect "killed mid-download: STATE/firmware says downloading $R11 and the partial file is kept" $?
 "$AGENT" run --dir dev --config agent.conf --telemetry-command 'echo {}' --interval 3600 2>agent2.log &
 AGENT_PID=$!
-wait_for 30 "$R11" installed version=1.4.0 && grep -q "resuming the download of firmware 1.4.0" agent2.log &&
+state_within 30 "$R11" installed version=1.4.0 && grep -q "resuming the download of firmware 1.4.0" agent2.log &&
     grep "fw-1.4.0.bin" fw_requests.log | tail -n 1 | grep -q 'range=bytes=[1-9][0-9]*- .* status=206' &&
     cmp -s slots/b.img www/fw-1.4.0.bin
 expect "the restarted agent resumes that download with a Range request and installs 1.4.0" $?

@@ -67,13 +67,6 @@ trap cleanup EXIT
     echo 'echo "@@done"'
 } >walk.sh
 
-wait_for() {
-    for _ in $(seq $(($3 * 10))); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 checks() {
     local block="blocks/$1.sh"
@@ -109,14 +102,14 @@ bash walk.sh >>main.out 2>main.err &
 script_pid=$!
 for i in $(seq 2 "$NBLOCKS"); do
     # A cold build takes minutes.
-    if ! wait_for main.out "^@@checkpoint $i\$" 900; then
+    if ! wait_line main.out "^@@checkpoint $i\$" 900; then
         not_ok "block $i of docs/deploy.md runs: $(tail -n 3 main.err | tr '\n' ' ')"
         break
     fi
     checks "$i"
     touch "go.$i"
 done
-wait_for main.out '^@@done$' 10
+wait_line main.out '^@@done$' 10
 expect "every command in docs/deploy.md runs without error" $?
 kill "$script_pid" 2>/dev/null
 [ "$FAILED" = 0 ] || { echo "--- main.out"; tail -n 40 main.out; echo "--- main.err"; tail -n 40 main.err; } >&2

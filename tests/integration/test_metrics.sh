@@ -20,8 +20,8 @@ scrape() {
 }
 # m SERIES: its value in metrics.txt (MISSING if absent; exits the test if unparseable).
 m() { $CHECK metrics.txt "$1"; }
-# wait_for SERIES OP N: scrapes until SERIES OP N holds (test(1) operators), up to 5 s.
-wait_for() {
+# metric_within SERIES OP N: scrapes until SERIES OP N holds (test(1) operators), up to 5 s.
+metric_within() {
     local v
     for _ in $(seq 25); do
         scrape && v=$(m "$1") && [ "$v" != MISSING ] && [ "$v" "$2" "$3" ] && return 0
@@ -111,10 +111,10 @@ wait "$SUB_PID" 2>/dev/null
 
 # ---- the numbers ------------------------------------------------------------------------------
 # Each worker loop publishes its counters on its own tick: under load one may lag the others.
-wait_for 'iothub_revocation_sessions_closed_total' -ge 1 &&
-    wait_for 'iothub_mqtt_connections{listener="mtls"}' -eq 0 &&
-    wait_for 'iothub_tls_handshakes_total{listener="mtls",result="full"}' -ge 4 &&
-    wait_for 'iothub_mqtt_connections_accepted_total{listener="mtls"}' -ge 4
+metric_within 'iothub_revocation_sessions_closed_total' -ge 1 &&
+    metric_within 'iothub_mqtt_connections{listener="mtls"}' -eq 0 &&
+    metric_within 'iothub_tls_handshakes_total{listener="mtls",result="full"}' -ge 4 &&
+    metric_within 'iothub_mqtt_connections_accepted_total{listener="mtls"}' -ge 4
 expect "the snapshot catches up within 5 s (revocation counted, every connection gone, every handshake counted)" $?
 $CHECK metrics.txt >check.out 2>&1
 rc=$?

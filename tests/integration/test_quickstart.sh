@@ -51,15 +51,6 @@ expect "docs/quickstart.md has $NBLOCKS shell blocks, the first one starts the h
     echo 'echo "@@done"'
 } >quickstart.sh
 
-# wait_for FILE PATTERN SECONDS: waits until FILE has a line matching PATTERN.
-wait_for() {
-    for _ in $(seq $(($3 * 10))); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 # checks N: what the page promises after block N (by what the block does, so a reordered
 # page fails here rather than passing by accident).
 checks() {
@@ -87,11 +78,11 @@ checks() {
         expect "enroll keeps a 0600 key and no secret; status shows the certificate's SHA-256" $?
     fi
     if grep -q 'iothub-device run' "$block"; then
-        wait_for terminal-3.log "devices/$DEVICE/telemetry {\"load\": [0-9.]*}\$" 30
+        wait_line terminal-3.log "devices/$DEVICE/telemetry {\"load\": [0-9.]*}\$" 30
         expect "terminal 3 shows the device's telemetry" $?
     fi
     if grep -q 'commands send' "$block"; then
-        grep -q '^delivered: *yes' main.out && wait_for terminal-3.log "devices/$DEVICE/acks/reboot .*ran reboot with .*delay.*: 5" 20
+        grep -q '^delivered: *yes' main.out && wait_line terminal-3.log "devices/$DEVICE/acks/reboot .*ran reboot with .*delay.*: 5" 20
         expect "the command runs on the device and its answer reaches terminal 3" $?
     fi
     if grep -q 'devices revoke' "$block"; then
@@ -117,7 +108,7 @@ bash quickstart.sh >>main.out 2>main.err &
 script_pid=$!
 DEVICE=
 for i in $(seq 2 "$NBLOCKS"); do
-    if ! wait_for main.out "^@@checkpoint $i\$" 120; then
+    if ! wait_line main.out "^@@checkpoint $i\$" 120; then
         not_ok "block $i of docs/quickstart.md runs: $(tail -n 3 main.err | tr '\n' ' ')"
         break
     fi
@@ -125,7 +116,7 @@ for i in $(seq 2 "$NBLOCKS"); do
     checks "$i"
     touch "go.$i"
 done
-wait_for main.out '^@@done$' 10
+wait_line main.out '^@@done$' 10
 expect "every command in docs/quickstart.md runs without error" $?
 for t in terminal-3 terminal-4; do
     [ -f $t.pid ] && pkill -TERM -P "$(cat $t.pid)" 2>/dev/null

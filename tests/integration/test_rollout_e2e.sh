@@ -30,12 +30,6 @@ ADMIN=$(cat admin.token)
 "$IOTHUBD" -c iothub.conf ca chain >trust.pem 2>/dev/null
 start_server iothub.conf serve.log
 expect "iothubd init and serve" $?
-wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
-    local n=$(($1 * 10))
-    shift
-    for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 
 # ---- the maker: a signer, images signed offline ------------------------------------------------
 signer() {

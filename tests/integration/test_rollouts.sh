@@ -136,12 +136,6 @@ done <ids.sorted
 for i in 0 1 2 3 5; do touch "sim/${DEV[$i]}.online"; done
 "$PY" "$HERE/rollout_sim.py" "$PLAIN_PORT" sim 2>sim.err &
 SIM_PID=$!
-wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
-    local n=$(($1 * 10))
-    shift
-    for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 ready() { for i in 0 1 2 3 5; do [ -e "sim/${DEV[$i]}.ready" ] || return 1; done; }
 wait_for 30 ready
 expect "five simulated agents connected and subscribed" $?

@@ -32,16 +32,6 @@ expect "two devices and a backend service activated through the API" $?
 metric() { # NAME (with labels, as printed)
     curl -sk "https://127.0.0.1:$API_PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'
 }
-# wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds (0) or SECONDS pass (1).
-wait_for() {
-    local n=$(($1 * 10))
-    shift
-    for _ in $(seq "$n"); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
 sql_is() { # VALUE SQL: the query (run again on each call) answers VALUE
     [ "$(sql "$URL" "$2")" = "$1" ]
 }
