@@ -50,6 +50,8 @@ struct claim {
     int ask;      /* lookup's verdict: a live owner must release it first */
     int released; /* the owner's answer came */
     int found;    /* the session exists in PostgreSQL */
+    int stored;   /* lookup's verdict: a row exists (0: none; the owner column then empty) */
+    int dead;     /* lookup's verdict: its owner is another node, not alive */
     uint64_t deadline;
     struct rec *recs, **tail;
     int load_rc; /* a loader callback's failure */
@@ -207,14 +209,16 @@ static int lookup_work(PGconn *db, void *arg)
 {
     struct claim *c = arg;
     int found = 0;
-    c->ask = 0;
+    c->ask = c->dead = 0;
     int rc = hub_db_mqtt_session_owner(db, c->key, c->owner, sizeof c->owner, &found);
+    c->stored = found;
     if (rc != 0 || !found || c->owner[0] == 0 || strcmp(c->owner, c->t->node) == 0)
         return rc;
     int alive = hub_db_nodes_alive_name(db, c->owner);
     if (alive < 0)
         return alive;
     c->ask = alive;
+    c->dead = !alive;
     if (!alive)
         COUNT(c->t, dead_owner);
     return 0;
@@ -294,6 +298,10 @@ static void restore(struct claim *c)
         hub_info("takeover: session %s continues here (%zu subscriptions, %zu queued)", c->key,
                  subs, deliveries);
         COUNT(c->t, loaded);
+    } else {
+        hub_info("takeover: session %s is not stored in PostgreSQL (%s): a new session "
+                 "starts here",
+                 c->key, c->stored ? "its row went while it was loaded" : "no row");
     }
     finish(c, 1);
 }
@@ -340,6 +348,13 @@ static void lookup_done(int rc, void *arg)
         return;
     }
     if (!c->ask) {
+        if (c->dead)
+            hub_info("takeover: session %s was held by node %s, which is not alive: loading "
+                     "what it stored",
+                     c->key, c->owner);
+        else if (c->stored)
+            hub_info("takeover: session %s is stored as %s's: loading it", c->key,
+                     c->owner[0] ? c->owner : "no node");
         start_load(c);
         return;
     }
