@@ -577,6 +577,24 @@ int hub_db_mqtt_set_owner(PGconn *c, const char *key, const char *owner)
     return hub_db_exec(c, NULL, "UPDATE mqtt_sessions SET owner = $2 WHERE key = $1", 2, p);
 }
 
+int hub_db_mqtt_owned_elsewhere(PGconn *c, const char *keys, const char *owner,
+                                int (*fn)(void *ctx, const char *key, const char *owner),
+                                void *ctx)
+{
+    const char *p[] = {keys, owner};
+    PGresult *r;
+    int rc = hub_db_exec(c, &r,
+                         "SELECT key, owner FROM mqtt_sessions WHERE key = ANY ($1::text[])"
+                         " AND owner <> $2",
+                         2, p);
+    if (rc != 0)
+        return rc;
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+        rc = fn(ctx, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+    PQclear(r);
+    return rc;
+}
+
 int hub_db_mqtt_directory(PGconn *c, const char *owner,
                           int (*entry)(void *ctx, const char *key, const char *filter, int qos),
                           void *ctx)

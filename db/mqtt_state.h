@@ -105,6 +105,11 @@ int hub_db_mqtt_session_owner(PGconn *c, const char *key, char *owner, size_t ca
 int hub_db_mqtt_load_session(PGconn *c, const char *key, const struct hub_db_mqtt_loader *l);
 /* Records owner as the node holding session key. */
 int hub_db_mqtt_set_owner(PGconn *c, const char *key, const char *owner);
+/* Of the sessions keys (a text[] literal), those another node than owner holds:
+ * fn(ctx, key, their owner) per row; non-zero stops and is returned. */
+int hub_db_mqtt_owned_elsewhere(PGconn *c, const char *keys, const char *owner,
+                                int (*fn)(void *ctx, const char *key, const char *owner),
+                                void *ctx);
 /* Every QoS >= 1 subscription of a persistent session whose owner is not owner, by session:
  * entry(ctx, key, filter, qos) per row; non-zero stops and is returned. */
 int hub_db_mqtt_directory(PGconn *c, const char *owner,
