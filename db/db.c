@@ -1,5 +1,6 @@
 #include "db/db.h"
 
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,19 @@ int hub_db_reset(PGconn *c)
         return HUB_EDBDOWN;
     session_setup(c);
     hub_info("database connection re-established");
+    return 0;
+}
+
+int hub_db_idle_ok(PGconn *c)
+{
+    if (c == NULL || PQstatus(c) != CONNECTION_OK)
+        return 0;
+    /* Nothing arrives on an idle connection unless the server is going away (a FATAL
+     * "terminating connection", then EOF) or the connection was reset. */
+    struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+    if (poll(&pfd, 1, 0) == 0)
+        return 1;
+    hub_info("database connection closed by the server while idle: reconnecting");
     return 0;
 }
 

@@ -43,6 +43,11 @@ struct hub_db_stats {
 void hub_db_stats(struct hub_db_stats *out);
 /* Re-establishes a broken connection and its session settings. Returns 0 or HUB_EDBDOWN. */
 int hub_db_reset(PGconn *c);
+/* 1 when an idle connection may be trusted with a query: its status is OK and nothing
+ * arrived on it while idle. libpq learns that the server closed a connection (a restart, an
+ * outage, a proxy cutting it) only from the next query, which then fails: a connection kept
+ * for lookups would refuse the first client after every outage. 0: reset it first (logged). */
+int hub_db_idle_ok(PGconn *c);
 /* Takes a transaction-scoped advisory lock (released at COMMIT/ROLLBACK). It serialises
  * admin commands (init, rekey), so it waits up to 5 minutes, not the usual lock_timeout; the
  * longer timeout holds for the rest of the transaction. */

@@ -43,13 +43,23 @@ static const struct stmt {
                         "INSERT INTO mqtt_sessions (key, owner, expiry_s) VALUES ($1, $2, $3)"
                         " ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner,"
                         " expiry_s = EXCLUDED.expiry_s, offline_at = NULL, updated_at = now()"},
-    [S_SESSION_OFFLINE] = {"mqtt_session_offline", 1,
-                           "UPDATE mqtt_sessions SET offline_at = now() WHERE key = $1"},
-    [S_SESSION_GONE] = {"mqtt_session_gone", 1,
-                        "WITH q AS (DELETE FROM mqtt_queue WHERE session_key = $1),"
-                        " s AS (DELETE FROM mqtt_subscriptions WHERE session_key = $1),"
-                        " i AS (DELETE FROM mqtt_incoming WHERE session_key = $1)"
-                        " DELETE FROM mqtt_sessions WHERE key = $1"},
+    /* The end of a session, or its going offline, written by the node holding it ($2): a
+     * node's late record for a session another node took over while it was cut from
+     * PostgreSQL (a stale copy ended or expired there) leaves that node's rows alone. */
+    [S_SESSION_OFFLINE] = {"mqtt_session_offline", 2,
+                           "UPDATE mqtt_sessions SET offline_at = now() WHERE key = $1"
+                           " AND owner IS NOT DISTINCT FROM $2"},
+    [S_SESSION_GONE] = {"mqtt_session_gone", 2,
+                        "WITH o AS (SELECT 1 FROM mqtt_sessions WHERE key = $1"
+                        " AND owner IS DISTINCT FROM $2),"
+                        " q AS (DELETE FROM mqtt_queue WHERE session_key = $1"
+                        " AND NOT EXISTS (SELECT 1 FROM o)),"
+                        " s AS (DELETE FROM mqtt_subscriptions WHERE session_key = $1"
+                        " AND NOT EXISTS (SELECT 1 FROM o)),"
+                        " i AS (DELETE FROM mqtt_incoming WHERE session_key = $1"
+                        " AND NOT EXISTS (SELECT 1 FROM o))"
+                        " DELETE FROM mqtt_sessions WHERE key = $1"
+                        " AND owner IS NOT DISTINCT FROM $2"},
     [S_SUB] = {"mqtt_sub", 3,
                "INSERT INTO mqtt_subscriptions (session_key, filter, qos) VALUES ($1, $2, $3)"
                " ON CONFLICT (session_key, filter) DO UPDATE SET qos = EXCLUDED.qos"},
@@ -221,15 +231,15 @@ int hub_db_mqtt_send_session_open(PGconn *c, const char *key, const char *owner,
     return send(c, S_SESSION_OPEN, v, NULL, NULL);
 }
 
-int hub_db_mqtt_send_session_gone(PGconn *c, const char *key)
+int hub_db_mqtt_send_session_gone(PGconn *c, const char *key, const char *owner)
 {
-    const char *v[] = {key};
+    const char *v[] = {key, owner};
     return send(c, S_SESSION_GONE, v, NULL, NULL);
 }
 
-int hub_db_mqtt_send_session_offline(PGconn *c, const char *key)
+int hub_db_mqtt_send_session_offline(PGconn *c, const char *key, const char *owner)
 {
-    const char *v[] = {key};
+    const char *v[] = {key, owner};
     return send(c, S_SESSION_OFFLINE, v, NULL, NULL);
 }
 
@@ -575,6 +585,24 @@ int hub_db_mqtt_set_owner(PGconn *c, const char *key, const char *owner)
 {
     const char *p[] = {key, owner};
     return hub_db_exec(c, NULL, "UPDATE mqtt_sessions SET owner = $2 WHERE key = $1", 2, p);
+}
+
+int hub_db_mqtt_owned_elsewhere(PGconn *c, const char *keys, const char *owner,
+                                int (*fn)(void *ctx, const char *key, const char *owner),
+                                void *ctx)
+{
+    const char *p[] = {keys, owner};
+    PGresult *r;
+    int rc = hub_db_exec(c, &r,
+                         "SELECT key, owner FROM mqtt_sessions WHERE key = ANY ($1::text[])"
+                         " AND owner <> $2",
+                         2, p);
+    if (rc != 0)
+        return rc;
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+        rc = fn(ctx, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+    PQclear(r);
+    return rc;
 }
 
 int hub_db_mqtt_directory(PGconn *c, const char *owner,

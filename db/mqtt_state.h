@@ -40,10 +40,11 @@ int hub_db_mqtt_sync(PGconn *c, size_t *failed);
  * node's name, NULL on a single node. */
 int hub_db_mqtt_send_session_open(PGconn *c, const char *key, const char *owner,
                                   uint32_t expiry_s);
-/* The session went offline now (offline_at; session_open clears it). */
-int hub_db_mqtt_send_session_offline(PGconn *c, const char *key);
-/* Deletes the session with its subscriptions, queue rows and QoS 2 ids. */
-int hub_db_mqtt_send_session_gone(PGconn *c, const char *key);
+/* The session went offline now (offline_at; session_open clears it), if owner holds it. */
+int hub_db_mqtt_send_session_offline(PGconn *c, const char *key, const char *owner);
+/* Deletes the session with its subscriptions, queue rows and QoS 2 ids, if owner holds it
+ * (another node took it over: its rows are that node's). */
+int hub_db_mqtt_send_session_gone(PGconn *c, const char *key, const char *owner);
 int hub_db_mqtt_send_sub(PGconn *c, const char *key, const char *filter, size_t flen, int qos);
 int hub_db_mqtt_send_unsub(PGconn *c, const char *key, const char *filter, size_t flen);
 /* The message itself (once per id; a replay, or another node writing it too, is a no-op). */
@@ -105,6 +106,11 @@ int hub_db_mqtt_session_owner(PGconn *c, const char *key, char *owner, size_t ca
 int hub_db_mqtt_load_session(PGconn *c, const char *key, const struct hub_db_mqtt_loader *l);
 /* Records owner as the node holding session key. */
 int hub_db_mqtt_set_owner(PGconn *c, const char *key, const char *owner);
+/* Of the sessions keys (a text[] literal), those another node than owner holds:
+ * fn(ctx, key, their owner) per row; non-zero stops and is returned. */
+int hub_db_mqtt_owned_elsewhere(PGconn *c, const char *keys, const char *owner,
+                                int (*fn)(void *ctx, const char *key, const char *owner),
+                                void *ctx);
 /* Every QoS >= 1 subscription of a persistent session whose owner is not owner, by session:
  * entry(ctx, key, filter, qos) per row; non-zero stops and is returned. */
 int hub_db_mqtt_directory(PGconn *c, const char *owner,

@@ -1,7 +1,6 @@
 #include "db/pool.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,15 +55,9 @@ void hub_db_pool_free(hub_db_pool_t *p)
 /* Makes c usable: opens it if NULL, resets it if broken. */
 static int revive(hub_db_pool_t *p, PGconn **c)
 {
-    /* Nothing arrives on an idle connection unless the server is going away (a FATAL
-     * "terminating connection" then EOF, e.g. after a restart): such a connection is
-     * reset rather than trusted with the caller's first query. */
-    if (*c != NULL && PQstatus(*c) == CONNECTION_OK) {
-        struct pollfd pfd = {.fd = PQsocket(*c), .events = POLLIN};
-        if (poll(&pfd, 1, 0) == 0)
-            return 0;
-        hub_info("database connection closed by the server while idle: reconnecting");
-    }
+    /* One the server closed while idle is reset rather than trusted with the first query. */
+    if (hub_db_idle_ok(*c))
+        return 0;
     if (*c != NULL) {
         if (hub_db_reset(*c) == 0)
             return 0;

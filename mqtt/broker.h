@@ -303,5 +303,11 @@ void hub_broker_claim_done(struct hub_broker *b, const char *key, int ok);
  * will) and forgets the session (only unsubscribed is called, persistent 0: the stored state
  * stays for the new owner). Returns 1 if the session existed, else 0. */
 int hub_broker_release_session(struct hub_broker *b, const char *key);
+/* outage: calls fn for each persistent session in memory without a connection (offline). */
+void hub_broker_each_offline(struct hub_broker *b, void (*fn)(const char *key, void *ctx),
+                             void *ctx);
+/* outage: hub_broker_release_session for a persistent session still offline; else nothing
+ * (a client connected to it meanwhile). Returns 1 if it was released. */
+int hub_broker_release_offline(struct hub_broker *b, const char *key);
 
 #endif

@@ -59,6 +59,21 @@ static void prune(struct hub_mqtt_conn *c, struct hub_session *s)
         hub_flow_queue_shrunk(b, s);
 }
 
+/* The decision for a persistent CONNECT, one info line: the session resumes (in memory,
+ * perhaps restored just before by a claim) or a new one starts, and why. */
+static void session_log(const struct hub_mqtt_conn *c, const char *key,
+                        const struct hub_session *s, const char *why)
+{
+    if (s != NULL)
+        hub_info("mqtt: session %s resumes (session present 1; %zu queued, %zu filter(s))", key,
+                 s->queued, s->nsubs);
+    else
+        hub_info("mqtt: session %s starts anew (session present 0): %s", key,
+                 why != NULL ? why
+                 : c->b->h.claim == NULL ? "not in memory (no durable store)"
+                                         : "not in memory, none stored or claimed");
+}
+
 /* Accepts the CONNECT of c (its level, keepalive, clean flag and will already kept) for
  * session key: takeover, session found or created, CONNACK, resume. */
 static void accept_connect(struct hub_mqtt_conn *c, const char *key, uint64_t now_ms)
@@ -76,11 +91,15 @@ static void accept_connect(struct hub_mqtt_conn *c, const char *key, uint64_t no
     }
     /* A clean start ends the session; a clean session ends with its connection, even when a
      * persistent CONNECT takes it over. */
+    const char *why = NULL; /* a persistent CONNECT's new session: why (logged) */
     if (s != NULL && (c->clean_start || s->clean)) {
+        why = "the session in memory was a clean one";
         hub_broker_drop_session(b, s, 1);
         s = NULL;
     }
     int present = s != NULL;
+    if (!c->clean_start)
+        session_log(c, key, s, why);
     if (s == NULL && (s = hub_session_create(&b->sessions, key)) == NULL) {
         refuse(c, HUB_MQTT_CONNACK_UNAVAILABLE, HUB_CLOSE_ERROR, "out of memory");
         return;

@@ -151,3 +151,18 @@ int hub_broker_release_session(struct hub_broker *b, const char *key)
     hub_broker_drop_session(b, s, 0);
     return 1;
 }
+
+void hub_broker_each_offline(struct hub_broker *b, void (*fn)(const char *key, void *ctx),
+                             void *ctx)
+{
+    for (size_t i = 0; i < b->sessions.nbuckets; i++)
+        for (const struct hub_session *s = b->sessions.buckets[i]; s != NULL; s = s->hnext)
+            if (!s->clean && s->conn == NULL)
+                fn(s->key, ctx);
+}
+
+int hub_broker_release_offline(struct hub_broker *b, const char *key)
+{
+    int rc;
+    return offline(b, key, &rc) != NULL ? hub_broker_release_session(b, key) : 0;
+}

@@ -157,11 +157,11 @@ static void open_broker_conn(struct link *k)
     }
 }
 
-/* The lookup connection, reset or reopened when broken; NULL when the database is
- * unreachable. Call with lookup_lock held. */
+/* The lookup connection, reset or reopened when broken or closed while idle (after an
+ * outage); NULL when the database is unreachable. Call with lookup_lock held. */
 static PGconn *lookup_conn(struct hub_mqtt_server *m)
 {
-    if (m->lookup_db != NULL && PQstatus(m->lookup_db) != CONNECTION_OK &&
+    if (m->lookup_db != NULL && !hub_db_idle_ok(m->lookup_db) &&
         hub_db_reset(m->lookup_db) != 0) {
         PQfinish(m->lookup_db);
         m->lookup_db = NULL;
@@ -183,7 +183,6 @@ static void acl_work(uv_work_t *w)
     int found = 0, reachable;
     pthread_mutex_lock(&m->lookup_lock);
     PGconn *c = lookup_conn(m);
-    reachable = c != NULL;
     if (c != NULL && k->password) {
         if (hub_db_devices_secret(c, k->user, &sec) == 0) {
             k->who.kind = HUB_MQTT_DEVICE;
@@ -196,6 +195,7 @@ static void acl_work(uv_work_t *w)
                hub_db_services_acl(c, k->who.id, &k->acl) != 0) {
         k->acl = NULL;
     }
+    reachable = c != NULL && PQstatus(c) == CONNECTION_OK; /* lost mid-lookup: not a failure */
     pthread_mutex_unlock(&m->lookup_lock);
     if (!k->password)
         return;

@@ -133,16 +133,16 @@ static int connect_db(struct hub_mqtt_store *s)
     return 0;
 }
 
-static int send_record(PGconn *c, const struct hub_mqtt_rec *r)
+static int send_record(PGconn *c, const struct hub_mqtt_rec *r, const char *node)
 {
     switch (r->type) {
     case HUB_REC_SESSION_OPEN:
         return hub_db_mqtt_send_session_open(c, r->key, (const char *)(r->dlen ? r->data : NULL),
                                              r->expiry);
     case HUB_REC_SESSION_GONE:
-        return hub_db_mqtt_send_session_gone(c, r->key);
+        return hub_db_mqtt_send_session_gone(c, r->key, node);
     case HUB_REC_SESSION_OFFLINE:
-        return hub_db_mqtt_send_session_offline(c, r->key);
+        return hub_db_mqtt_send_session_offline(c, r->key, node);
     case HUB_REC_SUB:
         return hub_db_mqtt_send_sub(c, r->key, (const char *)r->data, r->dlen, r->qos);
     case HUB_REC_UNSUB:
@@ -210,7 +210,7 @@ static int write_batch(struct hub_mqtt_store *s, const hub_buf_t *batch, size_t 
                 sent++;
             }
             if (rc == 0)
-                rc = send_record(c, &r);
+                rc = send_record(c, &r, s->node);
             sent++;
             break;
         }
@@ -245,7 +245,7 @@ static int write_each(struct hub_mqtt_store *s, const hub_buf_t *batch, hub_buf_
     while (rc == 0 && hub_mqtt_records_next(batch, &off, &r)) {
         if (r.type == HUB_REC_HOLD || r.type == HUB_REC_BARRIER || r.type == HUB_REC_NONE)
             continue;
-        if ((rc = send_record(c, &r)) != 0 || (rc = hub_db_mqtt_sync(c, &f)) != 0)
+        if ((rc = send_record(c, &r, s->node)) != 0 || (rc = hub_db_mqtt_sync(c, &f)) != 0)
             break;
         if (f > 0) {
             ADD(failed, 1);

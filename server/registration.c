@@ -155,7 +155,7 @@ void hub_registration_free(struct hub_registration *r)
 /* The connection, reset or reopened when broken; NULL when unreachable. db_lock held. */
 static PGconn *conn(struct hub_registration *r)
 {
-    if (r->db != NULL && PQstatus(r->db) != CONNECTION_OK && hub_db_reset(r->db) != 0) {
+    if (r->db != NULL && !hub_db_idle_ok(r->db) && hub_db_reset(r->db) != 0) {
         PQfinish(r->db);
         r->db = NULL;
     }

@@ -50,6 +50,8 @@ struct claim {
     int ask;      /* lookup's verdict: a live owner must release it first */
     int released; /* the owner's answer came */
     int found;    /* the session exists in PostgreSQL */
+    int stored;   /* lookup's verdict: a row exists (0: none; the owner column then empty) */
+    int dead;     /* lookup's verdict: its owner is another node, not alive */
     uint64_t deadline;
     struct rec *recs, **tail;
     int load_rc; /* a loader callback's failure */
@@ -63,7 +65,16 @@ struct answer {
 };
 
 struct stats {
-    unsigned long long claims, asked, answered, timeouts, failed, loaded, dead_owner;
+    unsigned long long claims, asked, answered, timeouts, failed, loaded, dead_owner, stale;
+};
+
+/* A check after each (re)connection of the feed (outage): which of the offline sessions in
+ * memory another node took over while this one was cut from PostgreSQL. */
+struct stale {
+    struct hub_takeover *t;
+    hub_buf_t keys;  /* a text[] literal */
+    hub_buf_t found; /* keys held elsewhere, each followed by NUL, its owner, NUL */
+    size_t n;
 };
 
 struct hub_takeover {
@@ -76,7 +87,7 @@ struct hub_takeover {
     struct claim *claims;
     size_t nclaims;
     uv_timer_t tick;
-    int stopping, released, timer_closed, answers;
+    int stopping, released, timer_closed, answers, checking; /* checking: a struct stale */
     pthread_mutex_t stats_lock;
     struct stats st;
 };
@@ -99,7 +110,7 @@ static void free_recs(struct rec *r)
 
 static void free_if_done(struct hub_takeover *t)
 {
-    if (!t->released || !t->timer_closed || t->nclaims > 0 || t->answers > 0)
+    if (!t->released || !t->timer_closed || t->nclaims > 0 || t->answers > 0 || t->checking)
         return;
     pthread_mutex_destroy(&t->stats_lock);
     free(t);
@@ -207,14 +218,16 @@ static int lookup_work(PGconn *db, void *arg)
 {
     struct claim *c = arg;
     int found = 0;
-    c->ask = 0;
+    c->ask = c->dead = 0;
     int rc = hub_db_mqtt_session_owner(db, c->key, c->owner, sizeof c->owner, &found);
+    c->stored = found;
     if (rc != 0 || !found || c->owner[0] == 0 || strcmp(c->owner, c->t->node) == 0)
         return rc;
     int alive = hub_db_nodes_alive_name(db, c->owner);
     if (alive < 0)
         return alive;
     c->ask = alive;
+    c->dead = !alive;
     if (!alive)
         COUNT(c->t, dead_owner);
     return 0;
@@ -294,6 +307,10 @@ static void restore(struct claim *c)
         hub_info("takeover: session %s continues here (%zu subscriptions, %zu queued)", c->key,
                  subs, deliveries);
         COUNT(c->t, loaded);
+    } else {
+        hub_info("takeover: session %s is not stored in PostgreSQL (%s): a new session "
+                 "starts here",
+                 c->key, c->stored ? "its row went while it was loaded" : "no row");
     }
     finish(c, 1);
 }
@@ -340,6 +357,13 @@ static void lookup_done(int rc, void *arg)
         return;
     }
     if (!c->ask) {
+        if (c->dead)
+            hub_info("takeover: session %s was held by node %s, which is not alive: loading "
+                     "what it stored",
+                     c->key, c->owner);
+        else if (c->stored)
+            hub_info("takeover: session %s is stored as %s's: loading it", c->key,
+                     c->owner[0] ? c->owner : "no node");
         start_load(c);
         return;
     }
@@ -473,6 +497,106 @@ static int notify_cb(const char *payload, void *ctx)
     return 0;
 }
 
+/* ---- sessions taken over while this node was cut (outage) -------------------------------- */
+
+/* While this node could not reach PostgreSQL its peers found it dead and loaded the sessions
+ * of the clients that reconnected to them; this node still held them in memory, offline. A
+ * client coming back here would have resumed that stale copy (no claim: it is in memory):
+ * subscriptions made since on the other node missing, its queue partly delivered there, the
+ * stored state moving back and forth. So once the feed is up again, and once this node's
+ * own pending records are committed (the flush barrier: a session this node resumed while
+ * cut is then recorded as its own), every offline session the database says another node
+ * holds is released here (dropped from memory, the stored state untouched); a client coming
+ * back claims it from that node like any takeover. */
+static void stale_free(struct stale *st)
+{
+    struct hub_takeover *t = st->t;
+    hub_buf_free(&st->keys);
+    hub_buf_free(&st->found);
+    free(st);
+    t->checking = 0;
+    free_if_done(t);
+}
+
+static void stale_key(const char *key, void *ctx)
+{
+    struct stale *st = ctx;
+    hub_buf_puts(&st->keys, st->n++ == 0 ? "{\"" : ",\"");
+    for (const char *p = key; *p != 0; p++) {
+        if (*p == '"' || *p == '\\')
+            hub_buf_append(&st->keys, "\\", 1);
+        hub_buf_append(&st->keys, p, 1);
+    }
+    hub_buf_puts(&st->keys, "\"");
+}
+
+static int stale_row(void *ctx, const char *key, const char *owner)
+{
+    struct stale *st = ctx;
+    int rc = hub_buf_append(&st->found, key, strlen(key) + 1);
+    return rc != 0 ? rc : hub_buf_append(&st->found, owner, strlen(owner) + 1);
+}
+
+static int stale_work(PGconn *db, void *arg)
+{
+    struct stale *st = arg;
+    return hub_db_mqtt_owned_elsewhere(db, (const char *)st->keys.data, st->t->node, stale_row,
+                                       st);
+}
+
+static void stale_done(int rc, void *arg)
+{
+    struct stale *st = arg;
+    struct hub_takeover *t = st->t;
+    size_t released = 0;
+    for (size_t off = 0; rc == 0 && !t->stopping && off < st->found.len;) {
+        const char *key = (const char *)st->found.data + off;
+        const char *owner = key + strlen(key) + 1;
+        off = (size_t)(owner - (const char *)st->found.data) + strlen(owner) + 1;
+        if (hub_broker_release_offline(t->broker, key) != 1)
+            continue; /* connected here meanwhile: its CONNECT recorded it as this node's */
+        hub_info("takeover: session %s was taken over by node %s while this node was cut from "
+                 "PostgreSQL: its stale copy here is dropped (a client coming back claims it)",
+                 key, owner);
+        released++;
+    }
+    if (rc != 0 && !t->stopping)
+        hub_warn("takeover: checking %zu offline session(s) against PostgreSQL failed: %s "
+                 "(checked again at the next reconnection)",
+                 st->n, hub_strerror(rc));
+    pthread_mutex_lock(&t->stats_lock);
+    t->st.stale += released;
+    pthread_mutex_unlock(&t->stats_lock);
+    stale_free(st);
+}
+
+static void stale_flushed(int rc, void *arg)
+{
+    struct stale *st = arg;
+    if (rc != 0 || st->t->stopping || hub_pgfeed_run(st->t->pg, stale_work, stale_done, st) != 0)
+        stale_free(st);
+}
+
+/* pgfeed loaded: the feed connected (at start too: then nothing is held elsewhere). */
+static void reconnected(void *ctx)
+{
+    struct hub_takeover *t = ctx;
+    if (t->stopping || t->checking)
+        return;
+    struct stale *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return;
+    st->t = t;
+    t->checking = 1;
+    hub_broker_each_offline(t->broker, stale_key, st);
+    if (st->n == 0 || hub_buf_puts(&st->keys, "}") != 0) {
+        stale_free(st);
+        return;
+    }
+    if (t->flush == NULL || t->flush(t->flush_ctx, stale_flushed, st) != 0)
+        stale_flushed(0, st);
+}
+
 static void tick_cb(uv_timer_t *h)
 {
     struct hub_takeover *t = h->data;
@@ -519,6 +643,7 @@ int hub_takeover_start(const struct hub_takeover_options *o, struct hub_takeover
     pthread_mutex_init(&t->stats_lock, NULL);
     struct hub_pgfeed_listener l = {
         .channel = CHANNEL,
+        .loaded = reconnected, /* outage */
         .notify = notify_cb,
         .release = release_cb,
         .ctx = t,
@@ -569,8 +694,12 @@ int hub_takeover_metrics(struct hub_takeover *t, hub_buf_t *out)
         "# HELP iothub_takeover_dead_owner_total Claims whose owner node was dead (taken at "
         "once).\n"
         "# TYPE iothub_takeover_dead_owner_total counter\n"
-        "iothub_takeover_dead_owner_total %llu\n",
-        s.claims, s.asked, s.answered, s.timeouts, s.failed, s.loaded, s.dead_owner);
+        "iothub_takeover_dead_owner_total %llu\n"
+        "# HELP iothub_takeover_stale_released_total Offline sessions dropped from memory "
+        "after a reconnection to PostgreSQL: another node took them over meanwhile.\n"
+        "# TYPE iothub_takeover_stale_released_total counter\n"
+        "iothub_takeover_stale_released_total %llu\n",
+        s.claims, s.asked, s.answered, s.timeouts, s.failed, s.loaded, s.dead_owner, s.stale);
 }
 
 void hub_takeover_stop(struct hub_takeover *t)

@@ -5,7 +5,8 @@
 # session on node 1; node 1 cut: its peers find it dead, and after cluster_fence_s it closes
 # the device's connection (not before), refuses new ones (CONNACK 3), says so in /metrics and
 # its log; the device reconnects through HAProxy to node 2, which takes its session over.
-# The cut ends: node 1 registers again and admits MQTT connections again.
+# The cut ends: node 1 registers again and admits MQTT connections again, and drops its stale
+# copy of the session: the device coming back to node 1 takes it over from node 2.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/cluster_lib.sh"
 
@@ -81,6 +82,18 @@ kill -USR2 "$PROXY_PID"
 unfenced() { [ "$(metric_of 1 iothub_cluster_fenced)" = 0 ] && [ "$(metric_of 1 iothub_cluster_node_registered)" = 1 ]; }
 wait_for 20 unfenced && grep -q 'registered again: admitting MQTT connections' node1.log
 expect "PostgreSQL reachable again: node 1 registered again, no longer fenced (logged)" $?
+# ---- node 1's stale copy of the session (outage) -------------------------------------------
+# Node 1 still held the device's session in memory (offline since the fence closed it) while
+# node 2 took it over. Back on PostgreSQL it drops that copy; the device coming back to node 1
+# then claims the session from node 2 (a takeover), not node 1's stale copy (which lacks what
+# happened on node 2: deliveries acknowledged there, subscriptions made there). Checked before
+# the probe below: its clean start on node 1 would end that copy itself.
+stale_dropped() {
+    grep -q "session d:$D was taken over by node n2 while this node was cut" node1.log &&
+        [ "$(metric_of 1 iothub_takeover_stale_released_total)" -ge 1 ]
+}
+wait_for 10 stale_dropped
+expect "node 1 back on PostgreSQL drops its stale copy of the session node 2 took over (logged, counted)" $?
 wait_for 10 both_alive
 expect "GET /v1/nodes: n1 alive again" $?
 timeout 10 mosquitto_pub --cafile trust.pem -h 127.0.0.1 -p "${NODE_MQTT[1]}" --cert dev.pem \
@@ -92,6 +105,11 @@ expect "the device on node 2 was not disturbed meanwhile (one close only)" $?
 kill "$FOLLOW_PID" 2>/dev/null
 wait "$FOLLOW_PID" 2>/dev/null
 FOLLOW_PID=
+timeout 20 mosquitto_sub --cafile trust.pem -h 127.0.0.1 -p "${NODE_MQTT[1]}" --cert dev.pem \
+    --key dev.key -i "$D" -c -q 1 -t "devices/$D/commands/#" -W 3 >back.out 2>&1
+grep -q "takeover: session d:$D is held by node n2: asking it to release it" node1.log &&
+    grep -q "takeover: session d:$D continues here" node1.log
+expect "the device back on node 1 takes its session over from node 2 (not node 1's stale copy)" $?
 for i in 1 2; do node_stop "$i"; done
 expect "the nodes stop" $?
 finish

@@ -33,6 +33,18 @@ $CL provision "$BASE" trust.pem "$ADMIN" "$PK" "$DEVICES" creds.txt 2>provision.
     [ "$STATUS" = 201 ] && jf_file certificate svc.pem
 expect "$DEVICES devices and a backend service provisioned" $?
 
+# diagnose: what a failure needs explained: the stored sessions, their queues, and each
+# node's session decisions (takeover, fresh or continued, fencing, store outages).
+diagnose() {
+    sql "$URL" "SELECT 'stored: ' || key || ' owner=' || coalesce(owner, '-') || ' offline_at=' ||
+        coalesce(offline_at::text, '-') || ' queued=' || (SELECT count(*) FROM mqtt_queue q
+        WHERE q.session_key = s.key) FROM mqtt_sessions s" 2>&1 | sed 's/^/# /'
+    local i
+    for i in 1 2 3; do
+        grep -E 'takeover:|mqtt: session s:|fenc|mqtt store:' "node$i.log" | sed "s/^/# n$i: /"
+    done
+}
+
 # check ACKED RECEIVED: every acknowledged message received, in order per publisher.
 check() {
     $PY - "$1" "$2" >"$2.check" 2>&1 <<'EOF'
@@ -55,6 +67,7 @@ EOF
     local rc=$?
     echo "# $(tail -n 1 "$2.check")" >&2
     [ $rc = 0 ] || grep -E '^(CONNACK|DISCONNECTED|NOT SUBSCRIBED)' "$2" | sed 's/^/# backend: /' >&2
+    [ $rc = 0 ] || diagnose >&2
     return $rc
 }
 
@@ -76,19 +89,14 @@ reg() { for i in 1 2 3; do [ "$(metric_of "$i" iothub_cluster_node_registered)" 
 wait_for 15 reg
 expect "PostgreSQL cut for 10 s under the three nodes: all registered again afterwards" $?
 $CL backend 127.0.0.1 "$HAP_MQTT" trust.pem svc.pem svc.key backend 60 pg.out devices/+/telemetry acked1.txt
-# Known bug (issue 18, open): in some runs the backend's persistent session is not found
-# after the 10 s PostgreSQL cut (its first CONNACK says session present 0 and what was queued
-# for it is lost: 523 of 555 in the last failing run); not root-caused yet. Reported as TODO
-# unless CLUSTER_STRICT=1 so the suite stays usable; run it strict when working on it.
-PG_PHASE_OK=1
-if check acked1.txt pg.out; then
-    ok "the backend gets every message acknowledged before, during and after the outage"
-elif [ "${CLUSTER_STRICT:-0}" = 1 ]; then
-    not_ok "the backend gets every message acknowledged before, during and after the outage"
-else
-    PG_PHASE_OK=0
-    ok "# TODO PostgreSQL outage: persistent session lost: $(tail -n 1 pg.out.check)"
-fi
+# The backend's first CONNECT after the outage may land on a node whose MQTT lookup
+# connection the cut closed: that node used to refuse it (its first query failed), and the
+# backend, which then left as soon as paho had reconnected it elsewhere, took only what
+# came in that instant (32 of 389 once, 33 of 383, 32 of 555): read as a lost session
+# until the rest arrived in the next phase. The node now resets such a connection first
+# (test_faults_pg checks it) and the backend retries a refused CONNECT, as consumers do.
+check acked1.txt pg.out
+expect "the backend gets every message acknowledged before, during and after the outage" $?
 
 # ---- the backbone restarted ----------------------------------------------------------------
 if ! curl -sk "https://127.0.0.1:${NODE_API[1]}/metrics" | grep -q '^iothub_backbone'; then
@@ -120,14 +128,8 @@ else
     [ "$(metric_of 1 iothub_backbone_sessions_lost_total)" = 0 ] &&
         [ "$(metric_of 1 iothub_backbone_connects_total)" -ge 2 ]
     expect "backbone broker restarted: node 1 reconnected and the backbone had kept its session" $?
-    # After the known bug above, the first phase's messages arrive here late (out of order).
-    if check acked2.txt bb.out; then
-        ok "backbone broker restarted: the backend on node 1 gets every message acknowledged on node 2"
-    elif [ "$PG_PHASE_OK" = 0 ]; then
-        ok "# TODO backbone broker restarted, after the lost session above: $(tail -n 1 bb.out.check)"
-    else
-        not_ok "backbone broker restarted: the backend on node 1 gets every message acknowledged on node 2"
-    fi
+    check acked2.txt bb.out
+    expect "backbone broker restarted: the backend on node 1 gets every message acknowledged on node 2" $?
     held_none() { [ "$(metric_of 2 iothub_backbone_held)" = 0 ]; }
     wait_for 10 held_none
     expect "node 2 holds no publisher's acknowledgement afterwards" $?

@@ -333,7 +333,8 @@ root, url = sys.argv[1:3]
 src = open(root + "/db/mqtt_state.c").read()
 K, M = "d:" + __import__("hashlib").md5(b"77").hexdigest(), str((7 << 32) + 500)
 PARAMS = {
-    "mqtt_session_open": [K, None, "0"], "mqtt_session_gone": [K], "mqtt_session_offline": [K],
+    "mqtt_session_open": [K, None, "0"], "mqtt_session_gone": [K, None],
+    "mqtt_session_offline": [K, None],
     "mqtt_sub": [K, "devices/+/telemetry", "1"], "mqtt_unsub": [K, "devices/+/telemetry"],
     "mqtt_message": [M, "devices/x/telemetry", "\\x00", "1"], "mqtt_queue": [K, M, "1"],
     "mqtt_delivered": [K, M], "mqtt_delivery_state": [K, M, "1", "7"],

@@ -640,6 +640,42 @@ static void test_release_session(void)
     hub_broker_free(b);
 }
 
+/* outage: the offline persistent sessions are listed (not a connected one, not a clean one)
+ * and only an offline one is released (hub_broker_release_offline). */
+static void list_key(const char *key, void *ctx)
+{
+    strcat(ctx, key);
+    strcat(ctx, ";");
+}
+
+static void test_release_offline(void)
+{
+    struct hub_broker *b = hbroker(100, 10, 0);
+    struct hub_broker_stats st;
+    struct peer on, clean;
+    char keys[256] = "";
+    open_peer(b, &on, 1, SVC, "on", 0);
+    open_peer(b, &clean, 1, SVC, "c", 1);
+    CHECK_EQ(hub_broker_restore_session(b, SKEY("r"), UINT32_MAX), 0);
+    hub_broker_each_offline(b, list_key, keys);
+    CHECK_STR(keys, SKEY("r") ";");
+    CHECK_EQ(hub_broker_release_offline(b, SKEY("on")), 0);
+    CHECK_EQ(on.closed, 0);
+    CHECK_EQ(hub_broker_release_offline(b, SKEY("c")), 0);
+    CHECK_EQ(hub_broker_release_offline(b, SKEY("r")), 1);
+    CHECK_EQ(hub_broker_release_offline(b, SKEY("nope")), 0);
+    close_peer(&on);
+    keys[0] = 0;
+    hub_broker_each_offline(b, list_key, keys);
+    CHECK_STR(keys, SKEY("on") ";");
+    CHECK_EQ(hub_broker_release_offline(b, SKEY("on")), 1);
+    hub_broker_stats(b, &st);
+    CHECK_EQ(st.sessions, 1); /* the clean one, still connected */
+    close_peer(&clean);
+    CHECK_EQ(hub_broker_check(b), 0);
+    hub_broker_free(b);
+}
+
 /* Sessions offline longer than session_expiry_s are dropped on the tick (session_gone);
  * connected ones never; a kicked principal's sessions end. */
 static void test_expiry_and_kick(void)
@@ -826,6 +862,7 @@ int main(void)
     RUN(test_restore_outside_acl);
     RUN(test_parked_connect);
     RUN(test_release_session);
+    RUN(test_release_offline);
     RUN(test_expiry_and_kick);
     RUN(test_local_ids);
     RUN(test_publish_durable);
